@@ -1,0 +1,11 @@
+/**
+ * The stable area: a SQLite-backed Durable Object that keeps the table of
+ * processed requests. Import it to re-export from your Worker entry.
+ *
+ * @example
+ * export { StableArea } from 'hono-once/durable'
+ * @module
+ */
+export { StableArea, CHUNK_BYTES } from './stable-area.js'
+export { SCHEMA_VERSION } from './schema.js'
+export type * from './types.js'

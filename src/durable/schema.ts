@@ -1,0 +1,68 @@
+/**
+ * Schema of the stable area's SQLite storage, as an ordered list of
+ * migrations. The `meta` table keeps the version reached; a newer class
+ * applies only the steps after it, inside one transaction.
+ *
+ * Version 1 holds the reply cache (`records` and `reply_chunks`). Ordering
+ * domains, the request log, relays and origin progress (DESIGN §4) arrive as
+ * later steps; `records` already carries `domain` and `sequence` so an
+ * ordered admission needs no change to it.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS records (
+     lookup       TEXT PRIMARY KEY,
+     fingerprint  TEXT NOT NULL,
+     request_id   TEXT NOT NULL,
+     state        TEXT NOT NULL CHECK (state IN ('in_flight', 'committed', 'released')),
+     token        TEXT,
+     attempt      INTEGER NOT NULL,
+     lease_until  INTEGER,
+     expires_at   INTEGER NOT NULL,
+     provisional  INTEGER NOT NULL DEFAULT 0,
+     status       INTEGER,
+     headers      TEXT,
+     body         BLOB,
+     chunks       INTEGER NOT NULL DEFAULT 0,
+     args         TEXT,
+     domain       TEXT,
+     sequence     INTEGER,
+     created_at   INTEGER NOT NULL,
+     committed_at INTEGER
+   );
+   CREATE INDEX IF NOT EXISTS records_by_expiry ON records (expires_at);
+   CREATE INDEX IF NOT EXISTS records_by_lease ON records (lease_until) WHERE state = 'in_flight';
+   CREATE TABLE IF NOT EXISTS reply_chunks (
+     lookup TEXT NOT NULL,
+     idx    INTEGER NOT NULL,
+     data   BLOB NOT NULL,
+     PRIMARY KEY (lookup, idx)
+   );`,
+]
+
+/** Version the newest migration brings the schema to. */
+export const SCHEMA_VERSION = MIGRATIONS.length
+
+/**
+ * Brings `sql` up to {@link SCHEMA_VERSION}. Idempotent; run it inside
+ * `blockConcurrencyWhile` at start-up.
+ *
+ * @param storage - the object's storage
+ * @returns the version the schema was at before
+ * @example
+ * ctx.blockConcurrencyWhile(async () => { migrate(ctx.storage) })
+ */
+export function migrate(storage: DurableObjectStorage): number {
+  const sql = storage.sql
+  sql.exec('CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)')
+  const row = sql.exec<{ v: number }>("SELECT v FROM meta WHERE k = 'schema_version'").toArray()[0]
+  const from = row?.v ?? 0
+  if (from > SCHEMA_VERSION) {
+    throw new Error(`StableArea storage is at schema version ${from}, newer than this code (${SCHEMA_VERSION}); deploy the newer hono-once`)
+  }
+  if (from === SCHEMA_VERSION) return from
+  storage.transactionSync(() => {
+    for (const step of MIGRATIONS.slice(from)) sql.exec(step)
+    sql.exec("INSERT INTO meta (k, v) VALUES ('schema_version', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", SCHEMA_VERSION)
+  })
+  return from
+}

@@ -1,0 +1,336 @@
+import { DurableObject } from 'cloudflare:workers'
+import { v7 as uuidv7 } from 'uuid'
+import { migrate } from './schema.js'
+import type {
+  AdmitRequest,
+  AdmitResult,
+  CommitRequest,
+  CommitResult,
+  JsonValue,
+  StableAreaApi,
+  StoredReply,
+} from './types.js'
+
+/** Largest body kept inline in a `records` row; bigger ones go to `reply_chunks` (a row holds at most 2 MB). */
+export const CHUNK_BYTES = 1024 * 1024
+
+interface RecordRow extends Record<string, SqlStorageValue> {
+  fingerprint: string
+  request_id: string
+  state: 'in_flight' | 'committed' | 'released'
+  token: string | null
+  attempt: number
+  lease_until: number | null
+  expires_at: number
+  status: number | null
+  headers: string | null
+  body: ArrayBuffer | null
+  chunks: number
+  args: string | null
+}
+
+/**
+ * The stable area (seed 003, Fig. 5): a SQLite-backed Durable Object holding
+ * the table of processed requests, so that neither a Worker crash nor a
+ * restart of the object itself loses what was committed.
+ *
+ * Callers reach it through small typed RPC methods. `admit` answers in one
+ * round trip with one of `new`, `replay`, `in_flight` or `mismatch`;
+ * `commit` stores the reply and flips the record to `committed` in one
+ * transaction. The alarm deletes expired records and releases leases whose
+ * Worker died.
+ *
+ * Re-export it from your Worker entry and bind it as `ONCE`:
+ *
+ * @example
+ * // src/index.ts
+ * export { StableArea } from 'hono-once'
+ * // wrangler.toml
+ * // [[durable_objects.bindings]]
+ * // name = "ONCE"
+ * // class_name = "StableArea"
+ * // [[migrations]]
+ * // tag = "v1"
+ * // new_sqlite_classes = ["StableArea"]
+ */
+export class StableArea extends DurableObject implements StableAreaApi {
+  /** When the alarm is set for, as far as this instance knows; null when none is. */
+  #alarmAt: number | null = null
+  /** Duplicates blocked until the original finishes (seed 003's PA_blockRequest). */
+  readonly #waiters = new Map<string, Set<() => void>>()
+
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
+    super(ctx, env)
+    void ctx.blockConcurrencyWhile(async () => {
+      migrate(ctx.storage)
+      this.#alarmAt = await ctx.storage.getAlarm()
+    })
+  }
+
+  /**
+   * Admits a request once. A first caller gets `new` and a lease; a duplicate
+   * gets the stored reply, `mismatch` when its fingerprint differs, or — while
+   * the first still runs — waits up to `waitMs` for it and then gets
+   * `in_flight`. A record whose lease ran out (its Worker died) is handed to
+   * the next caller, with the same request id.
+   *
+   * @param request - lookup key, fingerprint and timing
+   * @returns one of the four admission outcomes
+   * @example
+   * const r = await stub.admit({ lookup, fingerprint, leaseMs: 30_000, ttlMs: 86_400_000, waitMs: 0 })
+   * if (r.kind === 'new') { ... run, then stub.commit({ lookup, token: r.token, reply, ttlMs }) }
+   */
+  async admit(request: AdmitRequest): Promise<AdmitResult> {
+    const deadline = Date.now() + request.waitMs
+    for (;;) {
+      const result = this.#admitNow(request)
+      if (result.kind !== 'in_flight') return result
+      const now = Date.now()
+      if (now >= deadline) return result
+      // Wake on commit/release, when the lease runs out, or at the deadline.
+      await this.#waitFor(request.lookup, Math.min(deadline - now, result.retryAfterMs))
+    }
+  }
+
+  /**
+   * Stores the reply of an admitted request and flips it to `committed`, in
+   * one transaction; waiting duplicates are woken and replay it. Only the
+   * holder of the current lease may commit.
+   *
+   * @param request - lookup key, lease token and the reply
+   * @returns `{ ok: true }`, or why the commit was refused
+   * @example
+   * await stub.commit({ lookup, token, ttlMs, reply: { status: 201, headers: [], body: new Uint8Array() } })
+   */
+  async commit(request: CommitRequest): Promise<CommitResult> {
+    const { lookup, token, reply, ttlMs, provisional = false } = request
+    const now = Date.now()
+    const row = this.#row(lookup)
+    if (!row) return { ok: false, reason: 'missing' }
+    if (row.token !== token) return { ok: false, reason: 'lease_lost' }
+    if (row.state === 'committed' && !this.#isProvisional(lookup)) return { ok: false, reason: 'committed' }
+    const expiresAt = now + ttlMs
+    this.ctx.storage.transactionSync(() => {
+      this.#deleteChunks(lookup)
+      const inline = reply.body.byteLength <= CHUNK_BYTES
+      const chunks = inline ? 0 : Math.ceil(reply.body.byteLength / CHUNK_BYTES)
+      this.ctx.storage.sql.exec(
+        `UPDATE records SET state = 'committed', provisional = ?, lease_until = NULL, expires_at = ?,
+           status = ?, headers = ?, body = ?, chunks = ?, args = ?, committed_at = ?
+         WHERE lookup = ?`,
+        provisional ? 1 : 0,
+        expiresAt,
+        reply.status,
+        JSON.stringify(reply.headers),
+        inline ? reply.body : null,
+        chunks,
+        reply.args === undefined ? null : JSON.stringify(reply.args),
+        now,
+        lookup,
+      )
+      for (let i = 0; i < chunks; i++) {
+        this.ctx.storage.sql.exec(
+          'INSERT INTO reply_chunks (lookup, idx, data) VALUES (?, ?, ?)',
+          lookup,
+          i,
+          reply.body.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES),
+        )
+      }
+    })
+    await this.#scheduleAlarm(expiresAt)
+    this.#wake(lookup)
+    return { ok: true, expiresAt }
+  }
+
+  /**
+   * Gives an admitted record back before its commit point (the handler failed
+   * or answered a retryable status), so the next retry runs it again with the
+   * same request id. A no-op unless `token` holds the lease.
+   *
+   * @param lookup - lookup key
+   * @param token - lease token from `admit`
+   * @returns whether the record was released
+   * @example
+   * await stub.release(lookup, token)
+   */
+  async release(lookup: string, token: string): Promise<boolean> {
+    const changed = this.ctx.storage.sql.exec(
+      `UPDATE records SET state = 'released', token = NULL, lease_until = NULL
+       WHERE lookup = ? AND token = ? AND state = 'in_flight'`,
+      lookup,
+      token,
+    ).rowsWritten
+    if (changed > 0) this.#wake(lookup)
+    return changed > 0
+  }
+
+  /**
+   * Extends a lease still held by `token`, for a handler that runs longer
+   * than `leaseMs`: a live Worker keeps its record, a dead one stops renewing.
+   *
+   * @param lookup - lookup key
+   * @param token - lease token from `admit`
+   * @param leaseMs - new lease length from now
+   * @returns false when the lease was lost (expired and taken over)
+   * @example
+   * await stub.renew(lookup, token, 30_000)
+   */
+  async renew(lookup: string, token: string, leaseMs: number): Promise<boolean> {
+    return (
+      this.ctx.storage.sql.exec(
+        `UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ? AND state = 'in_flight'`,
+        Date.now() + leaseMs,
+        lookup,
+        token,
+      ).rowsWritten > 0
+    )
+  }
+
+  /**
+   * Background work: deletes expired records with their chunks, releases
+   * leases whose Worker stopped renewing them, and sets the next alarm.
+   * Idempotent, as alarms run at least once.
+   */
+  override async alarm(): Promise<void> {
+    const now = Date.now()
+    const sql = this.ctx.storage.sql
+    const released: string[] = []
+    this.ctx.storage.transactionSync(() => {
+      sql.exec('DELETE FROM reply_chunks WHERE lookup IN (SELECT lookup FROM records WHERE expires_at <= ?)', now)
+      sql.exec('DELETE FROM records WHERE expires_at <= ?', now)
+      for (const { lookup } of sql.exec<{ lookup: string }>(
+        `UPDATE records SET state = 'released', token = NULL, lease_until = NULL
+         WHERE state = 'in_flight' AND lease_until <= ? RETURNING lookup`,
+        now,
+      )) {
+        released.push(lookup)
+      }
+    })
+    for (const lookup of released) this.#wake(lookup)
+    this.#alarmAt = null
+    const next = sql
+      .exec<{ at: number | null }>(
+        `SELECT min(at) AS at FROM (
+           SELECT min(expires_at) AS at FROM records
+           UNION ALL SELECT min(lease_until) FROM records WHERE state = 'in_flight')`,
+      )
+      .one().at
+    if (next !== null) await this.#scheduleAlarm(next)
+  }
+
+  #admitNow(request: AdmitRequest): AdmitResult {
+    const { lookup, fingerprint, leaseMs, ttlMs } = request
+    const now = Date.now()
+    const row = this.#row(lookup)
+    const live = row !== undefined && row.expires_at > now
+
+    if (live && row.state === 'committed') {
+      if (row.fingerprint !== fingerprint) return { kind: 'mismatch', requestId: row.request_id }
+      return { kind: 'replay', requestId: row.request_id, reply: this.#reply(lookup, row), expiresAt: row.expires_at }
+    }
+    if (live && row.state === 'in_flight' && (row.lease_until ?? 0) > now) {
+      if (row.fingerprint !== fingerprint) return { kind: 'mismatch', requestId: row.request_id }
+      return { kind: 'in_flight', requestId: row.request_id, retryAfterMs: (row.lease_until ?? now) - now }
+    }
+
+    // Free: never seen, expired, released, or its lease ran out. A retry of
+    // the same request keeps its request id; anything else starts afresh.
+    const same = live && row.fingerprint === fingerprint
+    const requestId = same ? row.request_id : uuidv7()
+    const attempt = same ? row.attempt + 1 : 1
+    const token = crypto.randomUUID()
+    const leaseUntil = now + leaseMs
+    const expiresAt = now + ttlMs
+    this.ctx.storage.transactionSync(() => {
+      if (row) this.#deleteChunks(lookup)
+      this.ctx.storage.sql.exec(
+        `INSERT INTO records (lookup, fingerprint, request_id, state, token, attempt, lease_until, expires_at, created_at)
+         VALUES (?, ?, ?, 'in_flight', ?, ?, ?, ?, ?)
+         ON CONFLICT (lookup) DO UPDATE SET
+           fingerprint = excluded.fingerprint, request_id = excluded.request_id, state = 'in_flight',
+           token = excluded.token, attempt = excluded.attempt, lease_until = excluded.lease_until,
+           expires_at = excluded.expires_at, provisional = 0, status = NULL, headers = NULL, body = NULL,
+           chunks = 0, args = NULL, created_at = excluded.created_at, committed_at = NULL`,
+        lookup,
+        fingerprint,
+        requestId,
+        token,
+        attempt,
+        leaseUntil,
+        expiresAt,
+        now,
+      )
+    })
+    void this.#scheduleAlarm(leaseUntil)
+    return { kind: 'new', requestId, token, attempt, leaseUntil }
+  }
+
+  #row(lookup: string): RecordRow | undefined {
+    return this.ctx.storage.sql
+      .exec<RecordRow>(
+        `SELECT fingerprint, request_id, state, token, attempt, lease_until, expires_at, status, headers, body, chunks, args
+         FROM records WHERE lookup = ?`,
+        lookup,
+      )
+      .toArray()[0]
+  }
+
+  #isProvisional(lookup: string): boolean {
+    return this.ctx.storage.sql.exec<{ p: number }>('SELECT provisional AS p FROM records WHERE lookup = ?', lookup).one().p === 1
+  }
+
+  #reply(lookup: string, row: RecordRow): StoredReply {
+    let body: Uint8Array
+    if (row.chunks > 0) {
+      const parts = this.ctx.storage.sql
+        .exec<{ data: ArrayBuffer }>('SELECT data FROM reply_chunks WHERE lookup = ? ORDER BY idx', lookup)
+        .toArray()
+      body = new Uint8Array(parts.reduce((n, p) => n + p.data.byteLength, 0))
+      let at = 0
+      for (const { data } of parts) {
+        body.set(new Uint8Array(data), at)
+        at += data.byteLength
+      }
+    } else {
+      body = new Uint8Array(row.body ?? new ArrayBuffer(0))
+    }
+    const reply: StoredReply = {
+      status: row.status ?? 500,
+      headers: JSON.parse(row.headers ?? '[]') as [string, string][],
+      body,
+    }
+    if (row.args !== null) reply.args = JSON.parse(row.args) as JsonValue
+    return reply
+  }
+
+  #deleteChunks(lookup: string): void {
+    this.ctx.storage.sql.exec('DELETE FROM reply_chunks WHERE lookup = ?', lookup)
+  }
+
+  /** Sets the alarm to `at` unless it is already set earlier; writes storage only when it moves. */
+  async #scheduleAlarm(at: number): Promise<void> {
+    if (this.#alarmAt !== null && this.#alarmAt <= at) return
+    this.#alarmAt = at
+    await this.ctx.storage.setAlarm(at)
+  }
+
+  #waitFor(lookup: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let set = this.#waiters.get(lookup)
+      if (!set) this.#waiters.set(lookup, (set = new Set()))
+      const waiters = set
+      const done = (): void => {
+        clearTimeout(timer)
+        waiters.delete(done)
+        if (waiters.size === 0) this.#waiters.delete(lookup)
+        resolve()
+      }
+      const timer = setTimeout(done, Math.max(1, ms))
+      waiters.add(done)
+    })
+  }
+
+  #wake(lookup: string): void {
+    for (const done of [...(this.#waiters.get(lookup) ?? [])]) done()
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Types that cross the boundary between the middleware (caller) and the
+ * `StableArea` Durable Object (callee). Everything here travels over Workers
+ * RPC, so it is plain structured-clone data: no classes, no functions.
+ */
+
+/** JSON value, as stored for a duplicate handler's arguments. */
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | JsonValue[]
+  | { [key: string]: JsonValue }
+
+/**
+ * A reply as the stable area keeps it: status, allow-listed headers and the
+ * exact body bytes, or the arguments of a duplicate handler instead of a body.
+ */
+export interface StoredReply {
+  status: number
+  /** Header name/value pairs in the order the handler set them. */
+  headers: [string, string][]
+  /** Exact body bytes; empty when `args` is set. */
+  body: Uint8Array
+  /** Arguments for `onDuplicate`, stored instead of the body (seed 003's redundant-message handler). */
+  args?: JsonValue
+}
+
+/** Input of {@link StableAreaApi.admit}. */
+export interface AdmitRequest {
+  /** Lookup key: scope and idempotency key, already combined. */
+  lookup: string
+  /** Fingerprint of the request (hex SHA-256). */
+  fingerprint: string
+  /** How long the admitted caller owns the record before a retry may take over. */
+  leaseMs: number
+  /** How long the record (and its reply) is kept. */
+  ttlMs: number
+  /** How long a duplicate may wait inside the object for the original to finish (0 = answer at once). */
+  waitMs: number
+}
+
+/** Answer of {@link StableAreaApi.admit}: exactly one of four outcomes (DESIGN §3.4). */
+export type AdmitResult =
+  | {
+      kind: 'new'
+      /** Stable id of the logical request: the same on every attempt. */
+      requestId: string
+      /** Lease token; commit, release and renew must present it. */
+      token: string
+      /** 1 for the first run, 2+ when a retry took over a released or expired record. */
+      attempt: number
+      leaseUntil: number
+    }
+  | { kind: 'replay'; requestId: string; reply: StoredReply; expiresAt: number }
+  | { kind: 'in_flight'; requestId: string; retryAfterMs: number }
+  | { kind: 'mismatch'; requestId: string }
+
+/** Input of {@link StableAreaApi.commit}. */
+export interface CommitRequest {
+  lookup: string
+  token: string
+  reply: StoredReply
+  ttlMs: number
+  /**
+   * A provisional commit marks the roll-forward point before the final reply
+   * exists: the record is committed (never runs again) and `reply` is what
+   * duplicates get until a later non-provisional commit replaces it.
+   */
+  provisional?: boolean
+}
+
+/** Answer of {@link StableAreaApi.commit}. */
+export type CommitResult =
+  | { ok: true; expiresAt: number }
+  /** `lease_lost`: another attempt took the record over; `committed`: it is already final. */
+  | { ok: false; reason: 'lease_lost' | 'committed' | 'missing' }
+
+/** The RPC surface of the stable area, as callers see it. */
+export interface StableAreaApi {
+  admit(request: AdmitRequest): Promise<AdmitResult>
+  commit(request: CommitRequest): Promise<CommitResult>
+  release(lookup: string, token: string): Promise<boolean>
+  renew(lookup: string, token: string, leaseMs: number): Promise<boolean>
+}

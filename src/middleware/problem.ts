@@ -1,0 +1,85 @@
+import { HTTPException } from 'hono/http-exception'
+
+/** Base of the `type` URIs of hono-once's problems; each is documented in the README's error table. */
+export const PROBLEM_BASE = 'https://hono-once.dev/problems/'
+
+/** Every problem hono-once answers with, by its `type` slug. */
+export type ProblemKind =
+  | 'key-missing'
+  | 'key-malformed'
+  | 'body-too-large'
+  | 'key-reused'
+  | 'in-flight'
+  | 'stable-area-unavailable'
+  | 'misconfigured'
+  | 'reply-lost'
+
+const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boolean]> = {
+  'key-missing': [400, 'Idempotency-Key is missing', false],
+  'key-malformed': [400, 'Idempotency-Key is malformed', false],
+  'body-too-large': [413, 'Request body too large', false],
+  'key-reused': [422, 'Idempotency-Key reused with a different request', false],
+  'in-flight': [409, 'A request with this Idempotency-Key is still being processed', true],
+  'stable-area-unavailable': [503, 'Idempotency store unavailable', true],
+  misconfigured: [500, 'hono-once is misconfigured', false],
+  'reply-lost': [500, 'The request took effect but its reply was not stored', false],
+}
+
+/** An RFC 9457 problem details object, with hono-once's extension members. */
+export interface ProblemDetails {
+  type: string
+  title: string
+  status: number
+  detail: string
+  instance?: string
+  retryable: boolean
+  idempotency_key?: string
+  request_id?: string
+}
+
+/** What {@link problem} needs besides the kind. */
+export interface ProblemInit {
+  detail: string
+  /** The request path the problem is about (`instance`). */
+  instance?: string
+  idempotencyKey?: string
+  requestId?: string
+  /** Extra response headers, e.g. `Retry-After`. */
+  headers?: Record<string, string>
+}
+
+/**
+ * Builds an `application/problem+json` response (RFC 9457).
+ *
+ * @param kind - which problem
+ * @param init - detail, instance and extension members
+ * @returns the response
+ * @example
+ * problem('key-reused', { detail: 'Same key, different body', instance: '/deposits', idempotencyKey: 'k1' })
+ */
+export function problem(kind: ProblemKind, init: ProblemInit): Response {
+  const [status, title, retryable] = TITLES[kind]
+  const body: ProblemDetails = { type: PROBLEM_BASE + kind, title, status, detail: init.detail, retryable }
+  if (init.instance !== undefined) body.instance = init.instance
+  if (init.idempotencyKey !== undefined) body.idempotency_key = init.idempotencyKey
+  if (init.requestId !== undefined) body.request_id = init.requestId
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/problem+json', ...init.headers },
+  })
+}
+
+/**
+ * The same problem as an `HTTPException`, for throwing from middleware: Hono's
+ * error handling answers with the problem response.
+ *
+ * @param kind - which problem
+ * @param init - detail, instance and extension members
+ * @returns an exception carrying the problem response
+ * @example
+ * throw problemException('key-missing', { detail: 'Send an Idempotency-Key header', instance: c.req.path })
+ */
+export function problemException(kind: ProblemKind, init: ProblemInit): HTTPException {
+  const res = problem(kind, init)
+  return new HTTPException(res.status as 400, { res, message: init.detail })
+}

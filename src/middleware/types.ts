@@ -1,0 +1,49 @@
+import type { JsonValue } from '../durable/types.js'
+
+/** Options of {@link OnceContext.commit}. */
+export interface CommitOptions {
+  /**
+   * Store these JSON arguments instead of the body; duplicates get the reply
+   * that the `onDuplicate` option builds from them (seed 003's
+   * redundant-message handler). Needs `onDuplicate`.
+   */
+  args?: JsonValue
+}
+
+/** What `once()` puts on the context as `c.var.once`. */
+export interface OnceContext {
+  /** The client's idempotency key. */
+  key: string
+  /** The tenant scope the key lives in. */
+  scope: string
+  /** Stable id of this logical request: the same on every retry of it. */
+  requestId: string
+  /** 1 on the first run; higher when a retry took over after a failure or a crashed Worker. */
+  attempt: number
+  /** True when this answer is a replay (only seen by `onDuplicate`). */
+  replayed: boolean
+  /**
+   * The roll-forward point (seed 003). With a response, stores it now: from
+   * here on, duplicates get it even if the handler later fails. Without one,
+   * marks the request as taken effect; duplicates get whatever the handler
+   * finally returns, whatever its status. Call it at most once.
+   *
+   * @example
+   * const res = c.json({ id }, 201)
+   * await c.var.once.commit(res)
+   * await notify(id) // a failure here no longer re-runs the deposit
+   * return res
+   */
+  commit(response?: Response, options?: CommitOptions): Promise<void>
+}
+
+/** Context variables set by `once()`; use as `new Hono<{ Variables: OnceVariables }>()`. */
+export interface OnceVariables {
+  once: OnceContext
+}
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    once: OnceContext
+  }
+}

@@ -1,0 +1,11 @@
+import type { StableArea } from '../src/durable/stable-area.js'
+import type { Accounts } from '../examples/bank/accounts.js'
+
+declare global {
+  namespace Cloudflare {
+    interface Env {
+      ONCE: DurableObjectNamespace<StableArea>
+      ACCOUNTS: DurableObjectNamespace<Accounts>
+    }
+  }
+}
