@@ -7,6 +7,7 @@ import type {
   CommitRequest,
   CommitResult,
   JsonValue,
+  RecordInfo,
   StableAreaApi,
   StoredReply,
 } from './types.js'
@@ -184,6 +185,29 @@ export class StableArea extends DurableObject implements StableAreaApi {
         token,
       ).rowsWritten > 0
     )
+  }
+
+  /**
+   * Tells the state of one record, for operators and tests: what a support
+   * engineer asks when a client says "my payment is stuck".
+   *
+   * @param lookup - lookup key (see `lookupKey`)
+   * @returns the record's state, or null when there is none (or it expired)
+   * @example
+   * await stub.inspect(lookupKey(scope, 'order-17')) // { state: 'committed', status: 201, … }
+   */
+  async inspect(lookup: string): Promise<RecordInfo | null> {
+    const row = this.#row(lookup)
+    if (!row || row.expires_at <= Date.now()) return null
+    return {
+      state: row.state,
+      requestId: row.request_id,
+      attempt: row.attempt,
+      leaseUntil: row.lease_until,
+      expiresAt: row.expires_at,
+      status: row.status,
+      waiters: this.#waiters.get(lookup)?.size ?? 0,
+    }
   }
 
   /**

@@ -77,10 +77,24 @@ export type CommitResult =
   /** `lease_lost`: another attempt took the record over; `committed`: it is already final. */
   | { ok: false; reason: 'lease_lost' | 'committed' | 'missing' }
 
+/** What {@link StableAreaApi.inspect} tells about one record. */
+export interface RecordInfo {
+  state: 'in_flight' | 'committed' | 'released'
+  requestId: string
+  attempt: number
+  leaseUntil: number | null
+  expiresAt: number
+  /** Status of the committed reply, if any. */
+  status: number | null
+  /** Duplicates blocked in this object waiting for the original. */
+  waiters: number
+}
+
 /** The RPC surface of the stable area, as callers see it. */
 export interface StableAreaApi {
   admit(request: AdmitRequest): Promise<AdmitResult>
   commit(request: CommitRequest): Promise<CommitResult>
   release(lookup: string, token: string): Promise<boolean>
   renew(lookup: string, token: string, leaseMs: number): Promise<boolean>
+  inspect(lookup: string): Promise<RecordInfo | null>
 }

@@ -2,8 +2,8 @@ import type { Context, MiddlewareHandler, Next } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { StableArea } from '../durable/stable-area.js'
 import type { AdmitResult, StableAreaApi, StoredReply } from '../durable/types.js'
-import { sha256Hex } from '../shared/digest.js'
 import { fingerprint as defaultFingerprint } from './fingerprint.js'
+import { defaultScope, lookupKey, shardName } from './identity.js'
 import { parseIdempotencyKey } from './key.js'
 import { type OnceOptions, validateOptions } from './options.js'
 import { problem, problemException } from './problem.js'
@@ -52,7 +52,7 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
     shards = 1,
     methods = ['POST', 'PUT', 'PATCH', 'DELETE'],
     required = true,
-    scope = defaultScope,
+    scope = (c: Context) => defaultScope(c.req.header('authorization')),
     fingerprint = {},
     ttlSeconds = 86_400,
     leaseMs = 30_000,
@@ -112,7 +112,7 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
     const body = new Uint8Array(await c.req.arrayBuffer())
     const tenant = await scope(c)
     const print = await fingerprintOf(c, body)
-    const lookup = `${tenant.length}:${tenant}:${key}`
+    const lookup = lookupKey(tenant, key)
     const ns = namespace(c)
     if (!ns || typeof ns.idFromName !== 'function') {
       return problem('misconfigured', {
@@ -281,17 +281,4 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
 /** Final answers are committed; 5xx, 408 and 429 ask the client to come back, so they release the key. */
 function isFinal(status: number): boolean {
   return status < 500 && status !== 408 && status !== 429
-}
-
-/** Default scope: the SHA-256 of the `Authorization` header, so tenants never share keys; '' without one. */
-async function defaultScope(c: Context): Promise<string> {
-  const auth = c.req.header('authorization')
-  return auth ? sha256Hex(auth) : ''
-}
-
-/** Name of the object that owns `lookup`: `once/<shard>`, the shard picked by hashing the lookup key. */
-async function shardName(lookup: string, shards: number): Promise<string> {
-  if (shards === 1) return 'once/0'
-  const hex = await sha256Hex(lookup)
-  return `once/${Number.parseInt(hex.slice(0, 8), 16) % shards}`
 }

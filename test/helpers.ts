@@ -1,0 +1,121 @@
+import { env } from 'cloudflare:workers'
+import { runInDurableObject } from 'cloudflare:test'
+import { Hono } from 'hono'
+import { once, type OnceOptions } from '../src/index.js'
+import type { StableArea } from '../src/durable/stable-area.js'
+import type { RecordInfo, StableAreaApi } from '../src/durable/types.js'
+import { fingerprint } from '../src/middleware/fingerprint.js'
+import { lookupKey, shardName } from '../src/middleware/identity.js'
+
+/** A fresh key, so tests never see each other's records. */
+export const newKey = (): string => `k-${crypto.randomUUID()}`
+
+/** What the counting handler is told to do on a request (by its `x-mode` header). */
+export type Mode = 'ok' | 'fail' | 'throw' | 'bad-request'
+
+/**
+ * A Hono app whose `POST /deposits` applies a non-idempotent effect (a
+ * counter per key) behind `once()`. `effects` is the assertion that matters:
+ * how many times each key's deposit really happened.
+ */
+export function bank(options: OnceOptions = {}) {
+  const effects = new Map<string, number>()
+  const gates = new Map<string, Promise<void>>()
+  const app = new Hono()
+  app.post('/deposits', once(options), async (c) => {
+    // Without a key (required: false) once() passes through and sets nothing.
+    const key = c.get('once')?.key ?? '(no key)'
+    await gates.get(key)
+    const mode = (c.req.header('x-mode') ?? 'ok') as Mode
+    if (mode === 'bad-request') return c.json({ error: 'amount missing' }, 400)
+    if (mode === 'fail') return c.json({ error: 'ledger unavailable' }, 503)
+    if (mode === 'throw') throw new Error('ledger exploded')
+    const n = (effects.get(key) ?? 0) + 1
+    effects.set(key, n)
+    const body = (await c.req.text()) || '{}'
+    return c.json({ key, applied: n, body: JSON.parse(body) as unknown, requestId: c.get('once')?.requestId }, 201, {
+      'x-ledger': 'main',
+      'set-cookie': 'session=abc',
+    })
+  })
+  /** Holds the handler of `key` until the returned function is called. */
+  const hold = (key: string): (() => void) => {
+    let open!: () => void
+    gates.set(key, new Promise<void>((r) => (open = r)))
+    return () => {
+      gates.delete(key)
+      open()
+    }
+  }
+  const post = (key: string | undefined, body: unknown = { amount: 100 }, headers: Record<string, string> = {}) =>
+    app.request(
+      '/deposits',
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(key === undefined ? {} : { 'idempotency-key': `"${key}"` }), ...headers },
+        body: JSON.stringify(body),
+      },
+      env,
+    )
+  return { app, effects, hold, post }
+}
+
+/** The stub of the object that owns `key` (default scope, no Authorization, one shard). */
+export async function stubFor(key: string, scope = '', shards = 1): Promise<DurableObjectStub<StableArea>> {
+  return env.ONCE.get(env.ONCE.idFromName(await shardName(lookupKey(scope, key), shards)))
+}
+
+/**
+ * Plays a Worker that admitted `key` and then died: it takes the lease and
+ * never commits, releases or renews.
+ */
+export async function crashedWorker(key: string, body: unknown = { amount: 100 }, leaseMs = 30_000) {
+  const print = await fingerprint({
+    method: 'POST',
+    url: 'http://localhost/deposits',
+    headers: new Headers(),
+    body: new TextEncoder().encode(JSON.stringify(body)),
+  })
+  const stub = (await stubFor(key)) as unknown as StableAreaApi
+  return stub.admit({ lookup: lookupKey('', key), fingerprint: print, leaseMs, ttlMs: 86_400_000, waitMs: 0 })
+}
+
+/** Polls (bounded) until `check` holds for the record of `key`, as the object reports it. */
+export async function until(key: string, check: (info: RecordInfo | null) => boolean, tries = 500): Promise<RecordInfo | null> {
+  const stub = (await stubFor(key)) as unknown as StableAreaApi
+  for (let i = 0; i < tries; i++) {
+    const info = await stub.inspect(lookupKey('', key))
+    if (check(info)) return info
+    await scheduler.wait(2)
+  }
+  throw new Error(`record ${key} never reached the expected state`)
+}
+
+/** Moves every lease of the object that owns `key` into the past, as if `leaseMs` had gone by. */
+export async function expireLeases(key: string): Promise<void> {
+  await runInDurableObject(await stubFor(key), (_obj: StableArea, state) => {
+    state.storage.sql.exec("UPDATE records SET lease_until = ? WHERE state = 'in_flight'", Date.now() - 1)
+  })
+}
+
+/** Moves every record of the object that owns `key` past its expiry, as if the TTL had gone by. */
+export async function expireRecords(key: string): Promise<void> {
+  await runInDurableObject(await stubFor(key), (_obj: StableArea, state) => {
+    state.storage.sql.exec('UPDATE records SET expires_at = ?', Date.now() - 1)
+  })
+}
+
+/** A record's row as stored, for looking inside the object. */
+export async function recordOf(key: string): Promise<Record<string, SqlStorageValue> | undefined> {
+  return runInDurableObject(await stubFor(key), (_obj: StableArea, state) =>
+    state.storage.sql.exec('SELECT * FROM records WHERE lookup = ?', lookupKey('', key)).toArray()[0],
+  )
+}
+
+/** Reads a problem+json body, checking its media type. */
+export async function problemOf(res: Response): Promise<Record<string, unknown>> {
+  if (res.headers.get('content-type') !== 'application/problem+json') {
+    throw new Error(`expected application/problem+json, got ${res.headers.get('content-type')}: ${await res.text()}`)
+  }
+  return res.json()
+}
