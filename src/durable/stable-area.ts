@@ -109,7 +109,10 @@ export class StableArea extends DurableObject implements StableAreaApi {
     const row = this.#row(lookup)
     if (!row) return { ok: false, reason: 'missing' }
     if (row.token !== token) return { ok: false, reason: 'lease_lost' }
-    if (row.state === 'committed' && !this.#isProvisional(lookup)) return { ok: false, reason: 'committed' }
+    if (row.state === 'committed' && !this.#isProvisional(lookup)) {
+      // A retried commit whose first try landed (its answer was lost) succeeds again.
+      return provisional ? { ok: false, reason: 'committed' } : { ok: true, expiresAt: row.expires_at }
+    }
     const expiresAt = now + ttlMs
     this.ctx.storage.transactionSync(() => {
       this.#deleteChunks(lookup)

@@ -135,8 +135,10 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
       return replay(c, hit.reply, { key, scope: tenant, requestId: hit.requestId, attempt: 0 })
     }
 
+    const id = ns.idFromName(await shardName(lookup, shards))
     // Typed by its RPC surface: the generated stub type is too deep for the checker.
-    const stub = ns.get(ns.idFromName(await shardName(lookup, shards))) as unknown as StableAreaApi
+    const connect = (): StableAreaApi => ns.get(id) as unknown as StableAreaApi
+    let stub = connect()
     let admitted: AdmitResult
     try {
       admitted = await stub.admit({ lookup, fingerprint: print, leaseMs, ttlMs, waitMs: inFlight === 'wait' ? waitMs : 0 })
@@ -179,10 +181,14 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
           else if (!provisional) cache?.set(lookup, { fingerprint: print, requestId, reply, expiresAt: r.expiresAt })
           return r.ok
         } catch (err) {
-          if (i >= 2 || !(err as { retryable?: boolean }).retryable) {
-            console.error(`hono-once: commit of ${requestId} failed`, err)
+          // Commit is idempotent per lease token, so any failure is worth a retry.
+          // A reset object breaks its stubs; a fresh stub reaches the restarted one.
+          if (i >= 2) {
+            console.error(`hono-once: commit of ${requestId} failed; it frees when its lease ends`, err)
             return false
           }
+          await scheduler.wait(50 * 4 ** i)
+          stub = connect()
         }
       }
     }
@@ -249,7 +255,7 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
       return undefined
     }
     if (state.committed === 'no' && failed) {
-      await stub.release(lookup, token).catch((err: unknown) => {
+      await connect().release(lookup, token).catch((err: unknown) => {
         console.error(`hono-once: release of ${requestId} failed; it frees when its lease ends`, err)
       })
       return undefined
