@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
+import { HTTPException } from 'hono/http-exception'
 import { once, type OnceOptions } from '../src/index.js'
 import type { StableArea } from '../src/durable/stable-area.js'
 import type { RecordInfo, StableAreaApi } from '../src/durable/types.js'
@@ -22,6 +23,8 @@ export function bank(options: OnceOptions = {}) {
   const effects = new Map<string, number>()
   const gates = new Map<string, Promise<void>>()
   const app = new Hono()
+  // Thrown errors are expected here; answer 500 without logging each one.
+  app.onError((err, c) => (err instanceof HTTPException ? err.getResponse() : c.text(err.message, 500)))
   app.post('/deposits', once(options), async (c) => {
     // Without a key (required: false) once() passes through and sets nothing.
     const key = c.get('once')?.key ?? '(no key)'
