@@ -3,6 +3,9 @@ import type { Accounts } from '../examples/bank/accounts.js'
 
 declare global {
   namespace Cloudflare {
+    interface GlobalProps {
+      mainModule: typeof import('../examples/bank/worker.js')
+    }
     interface Env {
       ONCE: DurableObjectNamespace<StableArea>
       ACCOUNTS: DurableObjectNamespace<Accounts>

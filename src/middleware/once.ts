@@ -164,7 +164,8 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
           instance,
           idempotencyKey: key,
           requestId: admitted.requestId,
-          headers: { 'retry-after': String(Math.max(1, Math.ceil(Math.min(admitted.retryAfterMs, 10_000) / 1000))) },
+          // The original may finish any moment: come back soon rather than at its lease's end.
+          headers: { 'retry-after': '1' },
         })
       case 'new':
         break
