@@ -2,9 +2,17 @@ import { cloudflareTest } from '@cloudflare/vitest-plugin'
 import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
-  plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' } })],
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-    testTimeout: 30_000,
+    projects: [
+      {
+        // Unit and integration tests inside workerd, with real Durable Objects.
+        plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' } })],
+        test: { name: 'workers', include: ['src/**/*.test.ts', 'test/**/*.test.ts'], exclude: ['test/e2e/**'], testTimeout: 30_000 },
+      },
+      {
+        // End-to-end: `wrangler dev` processes on loopback, killed and restarted.
+        test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], environment: 'node', testTimeout: 120_000, hookTimeout: 60_000, fileParallelism: false },
+      },
+    ],
   },
 })
