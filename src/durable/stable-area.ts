@@ -23,6 +23,7 @@ interface RecordRow extends Record<string, SqlStorageValue> {
   attempt: number
   lease_until: number | null
   expires_at: number
+  provisional: number
   status: number | null
   headers: string | null
   body: ArrayBuffer | null
@@ -109,13 +110,13 @@ export class StableArea extends DurableObject implements StableAreaApi {
     const row = this.#row(lookup)
     if (!row) return { ok: false, reason: 'missing' }
     if (row.token !== token) return { ok: false, reason: 'lease_lost' }
-    if (row.state === 'committed' && !this.#isProvisional(lookup)) {
+    if (row.state === 'committed' && row.provisional === 0) {
       // A retried commit whose first try landed (its answer was lost) succeeds again.
       return provisional ? { ok: false, reason: 'committed' } : { ok: true, expiresAt: row.expires_at }
     }
     const expiresAt = now + ttlMs
     this.ctx.storage.transactionSync(() => {
-      this.#deleteChunks(lookup)
+      if (row.chunks > 0) this.#deleteChunks(lookup)
       const inline = reply.body.byteLength <= CHUNK_BYTES
       const chunks = inline ? 0 : Math.ceil(reply.body.byteLength / CHUNK_BYTES)
       this.ctx.storage.sql.exec(
@@ -269,7 +270,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
     const leaseUntil = now + leaseMs
     const expiresAt = now + ttlMs
     this.ctx.storage.transactionSync(() => {
-      if (row) this.#deleteChunks(lookup)
+      if (row && row.chunks > 0) this.#deleteChunks(lookup)
       this.ctx.storage.sql.exec(
         `INSERT INTO records (lookup, fingerprint, request_id, state, token, attempt, lease_until, expires_at, created_at)
          VALUES (?, ?, ?, 'in_flight', ?, ?, ?, ?, ?)
@@ -295,15 +296,11 @@ export class StableArea extends DurableObject implements StableAreaApi {
   #row(lookup: string): RecordRow | undefined {
     return this.ctx.storage.sql
       .exec<RecordRow>(
-        `SELECT fingerprint, request_id, state, token, attempt, lease_until, expires_at, status, headers, body, chunks, args
+        `SELECT fingerprint, request_id, state, token, attempt, lease_until, expires_at, provisional, status, headers, body, chunks, args
          FROM records WHERE lookup = ?`,
         lookup,
       )
       .toArray()[0]
-  }
-
-  #isProvisional(lookup: string): boolean {
-    return this.ctx.storage.sql.exec<{ p: number }>('SELECT provisional AS p FROM records WHERE lookup = ?', lookup).one().p === 1
   }
 
   #reply(lookup: string, row: RecordRow): StoredReply {
