@@ -107,41 +107,41 @@ export class StableArea extends DurableObject implements StableAreaApi {
   async commit(request: CommitRequest): Promise<CommitResult> {
     const { lookup, token, reply, ttlMs, provisional = false } = request
     const now = Date.now()
-    const row = this.#row(lookup)
-    if (!row) return { ok: false, reason: 'missing' }
-    if (row.token !== token) return { ok: false, reason: 'lease_lost' }
-    if (row.state === 'committed' && row.provisional === 0) {
-      // A retried commit whose first try landed (its answer was lost) succeeds again.
-      return provisional ? { ok: false, reason: 'committed' } : { ok: true, expiresAt: row.expires_at }
-    }
     const expiresAt = now + ttlMs
-    this.ctx.storage.transactionSync(() => {
-      if (row.chunks > 0) this.#deleteChunks(lookup)
-      const inline = reply.body.byteLength <= CHUNK_BYTES
-      const chunks = inline ? 0 : Math.ceil(reply.body.byteLength / CHUNK_BYTES)
-      this.ctx.storage.sql.exec(
-        `UPDATE records SET state = 'committed', provisional = ?, lease_until = NULL, expires_at = ?,
-           status = ?, headers = ?, body = ?, chunks = ?, args = ?, committed_at = ?
-         WHERE lookup = ?`,
-        provisional ? 1 : 0,
-        expiresAt,
-        reply.status,
-        JSON.stringify(reply.headers),
-        inline ? reply.body : null,
-        chunks,
-        reply.args === undefined ? null : JSON.stringify(reply.args),
-        now,
-        lookup,
-      )
-      for (let i = 0; i < chunks; i++) {
-        this.ctx.storage.sql.exec(
-          'INSERT INTO reply_chunks (lookup, idx, data) VALUES (?, ?, ?)',
-          lookup,
-          i,
-          reply.body.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES),
-        )
+    const sql = this.ctx.storage.sql
+    const chunks = reply.body.byteLength <= CHUNK_BYTES ? 0 : Math.ceil(reply.body.byteLength / CHUNK_BYTES)
+    const set = `state = 'committed', provisional = ?, lease_until = NULL, expires_at = ?,
+      status = ?, headers = ?, body = ?, chunks = ?, args = ?, committed_at = ?`
+    const values = [
+      provisional ? 1 : 0,
+      expiresAt,
+      reply.status,
+      JSON.stringify(reply.headers),
+      chunks === 0 ? reply.body : null,
+      chunks,
+      reply.args === undefined ? null : JSON.stringify(reply.args),
+      now,
+    ]
+    const open = `lookup = ? AND token = ? AND (state = 'in_flight' OR provisional = 1)`
+
+    // Fast path, one statement: the lease holder commits an inline reply over a row without chunks.
+    const fast = chunks === 0 && sql.exec(`UPDATE records SET ${set} WHERE ${open} AND chunks = 0`, ...values, lookup, token).rowsWritten > 0
+    if (!fast) {
+      const row = this.#row(lookup)
+      if (!row) return { ok: false, reason: 'missing' }
+      if (row.token !== token) return { ok: false, reason: 'lease_lost' }
+      if (row.state === 'committed' && row.provisional === 0) {
+        // A retried commit whose first try landed (its answer was lost) succeeds again.
+        return provisional ? { ok: false, reason: 'committed' } : { ok: true, expiresAt: row.expires_at }
       }
-    })
+      this.ctx.storage.transactionSync(() => {
+        this.#deleteChunks(lookup)
+        sql.exec(`UPDATE records SET ${set} WHERE ${open}`, ...values, lookup, token)
+        for (let i = 0; i < chunks; i++) {
+          sql.exec('INSERT INTO reply_chunks (lookup, idx, data) VALUES (?, ?, ?)', lookup, i, reply.body.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES))
+        }
+      })
+    }
     await this.#scheduleAlarm(expiresAt)
     this.#wake(lookup)
     return { ok: true, expiresAt }
@@ -249,6 +249,28 @@ export class StableArea extends DurableObject implements StableAreaApi {
   #admitNow(request: AdmitRequest): AdmitResult {
     const { lookup, fingerprint, leaseMs, ttlMs } = request
     const now = Date.now()
+    const token = crypto.randomUUID()
+    const leaseUntil = now + leaseMs
+    const expiresAt = now + ttlMs
+
+    // Fast path, one statement: a key this object has no record of.
+    const requestId = uuidv7()
+    const fresh = this.ctx.storage.sql.exec(
+      `INSERT INTO records (lookup, fingerprint, request_id, state, token, attempt, lease_until, expires_at, created_at)
+       VALUES (?, ?, ?, 'in_flight', ?, 1, ?, ?, ?) ON CONFLICT (lookup) DO NOTHING`,
+      lookup,
+      fingerprint,
+      requestId,
+      token,
+      leaseUntil,
+      expiresAt,
+      now,
+    ).rowsWritten
+    if (fresh > 0) {
+      void this.#scheduleAlarm(leaseUntil)
+      return { kind: 'new', requestId, token, attempt: 1, leaseUntil }
+    }
+
     const row = this.#row(lookup)
     const live = row !== undefined && row.expires_at > now
 
@@ -264,33 +286,27 @@ export class StableArea extends DurableObject implements StableAreaApi {
     // Free: never seen, expired, released, or its lease ran out. A retry of
     // the same request keeps its request id; anything else starts afresh.
     const same = live && row.fingerprint === fingerprint
-    const requestId = same ? row.request_id : uuidv7()
+    const id = same ? row.request_id : requestId
     const attempt = same ? row.attempt + 1 : 1
-    const token = crypto.randomUUID()
-    const leaseUntil = now + leaseMs
-    const expiresAt = now + ttlMs
     this.ctx.storage.transactionSync(() => {
       if (row && row.chunks > 0) this.#deleteChunks(lookup)
       this.ctx.storage.sql.exec(
-        `INSERT INTO records (lookup, fingerprint, request_id, state, token, attempt, lease_until, expires_at, created_at)
-         VALUES (?, ?, ?, 'in_flight', ?, ?, ?, ?, ?)
-         ON CONFLICT (lookup) DO UPDATE SET
-           fingerprint = excluded.fingerprint, request_id = excluded.request_id, state = 'in_flight',
-           token = excluded.token, attempt = excluded.attempt, lease_until = excluded.lease_until,
-           expires_at = excluded.expires_at, provisional = 0, status = NULL, headers = NULL, body = NULL,
-           chunks = 0, args = NULL, created_at = excluded.created_at, committed_at = NULL`,
-        lookup,
+        `UPDATE records SET fingerprint = ?, request_id = ?, state = 'in_flight', token = ?, attempt = ?,
+           lease_until = ?, expires_at = ?, provisional = 0, status = NULL, headers = NULL, body = NULL,
+           chunks = 0, args = NULL, created_at = ?, committed_at = NULL
+         WHERE lookup = ?`,
         fingerprint,
-        requestId,
+        id,
         token,
         attempt,
         leaseUntil,
         expiresAt,
         now,
+        lookup,
       )
     })
     void this.#scheduleAlarm(leaseUntil)
-    return { kind: 'new', requestId, token, attempt, leaseUntil }
+    return { kind: 'new', requestId: id, token, attempt, leaseUntil }
   }
 
   #row(lookup: string): RecordRow | undefined {
