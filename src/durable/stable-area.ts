@@ -202,7 +202,8 @@ export class StableArea extends DurableObject implements StableAreaApi {
    */
   async inspect(lookup: string): Promise<RecordInfo | null> {
     const row = this.#row(lookup)
-    if (!row || row.expires_at <= Date.now()) return null
+    const now = Date.now()
+    if (!row || (row.expires_at <= now && !(row.state === 'in_flight' && (row.lease_until ?? 0) > now))) return null
     return {
       state: row.state,
       requestId: row.request_id,
@@ -224,8 +225,9 @@ export class StableArea extends DurableObject implements StableAreaApi {
     const sql = this.ctx.storage.sql
     const released: string[] = []
     this.ctx.storage.transactionSync(() => {
-      sql.exec('DELETE FROM reply_chunks WHERE lookup IN (SELECT lookup FROM records WHERE expires_at <= ?)', now)
-      sql.exec('DELETE FROM records WHERE expires_at <= ?', now)
+      const expired = `expires_at <= ?1 AND NOT (state = 'in_flight' AND lease_until > ?1)`
+      sql.exec(`DELETE FROM reply_chunks WHERE lookup IN (SELECT lookup FROM records WHERE ${expired})`, now)
+      sql.exec(`DELETE FROM records WHERE ${expired}`, now)
       for (const { lookup } of sql.exec<{ lookup: string }>(
         `UPDATE records SET state = 'released', token = NULL, lease_until = NULL
          WHERE state = 'in_flight' AND lease_until <= ? RETURNING lookup`,
@@ -272,7 +274,8 @@ export class StableArea extends DurableObject implements StableAreaApi {
     }
 
     const row = this.#row(lookup)
-    const live = row !== undefined && row.expires_at > now
+    // A running request never expires under its lease, even with a TTL shorter than the handler.
+    const live = row !== undefined && (row.expires_at > now || (row.state === 'in_flight' && (row.lease_until ?? 0) > now))
 
     if (live && row.state === 'committed') {
       if (row.fingerprint !== fingerprint) return { kind: 'mismatch', requestId: row.request_id }

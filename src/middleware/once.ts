@@ -110,6 +110,8 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
   async function admitAndRun(c: Context, next: Next, key: string): Promise<Response | undefined> {
     const instance = c.req.path
     const body = new Uint8Array(await c.req.arrayBuffer())
+    // Handlers that read or forward the raw request (a proxy's fetch(c.req.raw)) get the same bytes.
+    if (c.req.raw.bodyUsed) c.req.raw = new Request(c.req.raw, { body })
     const tenant = await scope(c)
     const print = await fingerprintOf(c, body)
     const lookup = lookupKey(tenant, key)

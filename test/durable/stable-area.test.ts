@@ -65,6 +65,20 @@ describe('a Worker that dies between admit and commit', () => {
     expect(effects.get(key)).toBe(1)
   })
 
+  it('a running request outlives a TTL shorter than its handler: neither admit nor the alarm frees it', async () => {
+    const { post, hold, effects } = bank({ ttlSeconds: 1, inFlight: 'reject', replayCache: false })
+    const key = newKey()
+    const open = hold(key)
+    const first = post(key)
+    await until(key, (r) => r?.state === 'in_flight')
+    await expireRecords(key) // the TTL has gone by; the lease has not
+    await runDurableObjectAlarm(await stubFor(key))
+    expect((await post(key)).status).toBe(409)
+    open()
+    expect((await first).status).toBe(201)
+    expect(effects.get(key)).toBe(1)
+  })
+
   it('refuses a commit from a Worker whose lease was taken over', async () => {
     const key = newKey()
     const stale = await crashedWorker(key)

@@ -289,6 +289,18 @@ describe('commit point: what is final', () => {
   })
 })
 
+describe('the request the handler sees', () => {
+  it('keeps the body readable from c.req.raw, for handlers that forward the request', async () => {
+    const app = new Hono()
+    app.post('/proxy', once(), async (c) => {
+      const forwarded = new Request('http://origin.test/x', c.req.raw)
+      return c.json({ raw: await forwarded.text(), parsed: await c.req.json<unknown>() }, 201)
+    })
+    const res = await app.request('/proxy', { method: 'POST', headers: { 'idempotency-key': newKey() }, body: '{"a":1}' }, env)
+    expect(await res.json()).toEqual({ raw: '{"a":1}', parsed: { a: 1 } })
+  })
+})
+
 describe('onDuplicate: the redundant-message handler', () => {
   it('stores arguments instead of the body and rebuilds the reply from them', async () => {
     const invoices = new Map<string, string>()
