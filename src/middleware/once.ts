@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit'
 import type { StableArea } from '../durable/stable-area.js'
 import type { AdmitResult, StableAreaApi, StoredReply } from '../durable/types.js'
 import { fingerprint as defaultFingerprint } from './fingerprint.js'
+import { Admission } from './admission.js'
 import { defaultScope, lookupKey, shardName } from './identity.js'
 import { parseIdempotencyKey } from './key.js'
 import { type OnceOptions, validateOptions } from './options.js'
@@ -114,6 +115,9 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
     if (c.req.raw.bodyUsed) c.req.raw = new Request(c.req.raw, { body })
     const tenant = await scope(c)
     const print = await fingerprintOf(c, body)
+    if (typeof tenant !== 'string' || typeof print !== 'string' || print === '') {
+      return problem('misconfigured', { detail: 'The scope and fingerprint options must return strings (the fingerprint non-empty).', instance })
+    }
     const lookup = lookupKey(tenant, key)
     const ns = namespace(c)
     if (!ns || typeof ns.idFromName !== 'function') {
@@ -140,10 +144,9 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
     const id = ns.idFromName(await shardName(lookup, shards))
     // Typed by its RPC surface: the generated stub type is too deep for the checker.
     const connect = (): StableAreaApi => ns.get(id) as unknown as StableAreaApi
-    let stub = connect()
     let admitted: AdmitResult
     try {
-      admitted = await stub.admit({ lookup, fingerprint: print, leaseMs, ttlMs, waitMs: inFlight === 'wait' ? waitMs : 0 })
+      admitted = await connect().admit({ lookup, fingerprint: print, leaseMs, ttlMs, waitMs: inFlight === 'wait' ? waitMs : 0 })
     } catch (err) {
       console.error('hono-once: admit failed', err)
       return problem('stable-area-unavailable', {
@@ -173,45 +176,31 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
         break
     }
 
-    const { token, requestId, attempt } = admitted
+    const { requestId, attempt } = admitted
+    const admission = new Admission(connect, lookup, admitted.token, requestId)
     const state: { committed: 'no' | 'provisional' | 'final'; reply?: StoredReply } = { committed: 'no' }
 
-    const store = async (reply: StoredReply, provisional: boolean): Promise<boolean> => {
-      for (let i = 0; ; i++) {
-        try {
-          const r = await stub.commit({ lookup, token, reply, ttlMs, provisional })
-          if (!r.ok) console.error(`hono-once: commit of ${requestId} refused (${r.reason})`)
-          else if (!provisional) cache?.set(lookup, { fingerprint: print, requestId, reply, expiresAt: r.expiresAt })
-          return r.ok
-        } catch (err) {
-          // Commit is idempotent per lease token, so any failure is worth a retry.
-          // A reset object breaks its stubs; a fresh stub reaches the restarted one.
-          if (i >= 2) {
-            console.error(`hono-once: commit of ${requestId} failed; it frees when its lease ends`, err)
-            return false
-          }
-          await scheduler.wait(50 * 4 ** i)
-          stub = connect()
-        }
-      }
+    const store = async (reply: StoredReply, provisional: boolean): Promise<void> => {
+      const expiresAt = await admission.commit(reply, provisional, ttlMs)
+      if (expiresAt !== undefined && !provisional) cache?.set(lookup, { fingerprint: print, requestId, reply, expiresAt })
     }
+
+    /** What duplicates get when the reply itself cannot be: a problem that says the request took effect. */
+    const lostReply = async (detail: string): Promise<StoredReply> =>
+      (await captureReply(problem('reply-lost', { detail, instance, idempotencyKey: key, requestId }), undefined, maxReplyBytes)).reply
 
     const capture = async (res: Response, args: CommitOptions['args']): Promise<{ reply: StoredReply; response: Response }> => {
       const { reply, response, tooLarge } = await captureReply(res, allow, maxReplyBytes)
       if (args !== undefined) return { reply: { status: reply.status, headers: reply.headers, body: new Uint8Array(), args }, response }
       if (!tooLarge) return { reply, response }
       console.warn(`hono-once: reply of ${requestId} is ${reply.body.byteLength} bytes, over maxReplyBytes; duplicates get a problem`)
-      const lost = await captureReply(
-        problem('reply-lost', {
-          detail: `The request took effect with status ${reply.status}, but its reply (${reply.body.byteLength} bytes) exceeds maxReplyBytes (${maxReplyBytes}) and was not stored. It will not run again.`,
-          instance,
-          idempotencyKey: key,
-          requestId,
-        }),
-        undefined,
-        maxReplyBytes,
-      )
-      return { reply: lost.reply, response }
+      const size = reply.body.byteLength
+      return {
+        reply: await lostReply(
+          `The request took effect with status ${reply.status}, but its reply (${size} bytes) exceeds maxReplyBytes (${maxReplyBytes}) and was not stored. It will not run again.`,
+        ),
+        response,
+      }
     }
 
     const commit = async (response?: Response, opts: CommitOptions = {}): Promise<void> => {
@@ -224,27 +213,16 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
         await store(reply, false)
       } else {
         state.committed = 'provisional'
-        const placeholder = await captureReply(
-          problem('reply-lost', {
-            detail: 'The request took effect, but the server stopped before its reply was stored. It will not run again.',
-            instance,
-            idempotencyKey: key,
-            requestId,
-          }),
-          undefined,
-          maxReplyBytes,
-        )
-        await store(placeholder.reply, true)
+        await store(await lostReply('The request took effect, but the server stopped before its reply was stored. It will not run again.'), true)
       }
     }
 
     c.set('once', { key, scope: tenant, requestId, attempt, replayed: false, commit })
-    // A live Worker keeps its lease; a dead one stops renewing and the next retry takes over.
-    const heartbeat = setInterval(() => void stub.renew(lookup, token, leaseMs).catch(() => {}), leaseMs / 2)
+    const stopRenewing = admission.renewEvery(leaseMs)
     try {
       await next()
     } finally {
-      clearInterval(heartbeat)
+      stopRenewing()
     }
 
     const failed = c.error !== undefined || !isFinal(c.res.status)
@@ -258,9 +236,7 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
       return undefined
     }
     if (state.committed === 'no' && failed) {
-      await connect().release(lookup, token).catch((err: unknown) => {
-        console.error(`hono-once: release of ${requestId} failed; it frees when its lease ends`, err)
-      })
+      await admission.release()
       return undefined
     }
     const { reply, response } = await capture(c.res, undefined)

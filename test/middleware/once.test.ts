@@ -416,6 +416,16 @@ describe('limits and faults', () => {
     expect(effects.size).toBe(0)
   })
 
+  it('answers a clear 500, running nothing, when a scope or fingerprint function returns a non-string', async () => {
+    for (const options of [{ scope: () => undefined as unknown as string }, { fingerprint: () => 42 as unknown as string }]) {
+      const { post, effects } = bank(options)
+      const res = await post(newKey())
+      expect(res.status).toBe(500)
+      expect((await problemOf(res)).detail).toMatch(/must return strings/)
+      expect(effects.size).toBe(0)
+    }
+  })
+
   it('answers a clear 500 when no namespace is bound', async () => {
     const app = new Hono()
     app.post('/x', once(), (c) => c.text('never'))
