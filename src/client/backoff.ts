@@ -29,6 +29,7 @@ export function retryAfterMs(value: string | null, now: number = Date.now()): nu
   if (value === null) return undefined
   const trimmed = value.trim()
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000
-  const at = Date.parse(trimmed)
+  // An HTTP-date names its month ("21 Oct 2015"); Date.parse alone would take "-1" as the year -1.
+  const at = /\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b/.test(trimmed) ? Date.parse(trimmed) : Number.NaN
   return Number.isNaN(at) ? undefined : Math.max(0, at - now)
 }
