@@ -35,8 +35,8 @@ export function bank(options: OnceOptions = {}) {
     if (mode === 'throw') throw new Error('ledger exploded')
     const n = (effects.get(key) ?? 0) + 1
     effects.set(key, n)
-    const body = (await c.req.text()) || '{}'
-    return c.json({ key, applied: n, body: JSON.parse(body) as unknown, requestId: c.get('once')?.requestId }, 201, {
+    const body = await c.req.text()
+    return c.json({ key, applied: n, body, requestId: c.get('once')?.requestId }, 201, {
       'x-ledger': 'main',
       'set-cookie': 'session=abc',
     })
