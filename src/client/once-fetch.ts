@@ -9,6 +9,9 @@ export type OnceFetch = (input: RequestInfo | URL, init?: RequestInit) => Promis
 
 const infos = new WeakMap<Response, OnceInfo>()
 
+/** The budget every once fetch shares unless given its own: throttling is per host, not per call. */
+const sharedBudget = new RetryBudget()
+
 const schema = z.strictObject({
   retries: z.number().int().min(0).max(10).optional(),
   timeoutMs: z.number().int().positive().optional(),
@@ -56,7 +59,7 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
     maxDelayMs = 10_000,
     methods = ['POST', 'PUT', 'PATCH', 'DELETE'],
     generateKey = uuidv7,
-    budget = new RetryBudget(),
+    budget = sharedBudget,
     onRetry,
     fetch: transport = (request: Request) => fetch(request),
   } = options

@@ -43,7 +43,7 @@ export interface OnceFetchOptions {
   methods?: string[]
   /** Makes a key per logical call. Default: UUIDv7. A key the caller set in the headers wins. */
   generateKey?: () => string
-  /** Retry throttling per host, or false for none. Default: a budget of 10 tokens, 0.1 per success. */
+  /** Retry throttling per host, or false for none. Default: one budget (10 tokens, 0.1 back per success) shared by every once fetch in the process. */
   budget?: RetryBudget | false
   /** Called before each retry. */
   onRetry?: (info: RetryInfo) => void

@@ -17,7 +17,7 @@ describe('retryAfterMs', () => {
 describe('backoffDelay (full jitter)', () => {
   it('stays within [0, min(max, base * 2^(n-1)))', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 30 }), fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 60_000 }), fc.double({ min: 0, max: 0.999_999 }), (n, base, max, r) => {
+      fc.property(fc.integer({ min: 1, max: 30 }), fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 60_000 }), fc.double({ min: 0, max: 0.999_999, noNaN: true }), (n, base, max, r) => {
         const d = backoffDelay(n, base, max, () => r)
         expect(d).toBeGreaterThanOrEqual(0)
         expect(d).toBeLessThanOrEqual(Math.min(max, base * 2 ** (n - 1)))

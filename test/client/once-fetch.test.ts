@@ -36,6 +36,9 @@ const deposit = (id: string, amount = 100, headers: Record<string, string> = {})
   { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ amount }) },
 ]
 
+/** A host of its own per test: the default retry budget is shared per host across the process. */
+const freshHost = () => `h-${crypto.randomUUID()}.test`
+
 afterEach(() => {
   vi.useRealTimers()
   vi.restoreAllMocks()
@@ -97,7 +100,7 @@ describe('retries', () => {
     const open = hold(key)
     const first = app.request('/deposits', { method: 'POST', headers: { 'idempotency-key': key }, body: '{"amount":100}' }, env)
     const reasons: string[] = []
-    const res = await onceFetch('http://x/deposits', { method: 'POST', headers: { 'idempotency-key': key }, body: '{"amount":100}' }, {
+    const res = await onceFetch(`http://${freshHost()}/deposits`, { method: 'POST', headers: { 'idempotency-key': key }, body: '{"amount":100}' }, {
       fetch: async (request) => {
         const r = await app.request(request, undefined, env)
         // the original is admitted when its duplicate sees 409; let it finish now
@@ -118,7 +121,7 @@ describe('retries', () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.5)
     let calls = 0
     const delays: number[] = []
-    const pending = onceFetch('http://x/y', { method: 'POST' }, {
+    const pending = onceFetch(`http://${freshHost()}/y`, { method: 'POST' }, {
       fetch: async () => (++calls <= 3 ? new Response('busy', { status: 503 }) : new Response('ok', { status: 201 })),
       onRetry: (i) => delays.push(i.delayMs),
     })
@@ -140,7 +143,7 @@ describe('retries', () => {
       new Response('ok'),
     ]
     const reasons: string[] = []
-    const res = await onceFetch('http://x/y', { method: 'PUT' }, { fetch: async () => answers.shift()!, baseDelayMs: 1, onRetry: (i) => reasons.push(i.reason) })
+    const res = await onceFetch(`http://${freshHost()}/y`, { method: 'PUT' }, { fetch: async () => answers.shift()!, baseDelayMs: 1, onRetry: (i) => reasons.push(i.reason) })
     expect(res.status).toBe(200)
     expect(reasons).toEqual(['status', 'retryable-problem'])
   })
@@ -151,7 +154,7 @@ describe('retries', () => {
       () => new Response('conflict', { status: 409 }),
     ]) {
       const transport = vi.fn(async () => answer())
-      await onceFetch('http://x/y', { method: 'POST' }, { fetch: transport })
+      await onceFetch(`http://${freshHost()}/y`, { method: 'POST' }, { fetch: transport })
       expect(transport).toHaveBeenCalledTimes(1)
     }
   })
@@ -166,7 +169,7 @@ describe('retries', () => {
         c.close()
       },
     })
-    await onceFetch('http://x/y', { method: 'POST', body: stream, duplex: 'half' } as RequestInit, {
+    await onceFetch(`http://${freshHost()}/y`, { method: 'POST', body: stream, duplex: 'half' } as RequestInit, {
       baseDelayMs: 1,
       fetch: async (r) => {
         seen.push([r.headers.get('idempotency-key'), await r.text()])
@@ -182,7 +185,7 @@ describe('retries', () => {
   it('adds no key to safe methods, but retries them', async () => {
     const keys: (string | null)[] = []
     let n = 0
-    await onceFetch('http://x/y', {}, { baseDelayMs: 1, fetch: async (r) => (keys.push(r.headers.get('idempotency-key')), new Response(null, { status: ++n < 2 ? 503 : 200 })) })
+    await onceFetch(`http://${freshHost()}/y`, {}, { baseDelayMs: 1, fetch: async (r) => (keys.push(r.headers.get('idempotency-key')), new Response(null, { status: ++n < 2 ? 503 : 200 })) })
     expect(keys).toEqual([null, null])
   })
 })
@@ -191,7 +194,7 @@ describe('limits', () => {
   it('times out a hung attempt and gives up at the deadline with OnceFetchError', async () => {
     const hang = (r: Request) => new Promise<Response>((_, reject) => r.signal.addEventListener('abort', () => reject(r.signal.reason)))
     const started = Date.now()
-    const err = await onceFetch('http://x/y', { method: 'POST' }, { fetch: hang, timeoutMs: 40, deadlineMs: 150, baseDelayMs: 1 }).catch((e: unknown) => e)
+    const err = await onceFetch(`http://${freshHost()}/y`, { method: 'POST' }, { fetch: hang, timeoutMs: 40, deadlineMs: 150, baseDelayMs: 1 }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(OnceFetchError)
     expect((err as OnceFetchError).reason).toMatch(/timeout|deadline/)
     expect((err as OnceFetchError).attempts).toBeGreaterThanOrEqual(2)
@@ -201,7 +204,7 @@ describe('limits', () => {
   it('stops at once when the caller aborts, mid-backoff', async () => {
     const controller = new AbortController()
     const transport = vi.fn(async () => new Response(null, { status: 503, headers: { 'retry-after': '5' } }))
-    const pending = onceFetch('http://x/y', { method: 'POST', signal: controller.signal }, { fetch: transport, onRetry: () => controller.abort(new Error('user left')) })
+    const pending = onceFetch(`http://${freshHost()}/y`, { method: 'POST', signal: controller.signal }, { fetch: transport, onRetry: () => controller.abort(new Error('user left')) })
     const started = Date.now()
     await expect(pending).rejects.toThrow('user left')
     expect(Date.now() - started).toBeLessThan(1000) // not the 5 s Retry-After
@@ -210,7 +213,7 @@ describe('limits', () => {
 
   it('returns the last answer when retries run out, and the budget stops retry storms', async () => {
     const transport = vi.fn(async () => new Response(null, { status: 503 }))
-    const res = await onceFetch('http://x/y', { method: 'POST' }, { fetch: transport, retries: 2, baseDelayMs: 1, budget: false })
+    const res = await onceFetch(`http://${freshHost()}/y`, { method: 'POST' }, { fetch: transport, retries: 2, baseDelayMs: 1, budget: false })
     expect(res.status).toBe(503)
     expect(onceInfo(res)?.attempts).toBe(3)
 
@@ -222,6 +225,14 @@ describe('limits', () => {
     expect(budget.canRetry('down.test')).toBe(false)
     expect(storm.mock.calls.length).toBeLessThanOrEqual(10)
     expect(budget.canRetry('other.test')).toBe(true)
+  })
+
+  it('shares one budget per host across calls that pass their own options', async () => {
+    const host = `shared-${Date.now()}.test`
+    const transport = vi.fn(async () => new Response(null, { status: 503 }))
+    for (let i = 0; i < 8; i++) await onceFetch(`http://${host}/`, { method: 'POST' }, { fetch: transport, baseDelayMs: 1 })
+    // without sharing, each call would get a fresh budget and retry 4 times: 40 attempts
+    expect(transport.mock.calls.length).toBeLessThan(20)
   })
 
   it('rejects bad options naming them', () => {
