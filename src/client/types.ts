@@ -51,7 +51,14 @@ export interface OnceFetchOptions {
   fetch?: (request: Request) => Promise<Response>
 }
 
-/** Thrown when a call ends without an answer: every attempt failed, or the deadline passed. */
+/**
+ * Thrown when a call ends without an answer: every attempt failed, or the deadline passed.
+ *
+ * @example
+ * try { await onceFetch(url, { method: 'POST' }) } catch (e) {
+ *   if (e instanceof OnceFetchError) console.log(e.reason, e.attempts, e.key) // 'timeout', 5, '0193…'
+ * }
+ */
 export class OnceFetchError extends Error {
   override readonly name = 'OnceFetchError'
   constructor(

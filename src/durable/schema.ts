@@ -7,6 +7,10 @@
  * domains, the request log, relays and origin progress (DESIGN §4) arrive as
  * later steps; `records` already carries `domain` and `sequence` so an
  * ordered admission needs no change to it.
+ *
+ * @example
+ * // a later release appends a step; objects at version 1 run only that one
+ * MIGRATIONS.length === SCHEMA_VERSION
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS records (
@@ -39,7 +43,12 @@ export const MIGRATIONS: readonly string[] = [
    );`,
 ]
 
-/** Version the newest migration brings the schema to. */
+/**
+ * Version the newest migration brings the schema to.
+ *
+ * @example
+ * sql.exec("SELECT v FROM meta WHERE k = 'schema_version'").one().v === SCHEMA_VERSION
+ */
 export const SCHEMA_VERSION = MIGRATIONS.length
 
 /**

@@ -12,7 +12,12 @@ import type {
   StoredReply,
 } from './types.js'
 
-/** Largest body kept inline in a `records` row; bigger ones go to `reply_chunks` (a row holds at most 2 MB). */
+/**
+ * Largest body kept inline in a `records` row; bigger ones go to `reply_chunks` (a row holds at most 2 MB).
+ *
+ * @example
+ * Math.ceil(body.byteLength / CHUNK_BYTES) // rows a large reply takes
+ */
 export const CHUNK_BYTES = 1024 * 1024
 
 interface RecordRow extends Record<string, SqlStorageValue> {

@@ -1,6 +1,11 @@
 import { parseItem } from 'structured-headers'
 
-/** Longest key accepted, as Stripe and the IETF draft's examples do. */
+/**
+ * Longest key accepted, as Stripe does.
+ *
+ * @example
+ * parseIdempotencyKey('"' + 'a'.repeat(MAX_KEY_LENGTH + 1) + '"') // { ok: false, error: 'too-long' }
+ */
 export const MAX_KEY_LENGTH = 255
 
 const PRINTABLE = /^[\x20-\x7e]+$/

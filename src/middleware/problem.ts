@@ -1,6 +1,11 @@
 import { HTTPException } from 'hono/http-exception'
 
-/** Base of the `type` URIs of hono-once's problems; each is documented in the README's error table. */
+/**
+ * Base of the `type` URIs of hono-once's problems; each is documented in the README's error table.
+ *
+ * @example
+ * if (problem.type === PROBLEM_BASE + 'in-flight') retryLater()
+ */
 export const PROBLEM_BASE = 'https://hono-once.dev/problems/'
 
 /** Every problem hono-once answers with, by its `type` slug. */

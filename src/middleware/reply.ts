@@ -1,6 +1,11 @@
 import type { StoredReply } from '../durable/types.js'
 
-/** Never replayed unless listed in `replayHeaders`: hop-by-hop headers (RFC 9110 §7.6.1) and cookies. */
+/**
+ * Never replayed unless listed in `replayHeaders`: hop-by-hop headers (RFC 9110 §7.6.1) and cookies.
+ *
+ * @example
+ * NEVER_REPLAYED.has('set-cookie') // true
+ */
 export const NEVER_REPLAYED: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
@@ -16,7 +21,12 @@ export const NEVER_REPLAYED: ReadonlySet<string> = new Set([
   'content-length',
 ])
 
-/** Header marking an answer as a replay of the stored reply (IETF draft, Stripe). */
+/**
+ * Header marking an answer as a replay of the stored reply (IETF draft, Stripe).
+ *
+ * @example
+ * res.headers.get(REPLAYED_HEADER) === 'true' // a duplicate's answer
+ */
 export const REPLAYED_HEADER = 'Idempotent-Replayed'
 
 /**
