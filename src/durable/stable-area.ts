@@ -102,7 +102,9 @@ export class StableArea extends DurableObject implements StableAreaApi {
   /**
    * Stores the reply of an admitted request and flips it to `committed`, in
    * one transaction; waiting duplicates are woken and replay it. Only the
-   * holder of the current lease may commit.
+   * holder of the current lease may commit. Committing again with the same
+   * token succeeds without change, so a commit whose answer was lost can be
+   * retried safely.
    *
    * @param request - lookup key, lease token and the reply
    * @returns `{ ok: true }`, or why the commit was refused
