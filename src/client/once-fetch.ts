@@ -1,5 +1,6 @@
 import { v7 as uuidv7 } from 'uuid'
 import { z } from 'zod'
+import { assertOptions, functionOption } from '../shared/options.js'
 import { backoffDelay, retryAfterMs } from './backoff.js'
 import { RetryBudget } from './retry-budget.js'
 import { type OnceFetchOptions, type OnceInfo, OnceFetchError, type RetryReason } from './types.js'
@@ -19,10 +20,10 @@ const schema = z.strictObject({
   baseDelayMs: z.number().int().min(0).optional(),
   maxDelayMs: z.number().int().min(0).optional(),
   methods: z.array(z.string().regex(/^[A-Za-z]+$/, 'expected HTTP method names')).optional(),
-  generateKey: z.custom<() => string>((v) => typeof v === 'function', 'expected a function').optional(),
+  generateKey: functionOption.optional(),
   budget: z.union([z.literal(false), z.instanceof(RetryBudget)]).optional(),
-  onRetry: z.custom<() => void>((v) => typeof v === 'function', 'expected a function').optional(),
-  fetch: z.custom<() => Promise<Response>>((v) => typeof v === 'function', 'expected a function').optional(),
+  onRetry: functionOption.optional(),
+  fetch: functionOption.optional(),
 })
 
 /**
@@ -46,11 +47,7 @@ const schema = z.strictObject({
  * const res = await client.accounts[':id'].deposits.$post({ param: { id: 'alice' }, json: { amount: 100 } })
  */
 export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
-  const parsed = schema.safeParse(options)
-  if (!parsed.success) {
-    const why = parsed.error.issues.map((i) => `${i.code === 'unrecognized_keys' ? i.keys.join(', ') : i.path.join('.')}: ${i.message}`)
-    throw new TypeError(`hono-once/client: invalid options: ${why.join('; ')}`)
-  }
+  assertOptions(schema, options, 'hono-once/client')
   const {
     retries = 4,
     timeoutMs = 10_000,

@@ -1,5 +1,6 @@
 import type { Context } from 'hono'
 import { z } from 'zod'
+import { assertOptions, functionOption } from '../shared/options.js'
 import type { StableArea } from '../durable/stable-area.js'
 import type { JsonValue } from '../durable/types.js'
 import type { FingerprintOptions } from './fingerprint.js'
@@ -39,7 +40,8 @@ export interface OnceOptions {
   replayCache?: false | ReplyCacheOptions
 }
 
-const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', 'expected a function')
+const fn = functionOption
+const headerNames = z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected header names'))
 const positiveInt = (max: number) => z.number().int().positive().max(max)
 
 const schema = z.strictObject({
@@ -55,7 +57,7 @@ const schema = z.strictObject({
     .union([
       fn,
       z.strictObject({
-        headers: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected header names')).optional(),
+        headers: headerNames.optional(),
         normalizeJson: z.boolean().optional(),
       }),
     ])
@@ -66,7 +68,7 @@ const schema = z.strictObject({
   waitMs: z.number().int().min(0).max(5 * 60_000).optional(),
   maxBodyBytes: positiveInt(100 * 1024 * 1024).optional(),
   maxReplyBytes: positiveInt(24 * 1024 * 1024).optional(),
-  replayHeaders: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected header names')).optional(),
+  replayHeaders: headerNames.optional(),
   onDuplicate: fn.optional(),
   replayCache: z
     .union([
@@ -87,12 +89,5 @@ const schema = z.strictObject({
  * validateOptions({ ttlSeconds: -1 }, 'once()') // TypeError: hono-once: invalid once() options: ttlSeconds: …
  */
 export function validateOptions(options: unknown, where: string): void {
-  const result = schema.safeParse(options)
-  if (result.success) return
-  const lines = result.error.issues.map((issue) => {
-    const path = issue.path.join('.')
-    const name = issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : path || '(options)'
-    return `${name}: ${issue.message}`
-  })
-  throw new TypeError(`hono-once: invalid ${where} options: ${lines.join('; ')}`)
+  assertOptions(schema, options, where)
 }
