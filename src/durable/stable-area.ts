@@ -209,8 +209,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
    */
   async inspect(lookup: string): Promise<RecordInfo | null> {
     const row = this.#row(lookup)
-    const now = Date.now()
-    if (!row || (row.expires_at <= now && !(row.state === 'in_flight' && (row.lease_until ?? 0) > now))) return null
+    if (!row || !isLive(row, Date.now())) return null
     return {
       state: row.state,
       requestId: row.request_id,
@@ -281,8 +280,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
     }
 
     const row = this.#row(lookup)
-    // A running request never expires under its lease, even with a TTL shorter than the handler.
-    const live = row !== undefined && (row.expires_at > now || (row.state === 'in_flight' && (row.lease_until ?? 0) > now))
+    const live = row !== undefined && isLive(row, now)
 
     if (live && row.state === 'committed') {
       if (row.fingerprint !== fingerprint) return { kind: 'mismatch', requestId: row.request_id }
@@ -383,4 +381,9 @@ export class StableArea extends DurableObject implements StableAreaApi {
   #wake(lookup: string): void {
     for (const done of [...(this.#waiters.get(lookup) ?? [])]) done()
   }
+}
+
+/** A record counts until it expires; a running one never expires under its lease, even with a TTL shorter than the handler. */
+function isLive(row: RecordRow, now: number): boolean {
+  return row.expires_at > now || (row.state === 'in_flight' && (row.lease_until ?? 0) > now)
 }

@@ -22,6 +22,7 @@ export interface FingerprintInput {
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
+const encoder = new TextEncoder()
 
 /**
  * SHA-256 over the method, the path with query, chosen headers and the body,
@@ -41,7 +42,7 @@ export async function fingerprint(input: FingerprintInput, options: FingerprintO
   const head = parts.join('\n') + '\n'
   const body = options.normalizeJson ? normalizeJson(input.body) : input.body
   const bytes = new Uint8Array(head.length * 3 + body.byteLength)
-  const { written } = new TextEncoder().encodeInto(head, bytes)
+  const { written } = encoder.encodeInto(head, bytes)
   bytes.set(body, written)
   return sha256Hex(bytes.subarray(0, written + body.byteLength))
 }
@@ -50,7 +51,7 @@ function normalizeJson(body: Uint8Array): Uint8Array {
   if (body.byteLength === 0) return body
   try {
     const canonical = canonicalize(JSON.parse(decoder.decode(body)) as unknown)
-    return canonical === undefined ? body : new TextEncoder().encode(canonical)
+    return canonical === undefined ? body : encoder.encode(canonical)
   } catch {
     return body
   }
