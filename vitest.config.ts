@@ -6,8 +6,17 @@ export default defineConfig({
     projects: [
       {
         // Unit and integration tests inside workerd, with real Durable Objects.
-        plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' } })],
-        test: { name: 'workers', include: ['src/**/*.test.ts', 'test/**/*.test.ts'], exclude: ['test/e2e/**'], testTimeout: 30_000 },
+        plugins: [cloudflareTest({ wrangler: { configPath: './test/wrangler.toml' } })],
+        test: {
+          name: 'workers',
+          include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+          exclude: ['test/e2e/**', '**/*.node.test.ts'],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        // Node-side code (origin servers, stores on node:sqlite), in Node 22.
+        test: { name: 'node', include: ['test/**/*.node.test.ts'], exclude: ['test/e2e/**'], environment: 'node', testTimeout: 30_000 },
       },
       {
         // End-to-end: `wrangler dev` processes on loopback, killed and restarted.

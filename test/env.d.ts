@@ -9,6 +9,7 @@ declare global {
     interface Env {
       ONCE: DurableObjectNamespace<StableArea>
       ACCOUNTS: DurableObjectNamespace<Accounts>
+      RECEIVER_DB: D1Database
     }
   }
 }
