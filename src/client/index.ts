@@ -11,4 +11,4 @@
 export { createOnceFetch, onceFetch, onceInfo, type OnceFetch } from './once-fetch.js'
 export { RetryBudget, type RetryBudgetOptions } from './retry-budget.js'
 export { backoffDelay, retryAfterMs } from './backoff.js'
-export { OnceFetchError, type OnceFetchOptions, type OnceInfo, type RetryInfo, type RetryReason } from './types.js'
+export { OnceFetchError, type OnceFetchErrorReason, type OnceFetchOptions, type OnceInfo, type RetryInfo, type RetryReason } from './types.js'

@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from 'uuid'
-import { z } from 'zod'
-import { assertOptions, functionOption } from '../shared/options.js'
 import { backoffDelay, retryAfterMs } from './backoff.js'
+import { headerOfKey, keyOfHeader } from './key.js'
+import { assertClientOptions } from './options.js'
 import { RetryBudget } from './retry-budget.js'
 import { type OnceFetchOptions, type OnceInfo, OnceFetchError, type RetryReason } from './types.js'
 
@@ -13,18 +13,8 @@ const infos = new WeakMap<Response, OnceInfo>()
 /** The budget every once fetch shares unless given its own: throttling is per host, not per call. */
 const sharedBudget = new RetryBudget()
 
-const schema = z.strictObject({
-  retries: z.number().int().min(0).max(10).optional(),
-  timeoutMs: z.number().int().positive().optional(),
-  deadlineMs: z.number().int().positive().optional(),
-  baseDelayMs: z.number().int().min(0).optional(),
-  maxDelayMs: z.number().int().min(0).optional(),
-  methods: z.array(z.string().regex(/^[A-Za-z]+$/, 'expected HTTP method names')).optional(),
-  generateKey: functionOption.optional(),
-  budget: z.union([z.literal(false), z.instanceof(RetryBudget)]).optional(),
-  onRetry: functionOption.optional(),
-  fetch: functionOption.optional(),
-})
+/** Methods a server may receive twice with the effect of once (RFC 9110 §9.2.2): the only ones resent without a key. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
 /**
  * Makes a `fetch` that names each logical call once and retries it safely
@@ -32,9 +22,13 @@ const schema = z.strictObject({
  * `Idempotency-Key`, kept on every retry, so the server applies it once
  * however many attempts it takes. Retries: network errors, timeouts, 409
  * with `Retry-After` (still in flight), 429, 502, 503, 504 and problem+json
- * answers with `retryable: true`; never 422 or other final answers. Backoff
+ * answers with `retryable: true`; never 422 or other final answers. A call
+ * without a key is retried only when its method is idempotent (GET, HEAD,
+ * OPTIONS, TRACE, PUT, DELETE); other keyless calls get one attempt. Each
+ * attempt keeps every request option the caller gave (credentials, mode,
+ * cache, keepalive, referrer, integrity, priority, redirect, `cf`, …). Backoff
  * is exponential with full jitter, `Retry-After` is honoured, and a per-host
- * retry budget stops retry storms.
+ * retry budget stops retry storms (a 409 in flight takes nothing from it).
  *
  * @param options - see {@link OnceFetchOptions}; validated here
  * @returns the fetch
@@ -47,7 +41,7 @@ const schema = z.strictObject({
  * const res = await client.accounts[':id'].deposits.$post({ param: { id: 'alice' }, json: { amount: 100 } })
  */
 export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
-  assertOptions(schema, options, 'hono-once/client')
+  assertClientOptions(options)
   const {
     retries = 4,
     timeoutMs = 10_000,
@@ -66,18 +60,30 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
     const deadline = Date.now() + deadlineMs
     const base = new Request(input, init)
     const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined) ?? undefined
+    // fetch upper-cases only the six standard methods: 'patch' stays 'patch'.
+    const method = base.method.toUpperCase()
     const headers = new Headers(base.headers)
-    let key = headers.get('idempotency-key') ?? undefined
-    if (key === undefined && logical.has(base.method)) {
+    const given = headers.get('idempotency-key')
+    let key: string | undefined
+    if (given !== null) {
+      // A header that is not a key goes out as it is, for the server to refuse.
+      key = keyOfHeader(given)
+      if (key === undefined) key = given
+      else headers.set('idempotency-key', headerOfKey(key))
+    } else if (logical.has(method)) {
       key = generateKey()
-      headers.set('idempotency-key', `"${key}"`)
+      headers.set('idempotency-key', headerOfKey(key))
     }
+    // Without a key, only an idempotent method may reach the server twice.
+    const maxRetries = key !== undefined || IDEMPOTENT.has(method) ? retries : 0
     // Buffered once, so every attempt sends the same bytes.
     const body = base.body ? await base.arrayBuffer() : undefined
     const host = new URL(base.url).host
+    const aborted = (attempts: number) =>
+      new OnceFetchError(`${base.method} ${base.url} aborted after ${attempts} attempts`, 'aborted', attempts, key, { cause: signal?.reason })
 
     for (let attempt = 1; ; attempt++) {
-      signal?.throwIfAborted()
+      if (signal?.aborted) throw aborted(attempt - 1)
       const left = deadline - Date.now()
       if (left <= 0) throw new OnceFetchError(`deadline of ${deadlineMs} ms passed after ${attempt - 1} attempts`, 'deadline', attempt - 1, key)
       const timeout = new AbortController()
@@ -87,10 +93,10 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
       let error: unknown
       let reason: RetryReason | undefined
       try {
-        response = await transport(new Request(base.url, { method: base.method, headers, body, redirect: base.redirect, signal: attemptSignal }))
+        response = await transport(attemptRequest(base, headers, body, attemptSignal))
         reason = await retryReason(response)
       } catch (err) {
-        if (signal?.aborted) throw signal.reason
+        if (signal?.aborted) throw aborted(attempt)
         error = err
         reason = timeout.signal.aborted ? 'timeout' : 'network'
       } finally {
@@ -102,13 +108,15 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
         infos.set(response, { key, attempts: attempt, replayed: response.headers.get('idempotent-replayed') === 'true' })
         return response
       }
-      if (budget) budget.onFailure(host)
+      // A 409 in flight is the server asking to wait, not failing: it neither takes a token nor needs one.
+      const waiting = reason === 'in-flight'
+      if (budget && !waiting) budget.onFailure(host)
 
       const asked = response ? retryAfterMs(response.headers.get('retry-after')) : undefined
       const delayMs = asked ?? backoffDelay(attempt, baseDelayMs, maxDelayMs)
       const retry =
-        attempt <= retries &&
-        (!budget || budget.canRetry(host)) &&
+        attempt <= maxRetries &&
+        (!budget || waiting || budget.canRetry(host)) &&
         delayMs <= maxDelayMs &&
         Date.now() + delayMs < deadline
       if (!retry) {
@@ -121,9 +129,30 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
       }
       onRetry?.({ attempt, delayMs, reason: reason ?? 'network', key, ...(response ? { response } : { error }) })
       await response?.body?.cancel()
-      await sleep(delayMs, signal)
+      try {
+        await sleep(delayMs, signal)
+      } catch {
+        throw aborted(attempt)
+      }
     }
   }
+}
+
+/**
+ * One attempt: the caller's request with its every option (credentials, mode,
+ * cache, keepalive, integrity, priority, redirect, `cf`, …) kept by building
+ * it from `base`, and this call's headers, buffered body and signal. A
+ * `Request` built from another with a non-empty init resets its referrer and
+ * referrer policy (Fetch standard, Request constructor), so those two are
+ * given again where the runtime has them (workerd has neither).
+ */
+function attemptRequest(base: Request, headers: Headers, body: ArrayBuffer | undefined, signal: AbortSignal): Request {
+  // Browser and Node fields the Workers types do not declare.
+  const { referrer, referrerPolicy } = base as { referrer?: unknown; referrerPolicy?: unknown }
+  const init: Record<string, unknown> = { headers, body, signal }
+  if (typeof referrer === 'string') init.referrer = referrer
+  if (typeof referrerPolicy === 'string') init.referrerPolicy = referrerPolicy
+  return new Request(base, init as RequestInit)
 }
 
 const defaultFetch = createOnceFetch()
@@ -136,7 +165,7 @@ const defaultFetch = createOnceFetch()
  * @param init - as for `fetch`; an `Idempotency-Key` header set here is used as the key
  * @param options - see {@link OnceFetchOptions}
  * @returns the answer of the attempt that succeeded, or the last final answer
- * @throws OnceFetchError when no attempt got an answer; the caller's abort reason when aborted
+ * @throws OnceFetchError when no attempt got an answer, with the bare `key` to retry with later; `reason: 'aborted'` (the signal's reason as `cause`) when the caller aborts
  * @example
  * const res = await onceFetch('https://bank.example/accounts/alice/deposits', {
  *   method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ amount: 100 }),

@@ -10,7 +10,7 @@ export interface RetryInfo {
   /** Wait before the next attempt, in milliseconds. */
   delayMs: number
   reason: RetryReason
-  /** The idempotency key every attempt of this call carries (undefined for safe methods). */
+  /** The bare idempotency key every attempt of this call carries (sent as `"key"`); undefined for a call without one. */
   key: string | undefined
   /** The failed answer, when there was one. Its body is unread. */
   response?: Response
@@ -20,6 +20,13 @@ export interface RetryInfo {
 
 /** How a call was answered, from {@link onceInfo}. */
 export interface OnceInfo {
+  /**
+   * The bare idempotency key (`0193…`, never `"0193…"`): the header carries it
+   * as an sf-string, and a key you set yourself, quoted or bare, is read back
+   * to the bare key. Undefined for a call without a key. A header that is
+   * neither an sf-string nor a bare key is sent unchanged (the server answers
+   * 400) and reported as it was set.
+   */
   key: string | undefined
   /** How many attempts the call took; the last one answered. */
   attempts: number
@@ -39,11 +46,19 @@ export interface OnceFetchOptions {
   baseDelayMs?: number
   /** Largest backoff cap, and largest `Retry-After` honoured. Default 10000 ms. */
   maxDelayMs?: number
-  /** Methods that change state: they get an Idempotency-Key. Default POST, PUT, PATCH, DELETE. */
+  /**
+   * Methods that change state: they get an Idempotency-Key (any case: `'patch'` is PATCH). Default POST, PUT,
+   * PATCH, DELETE. A call without a key is retried only when its method is idempotent (RFC 9110 §9.2.2:
+   * GET, HEAD, OPTIONS, TRACE, PUT, DELETE); any other method without a key gets one attempt.
+   */
   methods?: string[]
   /** Makes a key per logical call. Default: UUIDv7. A key the caller set in the headers wins. */
   generateKey?: () => string
-  /** Retry throttling per host, or false for none. Default: one budget (10 tokens, 0.1 back per success) shared by every once fetch in the process. */
+  /**
+   * Retry throttling per host, or false for none. Default: one budget (10 tokens, 0.1 back per success) shared
+   * by every once fetch in the process. A `409` with `Retry-After` (the original still in flight) is the server
+   * asking to wait, not a failure: it takes no token and is retried even when the budget is low.
+   */
   budget?: RetryBudget | false
   /** Called before each retry. */
   onRetry?: (info: RetryInfo) => void
@@ -52,18 +67,32 @@ export interface OnceFetchOptions {
 }
 
 /**
- * Thrown when a call ends without an answer: every attempt failed, or the deadline passed.
+ * Why a call ended without an answer: `network` (the last attempt failed to connect or lost its answer),
+ * `timeout` (the last attempt timed out), `deadline` (`deadlineMs` passed), `aborted` (the caller's signal
+ * fired; its reason is the error's `cause`).
+ */
+export type OnceFetchErrorReason = 'network' | 'timeout' | 'deadline' | 'aborted'
+
+/**
+ * Thrown when a call ends without an answer: every attempt failed, the
+ * deadline passed, or the caller aborted. `key` is the bare key every
+ * attempt carried: the server may have applied the call, so to try again
+ * later send the same request with `Idempotency-Key: "<key>"`, and the
+ * server answers it once. When the caller aborts, `reason` is `aborted` and
+ * `cause` is the signal's reason (an `AbortError` `DOMException` unless you
+ * gave one).
  *
  * @example
- * try { await onceFetch(url, { method: 'POST' }) } catch (e) {
- *   if (e instanceof OnceFetchError) console.log(e.reason, e.attempts, e.key) // 'timeout', 5, '0193…'
+ * try { await onceFetch(url, { method: 'POST', body, signal }) } catch (e) {
+ *   if (e instanceof OnceFetchError) console.log(e.reason, e.attempts, e.key) // 'aborted', 1, '0193…'
+ *   // later: onceFetch(url, { method: 'POST', body, headers: { 'idempotency-key': `"${e.key}"` } })
  * }
  */
 export class OnceFetchError extends Error {
   override readonly name = 'OnceFetchError'
   constructor(
     message: string,
-    readonly reason: 'network' | 'timeout' | 'deadline',
+    readonly reason: OnceFetchErrorReason,
     readonly attempts: number,
     readonly key: string | undefined,
     options?: { cause?: unknown },

@@ -201,14 +201,19 @@ describe('limits', () => {
     expect(Date.now() - started).toBeLessThan(1000)
   })
 
-  it('stops at once when the caller aborts, mid-backoff', async () => {
+  it('stops at once when the caller aborts, mid-backoff, with an OnceFetchError that carries the key', async () => {
     const controller = new AbortController()
-    const transport = vi.fn(async () => new Response(null, { status: 503, headers: { 'retry-after': '5' } }))
-    const pending = onceFetch(`http://${freshHost()}/y`, { method: 'POST', signal: controller.signal }, { fetch: transport, onRetry: () => controller.abort(new Error('user left')) })
+    const left = new Error('user left')
+    const transport = vi.fn(async (r: Request) => new Response(r.headers.get('idempotency-key'), { status: 503, headers: { 'retry-after': '5' } }))
+    const pending = onceFetch(`http://${freshHost()}/y`, { method: 'POST', signal: controller.signal }, { fetch: transport, onRetry: () => controller.abort(left) })
     const started = Date.now()
-    await expect(pending).rejects.toThrow('user left')
+    const err = await pending.catch((e: unknown) => e)
     expect(Date.now() - started).toBeLessThan(1000) // not the 5 s Retry-After
     expect(transport).toHaveBeenCalledTimes(1)
+    expect(err).toBeInstanceOf(OnceFetchError)
+    expect(err).toMatchObject({ reason: 'aborted', attempts: 1, cause: left })
+    const sent = transport.mock.calls[0]![0].headers.get('idempotency-key')
+    expect(sent).toBe(`"${(err as OnceFetchError).key}"`)
   })
 
   it('returns the last answer when retries run out, and the budget stops retry storms', async () => {
@@ -239,5 +244,180 @@ describe('limits', () => {
     expect(() => createOnceFetch({ retries: -1 })).toThrow(/retries/)
     expect(() => createOnceFetch({ timeoutMs: 0 })).toThrow(/timeoutMs/)
     expect(() => createOnceFetch({ retry: 3 } as never)).toThrow(/retry/)
+    expect(() => createOnceFetch({ retries: 1.5, budget: true, methods: ['PO ST'], fetch: undefined } as never)).toThrow(
+      'hono-once: invalid hono-once/client options: retries: expected an integer >= 0 and <= 10; budget: expected false or a RetryBudget; methods: expected HTTP method names',
+    )
+  })
+})
+
+describe('which calls are retried (RFC 9110 §9.2.2)', () => {
+  const failing = () => vi.fn(async (_r: Request) => new Response(null, { status: 503 }))
+
+  it('gives a keyless non-idempotent method exactly one attempt', async () => {
+    for (const method of ['PATCH', 'POST', 'PURGE']) {
+      const transport = failing()
+      const res = await onceFetch(`http://${freshHost()}/y`, { method }, { fetch: transport, methods: ['DELETE'], baseDelayMs: 1, budget: false })
+      expect(res.status).toBe(503)
+      expect(transport).toHaveBeenCalledTimes(1)
+      expect(transport.mock.calls[0]![0].headers.has('idempotency-key')).toBe(false)
+      expect(onceInfo(res)).toMatchObject({ key: undefined, attempts: 1 })
+    }
+    const lost = vi.fn(async (): Promise<Response> => {
+      throw new TypeError('Network connection lost.')
+    })
+    const err = await onceFetch(`http://${freshHost()}/y`, { method: 'PATCH' }, { fetch: lost, methods: ['POST'], baseDelayMs: 1, budget: false }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ reason: 'network', attempts: 1, key: undefined })
+    expect(lost).toHaveBeenCalledTimes(1)
+  })
+
+  it('retries a keyless idempotent method: GET, HEAD, OPTIONS, PUT, DELETE', async () => {
+    for (const method of ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']) {
+      const transport = failing()
+      await onceFetch(`http://${freshHost()}/y`, { method }, { fetch: transport, methods: ['POST'], retries: 2, baseDelayMs: 1, budget: false })
+      expect(transport).toHaveBeenCalledTimes(3)
+      expect(transport.mock.calls.every(([r]) => !r.headers.has('idempotency-key'))).toBe(true)
+    }
+  })
+
+  it('retries any method that carries a key, the caller’s or its own, and reads methods in any case', async () => {
+    const own = failing()
+    await onceFetch(`http://${freshHost()}/y`, { method: 'PURGE', headers: { 'idempotency-key': 'p-1' } }, { fetch: own, retries: 2, baseDelayMs: 1, budget: false })
+    expect(own).toHaveBeenCalledTimes(3)
+    const listed = failing()
+    await onceFetch(`http://${freshHost()}/y`, { method: 'PURGE' }, { fetch: listed, methods: ['purge'], retries: 2, baseDelayMs: 1, budget: false })
+    expect(listed).toHaveBeenCalledTimes(3)
+    expect(new Set(listed.mock.calls.map(([r]) => r.headers.get('idempotency-key'))).size).toBe(1)
+  })
+})
+
+describe('every attempt keeps the caller’s request options', () => {
+  it('keeps cache, redirect and cf on every attempt, and accepts options workerd ignores', async () => {
+    const seen: Request[] = []
+    let n = 0
+    const init = {
+      method: 'POST',
+      body: '{"amount":1}',
+      cache: 'no-store',
+      redirect: 'manual',
+      cf: { cacheTtl: 7 },
+      // not implemented by workerd: accepted and ignored, never a throw
+      credentials: 'include',
+      mode: 'cors',
+      keepalive: true,
+      referrerPolicy: 'no-referrer',
+      priority: 'high',
+    } as RequestInit
+    const res = await onceFetch(`http://${freshHost()}/y`, init, {
+      baseDelayMs: 1,
+      budget: false,
+      fetch: async (r) => (seen.push(r), new Response(null, { status: ++n < 3 ? 503 : 201 })),
+    })
+    expect(res.status).toBe(201)
+    expect(seen).toHaveLength(3)
+    for (const r of seen) {
+      expect(r.cache).toBe('no-store')
+      expect(r.redirect).toBe('manual')
+      expect(r.cf).toMatchObject({ cacheTtl: 7 })
+      expect(await r.text()).toBe('{"amount":1}')
+    }
+  })
+
+  it('keeps the options of a Request given as input, with a signal of its own per attempt', async () => {
+    const seen: Request[] = []
+    let n = 0
+    const input = new Request(`http://${freshHost()}/y`, { method: 'PUT', cache: 'no-store', redirect: 'manual', headers: { 'x-a': '1' } })
+    await onceFetch(input, undefined, { baseDelayMs: 1, budget: false, fetch: async (r) => (seen.push(r), new Response(null, { status: ++n < 2 ? 502 : 200 })) })
+    expect(seen.map((r) => [r.method, r.cache, r.redirect, r.headers.get('x-a')])).toEqual([
+      ['PUT', 'no-store', 'manual', '1'],
+      ['PUT', 'no-store', 'manual', '1'],
+    ])
+    expect(seen[0]!.signal).not.toBe(seen[1]!.signal)
+  })
+})
+
+describe('409 in flight, aborts and the key', () => {
+  it('does not charge a 409 in flight to the retry budget, and retries it even when the budget is low', async () => {
+    const host = freshHost()
+    const budget = new RetryBudget({ maxTokens: 10, tokenRatio: 0.1 })
+    const inFlightThen = (ok: number) => {
+      let n = 0
+      return async () => (++n <= 2 ? new Response(null, { status: 409, headers: { 'retry-after': '0' } }) : new Response(null, { status: ok }))
+    }
+    const res = await onceFetch(`http://${host}/y`, { method: 'POST' }, { fetch: inFlightThen(201), budget })
+    expect(onceInfo(res)).toMatchObject({ attempts: 3 })
+    expect(budget.tokens(host)).toBe(10) // two 409s took nothing
+
+    for (let i = 0; i < 5; i++) budget.onFailure(host)
+    expect(budget.canRetry(host)).toBe(false)
+    const waited = await onceFetch(`http://${host}/y`, { method: 'POST' }, { fetch: inFlightThen(201), budget })
+    expect(waited.status).toBe(201)
+    expect(onceInfo(waited)?.attempts).toBe(3)
+  })
+
+  it('an abort during an attempt rejects with the key; retrying later with it replays, and the money moves once', async () => {
+    const account = newKey()
+    const controller = new AbortController()
+    // The server handles the deposit, but the caller gives up before the answer arrives.
+    const slow = async (request: Request): Promise<Response> => {
+      const res = await worker(request)
+      controller.abort()
+      await res.body?.cancel()
+      expect(request.signal.aborted).toBe(true)
+      throw request.signal.reason
+    }
+    const [url, init] = deposit(account, 40)
+    const err = await onceFetch(url, { ...init, signal: controller.signal }, { fetch: slow }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(OnceFetchError)
+    expect(err).toMatchObject({ reason: 'aborted', attempts: 1 })
+    expect((err as OnceFetchError).cause).toBe(controller.signal.reason)
+    expect((err as OnceFetchError).cause).toMatchObject({ name: 'AbortError' })
+    const key = (err as OnceFetchError).key!
+    expect(key).not.toMatch(/"/)
+
+    const again = await onceFetch(...deposit(account, 40, { 'idempotency-key': `"${key}"` }), { fetch: worker })
+    expect(again.status).toBe(201)
+    expect(onceInfo(again)).toMatchObject({ key, replayed: true })
+    expect(await balanceOf(account)).toBe(40)
+  })
+
+  it('an already aborted signal sends nothing and still names the key', async () => {
+    const transport = vi.fn(worker)
+    const err = await onceFetch(`http://${freshHost()}/y`, { method: 'POST', signal: AbortSignal.abort() }, { fetch: transport }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ reason: 'aborted', attempts: 0 })
+    expect((err as OnceFetchError).key).toMatch(/^[0-9a-f-]{36}$/)
+    expect(transport).not.toHaveBeenCalled()
+  })
+
+  it('OnceInfo.key and RetryInfo.key are the bare key; the header is always its sf-string', async () => {
+    const cases: [string | undefined, RegExp | string, string | RegExp][] = [
+      [undefined, /^"[0-9a-f-]{36}"$/, /^[0-9a-f-]{36}$/],
+      ['abc-1', '"abc-1"', 'abc-1'],
+      ['"abc-1"', '"abc-1"', 'abc-1'],
+      [' "abc-1" ', '"abc-1"', 'abc-1'],
+      ['"a\\"b\\\\c"', '"a\\"b\\\\c"', 'a"b\\c'],
+    ]
+    for (const [given, header, key] of cases) {
+      const sent: (string | null)[] = []
+      const retried: (string | undefined)[] = []
+      let n = 0
+      const res = await onceFetch(`http://${freshHost()}/y`, { method: 'POST', headers: given === undefined ? {} : { 'idempotency-key': given } }, {
+        baseDelayMs: 1,
+        budget: false,
+        fetch: async (r) => (sent.push(r.headers.get('idempotency-key')), new Response(null, { status: ++n < 2 ? 503 : 201 })),
+        onRetry: (i) => retried.push(i.key),
+      })
+      expect(sent).toHaveLength(2)
+      expect(sent[0]).toBe(sent[1])
+      expect(sent[0]).toMatch(header)
+      expect(onceInfo(res)?.key).toMatch(key)
+      expect(retried).toEqual([onceInfo(res)?.key])
+      expect(sent[0]).toBe(`"${onceInfo(res)!.key!.replace(/["\\]/g, '\\$&')}"`)
+    }
+  })
+
+  it('sends a header that is not a key unchanged, for the server to refuse', async () => {
+    const res = await onceFetch(...deposit(newKey(), 1, { 'idempotency-key': '"unterminated' }), { fetch: worker })
+    expect(res.status).toBe(400)
+    expect(onceInfo(res)).toMatchObject({ key: '"unterminated', attempts: 1 })
   })
 })

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest'
+import { onceFetch, onceInfo } from '../../src/client/index.js'
+
+/**
+ * The client in Node (undici's fetch), where browsers' request options exist
+ * and `'patch'` is not upper-cased, unlike in workerd.
+ */
+
+/** A transport that records what it gets and answers 503 until the last attempt. */
+function recording(failures: number) {
+  const seen: Request[] = []
+  const transport = async (r: Request) => (seen.push(r), new Response(null, { status: seen.length <= failures ? 503 : 201 }))
+  return { seen, transport }
+}
+
+describe('onceFetch in Node', () => {
+  it("reads methods in any case: 'patch' gets a key and keeps it on every retry", async () => {
+    const { seen, transport } = recording(2)
+    const res = await onceFetch('http://node.test/items/1', { method: 'patch', body: '{}' }, { fetch: transport, baseDelayMs: 1, budget: false })
+    expect(res.status).toBe(201)
+    expect(seen.map((r) => r.method)).toEqual(['patch', 'patch', 'patch'])
+    const keys = new Set(seen.map((r) => r.headers.get('idempotency-key')))
+    expect(keys.size).toBe(1)
+    expect([...keys][0]).toBe(`"${onceInfo(res)?.key}"`)
+  })
+
+  it("gives a keyless 'patch' one attempt", async () => {
+    const { seen, transport } = recording(5)
+    const res = await onceFetch('http://node.test/items/1', { method: 'patch', body: '{}' }, { fetch: transport, methods: ['POST'], baseDelayMs: 1, budget: false })
+    expect(res.status).toBe(503)
+    expect(seen).toHaveLength(1)
+    expect(seen[0]?.headers.has('idempotency-key')).toBe(false)
+  })
+
+  it('keeps every request option on every attempt', async () => {
+    const { seen, transport } = recording(2)
+    const init = {
+      method: 'POST',
+      body: 'x',
+      credentials: 'include',
+      mode: 'cors',
+      cache: 'no-store',
+      keepalive: true,
+      referrer: 'http://app.node.test/page',
+      referrerPolicy: 'no-referrer-when-downgrade',
+      integrity: 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=',
+      priority: 'high',
+      redirect: 'manual',
+    } as const satisfies RequestInit
+    await onceFetch('http://node.test/y', init, { fetch: transport, baseDelayMs: 1, budget: false })
+    expect(seen).toHaveLength(3)
+    for (const r of seen) {
+      expect({
+        credentials: r.credentials,
+        mode: r.mode,
+        cache: r.cache,
+        keepalive: r.keepalive,
+        referrer: r.referrer,
+        referrerPolicy: r.referrerPolicy,
+        integrity: r.integrity,
+        redirect: r.redirect,
+      }).toEqual({
+        credentials: 'include',
+        mode: 'cors',
+        cache: 'no-store',
+        keepalive: true,
+        referrer: 'http://app.node.test/page',
+        referrerPolicy: 'no-referrer-when-downgrade',
+        integrity: init.integrity,
+        redirect: 'manual',
+      })
+      expect(await r.text()).toBe('x')
+    }
+  })
+
+  it('keeps the default referrer as it is', async () => {
+    const { seen, transport } = recording(1)
+    await onceFetch('http://node.test/y', { method: 'POST' }, { fetch: transport, baseDelayMs: 1, budget: false })
+    expect(seen.map((r) => [r.referrer, r.referrerPolicy])).toEqual([
+      ['about:client', ''],
+      ['about:client', ''],
+    ])
+  })
+})
