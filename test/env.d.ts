@@ -4,12 +4,13 @@ import type { Accounts } from '../examples/bank/accounts.js'
 declare global {
   namespace Cloudflare {
     interface GlobalProps {
-      mainModule: typeof import('../examples/bank/worker.js')
+      mainModule: typeof import('./worker.js')
     }
     interface Env {
       ONCE: DurableObjectNamespace<StableArea>
       ACCOUNTS: DurableObjectNamespace<Accounts>
       RECEIVER_DB: D1Database
+      ONCE_KV: DurableObjectNamespace<StableArea>
     }
   }
 }

@@ -97,7 +97,7 @@ export async function until(key: string, check: (info: RecordInfo | null) => boo
 /** Moves every lease of the object that owns `key` into the past, as if `leaseMs` had gone by. */
 export async function expireLeases(key: string): Promise<void> {
   await runInDurableObject(await stubFor(key), (_obj: StableArea, state) => {
-    state.storage.sql.exec("UPDATE records SET lease_until = ? WHERE state = 'in_flight'", Date.now() - 1)
+    state.storage.sql.exec('UPDATE records SET lease_until = ? WHERE lease_until IS NOT NULL', Date.now() - 1)
   })
 }
 

@@ -6,6 +6,6 @@
  * export { StableArea } from 'hono-once/durable'
  * @module
  */
-export { StableArea, CHUNK_BYTES } from './stable-area.js'
+export { StableArea, CHUNK_BYTES, MISCONFIGURED } from './stable-area.js'
 export { SCHEMA_VERSION } from './schema.js'
 export type * from './types.js'

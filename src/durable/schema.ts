@@ -3,7 +3,8 @@
  * migrations. The `meta` table keeps the version reached; a newer class
  * applies only the steps after it, inside one transaction.
  *
- * Version 1 holds the reply cache (`records` and `reply_chunks`). Ordering
+ * Version 1 holds the reply cache (`records` and `reply_chunks`); version 2
+ * remembers replies whose body was already content-encoded. Ordering
  * domains, the request log, relays and origin progress (DESIGN §4) arrive as
  * later steps; `records` already carries `domain` and `sequence` so an
  * ordered admission needs no change to it.
@@ -41,6 +42,8 @@ export const MIGRATIONS: readonly string[] = [
      data   BLOB NOT NULL,
      PRIMARY KEY (lookup, idx)
    );`,
+  // 2: a reply whose body the handler already encoded (Content-Encoding with encodeBody: 'manual') is replayed as is.
+  `ALTER TABLE records ADD COLUMN manual_encoding INTEGER NOT NULL DEFAULT 0;`,
 ]
 
 /**

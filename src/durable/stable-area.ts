@@ -34,6 +34,7 @@ interface RecordRow extends Record<string, SqlStorageValue> {
   body: ArrayBuffer | null
   chunks: number
   args: string | null
+  manual_encoding: number
 }
 
 /**
@@ -66,10 +67,22 @@ export class StableArea extends DurableObject implements StableAreaApi {
   /** Duplicates blocked until the original finishes (seed 003's PA_blockRequest). */
   readonly #waiters = new Map<string, Set<() => void>>()
 
+  /** Why this object cannot work (its class was migrated without SQLite storage), or null. */
+  #misconfigured: string | null = null
+
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env)
     void ctx.blockConcurrencyWhile(async () => {
-      migrate(ctx.storage)
+      try {
+        migrate(ctx.storage)
+      } catch (err) {
+        // Not retryable: every call would fail the same way. Callers get a 500 that says so.
+        if (!(ctx.storage as Partial<DurableObjectStorage>).sql || /SQL|sqlite/i.test(String(err))) {
+          this.#misconfigured = `the StableArea class needs SQLite storage: declare it under new_sqlite_classes in a wrangler.toml migration (${String(err)})`
+          return
+        }
+        throw err
+      }
       this.#alarmAt = await ctx.storage.getAlarm()
     })
   }
@@ -88,6 +101,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
    * if (r.kind === 'new') { ... run, then stub.commit({ lookup, token: r.token, reply, ttlMs }) }
    */
   async admit(request: AdmitRequest): Promise<AdmitResult> {
+    this.#usable()
     const deadline = Date.now() + request.waitMs
     for (;;) {
       const result = this.#admitNow(request)
@@ -112,21 +126,25 @@ export class StableArea extends DurableObject implements StableAreaApi {
    * await stub.commit({ lookup, token, ttlMs, reply: { status: 201, headers: [], body: new Uint8Array() } })
    */
   async commit(request: CommitRequest): Promise<CommitResult> {
-    const { lookup, token, reply, ttlMs, provisional = false } = request
+    this.#usable()
+    const { lookup, token, reply, ttlMs, provisional = false, leaseMs = 30_000 } = request
     const now = Date.now()
     const expiresAt = now + ttlMs
     const sql = this.ctx.storage.sql
     const chunks = reply.body.byteLength <= CHUNK_BYTES ? 0 : Math.ceil(reply.body.byteLength / CHUNK_BYTES)
-    const set = `state = 'committed', provisional = ?, lease_until = NULL, expires_at = ?,
-      status = ?, headers = ?, body = ?, chunks = ?, args = ?, committed_at = ?`
+    // A provisional commit keeps the lease (duplicates wait for the final reply while it lives); a final one ends it.
+    const set = `state = 'committed', provisional = ?, lease_until = ?, expires_at = ?,
+      status = ?, headers = ?, body = ?, chunks = ?, args = ?, manual_encoding = ?, committed_at = ?`
     const values = [
       provisional ? 1 : 0,
+      provisional ? now + leaseMs : null,
       expiresAt,
       reply.status,
       JSON.stringify(reply.headers),
       chunks === 0 ? reply.body : null,
       chunks,
       reply.args === undefined ? null : JSON.stringify(reply.args),
+      reply.encoded ? 1 : 0,
       now,
     ]
     const open = `lookup = ? AND token = ? AND (state = 'in_flight' OR provisional = 1)`
@@ -149,7 +167,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
         }
       })
     }
-    await this.#scheduleAlarm(expiresAt)
+    await this.#scheduleAlarm(provisional ? now + leaseMs : expiresAt)
     this.#wake(lookup)
     return { ok: true, expiresAt }
   }
@@ -166,6 +184,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
    * await stub.release(lookup, token)
    */
   async release(lookup: string, token: string): Promise<boolean> {
+    this.#usable()
     const changed = this.ctx.storage.sql.exec(
       `UPDATE records SET state = 'released', token = NULL, lease_until = NULL
        WHERE lookup = ? AND token = ? AND state = 'in_flight'`,
@@ -179,6 +198,8 @@ export class StableArea extends DurableObject implements StableAreaApi {
   /**
    * Extends a lease still held by `token`, for a handler that runs longer
    * than `leaseMs`: a live Worker keeps its record, a dead one stops renewing.
+   * A lease that ran out but was not taken over is still held: only another
+   * admission takes a record away, never the clock alone.
    *
    * @param lookup - lookup key
    * @param token - lease token from `admit`
@@ -188,9 +209,10 @@ export class StableArea extends DurableObject implements StableAreaApi {
    * await stub.renew(lookup, token, 30_000)
    */
   async renew(lookup: string, token: string, leaseMs: number): Promise<boolean> {
+    this.#usable()
     return (
       this.ctx.storage.sql.exec(
-        `UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ? AND state = 'in_flight'`,
+        `UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ? AND (state = 'in_flight' OR provisional = 1)`,
         Date.now() + leaseMs,
         lookup,
         token,
@@ -208,10 +230,12 @@ export class StableArea extends DurableObject implements StableAreaApi {
    * await stub.inspect(lookupKey(scope, 'order-17')) // { state: 'committed', status: 201, … }
    */
   async inspect(lookup: string): Promise<RecordInfo | null> {
+    this.#usable()
     const row = this.#row(lookup)
     if (!row || !isLive(row, Date.now())) return null
     return {
       state: row.state,
+      provisional: row.provisional === 1,
       requestId: row.request_id,
       attempt: row.attempt,
       leaseUntil: row.lease_until,
@@ -222,36 +246,27 @@ export class StableArea extends DurableObject implements StableAreaApi {
   }
 
   /**
-   * Background work: deletes expired records with their chunks, releases
-   * leases whose Worker stopped renewing them, and sets the next alarm.
-   * Idempotent, as alarms run at least once.
+   * Background work: deletes expired records with their chunks and sets the
+   * next alarm. Leases are not taken here: a lease that ran out stays with
+   * its holder until another attempt admits the key, so a slow but live
+   * handler whose renewal came late still commits. Idempotent, as alarms run
+   * at least once.
    */
   override async alarm(): Promise<void> {
+    if (this.#misconfigured) return
     const now = Date.now()
     const sql = this.ctx.storage.sql
-    const released: string[] = []
+    // While this runs the runtime counts the alarm as set (it retries a throw): nothing else need set one.
+    this.#alarmAt = now
     this.ctx.storage.transactionSync(() => {
-      const expired = `expires_at <= ?1 AND NOT (state = 'in_flight' AND lease_until > ?1)`
+      const expired = `${DUE_AT} <= ?1`
       sql.exec(`DELETE FROM reply_chunks WHERE lookup IN (SELECT lookup FROM records WHERE ${expired})`, now)
       sql.exec(`DELETE FROM records WHERE ${expired}`, now)
-      for (const { lookup } of sql.exec<{ lookup: string }>(
-        `UPDATE records SET state = 'released', token = NULL, lease_until = NULL
-         WHERE state = 'in_flight' AND lease_until <= ? RETURNING lookup`,
-        now,
-      )) {
-        released.push(lookup)
-      }
     })
-    for (const lookup of released) this.#wake(lookup)
     this.#alarmAt = null
-    const next = sql
-      .exec<{ at: number | null }>(
-        `SELECT min(at) AS at FROM (
-           SELECT min(expires_at) AS at FROM records
-           UNION ALL SELECT min(lease_until) FROM records WHERE state = 'in_flight')`,
-      )
-      .one().at
-    if (next !== null) await this.#scheduleAlarm(next)
+    const next = sql.exec<{ at: number | null }>(`SELECT min(${DUE_AT}) AS at FROM records`).one().at
+    // Never at a time already past: a row kept alive by a lease would make the alarm fire in a loop.
+    if (next !== null) await this.#scheduleAlarm(Math.max(next, now + MIN_ALARM_GAP_MS))
   }
 
   #admitNow(request: AdmitRequest): AdmitResult {
@@ -275,33 +290,43 @@ export class StableArea extends DurableObject implements StableAreaApi {
       now,
     ).rowsWritten
     if (fresh > 0) {
-      void this.#scheduleAlarm(leaseUntil)
+      void this.#scheduleAlarm(expiresAt)
       return { kind: 'new', requestId, token, attempt: 1, leaseUntil }
     }
 
     const row = this.#row(lookup)
     const live = row !== undefined && isLive(row, now)
+    const leased = live && (row.lease_until ?? 0) > now
 
+    // While a record lives its key means one request: another body is 422, whatever the record's
+    // state (in flight, committed, released after a failure, or left by a dead Worker), since
+    // the first attempt may have taken effect.
+    if (live && row.fingerprint !== fingerprint) return { kind: 'mismatch', requestId: row.request_id }
     if (live && row.state === 'committed') {
-      if (row.fingerprint !== fingerprint) return { kind: 'mismatch', requestId: row.request_id }
-      return { kind: 'replay', requestId: row.request_id, reply: this.#reply(lookup, row), expiresAt: row.expires_at }
+      if (row.provisional === 0) return this.#replay(lookup, row)
+      // Past the roll-forward point without its final reply: wait for it while the lease lives;
+      // once it ran out the original died, and the placeholder becomes the final reply.
+      if (leased) return { kind: 'in_flight', requestId: row.request_id, retryAfterMs: (row.lease_until ?? now) - now }
+      this.ctx.storage.sql.exec(
+        `UPDATE records SET provisional = 0, token = NULL, lease_until = NULL WHERE lookup = ? AND provisional = 1`,
+        lookup,
+      )
+      return this.#replay(lookup, { ...row, provisional: 0 })
     }
-    if (live && row.state === 'in_flight' && (row.lease_until ?? 0) > now) {
-      if (row.fingerprint !== fingerprint) return { kind: 'mismatch', requestId: row.request_id }
+    if (live && row.state === 'in_flight' && leased) {
       return { kind: 'in_flight', requestId: row.request_id, retryAfterMs: (row.lease_until ?? now) - now }
     }
 
     // Free: never seen, expired, released, or its lease ran out. A retry of
-    // the same request keeps its request id; anything else starts afresh.
-    const same = live && row.fingerprint === fingerprint
-    const id = same ? row.request_id : requestId
-    const attempt = same ? row.attempt + 1 : 1
+    // the same request keeps its request id; a key whose record expired starts afresh.
+    const id = live ? row.request_id : requestId
+    const attempt = live ? row.attempt + 1 : 1
     this.ctx.storage.transactionSync(() => {
       if (row && row.chunks > 0) this.#deleteChunks(lookup)
       this.ctx.storage.sql.exec(
         `UPDATE records SET fingerprint = ?, request_id = ?, state = 'in_flight', token = ?, attempt = ?,
            lease_until = ?, expires_at = ?, provisional = 0, status = NULL, headers = NULL, body = NULL,
-           chunks = 0, args = NULL, created_at = ?, committed_at = NULL
+           chunks = 0, args = NULL, manual_encoding = 0, created_at = ?, committed_at = NULL
          WHERE lookup = ?`,
         fingerprint,
         id,
@@ -313,14 +338,19 @@ export class StableArea extends DurableObject implements StableAreaApi {
         lookup,
       )
     })
-    void this.#scheduleAlarm(leaseUntil)
+    void this.#scheduleAlarm(expiresAt)
     return { kind: 'new', requestId: id, token, attempt, leaseUntil }
+  }
+
+  #replay(lookup: string, row: RecordRow): AdmitResult {
+    return { kind: 'replay', requestId: row.request_id, reply: this.#reply(lookup, row), expiresAt: row.expires_at }
   }
 
   #row(lookup: string): RecordRow | undefined {
     return this.ctx.storage.sql
       .exec<RecordRow>(
-        `SELECT fingerprint, request_id, state, token, attempt, lease_until, expires_at, provisional, status, headers, body, chunks, args
+        `SELECT fingerprint, request_id, state, token, attempt, lease_until, expires_at, provisional, status, headers, body, chunks, args,
+           manual_encoding
          FROM records WHERE lookup = ?`,
         lookup,
       )
@@ -348,7 +378,13 @@ export class StableArea extends DurableObject implements StableAreaApi {
       body,
     }
     if (row.args !== null) reply.args = JSON.parse(row.args) as JsonValue
+    if (row.manual_encoding === 1) reply.encoded = true
     return reply
+  }
+
+  /** Throws the misconfiguration found at start-up, if any; the message starts with {@link MISCONFIGURED}. */
+  #usable(): void {
+    if (this.#misconfigured) throw new Error(`${MISCONFIGURED} ${this.#misconfigured}`)
   }
 
   #deleteChunks(lookup: string): void {
@@ -382,6 +418,22 @@ export class StableArea extends DurableObject implements StableAreaApi {
     for (const done of [...(this.#waiters.get(lookup) ?? [])]) done()
   }
 }
+
+/**
+ * Prefix of the message of an error the object throws when it cannot work
+ * at all (e.g. declared without SQLite storage). Callers answer it with a
+ * non-retryable 500 rather than a 503 that clients would retry forever.
+ *
+ * @example
+ * if (String(err).includes(MISCONFIGURED)) return problem('misconfigured', …)
+ */
+export const MISCONFIGURED = 'hono-once misconfigured:'
+
+/** When a row may be deleted: at its expiry, but never while a lease keeps it (a handler longer than the TTL). */
+const DUE_AT = `max(expires_at, coalesce(lease_until, 0))`
+
+/** The alarm is never set closer than this to now, so a row due right away cannot make it spin. */
+const MIN_ALARM_GAP_MS = 1000
 
 /** A record counts until it expires; a running one never expires under its lease, even with a TTL shorter than the handler. */
 function isLive(row: RecordRow, now: number): boolean {

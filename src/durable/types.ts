@@ -25,6 +25,12 @@ export interface StoredReply {
   body: Uint8Array
   /** Arguments for `onDuplicate`, stored instead of the body (seed 003's redundant-message handler). */
   args?: JsonValue
+  /**
+   * The body is already content-encoded (the handler set `Content-Encoding`
+   * and sent the encoded bytes with `encodeBody: 'manual'`): replay the
+   * bytes as they are instead of letting the runtime encode them again.
+   */
+  encoded?: boolean
 }
 
 /** Input of {@link StableAreaApi.admit}. */
@@ -66,9 +72,13 @@ export interface CommitRequest {
   /**
    * A provisional commit marks the roll-forward point before the final reply
    * exists: the record is committed (never runs again) and `reply` is what
-   * duplicates get until a later non-provisional commit replaces it.
+   * duplicates get until a later non-provisional commit replaces it. The
+   * lease is kept (and renewed) meanwhile: duplicates wait for the final
+   * reply, and get `reply` only if the lease runs out (the Worker died).
    */
   provisional?: boolean
+  /** With `provisional`: how long the lease is kept from now. Default 30000. */
+  leaseMs?: number
 }
 
 /** Answer of {@link StableAreaApi.commit}. */
@@ -80,6 +90,8 @@ export type CommitResult =
 /** What {@link StableAreaApi.inspect} tells about one record. */
 export interface RecordInfo {
   state: 'in_flight' | 'committed' | 'released'
+  /** Committed at the roll-forward point without its final reply yet (`commit()` without a response). */
+  provisional: boolean
   requestId: string
   attempt: number
   leaseUntil: number | null

@@ -1,56 +1,127 @@
 import type { StableAreaApi, StoredReply } from '../durable/types.js'
+import { rpcFault } from './rpc.js'
+
+/** Why a reply was not durably stored: another attempt holds the key, or the stable area could not be reached. */
+export type CommitFailure = 'lease_lost' | 'unavailable'
 
 /**
- * One admitted request's hold on its record: the lease token, and the RPCs
- * that keep, commit or give back the record. Commit is idempotent per
- * token in the stable area, so it is retried on any failure, each time
- * through a fresh stub (a reset object breaks the stubs that pointed at it).
+ * One admitted request's hold on its record: the lease token, the renewal
+ * loop that keeps it while the handler runs, and the RPCs that commit or
+ * give back the record.
+ *
+ * Renewal runs every `leaseMs / 3` and checks its answer. A failed call
+ * reconnects (a reset object breaks the stubs that pointed at it) and
+ * retries while the lease lasts; a `false` means another attempt took the
+ * key over: renewal stops, {@link signal} aborts, and {@link lost} stays
+ * true so the commit path knows its reply cannot be stored.
  *
  * @example
- * const admission = new Admission(connect, lookup, admitted.token, admitted.requestId)
- * const stop = admission.renewEvery(15_000)
- * try { await next() } finally { stop() }
+ * const admission = new Admission(connect, lookup, admitted.token, admitted.requestId, 10_000)
+ * admission.startRenewing()
+ * try { await next() } finally { admission.stopRenewing() }
  * await admission.commit(reply, false, ttlMs)
  */
 export class Admission {
   #stub: StableAreaApi
+  readonly #controller = new AbortController()
+  #lost = false
+  #renewing = false
+  #timer: ReturnType<typeof setTimeout> | undefined
+  /** Until when this Worker surely holds the lease (from the last confirmed renewal). */
+  #heldUntil: number
 
   constructor(
     private readonly connect: () => StableAreaApi,
     readonly lookup: string,
     readonly token: string,
     readonly requestId: string,
+    readonly leaseMs: number,
   ) {
     this.#stub = connect()
+    this.#heldUntil = Date.now() + leaseMs
+  }
+
+  /** Aborts when the lease is lost or the handler ran past `maxRunMs`. */
+  get signal(): AbortSignal {
+    return this.#controller.signal
+  }
+
+  /** True once the stable area said another attempt holds the key. */
+  get lost(): boolean {
+    return this.#lost
+  }
+
+  /** Aborts {@link signal} with `reason` (idempotent). */
+  abort(reason: unknown): void {
+    if (!this.#controller.signal.aborted) this.#controller.abort(reason)
+  }
+
+  /** Starts renewing the lease every `leaseMs / 3` until {@link stopRenewing}. */
+  startRenewing(): void {
+    this.#renewing = true
+    this.#schedule()
+  }
+
+  /** Stops renewing; a pending renewal's answer is still checked. */
+  stopRenewing(): void {
+    this.#renewing = false
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+  }
+
+  #schedule(): void {
+    if (this.#renewing) this.#timer = setTimeout(() => void this.#renew(), this.leaseMs / 3)
+  }
+
+  async #renew(): Promise<void> {
+    for (let tries = 0; this.#renewing; tries++) {
+      const asked = Date.now()
+      try {
+        if (!(await this.#stub.renew(this.lookup, this.token, this.leaseMs))) return this.#lose()
+        this.#heldUntil = asked + this.leaseMs
+        break
+      } catch (err) {
+        this.#stub = this.connect()
+        const delay = Math.min(1000, 50 * 2 ** tries)
+        if (rpcFault(err) === 'misconfigured' || Date.now() + delay >= this.#heldUntil) {
+          console.error(`hono-once: cannot renew the lease of ${this.requestId}; a retry may take the key over`, err)
+          break
+        }
+        await new Promise((r) => setTimeout(r, delay))
+      }
+    }
+    this.#schedule()
+  }
+
+  #lose(): void {
+    this.#lost = true
+    this.stopRenewing()
+    console.warn(`hono-once: the lease of ${this.requestId} was taken over by another attempt; this attempt's reply will not be stored`)
+    this.abort(new DOMException('hono-once: the lease on this idempotency key was lost', 'AbortError'))
   }
 
   /**
-   * Renews the lease every `leaseMs / 2` until the returned function is
-   * called: a live Worker keeps its record, a dead one stops renewing.
-   */
-  renewEvery(leaseMs: number): () => void {
-    const timer = setInterval(() => void this.#stub.renew(this.lookup, this.token, leaseMs).catch(() => {}), leaseMs / 2)
-    return () => clearInterval(timer)
-  }
-
-  /**
-   * Stores `reply` and flips the record to committed, trying three times.
+   * Stores `reply` and flips the record to committed. Commits are
+   * idempotent per lease token, so a failed call is retried (three tries
+   * in all), each through a fresh stub.
    *
-   * @returns when the reply expires, or undefined if it could not be stored
+   * @returns when the reply expires, or why it was not stored
    */
-  async commit(reply: StoredReply, provisional: boolean, ttlMs: number): Promise<number | undefined> {
+  async commit(
+    reply: StoredReply,
+    provisional: boolean,
+    ttlMs: number,
+  ): Promise<{ ok: true; expiresAt: number } | { ok: false; reason: CommitFailure; error?: unknown }> {
+    if (this.#lost) return { ok: false, reason: 'lease_lost' }
     for (let attempt = 0; ; attempt++) {
       try {
-        const result = await this.#stub.commit({ lookup: this.lookup, token: this.token, reply, ttlMs, provisional })
-        if (result.ok) return result.expiresAt
-        console.error(`hono-once: commit of ${this.requestId} refused (${result.reason})`)
-        return undefined
+        const result = await this.#stub.commit({ lookup: this.lookup, token: this.token, reply, ttlMs, provisional, leaseMs: this.leaseMs })
+        if (result.ok) return result
+        // 'committed' (already final) and 'missing' (expired and deleted) both mean this token no longer owns the record.
+        this.#lost = true
+        return { ok: false, reason: 'lease_lost' }
       } catch (err) {
-        if (attempt >= 2) {
-          console.error(`hono-once: commit of ${this.requestId} failed; the key frees when its lease ends`, err)
-          return undefined
-        }
-        await scheduler.wait(50 * 4 ** attempt)
+        if (attempt >= 2 || rpcFault(err) === 'misconfigured') return { ok: false, reason: 'unavailable', error: err }
+        await new Promise((r) => setTimeout(r, 50 * 4 ** attempt))
         this.#stub = this.connect()
       }
     }
@@ -58,6 +129,7 @@ export class Admission {
 
   /** Gives the record back before the commit point, so a retry runs again. Never throws. */
   async release(): Promise<void> {
+    if (this.#lost) return
     await this.connect()
       .release(this.lookup, this.token)
       .catch((err: unknown) => console.error(`hono-once: release of ${this.requestId} failed; the key frees when its lease ends`, err))

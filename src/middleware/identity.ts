@@ -1,3 +1,4 @@
+import type { Context } from 'hono'
 import { sha256Hex } from '../shared/digest.js'
 
 /**
@@ -32,15 +33,36 @@ export async function shardName(lookup: string, shards: number): Promise<string>
   return `once/${Number.parseInt(hex.slice(0, 8), 16) % shards}`
 }
 
+/** The claims of a JWT verified by Hono's `jwt()` or `jwk()` middleware, as far as scoping needs them. */
+interface JwtPrincipal {
+  iss?: unknown
+  sub?: unknown
+}
+
 /**
- * Default scope: the SHA-256 of the `Authorization` header, so two tenants
- * never share a key; '' for requests without one.
+ * The default scope: who is asking, as far as the request shows it.
  *
- * @param authorization - the header value, if any
- * @returns the scope
+ * 1. When Hono's `jwt()` / `jwk()` middleware ran before `once()`
+ *    (`c.var.jwtPayload` holds a `sub`), the principal: issuer and subject
+ *    together (a `sub` is unique only within its `iss`). A refreshed token of
+ *    the same subject finds its records; another subject never does.
+ * 2. Otherwise the SHA-256 of the `Authorization` header (an API key or
+ *    static token; a bearer token that is refreshed lands in a new scope).
+ * 3. Otherwise '' (unscoped): requests of every caller share keys. Give a
+ *    `scope` option for cookie sessions, e.g. `(c) => c.var.session.userId`.
+ *
+ * @param c - the request context
+ * @returns the scope, and whether it is the unscoped fallback
  * @example
- * await defaultScope('Bearer sk_test_1') // 'e3b0…'
+ * await defaultScope(c) // { scope: 'jwt:3f2a…', unscoped: false }
  */
-export async function defaultScope(authorization: string | undefined): Promise<string> {
-  return authorization ? sha256Hex(authorization) : ''
+export async function defaultScope(c: Context): Promise<{ scope: string; unscoped: boolean }> {
+  const jwt = c.get('jwtPayload' as never) as JwtPrincipal | undefined
+  if (jwt && typeof jwt === 'object' && typeof jwt.sub === 'string' && jwt.sub !== '') {
+    const iss = typeof jwt.iss === 'string' ? jwt.iss : ''
+    return { scope: `jwt:${await sha256Hex(`${iss.length}:${iss}:${jwt.sub}`)}`, unscoped: false }
+  }
+  const authorization = c.req.header('authorization')
+  if (authorization) return { scope: await sha256Hex(authorization), unscoped: false }
+  return { scope: '', unscoped: true }
 }

@@ -7,7 +7,9 @@
  * @module
  */
 export { once } from './once.js'
-export type { OnceOptions } from './options.js'
+export type { OnceOptions, LocationHint } from './options.js'
+export { OnceCommitError } from './errors.js'
+export type { CommitFailure } from './admission.js'
 export type { OnceContext, OnceVariables, CommitOptions } from './types.js'
 export { fingerprint, type FingerprintOptions, type FingerprintInput } from './fingerprint.js'
 export { parseIdempotencyKey, MAX_KEY_LENGTH, type KeyError } from './key.js'

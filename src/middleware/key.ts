@@ -28,7 +28,9 @@ export type KeyError = 'empty' | 'too-long' | 'malformed'
  * parseIdempotencyKey('""') // { ok: false, error: 'empty' }
  */
 export function parseIdempotencyKey(header: string): { ok: true; key: string } | { ok: false; error: KeyError } {
-  const raw = header.trim()
+  // Only HTTP's optional whitespace (SP, HTAB) is trimmed: String#trim would also drop NBSP, BOM, VT,
+  // U+2028 or U+3000 and let `abc\u00a0` alias `abc`. Anything else outside printable ASCII is refused.
+  const raw = header.replace(/^[ \t]+|[ \t]+$/g, '')
   let key: string | undefined
   if (raw.startsWith('"')) {
     try {

@@ -18,6 +18,7 @@ export type ProblemKind =
   | 'stable-area-unavailable'
   | 'misconfigured'
   | 'reply-lost'
+  | 'handler-timeout'
 
 const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boolean]> = {
   'key-missing': [400, 'Idempotency-Key is missing', false],
@@ -28,6 +29,7 @@ const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boo
   'stable-area-unavailable': [503, 'Idempotency store unavailable', true],
   misconfigured: [500, 'hono-once is misconfigured', false],
   'reply-lost': [500, 'The request took effect but its reply was not stored', false],
+  'handler-timeout': [504, 'The handler did not finish in time', true],
 }
 
 /** An RFC 9457 problem details object, with hono-once's extension members. */

@@ -47,17 +47,38 @@ export async function captureReply(
   maxBytes: number,
 ): Promise<{ reply: StoredReply; response: Response; tooLarge: boolean }> {
   const body = new Uint8Array(await res.arrayBuffer())
+  // Built on `res` as its init, so an already-encoded body (encodeBody: 'manual') stays as it is.
   const response = new Response(nullBodyStatus(res.status) ? null : body, res)
+  const allowed = (name: string) => (allow ? allow.has(name) : !NEVER_REPLAYED.has(name))
   const headers: [string, string][] = []
+  // Set-Cookie is the one header that may not be joined; Headers yields it once per cookie, so take it apart.
   res.headers.forEach((value, name) => {
-    if (allow ? allow.has(name) : !NEVER_REPLAYED.has(name)) headers.push([name, value])
+    if (name !== 'set-cookie' && allowed(name)) headers.push([name, value])
   })
-  // Headers.forEach joins repeated Set-Cookie; keep them apart when allowed.
-  if (allow?.has('set-cookie')) {
-    const i = headers.findIndex(([n]) => n === 'set-cookie')
-    if (i >= 0) headers.splice(i, 1, ...res.headers.getSetCookie().map((v): [string, string] => ['set-cookie', v]))
+  if (allowed('set-cookie')) for (const cookie of res.headers.getSetCookie()) headers.push(['set-cookie', cookie])
+  const reply: StoredReply = { status: res.status, headers, body }
+  if (await alreadyEncoded(res.headers.get('content-encoding'), body)) reply.encoded = true
+  return { reply, response, tooLarge: body.byteLength > maxBytes }
+}
+
+/**
+ * Whether `body` is already in its `Content-Encoding` (the handler encoded
+ * it and sent it with `encodeBody: 'manual'`) rather than plain bytes the
+ * runtime encodes on the way out. Workers do not expose the flag, so gzip
+ * and deflate are told by decoding; other encodings, which Workers cannot
+ * decode here, are taken as already encoded.
+ */
+async function alreadyEncoded(encoding: string | null, body: Uint8Array): Promise<boolean> {
+  const coding = encoding?.trim().toLowerCase()
+  if (!coding || coding === 'identity' || body.byteLength === 0) return false
+  const format = coding === 'gzip' || coding === 'x-gzip' ? 'gzip' : coding === 'deflate' ? 'deflate' : undefined
+  if (!format) return true
+  try {
+    await new Response(new Blob([body]).stream().pipeThrough(new DecompressionStream(format))).arrayBuffer()
+    return true
+  } catch {
+    return false
   }
-  return { reply: { status: res.status, headers, body }, response, tooLarge: body.byteLength > maxBytes }
 }
 
 /**
@@ -73,7 +94,10 @@ export function replayResponse(reply: StoredReply): Response {
   const headers = new Headers()
   for (const [name, value] of reply.headers) headers.append(name, value)
   headers.set(REPLAYED_HEADER, 'true')
-  return new Response(nullBodyStatus(reply.status) ? null : reply.body, { status: reply.status, headers })
+  const init: ResponseInit = { status: reply.status, headers }
+  // The stored bytes are what went out: an encoded body is sent as it is, never encoded twice.
+  if (reply.encoded) init.encodeBody = 'manual'
+  return new Response(nullBodyStatus(reply.status) ? null : reply.body, init)
 }
 
 /** Statuses whose responses may not carry a body. */

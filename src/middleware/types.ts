@@ -1,4 +1,5 @@
 import type { JsonValue } from '../durable/types.js'
+import type { OnceCommitError } from './errors.js'
 
 /** Options of {@link OnceContext.commit}. */
 export interface CommitOptions {
@@ -23,10 +24,22 @@ export interface OnceContext {
   /** True when this answer is a replay (only seen by `onDuplicate`). */
   replayed: boolean
   /**
+   * Aborts when this attempt should stop: it ran past `maxRunMs`, or
+   * another attempt took its key over. Pass it to the handler's own
+   * fetches and long waits.
+   *
+   * @example
+   * const res = await fetch(upstream, { signal: c.var.once.signal })
+   */
+  signal: AbortSignal
+  /**
    * The roll-forward point (seed 003). With a response, stores it now: from
    * here on, duplicates get it even if the handler later fails. Without one,
    * marks the request as taken effect; duplicates get whatever the handler
-   * finally returns, whatever its status. Call it at most once.
+   * finally returns, whatever its status; duplicates arriving meanwhile
+   * wait for it. Call it at most once. Resolves only once the reply (or the
+   * mark) is durably stored; rejects with {@link OnceCommitError} when it
+   * is not: then do not go on to effects that needed the commit.
    *
    * @example
    * const res = c.json({ id }, 201)

@@ -43,22 +43,26 @@ describe('a Worker that dies between admit and commit', () => {
     expect(effects.get(key)).toBe(1)
   })
 
-  it('the alarm releases leases that ran out', async () => {
+  it('the alarm never takes a lease that ran out: its late holder still commits when nobody else admitted', async () => {
     const key = newKey()
-    await crashedWorker(key)
+    const admitted = await crashedWorker(key)
+    if (admitted.kind !== 'new') throw new Error('expected a new admission')
     await expireLeases(key)
     expect(await runDurableObjectAlarm(await stubFor(key))).toBe(true)
-    expect(await recordOf(key)).toMatchObject({ state: 'released', token: null, lease_until: null })
+    expect(await recordOf(key)).toMatchObject({ state: 'in_flight', token: admitted.token })
+    const stub = (await stubFor(key)) as unknown as StableAreaApi
+    const reply = { status: 201, headers: [] as [string, string][], body: new TextEncoder().encode('late but live') }
+    expect(await stub.commit({ lookup: lookupKey('', key), token: admitted.token, reply, ttlMs: 60_000 })).toMatchObject({ ok: true })
   })
 
   it('a live handler that outlasts leaseMs renews its lease and is not taken over', async () => {
-    const { post, hold, effects } = bank({ leaseMs: 150, inFlight: 'reject' })
+    const { post, hold, effects } = bank({ leaseMs: 1000, inFlight: 'reject' })
     const key = newKey()
     const open = hold(key)
     const first = post(key)
     const admitted = await until(key, (r) => r?.state === 'in_flight')
     // Wait (bounded) until the lease has been renewed past its first end.
-    await until(key, (r) => (r?.leaseUntil ?? 0) > (admitted?.leaseUntil ?? 0) + 100, 1000)
+    await until(key, (r) => (r?.leaseUntil ?? 0) > (admitted?.leaseUntil ?? 0) + 200, 2000)
     expect((await post(key)).status).toBe(409)
     open()
     expect((await first).status).toBe(201)
@@ -77,6 +81,18 @@ describe('a Worker that dies between admit and commit', () => {
     open()
     expect((await first).status).toBe(201)
     expect(effects.get(key)).toBe(1)
+  })
+
+  it('the alarm never re-arms in the past for a record kept alive by its lease past the TTL (issue 11.6)', async () => {
+    const key = newKey()
+    await crashedWorker(key, { amount: 1 }, 60_000)
+    await expireRecords(key) // the TTL has gone by; the lease has not
+    const stub = await stubFor(key)
+    await runDurableObjectAlarm(stub)
+    const next = await runInDurableObject(stub, (_obj: StableArea, state) => state.storage.getAlarm())
+    expect(next).not.toBeNull()
+    expect(next!).toBeGreaterThan(Date.now() + 30_000) // at the lease's end, not at the TTL already past
+    expect(await recordOf(key)).toMatchObject({ state: 'in_flight' })
   })
 
   it('refuses a commit from a Worker whose lease was taken over', async () => {

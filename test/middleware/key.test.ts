@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { MAX_KEY_LENGTH, parseIdempotencyKey } from '../../src/middleware/key.js'
-import { bank, problemOf } from '../helpers.js'
+import { bank, newKey, problemOf } from '../helpers.js'
 
 describe('parseIdempotencyKey', () => {
   it('never throws, and every key it accepts is 1–255 printable ASCII', () => {
@@ -47,5 +47,39 @@ describe('bad input never crashes the middleware', () => {
       }),
       { numRuns: 150 },
     )
+  })
+})
+
+describe('bytes outside printable ASCII around a key (issue 7.12)', () => {
+  const around = {
+    VT: '\u000b',
+    FF: '\u000c',
+    NBSP: '\u00a0',
+    BOM: '\ufeff',
+    'LINE SEPARATOR': '\u2028',
+    'IDEOGRAPHIC SPACE': '\u3000',
+  }
+  it.each(Object.entries(around))('refuses a key with %s before or after it, bare or quoted, instead of aliasing the plain key', (_name, ch) => {
+    for (const header of [`abc${ch}`, `${ch}abc`, `"abc"${ch}`, `${ch}"abc"`]) {
+      expect(parseIdempotencyKey(header)).toEqual({ ok: false, error: 'malformed' })
+    }
+    // HTTP's own optional whitespace is not part of the value.
+    expect(parseIdempotencyKey(' \tabc \t')).toEqual({ ok: true, key: 'abc' })
+  })
+
+  it('answers 400 where the runtime lets such a byte through to the middleware (latin-1 header values)', async () => {
+    const { post, effects } = bank()
+    const key = newKey()
+    expect((await post(key)).status).toBe(201)
+    for (const ch of ['\u000b', '\u000c', '\u00a0']) {
+      let res: Response
+      try {
+        res = await post(undefined, { amount: 100 }, { 'idempotency-key': `${key}${ch}` })
+      } catch {
+        continue // the runtime refused to build such a header: it never reaches a handler
+      }
+      expect(res.status).toBe(400)
+    }
+    expect(effects.get(key)).toBe(1)
   })
 })

@@ -109,6 +109,23 @@ describe('replay', () => {
     expect(again.headers.get('content-type')).toMatch(/json/)
   })
 
+  it('replays each allowed multi-value header exactly once, in order (issue 7.8)', async () => {
+    for (const replayCache of [undefined, false] as const) {
+      const app = new Hono()
+      app.post('/login', once({ replayHeaders: ['set-cookie', 'content-type'], replayCache }), () => {
+        const headers = new Headers({ 'content-type': 'text/plain' })
+        for (const c of ['a=1; Path=/', 'b=2; HttpOnly', 'c=3; Secure']) headers.append('set-cookie', c)
+        return new Response('hi', { status: 201, headers })
+      })
+      const key = newKey()
+      const send = () => app.request('/login', { method: 'POST', headers: { 'idempotency-key': key } }, env)
+      expect((await send()).headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; HttpOnly', 'c=3; Secure'])
+      const again = await send()
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+      expect(again.headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; HttpOnly', 'c=3; Secure'])
+    }
+  })
+
   it('stores replies larger than one SQLite row over several rows and replays them whole', async () => {
     const big = 'x'.repeat(2.5 * 1024 * 1024)
     const app = new Hono()
@@ -213,7 +230,7 @@ describe('commit point: what is final', () => {
   ] as const)('releases the key after a %s, so a retry runs again', async (_name, mode, status) => {
     const { post, effects } = bank()
     const key = newKey()
-    expect((await post(key, {}, { 'x-mode': mode })).status).toBe(status)
+    expect((await post(key, undefined, { 'x-mode': mode })).status).toBe(status)
     const retry = await post(key)
     expect(retry.status).toBe(201)
     expect(retry.headers.get('idempotent-replayed')).toBeNull()
@@ -326,14 +343,23 @@ describe('onDuplicate: the redundant-message handler', () => {
     expect(invoices.size).toBe(1)
   })
 
-  it('refuses commit({ args }) without onDuplicate', async () => {
+  it('commit({ args }) without onDuplicate stores the reply itself: a retry replays it, the handler never runs twice', async () => {
     const app = new Hono()
-    app.post('/x', once(), async (c) => {
-      await c.var.once.commit(c.text('x'), { args: 1 })
-      return c.text('x')
+    let runs = 0
+    app.post('/x', once({ replayCache: false }), async (c) => {
+      runs++
+      const res = c.text(`receipt ${runs}`, 201)
+      await c.var.once.commit(res, { args: { receipt: runs } })
+      return res
     })
-    const res = await app.request('/x', { method: 'POST', headers: { 'idempotency-key': newKey() } }, env)
-    expect(res.status).toBe(500)
+    const key = newKey()
+    const post = () => app.request('/x', { method: 'POST', headers: { 'idempotency-key': key } }, env)
+    expect(await (await post()).text()).toBe('receipt 1')
+    const again = await post()
+    expect(again.status).toBe(201)
+    expect(again.headers.get('idempotent-replayed')).toBe('true')
+    expect(await again.text()).toBe('receipt 1')
+    expect(runs).toBe(1)
   })
 })
 
@@ -421,7 +447,7 @@ describe('limits and faults', () => {
       const { post, effects } = bank(options)
       const res = await post(newKey())
       expect(res.status).toBe(500)
-      expect((await problemOf(res)).detail).toMatch(/must return strings/)
+      expect((await problemOf(res)).detail).toMatch(/must return a (non-empty )?string/)
       expect(effects.size).toBe(0)
     }
   })

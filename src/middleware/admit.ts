@@ -1,0 +1,80 @@
+import type { Context } from 'hono'
+import type { StableAreaApi } from '../durable/types.js'
+import { Admission } from './admission.js'
+import type { OnceConfig } from './config.js'
+import { answerDuplicate } from './duplicate.js'
+import type { Identity } from './identify.js'
+import { shardName } from './identity.js'
+import { problem } from './problem.js'
+import { callWithRetry, rpcProblem } from './rpc.js'
+
+/** A request admitted to run: its hold on the record, and which attempt this is. */
+export interface Admitted {
+  admission: Admission
+  /** 1 on the first run; 2+ when a retry took over after a failure or a crashed Worker. */
+  attempt: number
+}
+
+/**
+ * Step 2 of a keyed request (DESIGN §3.4): one RPC to the StableArea that
+ * owns the key, answering `new`, `replay`, `in_flight` or `mismatch`. A
+ * committed reply found in this `once()` instance's cache needs no RPC.
+ *
+ * @param c - the request context
+ * @param config - resolved options
+ * @param id - the request's identity
+ * @returns the admission to run under, or the answer for the client (replay or problem)
+ * @example
+ * const admitted = await admit(c, config, id)
+ * if (admitted instanceof Response) return admitted
+ */
+export async function admit(c: Context, config: OnceConfig, id: Identity): Promise<Admitted | Response> {
+  const { key, lookup, fingerprint, instance } = id
+  const mismatch = (requestId: string): Response =>
+    problem('key-reused', {
+      detail: 'This Idempotency-Key was already used for a different request (method, path or body differ).',
+      instance,
+      idempotencyKey: key,
+      requestId,
+    })
+
+  const cache = config.cacheFor(id.ns)
+  const hit = cache?.get(lookup, Date.now())
+  if (hit) {
+    if (hit.fingerprint !== fingerprint) return mismatch(hit.requestId)
+    return answerDuplicate(c, config, id, hit.reply, hit.requestId)
+  }
+
+  const objectId = id.ns.idFromName(await shardName(lookup, config.shards))
+  const options = config.locationHint ? { locationHint: config.locationHint } : undefined
+  // Typed by its RPC surface: the generated stub type is too deep for the checker.
+  const connect = (): StableAreaApi => id.ns.get(objectId, options) as unknown as StableAreaApi
+  let admitted
+  try {
+    admitted = await callWithRetry(connect, (stub) =>
+      stub.admit({ lookup, fingerprint, leaseMs: config.leaseMs, ttlMs: config.ttlMs, waitMs: config.waitMs }),
+    )
+  } catch (err) {
+    console.error('hono-once: admit failed', err)
+    return rpcProblem(err, instance, key)
+  }
+
+  switch (admitted.kind) {
+    case 'mismatch':
+      return mismatch(admitted.requestId)
+    case 'replay':
+      cache?.set(lookup, { fingerprint, requestId: admitted.requestId, reply: admitted.reply, expiresAt: admitted.expiresAt })
+      return answerDuplicate(c, config, id, admitted.reply, admitted.requestId)
+    case 'in_flight':
+      return problem('in-flight', {
+        detail: 'The first request with this key is still being processed; retry after the delay given.',
+        instance,
+        idempotencyKey: key,
+        requestId: admitted.requestId,
+        // The original may finish any moment: come back soon rather than at its lease's end.
+        headers: { 'retry-after': '1' },
+      })
+    case 'new':
+      return { admission: new Admission(connect, lookup, admitted.token, admitted.requestId, config.leaseMs), attempt: admitted.attempt }
+  }
+}

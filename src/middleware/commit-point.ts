@@ -1,0 +1,187 @@
+import type { Context } from 'hono'
+import type { JsonValue, StoredReply } from '../durable/types.js'
+import { CHUNK_BYTES } from '../durable/stable-area.js'
+import type { Admission } from './admission.js'
+import type { OnceConfig } from './config.js'
+import { OnceCommitError } from './errors.js'
+import type { Identity } from './identify.js'
+import { problem } from './problem.js'
+import { captureReply, REPLAYED_HEADER, replayResponse } from './reply.js'
+import type { CommitOptions } from './types.js'
+
+/** Where a request stands relative to its roll-forward point. */
+type Phase = 'running' | 'provisional' | 'final' | 'abandoned'
+
+let warnedArgs = false
+
+/**
+ * The roll-forward point of one admitted request (seed 003; DESIGN §3.6):
+ * `c.var.once.commit()` during the handler, then {@link finish} after it,
+ * which stores the final reply, or releases the key when nothing final
+ * happened.
+ *
+ * One rule decides, whether the handler returned its response or threw
+ * (Hono's error handler turned the error into one): a final status (2xx,
+ * 3xx, 4xx other than 408 and 429) is committed; 5xx, 408 and 429 release
+ * the key so a retry runs again. A thrown non-`Error`, which Hono does not
+ * handle, releases the key and propagates.
+ *
+ * @example
+ * const point = new CommitPoint(config, id, admission)
+ * c.set('once', { …, commit: point.commit })
+ * await next()
+ * await point.finish(c)
+ */
+export class CommitPoint {
+  #phase: Phase = 'running'
+  #reply: StoredReply | undefined
+
+  constructor(
+    private readonly config: OnceConfig,
+    private readonly id: Identity,
+    private readonly admission: Admission,
+  ) {}
+
+  /**
+   * `c.var.once.commit()`: stores `response` now (or, without one, marks the
+   * request as taken effect). Resolves only once durably stored.
+   *
+   * @throws OnceCommitError when the reply was not stored
+   */
+  readonly commit = async (response?: Response, options: CommitOptions = {}): Promise<void> => {
+    if (this.#phase !== 'running') throw new Error('hono-once: c.var.once.commit() was already called for this request')
+    if (response) {
+      const reply = await this.#capture(response.clone(), options.args)
+      await this.#store(reply, false)
+      this.#phase = 'final'
+      this.#reply = reply
+    } else {
+      await this.#store(await this.#placeholder('The request took effect, but the server stopped before its reply was stored. It will not run again.'), true)
+      this.#phase = 'provisional'
+    }
+  }
+
+  /**
+   * After the handler: past the roll-forward point, stores what the handler
+   * returned (or answers with the reply committed earlier if it then
+   * failed); before it, commits a final response or releases the key. A
+   * final commit that fails is logged: the client still gets its answer,
+   * which was not stored, so a retry may run the handler again.
+   */
+  async finish(c: Context): Promise<void> {
+    if (this.#phase === 'abandoned') return
+    const failed = !isFinal(c.res.status)
+    if (this.#phase === 'final') {
+      // Past the roll-forward point a failure answers with the committed reply.
+      if (failed && this.#reply && this.#reply.args === undefined) {
+        c.res = undefined
+        c.res = replayResponse(this.#reply)
+        c.res.headers.delete(REPLAYED_HEADER)
+      }
+      return
+    }
+    if (this.#phase === 'running' && failed) return this.abandon()
+    const { reply, response } = await this.#captureFinal(c.res)
+    c.res = undefined
+    c.res = response
+    try {
+      await this.#store(reply, false)
+      this.#phase = 'final'
+    } catch (err) {
+      console.error(`hono-once: the reply of ${this.id.key} (request ${this.admission.requestId}) was not stored; a retry may run the handler again`, err)
+    }
+  }
+
+  /** Releases the key if nothing was committed, so the client's retry runs again. */
+  async abandon(): Promise<void> {
+    if (this.#phase !== 'running') return
+    this.#phase = 'abandoned'
+    await this.admission.release()
+  }
+
+  /**
+   * The handler ran past `maxRunMs`: it is presumed dead. Before the commit
+   * point the key is freed and the client told to retry; after it, the
+   * client gets what duplicates get.
+   */
+  async timedOut(): Promise<Response> {
+    const { instance, key } = this.id
+    if (this.#phase === 'final' && this.#reply && this.#reply.args === undefined) {
+      const res = replayResponse(this.#reply)
+      res.headers.delete(REPLAYED_HEADER)
+      return res
+    }
+    if (this.#phase === 'provisional' || this.#phase === 'final') {
+      this.#phase = 'abandoned'
+      // The lease lapses; duplicates then get the placeholder.
+      return problem('reply-lost', {
+        detail: `The request took effect, but its handler did not finish within ${this.config.maxRunMs} ms. It will not run again.`,
+        instance,
+        idempotencyKey: key,
+        requestId: this.admission.requestId,
+      })
+    }
+    await this.abandon()
+    return problem('handler-timeout', {
+      detail: `The handler did not finish within ${this.config.maxRunMs} ms and was abandoned; retry with the same key.`,
+      instance,
+      idempotencyKey: key,
+      requestId: this.admission.requestId,
+      headers: { 'retry-after': '1' },
+    })
+  }
+
+  async #store(reply: StoredReply, provisional: boolean): Promise<void> {
+    const stored = await this.admission.commit(reply, provisional, this.config.ttlMs)
+    if (!stored.ok) throw new OnceCommitError(stored.reason, this.admission.requestId, { cause: stored.error })
+    // Only a final reply enters a cache: a provisional one is replaced.
+    if (!provisional) {
+      this.config
+        .cacheFor(this.id.ns)
+        ?.set(this.id.lookup, { fingerprint: this.id.fingerprint, requestId: this.admission.requestId, reply, expiresAt: stored.expiresAt })
+    }
+  }
+
+  /** The reply to store for `res`: its bytes, or its arguments for `onDuplicate`. */
+  async #capture(res: Response, args: JsonValue | undefined): Promise<StoredReply> {
+    if (args !== undefined && this.config.onDuplicate) {
+      const size = new TextEncoder().encode(JSON.stringify(args)).byteLength
+      if (size > CHUNK_BYTES) {
+        throw new RangeError(`hono-once: commit() args are ${size} bytes as JSON; at most ${CHUNK_BYTES} fit in a stored record`)
+      }
+      const { reply } = await captureReply(res, this.config.allow, Number.MAX_SAFE_INTEGER)
+      return { status: reply.status, headers: reply.headers, body: new Uint8Array(), args }
+    }
+    if (args !== undefined && !warnedArgs) {
+      warnedArgs = true
+      console.warn('hono-once: commit(res, { args }) without the onDuplicate option: the reply itself is stored and the args are ignored')
+    }
+    return (await this.#captureFinal(res)).reply
+  }
+
+  /** Reads `res` into a stored reply; one over `maxReplyBytes` is replaced by a problem that says it took effect. */
+  async #captureFinal(res: Response): Promise<{ reply: StoredReply; response: Response }> {
+    const { reply, response, tooLarge } = await captureReply(res, this.config.allow, this.config.maxReplyBytes)
+    if (!tooLarge) return { reply, response }
+    const size = reply.body.byteLength
+    console.warn(`hono-once: reply of ${this.admission.requestId} is ${size} bytes, over maxReplyBytes; duplicates get a problem`)
+    return {
+      reply: await this.#placeholder(
+        `The request took effect with status ${reply.status}, but its reply (${size} bytes) exceeds maxReplyBytes (${this.config.maxReplyBytes}) and was not stored. It will not run again.`,
+      ),
+      response,
+    }
+  }
+
+  /** What duplicates get when the reply itself cannot be: a problem that says the request took effect. */
+  async #placeholder(detail: string): Promise<StoredReply> {
+    const { instance, key } = this.id
+    const res = problem('reply-lost', { detail, instance, idempotencyKey: key, requestId: this.admission.requestId })
+    return (await captureReply(res, undefined, Number.MAX_SAFE_INTEGER)).reply
+  }
+}
+
+/** Final answers are committed; 5xx, 408 and 429 ask the client to come back, so they release the key. */
+export function isFinal(status: number): boolean {
+  return status < 500 && status !== 408 && status !== 429
+}

@@ -1,0 +1,111 @@
+import type { Context, MiddlewareHandler } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import type { JsonValue } from '../durable/types.js'
+import { fingerprint as defaultFingerprint } from './fingerprint.js'
+import { defaultScope } from './identity.js'
+import { type LocationHint, type OnceOptions, validateOptions } from './options.js'
+import { problemException } from './problem.js'
+import { ReplyCache } from './reply-cache.js'
+import type { Namespace } from './rpc.js'
+
+/** `once()`'s options with every default filled in, and what is derived from them once. */
+export interface OnceConfig {
+  namespace: (c: Context) => Namespace | undefined
+  shards: number
+  locationHint: LocationHint | undefined
+  gated: ReadonlySet<string>
+  required: boolean
+  scope: (c: Context) => string | Promise<string>
+  fingerprint: (c: Context, body: Uint8Array) => string | Promise<string>
+  ttlMs: number
+  leaseMs: number
+  maxRunMs: number
+  /** How long a duplicate waits in the object; 0 in reject mode. */
+  waitMs: number
+  maxReplyBytes: number
+  /** Lower-case header allow-list for replays, or undefined for the default deny-list. */
+  allow: ReadonlySet<string> | undefined
+  onDuplicate: ((args: JsonValue, c: Context) => Response | Promise<Response>) | undefined
+  /** The reply cache for a namespace (one per namespace and `once()` instance), or undefined when off. */
+  cacheFor: (ns: Namespace) => ReplyCache | undefined
+  /** Hono's bodyLimit, answering 413 problem+json. */
+  limitBody: MiddlewareHandler
+}
+
+/**
+ * Validates `options` (throwing a `TypeError` that names the bad one) and
+ * fills in the defaults.
+ *
+ * @param options - what the user passed to `once()`
+ * @returns the resolved configuration
+ * @example
+ * const config = resolveConfig({ leaseMs: 5000 })
+ * config.maxRunMs // 30000
+ */
+export function resolveConfig(options: OnceOptions): OnceConfig {
+  validateOptions(options, 'once()')
+  const {
+    namespace = (c: Context) => (c.env as { ONCE?: Namespace } | undefined)?.ONCE,
+    shards = 1,
+    locationHint,
+    methods = ['POST', 'PUT', 'PATCH', 'DELETE'],
+    required = true,
+    scope,
+    fingerprint = {},
+    ttlSeconds = 86_400,
+    leaseMs = 10_000,
+    maxRunMs = 30_000,
+    inFlight = 'wait',
+    waitMs = 5_000,
+    maxBodyBytes = 1024 * 1024,
+    maxReplyBytes = 8 * 1024 * 1024,
+    replayHeaders,
+    onDuplicate,
+    replayCache = {},
+  } = options
+  const caches = new WeakMap<Namespace, ReplyCache>()
+  let warned = false
+  return {
+    namespace,
+    shards,
+    locationHint,
+    gated: new Set(methods.map((m) => m.toUpperCase())),
+    required,
+    scope:
+      scope ??
+      (async (c) => {
+        const { scope: tenant, unscoped } = await defaultScope(c)
+        if (unscoped && !warned) {
+          warned = true
+          console.warn(
+            'hono-once: a request with neither a verified JWT (jwt()/jwk() before once()) nor an Authorization header is unscoped: ' +
+              'every such caller shares idempotency keys. Pass a scope option (e.g. the session user) if callers authenticate otherwise.',
+          )
+        }
+        return tenant
+      }),
+    fingerprint:
+      typeof fingerprint === 'function'
+        ? fingerprint
+        : (c, body) => defaultFingerprint({ method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body }, fingerprint),
+    ttlMs: ttlSeconds * 1000,
+    leaseMs,
+    maxRunMs,
+    waitMs: inFlight === 'wait' ? waitMs : 0,
+    maxReplyBytes,
+    allow: replayHeaders && new Set(replayHeaders.map((h) => h.toLowerCase())),
+    onDuplicate,
+    cacheFor: (ns) => {
+      if (replayCache === false) return undefined
+      let cache = caches.get(ns)
+      if (!cache) caches.set(ns, (cache = new ReplyCache(replayCache)))
+      return cache
+    },
+    limitBody: bodyLimit({
+      maxSize: maxBodyBytes,
+      onError: (c) => {
+        throw problemException('body-too-large', { detail: `The request body is larger than ${maxBodyBytes} bytes.`, instance: c.req.path })
+      },
+    }),
+  }
+}

@@ -1,0 +1,39 @@
+import type { CommitFailure } from './admission.js'
+
+/**
+ * Thrown by `c.var.once.commit()` when the reply was **not** durably stored:
+ * `reason` is `lease_lost` (another attempt took the key over, e.g. after
+ * this Worker stalled past its lease) or `unavailable` (the stable area
+ * could not be reached after retries).
+ *
+ * A handler that commits before an effect it must do at most once should
+ * let this propagate (or stop there): the key is released and the client's
+ * retry runs the handler again. Effects already done before `commit()` may
+ * then happen twice, which is why `commit()` belongs right after the one
+ * effect that must not repeat.
+ *
+ * @example
+ * try {
+ *   await c.var.once.commit(res)
+ * } catch (err) {
+ *   if (err instanceof OnceCommitError) return c.json({ error: 'try again' }, 503)
+ *   throw err
+ * }
+ * await sendReceipt() // only after a durable commit
+ */
+export class OnceCommitError extends Error {
+  override readonly name = 'OnceCommitError'
+
+  constructor(
+    readonly reason: CommitFailure,
+    readonly requestId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      reason === 'lease_lost'
+        ? `hono-once: the reply of ${requestId} was not stored: another attempt holds its key`
+        : `hono-once: the reply of ${requestId} was not stored: the stable area could not be reached`,
+      options,
+    )
+  }
+}

@@ -1,0 +1,66 @@
+import type { Context } from 'hono'
+import type { OnceConfig } from './config.js'
+import { lookupKey } from './identity.js'
+import { problem } from './problem.js'
+import type { Namespace } from './rpc.js'
+
+/** Who is asking for what: the request's identity in the stable area (DESIGN §3 steps 2–3). */
+export interface Identity {
+  /** The client's idempotency key. */
+  key: string
+  /** Tenant scope. */
+  scope: string
+  /** `scope` and `key` combined: the record's primary key. */
+  lookup: string
+  /** Fingerprint of method, path, body (and chosen headers). */
+  fingerprint: string
+  /** The request body, read once. */
+  body: Uint8Array
+  /** The StableArea namespace. */
+  ns: Namespace
+  /** The request path, for problems' `instance`. */
+  instance: string
+}
+
+/**
+ * Step 1 of a keyed request: reads the body (leaving it readable for the
+ * handler), computes scope and fingerprint, and finds the namespace. A user
+ * function that throws, or returns the wrong type, gives a 500
+ * `misconfigured` problem naming the option; the handler is not run.
+ *
+ * @param c - the request context
+ * @param config - resolved options
+ * @param key - the parsed idempotency key
+ * @returns the identity, or the problem to answer with
+ * @example
+ * const id = await identify(c, config, 'order-17')
+ * if (id instanceof Response) return id
+ */
+export async function identify(c: Context, config: OnceConfig, key: string): Promise<Identity | Response> {
+  const instance = c.req.path
+  const misconfigured = (detail: string) => problem('misconfigured', { detail, instance })
+  const body = new Uint8Array(await c.req.arrayBuffer())
+  // Handlers that read or forward the raw request (a proxy's fetch(c.req.raw)) get the same bytes.
+  if (c.req.raw.bodyUsed) c.req.raw = new Request(c.req.raw, { body })
+
+  const call = async <T>(option: string, f: () => T | Promise<T>): Promise<{ ok: true; value: T } | { ok: false; response: Response }> => {
+    try {
+      return { ok: true, value: await f() }
+    } catch (err) {
+      console.error(`hono-once: the ${option} option threw`, err)
+      return { ok: false, response: misconfigured(`The ${option} option threw: ${err instanceof Error ? err.message : String(err)}`) }
+    }
+  }
+  const scope = await call('scope', () => config.scope(c))
+  if (!scope.ok) return scope.response
+  if (typeof scope.value !== 'string') return misconfigured(`The scope option must return a string, not ${typeof scope.value}.`)
+  const print = await call('fingerprint', () => config.fingerprint(c, body))
+  if (!print.ok) return print.response
+  if (typeof print.value !== 'string' || print.value === '') return misconfigured('The fingerprint option must return a non-empty string.')
+  const ns = await call('namespace', () => config.namespace(c))
+  if (!ns.ok) return ns.response
+  if (!ns.value || typeof ns.value.idFromName !== 'function') {
+    return misconfigured('No StableArea namespace: bind the StableArea class as ONCE in wrangler.toml, or pass the namespace option.')
+  }
+  return { key, scope: scope.value, lookup: lookupKey(scope.value, key), fingerprint: print.value, body, ns: ns.value, instance }
+}

@@ -1,0 +1,92 @@
+import type { StableArea } from '../durable/stable-area.js'
+import { MISCONFIGURED } from '../durable/stable-area.js'
+import type { StableAreaApi } from '../durable/types.js'
+import { problem } from './problem.js'
+
+/** The StableArea namespace as a binding gives it. */
+export type Namespace = DurableObjectNamespace<StableArea>
+
+/**
+ * What went wrong calling the stable area, as the runtime tells it:
+ * - `misconfigured`: the binding is not a StableArea, or the class has no SQLite storage; every call fails alike;
+ * - `overloaded`: the object is past its request rate; callers must back off, not retry at once;
+ * - `retryable`: a transient fault (the object was reset, a network blip); one retry through a fresh stub may pass;
+ * - `unavailable`: anything else.
+ */
+export type RpcFault = 'misconfigured' | 'overloaded' | 'retryable' | 'unavailable'
+
+/**
+ * Classifies an error thrown by a StableArea RPC. The flags are the ones
+ * Cloudflare sets on Durable Object errors (`retryable`, `overloaded`).
+ *
+ * @param err - what the stub call threw
+ * @returns its kind
+ * @example
+ * try { await stub.admit(req) } catch (err) { if (rpcFault(err) === 'retryable') … }
+ */
+export function rpcFault(err: unknown): RpcFault {
+  const text = String(err)
+  if (text.includes(MISCONFIGURED) || /does not implement|not a function|RPC receiver|is not a Durable Object/i.test(text)) return 'misconfigured'
+  const flags = (typeof err === 'object' && err !== null ? err : {}) as { retryable?: unknown; overloaded?: unknown }
+  if (flags.overloaded === true) return 'overloaded'
+  if (flags.retryable === true) return 'retryable'
+  return 'unavailable'
+}
+
+/**
+ * Calls the stable area once, and once more through a fresh stub when the
+ * runtime says the failure is retryable (a reset object breaks the stubs
+ * that pointed at it). Overload and misconfiguration are never retried here.
+ *
+ * @param connect - makes a fresh stub
+ * @param call - the RPC
+ * @returns what the RPC returned
+ * @throws the last error
+ * @example
+ * const result = await callWithRetry(connect, (stub) => stub.admit(request))
+ */
+export async function callWithRetry<T>(connect: () => StableAreaApi, call: (stub: StableAreaApi) => Promise<T>): Promise<T> {
+  try {
+    return await call(connect())
+  } catch (err) {
+    if (rpcFault(err) !== 'retryable') throw err
+    return call(connect())
+  }
+}
+
+/**
+ * The answer a client gets when the stable area could not be used: a
+ * non-retryable 500 for a misconfiguration (retrying cannot help), a 503
+ * with a long jittered `Retry-After` for an overloaded object (so its
+ * clients do not all come back at once), else a 503 with `Retry-After: 1`.
+ *
+ * @param err - what the RPC threw
+ * @param instance - the request path
+ * @param key - the idempotency key
+ * @returns a problem+json response
+ * @example
+ * catch (err) { return rpcProblem(err, c.req.path, key) }
+ */
+export function rpcProblem(err: unknown, instance: string, key: string): Response {
+  const fault = rpcFault(err)
+  if (fault === 'misconfigured') {
+    return problem('misconfigured', {
+      detail: `The StableArea binding cannot be used: ${String(err).replace(/^Error: /, '')}. Bind the StableArea class (declared under new_sqlite_classes) as ONCE, or pass the namespace option.`,
+      instance,
+    })
+  }
+  if (fault === 'overloaded') {
+    return problem('stable-area-unavailable', {
+      detail: 'The idempotency store is overloaded; retry later with the same key.',
+      instance,
+      idempotencyKey: key,
+      headers: { 'retry-after': String(5 + Math.floor(Math.random() * 11)) },
+    })
+  }
+  return problem('stable-area-unavailable', {
+    detail: 'The idempotency store could not be reached; retry with the same key.',
+    instance,
+    idempotencyKey: key,
+    headers: { 'retry-after': '1' },
+  })
+}

@@ -1,0 +1,63 @@
+import type { Context, Next } from 'hono'
+import type { Admitted } from './admit.js'
+import { CommitPoint } from './commit-point.js'
+import type { OnceConfig } from './config.js'
+import type { Identity } from './identify.js'
+
+/**
+ * Steps 3–5 of a keyed request: runs the handler under the lease, reads its
+ * reply and commits it (DESIGN §3.5–6). The lease is renewed from admission
+ * until the commit has landed, so reading a slowly streamed reply is covered
+ * too; all of it is bounded by `maxRunMs`, past which the handler is presumed
+ * dead: its `c.var.once.signal` aborts, the key is freed and the client gets
+ * a retryable 504.
+ *
+ * @param c - the request context
+ * @param next - the rest of the chain (the handler)
+ * @param config - resolved options
+ * @param id - the request's identity
+ * @param admitted - the admission from the stable area
+ * @returns a response to answer with, or undefined when `c.res` holds it
+ * @example
+ * const admitted = await admit(c, config, id)
+ * if (admitted instanceof Response) return admitted
+ * return run(c, next, config, id, admitted)
+ */
+export async function run(c: Context, next: Next, config: OnceConfig, id: Identity, admitted: Admitted): Promise<Response | undefined> {
+  const { admission, attempt } = admitted
+  const point = new CommitPoint(config, id, admission)
+  c.set('once', {
+    key: id.key,
+    scope: id.scope,
+    requestId: admission.requestId,
+    attempt,
+    replayed: false,
+    signal: admission.signal,
+    commit: point.commit,
+  })
+
+  admission.startRenewing()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const work = (async () => {
+    try {
+      await next()
+    } catch (err) {
+      // Only what Hono does not handle gets here (a thrown non-Error): nothing final was answered.
+      await point.abandon()
+      throw err
+    }
+    await point.finish(c)
+    return 'done' as const
+  })()
+  const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.maxRunMs)))
+  try {
+    if ((await Promise.race([work, deadline])) === 'done') return undefined
+    work.catch(() => {}) // a hung handler that fails later has nobody left to tell
+    console.warn(`hono-once: handler of ${admission.requestId} ran past maxRunMs (${config.maxRunMs} ms); abandoned`)
+    admission.abort(new DOMException(`hono-once: the handler ran past maxRunMs (${config.maxRunMs} ms)`, 'TimeoutError'))
+    return await point.timedOut()
+  } finally {
+    if (timer !== undefined) clearTimeout(timer)
+    admission.stopRenewing()
+  }
+}

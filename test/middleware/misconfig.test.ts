@@ -1,0 +1,80 @@
+import { env } from 'cloudflare:workers'
+import { Hono } from 'hono'
+import { describe, expect, it } from 'vitest'
+import { once, PROBLEM_BASE } from '../../src/index.js'
+import { bank, newKey, problemOf } from '../helpers.js'
+
+describe('a user function that throws (issue 7.9)', () => {
+  it.each([
+    ['namespace', { namespace: () => { throw new Error('no binding here') } }],
+    ['scope', { scope: () => { throw new Error('session store down') } }],
+    ['scope', { scope: () => Promise.reject(new Error('session store down')) }],
+    ['fingerprint', { fingerprint: () => { throw new Error('bad body') } }],
+  ] as const)('answers 500 problem+json misconfigured naming the %s option, and runs nothing', async (option, options) => {
+    const { post, effects } = bank(options)
+    const res = await post(newKey())
+    expect(res.status).toBe(500)
+    const p = await problemOf(res)
+    expect(p).toMatchObject({ type: `${PROBLEM_BASE}misconfigured`, retryable: false })
+    expect(p.detail).toContain(`The ${option} option threw`)
+    expect(effects.size).toBe(0)
+  })
+})
+
+describe('a binding that is not a usable StableArea (issue 7.10)', () => {
+  it('answers a non-retryable 500 when ONCE is bound to another Durable Object class', async () => {
+    const { post, effects } = bank({ namespace: () => env.ACCOUNTS as unknown as typeof env.ONCE })
+    const res = await post(newKey())
+    expect(res.status).toBe(500)
+    expect(res.headers.get('retry-after')).toBeNull()
+    const p = await problemOf(res)
+    expect(p).toMatchObject({ type: `${PROBLEM_BASE}misconfigured`, retryable: false })
+    expect(p.detail).toMatch(/StableArea/)
+    expect(effects.size).toBe(0)
+  })
+
+  it('answers a non-retryable 500 naming new_sqlite_classes when StableArea has no SQLite storage', async () => {
+    const { post, effects } = bank({ namespace: () => env.ONCE_KV })
+    const res = await post(newKey())
+    expect(res.status).toBe(500)
+    const p = await problemOf(res)
+    expect(p).toMatchObject({ type: `${PROBLEM_BASE}misconfigured`, retryable: false })
+    expect(p.detail).toMatch(/new_sqlite_classes/)
+    expect(effects.size).toBe(0)
+  })
+})
+
+describe('an overloaded stable area (issue 11.7)', () => {
+  it('answers 503 with a long, jittered Retry-After instead of sending every client back a second later', async () => {
+    const overloaded = Object.assign(new Error('Durable Object is overloaded. Too many requests queued.'), { overloaded: true, retryable: false })
+    const ns = {
+      idFromName: (name: string) => env.ONCE.idFromName(name),
+      get: () => ({ admit: () => Promise.reject(overloaded) }),
+    } as unknown as typeof env.ONCE
+    const app = new Hono().post('/x', once({ namespace: () => ns }), (c) => c.text('never'))
+    const seen = new Set<string>()
+    for (let i = 0; i < 20; i++) {
+      const res = await app.request('/x', { method: 'POST', headers: { 'idempotency-key': newKey() } }, env)
+      expect(res.status).toBe(503)
+      expect(await problemOf(res)).toMatchObject({ retryable: true })
+      const after = Number(res.headers.get('retry-after'))
+      expect(after).toBeGreaterThanOrEqual(5)
+      expect(after).toBeLessThanOrEqual(15)
+      seen.add(String(after))
+    }
+    expect(seen.size).toBeGreaterThan(1)
+  })
+})
+
+describe('option errors name the path (issue 7.11)', () => {
+  it.each([
+    [{ fingerprint: { extra: 1 } }, /fingerprint\.extra/],
+    [{ replayCache: { size: 1 } }, /replayCache\.size/],
+    [{ replayCache: { maxEntries: 0 } }, /replayCache\.maxEntries/],
+    [{ leaseMs: 200 }, /leaseMs: expected a number >= 1000/],
+    [{ maxRunMs: 'long' }, /maxRunMs/],
+    [{ locationHint: 'mars' }, /locationHint/],
+  ])('%j', (options, message) => {
+    expect(() => once(options as never)).toThrow(message)
+  })
+})
