@@ -15,6 +15,16 @@ export default defineConfig({
         },
       },
       {
+        // The middleware against the oldest hono the peer range claims (package.json: hono-min is hono@4.6.0).
+        plugins: [cloudflareTest({ wrangler: { configPath: './test/wrangler.toml' } })],
+        resolve: { alias: [{ find: /^hono(\/.*)?$/, replacement: 'hono-min$1' }] },
+        test: {
+          name: 'hono-min',
+          include: ['test/middleware/{once,commit,lease,scope,misconfig}.test.ts'],
+          testTimeout: 30_000,
+        },
+      },
+      {
         // Node-side code (origin servers, stores on node:sqlite), in Node 22.
         test: { name: 'node', include: ['test/**/*.node.test.ts'], exclude: ['test/e2e/**'], environment: 'node', testTimeout: 30_000 },
       },

@@ -22,6 +22,7 @@ export interface OnceConfig {
   maxRunMs: number
   /** How long a duplicate waits in the object; 0 in reject mode. */
   waitMs: number
+  maxBodyBytes: number
   maxReplyBytes: number
   /** Lower-case header allow-list for replays, or undefined for the default deny-list. */
   allow: ReadonlySet<string> | undefined
@@ -92,6 +93,7 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     leaseMs,
     maxRunMs,
     waitMs: inFlight === 'wait' ? waitMs : 0,
+    maxBodyBytes,
     maxReplyBytes,
     allow: replayHeaders && new Set(replayHeaders.map((h) => h.toLowerCase())),
     onDuplicate,

@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import type { OnceConfig } from './config.js'
 import { lookupKey } from './identity.js'
-import { problem } from './problem.js'
+import { problem, problemException } from './problem.js'
 import type { Namespace } from './rpc.js'
 
 /** Who is asking for what: the request's identity in the stable area (DESIGN §3 steps 2–3). */
@@ -39,7 +39,16 @@ export interface Identity {
 export async function identify(c: Context, config: OnceConfig, key: string): Promise<Identity | Response> {
   const instance = c.req.path
   const misconfigured = (detail: string) => problem('misconfigured', { detail, instance })
-  const body = new Uint8Array(await c.req.arrayBuffer())
+  let body: Uint8Array
+  try {
+    body = new Uint8Array(await c.req.arrayBuffer())
+  } catch (err) {
+    // hono before 4.10 errors the stream of a chunked body past maxBodyBytes instead of answering itself.
+    if (err instanceof Error && err.name === 'BodyLimitError') {
+      throw problemException('body-too-large', { detail: `The request body is larger than ${config.maxBodyBytes} bytes.`, instance })
+    }
+    throw err
+  }
   // Handlers that read or forward the raw request (a proxy's fetch(c.req.raw)) get the same bytes.
   if (c.req.raw.bodyUsed) c.req.raw = new Request(c.req.raw, { body })
 

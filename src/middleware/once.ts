@@ -52,8 +52,12 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
     if (!config.gated.has(c.req.method) || c.get('once') !== undefined) return next()
     const key = readKey(c, config)
     if (key === undefined) return next()
-    const keyed = (): Promise<Response | undefined> => handleKeyed(c, next, config, key)
-    return (await config.limitBody(c, keyed as () => Promise<void>)) as Response | undefined
+    // Kept here rather than returned through bodyLimit: hono before 4.10 drops what its next() returns.
+    let answer: Response | undefined
+    await config.limitBody(c, async () => {
+      answer = await handleKeyed(c, next, config, key)
+    })
+    return answer
   }
 }
 

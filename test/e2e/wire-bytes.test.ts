@@ -1,0 +1,81 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { request } from 'node:http'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gunzipSync } from 'node:zlib'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startWranglerDev, type DevServer } from '../../scripts/wrangler-dev.js'
+
+const persistTo = mkdtempSync(join(tmpdir(), 'hono-once-bytes-'))
+let dev: DevServer
+beforeAll(async () => {
+  dev = await startWranglerDev({ config: 'test/e2e/fixtures/wrangler.toml', persistTo })
+})
+afterAll(async () => {
+  await dev?.stop('SIGKILL')
+  rmSync(persistTo, { recursive: true, force: true })
+})
+
+/** A POST whose answer is read as raw bytes (Node's fetch would gunzip it). */
+function rawPost(path: string, key: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  const url = new URL(dev.url)
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path, method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'accept-encoding': 'gzip' } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** Sends `head` (request line and headers, raw bytes) over a socket and returns the status line and body. */
+function rawRequest(head: Buffer): Promise<string> {
+  const url = new URL(dev.url)
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => socket.end(head))
+    let out = ''
+    socket.on('data', (d: Buffer) => (out += d.toString('latin1')))
+    socket.on('end', () => resolve(out))
+    socket.on('error', reject)
+  })
+}
+
+describe('bytes on the wire, under wrangler dev', () => {
+  it('replays a reply the handler already gzipped byte for byte, never gzipped twice (issue 7.7)', async () => {
+    const key = `gz-${Date.now()}`
+    const first = await rawPost('/gzip', key)
+    const again = await rawPost('/gzip', key)
+    expect(first.status).toBe(201)
+    expect(again.headers['idempotent-replayed']).toBe('true')
+    expect(again.headers['content-encoding']).toBe('gzip')
+    expect(again.body.equals(first.body)).toBe(true)
+    expect(JSON.parse(gunzipSync(again.body).toString())).toMatchObject({ report: expect.stringContaining('all good') })
+  })
+
+  it('refuses keys wrapped in bytes outside printable ASCII; only SP and HTAB around a value are stripped by the runtime (issue 7.12)', async () => {
+    const key = `bytes-${Date.now()}`
+    const send = (value: Buffer) =>
+      rawRequest(Buffer.concat([Buffer.from(`POST /echo-key HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\nIdempotency-Key: `), value, Buffer.from('\r\n\r\n')]))
+    const plain = await send(Buffer.from(key))
+    expect(plain).toMatch(/^HTTP\/1.1 201/)
+    expect(await send(Buffer.from(` \t${key}\t `))).toMatch(/^HTTP\/1.1 201[\s\S]*Idempotent-Replayed: true/i)
+    const around = {
+      VT: Buffer.from([0x0b]),
+      FF: Buffer.from([0x0c]),
+      NBSP: Buffer.from([0xc2, 0xa0]),
+      BOM: Buffer.from([0xef, 0xbb, 0xbf]),
+      'U+2028': Buffer.from([0xe2, 0x80, 0xa8]),
+      'U+3000': Buffer.from([0xe3, 0x80, 0x80]),
+    }
+    for (const [name, bytes] of Object.entries(around)) {
+      for (const value of [Buffer.concat([Buffer.from(key), bytes]), Buffer.concat([bytes, Buffer.from(key)])]) {
+        const answer = await send(value)
+        // 400 from once() (or from the runtime itself): never the plain key's replay.
+        expect(answer, `${name}: ${answer.slice(0, 200)}`).toMatch(/^HTTP\/1.1 400/)
+      }
+    }
+  })
+})
