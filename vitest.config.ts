@@ -9,6 +9,8 @@ export default defineConfig({
         plugins: [cloudflareTest({ wrangler: { configPath: './test/wrangler.toml' } })],
         test: {
           name: 'workers',
+          // Real origin servers on loopback that the tests start over HTTP.
+          globalSetup: ['./test/origin-farm.ts'],
           include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
           exclude: ['test/e2e/**', '**/*.node.test.ts'],
           testTimeout: 30_000,
@@ -20,7 +22,8 @@ export default defineConfig({
         resolve: { alias: [{ find: /^hono(\/.*)?$/, replacement: 'hono-min$1' }] },
         test: {
           name: 'hono-min',
-          include: ['test/middleware/{once,commit,lease,scope,misconfig}.test.ts'],
+          globalSetup: ['./test/origin-farm.ts'],
+          include: ['test/middleware/{once,commit,lease,scope,misconfig}.test.ts', 'test/origin/{receiver,d1-store}.test.ts'],
           testTimeout: 30_000,
         },
       },

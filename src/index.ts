@@ -13,3 +13,4 @@
  */
 export * from './middleware/index.js'
 export * from './durable/index.js'
+export * from './origin-adapter/index.js'

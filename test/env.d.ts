@@ -1,6 +1,13 @@
 import type { StableArea } from '../src/durable/stable-area.js'
 import type { Accounts } from '../examples/bank/accounts.js'
 
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** URL of the origin farm started by test/origin-farm.ts. */
+    farm: string
+  }
+}
+
 declare global {
   namespace Cloudflare {
     interface GlobalProps {

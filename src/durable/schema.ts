@@ -1,3 +1,5 @@
+import { RELAYS_SCHEMA } from './relays.js'
+
 /**
  * Schema of the stable area's SQLite storage, as an ordered list of
  * migrations. The `meta` table keeps the version reached; a newer class
@@ -44,6 +46,8 @@ export const MIGRATIONS: readonly string[] = [
    );`,
   // 2: a reply whose body the handler already encoded (Content-Encoding with encodeBody: 'manual') is replayed as is.
   `ALTER TABLE records ADD COLUMN manual_encoding INTEGER NOT NULL DEFAULT 0;`,
+  // 3: relays, the requests the Worker forwards to origins, resent by the alarm when it dies.
+  RELAYS_SCHEMA,
 ]
 
 /**

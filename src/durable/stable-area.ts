@@ -1,5 +1,9 @@
 import { DurableObject } from 'cloudflare:workers'
 import { v7 as uuidv7 } from 'uuid'
+import { failover } from '../origin-adapter/strategies/failover.js'
+import { OriginHealth } from '../origin-adapter/health.js'
+import { NEVER_REPLAYED } from '../middleware/reply.js'
+import { type DueRelay, Relays } from './relays.js'
 import { migrate } from './schema.js'
 import type {
   AdmitRequest,
@@ -8,6 +12,7 @@ import type {
   CommitResult,
   JsonValue,
   RecordInfo,
+  RelayInput,
   StableAreaApi,
   StoredReply,
 } from './types.js'
@@ -69,6 +74,9 @@ export class StableArea extends DurableObject implements StableAreaApi {
 
   /** Why this object cannot work (its class was migrated without SQLite storage), or null. */
   #misconfigured: string | null = null
+  /** Health of the origins the alarm resends to, as this object has seen them. */
+  readonly #health = new OriginHealth()
+  #relaysTable: Relays | undefined
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env)
@@ -127,7 +135,17 @@ export class StableArea extends DurableObject implements StableAreaApi {
    */
   async commit(request: CommitRequest): Promise<CommitResult> {
     this.#usable()
-    const { lookup, token, reply, ttlMs, provisional = false, leaseMs = 30_000 } = request
+    const result = this.#commitNow(request)
+    if (result.ok) {
+      const { provisional = false, leaseMs = 30_000 } = request
+      await this.#scheduleAlarm(provisional ? Date.now() + leaseMs : result.expiresAt)
+      this.#wake(request.lookup)
+    }
+    return result
+  }
+
+  #commitNow(request: CommitRequest): CommitResult {
+    const { lookup, token, reply, ttlMs, provisional = false, leaseMs = 30_000, relay } = request
     const now = Date.now()
     const expiresAt = now + ttlMs
     const sql = this.ctx.storage.sql
@@ -149,8 +167,11 @@ export class StableArea extends DurableObject implements StableAreaApi {
     ]
     const open = `lookup = ? AND token = ? AND (state = 'in_flight' OR provisional = 1)`
 
-    // Fast path, one statement: the lease holder commits an inline reply over a row without chunks.
-    const fast = chunks === 0 && sql.exec(`UPDATE records SET ${set} WHERE ${open} AND chunks = 0`, ...values, lookup, token).rowsWritten > 0
+    // Fast path, one statement (two with a relay, in one transaction): the lease holder commits an inline reply.
+    const update = () => sql.exec(`UPDATE records SET ${set} WHERE ${open} AND chunks = 0`, ...values, lookup, token).rowsWritten > 0
+    const fast =
+      chunks === 0 &&
+      (relay && !provisional ? this.ctx.storage.transactionSync(() => update() && (this.#relays.complete(lookup, relay.sends), true)) : update())
     if (!fast) {
       const row = this.#row(lookup)
       if (!row) return { ok: false, reason: 'missing' }
@@ -162,13 +183,12 @@ export class StableArea extends DurableObject implements StableAreaApi {
       this.ctx.storage.transactionSync(() => {
         this.#deleteChunks(lookup)
         sql.exec(`UPDATE records SET ${set} WHERE ${open}`, ...values, lookup, token)
+        if (relay && !provisional) this.#relays.complete(lookup, relay.sends)
         for (let i = 0; i < chunks; i++) {
           sql.exec('INSERT INTO reply_chunks (lookup, idx, data) VALUES (?, ?, ?)', lookup, i, reply.body.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES))
         }
       })
     }
-    await this.#scheduleAlarm(provisional ? now + leaseMs : expiresAt)
-    this.#wake(lookup)
     return { ok: true, expiresAt }
   }
 
@@ -183,16 +203,43 @@ export class StableArea extends DurableObject implements StableAreaApi {
    * @example
    * await stub.release(lookup, token)
    */
-  async release(lookup: string, token: string): Promise<boolean> {
+  async release(lookup: string, token: string, sends?: number): Promise<boolean> {
     this.#usable()
-    const changed = this.ctx.storage.sql.exec(
-      `UPDATE records SET state = 'released', token = NULL, lease_until = NULL
-       WHERE lookup = ? AND token = ? AND state = 'in_flight'`,
-      lookup,
-      token,
-    ).rowsWritten
+    const changed = this.ctx.storage.transactionSync(() => {
+      const n = this.ctx.storage.sql.exec(
+        `UPDATE records SET state = 'released', token = NULL, lease_until = NULL
+         WHERE lookup = ? AND token = ? AND state = 'in_flight'`,
+        lookup,
+        token,
+      ).rowsWritten
+      if (n > 0 && sends !== undefined) this.#relays.release(lookup, sends)
+      return n
+    })
     if (changed > 0) this.#wake(lookup)
     return changed > 0
+  }
+
+  /**
+   * Makes the relay of an admitted request durable after the admit, for a
+   * handler that calls `dispatch()` itself (a route `once()` could not see
+   * as proxied). Only the lease holder may; costs one round trip that
+   * `proxy()` routes save by carrying the relay on the admit.
+   *
+   * @param lookup - lookup key
+   * @param token - lease token from `admit`
+   * @param relay - the request and how to reach its origins
+   * @returns false when `token` no longer holds the record
+   * @example
+   * await stub.relay(lookup, token, { request, plan, key })
+   */
+  async relay(lookup: string, token: string, relay: RelayInput): Promise<boolean> {
+    this.#usable()
+    const now = Date.now()
+    const row = this.#row(lookup)
+    if (!row || row.token !== token || row.state !== 'in_flight') return false
+    this.ctx.storage.transactionSync(() => this.#relays.start(lookup, row.request_id, relay, Math.max(0, row.expires_at - now), now))
+    await this.#scheduleAlarm(row.lease_until ?? now)
+    return true
   }
 
   /**
@@ -262,11 +309,78 @@ export class StableArea extends DurableObject implements StableAreaApi {
       const expired = `${DUE_AT} <= ?1`
       sql.exec(`DELETE FROM reply_chunks WHERE lookup IN (SELECT lookup FROM records WHERE ${expired})`, now)
       sql.exec(`DELETE FROM records WHERE ${expired}`, now)
+      this.#relays.prune()
     })
+    // Relays whose Worker died: resend them, a few at a time (a Worker holds 6 connections; so does this object).
+    await Promise.all(this.#relays.due(now, RESENDS_PER_ALARM).map((due) => this.#resend(due)))
     this.#alarmAt = null
-    const next = sql.exec<{ at: number | null }>(`SELECT min(${DUE_AT}) AS at FROM records`).one().at
+    const next = minOf(sql.exec<{ at: number | null }>(`SELECT min(${DUE_AT}) AS at FROM records`).one().at, this.#relays.nextWake())
     // Never at a time already past: a row kept alive by a lease would make the alarm fire in a loop.
-    if (next !== null) await this.#scheduleAlarm(Math.max(next, now + MIN_ALARM_GAP_MS))
+    if (next !== null) await this.#scheduleAlarm(Math.max(next, Date.now() + MIN_ALARM_GAP_MS))
+  }
+
+  /**
+   * Resends a relay left `processing` by a Worker that died (seed 003's
+   * backup relay): takes the record over with a lease of its own, fails over
+   * across the stored origins with the same request id, and commits the
+   * first final answer, so a client that comes back later gets it as a
+   * replay. A round that gets none is retried with backoff; after
+   * {@link MAX_RESENDS} rounds the key is released for the client's retry.
+   */
+  async #resend(due: DueRelay): Promise<void> {
+    const { lookup, plan } = due
+    const now = Date.now()
+    const token = crypto.randomUUID()
+    const leaseUntil = now + plan.deadlineMs + RESEND_LEASE_MARGIN_MS
+    // The takeover is guarded on the dead Worker's token: a client retry that took the key first wins.
+    const took = this.ctx.storage.sql.exec(
+      `UPDATE records SET token = ?, attempt = attempt + 1, lease_until = ?
+       WHERE lookup = ? AND state = 'in_flight' AND token IS ? AND lease_until <= ?`,
+      token,
+      leaseUntil,
+      lookup,
+      due.token,
+      now,
+    ).rowsWritten
+    if (took === 0) return
+    const secret = typeof plan.secret === 'object' ? (this.env as unknown as Record<string, unknown>)[plan.secret.env] : plan.secret
+    const outcome = await failover({
+      origins: plan.origins,
+      request: due.request,
+      wire: { requestId: due.requestId, key: due.key },
+      health: this.#health,
+      secret: typeof secret === 'string' ? secret : undefined,
+      timeoutMs: plan.timeoutMs,
+      deadline: now + plan.deadlineMs,
+      maxAttempts: plan.maxAttempts,
+      maxResponseBytes: plan.maxResponseBytes,
+      firstAttempt: due.sends + 1,
+    })
+    const sends = due.sends + outcome.attempts.length
+    if (outcome.kind === 'answer' && outcome.reply.status < 500 && outcome.reply.status !== 408 && outcome.reply.status !== 429) {
+      const headers = outcome.reply.headers.filter(([name]) => !NEVER_REPLAYED.has(name))
+      headers.push(['once-origin', outcome.origin])
+      const reply: StoredReply = { status: outcome.reply.status, headers, body: outcome.reply.body }
+      const committed = this.#commitNow({ lookup, token, reply, ttlMs: due.ttlMs, relay: { sends } })
+      if (committed.ok) this.#wake(lookup)
+      return
+    }
+    console.warn(`hono-once: resend of ${due.requestId} got no final answer (round ${due.resends + 1}): ${outcome.kind === 'failed' ? outcome.detail : outcome.reply.status}`)
+    this.ctx.storage.transactionSync(() => {
+      if (due.resends + 1 >= MAX_RESENDS) {
+        this.ctx.storage.sql.exec(`UPDATE records SET state = 'released', token = NULL, lease_until = NULL WHERE lookup = ? AND token = ?`, lookup, token)
+        this.#relays.release(lookup, sends)
+      } else {
+        // The key is free for a client retry meanwhile; the alarm tries again after a backoff.
+        this.ctx.storage.sql.exec(`UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ?`, Date.now(), lookup, token)
+        this.#relays.defer(lookup, sends, Date.now() + Math.min(60_000, 2000 * 2 ** due.resends))
+      }
+    })
+    this.#wake(lookup)
+  }
+
+  get #relays(): Relays {
+    return (this.#relaysTable ??= new Relays(this.ctx.storage.sql))
   }
 
   #admitNow(request: AdmitRequest): AdmitResult {
@@ -276,22 +390,28 @@ export class StableArea extends DurableObject implements StableAreaApi {
     const leaseUntil = now + leaseMs
     const expiresAt = now + ttlMs
 
-    // Fast path, one statement: a key this object has no record of.
+    // Fast path: a key this object has no record of. One statement, or two in one transaction with a relay.
     const requestId = uuidv7()
-    const fresh = this.ctx.storage.sql.exec(
-      `INSERT INTO records (lookup, fingerprint, request_id, state, token, attempt, lease_until, expires_at, created_at)
-       VALUES (?, ?, ?, 'in_flight', ?, 1, ?, ?, ?) ON CONFLICT (lookup) DO NOTHING`,
-      lookup,
-      fingerprint,
-      requestId,
-      token,
-      leaseUntil,
-      expiresAt,
-      now,
-    ).rowsWritten
-    if (fresh > 0) {
-      void this.#scheduleAlarm(expiresAt)
-      return { kind: 'new', requestId, token, attempt: 1, leaseUntil }
+    const insert = () =>
+      this.ctx.storage.sql.exec(
+        `INSERT INTO records (lookup, fingerprint, request_id, state, token, attempt, lease_until, expires_at, created_at)
+         VALUES (?, ?, ?, 'in_flight', ?, 1, ?, ?, ?) ON CONFLICT (lookup) DO NOTHING`,
+        lookup,
+        fingerprint,
+        requestId,
+        token,
+        leaseUntil,
+        expiresAt,
+        now,
+      ).rowsWritten > 0
+    const relay = request.relay
+    const fresh = relay
+      ? this.ctx.storage.transactionSync(() => insert() && (this.#relays.start(lookup, requestId, relay, ttlMs, now), true))
+      : insert()
+    if (fresh) {
+      // A relayed request needs the alarm when its lease ends (its Worker may die); any other only at expiry.
+      void this.#scheduleAlarm(relay ? leaseUntil : expiresAt)
+      return relay ? { kind: 'new', requestId, token, attempt: 1, leaseUntil, sends: 0 } : { kind: 'new', requestId, token, attempt: 1, leaseUntil }
     }
 
     const row = this.#row(lookup)
@@ -321,7 +441,13 @@ export class StableArea extends DurableObject implements StableAreaApi {
     // the same request keeps its request id; a key whose record expired starts afresh.
     const id = live ? row.request_id : requestId
     const attempt = live ? row.attempt + 1 : 1
+    let sends = 0
     this.ctx.storage.transactionSync(() => {
+      if (relay) {
+        // An expired record's relay belonged to another logical request: start afresh.
+        if (!live) this.ctx.storage.sql.exec('DELETE FROM relays WHERE lookup = ?', lookup)
+        sends = this.#relays.start(lookup, id, relay, ttlMs, now)
+      }
       if (row && row.chunks > 0) this.#deleteChunks(lookup)
       this.ctx.storage.sql.exec(
         `UPDATE records SET fingerprint = ?, request_id = ?, state = 'in_flight', token = ?, attempt = ?,
@@ -338,8 +464,8 @@ export class StableArea extends DurableObject implements StableAreaApi {
         lookup,
       )
     })
-    void this.#scheduleAlarm(expiresAt)
-    return { kind: 'new', requestId: id, token, attempt, leaseUntil }
+    void this.#scheduleAlarm(relay ? leaseUntil : expiresAt)
+    return relay ? { kind: 'new', requestId: id, token, attempt, leaseUntil, sends } : { kind: 'new', requestId: id, token, attempt, leaseUntil }
   }
 
   #replay(lookup: string, row: RecordRow): AdmitResult {
@@ -434,6 +560,19 @@ const DUE_AT = `max(expires_at, coalesce(lease_until, 0))`
 
 /** The alarm is never set closer than this to now, so a row due right away cannot make it spin. */
 const MIN_ALARM_GAP_MS = 1000
+
+/** Relays one alarm run resends at most (the rest wait for the next run). */
+const RESENDS_PER_ALARM = 4
+
+/** Rounds of resends the alarm makes before it gives the key back to the client's retry. */
+const MAX_RESENDS = 5
+
+/** The lease the alarm holds while resending: the plan's deadline plus this. */
+const RESEND_LEASE_MARGIN_MS = 5000
+
+function minOf(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b)
+}
 
 /** A record counts until it expires; a running one never expires under its lease, even with a TTL shorter than the handler. */
 function isLive(row: RecordRow, now: number): boolean {

@@ -33,6 +33,20 @@ export interface StoredReply {
   encoded?: boolean
 }
 
+import type { ForwardRequest, RelayPlan } from '../origin-adapter/types.js'
+
+/**
+ * A request the Worker relays to origins (DESIGN §4 relays; seed 003's relay
+ * server): stored before the first send, so that if the Worker dies the
+ * object's alarm resends it with the same request id.
+ */
+export interface RelayInput {
+  request: ForwardRequest
+  plan: RelayPlan
+  /** The client's idempotency key, forwarded on every send. */
+  key: string
+}
+
 /** Input of {@link StableAreaApi.admit}. */
 export interface AdmitRequest {
   /** Lookup key: scope and idempotency key, already combined. */
@@ -45,6 +59,8 @@ export interface AdmitRequest {
   ttlMs: number
   /** How long a duplicate may wait inside the object for the original to finish (0 = answer at once). */
   waitMs: number
+  /** The request to relay, when the route dispatches to origins: made durable in the same step as the admit. */
+  relay?: RelayInput
 }
 
 /** Answer of {@link StableAreaApi.admit}: exactly one of four outcomes (DESIGN §3.4). */
@@ -58,6 +74,8 @@ export type AdmitResult =
       /** 1 for the first run, 2+ when a retry took over a released or expired record. */
       attempt: number
       leaseUntil: number
+      /** With a relay: sends earlier attempts made (`Once-Attempt` goes on from here). */
+      sends?: number
     }
   | { kind: 'replay'; requestId: string; reply: StoredReply; expiresAt: number }
   | { kind: 'in_flight'; requestId: string; retryAfterMs: number }
@@ -79,6 +97,8 @@ export interface CommitRequest {
   provisional?: boolean
   /** With `provisional`: how long the lease is kept from now. Default 30000. */
   leaseMs?: number
+  /** The record has a relay: mark it completed in the same transaction, with the sends made. */
+  relay?: { sends: number }
 }
 
 /** Answer of {@link StableAreaApi.commit}. */
@@ -106,7 +126,8 @@ export interface RecordInfo {
 export interface StableAreaApi {
   admit(request: AdmitRequest): Promise<AdmitResult>
   commit(request: CommitRequest): Promise<CommitResult>
-  release(lookup: string, token: string): Promise<boolean>
+  release(lookup: string, token: string, sends?: number): Promise<boolean>
+  relay(lookup: string, token: string, relay: RelayInput): Promise<boolean>
   renew(lookup: string, token: string, leaseMs: number): Promise<boolean>
   inspect(lookup: string): Promise<RecordInfo | null>
 }

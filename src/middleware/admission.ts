@@ -1,4 +1,4 @@
-import type { StableAreaApi, StoredReply } from '../durable/types.js'
+import type { RelayInput, StableAreaApi, StoredReply } from '../durable/types.js'
 import { rpcFault } from './rpc.js'
 
 /** Why a reply was not durably stored: another attempt holds the key, or the stable area could not be reached. */
@@ -30,13 +30,18 @@ export class Admission {
   /** Until when this Worker surely holds the lease (from the last confirmed renewal). */
   #heldUntil: number
 
+  /** The relay of this request, when it is durable in the stable area: completed with the commit. */
+  relay: { sends: number } | undefined
+
   constructor(
     private readonly connect: () => StableAreaApi,
     readonly lookup: string,
     readonly token: string,
     readonly requestId: string,
     readonly leaseMs: number,
+    relaySends?: number,
   ) {
+    this.relay = relaySends === undefined ? undefined : { sends: relaySends }
     this.#stub = connect()
     this.#heldUntil = Date.now() + leaseMs
   }
@@ -114,7 +119,7 @@ export class Admission {
     if (this.#lost) return { ok: false, reason: 'lease_lost' }
     for (let attempt = 0; ; attempt++) {
       try {
-        const result = await this.#stub.commit({ lookup: this.lookup, token: this.token, reply, ttlMs, provisional, leaseMs: this.leaseMs })
+        const result = await this.#stub.commit({ lookup: this.lookup, token: this.token, reply, ttlMs, provisional, leaseMs: this.leaseMs, relay: this.relay })
         if (result.ok) return result
         // 'committed' (already final) and 'missing' (expired and deleted) both mean this token no longer owns the record.
         this.#lost = true
@@ -127,11 +132,24 @@ export class Admission {
     }
   }
 
+  /**
+   * Stores the relay of this request after the admit (one more round trip),
+   * for `dispatch()` inside a handler.
+   *
+   * @throws OnceCommitError-like Error when the lease is gone
+   */
+  async recordRelay(relay: RelayInput): Promise<void> {
+    if (this.#lost || !(await this.#stub.relay(this.lookup, this.token, relay))) {
+      throw new Error(`hono-once: cannot store the relay of ${this.requestId}: its lease is gone`)
+    }
+    this.relay = { sends: this.relay?.sends ?? 0 }
+  }
+
   /** Gives the record back before the commit point, so a retry runs again. Never throws. */
   async release(): Promise<void> {
     if (this.#lost) return
     await this.connect()
-      .release(this.lookup, this.token)
+      .release(this.lookup, this.token, this.relay?.sends)
       .catch((err: unknown) => console.error(`hono-once: release of ${this.requestId} failed; the key frees when its lease ends`, err))
   }
 }

@@ -1,5 +1,7 @@
 import type { Context } from 'hono'
-import type { StableAreaApi } from '../durable/types.js'
+import type { RelayInput, StableAreaApi } from '../durable/types.js'
+import { forwardRequest, MAX_RELAY_BODY_BYTES } from '../origin-adapter/forward.js'
+import { relayPlanOf } from '../origin-adapter/registry.js'
 import { Admission } from './admission.js'
 import type { OnceConfig } from './config.js'
 import { answerDuplicate } from './duplicate.js'
@@ -49,10 +51,23 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
   const options = config.locationHint ? { locationHint: config.locationHint } : undefined
   // Typed by its RPC surface: the generated stub type is too deep for the checker.
   const connect = (): StableAreaApi => id.ns.get(objectId, options) as unknown as StableAreaApi
+  // A route that proxy() handles: the request is stored with the admit, so a dead Worker's relay is resent.
+  const plan = relayPlanOf(c)
+  let relay: RelayInput | undefined
+  if (plan) {
+    if (id.body.byteLength > MAX_RELAY_BODY_BYTES) {
+      return problem('body-too-large', {
+        detail: `A relayed request is stored before it is sent; its body may be at most ${MAX_RELAY_BODY_BYTES} bytes.`,
+        instance,
+        idempotencyKey: key,
+      })
+    }
+    relay = { request: forwardRequest(c.req.raw, id.body), plan, key }
+  }
   let admitted
   try {
     admitted = await callWithRetry(connect, (stub) =>
-      stub.admit({ lookup, fingerprint, leaseMs: config.leaseMs, ttlMs: config.ttlMs, waitMs: config.waitMs }),
+      stub.admit({ lookup, fingerprint, leaseMs: config.leaseMs, ttlMs: config.ttlMs, waitMs: config.waitMs, ...(relay ? { relay } : {}) }),
     )
   } catch (err) {
     console.error('hono-once: admit failed', err)
@@ -75,6 +90,9 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
         headers: { 'retry-after': '1' },
       })
     case 'new':
-      return { admission: new Admission(connect, lookup, admitted.token, admitted.requestId, config.leaseMs), attempt: admitted.attempt }
+      return {
+        admission: new Admission(connect, lookup, admitted.token, admitted.requestId, config.leaseMs, admitted.sends),
+        attempt: admitted.attempt,
+      }
   }
 }

@@ -19,6 +19,8 @@ export type ProblemKind =
   | 'misconfigured'
   | 'reply-lost'
   | 'handler-timeout'
+  | 'origin-failed'
+  | 'origin-timeout'
 
 const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boolean]> = {
   'key-missing': [400, 'Idempotency-Key is missing', false],
@@ -30,6 +32,8 @@ const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boo
   misconfigured: [500, 'hono-once is misconfigured', false],
   'reply-lost': [500, 'The request took effect but its reply was not stored', false],
   'handler-timeout': [504, 'The handler did not finish in time', true],
+  'origin-failed': [502, 'No origin gave a usable answer', true],
+  'origin-timeout': [504, 'No origin answered in time', true],
 }
 
 /** An RFC 9457 problem details object, with hono-once's extension members. */

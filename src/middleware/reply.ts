@@ -19,6 +19,8 @@ export const NEVER_REPLAYED: ReadonlySet<string> = new Set([
   'set-cookie',
   // recomputed from the stored body
   'content-length',
+  // the timing of the first answer, not of a replay
+  'server-timing',
 ])
 
 /**

@@ -3,6 +3,7 @@ import type { Admitted } from './admit.js'
 import { CommitPoint } from './commit-point.js'
 import type { OnceConfig } from './config.js'
 import type { Identity } from './identify.js'
+import { setRelayLink } from './relay-link.js'
 
 /**
  * Steps 3–5 of a keyed request: runs the handler under the lease, reads its
@@ -36,6 +37,18 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     commit: point.commit,
   })
 
+  setRelayLink(c, {
+    requestId: admission.requestId,
+    key: id.key,
+    get durable() {
+      return admission.relay !== undefined
+    },
+    sends: admission.relay?.sends ?? 0,
+    record: (request, plan) => admission.recordRelay({ request, plan, key: id.key }),
+    sent: (n) => {
+      if (admission.relay) admission.relay.sends += n
+    },
+  })
   admission.startRenewing()
   let timer: ReturnType<typeof setTimeout> | undefined
   const work = (async () => {

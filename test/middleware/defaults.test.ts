@@ -15,7 +15,7 @@ describe('server and client defaults fit together (issue 11.9)', () => {
       await slow
       return c.text('paid', 201)
     })
-    const transport = (req: Request) => app.request(req, undefined, env)
+    const transport = async (req: Request): Promise<Response> => app.request(req, undefined, env)
     const key = newKey()
     const headers = { 'idempotency-key': `"${key}"` }
     const original = app.request('/pay', { method: 'POST', headers, body: '{}' }, env)

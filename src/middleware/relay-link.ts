@@ -1,0 +1,48 @@
+import type { Context } from 'hono'
+import type { ForwardRequest, RelayPlan } from '../origin-adapter/types.js'
+
+/**
+ * What `once()` tells the dispatch engine about the admitted request it
+ * wraps: its identity on the wire, and whether its relay is already durable
+ * in the stable area. Internal: the link between the middleware and
+ * `proxy()`/`dispatch()`.
+ */
+export interface RelayLink {
+  requestId: string
+  key: string
+  /** The relay was stored with the admit (the route's `proxy()` was seen). */
+  durable: boolean
+  /** Sends earlier attempts made; this attempt's first `Once-Attempt` is one more. */
+  sends: number
+  /** Makes the relay durable with one more round trip (for `dispatch()` inside a handler). */
+  record(request: ForwardRequest, plan: RelayPlan): Promise<void>
+  /** Counts the sends the dispatch made, stored with the commit or release. */
+  sent(n: number): void
+}
+
+const links = new WeakMap<Context, RelayLink>()
+
+/**
+ * The link `once()` left on this request, if any.
+ *
+ * @param c - the request context
+ * @returns the link, or undefined outside `once()`
+ * @example
+ * const link = relayLinkOf(c)
+ * if (link && !link.durable) await link.record(request, plan)
+ */
+export function relayLinkOf(c: Context): RelayLink | undefined {
+  return links.get(c)
+}
+
+/**
+ * Leaves a link on the request for `proxy()`/`dispatch()`.
+ *
+ * @param c - the request context
+ * @param link - the link
+ * @example
+ * setRelayLink(c, { requestId, key, durable: true, sends: 0, record, sent })
+ */
+export function setRelayLink(c: Context, link: RelayLink): void {
+  links.set(c, link)
+}

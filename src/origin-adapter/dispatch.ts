@@ -1,0 +1,229 @@
+import type { Context, Handler } from 'hono'
+import { v7 as uuidv7 } from 'uuid'
+import { relayLinkOf } from '../middleware/relay-link.js'
+import { problem } from '../middleware/problem.js'
+import { ONCE_HEADERS } from '../shared/wire.js'
+import type { EngineInput } from './engine.js'
+import { forwardRequest } from './forward.js'
+import { OriginHealth } from './health.js'
+import { defaultStrategy, type ProxyOptions, validateProxyOptions } from './options.js'
+import { markProxy } from './registry.js'
+import { failover } from './strategies/failover.js'
+import { hedge } from './strategies/hedge.js'
+import type { AttemptRecord, DispatchOutcome, RelayPlan, Strategy } from './types.js'
+
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
+
+/** Statuses whose responses may not carry a body. */
+const NULL_BODY = new Set([101, 204, 205, 304])
+
+/** Used before `'auto'` hedging has seen enough answers of the preferred origin. */
+const FIRST_HEDGE_AFTER_MS = 100
+
+/** One proxy's options with their defaults, and the health of its origins (isolate memory). */
+export interface OriginGroup {
+  options: ProxyOptions
+  health: OriginHealth
+  timeoutMs: number
+  deadlineMs: number
+  maxAttempts: number
+  maxResponseBytes: number
+  /** The relay plan for a state-changing request, or undefined when it cannot be resent (no `url` origin). */
+  plan: (method: string) => RelayPlan | undefined
+}
+
+/**
+ * Validates `options` and sets up the origin group they describe.
+ *
+ * @param options - proxy options
+ * @param where - for error messages
+ * @returns the group
+ * @example
+ * const group = originGroup({ origins }, 'proxy()')
+ */
+export function originGroup(options: ProxyOptions, where: string): OriginGroup {
+  validateProxyOptions(options, where)
+  const { timeoutMs = 3000, deadlineMs = 8000, maxAttempts = 3, maxResponseBytes = 8 * 1024 * 1024 } = options
+  const urls = options.origins.flatMap((o) => ('url' in o ? [{ name: o.name, url: o.url }] : []))
+  return {
+    options,
+    health: new OriginHealth(options.breaker),
+    timeoutMs: Math.min(timeoutMs, deadlineMs),
+    deadlineMs,
+    maxAttempts,
+    maxResponseBytes,
+    plan: (method) => {
+      const m = method.toUpperCase()
+      if (SAFE.has(m) || urls.length === 0) return undefined
+      return {
+        strategy: defaultStrategy(m, options.strategy),
+        origins: urls,
+        timeoutMs: Math.min(timeoutMs, deadlineMs),
+        deadlineMs,
+        maxAttempts,
+        maxResponseBytes,
+        secret: options.secret,
+        ackQuorum: options.ackQuorum,
+      }
+    },
+  }
+}
+
+/**
+ * A Hono handler that forwards each request to a group of regional origins
+ * (DESIGN §5): `hedge` (first good answer wins, losers aborted), `failover`
+ * (one at a time, next on 5xx/timeout/network error, same request id) or
+ * `replicate`. Behind `once()`, every send of a logical request carries the
+ * same `Once-Request-Id`, and the request is stored with the admit so the
+ * stable area's alarm resends it if the Worker dies.
+ *
+ * Every answer carries `Once-Origin` (who served) and `Server-Timing` (one
+ * entry per attempt). When no origin answers finally within `deadlineMs`,
+ * the client gets a retryable 502 or 504 problem and nothing is committed.
+ *
+ * @param options - see {@link ProxyOptions}; validated here, a bad one throws naming it
+ * @returns the handler
+ * @example
+ * import { once, proxy } from 'hono-once'
+ * const origins = [{ name: 'eu', url: 'https://eu.example.com' }, { name: 'us', url: 'https://us.example.com' }]
+ * app.use('/accounts/*', once({ leaseMs: 3000 }))
+ * app.post('/accounts/*', proxy({ origins, strategy: 'failover', timeoutMs: 1500, deadlineMs: 6000 }))
+ * app.get('/accounts/*', proxy({ origins, strategy: 'hedge', hedgeAfterMs: 100 }))
+ */
+export const proxy = (options: ProxyOptions): Handler => {
+  const group = originGroup(options, 'proxy()')
+  const handler: Handler = async function proxy(c) {
+    return forward(c, c.req.raw, group)
+  }
+  markProxy(handler, group.plan)
+  return handler
+}
+
+const groups = new WeakMap<ProxyOptions, OriginGroup>()
+
+/**
+ * Does what {@link proxy} does, inside your own handler: forwards `request`
+ * (default: the incoming one) to the origins and returns their answer. Pass
+ * the same options object every time: it holds the origins' health. Behind
+ * `once()`, the relay is made durable with one extra round trip before the
+ * first send (a `proxy()` route saves it by riding on the admit).
+ *
+ * @param c - the request context
+ * @param request - what to forward; default `c.req.raw`
+ * @param options - see {@link ProxyOptions}; validated on first use
+ * @returns the origins' answer, or a 502/504 problem
+ * @example
+ * const accounts: ProxyOptions = { origins, strategy: 'failover' }
+ * app.post('/accounts/:id/deposits', once(), async (c) => {
+ *   const res = await dispatch(c, undefined, accounts)
+ *   if (res.ok) await audit(c.var.once.requestId)
+ *   return res
+ * })
+ */
+export async function dispatch(c: Context, request: Request | undefined, options: ProxyOptions): Promise<Response> {
+  let group = groups.get(options)
+  if (!group) groups.set(options, (group = originGroup(options, 'dispatch()')))
+  return forward(c, request ?? c.req.raw, group)
+}
+
+/**
+ * The origin group `dispatch()` set up for an options object (its health,
+ * for a status page), once it has been used.
+ *
+ * @param options - the options object given to `dispatch()`
+ * @returns the group, or undefined before the first dispatch
+ * @example
+ * originGroupOf(accounts)?.health.report(['eu', 'us'])
+ */
+export function originGroupOf(options: ProxyOptions): OriginGroup | undefined {
+  return groups.get(options)
+}
+
+async function forward(c: Context, req: Request, group: OriginGroup): Promise<Response> {
+  const { options, health } = group
+  const method = req.method.toUpperCase()
+  const strategy: Strategy = defaultStrategy(method, options.strategy)
+  const link = relayLinkOf(c)
+  const instance = c.req.path
+  if (!SAFE.has(method) && !link && strategy !== 'failover') {
+    return problem('misconfigured', {
+      detail: `A ${method} request may be sent with the '${strategy}' strategy only behind once(): origins apply each logical request once by its Once-Request-Id, which once() provides.`,
+      instance,
+    })
+  }
+  const secret = resolveSecret(options.secret, c.env)
+  if (options.secret !== undefined && secret === undefined) {
+    return problem('misconfigured', { detail: `The proxy's signing secret is not set: env.${(options.secret as { env: string }).env} is missing.`, instance })
+  }
+  const body = SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer())
+  const request = forwardRequest(req, body)
+  const plan = group.plan(method)
+  if (link && !link.durable && plan) await link.record(request, plan)
+
+  const now = Date.now()
+  const input: EngineInput = {
+    origins: options.origins,
+    request,
+    wire: { requestId: link?.requestId ?? uuidv7(), key: link?.key },
+    health,
+    secret,
+    timeoutMs: group.timeoutMs,
+    deadline: now + group.deadlineMs,
+    maxAttempts: group.maxAttempts,
+    maxResponseBytes: group.maxResponseBytes,
+    firstAttempt: (link?.sends ?? 0) + 1,
+    hedgeAfterMs: hedgeDelay(group),
+    signal: c.get('once')?.signal,
+  }
+  const outcome = strategy === 'hedge' ? await hedge(input) : await failover(input)
+  link?.sent(outcome.attempts.length)
+  return answer(outcome, instance, link?.key)
+}
+
+function hedgeDelay(group: OriginGroup): number {
+  const configured = group.options.hedgeAfterMs ?? 'auto'
+  if (configured !== 'auto') return configured
+  const preferred = group.options.origins[0]!.name
+  return group.health.latencyOf(preferred).percentile(95) ?? Math.min(FIRST_HEDGE_AFTER_MS, group.timeoutMs)
+}
+
+function resolveSecret(secret: ProxyOptions['secret'], env: unknown): string | undefined {
+  if (secret === undefined || typeof secret === 'string') return secret
+  const value = (env as Record<string, unknown> | undefined)?.[secret.env]
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+/** The client's answer: the winning origin's reply with `Once-Origin` and `Server-Timing`, or a retryable problem. */
+function answer(outcome: DispatchOutcome, instance: string, key: string | undefined): Response {
+  const timing = serverTiming(outcome.attempts)
+  if (outcome.kind === 'failed') {
+    const res = problem(outcome.status === 504 ? 'origin-timeout' : 'origin-failed', {
+      detail: outcome.detail,
+      instance,
+      ...(key === undefined ? {} : { idempotencyKey: key }),
+      headers: { 'retry-after': '1' },
+    })
+    if (timing) res.headers.set('server-timing', timing)
+    return res
+  }
+  const headers = new Headers()
+  for (const [name, value] of outcome.reply.headers) headers.append(name, value)
+  headers.set(ONCE_HEADERS.origin, outcome.origin)
+  if (timing) headers.append('server-timing', timing)
+  return new Response(NULL_BODY.has(outcome.reply.status) ? null : outcome.reply.body, { status: outcome.reply.status, headers })
+}
+
+/**
+ * `Server-Timing` with one entry per attempt: `eu;desc="#1 503";dur=12.4`.
+ *
+ * @param attempts - the attempt log
+ * @returns the header value
+ * @example
+ * serverTiming([{ origin: 'eu', attempt: 1, outcome: 201, ms: 12.4 }]) // 'eu;desc="#1 201";dur=12.4'
+ */
+export function serverTiming(attempts: AttemptRecord[]): string {
+  return [...attempts]
+    .sort((a, b) => a.attempt - b.attempt)
+    .map((a) => `${a.origin};desc="#${a.attempt} ${a.outcome}";dur=${a.ms}`)
+    .join(', ')
+}

@@ -1,0 +1,186 @@
+import type { BreakerOptions } from './types.js'
+
+/** Where one origin's breaker stands. */
+export type BreakerState = 'closed' | 'open' | 'half-open'
+
+/**
+ * A circuit breaker for one origin: `failures` consecutive failures open
+ * it; an open origin is skipped for `cooldownMs`; then one request may probe
+ * it (half-open): a success closes it, a failure opens it again.
+ *
+ * @example
+ * const b = new Breaker({ failures: 3, cooldownMs: 5000 })
+ * if (b.allow(Date.now())) { try { await send(); b.success() } catch { b.failure(Date.now()) } }
+ */
+export class Breaker {
+  #state: BreakerState = 'closed'
+  #failures = 0
+  #openUntil = 0
+  readonly #threshold: number
+  readonly #cooldownMs: number
+
+  constructor({ failures = 5, cooldownMs = 10_000 }: BreakerOptions = {}) {
+    this.#threshold = failures
+    this.#cooldownMs = cooldownMs
+  }
+
+  get state(): BreakerState {
+    return this.#state
+  }
+
+  /** Whether a request may go to this origin now; claims the probe when the cooldown is over. */
+  allow(now: number): boolean {
+    if (this.#state === 'closed') return true
+    if (this.#state === 'open' && now >= this.#openUntil) {
+      this.#state = 'half-open'
+      return true
+    }
+    return false
+  }
+
+  /** Whether {@link allow} would say yes, without claiming anything. */
+  available(now: number): boolean {
+    return this.#state === 'closed' || (this.#state === 'open' && now >= this.#openUntil)
+  }
+
+  success(): void {
+    this.#state = 'closed'
+    this.#failures = 0
+  }
+
+  failure(now: number): void {
+    this.#failures++
+    if (this.#state === 'half-open' || this.#failures >= this.#threshold) {
+      this.#state = 'open'
+      this.#openUntil = now + this.#cooldownMs
+    }
+  }
+}
+
+/**
+ * gRPC-style retry throttling for an origin group: a failed attempt takes a
+ * token, a success gives back `ratio`; retries and hedges (every attempt
+ * after a request's first) go out only while more than half the tokens are
+ * left. When more than about one attempt in ten fails, an outage stops
+ * being multiplied by retries.
+ *
+ * @example
+ * const t = new Throttle()
+ * if (t.canRetry()) launchHedge()
+ */
+export class Throttle {
+  #tokens: number
+  constructor(
+    readonly maxTokens = 10,
+    readonly ratio = 0.1,
+  ) {
+    this.#tokens = maxTokens
+  }
+  get tokens(): number {
+    return this.#tokens
+  }
+  canRetry(): boolean {
+    return this.#tokens > this.maxTokens / 2
+  }
+  success(): void {
+    this.#tokens = Math.min(this.maxTokens, this.#tokens + this.ratio)
+  }
+  failure(): void {
+    this.#tokens = Math.max(0, this.#tokens - 1)
+  }
+}
+
+/** Recent latencies of one origin, for `hedgeAfterMs: 'auto'` and the status page. */
+export class LatencyWindow {
+  readonly #samples: number[] = []
+  #next = 0
+  constructor(readonly size = 200) {}
+
+  add(ms: number): void {
+    if (this.#samples.length < this.size) this.#samples.push(ms)
+    else this.#samples[this.#next] = ms
+    this.#next = (this.#next + 1) % this.size
+  }
+
+  get count(): number {
+    return this.#samples.length
+  }
+
+  /** The `p`th percentile (0–100) of the window, or undefined while it holds fewer than `min` samples. */
+  percentile(p: number, min = 20): number | undefined {
+    if (this.#samples.length < min) return undefined
+    const sorted = [...this.#samples].sort((a, b) => a - b)
+    return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+  }
+}
+
+/** What the status page shows of one origin. */
+export interface OriginHealthReport {
+  name: string
+  breaker: BreakerState
+  p50Ms: number | undefined
+  p95Ms: number | undefined
+  samples: number
+}
+
+/**
+ * Health of an origin group as one isolate sees it: a breaker and a latency
+ * window per origin, a `Retry-After` embargo per origin, and one retry
+ * throttle for the group. It lives in isolate memory on purpose: it is read
+ * on every attempt, so a round trip to a Durable Object per read would cost
+ * more than it saves; each isolate learns an outage from its own failures
+ * within a few requests, and forgets it when evicted.
+ *
+ * @example
+ * const health = new OriginHealth({ failures: 5, cooldownMs: 10_000 })
+ * health.succeeded('eu', 12)
+ */
+export class OriginHealth {
+  readonly #breakers = new Map<string, Breaker>()
+  readonly #latency = new Map<string, LatencyWindow>()
+  readonly #notBefore = new Map<string, number>()
+  readonly throttle = new Throttle()
+
+  constructor(private readonly breaker: BreakerOptions = {}) {}
+
+  breakerOf(name: string): Breaker {
+    let b = this.#breakers.get(name)
+    if (!b) this.#breakers.set(name, (b = new Breaker(this.breaker)))
+    return b
+  }
+
+  latencyOf(name: string): LatencyWindow {
+    let w = this.#latency.get(name)
+    if (!w) this.#latency.set(name, (w = new LatencyWindow()))
+    return w
+  }
+
+  /** Whether `name` may be tried now without claiming a probe: breaker not open and no `Retry-After` pending. */
+  available(name: string, now: number): boolean {
+    return (this.#notBefore.get(name) ?? 0) <= now && this.breakerOf(name).available(now)
+  }
+
+  /** Claims `name` for an attempt (the half-open probe, if due). */
+  claim(name: string, now: number): boolean {
+    return (this.#notBefore.get(name) ?? 0) <= now && this.breakerOf(name).allow(now)
+  }
+
+  succeeded(name: string, ms: number): void {
+    this.breakerOf(name).success()
+    this.latencyOf(name).add(ms)
+    this.throttle.success()
+  }
+
+  failed(name: string, now: number, retryAfterMs?: number): void {
+    this.breakerOf(name).failure(now)
+    this.throttle.failure()
+    if (retryAfterMs !== undefined) this.#notBefore.set(name, now + retryAfterMs)
+  }
+
+  report(names: string[]): OriginHealthReport[] {
+    return names.map((name) => {
+      const w = this.latencyOf(name)
+      return { name, breaker: this.breakerOf(name).state, p50Ms: w.percentile(50, 1), p95Ms: w.percentile(95, 1), samples: w.count }
+    })
+  }
+}

@@ -1,0 +1,102 @@
+import * as z from 'zod/mini'
+import { assertOptions, functionOption } from '../shared/options.js'
+import type { AckQuorum, BreakerOptions, Origin, SecretOption, Strategy } from './types.js'
+
+/** What a replica did differently from the others for one sequence (seed 004: compare the later answers). */
+export interface DivergenceEvent {
+  domain: string
+  sequence: number
+  requestId: string
+  /** The replica that differs. */
+  origin: string
+  /** What it answered: status and SHA-256 of the body. */
+  status: number
+  digest: string
+  /** What the majority (or the first answer, with two replicas) answered. */
+  expected: { status: number; digest: string }
+}
+
+/** Options of {@link proxy} and {@link dispatch}. */
+export interface ProxyOptions {
+  /** The regional origins of one logical service, in order of preference. */
+  origins: Origin[]
+  /** How requests are spread (DESIGN §5). Default: `'hedge'` for GET/HEAD, `'failover'` for the rest. */
+  strategy?: Strategy
+  /** Timeout of one attempt at one origin. Default 3000. */
+  timeoutMs?: number
+  /** Time for the whole request, every attempt included; keep it below your clients' timeout. Default 8000. */
+  deadlineMs?: number
+  /** Hedge: how long to wait for the preferred origin before also asking the next; `'auto'` = its recent p95. Default `'auto'`. */
+  hedgeAfterMs?: number | 'auto'
+  /** Most sends per request, hedges and retries included (gRPC caps hedging at 5). Default 3. */
+  maxAttempts?: number
+  /** Signs every forwarded request (`Once-Signature`): the secret, or `{ env: 'NAME' }` to read it from the Worker's env. */
+  secret?: SecretOption
+  /** Largest origin answer read; larger is a 502. Default 8 MiB. */
+  maxResponseBytes?: number
+  /** Per-origin circuit breaker. Default `{ failures: 5, cooldownMs: 10000 }`. */
+  breaker?: BreakerOptions
+  /** `replicate`: replica answers the client waits for. Default 1. */
+  ackQuorum?: AckQuorum
+  /** `replicate`: called when a replica's answer differs from the others' for the same sequence. */
+  onDivergence?: (event: DivergenceEvent) => void | Promise<void>
+}
+
+const NAME = /^[A-Za-z0-9_-]{1,64}$/
+const int = (min: number, max: number) => z.optional(z.number().check(z.int(), z.gte(min), z.lte(max)))
+const httpUrl = z.string().check(
+  z.refine((v) => {
+    try {
+      const u = new URL(v)
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === ''
+    } catch {
+      return false
+    }
+  }, 'expected an absolute http(s) URL without query or fragment'),
+)
+const fetcher = z.custom<{ fetch: unknown }>((v) => typeof v === 'object' && v !== null && typeof (v as { fetch?: unknown }).fetch === 'function', 'expected an object with a fetch method (a service binding)')
+const origin = z.union([
+  z.strictObject({ name: z.string().check(z.regex(NAME, 'expected 1–64 letters, digits, _ or -')), url: httpUrl }),
+  z.strictObject({ name: z.string().check(z.regex(NAME, 'expected 1–64 letters, digits, _ or -')), fetcher }),
+])
+
+const schema = z.strictObject({
+  origins: z.array(origin).check(
+    z.minLength(1),
+    z.maxLength(16),
+    z.refine((list) => new Set(list.map((o) => o.name)).size === list.length, 'expected unique origin names'),
+  ),
+  strategy: z.optional(z.enum(['hedge', 'failover', 'replicate'])),
+  timeoutMs: int(1, 10 * 60_000),
+  deadlineMs: int(1, 30 * 60_000),
+  hedgeAfterMs: z.optional(z.union([z.literal('auto'), z.number().check(z.int(), z.gte(0), z.lte(60_000))])),
+  maxAttempts: int(1, 10),
+  secret: z.optional(z.union([z.string().check(z.minLength(16, 'expected a secret of at least 16 characters')), z.strictObject({ env: z.string().check(z.minLength(1)) })])),
+  maxResponseBytes: int(1, 64 * 1024 * 1024),
+  breaker: z.optional(z.strictObject({ failures: int(1, 1000), cooldownMs: int(1, 3_600_000) })),
+  ackQuorum: z.optional(z.union([z.literal(1), z.literal('majority'), z.literal('all')])),
+  onDivergence: z.optional(functionOption),
+})
+
+/**
+ * Checks `proxy()`/`dispatch()` options, throwing a `TypeError` that names
+ * the bad field (`origins.1.url: expected an absolute http(s) URL …`).
+ *
+ * @param options - what the user passed
+ * @param where - `proxy()` or `dispatch()`, for the message
+ * @throws TypeError naming each bad option
+ * @example
+ * validateProxyOptions({ origins: [] }, 'proxy()') // TypeError: hono-once: invalid proxy() options: origins: expected at least 1 items
+ */
+export function validateProxyOptions(options: unknown, where: string): void {
+  assertOptions(schema, options, where)
+  const o = options as ProxyOptions
+  if (o.deadlineMs !== undefined && o.timeoutMs !== undefined && o.timeoutMs > o.deadlineMs) {
+    throw new TypeError(`hono-once: invalid ${where} options: timeoutMs: expected at most deadlineMs (${o.deadlineMs})`)
+  }
+}
+
+/** The strategy a request gets when the options name none: hedge reads, fail over writes. */
+export function defaultStrategy(method: string, configured: Strategy | undefined): Strategy {
+  return configured ?? (method === 'GET' || method === 'HEAD' ? 'hedge' : 'failover')
+}

@@ -1,0 +1,193 @@
+import { ONCE_HEADERS, signOnceRequest } from '../shared/wire.js'
+import type { ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'
+
+/** Request headers never forwarded: hop-by-hop (RFC 9110 §7.6.1), ones the runtime sets, and the wire contract's own (a client cannot inject them). */
+const NOT_FORWARDED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'content-length',
+  'accept-encoding',
+  'idempotency-key',
+])
+
+/** Response headers dropped from an origin's answer: hop-by-hop, and the encoding `fetch` already undid. */
+const NOT_RETURNED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-encoding',
+  'content-length',
+])
+
+/**
+ * The headers of an incoming request that travel on to the origins.
+ *
+ * @param headers - the client's request headers
+ * @returns name/value pairs, without hop-by-hop, `Host`, `Once-*` or the key (set per attempt)
+ * @example
+ * forwardHeaders(c.req.raw.headers) // [['content-type', 'application/json'], …]
+ */
+export function forwardHeaders(headers: Headers): [string, string][] {
+  const out: [string, string][] = []
+  headers.forEach((value, name) => {
+    if (!NOT_FORWARDED.has(name) && !name.startsWith('once-') && !name.startsWith('cf-')) out.push([name, value])
+  })
+  return out
+}
+
+/**
+ * The URL of `path` at an origin whose base is `base`: the base's own path
+ * is kept as a prefix (`https://eu.example.com/api` + `/accounts/a` →
+ * `https://eu.example.com/api/accounts/a`).
+ *
+ * @param base - the origin's `url`
+ * @param path - path and query of the incoming request
+ * @returns the absolute URL
+ * @example
+ * originUrl('https://eu.example.com', '/accounts/a?x=1') // 'https://eu.example.com/accounts/a?x=1'
+ */
+export function originUrl(base: string, path: string): string {
+  const u = new URL(base)
+  const prefix = u.pathname.replace(/\/+$/, '')
+  return `${u.origin}${prefix}${path.startsWith('/') ? path : `/${path}`}`
+}
+
+/** What one attempt needs. */
+export interface SendInput {
+  origin: Origin
+  request: ForwardRequest
+  wire: WireIdentity
+  /** `Once-Attempt` of this send. */
+  attempt: number
+  /** The signing secret, when origins verify signatures. */
+  secret?: string | undefined
+  timeoutMs: number
+  maxResponseBytes: number
+  /** Aborts the attempt from outside: the deadline passed, or another hedge won. */
+  signal: AbortSignal
+}
+
+/** How one attempt ended. */
+export type SendResult =
+  | { ok: true; reply: OriginReply; ms: number }
+  | { ok: false; reason: 'timeout' | 'network' | 'aborted' | 'too-large'; ms: number; error?: unknown }
+
+/**
+ * Sends one attempt to one origin and reads its answer whole, within
+ * `timeoutMs` and `maxResponseBytes`. Redirects are not followed (a 3xx is
+ * an answer). Never throws: a hang, a reset connection, a body cut short or
+ * over the limit are results.
+ *
+ * @param input - origin, request, identity and limits
+ * @returns the origin's reply, or why there is none
+ * @example
+ * const r = await sendAttempt({ origin, request, wire: { requestId }, attempt: 1, timeoutMs: 1500, maxResponseBytes: 1 << 20, signal })
+ */
+export async function sendAttempt(input: SendInput): Promise<SendResult> {
+  const { origin, request, wire, timeoutMs, maxResponseBytes } = input
+  const started = Date.now()
+  const controller = new AbortController()
+  let timedOut = false
+  const timer = setTimeout(() => {
+    timedOut = true
+    controller.abort(new DOMException('origin attempt timed out', 'TimeoutError'))
+  }, timeoutMs)
+  const onAbort = () => controller.abort(input.signal.reason)
+  if (input.signal.aborted) onAbort()
+  else input.signal.addEventListener('abort', onAbort, { once: true })
+  const failure = (reason: 'timeout' | 'network' | 'aborted' | 'too-large', error?: unknown): SendResult => ({
+    ok: false,
+    reason: timedOut ? 'timeout' : input.signal.aborted ? 'aborted' : reason,
+    ms: Date.now() - started,
+    error,
+  })
+  try {
+    const req = await buildRequest(input, controller.signal)
+    const res = 'fetcher' in origin ? await origin.fetcher.fetch(req) : await fetch(req)
+    const body = await readLimited(res, maxResponseBytes, controller.signal)
+    if (body === 'too-large') {
+      controller.abort()
+      return failure('too-large')
+    }
+    const headers: [string, string][] = []
+    res.headers.forEach((value, name) => {
+      if (!NOT_RETURNED.has(name)) headers.push([name, value])
+    })
+    return { ok: true, reply: { status: res.status, headers, body }, ms: Date.now() - started }
+  } catch (err) {
+    return failure('network', err)
+  } finally {
+    clearTimeout(timer)
+    input.signal.removeEventListener('abort', onAbort)
+  }
+}
+
+async function buildRequest(input: SendInput, signal: AbortSignal): Promise<Request> {
+  const { origin, request, wire, attempt } = input
+  const url = 'url' in origin ? originUrl(origin.url, request.path) : new URL(request.path, 'https://origin.invalid').href
+  const headers = new Headers(request.headers)
+  if (wire.key !== undefined) headers.set(ONCE_HEADERS.idempotencyKey, `"${wire.key.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`)
+  headers.set(ONCE_HEADERS.requestId, wire.requestId)
+  headers.set(ONCE_HEADERS.attempt, String(attempt))
+  if (wire.domain !== undefined) headers.set(ONCE_HEADERS.domain, wire.domain)
+  if (wire.sequence !== undefined) headers.set(ONCE_HEADERS.sequence, String(wire.sequence))
+  if (wire.noop) headers.set(ONCE_HEADERS.noop, '?1')
+  const hasBody = request.method !== 'GET' && request.method !== 'HEAD'
+  if (input.secret) {
+    const path = new URL(url).pathname + new URL(url).search
+    const signature = await signOnceRequest(input.secret, {
+      method: request.method,
+      path,
+      requestId: wire.requestId,
+      domain: wire.domain,
+      sequence: wire.sequence,
+      body: hasBody ? request.body : undefined,
+    })
+    headers.set(ONCE_HEADERS.signature, signature)
+  }
+  return new Request(url, { method: request.method, headers, body: hasBody ? request.body : null, redirect: 'manual', signal })
+}
+
+/** Reads a response body up to `max` bytes; past it, stops and says so. */
+async function readLimited(res: Response, max: number, signal: AbortSignal): Promise<Uint8Array | 'too-large'> {
+  const declared = Number(res.headers.get('content-length') ?? Number.NaN)
+  if (declared > max) {
+    await res.body?.cancel().catch(() => {})
+    return 'too-large'
+  }
+  if (!res.body) return new Uint8Array()
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    signal.throwIfAborted()
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > max) {
+      await reader.cancel().catch(() => {})
+      return 'too-large'
+    }
+    chunks.push(value)
+  }
+  const body = new Uint8Array(size)
+  let at = 0
+  for (const chunk of chunks) {
+    body.set(chunk, at)
+    at += chunk.byteLength
+  }
+  return body
+}

@@ -1,0 +1,36 @@
+import { attempt, type EngineInput, failure, nextOrigin, verdictOf } from '../engine.js'
+import type { AttemptRecord, DispatchOutcome, Origin } from '../types.js'
+
+/**
+ * `failover`: one origin at a time, in order of preference, each attempt
+ * bounded by `timeoutMs`; on a 5xx, 429, timeout or network error the next
+ * origin gets the same request (same `Once-Request-Id`, next
+ * `Once-Attempt`), cycling through the group until an answer is final, the
+ * attempts or the throttle's tokens run out, or the deadline passes.
+ *
+ * @param input - origins, request, identity and limits
+ * @returns the first final answer, or why there was none
+ * @example
+ * const outcome = await failover({ origins, request, wire, health, timeoutMs: 1500, deadline: Date.now() + 6000, maxAttempts: 3, maxResponseBytes: 1 << 20, firstAttempt: 1 })
+ */
+export async function failover(input: EngineInput): Promise<DispatchOutcome> {
+  const log: AttemptRecord[] = []
+  const tried: Origin[] = []
+  const signal = input.signal ?? new AbortController().signal
+  for (let i = 0; i < input.maxAttempts; i++) {
+    if (Date.now() >= input.deadline || signal.aborted) break
+    if (i > 0 && !input.health.throttle.canRetry()) return failure(log, 'Retries are throttled: too many recent origin failures')
+    const origin = nextOrigin(input, tried)
+    // Back to an origin already tried: a short jittered pause first, not a hammering loop.
+    if (tried.includes(origin)) await pause(Math.min(50 * 2 ** (i - input.origins.length), 1000) * Math.random(), input.deadline)
+    tried.push(origin)
+    const result = await attempt(input, origin, input.firstAttempt + i, log, signal)
+    if (result.ok && verdictOf(result.reply).kind === 'final') return { kind: 'answer', origin: origin.name, reply: result.reply, attempts: log }
+  }
+  return failure(log, 'No origin gave a final answer')
+}
+
+function pause(ms: number, deadline: number): Promise<void> {
+  const wait = Math.max(0, Math.min(ms, deadline - Date.now()))
+  return new Promise((r) => setTimeout(r, wait))
+}

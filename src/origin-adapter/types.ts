@@ -1,0 +1,96 @@
+/**
+ * Types that cross between the proxy (in the Worker), the dispatch engine
+ * and the StableArea (which resends relays from its alarm). What is stored
+ * with a relay is plain structured-clone data.
+ */
+
+/** Something that answers fetches: a service binding, or any object with `fetch`. */
+export interface OriginFetcher {
+  fetch(request: Request): Promise<Response>
+}
+
+/**
+ * One regional origin of a logical service. With `url`, the incoming path
+ * and query are appended to it; with `fetcher` (a service binding) the
+ * request goes through it. The list order is the order of preference.
+ */
+export type Origin = { name: string; url: string } | { name: string; fetcher: OriginFetcher }
+
+/** How a request is spread over the origins (DESIGN §5). */
+export type Strategy = 'hedge' | 'failover' | 'replicate'
+
+/** Per-origin circuit breaker settings. */
+export interface BreakerOptions {
+  /** Consecutive failures that open the breaker. Default 5. */
+  failures?: number
+  /** How long an open origin is skipped before one probe may go through. Default 10000. */
+  cooldownMs?: number
+}
+
+/** A signing secret: the value itself, or the name of a Worker secret/var (`env[name]`) holding it. */
+export type SecretOption = string | { env: string }
+
+/**
+ * A request as it is forwarded and, for relays, stored: method, path with
+ * query, headers without hop-by-hop ones, and the exact body bytes.
+ */
+export interface ForwardRequest {
+  method: string
+  /** Path and query, appended to each origin's URL. */
+  path: string
+  headers: [string, string][]
+  body: Uint8Array
+}
+
+/** The identity and ordering a forwarded logical request carries (DESIGN §6). */
+export interface WireIdentity {
+  requestId: string
+  /** The client's key, as parsed (sent as an sf-string). */
+  key?: string | undefined
+  domain?: string | undefined
+  sequence?: number | undefined
+  /** Send as a no-op slot (`Once-Noop: ?1`). */
+  noop?: boolean | undefined
+}
+
+/**
+ * What the StableArea keeps with a relay so its alarm can resend it after
+ * the Worker died: the strategy's limits and the origins it may reach (only
+ * `url` origins: a service binding cannot be stored).
+ */
+export interface RelayPlan {
+  strategy: Strategy
+  origins: { name: string; url: string }[]
+  timeoutMs: number
+  deadlineMs: number
+  maxAttempts: number
+  maxResponseBytes: number
+  /** The signing secret: its value, or the env name to read it from; absent when unsigned. */
+  secret?: SecretOption | undefined
+  /** `replicate` only: how many replica answers the client waits for. */
+  ackQuorum?: AckQuorum | undefined
+}
+
+/** How many replicas must acknowledge before the client is answered. */
+export type AckQuorum = 1 | 'majority' | 'all'
+
+/** One attempt at one origin, for `Server-Timing` and the logs. */
+export interface AttemptRecord {
+  origin: string
+  attempt: number
+  /** HTTP status, or why there was none. */
+  outcome: number | 'timeout' | 'network' | 'aborted' | 'too-large' | 'skipped'
+  ms: number
+}
+
+/** An origin's answer, read whole. */
+export interface OriginReply {
+  status: number
+  headers: [string, string][]
+  body: Uint8Array
+}
+
+/** The result of a dispatch: the winning answer, or why there was none. */
+export type DispatchOutcome =
+  | { kind: 'answer'; origin: string; reply: OriginReply; attempts: AttemptRecord[] }
+  | { kind: 'failed'; status: 502 | 504; detail: string; attempts: AttemptRecord[] }

@@ -1,0 +1,46 @@
+/**
+ * hono-once/origin: the origin server's half of hono-once. Hono middleware
+ * that verifies the edge's signature, dedupes by `Once-Request-Id`, applies
+ * each ordering domain's requests in sequence order, and records the answer
+ * in the same transaction as the handler's writes; with stores for tests
+ * (memory), Node (SQLite) and Cloudflare D1. It imports nothing from the edge.
+ *
+ * @example
+ * import { Hono } from 'hono'
+ * import { memoryStore, onceReceiver } from 'hono-once/origin'
+ *
+ * const app = new Hono()
+ * app.use('/accounts/*', onceReceiver({ store: memoryStore(), secret: 'shared-with-the-edge' }))
+ * @module
+ */
+export { onceReceiver } from './receiver.js'
+export type { ReceiverOptions } from './options.js'
+export { RECEIVER_PROBLEM_BASE, type ReceiverProblem } from './problem.js'
+export { decide, type ClaimState } from './decide.js'
+export { memoryStore, type MemoryTx } from './stores/memory.js'
+export { sqliteStore, type SqliteStore, type SqliteDatabaseLike, type SqliteStatementLike, type SqliteValue } from './stores/sqlite.js'
+export { d1Store, type D1Tx, type D1DatabaseLike, type D1StatementLike } from './stores/d1.js'
+export type {
+  AppliedEntry,
+  ApplyClaim,
+  ApplyOutcome,
+  ApplyWork,
+  Decision,
+  ReceiverContext,
+  ReceiverStore,
+  ReceiverVariables,
+  StoredRecord,
+  StoredReply,
+} from './types.js'
+export {
+  ONCE_HEADERS,
+  signOnceRequest,
+  verifyOnceSignature,
+  signedPath,
+  parseSequence,
+  parseNoop,
+  type SignatureInput,
+  type SignatureFailure,
+  type SignatureVerdict,
+  type VerifyOptions,
+} from '../shared/wire.js'

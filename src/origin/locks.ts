@@ -1,0 +1,78 @@
+/**
+ * Hands back a lock.
+ *
+ * @example
+ * const release: Release = () => {}
+ */
+export type Release = () => void
+
+/**
+ * In-process FIFO locks by key, with a bounded wait. The receiver uses them
+ * so that a repeat of a running request waits for it, and so that one
+ * domain's requests are applied one at a time; an idle key holds no memory.
+ *
+ * @example
+ * const locks = new KeyedLock()
+ * const release = await locks.acquire('domain:a1', 5000)
+ * if (!release) return busy()
+ * try { await applyIt() } finally { release() }
+ */
+export class KeyedLock {
+  readonly #tails = new Map<string, Promise<void>>()
+
+  /**
+   * Waits for `key` to be free, then holds it.
+   *
+   * @param key - what to lock
+   * @param timeoutMs - longest wait
+   * @returns the release function, or undefined when the wait timed out (nothing is held then)
+   */
+  async acquire(key: string, timeoutMs: number): Promise<Release | undefined> {
+    const prev = this.#tails.get(key)
+    let open!: () => void
+    const held = new Promise<void>((resolve) => (open = resolve))
+    const tail = prev ? prev.then(() => held) : held
+    this.#tails.set(key, tail)
+    const release: Release = () => {
+      open()
+      if (this.#tails.get(key) === tail) this.#tails.delete(key)
+    }
+    if (!prev || (await settlesWithin(prev, timeoutMs))) return release
+    // Gave up: pass the turn on as soon as it comes.
+    void prev.then(release)
+    return undefined
+  }
+}
+
+/**
+ * Runs async functions one at a time, in call order: a single SQLite
+ * connection can hold one transaction, so every transaction on it must wait
+ * for the previous one to finish.
+ *
+ * @example
+ * const mutex = new Mutex()
+ * await mutex.run(async () => { db.exec('BEGIN'); await work(); db.exec('COMMIT') })
+ */
+export class Mutex {
+  #tail: Promise<unknown> = Promise.resolve()
+
+  /**
+   * Runs `fn` after every earlier call has settled.
+   *
+   * @param fn - the critical section
+   * @returns what `fn` returns
+   */
+  run<T>(fn: () => T | Promise<T>): Promise<T> {
+    const result = this.#tail.then(fn)
+    this.#tail = result.catch(() => undefined)
+    return result
+  }
+}
+
+function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return Promise.race([
+    promise.then(() => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(resolve, ms, false))),
+  ]).finally(() => timer !== undefined && clearTimeout(timer))
+}

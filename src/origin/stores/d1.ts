@@ -1,0 +1,159 @@
+import { decide, type ClaimState } from '../decide.js'
+import type { ApplyClaim, ApplyOutcome, ApplyWork, AppliedEntry, ReceiverStore } from '../types.js'
+import { insertParams, SCHEMA, SQL, toApplied, toNextMap, toRecord } from './sql.js'
+
+/**
+ * A D1 prepared statement, as far as the store uses it (Cloudflare's `D1PreparedStatement` fits).
+ *
+ * @example
+ * const stmt: D1StatementLike = env.DB.prepare('SELECT 1')
+ */
+export interface D1StatementLike {
+  bind(...values: unknown[]): D1StatementLike
+  first<T = Record<string, unknown>>(): Promise<T | null>
+  all<T = Record<string, unknown>>(): Promise<{ results: T[] }>
+  run(): Promise<{ meta: { changes: number } }>
+}
+
+/**
+ * A D1 database, as far as the store uses it (Cloudflare's `D1Database` fits).
+ *
+ * @example
+ * const db: D1DatabaseLike = env.DB
+ */
+export interface D1DatabaseLike {
+  prepare(query: string): D1StatementLike
+  batch(statements: D1StatementLike[]): Promise<{ results: unknown[] }[]>
+}
+
+/**
+ * The D1 store's transaction handle. D1 has no interactive transactions:
+ * read through `db` directly, and `push` your writes; the receiver runs them
+ * in one `db.batch()` with its dedupe insert and sequence advance, so they
+ * commit together or not at all.
+ *
+ * @example
+ * const { tx } = c.var.receiver
+ * const row = await tx.db.prepare('SELECT balance FROM accounts WHERE id = ?').bind(id).first<{ balance: number }>()
+ * tx.push(tx.db.prepare('UPDATE accounts SET balance = balance + ? WHERE id = ?').bind(amount, id))
+ */
+export interface D1Tx<DB extends D1DatabaseLike = D1DatabaseLike> {
+  /** The database, for reads. Writes made here directly are not part of the batch. */
+  readonly db: DB
+  /** Adds write statements to the request's batch, in order. */
+  push(...statements: ReturnType<DB['prepare']>[]): void
+}
+
+/**
+ * A receiver store on Cloudflare D1.
+ *
+ * Transaction model: D1 runs a `batch()` as one SQL transaction, but cannot
+ * hold a transaction open across the handler. So the store reads the request
+ * id's record and the domain's next sequence, runs the handler (whose reads
+ * go to the database directly and whose writes are pushed to
+ * `c.var.receiver.tx`), then runs ONE batch: the dedupe insert (primary key
+ * on the request id; for ordered requests a unique slot per domain and
+ * sequence, and a CHECK that the sequence is still the domain's next), the
+ * handler's statements, and the sequence advance. If another isolate applied
+ * the same request id or slot in between, a constraint fails, the whole
+ * batch rolls back, and the request is answered with what is stored now
+ * (the winner's result). Consequences for handlers: a handler can run more
+ * than once concurrently (only one run's writes commit), so do external side
+ * effects only after the answer; and it must not trust what it read if
+ * another, unordered request can write the same rows meanwhile: write
+ * relative updates (`balance = balance + ?`) or guarded ones (`WHERE balance >= ?`).
+ * A D1 row holds at most 2 MB: a larger answer fails its batch (nothing is
+ * applied, the request answers 503). The tables are created on first use.
+ *
+ * @param db - the D1 binding
+ * @returns the store
+ * @example
+ * import { env } from 'cloudflare:workers'
+ * import { Hono } from 'hono'
+ * import { d1Store, onceReceiver, type D1Tx, type ReceiverVariables } from 'hono-once/origin'
+ *
+ * const app = new Hono<{ Variables: ReceiverVariables<D1Tx<D1Database>> }>()
+ * app.use('/accounts/*', onceReceiver({ store: d1Store(env.DB), secret: env.ONCE_SECRET }))
+ * app.post('/accounts/:id/deposits', async (c) => {
+ *   const { amount } = await c.req.json<{ amount: number }>()
+ *   const { tx } = c.var.receiver
+ *   tx.push(tx.db.prepare('INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT DO UPDATE SET balance = balance + excluded.balance').bind(c.req.param('id'), amount))
+ *   return c.json({ ok: true }, 201)
+ * })
+ */
+export function d1Store<DB extends D1DatabaseLike>(db: DB): ReceiverStore<D1Tx<DB>> {
+  let ready: Promise<unknown> | undefined
+  const init = (): Promise<unknown> =>
+    (ready ??= db.batch(SCHEMA.map((s) => db.prepare(s))).catch((err: unknown) => {
+      ready = undefined
+      throw err
+    }))
+
+  const state = async (claim: ApplyClaim): Promise<ClaimState> => {
+    const record = db.prepare(SQL.selectRecord).bind(claim.requestId)
+    if (claim.domain === undefined || claim.sequence === undefined) {
+      const row = await record.first()
+      return { record: row ? toRecord(row) : undefined, next: 1, slotOwner: undefined }
+    }
+    // One round trip, one consistent snapshot.
+    const [rec, next, slot] = await db.batch([
+      record,
+      db.prepare(SQL.selectNext).bind(claim.domain),
+      db.prepare(SQL.selectSlot).bind(claim.domain, claim.sequence),
+    ])
+    const row = rec?.results[0] as Record<string, unknown> | undefined
+    const nextRow = next?.results[0] as { next_sequence: number } | undefined
+    const slotRow = slot?.results[0] as { request_id: string } | undefined
+    return { record: row ? toRecord(row) : undefined, next: nextRow ? Number(nextRow.next_sequence) : 1, slotOwner: slotRow?.request_id }
+  }
+
+  return {
+    async apply(claim: ApplyClaim, work: ApplyWork<D1Tx<DB>>): Promise<ApplyOutcome> {
+      await init()
+      const decision = decide(claim, await state(claim))
+      if (decision.kind !== 'run') return decision
+      const writes: D1StatementLike[] = []
+      const reply = await work({ db, push: (...statements) => void writes.push(...statements) })
+      if (!reply) return { kind: 'rolled-back' }
+      const now = Date.now()
+      const batch =
+        claim.domain === undefined || claim.sequence === undefined
+          ? [db.prepare(SQL.insertUnordered).bind(...insertParams(claim.requestId, undefined, false, reply, now)), ...writes]
+          : [
+              db.prepare(SQL.ensureDomain).bind(claim.domain),
+              db
+                .prepare(SQL.insertOrdered)
+                .bind(...insertParams(claim.requestId, { domain: claim.domain, sequence: claim.sequence }, claim.noop, reply, now)),
+              ...writes,
+              db.prepare(SQL.advance).bind(claim.domain),
+            ]
+      try {
+        await db.batch(batch)
+        return { kind: 'applied' }
+      } catch (err) {
+        // Lost a race (a constraint failed)? Then answer what is stored now; otherwise it is a real failure.
+        const after = decide(claim, await state(claim))
+        if (after.kind === 'run') throw err
+        return after
+      }
+    },
+    async nextSequence(domain) {
+      await init()
+      const row = await db.prepare(SQL.selectNext).bind(domain).first<{ next_sequence: number }>()
+      return row ? Number(row.next_sequence) : 1
+    },
+    async nextSequences() {
+      await init()
+      return toNextMap((await db.prepare(SQL.selectAllNext).all()).results)
+    },
+    async applied(domain?: string): Promise<AppliedEntry[]> {
+      await init()
+      const stmt = domain === undefined ? db.prepare(SQL.selectApplied) : db.prepare(SQL.selectAppliedIn).bind(domain)
+      return (await stmt.all()).results.map(toApplied)
+    },
+    async prune(appliedBefore) {
+      await init()
+      return (await db.prepare(SQL.prune).bind(appliedBefore).run()).meta.changes
+    },
+  }
+}
