@@ -1,0 +1,137 @@
+import { env } from 'cloudflare:workers'
+import { runDurableObjectAlarm } from 'cloudflare:test'
+import { Hono } from 'hono'
+import { describe, expect, it } from 'vitest'
+import { dispatch, once, proxy, type ProxyOptions } from '../../src/index.js'
+import type { StableAreaApi } from '../../src/durable/types.js'
+import { fingerprint } from '../../src/middleware/fingerprint.js'
+import { lookupKey } from '../../src/middleware/identity.js'
+import { forwardRequest } from '../../src/origin-adapter/forward.js'
+import type { RelayPlan } from '../../src/origin-adapter/types.js'
+import { type FarmOrigin, startOrigins } from '../farm.js'
+import { expireLeases, newKey, recordOf, stubFor } from '../helpers.js'
+
+const body = JSON.stringify({ amount: 100 })
+const planFor = (origins: FarmOrigin[]): RelayPlan => ({
+  strategy: 'failover',
+  origins: origins.map(({ name, url }) => ({ name, url })),
+  timeoutMs: 1000,
+  deadlineMs: 3000,
+  maxAttempts: 3,
+  maxResponseBytes: 1 << 20,
+})
+
+/** Plays a Worker that admitted a relayed deposit (its relay durable), then died before sending anything. */
+async function crashedRelay(key: string, account: string, origins: FarmOrigin[]) {
+  const url = `http://localhost/accounts/${account}/deposits`
+  const req = new Request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+  const bytes = new TextEncoder().encode(body)
+  const print = await fingerprint({ method: 'POST', url, headers: req.headers, body: bytes })
+  const stub = (await stubFor(key)) as unknown as StableAreaApi
+  const admitted = await stub.admit({
+    lookup: lookupKey('', key),
+    fingerprint: print,
+    leaseMs: 3000,
+    ttlMs: 86_400_000,
+    waitMs: 0,
+    relay: { request: forwardRequest(req, bytes), plan: planFor(origins), key },
+  })
+  if (admitted.kind !== 'new') throw new Error(`expected new, got ${admitted.kind}`)
+  return admitted
+}
+
+function edge(origins: FarmOrigin[]) {
+  const app = new Hono()
+  app.use('/accounts/*', once({ leaseMs: 3000, replayCache: false }))
+  app.post('/accounts/*', proxy({ origins: origins.map(({ name, url }) => ({ name, url })), strategy: 'failover', timeoutMs: 1000, deadlineMs: 3000 }))
+  const deposit = (account: string, key: string) =>
+    app.request(`/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body }, env)
+  return { deposit }
+}
+
+describe('relays: a Worker that dies mid-dispatch (seed 003, Figs. 14–18)', () => {
+  it('the relay is durable before the first send: the record of a proxied write carries it, and the commit completes it', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const key = newKey()
+    expect((await edge([eu!]).deposit('al', key)).status).toBe(201)
+    const relay = await (await import('cloudflare:test')).runInDurableObject(await stubFor(key), (_o, state) =>
+      state.storage.sql.exec('SELECT state, sends, method, path FROM relays WHERE lookup = ?', lookupKey('', key)).toArray()[0],
+    )
+    expect(relay).toEqual({ state: 'completed', sends: 1, method: 'POST', path: '/accounts/al/deposits' })
+  })
+
+  it('once its lease ends, the alarm resends it with the same request id, commits the answer, and the client later replays it', async () => {
+    const [eu, us] = await startOrigins(['eu', 'us'])
+    await eu!.faults({ down: true }) // the alarm fails over too
+    const key = newKey()
+    const admitted = await crashedRelay(key, 'bo', [eu!, us!])
+    await expireLeases(key)
+    await runDurableObjectAlarm(await stubFor(key))
+    expect(await recordOf(key)).toMatchObject({ state: 'committed', status: 201, request_id: admitted.requestId })
+    const stats = await us!.stats()
+    expect(stats.byRequestId[admitted.requestId]).toMatchObject({ applied: 1 })
+    // The client comes back long after: the stored answer, no new send.
+    const res = await edge([eu!, us!]).deposit('bo', key)
+    expect(res.status).toBe(201)
+    expect(res.headers.get('idempotent-replayed')).toBe('true')
+    expect(res.headers.get('once-origin')).toBe('us')
+    expect(await res.json()).toEqual({ id: 'bo', balance: 100 })
+    expect((await us!.stats()).requests).toBe(1)
+  })
+
+  it('a client retry that comes first takes the relay over: next attempt, same request id, applied once', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const key = newKey()
+    const admitted = await crashedRelay(key, 'cy', [eu!])
+    await expireLeases(key)
+    const res = await edge([eu!]).deposit('cy', key)
+    expect(res.status).toBe(201)
+    // The alarm finds nothing left to do.
+    await runDurableObjectAlarm(await stubFor(key))
+    const stats = await eu!.stats()
+    expect(Object.keys(stats.byRequestId)).toEqual([admitted.requestId])
+    expect(stats.byRequestId[admitted.requestId]).toMatchObject({ received: 1, applied: 1 })
+  })
+
+  it('an alarm resend that finds every origin down tries again later; the key is free for the client meanwhile', async () => {
+    const [eu] = await startOrigins(['eu'])
+    await eu!.faults({ down: true })
+    const key = newKey()
+    await crashedRelay(key, 'di', [eu!])
+    await expireLeases(key)
+    await runDurableObjectAlarm(await stubFor(key))
+    expect(await recordOf(key)).toMatchObject({ state: 'in_flight' })
+    await eu!.faults({ down: false })
+    const res = await edge([eu!]).deposit('di', key)
+    expect(res.status).toBe(201)
+    expect((await eu!.stats()).balances).toEqual({ di: 100 })
+  })
+
+  it('the alarm is idempotent: run twice, the origin sees one request', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const key = newKey()
+    const admitted = await crashedRelay(key, 'ed', [eu!])
+    await expireLeases(key)
+    await runDurableObjectAlarm(await stubFor(key))
+    await runDurableObjectAlarm(await stubFor(key))
+    expect((await eu!.stats()).byRequestId[admitted.requestId]).toMatchObject({ received: 1, applied: 1 })
+  })
+
+  it('dispatch() inside a handler makes the relay durable with one extra round trip before sending', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const options: ProxyOptions = { origins: [{ name: 'eu', url: eu!.url }], strategy: 'failover' }
+    const app = new Hono()
+    let seenRelay: unknown
+    app.post('/accounts/:id/deposits', once({ replayCache: false }), async (c) => {
+      const res = await dispatch(c, undefined, options)
+      seenRelay = await (await import('cloudflare:test')).runInDurableObject(await stubFor(c.var.once.key), (_o, state) =>
+        state.storage.sql.exec('SELECT state FROM relays WHERE lookup = ?', lookupKey('', c.var.once.key)).toArray()[0],
+      )
+      return res
+    })
+    const key = newKey()
+    const res = await app.request('/accounts/fa/deposits', { method: 'POST', headers: { 'idempotency-key': key }, body }, env)
+    expect(res.status).toBe(201)
+    expect(seenRelay).toEqual({ state: 'processing' }) // durable before the commit completed it
+  })
+})
