@@ -22,7 +22,6 @@ export default defineConfig({
         resolve: { alias: [{ find: /^hono(\/.*)?$/, replacement: 'hono-min$1' }] },
         test: {
           name: 'hono-min',
-          globalSetup: ['./test/origin-farm.ts'],
           include: ['test/middleware/{once,commit,lease,scope,misconfig}.test.ts', 'test/origin/{receiver,d1-store}.test.ts'],
           testTimeout: 30_000,
         },
