@@ -18,6 +18,8 @@ export interface BankAppOptions {
   secret?: string | undefined
   /** The receiver's wait for running repeats, ms. */
   waitMs?: number
+  /** The receiver's wait for an earlier sequence that has not arrived yet, ms (default 1000). */
+  gapWaitMs?: number
   /** Read on each deposit: a buggy replica adds 1 extra cent (for divergence tests). */
   wrongBalance?: () => boolean
   /** Told about each handler run (committed or not), for stats. */
@@ -56,9 +58,14 @@ export function createBankSchema(db: DatabaseSync): void {
  * const app = bankApp({ store: sqliteStore(db) })
  */
 export function bankApp(options: BankAppOptions): Hono<Env> {
-  const { store, secret, waitMs, wrongBalance = () => false, onRun } = options
+  const { store, secret, waitMs, gapWaitMs, wrongBalance = () => false, onRun } = options
   const app = new Hono<Env>()
-  app.use('/accounts/*', onceReceiver({ store, ...(secret === undefined ? {} : { secret }), ...(waitMs === undefined ? {} : { waitMs }) }))
+  app.use('/accounts/*', onceReceiver({
+      store,
+      ...(secret === undefined ? {} : { secret }),
+      ...(waitMs === undefined ? {} : { waitMs }),
+      ...(gapWaitMs === undefined ? {} : { gapWaitMs }),
+    }))
 
   app.get('/accounts/:id', async (c) => {
     const id = c.req.param('id')

@@ -44,6 +44,8 @@ export interface StartOriginOptions {
   secret?: string
   /** The receiver's wait for running repeats, ms. Default 5000. */
   waitMs?: number
+  /** The receiver's wait for an earlier sequence still on its way, ms. Default 1000. */
+  gapWaitMs?: number
 }
 
 /** Per request id, what this origin saw. */
@@ -105,7 +107,7 @@ export interface RunningOrigin {
  * await eu.close()
  */
 export async function startOrigin(options: StartOriginOptions): Promise<RunningOrigin> {
-  const { name, port = 0, host = '127.0.0.1', dbPath = ':memory:', latencyMs = 0, secret, waitMs } = options
+  const { name, port = 0, host = '127.0.0.1', dbPath = ':memory:', latencyMs = 0, secret, waitMs, gapWaitMs } = options
   const db = new DatabaseSync(dbPath)
   db.exec('PRAGMA busy_timeout = 5000')
   if (dbPath !== ':memory:') db.exec('PRAGMA journal_mode = WAL')
@@ -160,6 +162,7 @@ export async function startOrigin(options: StartOriginOptions): Promise<RunningO
       store,
       secret,
       ...(waitMs === undefined ? {} : { waitMs }),
+      ...(gapWaitMs === undefined ? {} : { gapWaitMs }),
       wrongBalance: () => faults.state.wrongBalance,
       onRun: (id) => {
         if (id !== undefined) entry(id).runs++

@@ -1,3 +1,4 @@
+import { ORDERED_SCHEMA } from './ordered.js'
 import { RELAYS_SCHEMA } from './relays.js'
 
 /**
@@ -48,6 +49,8 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE records ADD COLUMN manual_encoding INTEGER NOT NULL DEFAULT 0;`,
   // 3: relays, the requests the Worker forwards to origins, resent by the alarm when it dies.
   RELAYS_SCHEMA,
+  // 4: ordering domains: the request log, replica progress and answers, per-domain sequences.
+  ORDERED_SCHEMA,
 ]
 
 /**

@@ -4,6 +4,10 @@ import { failover } from '../origin-adapter/strategies/failover.js'
 import { OriginHealth } from '../origin-adapter/health.js'
 import { NEVER_REPLAYED } from '../middleware/reply.js'
 import { type DueRelay, Relays } from './relays.js'
+import { OrderedDomains, type DomainStatus } from './ordered.js'
+import { catchUpDomains } from './catch-up.js'
+import type { DivergenceEvent } from '../origin-adapter/options.js'
+import type { LogEntry, OrderedSlot, ReplicaAck, ReplicaState } from '../origin-adapter/types.js'
 import { migrate } from './schema.js'
 import type {
   AdmitRequest,
@@ -40,6 +44,8 @@ interface RecordRow extends Record<string, SqlStorageValue> {
   chunks: number
   args: string | null
   manual_encoding: number
+  domain: string | null
+  sequence: number | null
 }
 
 /**
@@ -77,6 +83,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
   /** Health of the origins the alarm resends to, as this object has seen them. */
   readonly #health = new OriginHealth()
   #relaysTable: Relays | undefined
+  #orderedTable: OrderedDomains | undefined
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env)
@@ -145,7 +152,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
   }
 
   #commitNow(request: CommitRequest): CommitResult {
-    const { lookup, token, reply, ttlMs, provisional = false, leaseMs = 30_000, relay } = request
+    const { lookup, token, reply, ttlMs, provisional = false, leaseMs = 30_000, relay, order } = request
     const now = Date.now()
     const expiresAt = now + ttlMs
     const sql = this.ctx.storage.sql
@@ -168,9 +175,10 @@ export class StableArea extends DurableObject implements StableAreaApi {
     const open = `lookup = ? AND token = ? AND (state = 'in_flight' OR provisional = 1)`
 
     // Fast path, one statement (two with a relay, in one transaction): the lease holder commits an inline reply.
-    const update = () => sql.exec(`UPDATE records SET ${set} WHERE ${open} AND chunks = 0`, ...values, lookup, token).rowsWritten > 0
+    const update = () => sql.exec(`UPDATE records SET ${set} WHERE ${open} AND chunks = 0 AND sequence IS NULL`, ...values, lookup, token).rowsWritten > 0
     const fast =
       chunks === 0 &&
+      !order &&
       (relay && !provisional ? this.ctx.storage.transactionSync(() => update() && (this.#relays.complete(lookup, relay.sends), true)) : update())
     if (!fast) {
       const row = this.#row(lookup)
@@ -180,14 +188,20 @@ export class StableArea extends DurableObject implements StableAreaApi {
         // A retried commit whose first try landed (its answer was lost) succeeds again.
         return provisional ? { ok: false, reason: 'committed' } : { ok: true, expiresAt: row.expires_at }
       }
+      let divergences: DivergenceEvent[] = []
       this.ctx.storage.transactionSync(() => {
         this.#deleteChunks(lookup)
         sql.exec(`UPDATE records SET ${set} WHERE ${open}`, ...values, lookup, token)
-        if (relay && !provisional) this.#relays.complete(lookup, relay.sends)
+        if (relay && !provisional && row.domain === null) this.#relays.complete(lookup, relay.sends)
+        if (row.domain !== null && row.sequence !== null && !provisional) {
+          divergences = this.#ordered.acknowledge(row.domain, row.sequence, order?.acks ?? [], order?.failed ?? [], row.request_id, now)
+          this.#ordered.committed(row.domain, row.sequence)
+        }
         for (let i = 0; i < chunks; i++) {
           sql.exec('INSERT INTO reply_chunks (lookup, idx, data) VALUES (?, ?, ?)', lookup, i, reply.body.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES))
         }
       })
+      if (divergences.length > 0) return { ok: true, expiresAt, divergences }
     }
     return { ok: true, expiresAt }
   }
@@ -206,6 +220,15 @@ export class StableArea extends DurableObject implements StableAreaApi {
   async release(lookup: string, token: string, sends?: number): Promise<boolean> {
     this.#usable()
     const changed = this.ctx.storage.transactionSync(() => {
+      // An ordered request is in the log and will be applied: it is never released. Its lease ends now, so the
+      // alarm (or the client's retry) takes over at once.
+      const ordered = this.ctx.storage.sql.exec(
+        `UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ? AND state = 'in_flight' AND sequence IS NOT NULL`,
+        Date.now(),
+        lookup,
+        token,
+      ).rowsWritten
+      if (ordered > 0) return 0
       const n = this.ctx.storage.sql.exec(
         `UPDATE records SET state = 'released', token = NULL, lease_until = NULL
          WHERE lookup = ? AND token = ? AND state = 'in_flight'`,
@@ -216,7 +239,73 @@ export class StableArea extends DurableObject implements StableAreaApi {
       return n
     })
     if (changed > 0) this.#wake(lookup)
+    else await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS)
     return changed > 0
+  }
+
+  /**
+   * Log entries `from`…`to` of an ordering domain, for a replica that
+   * answered `409` with `Once-Expected-Sequence` (DESIGN §6): the Worker
+   * sends them in order, then its own request again.
+   *
+   * @param domain - the ordering domain
+   * @param from - first sequence wanted
+   * @param to - last sequence wanted
+   * @returns the entries still kept, in order
+   * @example
+   * const missing = await stub.logEntries('acct-1', 5, 7)
+   */
+  async logEntries(domain: string, from: number, to: number): Promise<LogEntry[]> {
+    this.#usable()
+    return this.#ordered.entries(domain, from, Math.min(to, from + 1000))
+  }
+
+  /**
+   * Records replicas' answers to one sequence that came after the commit
+   * (the replicas the client did not wait for), and the replicas that gave
+   * none; compares them (seed 004) and reports the divergences, whose
+   * replicas are now `suspect`.
+   *
+   * @returns divergences found
+   * @example
+   * const events = await stub.acknowledge('acct-1', 7, requestId, [{ origin: 'r2', status: 201, digest }], [])
+   */
+  async acknowledge(domain: string, sequence: number, requestId: string, acks: ReplicaAck[], failed: string[]): Promise<DivergenceEvent[]> {
+    this.#usable()
+    const events = this.ctx.storage.transactionSync(() => this.#ordered.acknowledge(domain, sequence, acks, failed, requestId, Date.now()))
+    if (failed.length > 0) await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS)
+    return events
+  }
+
+  /**
+   * Every ordering domain this object holds: head sequence, where the log
+   * begins, and each replica's state, acknowledged sequence and lag (for
+   * the status page and operators).
+   *
+   * @example
+   * const [domain] = await stub.domains() // { domain: 'acct-1', head: 42, replicas: [{ name: 'r1', state: 'active', acked: 42, lag: 0 }, …] }
+   */
+  async domains(): Promise<DomainStatus[]> {
+    this.#usable()
+    return this.#ordered.status()
+  }
+
+  /**
+   * An operator's decision on a replica: clear `suspect` after repairing it
+   * (it goes back to `lagging` and is caught up from the log before it is
+   * `active` again), or take it out of rotation (`draining`).
+   *
+   * @returns false when there is no such replica
+   * @example
+   * await stub.setReplica('acct-1', 'r2', 'lagging') // repaired: catch it up
+   */
+  async setReplica(domain: string, name: string, state: ReplicaState): Promise<boolean> {
+    this.#usable()
+    const exists = this.#ordered.status().some((d) => d.domain === domain && d.replicas.some((r) => r.name === name))
+    if (!exists) return false
+    this.#ordered.setState(domain, name, state === 'active' ? 'lagging' : state, `set by an operator`, Date.now())
+    await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS)
+    return true
   }
 
   /**
@@ -313,8 +402,26 @@ export class StableArea extends DurableObject implements StableAreaApi {
     })
     // Relays whose Worker died: resend them, a few at a time (a Worker holds 6 connections; so does this object).
     await Promise.all(this.#relays.due(now, RESENDS_PER_ALARM).map((due) => this.#resend(due)))
+    // Ordering domains: feed lagging and joining replicas from the log, finish what dead Workers left.
+    await catchUpDomains({
+      ordered: this.#ordered,
+      sql,
+      env: this.env as unknown as Record<string, unknown>,
+      health: this.#health,
+      commit: (request: CommitRequest) => {
+        const result = this.#commitNow(request)
+        if (result.ok) this.#wake(request.lookup)
+        return result
+      },
+      transact: (fn) => this.ctx.storage.transactionSync(fn),
+      now,
+    })
+    this.ctx.storage.transactionSync(() => this.#ordered.prune(Date.now()))
     this.#alarmAt = null
-    const next = minOf(sql.exec<{ at: number | null }>(`SELECT min(${DUE_AT}) AS at FROM records`).one().at, this.#relays.nextWake())
+    const next = minOf(
+      minOf(sql.exec<{ at: number | null }>(`SELECT min(${DUE_AT}) AS at FROM records`).one().at, this.#relays.nextWake()),
+      minOf(this.#ordered.nextWake(), sql.exec<{ at: number | null }>(`SELECT min(lease_until) AS at FROM records WHERE state = 'in_flight' AND sequence IS NOT NULL`).one().at),
+    )
     // Never at a time already past: a row kept alive by a lease would make the alarm fire in a loop.
     if (next !== null) await this.#scheduleAlarm(Math.max(next, Date.now() + MIN_ALARM_GAP_MS))
   }
@@ -383,6 +490,10 @@ export class StableArea extends DurableObject implements StableAreaApi {
     return (this.#relaysTable ??= new Relays(this.ctx.storage.sql))
   }
 
+  get #ordered(): OrderedDomains {
+    return (this.#orderedTable ??= new OrderedDomains(this.ctx.storage.sql))
+  }
+
   #admitNow(request: AdmitRequest): AdmitResult {
     const { lookup, fingerprint, leaseMs, ttlMs } = request
     const now = Date.now()
@@ -404,14 +515,22 @@ export class StableArea extends DurableObject implements StableAreaApi {
         expiresAt,
         now,
       ).rowsWritten > 0
-    const relay = request.relay
+    const { relay, domain } = request
+    if (domain !== undefined && !relay) throw new Error('hono-once: an ordered admit needs the relay plan of its replicas')
+    let order: OrderedSlot | undefined
     const fresh = relay
-      ? this.ctx.storage.transactionSync(() => insert() && (this.#relays.start(lookup, requestId, relay, ttlMs, now), true))
+      ? this.ctx.storage.transactionSync(() => {
+          if (!insert()) return false
+          if (domain === undefined) this.#relays.start(lookup, requestId, relay, ttlMs, now)
+          else order = this.#order(lookup, domain, requestId, relay, now)
+          return true
+        })
       : insert()
     if (fresh) {
       // A relayed request needs the alarm when its lease ends (its Worker may die); any other only at expiry.
       void this.#scheduleAlarm(relay ? leaseUntil : expiresAt)
-      return relay ? { kind: 'new', requestId, token, attempt: 1, leaseUntil, sends: 0 } : { kind: 'new', requestId, token, attempt: 1, leaseUntil }
+      if (!relay) return { kind: 'new', requestId, token, attempt: 1, leaseUntil }
+      return { kind: 'new', requestId, token, attempt: 1, leaseUntil, sends: 0, ...(order ? { order } : {}) }
     }
 
     const row = this.#row(lookup)
@@ -443,7 +562,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
     const attempt = live ? row.attempt + 1 : 1
     let sends = 0
     this.ctx.storage.transactionSync(() => {
-      if (relay) {
+      if (relay && domain === undefined) {
         // An expired record's relay belonged to another logical request: start afresh.
         if (!live) this.ctx.storage.sql.exec('DELETE FROM relays WHERE lookup = ?', lookup)
         sends = this.#relays.start(lookup, id, relay, ttlMs, now)
@@ -463,9 +582,26 @@ export class StableArea extends DurableObject implements StableAreaApi {
         now,
         lookup,
       )
+      if (relay && domain !== undefined) {
+        // An ordered request keeps its slot on every attempt: it is in the log and is never given a second one.
+        if (live && row.sequence !== null && row.domain === domain) {
+          this.ctx.storage.sql.exec('UPDATE records SET domain = ?, sequence = ? WHERE lookup = ?', domain, row.sequence, lookup)
+          order = this.#ordered.slot(domain, row.sequence)
+        } else {
+          order = this.#order(lookup, domain, id, relay, now)
+        }
+      }
     })
     void this.#scheduleAlarm(relay ? leaseUntil : expiresAt)
-    return relay ? { kind: 'new', requestId: id, token, attempt, leaseUntil, sends } : { kind: 'new', requestId: id, token, attempt, leaseUntil }
+    if (!relay) return { kind: 'new', requestId: id, token, attempt, leaseUntil }
+    return { kind: 'new', requestId: id, token, attempt, leaseUntil, sends, ...(order ? { order } : {}) }
+  }
+
+  /** Gives a new ordered request its slot: the domain's next sequence, in the log, on its record. */
+  #order(lookup: string, domain: string, requestId: string, relay: RelayInput, now: number): OrderedSlot {
+    const slot = this.#ordered.append(domain, lookup, requestId, relay, now)
+    this.ctx.storage.sql.exec('UPDATE records SET domain = ?, sequence = ? WHERE lookup = ?', domain, slot.sequence, lookup)
+    return slot
   }
 
   #replay(lookup: string, row: RecordRow): AdmitResult {
@@ -476,7 +612,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
     return this.ctx.storage.sql
       .exec<RecordRow>(
         `SELECT fingerprint, request_id, state, token, attempt, lease_until, expires_at, provisional, status, headers, body, chunks, args,
-           manual_encoding
+           manual_encoding, domain, sequence
          FROM records WHERE lookup = ?`,
         lookup,
       )

@@ -33,7 +33,9 @@ export interface StoredReply {
   encoded?: boolean
 }
 
-import type { ForwardRequest, RelayPlan } from '../origin-adapter/types.js'
+import type { DivergenceEvent } from '../origin-adapter/options.js'
+import type { ForwardRequest, LogEntry, OrderedSlot, RelayPlan, ReplicaAck, ReplicaState } from '../origin-adapter/types.js'
+import type { DomainStatus } from './ordered.js'
 
 /**
  * A request the Worker relays to origins (DESIGN §4 relays; seed 003's relay
@@ -61,6 +63,12 @@ export interface AdmitRequest {
   waitMs: number
   /** The request to relay, when the route dispatches to origins: made durable in the same step as the admit. */
   relay?: RelayInput
+  /**
+   * The ordering domain (DESIGN §3–4): a new request gets the domain's next
+   * sequence and joins its log in this same call. Needs `relay` (the log is
+   * applied by the replicas the relay plan names).
+   */
+  domain?: string
 }
 
 /** Answer of {@link StableAreaApi.admit}: exactly one of four outcomes (DESIGN §3.4). */
@@ -76,6 +84,8 @@ export type AdmitResult =
       leaseUntil: number
       /** With a relay: sends earlier attempts made (`Once-Attempt` goes on from here). */
       sends?: number
+      /** In an ordering domain: the request's sequence and the replicas to send it to. */
+      order?: OrderedSlot
     }
   | { kind: 'replay'; requestId: string; reply: StoredReply; expiresAt: number }
   | { kind: 'in_flight'; requestId: string; retryAfterMs: number }
@@ -99,11 +109,18 @@ export interface CommitRequest {
   leaseMs?: number
   /** The record has a relay: mark it completed in the same transaction, with the sends made. */
   relay?: { sends: number }
+  /** An ordered request: the replicas' answers that made the quorum, and the replicas that gave none. */
+  order?: { acks: ReplicaAck[]; failed: string[] }
 }
 
 /** Answer of {@link StableAreaApi.commit}. */
 export type CommitResult =
-  | { ok: true; expiresAt: number }
+  | {
+      ok: true
+      expiresAt: number
+      /** Ordered requests: replicas whose answer differed from the others' (they are now `suspect`). */
+      divergences?: DivergenceEvent[]
+    }
   /** `lease_lost`: another attempt took the record over; `committed`: it is already final. */
   | { ok: false; reason: 'lease_lost' | 'committed' | 'missing' }
 
@@ -130,4 +147,8 @@ export interface StableAreaApi {
   relay(lookup: string, token: string, relay: RelayInput): Promise<boolean>
   renew(lookup: string, token: string, leaseMs: number): Promise<boolean>
   inspect(lookup: string): Promise<RecordInfo | null>
+  logEntries(domain: string, from: number, to: number): Promise<LogEntry[]>
+  acknowledge(domain: string, sequence: number, requestId: string, acks: ReplicaAck[], failed: string[]): Promise<DivergenceEvent[]>
+  domains(): Promise<DomainStatus[]>
+  setReplica(domain: string, name: string, state: ReplicaState): Promise<boolean>
 }

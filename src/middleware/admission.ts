@@ -1,4 +1,6 @@
 import type { RelayInput, StableAreaApi, StoredReply } from '../durable/types.js'
+import type { DivergenceEvent } from '../origin-adapter/options.js'
+import type { LogEntry, OrderedSlot, ReplicaAck } from '../origin-adapter/types.js'
 import { rpcFault } from './rpc.js'
 
 /** Why a reply was not durably stored: another attempt holds the key, or the stable area could not be reached. */
@@ -32,6 +34,11 @@ export class Admission {
 
   /** The relay of this request, when it is durable in the stable area: completed with the commit. */
   relay: { sends: number } | undefined
+  /** The replicas' answers that made the quorum (ordered requests): stored with the commit. */
+  acks: { acks: ReplicaAck[]; failed: string[] } | undefined
+  /** Settles once the final commit landed (with the divergences it found) or the record was given back. */
+  readonly settled: Promise<DivergenceEvent[]>
+  #settle!: (events: DivergenceEvent[]) => void
 
   constructor(
     private readonly connect: () => StableAreaApi,
@@ -40,8 +47,11 @@ export class Admission {
     readonly requestId: string,
     readonly leaseMs: number,
     relaySends?: number,
+    /** The sequence and replicas of an ordered request. */
+    readonly order?: OrderedSlot,
   ) {
     this.relay = relaySends === undefined ? undefined : { sends: relaySends }
+    this.settled = new Promise((resolve) => (this.#settle = resolve))
     this.#stub = connect()
     this.#heldUntil = Date.now() + leaseMs
   }
@@ -119,7 +129,7 @@ export class Admission {
     if (this.#lost) return { ok: false, reason: 'lease_lost' }
     for (let attempt = 0; ; attempt++) {
       try {
-        const result = await this.#stub.commit({ lookup: this.lookup, token: this.token, reply, ttlMs, provisional, leaseMs: this.leaseMs, relay: this.relay })
+        const result = await this.#commitOnce({ lookup: this.lookup, token: this.token, reply, ttlMs, provisional, leaseMs: this.leaseMs, relay: this.relay, ...(this.order ? { order: this.acks ?? { acks: [], failed: [] } } : {}) })
         if (result.ok) return result
         // 'committed' (already final) and 'missing' (expired and deleted) both mean this token no longer owns the record.
         this.#lost = true
@@ -143,6 +153,34 @@ export class Admission {
       throw new Error(`hono-once: cannot store the relay of ${this.requestId}: its lease is gone`)
     }
     this.relay = { sends: this.relay?.sends ?? 0 }
+  }
+
+  async #commitOnce(request: Parameters<StableAreaApi['commit']>[0]): ReturnType<StableAreaApi['commit']> {
+    const result = await this.#stub.commit(request)
+    if (result.ok && !request.provisional) this.#settle(result.divergences ?? [])
+    return result
+  }
+
+  /** Gives up waiting for a commit (the request ended without one): background work stops waiting. */
+  finished(): void {
+    this.#settle([])
+  }
+
+  /** Log entries an ordered request's replica lacks (a gap it reported). */
+  entries(from: number, to: number): Promise<LogEntry[]> {
+    if (!this.order) return Promise.resolve([])
+    return this.#stub.logEntries(this.order.domain, from, to)
+  }
+
+  /** Reports the answers of the replicas the client did not wait for; returns the divergences found. Never throws. */
+  async acknowledge(acks: ReplicaAck[], failed: string[]): Promise<DivergenceEvent[]> {
+    if (!this.order || (acks.length === 0 && failed.length === 0)) return []
+    try {
+      return await this.connect().acknowledge(this.order.domain, this.order.sequence, this.requestId, acks, failed)
+    } catch (err) {
+      console.error(`hono-once: could not report replica answers of ${this.requestId}; the alarm will collect them`, err)
+      return []
+    }
   }
 
   /** Gives the record back before the commit point, so a retry runs again. Never throws. */

@@ -47,7 +47,8 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
     return answerDuplicate(c, config, id, hit.reply, hit.requestId)
   }
 
-  const objectId = id.ns.idFromName(await shardName(lookup, config.shards))
+  // An ordered key lives in its domain's object, which gives out the domain's sequence; others are hashed over shards.
+  const objectId = id.ns.idFromName(id.domain !== undefined ? `once/domain/${id.domain}` : await shardName(lookup, config.shards))
   const options = config.locationHint ? { locationHint: config.locationHint } : undefined
   // Typed by its RPC surface: the generated stub type is too deep for the checker.
   const connect = (): StableAreaApi => id.ns.get(objectId, options) as unknown as StableAreaApi
@@ -64,10 +65,24 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
     }
     relay = { request: forwardRequest(c.req.raw, id.body), plan, key }
   }
+  if (id.domain !== undefined && plan?.strategy !== 'replicate') {
+    return problem('misconfigured', {
+      detail: "An ordering domain (once({ domain })) needs proxy({ strategy: 'replicate' }) on the route: the domain's log is applied by its replicas.",
+      instance,
+    })
+  }
   let admitted
   try {
     admitted = await callWithRetry(connect, (stub) =>
-      stub.admit({ lookup, fingerprint, leaseMs: config.leaseMs, ttlMs: config.ttlMs, waitMs: config.waitMs, ...(relay ? { relay } : {}) }),
+      stub.admit({
+        lookup,
+        fingerprint,
+        leaseMs: config.leaseMs,
+        ttlMs: config.ttlMs,
+        waitMs: config.waitMs,
+        ...(relay ? { relay } : {}),
+        ...(id.domain !== undefined ? { domain: id.domain } : {}),
+      }),
     )
   } catch (err) {
     console.error('hono-once: admit failed', err)
@@ -91,7 +106,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
       })
     case 'new':
       return {
-        admission: new Admission(connect, lookup, admitted.token, admitted.requestId, config.leaseMs, admitted.sends),
+        admission: new Admission(connect, lookup, admitted.token, admitted.requestId, config.leaseMs, admitted.sends, admitted.order),
         attempt: admitted.attempt,
       }
   }

@@ -16,6 +16,7 @@ export interface OnceConfig {
   gated: ReadonlySet<string>
   required: boolean
   scope: (c: Context) => string | Promise<string>
+  domain: ((c: Context) => string | Promise<string>) | undefined
   fingerprint: (c: Context, body: Uint8Array) => string | Promise<string>
   ttlMs: number
   leaseMs: number
@@ -52,6 +53,7 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     methods = ['POST', 'PUT', 'PATCH', 'DELETE'],
     required = true,
     scope,
+    domain,
     fingerprint = {},
     ttlSeconds = 86_400,
     leaseMs = 10_000,
@@ -85,6 +87,7 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
         }
         return tenant
       }),
+    domain,
     fingerprint:
       typeof fingerprint === 'function'
         ? fingerprint

@@ -4,6 +4,9 @@ import { lookupKey } from './identity.js'
 import { problem, problemException } from './problem.js'
 import type { Namespace } from './rpc.js'
 
+/** What an ordering domain may be called: it travels in the `Once-Domain` header. */
+const DOMAIN = /^[\x20-\x7e]{1,255}$/
+
 /** Who is asking for what: the request's identity in the stable area (DESIGN §3 steps 2–3). */
 export interface Identity {
   /** The client's idempotency key. */
@@ -18,6 +21,8 @@ export interface Identity {
   body: Uint8Array
   /** The StableArea namespace. */
   ns: Namespace
+  /** The ordering domain, when `once({ domain })` names one. */
+  domain?: string
   /** The request path, for problems' `instance`. */
   instance: string
 }
@@ -71,5 +76,16 @@ export async function identify(c: Context, config: OnceConfig, key: string): Pro
   if (!ns.value || typeof ns.value.idFromName !== 'function') {
     return misconfigured('No StableArea namespace: bind the StableArea class as ONCE in wrangler.toml, or pass the namespace option.')
   }
-  return { key, scope: scope.value, lookup: lookupKey(scope.value, key), fingerprint: print.value, body, ns: ns.value, instance }
+  let domain: string | undefined
+  if (config.domain) {
+    const named = await call('domain', () => config.domain!(c))
+    if (!named.ok) return named.response
+    if (typeof named.value !== 'string' || !DOMAIN.test(named.value)) {
+      return misconfigured(`The domain option must return 1–255 printable ASCII characters, not ${JSON.stringify(named.value)?.slice(0, 80) ?? typeof named.value}.`)
+    }
+    domain = named.value
+  }
+  const id: Identity = { key, scope: scope.value, lookup: lookupKey(scope.value, key), fingerprint: print.value, body, ns: ns.value, instance }
+  if (domain !== undefined) id.domain = domain
+  return id
 }

@@ -36,6 +36,14 @@ export interface OnceOptions {
    * else the SHA-256 of `Authorization`, else '' (unscoped, with a warning).
    */
   scope?: (c: Context) => string | Promise<string>
+  /**
+   * The ordering domain of a request (DESIGN §3–4), e.g. the account it
+   * changes. Requests of one domain get gapless, increasing sequence numbers
+   * from the domain's own StableArea (`once/domain/<name>`) and are applied
+   * by every replica in that order; the route needs `proxy({ strategy:
+   * 'replicate' })`. Without it nothing is ordered. 1–255 printable ASCII.
+   */
+  domain?: (c: Context) => string | Promise<string>
   /** How requests are fingerprinted: options for the default, or your own function (returns any string). */
   fingerprint?: FingerprintOptions | ((c: Context, body: Uint8Array) => string | Promise<string>)
   /** How long a key and its reply are kept. Default 86400 (24 h). */
@@ -79,6 +87,7 @@ const schema = z.strictObject({
   methods: z.optional(z.array(z.string().check(z.regex(/^[A-Za-z]+$/, 'expected HTTP method names such as "POST"'))).check(z.minLength(1))),
   required: z.optional(z.boolean()),
   scope: fn,
+  domain: fn,
   fingerprint: z.optional(
     z.union([functionOption, z.strictObject({ headers: z.optional(headerNames), normalizeJson: z.optional(z.boolean()) })]),
   ),

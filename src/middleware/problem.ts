@@ -21,6 +21,7 @@ export type ProblemKind =
   | 'handler-timeout'
   | 'origin-failed'
   | 'origin-timeout'
+  | 'request-abandoned'
 
 const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boolean]> = {
   'key-missing': [400, 'Idempotency-Key is missing', false],
@@ -34,6 +35,7 @@ const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boo
   'handler-timeout': [504, 'The handler did not finish in time', true],
   'origin-failed': [502, 'No origin gave a usable answer', true],
   'origin-timeout': [504, 'No origin answered in time', true],
+  'request-abandoned': [502, 'No replica could apply this request', false],
 }
 
 /** An RFC 9457 problem details object, with hono-once's extension members. */

@@ -1,5 +1,6 @@
 import type { Context } from 'hono'
-import type { ForwardRequest, RelayPlan } from '../origin-adapter/types.js'
+import type { DivergenceEvent } from '../origin-adapter/options.js'
+import type { ForwardRequest, LogEntry, OrderedSlot, RelayPlan, ReplicaAck } from '../origin-adapter/types.js'
 
 /**
  * What `once()` tells the dispatch engine about the admitted request it
@@ -18,6 +19,16 @@ export interface RelayLink {
   record(request: ForwardRequest, plan: RelayPlan): Promise<void>
   /** Counts the sends the dispatch made, stored with the commit or release. */
   sent(n: number): void
+  /** An ordered request's slot: its domain, sequence and the replicas to send it to. */
+  order?: OrderedSlot | undefined
+  /** Reads missing log entries of the domain (for a replica that reports a gap). */
+  entries(from: number, to: number): Promise<LogEntry[]>
+  /** Stores the quorum's answers with the commit. */
+  quorum(acks: ReplicaAck[], failed: string[]): void
+  /** Reports the other replicas' answers once they are in; returns divergences. */
+  acknowledge(acks: ReplicaAck[], failed: string[]): Promise<DivergenceEvent[]>
+  /** Settles when once() has committed (with the divergences the commit found) or given up. */
+  committed: Promise<DivergenceEvent[]>
 }
 
 const links = new WeakMap<Context, RelayLink>()

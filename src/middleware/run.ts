@@ -32,6 +32,7 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     scope: id.scope,
     requestId: admission.requestId,
     attempt,
+    ...(admission.order ? { domain: admission.order.domain, sequence: admission.order.sequence } : {}),
     replayed: false,
     signal: admission.signal,
     commit: point.commit,
@@ -48,6 +49,13 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     sent: (n) => {
       if (admission.relay) admission.relay.sends += n
     },
+    order: admission.order,
+    entries: (from, to) => admission.entries(from, to),
+    quorum: (acks, failed) => {
+      admission.acks = { acks, failed }
+    },
+    acknowledge: (acks, failed) => admission.acknowledge(acks, failed),
+    committed: admission.settled,
   })
   admission.startRenewing()
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -72,5 +80,6 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
   } finally {
     if (timer !== undefined) clearTimeout(timer)
     admission.stopRenewing()
+    admission.finished()
   }
 }

@@ -21,6 +21,10 @@ export interface OnceContext {
   requestId: string
   /** 1 on the first run; higher when a retry took over after a failure or a crashed Worker. */
   attempt: number
+  /** The ordering domain, with `once({ domain })`. */
+  domain?: string
+  /** The request's sequence in its domain (gapless, increasing), with `once({ domain })`. */
+  sequence?: number
   /** True when this answer is a replay (only seen by `onDuplicate`). */
   replayed: boolean
   /**

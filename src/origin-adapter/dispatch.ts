@@ -10,6 +10,7 @@ import { defaultStrategy, type ProxyOptions, validateProxyOptions } from './opti
 import { markProxy } from './registry.js'
 import { failover } from './strategies/failover.js'
 import { hedge } from './strategies/hedge.js'
+import { replicate } from './strategies/replicate.js'
 import type { AttemptRecord, DispatchOutcome, RelayPlan, Strategy } from './types.js'
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
@@ -43,8 +44,8 @@ export interface OriginGroup {
  */
 export function originGroup(options: ProxyOptions, where: string): OriginGroup {
   validateProxyOptions(options, where)
-  const { timeoutMs = 3000, deadlineMs = 8000, maxAttempts = 3, maxResponseBytes = 8 * 1024 * 1024 } = options
-  const urls = options.origins.flatMap((o) => ('url' in o ? [{ name: o.name, url: o.url }] : []))
+  const { timeoutMs = 3000, deadlineMs = 8000, maxAttempts = 3, maxResponseBytes = 8 * 1024 * 1024, logRetentionMs = 86_400_000 } = options
+  const urls = options.origins.flatMap((o) => ('url' in o ? [{ name: o.name, url: o.url, ...(o.drain ? { drain: true } : {}) }] : []))
   return {
     options,
     health: new OriginHealth(options.breaker),
@@ -64,6 +65,7 @@ export function originGroup(options: ProxyOptions, where: string): OriginGroup {
         maxResponseBytes,
         secret: options.secret,
         ackQuorum: options.ackQuorum,
+        logRetentionMs,
       }
     },
   }
@@ -175,9 +177,41 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
     hedgeAfterMs: hedgeDelay(group),
     signal: c.get('once')?.signal,
   }
-  const outcome = strategy === 'hedge' ? await hedge(input) : await failover(input)
+  let outcome: DispatchOutcome
+  if (strategy === 'replicate' && !SAFE.has(method)) {
+    if (!link?.order) {
+      return problem('misconfigured', {
+        detail: "The 'replicate' strategy applies requests in one order per domain: put once({ domain }) in front of this proxy().",
+        instance,
+      })
+    }
+    const result = await replicate({ ...input, slot: link.order, quorum: options.ackQuorum ?? 1, entries: link.entries })
+    link.quorum(result.acks, [])
+    // The replicas the client did not wait for finish in the background; their answers are compared in the object.
+    const background = result.rest.then(async ({ acks, failed, conflicts }) => {
+      // After the commit: it stores the quorum's answers, which the later ones are compared with.
+      const events = [...(await link.committed), ...(await link.acknowledge(acks, [...failed, ...conflicts]))]
+      for (const event of events) {
+        console.warn(`hono-once: replica ${event.origin} diverged at ${event.domain}#${event.sequence}`)
+        await options.onDivergence?.(event)
+      }
+    })
+    waitUntil(c, background.catch((err: unknown) => console.error('hono-once: background replication failed', err)))
+    outcome = result.outcome
+  } else {
+    outcome = strategy === 'hedge' || strategy === 'replicate' ? await hedge(input) : await failover(input)
+  }
   link?.sent(outcome.attempts.length)
   return answer(outcome, instance, link?.key)
+}
+
+/** Hands `work` to the runtime to finish after the answer; without an execution context (tests), lets it run. */
+function waitUntil(c: Context, work: Promise<unknown>): void {
+  try {
+    c.executionCtx.waitUntil(work)
+  } catch {
+    void work
+  }
 }
 
 function hedgeDelay(group: OriginGroup): number {

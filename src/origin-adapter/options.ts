@@ -40,6 +40,8 @@ export interface ProxyOptions {
   ackQuorum?: AckQuorum
   /** `replicate`: called when a replica's answer differs from the others' for the same sequence. */
   onDivergence?: (event: DivergenceEvent) => void | Promise<void>
+  /** `replicate`: how long applied log entries are kept for replicas that join later (they are pruned only once every replica has them). Default 86400000 (24 h). */
+  logRetentionMs?: number
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
@@ -56,7 +58,7 @@ const httpUrl = z.string().check(
 )
 const fetcher = z.custom<{ fetch: unknown }>((v) => typeof v === 'object' && v !== null && typeof (v as { fetch?: unknown }).fetch === 'function', 'expected an object with a fetch method (a service binding)')
 const origin = z.union([
-  z.strictObject({ name: z.string().check(z.regex(NAME, 'expected 1–64 letters, digits, _ or -')), url: httpUrl }),
+  z.strictObject({ name: z.string().check(z.regex(NAME, 'expected 1–64 letters, digits, _ or -')), url: httpUrl, drain: z.optional(z.boolean()) }),
   z.strictObject({ name: z.string().check(z.regex(NAME, 'expected 1–64 letters, digits, _ or -')), fetcher }),
 ])
 
@@ -76,6 +78,7 @@ const schema = z.strictObject({
   breaker: z.optional(z.strictObject({ failures: int(1, 1000), cooldownMs: int(1, 3_600_000) })),
   ackQuorum: z.optional(z.union([z.literal(1), z.literal('majority'), z.literal('all')])),
   onDivergence: z.optional(functionOption),
+  logRetentionMs: int(0, 365 * 86_400_000),
 })
 
 /**
@@ -91,6 +94,9 @@ const schema = z.strictObject({
 export function validateProxyOptions(options: unknown, where: string): void {
   assertOptions(schema, options, where)
   const o = options as ProxyOptions
+  if (o.strategy === 'replicate' && o.origins.some((origin) => !('url' in origin))) {
+    throw new TypeError(`hono-once: invalid ${where} options: origins: the 'replicate' strategy needs url origins (the stable area feeds lagging replicas itself)`)
+  }
   if (o.deadlineMs !== undefined && o.timeoutMs !== undefined && o.timeoutMs > o.deadlineMs) {
     throw new TypeError(`hono-once: invalid ${where} options: timeoutMs: expected at most deadlineMs (${o.deadlineMs})`)
   }

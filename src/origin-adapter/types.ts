@@ -14,7 +14,7 @@ export interface OriginFetcher {
  * and query are appended to it; with `fetcher` (a service binding) the
  * request goes through it. The list order is the order of preference.
  */
-export type Origin = { name: string; url: string } | { name: string; fetcher: OriginFetcher }
+export type Origin = { name: string; url: string; drain?: boolean } | { name: string; fetcher: OriginFetcher }
 
 /** How a request is spread over the origins (DESIGN §5). */
 export type Strategy = 'hedge' | 'failover' | 'replicate'
@@ -60,7 +60,8 @@ export interface WireIdentity {
  */
 export interface RelayPlan {
   strategy: Strategy
-  origins: { name: string; url: string }[]
+  /** The origins it may reach; `drain` marks a replica taken out of rotation. */
+  origins: { name: string; url: string; drain?: boolean }[]
   timeoutMs: number
   deadlineMs: number
   maxAttempts: number
@@ -69,6 +70,45 @@ export interface RelayPlan {
   secret?: SecretOption | undefined
   /** `replicate` only: how many replica answers the client waits for. */
   ackQuorum?: AckQuorum | undefined
+  /** `replicate` only: how long applied log entries are kept for replicas that join later. */
+  logRetentionMs?: number | undefined
+}
+
+/** Where a replica stands in one ordering domain (DESIGN §4 origin progress). */
+export type ReplicaState = 'joining' | 'active' | 'lagging' | 'suspect' | 'draining'
+
+/** A replica as the domain's StableArea sees it. */
+export interface ReplicaView {
+  name: string
+  url: string
+  state: ReplicaState
+  /** The highest sequence it has applied (all before it too). */
+  acked: number
+}
+
+/** What the admit of an ordered request tells the Worker: its slot and whom to send it to. */
+export interface OrderedSlot {
+  domain: string
+  sequence: number
+  replicas: ReplicaView[]
+}
+
+/** One replica's final answer to one sequence: what divergence is judged on. */
+export interface ReplicaAck {
+  origin: string
+  status: number
+  /** Hex SHA-256 of the answer's body. */
+  digest: string
+}
+
+/** A log entry, as sent to a replica that must catch up. */
+export interface LogEntry {
+  sequence: number
+  requestId: string
+  key: string
+  request: ForwardRequest
+  /** The slot was abandoned (a poison request): replicas record it without applying anything. */
+  noop: boolean
 }
 
 /** How many replicas must acknowledge before the client is answered. */

@@ -25,6 +25,14 @@ export interface ReceiverOptions<Tx = unknown> {
   waitMs?: number
   /** Methods that are deduped and ordered; others pass through after the signature check. Default POST, PUT, PATCH, DELETE. */
   methods?: string[]
+  /**
+   * How long a request that arrives ahead of its turn (an earlier sequence
+   * of its domain has not arrived yet) waits for it before answering `409`
+   * with `Once-Expected-Sequence`. Concurrent requests of one domain can
+   * overtake each other on the way; a short wait spares the edge a resend.
+   * 0 answers the gap at once. Default 1000.
+   */
+  gapWaitMs?: number
 }
 
 const isStore = (v: unknown): boolean => {
@@ -42,6 +50,7 @@ const schema = z.strictObject({
   toleranceSeconds: int(1, 24 * 3600),
   waitMs: int(0, 5 * 60_000),
   methods: z.optional(z.array(z.string().check(z.regex(/^[A-Za-z]+$/, 'expected HTTP method names such as "POST"'))).check(z.minLength(1))),
+  gapWaitMs: int(0, 60_000),
 })
 
 /**

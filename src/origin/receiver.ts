@@ -12,6 +12,33 @@ const DEFAULT_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE']
 const NOOP_REPLY: StoredReply = { status: 204, headers: [], body: new Uint8Array() }
 /** Receivers sharing a store share its locks. */
 const locksByStore = new WeakMap<object, KeyedLock>()
+/** …and learn from each other when a domain moves on. */
+const signalsByStore = new WeakMap<object, DomainSignals>()
+
+/** Wakes requests waiting for their domain to reach their sequence. */
+class DomainSignals {
+  readonly #waiting = new Map<string, Set<() => void>>()
+
+  wait(domain: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let set = this.#waiting.get(domain)
+      if (!set) this.#waiting.set(domain, (set = new Set()))
+      const waiters = set
+      const done = () => {
+        clearTimeout(timer)
+        waiters.delete(done)
+        if (waiters.size === 0) this.#waiting.delete(domain)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      waiters.add(done)
+    })
+  }
+
+  notify(domain: string): void {
+    for (const done of [...(this.#waiting.get(domain) ?? [])]) done()
+  }
+}
 
 const SIGNATURE_DETAIL: Record<SignatureFailure, string> = {
   missing: `The ${ONCE_HEADERS.signature} header is missing: this origin accepts only requests signed by the edge.`,
@@ -72,11 +99,13 @@ const FAILURE_RANK: SignatureFailure[] = ['missing', 'malformed', 'mismatch', 's
  */
 export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandler<{ Variables: ReceiverVariables<Tx> }> => {
   validateReceiverOptions(options)
-  const { store, secret, toleranceSeconds = 300, waitMs = 5000, methods = DEFAULT_METHODS } = options
+  const { store, secret, toleranceSeconds = 300, waitMs = 5000, methods = DEFAULT_METHODS, gapWaitMs = 1000 } = options
   const secrets = secret === undefined ? [] : typeof secret === 'string' ? [secret] : [...secret]
   const gated = new Set(methods.map((m) => m.toUpperCase()))
   const locks = locksByStore.get(store) ?? new KeyedLock()
   locksByStore.set(store, locks)
+  const advanced = signalsByStore.get(store) ?? new DomainSignals()
+  signalsByStore.set(store, advanced)
 
   /** Null when the signature is good; else the 401 (or 400 when the body cannot be read). */
   async function checkSignature(c: Context): Promise<Response | null> {
@@ -112,6 +141,20 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
 
     const releaseId = await locks.acquire(`id\n${requestId}`, waitMs)
     if (!releaseId) return busy(`Request ${requestId} is still being applied; retry after the delay given.`)
+    try {
+      for (;;) {
+        const result = await applyInTurn()
+        // Ahead of its turn: the earlier sequence may be on its way (concurrent requests overtake); wait for it a little.
+        if (result !== 'wait') return result
+        const left = gapWaitMs - (Date.now() - started)
+        if (left <= 0) return (await applyInTurn(true)) as Response | undefined
+        await advanced.wait(domain!, left)
+      }
+    } finally {
+      releaseId()
+    }
+
+    async function applyInTurn(final = false): Promise<Response | undefined | 'wait'> {
     let releaseDomain: (() => void) | undefined
     try {
       if (domain !== undefined) {
@@ -143,12 +186,14 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
       }
       switch (outcome.kind) {
         case 'applied':
+          if (domain !== undefined) advanced.notify(domain)
           return noop ? respond(c, replayResponse(NOOP_REPLY)) : undefined
         case 'rolled-back':
           return undefined
         case 'replay':
           return respond(c, replayResponse(outcome.reply))
         case 'gap':
+          if (!final && gapWaitMs > 0) return 'wait'
           return respond(
             c,
             receiverProblem('sequence-gap', {
@@ -175,7 +220,7 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
       }
     } finally {
       releaseDomain?.()
-      releaseId()
+    }
     }
   }
 

@@ -22,3 +22,17 @@ export async function sha256Hex(data: string | Uint8Array): Promise<string> {
   if (bytes.byteLength <= SYNC_LIMIT) return bytesToHex(sha256(bytes))
   return bytesToHex(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)))
 }
+
+/**
+ * Hex SHA-256 of bytes, synchronously: for the body digests replicas'
+ * answers are compared by, computed where an `await` would split a
+ * transaction.
+ *
+ * @param bytes - the data
+ * @returns 64 lowercase hex digits
+ * @example
+ * digestHex(new Uint8Array()) // 'e3b0c442…'
+ */
+export function digestHex(bytes: Uint8Array): string {
+  return bytesToHex(sha256(bytes))
+}

@@ -71,7 +71,7 @@ describe('ordering property: any arrival order, duplicates and losses give a gap
         db.exec('CREATE TABLE history (seq INTEGER NOT NULL, request_id TEXT NOT NULL)')
         const store = sqliteStore(db)
         const app = new Hono<{ Variables: ReceiverVariables<DatabaseSync> }>()
-        app.post('/d/ops', onceReceiver({ store }), async (c) => {
+        app.post('/d/ops', onceReceiver({ store, gapWaitMs: 0 }), async (c) => {
           const { tx, requestId, sequence } = c.var.receiver
           tx.prepare('INSERT INTO history VALUES (?, ?)').run(sequence ?? 0, requestId)
           const length = Number(tx.prepare('SELECT COUNT(*) AS n FROM history').get()?.n)
@@ -108,7 +108,7 @@ describe('ordering property: any arrival order, duplicates and losses give a gap
   describe('over HTTP, the example origin', () => {
     let origin: RunningOrigin
     beforeAll(async () => {
-      origin = await startOrigin({ name: 'prop' })
+      origin = await startOrigin({ name: 'prop', gapWaitMs: 0 })
     })
     afterAll(() => origin.close())
 

@@ -20,7 +20,7 @@ async function startTestOrigin(options: Omit<ReceiverOptions<DatabaseSync>, 'sto
   let runs = 0
   const app = new Hono<{ Variables: ReceiverVariables<DatabaseSync> }>()
   app.onError((err, c) => c.text(`error: ${err.message}`, 500))
-  app.use('*', onceReceiver({ store, ...options }))
+  app.use('*', onceReceiver({ store, gapWaitMs: 0, ...options }))
   app.get('/effects', async (c) => c.json({ total: await store.exclusive((conn) => Number(conn.prepare('SELECT COUNT(*) AS n FROM effects').get()?.n)) }))
   app.post('/effects', async (c) => {
     runs++
@@ -286,6 +286,22 @@ describe('onceReceiver: ordering per domain (Once-Domain, Once-Sequence)', () =>
     expect(await o.store.nextSequence(d)).toBe(3)
     const far = await o.post(ordered(d, 9, id()))
     expect(far.headers.get('once-expected-sequence')).toBe('3')
+  })
+
+  it('with gapWaitMs, a request that overtook its predecessor on the way waits for it instead of answering a gap', async () => {
+    const o = await startTestOrigin({ gapWaitMs: 2000 })
+    const d = `acct-${crypto.randomUUID()}`
+    const [r1, r2] = [id(), id()]
+    const early = o.post(ordered(d, 2, r2))
+    await new Promise((r) => setTimeout(r, 100))
+    const [first, second] = await Promise.all([o.post(ordered(d, 1, r1)), early])
+    expect([first.status, second.status]).toEqual([201, 201])
+    expect((await o.store.applied(d)).map((a) => a.requestId)).toEqual([r1, r2])
+    // Nothing arrives for a missing sequence: the gap is answered once the wait runs out.
+    const started = Date.now()
+    const far = await o.post(ordered(d, 9, id()))
+    expect(far.headers.get('once-expected-sequence')).toBe('3')
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900)
   })
 
   it('answers an old sequence with its stored result, and a different id in an applied slot with sequence-conflict', async () => {

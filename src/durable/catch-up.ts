@@ -1,0 +1,219 @@
+import { problem } from '../middleware/problem.js'
+import { NEVER_REPLAYED } from '../middleware/reply.js'
+import type { OriginHealth } from '../origin-adapter/health.js'
+import { sendAttempt } from '../origin-adapter/send.js'
+import { quorumOf, readReplicaAnswer } from '../origin-adapter/strategies/replicate.js'
+import type { LogEntry, OriginReply, RelayPlan, ReplicaView } from '../origin-adapter/types.js'
+import type { OrderedDomains } from './ordered.js'
+import type { CommitRequest, CommitResult, StoredReply } from './types.js'
+
+/** What the catch-up needs from the object it runs in. */
+export interface CatchUpHost {
+  ordered: OrderedDomains
+  sql: SqlStorage
+  env: Record<string, unknown>
+  health: OriginHealth
+  /** Commits a record (the object's own commit, synchronous). */
+  commit: (request: CommitRequest) => CommitResult
+  /** Runs `fn` in one storage transaction. */
+  transact: <T>(fn: () => T) => T
+  now: number
+}
+
+/** Entries one replica is fed per alarm run; the alarm comes back for the rest. */
+const FEED_BATCH = 100
+/** Replicas fed in parallel per alarm run (the object's outgoing connections are few). */
+const FEEDS_IN_PARALLEL = 4
+/** Pending ordered requests finished per alarm run. */
+const FINISH_PER_RUN = 8
+/** Alarm rounds in which no replica could apply a request before its slot becomes a no-op. */
+const MAX_ROUNDS = 5
+/** The lease the alarm holds while it finishes a request. */
+const LEASE_MARGIN_MS = 5000
+
+/**
+ * The alarm's work for ordering domains (seed 000: bringing a backup up to
+ * date from the request history; seed 004: re-requesting missing
+ * transactions):
+ *
+ * 1. every replica behind the head (lagging, joining, or active but missed
+ *    a request) is sent the log entries it lacks, in order; a joining or
+ *    lagging replica that reaches the head becomes `active`; one whose
+ *    needs lie before the pruned part of the log, or whose history differs,
+ *    becomes `suspect`;
+ * 2. every ordered request whose Worker died or gave up (its lease ran out,
+ *    it was never released) is finished: once a quorum of replicas has
+ *    answered it, the first answer is committed for the client's retry; if
+ *    no replica could apply it for {@link MAX_ROUNDS} runs, it is a poison
+ *    request: committed as a 502 (`retryable: false`) and its slot turned
+ *    into a no-op every replica records, so the domain never stalls.
+ *
+ * Idempotent, as alarms run at least once: replicas dedupe by request id.
+ *
+ * @param host - the object's tables and commit
+ * @example
+ * await catchUpDomains({ ordered, sql, env, health, commit, now: Date.now() })
+ */
+export async function catchUpDomains(host: CatchUpHost): Promise<void> {
+  const replies = new Map<string, { origin: string; reply: OriginReply }>()
+  const behind = host.ordered.behind(host.now)
+  for (let i = 0; i < behind.length; i += FEEDS_IN_PARALLEL) {
+    await Promise.all(behind.slice(i, i + FEEDS_IN_PARALLEL).map((b) => feed(host, b.domain, b.replica, b.head, b.prunedThrough, replies)))
+  }
+  const pending = host.sql
+    .exec<{ lookup: string; token: string | null; request_id: string; domain: string; sequence: number; expires_at: number }>(
+      `SELECT lookup, token, request_id, domain, sequence, expires_at FROM records
+       WHERE state = 'in_flight' AND sequence IS NOT NULL AND lease_until <= ? ORDER BY sequence LIMIT ?`,
+      host.now,
+      FINISH_PER_RUN,
+    )
+    .toArray()
+  for (const p of pending) await finish(host, p, replies)
+}
+
+function secretOf(plan: RelayPlan, env: Record<string, unknown>): string | undefined {
+  const value = typeof plan.secret === 'object' ? env[plan.secret.env] : plan.secret
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+async function send(host: CatchUpHost, plan: RelayPlan, domain: string, replica: { name: string; url: string }, entry: LogEntry) {
+  return sendAttempt({
+    origin: replica,
+    request: entry.request,
+    wire: { requestId: entry.requestId, key: entry.key, domain, sequence: entry.sequence, noop: entry.noop },
+    attempt: 1,
+    secret: secretOf(plan, host.env),
+    timeoutMs: plan.timeoutMs,
+    maxResponseBytes: plan.maxResponseBytes,
+    signal: new AbortController().signal,
+  })
+}
+
+/** Feeds one replica the entries it lacks, in order, as far as it goes without a failure. */
+async function feed(
+  host: CatchUpHost,
+  domain: string,
+  replica: ReplicaView,
+  head: number,
+  prunedThrough: number,
+  replies: Map<string, { origin: string; reply: OriginReply }>,
+): Promise<void> {
+  const plan = host.ordered.plan(domain)
+  if (!plan) return
+  const { ordered } = host
+  let acked = replica.acked
+  let from = Math.max(acked + 1, prunedThrough + 1)
+  for (let rewinds = 0; from <= head && rewinds < 3; ) {
+    const entries = ordered.entries(domain, from, Math.min(head, from + FEED_BATCH - 1))
+    if (entries.length === 0) return
+    let rewind: number | undefined
+    for (const entry of entries) {
+      const sent = await send(host, plan, domain, replica, entry)
+      if (!sent.ok) return ordered.deferReplica(domain, replica.name, Date.now())
+      const outcome = readReplicaAnswer(replica.name, sent.reply)
+      if (outcome.kind === 'failed') return ordered.deferReplica(domain, replica.name, Date.now())
+      if (outcome.kind === 'conflict') return ordered.setState(domain, replica.name, 'suspect', `sequence ${entry.sequence}: ${outcome.detail}`, Date.now())
+      if (outcome.kind === 'gap') {
+        if (outcome.expected >= entry.sequence) {
+          return ordered.setState(domain, replica.name, 'suspect', `at sequence ${entry.sequence} it expects ${outcome.expected}: its history is ahead of the log`, Date.now())
+        }
+        if (outcome.expected <= prunedThrough) {
+          return ordered.setState(
+            domain,
+            replica.name,
+            'suspect',
+            `it needs sequence ${outcome.expected}, but the log begins at ${prunedThrough + 1}: restore it from a snapshot of another replica`,
+            Date.now(),
+          )
+        }
+        // It is further behind than recorded (restored from an older snapshot): go back to where it is.
+        acked = outcome.expected - 1
+        ordered.setState(domain, replica.name, replica.state === 'active' ? 'lagging' : replica.state, `behind: it needs ${outcome.expected}`, Date.now(), acked)
+        rewind = outcome.expected
+        break
+      }
+      if (outcome.kind === 'applied') {
+        const events = host.transact(() => ordered.acknowledge(domain, entry.sequence, [outcome.ack], [], entry.requestId, Date.now()))
+        for (const e of events) console.warn(`hono-once: replica ${e.origin} diverged at ${e.domain}#${e.sequence}: ${e.status} vs ${e.expected.status}`)
+        if (!replies.has(`${domain}\n${entry.sequence}`)) replies.set(`${domain}\n${entry.sequence}`, { origin: replica.name, reply: outcome.reply })
+      } else {
+        ordered.advance(domain, replica.name, entry.sequence) // pruned at the replica: applied, answer gone
+      }
+      acked = entry.sequence
+    }
+    if (rewind !== undefined) {
+      from = rewind
+      rewinds++
+      continue
+    }
+    from = acked + 1
+  }
+  if (acked >= head && (replica.state === 'joining' || replica.state === 'lagging')) ordered.setState(domain, replica.name, 'active', null, Date.now(), acked)
+}
+
+/** Finishes an ordered request its Worker left: commits a quorum's answer, or abandons a poison request. */
+async function finish(
+  host: CatchUpHost,
+  p: { lookup: string; token: string | null; request_id: string; domain: string; sequence: number; expires_at: number },
+  replies: Map<string, { origin: string; reply: OriginReply }>,
+): Promise<void> {
+  const { ordered, sql } = host
+  const entry = ordered.entry(p.domain, p.sequence)
+  const plan = ordered.plan(p.domain)
+  if (!entry || !plan) return
+  const now = Date.now()
+  const token = crypto.randomUUID()
+  // Guarded on the token it had: a client retry that took the record over first keeps it.
+  const took = sql.exec(
+    `UPDATE records SET token = ?, attempt = attempt + 1, lease_until = ? WHERE lookup = ? AND state = 'in_flight' AND token IS ? AND lease_until <= ?`,
+    token,
+    now + plan.deadlineMs + LEASE_MARGIN_MS,
+    p.lookup,
+    p.token,
+    now,
+  ).rowsWritten
+  if (took === 0) return
+  const status = ordered.status().find((d) => d.domain === p.domain)
+  const replicas = status?.replicas.filter((r) => r.state === 'active' || r.state === 'lagging' || r.state === 'joining') ?? []
+  const answered = new Set(
+    sql.exec<{ origin: string }>('SELECT origin FROM results WHERE domain = ? AND sequence = ?', p.domain, p.sequence).toArray().map((r) => r.origin),
+  )
+  let first = replies.get(`${p.domain}\n${p.sequence}`)
+  // Replicas that applied it but whose answer never reached the object (their Worker died): ask again (they dedupe).
+  for (const r of replicas.filter((r) => r.acked >= p.sequence && (!answered.has(r.name) || !first))) {
+    const sent = await send(host, plan, p.domain, r, entry)
+    if (!sent.ok) continue
+    const outcome = readReplicaAnswer(r.name, sent.reply)
+    if (outcome.kind !== 'applied') continue
+    host.transact(() => ordered.acknowledge(p.domain, p.sequence, [outcome.ack], [], p.request_id, Date.now()))
+    answered.add(r.name)
+    first ??= { origin: r.name, reply: outcome.reply }
+  }
+  const active = replicas.filter((r) => r.state === 'active').length
+  const need = quorumOf(plan.ackQuorum ?? 1, active || replicas.length)
+  const ttlMs = Math.max(1000, p.expires_at - Date.now())
+  if (first && answered.size >= need) {
+    const headers: [string, string][] = first.reply.headers.filter(([name]) => !NEVER_REPLAYED.has(name))
+    headers.push(['once-origin', first.origin])
+    host.commit({ lookup: p.lookup, token, reply: { status: first.reply.status, headers, body: first.reply.body }, ttlMs, order: { acks: [], failed: [] } })
+    return
+  }
+  if (!ordered.appliedAnywhere(p.domain, p.sequence) && ordered.failedRound(p.domain, p.sequence) >= MAX_ROUNDS) {
+    // A poison request: no replica could apply it. Committed as failed; its slot becomes a no-op so the domain goes on.
+    const res = problem('request-abandoned', {
+      detail: `No replica could apply this request (sequence ${p.sequence} of ${p.domain}) after ${MAX_ROUNDS} rounds; it was abandoned and will not run. Send a new request with a new key.`,
+      instance: entry.request.path,
+      idempotencyKey: entry.key,
+      requestId: p.request_id,
+    })
+    const reply: StoredReply = { status: res.status, headers: [['content-type', 'application/problem+json']], body: new Uint8Array(await res.arrayBuffer()) }
+    host.transact(() => {
+      ordered.abandon(p.domain, p.sequence)
+      host.commit({ lookup: p.lookup, token, reply, ttlMs, order: { acks: [], failed: [] } })
+    })
+    console.error(`hono-once: abandoned poison request ${p.request_id} (${p.domain}#${p.sequence})`)
+    return
+  }
+  // Not yet: free the record for a client retry meanwhile, and come back on the next run.
+  sql.exec(`UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ?`, Date.now(), p.lookup, token)
+}

@@ -1,0 +1,416 @@
+import type { DivergenceEvent } from '../origin-adapter/options.js'
+import type { LogEntry, OrderedSlot, RelayPlan, ReplicaAck, ReplicaState, ReplicaView } from '../origin-adapter/types.js'
+import type { RelayInput } from './types.js'
+
+/**
+ * Schema step for ordering domains (DESIGN §4): the request history (`log`),
+ * per replica and domain its state and highest acknowledged sequence
+ * (`replicas`), each replica's answer per sequence for divergence checks
+ * (`results`), and per domain the next sequence (`domains`).
+ *
+ * @example
+ * MIGRATIONS.push(ORDERED_SCHEMA)
+ */
+export const ORDERED_SCHEMA = `CREATE TABLE IF NOT EXISTS domains (
+     domain         TEXT PRIMARY KEY,
+     next           INTEGER NOT NULL,
+     pruned_through INTEGER NOT NULL DEFAULT 0,
+     plan           TEXT
+   );
+   CREATE TABLE IF NOT EXISTS log (
+     domain     TEXT NOT NULL,
+     sequence   INTEGER NOT NULL,
+     request_id TEXT NOT NULL,
+     lookup     TEXT NOT NULL,
+     method     TEXT NOT NULL,
+     path       TEXT NOT NULL,
+     headers    TEXT NOT NULL,
+     body       BLOB,
+     key        TEXT NOT NULL,
+     noop       INTEGER NOT NULL DEFAULT 0,
+     state      TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'committed')),
+     rounds     INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (domain, sequence)
+   );
+   CREATE TABLE IF NOT EXISTS replicas (
+     domain     TEXT NOT NULL,
+     name       TEXT NOT NULL,
+     url        TEXT NOT NULL,
+     state      TEXT NOT NULL CHECK (state IN ('joining', 'active', 'lagging', 'suspect', 'draining')),
+     acked      INTEGER NOT NULL DEFAULT 0,
+     reason     TEXT,
+     failures   INTEGER NOT NULL DEFAULT 0,
+     next_at    INTEGER,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (domain, name)
+   );
+   CREATE TABLE IF NOT EXISTS results (
+     domain   TEXT NOT NULL,
+     sequence INTEGER NOT NULL,
+     origin   TEXT NOT NULL,
+     status   INTEGER NOT NULL,
+     digest   TEXT NOT NULL,
+     PRIMARY KEY (domain, sequence, origin)
+   );`
+
+/** What the status page and operators read of one domain. */
+export interface DomainStatus {
+  domain: string
+  /** The last sequence given out (0 before the first). */
+  head: number
+  /** Entries before this were pruned from the log. */
+  prunedThrough: number
+  replicas: (ReplicaView & { lag: number; reason: string | null })[]
+}
+
+interface ReplicaRow extends Record<string, SqlStorageValue> {
+  name: string
+  url: string
+  state: ReplicaState
+  acked: number
+  reason: string | null
+  failures: number
+  next_at: number | null
+}
+
+interface LogRow extends Record<string, SqlStorageValue> {
+  sequence: number
+  request_id: string
+  lookup: string
+  method: string
+  path: string
+  headers: string
+  body: ArrayBuffer | null
+  key: string
+  noop: number
+  state: 'pending' | 'committed'
+  rounds: number
+  created_at: number
+}
+
+/**
+ * The ordered half of the stable area (seeds 000/001, 002): one object per
+ * ordering domain assigns each logical request the domain's next sequence
+ * and appends it to the log in the same transaction as its admit; it keeps
+ * each replica's progress and answers, and feeds replicas that lag or join
+ * from the log. All methods are synchronous SQL, to be called inside the
+ * object's transactions.
+ *
+ * @example
+ * const ordered = new OrderedDomains(ctx.storage.sql)
+ * const slot = ordered.append('acct-1', lookup, requestId, relay, Date.now())
+ */
+export class OrderedDomains {
+  /** Per domain, the replicas as last read: admits read them on every call, changes write through. */
+  readonly #views = new Map<string, { next: number; plan: string | null; replicas: ReplicaRow[] }>()
+
+  constructor(private readonly sql: SqlStorage) {}
+
+  /**
+   * Gives `requestId` the domain's next sequence and appends it to the log;
+   * brings the replica set in line with the plan's origins when they changed.
+   *
+   * @returns the slot, with the replicas to send to
+   */
+  append(domain: string, lookup: string, requestId: string, relay: RelayInput, now: number): OrderedSlot {
+    const view = this.#view(domain)
+    if (view.plan !== JSON.stringify(relay.plan)) this.#sync(domain, relay.plan, view.next, now)
+    const sequence = view.next
+    const { request, key } = relay
+    this.sql.exec(
+      `INSERT INTO log (domain, sequence, request_id, lookup, method, path, headers, body, key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      domain,
+      sequence,
+      requestId,
+      lookup,
+      request.method,
+      request.path,
+      JSON.stringify(request.headers),
+      request.body,
+      key,
+      now,
+    )
+    this.sql.exec('UPDATE domains SET next = ? WHERE domain = ?', sequence + 1, domain)
+    view.next = sequence + 1
+    return { domain, sequence, replicas: this.#replicaViews(domain) }
+  }
+
+  /** The slot of an entry already in the log (a retry taking over), with the replicas as they stand. */
+  slot(domain: string, sequence: number): OrderedSlot {
+    return { domain, sequence, replicas: this.#replicaViews(domain) }
+  }
+
+  /** Log entries `from`…`to` of a domain, in order, for a replica that must catch up. */
+  entries(domain: string, from: number, to: number): LogEntry[] {
+    return this.sql
+      .exec<LogRow>('SELECT * FROM log WHERE domain = ? AND sequence BETWEEN ? AND ? ORDER BY sequence', domain, from, to)
+      .toArray()
+      .map(toEntry)
+  }
+
+  /** The last sequence given out in `domain` (0 before the first), and where the log begins. */
+  head(domain: string): { head: number; prunedThrough: number } {
+    const row = this.sql.exec<{ next: number; pruned_through: number }>('SELECT next, pruned_through FROM domains WHERE domain = ?', domain).toArray()[0]
+    return { head: (row?.next ?? 1) - 1, prunedThrough: row?.pruned_through ?? 0 }
+  }
+
+  /**
+   * Records replicas' answers to `sequence`: their progress moves on (a
+   * replica applies in order, so an answer to `sequence` means everything
+   * before it is applied too), and answers are compared. With three or
+   * more answers the majority decides; with two, the committed reply's
+   * digest (`reference`) does. A replica that differs becomes `suspect`.
+   *
+   * @returns the divergences found
+   */
+  acknowledge(domain: string, sequence: number, acks: ReplicaAck[], failed: string[], requestId: string, now: number, reference?: ReplicaAck): DivergenceEvent[] {
+    for (const ack of acks) {
+      this.sql.exec(
+        `INSERT INTO results (domain, sequence, origin, status, digest) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (domain, sequence, origin) DO UPDATE SET status = excluded.status, digest = excluded.digest`,
+        domain,
+        sequence,
+        ack.origin,
+        ack.status,
+        ack.digest,
+      )
+      this.sql.exec(
+        `UPDATE replicas SET acked = max(acked, ?), failures = 0, next_at = NULL, updated_at = ? WHERE domain = ? AND name = ?`,
+        sequence,
+        now,
+        domain,
+        ack.origin,
+      )
+    }
+    for (const name of failed) {
+      this.sql.exec(
+        `UPDATE replicas SET state = 'lagging', reason = ?, updated_at = ? WHERE domain = ? AND name = ? AND state = 'active' AND acked < ?`,
+        `no answer to sequence ${sequence}`,
+        now,
+        domain,
+        name,
+        sequence,
+      )
+    }
+    const events = this.#compare(domain, sequence, requestId, reference, now)
+    this.#views.delete(domain)
+    return events
+  }
+
+  /** Marks a log entry committed (its reply is stored). */
+  committed(domain: string, sequence: number): void {
+    this.sql.exec(`UPDATE log SET state = 'committed' WHERE domain = ? AND sequence = ?`, domain, sequence)
+  }
+
+  /** Turns a slot no replica could apply into a no-op every replica records as such (seed 002's null message). */
+  abandon(domain: string, sequence: number): void {
+    this.sql.exec(`UPDATE log SET noop = 1, state = 'committed' WHERE domain = ? AND sequence = ?`, domain, sequence)
+  }
+
+  /** Counts an alarm round in which no replica could apply `sequence`; returns the rounds so far. */
+  failedRound(domain: string, sequence: number): number {
+    return this.sql.exec<{ rounds: number }>('UPDATE log SET rounds = rounds + 1 WHERE domain = ? AND sequence = ? RETURNING rounds', domain, sequence).one().rounds
+  }
+
+  /** Whether any replica has applied `sequence`. */
+  appliedAnywhere(domain: string, sequence: number): boolean {
+    return this.sql.exec('SELECT 1 FROM replicas WHERE domain = ? AND acked >= ? LIMIT 1', domain, sequence).toArray().length > 0
+  }
+
+  /** Changes a replica's state (catch-up done, a gap it cannot fill, an operator's decision). */
+  setState(domain: string, name: string, state: ReplicaState, reason: string | null, now: number, acked?: number): void {
+    this.sql.exec(
+      `UPDATE replicas SET state = ?, reason = ?, acked = coalesce(?, acked), updated_at = ? WHERE domain = ? AND name = ?`,
+      state,
+      reason,
+      acked ?? null,
+      now,
+      domain,
+      name,
+    )
+    this.#views.delete(domain)
+  }
+
+  /** A replica applied `sequence` (its record of it may be gone): its progress moves on, no answer to compare. */
+  advance(domain: string, name: string, sequence: number): void {
+    this.sql.exec('UPDATE replicas SET acked = max(acked, ?), failures = 0, next_at = NULL WHERE domain = ? AND name = ?', sequence, domain, name)
+    this.#views.delete(domain)
+  }
+
+  /** A catch-up attempt failed: back off before the next. */
+  deferReplica(domain: string, name: string, now: number): void {
+    const row = this.sql
+      .exec<{ failures: number }>(`UPDATE replicas SET failures = failures + 1 WHERE domain = ? AND name = ? RETURNING failures`, domain, name)
+      .toArray()[0]
+    const backoff = Math.min(60_000, 500 * 2 ** Math.min(7, (row?.failures ?? 1) - 1))
+    this.sql.exec(
+      `UPDATE replicas SET next_at = ?, state = CASE WHEN state = 'active' THEN 'lagging' ELSE state END, updated_at = ? WHERE domain = ? AND name = ?`,
+      now + backoff,
+      now,
+      domain,
+      name,
+    )
+    this.#views.delete(domain)
+  }
+
+  /** Replicas that should be fed from the log now: behind the head, not suspect or draining, not backing off. */
+  behind(now: number): { domain: string; replica: ReplicaView; head: number; prunedThrough: number }[] {
+    return this.sql
+      .exec<ReplicaRow & { domain: string; head: number; pruned_through: number }>(
+        `SELECT r.domain, r.name, r.url, r.state, r.acked, r.reason, r.failures, r.next_at, d.next - 1 AS head, d.pruned_through
+         FROM replicas r JOIN domains d ON d.domain = r.domain
+         WHERE r.state IN ('joining', 'active', 'lagging') AND r.acked < d.next - 1 AND coalesce(r.next_at, 0) <= ?`,
+        now,
+      )
+      .toArray()
+      .map((r) => ({ domain: r.domain, replica: { name: r.name, url: r.url, state: r.state, acked: r.acked }, head: r.head, prunedThrough: r.pruned_through }))
+  }
+
+  /** When the alarm next has replica work: the earliest backoff end of a replica behind. */
+  nextWake(): number | null {
+    return this.sql
+      .exec<{ at: number | null }>(
+        `SELECT min(coalesce(r.next_at, 0)) AS at FROM replicas r JOIN domains d ON d.domain = r.domain
+         WHERE r.state IN ('joining', 'active', 'lagging') AND r.acked < d.next - 1`,
+      )
+      .one().at
+  }
+
+  /** The plan last seen for `domain` (for the alarm's sends), or undefined before any. */
+  plan(domain: string): RelayPlan | undefined {
+    const raw = this.sql.exec<{ plan: string | null }>('SELECT plan FROM domains WHERE domain = ?', domain).toArray()[0]?.plan
+    return raw ? (JSON.parse(raw) as RelayPlan) : undefined
+  }
+
+  /**
+   * Prunes log entries every active replica has acknowledged and that are
+   * older than the plan's retention, with their answers.
+   */
+  prune(now: number): void {
+    for (const { domain, plan } of this.sql.exec<{ domain: string; plan: string | null }>('SELECT domain, plan FROM domains').toArray()) {
+      const retention = plan ? ((JSON.parse(plan) as RelayPlan).logRetentionMs ?? 0) : 0
+      const floor = this.sql
+        .exec<{ low: number | null }>(`SELECT min(acked) AS low FROM replicas WHERE domain = ? AND state IN ('active', 'lagging', 'joining')`, domain)
+        .one().low
+      if (floor === null || floor <= 0) continue
+      const through =
+        this.sql
+          .exec<{ s: number | null }>(
+            `SELECT max(sequence) AS s FROM log WHERE domain = ? AND sequence <= ? AND state = 'committed' AND created_at <= ?`,
+            domain,
+            floor,
+            now - retention,
+          )
+          .one().s ?? 0
+      if (through <= 0) continue
+      this.sql.exec('DELETE FROM log WHERE domain = ? AND sequence <= ?', domain, through)
+      this.sql.exec('DELETE FROM results WHERE domain = ? AND sequence <= ?', domain, through)
+      this.sql.exec('UPDATE domains SET pruned_through = max(pruned_through, ?) WHERE domain = ?', through, domain)
+    }
+  }
+
+  /** Every domain this object orders, with its replicas' state, progress and lag. */
+  status(): DomainStatus[] {
+    return this.sql
+      .exec<{ domain: string; next: number; pruned_through: number }>('SELECT domain, next, pruned_through FROM domains ORDER BY domain')
+      .toArray()
+      .map((d) => ({
+        domain: d.domain,
+        head: d.next - 1,
+        prunedThrough: d.pruned_through,
+        replicas: this.sql
+          .exec<ReplicaRow>('SELECT * FROM replicas WHERE domain = ? ORDER BY name', d.domain)
+          .toArray()
+          .map((r) => ({ name: r.name, url: r.url, state: r.state, acked: r.acked, lag: d.next - 1 - r.acked, reason: r.reason })),
+      }))
+  }
+
+  /** The log entry of `sequence`, if still kept. */
+  entry(domain: string, sequence: number): (LogEntry & { lookup: string; state: 'pending' | 'committed' }) | undefined {
+    const row = this.sql.exec<LogRow>('SELECT * FROM log WHERE domain = ? AND sequence = ?', domain, sequence).toArray()[0]
+    return row ? { ...toEntry(row), lookup: row.lookup, state: row.state } : undefined
+  }
+
+  #view(domain: string): { next: number; plan: string | null; replicas: ReplicaRow[] } {
+    let view = this.#views.get(domain)
+    if (!view) {
+      const row = this.sql.exec<{ next: number; plan: string | null }>('SELECT next, plan FROM domains WHERE domain = ?', domain).toArray()[0]
+      if (!row) this.sql.exec('INSERT INTO domains (domain, next) VALUES (?, 1)', domain)
+      view = { next: row?.next ?? 1, plan: row?.plan ?? null, replicas: this.sql.exec<ReplicaRow>('SELECT * FROM replicas WHERE domain = ? ORDER BY rowid', domain).toArray() }
+      this.#views.set(domain, view)
+    }
+    return view
+  }
+
+  #replicaViews(domain: string): ReplicaView[] {
+    return this.#view(domain).replicas.map((r) => ({ name: r.name, url: r.url, state: r.state, acked: r.acked }))
+  }
+
+  /**
+   * Brings the replica set in line with the plan: a new origin joins (in a
+   * domain with history it starts `joining` and is fed the log; in a new
+   * domain it is `active` at once), `drain` takes one out of rotation
+   * keeping its progress, and an origin no longer listed is removed.
+   */
+  #sync(domain: string, plan: RelayPlan, next: number, now: number): void {
+    const listed = new Set(plan.origins.map((o) => o.name))
+    for (const o of plan.origins) {
+      this.sql.exec(
+        `INSERT INTO replicas (domain, name, url, state, acked, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)
+         ON CONFLICT (domain, name) DO UPDATE SET url = excluded.url,
+           state = CASE WHEN ?6 THEN 'draining' WHEN state = 'draining' THEN 'lagging' ELSE state END, updated_at = excluded.updated_at`,
+        domain,
+        o.name,
+        o.url,
+        o.drain ? 'draining' : next === 1 ? 'active' : 'joining',
+        now,
+        o.drain ? 1 : 0,
+      )
+    }
+    for (const { name } of this.sql.exec<{ name: string }>('SELECT name FROM replicas WHERE domain = ?', domain).toArray()) {
+      if (!listed.has(name)) this.sql.exec('DELETE FROM replicas WHERE domain = ? AND name = ?', domain, name)
+    }
+    this.sql.exec('UPDATE domains SET plan = ? WHERE domain = ?', JSON.stringify(plan), domain)
+    this.#views.delete(domain)
+  }
+
+  #compare(domain: string, sequence: number, requestId: string, reference: ReplicaAck | undefined, now: number): DivergenceEvent[] {
+    const rows = this.sql.exec<{ origin: string; status: number; digest: string }>('SELECT origin, status, digest FROM results WHERE domain = ? AND sequence = ?', domain, sequence).toArray()
+    if (rows.length < 2) return []
+    const votes = new Map<string, number>()
+    for (const r of rows) votes.set(`${r.status} ${r.digest}`, (votes.get(`${r.status} ${r.digest}`) ?? 0) + 1)
+    let expected: string
+    const [top, second] = [...votes.entries()].sort((a, b) => b[1] - a[1])
+    if (votes.size === 1) return []
+    if (rows.length >= 3 && top && (!second || top[1] > second[1])) expected = top[0]
+    else if (reference) expected = `${reference.status} ${reference.digest}`
+    else return []
+    const [status, digest] = expected.split(' ') as [string, string]
+    const events: DivergenceEvent[] = []
+    for (const r of rows) {
+      if (`${r.status} ${r.digest}` === expected) continue
+      const state = this.sql.exec<{ state: string }>('SELECT state FROM replicas WHERE domain = ? AND name = ?', domain, r.origin).toArray()[0]?.state
+      if (state === 'suspect') continue
+      this.sql.exec(
+        `UPDATE replicas SET state = 'suspect', reason = ?, updated_at = ? WHERE domain = ? AND name = ?`,
+        `answered sequence ${sequence} with ${r.status} (body ${r.digest.slice(0, 12)}…), others with ${status} (${digest.slice(0, 12)}…)`,
+        now,
+        domain,
+        r.origin,
+      )
+      events.push({ domain, sequence, requestId, origin: r.origin, status: r.status, digest: r.digest, expected: { status: Number(status), digest } })
+    }
+    return events
+  }
+}
+
+function toEntry(row: LogRow): LogEntry {
+  return {
+    sequence: row.sequence,
+    requestId: row.request_id,
+    key: row.key,
+    request: { method: row.method, path: row.path, headers: JSON.parse(row.headers) as [string, string][], body: new Uint8Array(row.body ?? new ArrayBuffer(0)) },
+    noop: row.noop === 1,
+  }
+}

@@ -1,0 +1,239 @@
+import { env } from 'cloudflare:workers'
+import { runDurableObjectAlarm } from 'cloudflare:test'
+import { Hono } from 'hono'
+import { describe, expect, it } from 'vitest'
+import { once, proxy, type AckQuorum, type DivergenceEvent } from '../../src/index.js'
+import type { StableAreaApi } from '../../src/durable/types.js'
+import { eventually, type FarmOrigin, startOrigins } from '../farm.js'
+import { newKey, problemOf } from '../helpers.js'
+
+type Replica = { name: string; url: string; drain?: boolean }
+
+/** The bank behind replicas: one ordering domain per account. */
+function replicatedBank(origins: Replica[], options: { ackQuorum?: AckQuorum; onDivergence?: (e: DivergenceEvent) => void; deadlineMs?: number } = {}) {
+  const app = new Hono()
+  app.use('/accounts/*', once({ leaseMs: 3000, replayCache: false, domain: (c) => c.req.path.split('/')[2]! }))
+  app.post(
+    '/accounts/*',
+    proxy({ origins, strategy: 'replicate', timeoutMs: Math.min(1000, options.deadlineMs ?? 4000), deadlineMs: options.deadlineMs ?? 4000, ackQuorum: options.ackQuorum ?? 1, ...(options.onDivergence ? { onDivergence: options.onDivergence } : {}) }),
+  )
+  const move = async (kind: 'deposits' | 'withdrawals', account: string, key: string, amount: number): Promise<Response> =>
+    app.request(`/accounts/${account}/${kind}`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) }, env)
+  return { deposit: (a: string, k: string, n = 100) => move('deposits', a, k, n), withdraw: (a: string, k: string, n: number) => move('withdrawals', a, k, n) }
+}
+
+const asReplicas = (origins: FarmOrigin[]) => origins.map(({ name, url }) => ({ name, url }))
+const domainStub = (domain: string) => env.ONCE.get(env.ONCE.idFromName(`once/domain/${domain}`))
+const domainState = async (domain: string) => ((await (domainStub(domain) as unknown as StableAreaApi).domains()).find((d) => d.domain === domain))
+/** Runs the domain object's alarm until every listed replica is active at the head (bounded). */
+async function catchUp(domain: string, names: string[], tries = 40) {
+  for (let i = 0; i < tries; i++) {
+    const state = await domainState(domain)
+    if (state && names.every((n) => state.replicas.some((r) => r.name === n && r.state === 'active' && r.acked === state.head))) return state
+    await runDurableObjectAlarm(domainStub(domain))
+    await scheduler.wait(50)
+  }
+  throw new Error(`replicas never caught up: ${JSON.stringify(await domainState(domain))}`)
+}
+/** The ledger history of one account at a replica, as its receiver applied it. */
+const history = async (o: FarmOrigin, domain: string) => (await o.stats()).applied.filter((a) => a.domain === domain)
+
+describe('replicate: ordered replication (seeds 000/001, 002)', () => {
+  it('every replica applies a domain in one order, and receives exactly one request per logical request when healthy', async () => {
+    const origins = await startOrigins(['r1', 'r2', 'r3'])
+    const { deposit } = replicatedBank(asReplicas(origins))
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const answers = []
+    for (let i = 1; i <= 15; i++) answers.push(await deposit(account, newKey(), i))
+    expect(answers.every((r) => r.status === 201)).toBe(true)
+    // The replicas the client did not wait for finish in the background.
+    for (const o of origins) await eventually(() => history(o, account), (h) => h.length === 15)
+    const histories = await Promise.all(origins.map((o) => history(o, account)))
+    expect(histories[0]!.map((h) => h.sequence)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1))
+    expect(histories[1]).toEqual(histories[0])
+    expect(histories[2]).toEqual(histories[0])
+    for (const o of origins) {
+      const stats = await o.stats()
+      expect(stats.balances[account]).toBe(120)
+      expect(stats.requests).toBe(15) // one message per logical request: the order travelled on the request itself
+    }
+    const state = await domainState(account)
+    expect(state?.replicas.map((r) => [r.name, r.state, r.acked])).toEqual([
+      ['r1', 'active', 15],
+      ['r2', 'active', 15],
+      ['r3', 'active', 15],
+    ])
+  })
+
+  it('200 concurrent deposits and withdrawals with 30% duplicate retries: identical replicas, each request applied once per replica', async () => {
+    const origins = await startOrigins(['r1', 'r2', 'r3'])
+    const { deposit, withdraw } = replicatedBank(asReplicas(origins))
+    const accounts = Array.from({ length: 4 }, (_, i) => `acct-${i}-${crypto.randomUUID().slice(0, 6)}`)
+    let seed = 7
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+    const ops = Array.from({ length: 200 }, () => ({ account: accounts[Math.floor(rand() * accounts.length)]!, key: newKey(), amount: 1 + Math.floor(rand() * 50), kind: rand() < 0.3 ? 'withdraw' : 'deposit', dup: rand() < 0.3 }))
+    const send = (op: (typeof ops)[number]) => (op.kind === 'deposit' ? deposit(op.account, op.key, op.amount) : withdraw(op.account, op.key, op.amount))
+    const first = new Map<string, string>()
+    for (let i = 0; i < ops.length; i += 8) {
+      const batch = ops.slice(i, i + 8)
+      const res = await Promise.all(batch.flatMap((op) => (op.dup ? [send(op), send(op)] : [send(op)])))
+      for (const r of res) expect([201, 422]).toContain(r.status)
+      for (const op of batch) if (op.dup) first.set(op.key, await (await send(op)).text())
+    }
+    for (const account of accounts) {
+      for (const o of origins) await eventually(() => history(o, account), (h) => h.length > 0 && h.length === (h.at(-1)?.sequence ?? -1))
+    }
+    const all = await Promise.all(origins.map((o) => o.stats()))
+    for (const account of accounts) {
+      const lists = all.map((s) => s.applied.filter((a) => a.domain === account).map((a) => `${a.sequence}:${a.requestId}`))
+      expect(lists[1]).toEqual(lists[0])
+      expect(lists[2]).toEqual(lists[0])
+      expect(all[1]!.balances[account]).toBe(all[0]!.balances[account])
+      expect(all[2]!.balances[account]).toBe(all[0]!.balances[account])
+    }
+    for (const s of all) expect(Object.values(s.byRequestId).every((e) => e.applied <= 1)).toBe(true)
+  })
+
+  it('a replica down for half the run is caught up from the log by the alarm, and ends equal', async () => {
+    const origins = await startOrigins(['r1', 'r2', 'r3'])
+    const [, , r3] = origins
+    const { deposit } = replicatedBank(asReplicas(origins))
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    for (let i = 0; i < 5; i++) expect((await deposit(account, newKey(), 10)).status).toBe(201)
+    await r3!.faults({ down: true })
+    for (let i = 0; i < 5; i++) expect((await deposit(account, newKey(), 10)).status).toBe(201)
+    await eventually(() => domainState(account), (s) => s?.replicas.find((r) => r.name === 'r3')?.state === 'lagging')
+    await r3!.faults({ down: false })
+    await catchUp(account, ['r1', 'r2', 'r3'])
+    const [h1, h3] = await Promise.all([history(origins[0]!, account), history(r3!, account)])
+    expect(h3).toEqual(h1)
+    expect((await r3!.stats()).balances[account]).toBe(100)
+  })
+
+  it('a replica added mid-run joins from the log, is switched to active only once caught up, and ends equal', async () => {
+    const origins = await startOrigins(['r1', 'r2', 'r3'])
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const two = replicatedBank(asReplicas(origins.slice(0, 2)))
+    for (let i = 0; i < 6; i++) await two.deposit(account, newKey(), 5)
+    const three = replicatedBank(asReplicas(origins))
+    expect((await three.deposit(account, newKey(), 5)).status).toBe(201)
+    const joined = (await domainState(account))?.replicas.find((r) => r.name === 'r3')
+    expect(joined?.state).toBe('joining') // not sent live requests, not counted for the quorum
+    expect((await origins[2]!.stats()).requests).toBe(0)
+    await catchUp(account, ['r1', 'r2', 'r3'])
+    expect(await history(origins[2]!, account)).toEqual(await history(origins[0]!, account))
+    expect((await three.deposit(account, newKey(), 5)).status).toBe(201)
+    await eventually(() => history(origins[2]!, account), (h) => h.length === 8)
+  })
+
+  it('a replica drained and replaced by a new one: nothing it acknowledged is lost, the newcomer catches up', async () => {
+    const origins = await startOrigins(['r1', 'r2', 'r3', 'r4'])
+    const [r1, r2, r3, r4] = origins
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const before = replicatedBank(asReplicas([r1!, r2!, r3!]))
+    for (let i = 0; i < 4; i++) await before.deposit(account, newKey(), 25)
+    // Take r3 out of rotation: it keeps what it has, gets nothing new.
+    const draining = replicatedBank([...asReplicas([r1!, r2!]), { name: 'r3', url: r3!.url, drain: true }])
+    await draining.deposit(account, newKey(), 25)
+    expect((await domainState(account))?.replicas.find((r) => r.name === 'r3')?.state).toBe('draining')
+    expect((await r3!.stats()).requests).toBe(4)
+    // Replace it with r4 (any implementation of the wire contract would do), then drop r3.
+    const after = replicatedBank(asReplicas([r1!, r2!, r4!]))
+    await after.deposit(account, newKey(), 25)
+    await catchUp(account, ['r1', 'r2', 'r4'])
+    expect((await domainState(account))?.replicas.map((r) => r.name)).toEqual(['r1', 'r2', 'r4'])
+    expect(await history(r4!, account)).toEqual(await history(r1!, account))
+    expect((await r4!.stats()).balances[account]).toBe(150)
+  })
+
+  it('a replica that computes a wrong balance is marked suspect and reported, and no longer answers', async () => {
+    const origins = await startOrigins(['r1', 'r2', 'r3'])
+    await origins[1]!.faults({ wrongBalance: true })
+    const events: DivergenceEvent[] = []
+    const { deposit } = replicatedBank(asReplicas(origins), { onDivergence: (e) => void events.push(e) })
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    await deposit(account, newKey(), 100)
+    await eventually(async () => events.length, (n) => n > 0)
+    expect(events[0]).toMatchObject({ domain: account, sequence: 1, origin: 'r2' })
+    const state = await domainState(account)
+    expect(state?.replicas.find((r) => r.name === 'r2')).toMatchObject({ state: 'suspect', reason: expect.stringContaining('sequence 1') })
+    const next = await deposit(account, newKey(), 100)
+    expect(next.headers.get('once-origin')).not.toBe('r2')
+    expect(await next.json()).toMatchObject({ balance: 200 })
+  })
+
+  it.each([['majority', 2], ['all', 3]] as const)('ackQuorum %s waits for %i replica answers before the client is answered', async (ackQuorum, need) => {
+    const origins = await startOrigins(['r1', 'r2', 'r3'])
+    await origins[2]!.faults({ latencyMs: 400 })
+    const { deposit } = replicatedBank(asReplicas(origins), { ackQuorum })
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const started = Date.now()
+    const res = await deposit(account, newKey(), 1)
+    expect(res.status).toBe(201)
+    if (need === 3) expect(Date.now() - started).toBeGreaterThanOrEqual(380)
+    else expect(Date.now() - started).toBeLessThan(380)
+    const results = await (domainStub(account) as unknown as StableAreaApi).domains()
+    expect(results[0]?.replicas.filter((r) => r.acked === 1).length).toBeGreaterThanOrEqual(need)
+  })
+
+  it('no quorum within deadlineMs: a retryable 504, the request is never released, and the retry replays its result', async () => {
+    const origins = await startOrigins(['r1', 'r2'])
+    for (const o of origins) await o.faults({ hang: true })
+    const { deposit } = replicatedBank(asReplicas(origins), { deadlineMs: 800 })
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const key = newKey()
+    const slow = await deposit(account, key, 7)
+    expect(slow.status).toBe(504)
+    expect(await problemOf(slow)).toMatchObject({ retryable: true })
+    for (const o of origins) await o.faults({ hang: false })
+    const retry = await eventually(() => deposit(account, key, 7), (r) => r.status === 201, 100, 100)
+    expect(await retry.json()).toMatchObject({ balance: 7 })
+    for (const o of origins) await eventually(() => history(o, account), (h) => h.length === 1)
+    // The same slot, sequence 1, everywhere: the retry did not get a second one.
+    expect((await domainState(account))?.head).toBe(1)
+  })
+
+  it('a poison request (every replica keeps failing it) is committed as a 502 and its slot becomes a no-op; the domain goes on', async () => {
+    const origins = await startOrigins(['r1', 'r2'])
+    for (const o of origins) await o.faults({ failNext: 1_000_000 })
+    const { deposit } = replicatedBank(asReplicas(origins), { deadlineMs: 500 })
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const key = newKey()
+    const failing = await deposit(account, key, 9)
+    expect(await problemOf(failing)).toMatchObject({ status: 502, retryable: true }) // the replicas answered 5xx
+    const stub = domainStub(account)
+    let abandoned: Record<string, unknown> | undefined
+    for (let i = 0; i < 8 && !abandoned; i++) {
+      await runDurableObjectAlarm(stub)
+      const p = await problemOf(await deposit(account, key, 9))
+      if (p.retryable === false) abandoned = p
+    }
+    expect(abandoned).toMatchObject({ status: 502, type: expect.stringContaining('request-abandoned'), retryable: false })
+    expect((await deposit(account, key, 9)).status).toBe(502)
+    for (const o of origins) await o.faults({ failNext: 0 })
+    // Sequence 2 goes on: the replicas ask for 1 (after their gap wait), get it as a no-op from the log, then 2.
+    expect((await replicatedBank(asReplicas(origins)).deposit(account, newKey(), 3)).status).toBe(201)
+    await catchUp(account, ['r1', 'r2'])
+    for (const o of origins) {
+      const h = await history(o, account)
+      expect(h.map((a) => [a.sequence, a.noop])).toEqual([
+        [1, true],
+        [2, false],
+      ])
+      expect((await o.stats()).balances[account]).toBe(3)
+    }
+  }, 60_000)
+
+  it('a domain() that throws or returns a non-string: a clear 500 naming the option', async () => {
+    const [r1] = await startOrigins(['r1'])
+    for (const domain of [() => { throw new Error('no account in path') }, () => 42 as unknown as string, () => '']) {
+      const app = new Hono()
+      app.use('/x', once({ domain }))
+      app.post('/x', proxy({ origins: asReplicas([r1!]), strategy: 'replicate' }))
+      const res = await app.request('/x', { method: 'POST', headers: { 'idempotency-key': newKey() }, body: '{}' }, env)
+      expect(res.status).toBe(500)
+      expect((await problemOf(res)).detail).toMatch(/domain option/)
+    }
+    expect((await r1!.stats()).requests).toBe(0)
+  })
+})
