@@ -18,7 +18,7 @@ export interface BankAppOptions {
   secret?: string | undefined
   /** The receiver's wait for running repeats, ms. */
   waitMs?: number
-  /** The receiver's wait for an earlier sequence that has not arrived yet, ms (default 1000). */
+  /** The receiver's wait for an earlier sequence that has not arrived yet, ms (default 250). */
   gapWaitMs?: number
   /** Read on each deposit: a buggy replica adds 1 extra cent (for divergence tests). */
   wrongBalance?: () => boolean

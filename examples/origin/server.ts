@@ -44,7 +44,7 @@ export interface StartOriginOptions {
   secret?: string
   /** The receiver's wait for running repeats, ms. Default 5000. */
   waitMs?: number
-  /** The receiver's wait for an earlier sequence still on its way, ms. Default 1000. */
+  /** The receiver's wait for an earlier sequence still on its way, ms. Default 250. */
   gapWaitMs?: number
 }
 

@@ -69,6 +69,7 @@ export async function catchUpDomains(host: CatchUpHost): Promise<void> {
     )
     .toArray()
   for (const p of pending) await finish(host, p, replies)
+  host.ordered.promote(Date.now())
 }
 
 function secretOf(plan: RelayPlan, env: Record<string, unknown>): string | undefined {

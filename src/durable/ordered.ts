@@ -238,6 +238,16 @@ export class OrderedDomains {
     this.#views.delete(domain)
   }
 
+  /** Joining and lagging replicas that have every entry up to the head become `active` again. */
+  promote(now: number): void {
+    const changed = this.sql.exec(
+      `UPDATE replicas SET state = 'active', reason = NULL, updated_at = ?
+       WHERE state IN ('joining', 'lagging') AND acked >= (SELECT d.next - 1 FROM domains d WHERE d.domain = replicas.domain)`,
+      now,
+    ).rowsWritten
+    if (changed > 0) this.#views.clear()
+  }
+
   /** A catch-up attempt failed: back off before the next. */
   deferReplica(domain: string, name: string, now: number): void {
     const row = this.sql

@@ -30,7 +30,7 @@ export interface ReceiverOptions<Tx = unknown> {
    * of its domain has not arrived yet) waits for it before answering `409`
    * with `Once-Expected-Sequence`. Concurrent requests of one domain can
    * overtake each other on the way; a short wait spares the edge a resend.
-   * 0 answers the gap at once. Default 1000.
+   * 0 answers the gap at once. Keep it well below the edge's `timeoutMs`. Default 250.
    */
   gapWaitMs?: number
 }

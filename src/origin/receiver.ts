@@ -99,7 +99,7 @@ const FAILURE_RANK: SignatureFailure[] = ['missing', 'malformed', 'mismatch', 's
  */
 export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandler<{ Variables: ReceiverVariables<Tx> }> => {
   validateReceiverOptions(options)
-  const { store, secret, toleranceSeconds = 300, waitMs = 5000, methods = DEFAULT_METHODS, gapWaitMs = 1000 } = options
+  const { store, secret, toleranceSeconds = 300, waitMs = 5000, methods = DEFAULT_METHODS, gapWaitMs = 250 } = options
   const secrets = secret === undefined ? [] : typeof secret === 'string' ? [secret] : [...secret]
   const gated = new Set(methods.map((m) => m.toUpperCase()))
   const locks = locksByStore.get(store) ?? new KeyedLock()

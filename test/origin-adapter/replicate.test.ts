@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { runDurableObjectAlarm } from 'cloudflare:test'
 import { Hono } from 'hono'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { once, proxy, type AckQuorum, type DivergenceEvent } from '../../src/index.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
@@ -10,12 +11,15 @@ import { newKey, problemOf } from '../helpers.js'
 type Replica = { name: string; url: string; drain?: boolean }
 
 /** The bank behind replicas: one ordering domain per account. */
-function replicatedBank(origins: Replica[], options: { ackQuorum?: AckQuorum; onDivergence?: (e: DivergenceEvent) => void; deadlineMs?: number } = {}) {
+function replicatedBank(
+  origins: Replica[],
+  options: { ackQuorum?: AckQuorum; onDivergence?: (e: DivergenceEvent) => void; deadlineMs?: number; logRetentionMs?: number } = {},
+) {
   const app = new Hono()
   app.use('/accounts/*', once({ leaseMs: 3000, replayCache: false, domain: (c) => c.req.path.split('/')[2]! }))
   app.post(
     '/accounts/*',
-    proxy({ origins, strategy: 'replicate', timeoutMs: Math.min(1000, options.deadlineMs ?? 4000), deadlineMs: options.deadlineMs ?? 4000, ackQuorum: options.ackQuorum ?? 1, ...(options.onDivergence ? { onDivergence: options.onDivergence } : {}) }),
+    proxy({ origins, strategy: 'replicate', timeoutMs: Math.min(1000, options.deadlineMs ?? 4000), deadlineMs: options.deadlineMs ?? 4000, ackQuorum: options.ackQuorum ?? 1, ...(options.onDivergence ? { onDivergence: options.onDivergence } : {}), ...(options.logRetentionMs === undefined ? {} : { logRetentionMs: options.logRetentionMs }) }),
   )
   const move = async (kind: 'deposits' | 'withdrawals', account: string, key: string, amount: number): Promise<Response> =>
     app.request(`/accounts/${account}/${kind}`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) }, env)
@@ -236,4 +240,82 @@ describe('replicate: ordered replication (seeds 000/001, 002)', () => {
     }
     expect((await r1!.stats()).requests).toBe(0)
   })
+
+  it('a replica whose history differs (another request in a slot) is marked suspect; the others go on', async () => {
+    const origins = await startOrigins(['r1', 'r2'])
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    // r2 applied something else as sequence 1 of this domain (a different implementation gone wrong, a bad restore).
+    const rogue = await fetch(`${origins[1]!.url}/accounts/${account}/deposits`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'once-request-id': 'rogue-1', 'once-domain': account, 'once-sequence': '1' },
+      body: '{"amount":999}',
+    })
+    expect(rogue.status).toBe(201)
+    const { deposit } = replicatedBank(asReplicas(origins))
+    expect((await deposit(account, newKey(), 5)).status).toBe(201)
+    for (let i = 0; i < 10; i++) {
+      const state = await domainState(account)
+      if (state?.replicas.find((r) => r.name === 'r2')?.state === 'suspect') break
+      await runDurableObjectAlarm(domainStub(account))
+      await scheduler.wait(50)
+    }
+    const state = await domainState(account)
+    expect(state?.replicas.find((r) => r.name === 'r2')).toMatchObject({ state: 'suspect' })
+    expect(state?.replicas.find((r) => r.name === 'r1')).toMatchObject({ state: 'active', acked: 1 })
+    expect((await deposit(account, newKey(), 5)).status).toBe(201)
+  })
+
+  it('the log is pruned once every replica has an entry; a replica that would need pruned entries is suspect until restored from a snapshot', async () => {
+    const origins = await startOrigins(['r1', 'r2', 'r3'])
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const two = replicatedBank(asReplicas(origins.slice(0, 2)), { logRetentionMs: 0 })
+    for (let i = 0; i < 5; i++) await two.deposit(account, newKey(), 1)
+    await catchUp(account, ['r1', 'r2'])
+    await runDurableObjectAlarm(domainStub(account)) // prunes what both acknowledged
+    expect((await domainState(account))?.prunedThrough).toBe(5)
+    // An empty replica joins: entries 1–5 are gone, so it cannot be fed; the others go on.
+    const three = replicatedBank(asReplicas(origins), { logRetentionMs: 0 })
+    expect((await three.deposit(account, newKey(), 1)).status).toBe(201)
+    for (let i = 0; i < 10; i++) {
+      if ((await domainState(account))?.replicas.find((r) => r.name === 'r3')?.state === 'suspect') break
+      await runDurableObjectAlarm(domainStub(account))
+      await scheduler.wait(50)
+    }
+    expect((await domainState(account))?.replicas.find((r) => r.name === 'r3')).toMatchObject({
+      state: 'suspect',
+      reason: expect.stringContaining('restore it from a snapshot'),
+    })
+  })
+
+  it('property: whatever the arrival order, duplicates and lost answers, every replica applies the domain gapless, in order, each request once', async () => {
+    const origins = await startOrigins(['r1', 'r2', 'r3'])
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ amount: fc.integer({ min: 1, max: 9 }), copies: fc.integer({ min: 1, max: 3 }), lose: fc.constantFrom(0, 0, 0, 1, 2) }), { minLength: 3, maxLength: 10 }),
+        fc.integer({ min: 1, max: 4 }),
+        async (ops, parallel) => {
+          const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+          const { deposit } = replicatedBank(asReplicas(origins))
+          const keyed = ops.map((op) => ({ ...op, key: newKey() }))
+          for (let i = 0; i < keyed.length; i += parallel) {
+            const batch = keyed.slice(i, i + parallel)
+            // A lost answer at a replica: it applied the request but the edge never heard back.
+            for (const op of batch) if (op.lose) await origins[op.lose]!.faults({ dropAfterApply: 1 })
+            await Promise.all(batch.flatMap((op) => Array.from({ length: op.copies }, () => deposit(account, op.key, op.amount))))
+            for (const op of batch) if (op.lose) await origins[op.lose]!.faults({ dropAfterApply: 0 })
+          }
+          await catchUp(account, ['r1', 'r2', 'r3'])
+          const total = keyed.reduce((n, op) => n + op.amount, 0)
+          const histories = await Promise.all(origins.map((o) => history(o, account)))
+          for (const h of histories) {
+            expect(h.map((a) => a.sequence)).toEqual(Array.from({ length: keyed.length }, (_, i) => i + 1))
+            expect(new Set(h.map((a) => a.requestId)).size).toBe(keyed.length)
+            expect(h).toEqual(histories[0])
+          }
+          for (const o of origins) expect((await o.stats()).balances[account]).toBe(total)
+        },
+      ),
+      { numRuns: 8 },
+    )
+  }, 120_000)
 })
