@@ -10,6 +10,7 @@ import type { DivergenceEvent } from '../origin-adapter/options.js'
 import type { LogEntry, OrderedSlot, ReplicaAck, ReplicaState } from '../origin-adapter/types.js'
 import { migrate } from './schema.js'
 import type {
+  AdmitCounts,
   AdmitRequest,
   AdmitResult,
   CommitRequest,
@@ -83,6 +84,8 @@ export class StableArea extends DurableObject implements StableAreaApi {
   /** Health of the origins the alarm resends to, as this object has seen them. */
   readonly #health = new OriginHealth()
   #relaysTable: Relays | undefined
+  /** What this object answered since it started (memory only: a status page's counters, not an audit log). */
+  readonly #counts: AdmitCounts = { admits: 0, replays: 0, conflicts: 0, mismatches: 0, since: Date.now() }
   #orderedTable: OrderedDomains | undefined
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
@@ -120,9 +123,15 @@ export class StableArea extends DurableObject implements StableAreaApi {
     const deadline = Date.now() + request.waitMs
     for (;;) {
       const result = this.#admitNow(request)
-      if (result.kind !== 'in_flight') return result
+      if (result.kind !== 'in_flight') {
+        this.#count(result.kind)
+        return result
+      }
       const now = Date.now()
-      if (now >= deadline) return result
+      if (now >= deadline) {
+        this.#count('in_flight')
+        return result
+      }
       // Wake on commit/release, when the lease runs out, or at the deadline.
       await this.#waitFor(request.lookup, Math.min(deadline - now, result.retryAfterMs))
     }
@@ -241,6 +250,25 @@ export class StableArea extends DurableObject implements StableAreaApi {
     if (changed > 0) this.#wake(lookup)
     else await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS)
     return changed > 0
+  }
+
+  /**
+   * What this object has answered since it started: admits (new keys),
+   * replays, conflicts (409: still in flight) and mismatches (422). Kept in
+   * memory, so they restart from zero when the object does.
+   *
+   * @example
+   * await stub.stats() // { admits: 120, replays: 31, conflicts: 2, mismatches: 1, since: 1795… }
+   */
+  async stats(): Promise<AdmitCounts> {
+    return { ...this.#counts }
+  }
+
+  #count(kind: AdmitResult['kind']): void {
+    if (kind === 'new') this.#counts.admits++
+    else if (kind === 'replay') this.#counts.replays++
+    else if (kind === 'in_flight') this.#counts.conflicts++
+    else this.#counts.mismatches++
   }
 
   /**

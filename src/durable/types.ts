@@ -139,6 +139,20 @@ export interface RecordInfo {
   waiters: number
 }
 
+/** What {@link StableAreaApi.stats} counts, since the object started. */
+export interface AdmitCounts {
+  /** Keys admitted to run (new, or taken over by a retry). */
+  admits: number
+  /** Duplicates answered with the stored reply. */
+  replays: number
+  /** Duplicates answered 409: the original was still running. */
+  conflicts: number
+  /** Keys reused with another request (422). */
+  mismatches: number
+  /** When the counting started (ms since epoch). */
+  since: number
+}
+
 /** The RPC surface of the stable area, as callers see it. */
 export interface StableAreaApi {
   admit(request: AdmitRequest): Promise<AdmitResult>
@@ -150,5 +164,6 @@ export interface StableAreaApi {
   logEntries(domain: string, from: number, to: number): Promise<LogEntry[]>
   acknowledge(domain: string, sequence: number, requestId: string, acks: ReplicaAck[], failed: string[]): Promise<DivergenceEvent[]>
   domains(): Promise<DomainStatus[]>
+  stats(): Promise<AdmitCounts>
   setReplica(domain: string, name: string, state: ReplicaState): Promise<boolean>
 }

@@ -22,6 +22,8 @@ export type ProblemKind =
   | 'origin-failed'
   | 'origin-timeout'
   | 'request-abandoned'
+  | 'not-found'
+  | 'unauthorized'
 
 const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boolean]> = {
   'key-missing': [400, 'Idempotency-Key is missing', false],
@@ -36,6 +38,8 @@ const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boo
   'origin-failed': [502, 'No origin gave a usable answer', true],
   'origin-timeout': [504, 'No origin answered in time', true],
   'request-abandoned': [502, 'No replica could apply this request', false],
+  'not-found': [404, 'No such route', false],
+  unauthorized: [401, 'A valid bearer token is needed', false],
 }
 
 /** An RFC 9457 problem details object, with hono-once's extension members. */

@@ -92,10 +92,22 @@ export function originGroup(options: ProxyOptions, where: string): OriginGroup {
  * app.post('/accounts/*', proxy({ origins, strategy: 'failover', timeoutMs: 1500, deadlineMs: 6000 }))
  * app.get('/accounts/*', proxy({ origins, strategy: 'hedge', hedgeAfterMs: 100 }))
  */
-export const proxy = (options: ProxyOptions): Handler => {
-  const group = originGroup(options, 'proxy()')
+export const proxy = (options: ProxyOptions): Handler => proxyWith(originGroup(options, 'proxy()'))
+
+/**
+ * The `proxy()` handler of an origin group already set up (the gateway
+ * builds one per route, and reads its health for the status page).
+ *
+ * @param group - from {@link originGroup}
+ * @param behaviour - `optionalSecret`: a `{ env }` secret that is not set means "send unsigned", not a 500
+ * @returns the handler
+ * @example
+ * const group = originGroup(options, 'routes.0')
+ * app.post('/x/*', once(), proxyWith(group))
+ */
+export function proxyWith(group: OriginGroup, behaviour: { optionalSecret?: boolean } = {}): Handler {
   const handler: Handler = async function proxy(c) {
-    return forward(c, c.req.raw, group)
+    return forward(c, c.req.raw, group, behaviour.optionalSecret ?? false)
   }
   markProxy(handler, group.plan)
   return handler
@@ -141,7 +153,7 @@ export function originGroupOf(options: ProxyOptions): OriginGroup | undefined {
   return groups.get(options)
 }
 
-async function forward(c: Context, req: Request, group: OriginGroup): Promise<Response> {
+async function forward(c: Context, req: Request, group: OriginGroup, optionalSecret = false): Promise<Response> {
   const { options, health } = group
   const method = req.method.toUpperCase()
   const strategy: Strategy = defaultStrategy(method, options.strategy)
@@ -154,7 +166,7 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
     })
   }
   const secret = resolveSecret(options.secret, c.env)
-  if (options.secret !== undefined && secret === undefined) {
+  if (options.secret !== undefined && secret === undefined && !optionalSecret) {
     return problem('misconfigured', { detail: `The proxy's signing secret is not set: env.${(options.secret as { env: string }).env} is missing.`, instance })
   }
   const body = SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer())

@@ -106,6 +106,12 @@ export class LatencyWindow {
     return this.#samples.length
   }
 
+  /** The latest `n` samples, oldest first. */
+  recent(n: number): number[] {
+    const ordered = this.#samples.length < this.size ? this.#samples : [...this.#samples.slice(this.#next), ...this.#samples.slice(0, this.#next)]
+    return ordered.slice(-n)
+  }
+
   /** The `p`th percentile (0–100) of the window, or undefined while it holds fewer than `min` samples. */
   percentile(p: number, min = 20): number | undefined {
     if (this.#samples.length < min) return undefined

@@ -1,0 +1,122 @@
+import { Hono, type Context } from 'hono'
+import type { StableArea } from '../durable/stable-area.js'
+import { once } from '../middleware/once.js'
+import type { OnceOptions } from '../middleware/options.js'
+import { problem } from '../middleware/problem.js'
+import { originGroup, type OriginGroup, proxyWith } from '../origin-adapter/dispatch.js'
+import type { ProxyOptions } from '../origin-adapter/options.js'
+import type { GatewayConfig, GatewayKeys, GatewayRoute } from './config.js'
+import { statusRoutes } from './status.js'
+
+/** The bindings the gateway Worker expects (wrangler.toml). */
+export interface GatewayBindings {
+  ONCE: DurableObjectNamespace<StableArea>
+  /** The gateway's config, JSON (a var). */
+  ONCE_CONFIG?: string | object
+  /** Signs every forwarded request (a secret). */
+  ONCE_SIGNING_SECRET?: string
+  /** Opens `/__once/status` (a secret). */
+  ONCE_STATUS_TOKEN?: string
+}
+
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/** What the gateway knows about itself, for the status page. */
+export interface GatewayState {
+  config: GatewayConfig
+  /** Each route's origin group (its health lives in this isolate). */
+  groups: { route: GatewayRoute; group: OriginGroup }[]
+  /** Ordering domains this isolate has served lately (newest last), for the status page. */
+  domains: Set<string>
+}
+
+/** How many recently served domains the status page follows. */
+const TRACKED_DOMAINS = 50
+
+/**
+ * Builds the gateway app from a validated config: per route, `once()` on
+ * its state-changing methods (with the config's key policy and ordering
+ * domain) in front of `proxy()` to its origins, and `/__once/status`.
+ *
+ * @param config - from {@link parseGatewayConfig}
+ * @returns the Hono app, and its state for the status page
+ * @example
+ * const { app } = buildGateway(parseGatewayConfig(env.ONCE_CONFIG))
+ * return app.fetch(request, env, ctx)
+ */
+export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: GatewayBindings }>; state: GatewayState } {
+  const app = new Hono<{ Bindings: GatewayBindings }>()
+  const state: GatewayState = { config, groups: [], domains: new Set() }
+  statusRoutes(app, state)
+  config.routes.forEach((route, i) => {
+    const strategy = route.strategy
+    const methods = (route.methods ?? (strategy === 'hedge' || strategy === undefined ? defaultMethods(route) : ['POST', 'PUT', 'PATCH', 'DELETE'])).map((m) => m.toUpperCase())
+    const origins = config.origins.filter((o) => !route.origins || route.origins.includes(o.name)).map((o) => ({ name: o.name, url: o.url, ...(o.drain ? { drain: true } : {}) }))
+    const options: ProxyOptions = {
+      origins,
+      ...(strategy ? { strategy } : {}),
+      secret: { env: 'ONCE_SIGNING_SECRET' },
+      ...pick(route, ['ackQuorum', 'timeoutMs', 'deadlineMs', 'hedgeAfterMs', 'maxAttempts', 'maxResponseBytes', 'breaker', 'logRetentionMs']),
+    }
+    const group = originGroup(options, `ONCE_CONFIG routes.${i}`)
+    state.groups.push({ route, group })
+    const handler = proxyWith(group, { optionalSecret: true })
+    const unsafe = methods.filter((m) => !SAFE.has(m))
+    const safe = methods.filter((m) => SAFE.has(m))
+    if (unsafe.length > 0) app.on(unsafe, route.path, once(onceOptions(config, route, state)), handler)
+    if (safe.length > 0) app.on(safe, route.path, handler)
+  })
+  app.notFound((c) => problemNotFound(c))
+  return { app, state }
+}
+
+function defaultMethods(route: GatewayRoute): string[] {
+  return route.strategy === undefined ? ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] : ['GET', 'HEAD']
+}
+
+function pick<T extends object, K extends keyof T>(from: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {}
+  for (const k of keys) if (from[k] !== undefined) out[k] = from[k]
+  return out
+}
+
+function onceOptions(config: GatewayConfig, route: GatewayRoute, state: GatewayState): OnceOptions {
+  const keys: GatewayKeys = config.keys ?? {}
+  const options: OnceOptions = {
+    ...pick(keys, ['required', 'ttlSeconds', 'leaseMs', 'maxRunMs', 'waitMs', 'inFlight', 'maxBodyBytes', 'maxReplyBytes']),
+    ...(config.shards ? { shards: config.shards } : {}),
+    ...(config.locationHint ? { locationHint: config.locationHint } : {}),
+  }
+  const scope = scopeOf(keys.scope)
+  if (scope) options.scope = scope
+  if (route.domain) {
+    const read = domainReader(route.domain)
+    options.domain = (c) => {
+      const domain = read(c)
+      state.domains.delete(domain)
+      state.domains.add(domain)
+      if (state.domains.size > TRACKED_DOMAINS) state.domains.delete(state.domains.values().next().value as string)
+      return domain
+    }
+  }
+  return options
+}
+
+function scopeOf(scope: string | undefined): OnceOptions['scope'] {
+  if (!scope || scope === 'authorization') return undefined
+  if (scope === 'none') return () => ''
+  const header = scope.slice('header:'.length)
+  return (c) => c.req.header(header) ?? ''
+}
+
+/** `param:id` → the path parameter; `segment:2` → the second path segment; `header:X-Account` → the header. */
+function domainReader(spec: string): (c: Context) => string {
+  const [kind, name] = spec.split(':') as [string, string]
+  if (kind === 'param') return (c) => c.req.param(name) ?? ''
+  if (kind === 'segment') return (c) => c.req.path.split('/').filter(Boolean)[Number(name) - 1] ?? ''
+  return (c) => c.req.header(name) ?? ''
+}
+
+function problemNotFound(c: Context): Response {
+  return problem('not-found', { detail: `No gateway route matches ${c.req.method} ${c.req.path}.`, instance: c.req.path })
+}

@@ -1,0 +1,167 @@
+import * as z from 'zod/mini'
+import { assertOptions } from '../shared/options.js'
+
+/** One origin of the gateway's config. */
+export interface GatewayOrigin {
+  name: string
+  url: string
+  /** Take this replica out of rotation (it keeps what it applied). */
+  drain?: boolean
+}
+
+/** One route of the gateway's config: which requests go to which origins, how. */
+export interface GatewayRoute {
+  /** Hono path pattern, e.g. `/accounts/:id/*`. */
+  path: string
+  /** Methods of this route. Default: GET and HEAD for `hedge`, POST, PUT, PATCH and DELETE otherwise. */
+  methods?: string[]
+  /** Default: `hedge` for GET/HEAD-only routes, `failover` otherwise. */
+  strategy?: 'hedge' | 'failover' | 'replicate'
+  /** Names of the origins this route uses. Default: all of them. */
+  origins?: string[]
+  /**
+   * The ordering domain of a request (needs `replicate`): `param:<name>`
+   * (a path parameter), `segment:<n>` (the n-th path segment, from 1) or
+   * `header:<name>`.
+   */
+  domain?: string
+  ackQuorum?: 1 | 'majority' | 'all'
+  timeoutMs?: number
+  deadlineMs?: number
+  hedgeAfterMs?: number | 'auto'
+  maxAttempts?: number
+  maxResponseBytes?: number
+  breaker?: { failures?: number; cooldownMs?: number }
+  logRetentionMs?: number
+}
+
+/** The idempotency-key policy, for every route's state-changing methods. */
+export interface GatewayKeys {
+  required?: boolean
+  ttlSeconds?: number
+  leaseMs?: number
+  maxRunMs?: number
+  waitMs?: number
+  inFlight?: 'wait' | 'reject'
+  maxBodyBytes?: number
+  maxReplyBytes?: number
+  /** `authorization` (the default: JWT principal or the Authorization header's hash), `none`, or `header:<name>`. */
+  scope?: string
+}
+
+/**
+ * The gateway's configuration: the JSON in the `ONCE_CONFIG` var of
+ * `wrangler.toml`. Secrets come from `wrangler secret put`:
+ * `ONCE_SIGNING_SECRET` (signs every forwarded request) and
+ * `ONCE_STATUS_TOKEN` (opens `/__once/status`).
+ *
+ * @example
+ * const config: GatewayConfig = {
+ *   origins: [{ name: 'eu', url: 'https://eu.bank.example' }, { name: 'us', url: 'https://us.bank.example' }],
+ *   routes: [
+ *     { path: '/accounts/:id/*', strategy: 'replicate', domain: 'param:id' },
+ *     { path: '/accounts/*', methods: ['GET'], strategy: 'hedge' },
+ *   ],
+ * }
+ */
+export interface GatewayConfig {
+  origins: GatewayOrigin[]
+  routes: GatewayRoute[]
+  keys?: GatewayKeys
+  /** StableArea objects unordered keys are hashed over. Default 1. */
+  shards?: number
+  /** Where new StableArea objects are placed (near the primary origin). */
+  locationHint?: 'wnam' | 'enam' | 'sam' | 'weur' | 'eeur' | 'apac' | 'oc' | 'afr' | 'me'
+}
+
+const NAME = /^[A-Za-z0-9_-]{1,64}$/
+const METHOD = /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/
+const int = (min: number, max: number) => z.optional(z.number().check(z.int(), z.gte(min), z.lte(max)))
+const url = z.string().check(
+  z.refine((v) => {
+    try {
+      const u = new URL(v)
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === ''
+    } catch {
+      return false
+    }
+  }, 'expected an absolute http(s) URL without query or fragment'),
+)
+
+const schema = z.strictObject({
+  origins: z
+    .array(z.strictObject({ name: z.string().check(z.regex(NAME, 'expected 1–64 letters, digits, _ or -')), url, drain: z.optional(z.boolean()) }))
+    .check(
+      z.minLength(1),
+      z.refine((list) => new Set(list.map((o) => o.name)).size === list.length, 'expected unique origin names'),
+    ),
+  routes: z
+    .array(
+      z.strictObject({
+        path: z.string().check(z.regex(/^\/[^\s]*$/, 'expected a path pattern starting with /')),
+        methods: z.optional(z.array(z.string().check(z.regex(METHOD, 'expected GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS'))).check(z.minLength(1))),
+        strategy: z.optional(z.enum(['hedge', 'failover', 'replicate'])),
+        origins: z.optional(z.array(z.string()).check(z.minLength(1))),
+        domain: z.optional(z.string().check(z.regex(/^(param:[A-Za-z0-9_]+|segment:[1-9][0-9]?|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected param:<name>, segment:<n> or header:<name>'))),
+        ackQuorum: z.optional(z.union([z.literal(1), z.literal('majority'), z.literal('all')])),
+        timeoutMs: int(1, 600_000),
+        deadlineMs: int(1, 1_800_000),
+        hedgeAfterMs: z.optional(z.union([z.literal('auto'), z.number().check(z.int(), z.gte(0), z.lte(60_000))])),
+        maxAttempts: int(1, 10),
+        maxResponseBytes: int(1, 64 * 1024 * 1024),
+        breaker: z.optional(z.strictObject({ failures: int(1, 1000), cooldownMs: int(1, 3_600_000) })),
+        logRetentionMs: int(0, 365 * 86_400_000),
+      }),
+    )
+    .check(z.minLength(1)),
+  keys: z.optional(
+    z.strictObject({
+      required: z.optional(z.boolean()),
+      ttlSeconds: int(1, 365 * 86400),
+      leaseMs: int(1000, 15 * 60_000),
+      maxRunMs: int(100, 60 * 60_000),
+      waitMs: int(0, 5 * 60_000),
+      inFlight: z.optional(z.enum(['wait', 'reject'])),
+      maxBodyBytes: int(1, 100 * 1024 * 1024),
+      maxReplyBytes: int(1, 24 * 1024 * 1024),
+      scope: z.optional(z.string().check(z.regex(/^(authorization|none|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected authorization, none or header:<name>'))),
+    }),
+  ),
+  shards: int(1, 4096),
+  locationHint: z.optional(z.enum(['wnam', 'enam', 'sam', 'weur', 'eeur', 'apac', 'oc', 'afr', 'me'])),
+})
+
+/**
+ * Reads and validates the gateway's config from the `ONCE_CONFIG` var:
+ * JSON, the schema, and cross-checks (routes name known origins; a
+ * `domain` needs `replicate`). Throws a `TypeError` naming the bad field.
+ *
+ * @param raw - the var's value (a JSON string, or the object wrangler parsed)
+ * @returns the config
+ * @throws TypeError naming the bad field, e.g. `routes.0.strategy: expected …`
+ * @example
+ * const config = parseGatewayConfig(env.ONCE_CONFIG)
+ */
+export function parseGatewayConfig(raw: unknown): GatewayConfig {
+  let value = raw
+  if (raw === undefined || raw === null || raw === '') throw new TypeError('hono-once: invalid ONCE_CONFIG options: (options): the ONCE_CONFIG var is not set')
+  if (typeof raw === 'string') {
+    try {
+      value = JSON.parse(raw)
+    } catch (err) {
+      throw new TypeError(`hono-once: invalid ONCE_CONFIG options: (options): not valid JSON (${(err as Error).message})`)
+    }
+  }
+  assertOptions(schema, value, 'ONCE_CONFIG')
+  const config = value as GatewayConfig
+  const names = new Set(config.origins.map((o) => o.name))
+  config.routes.forEach((route, i) => {
+    const unknown = route.origins?.find((n) => !names.has(n))
+    if (unknown) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.origins: no origin is named ${JSON.stringify(unknown)}`)
+    if (route.domain && route.strategy !== 'replicate') throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.domain: an ordering domain needs strategy "replicate"`)
+    if (route.timeoutMs !== undefined && route.deadlineMs !== undefined && route.timeoutMs > route.deadlineMs) {
+      throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.timeoutMs: expected at most deadlineMs (${route.deadlineMs})`)
+    }
+  })
+  return config
+}

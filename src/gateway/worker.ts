@@ -1,0 +1,39 @@
+import type { Hono } from 'hono'
+import { problem } from '../middleware/problem.js'
+import { buildGateway, type GatewayBindings } from './app.js'
+import { parseGatewayConfig } from './config.js'
+
+/** The gateway built for a config string: rebuilt only when the config changes (a new deploy). */
+let built: { raw: string; app: Hono<{ Bindings: GatewayBindings }> } | { raw: string; error: string } | undefined
+
+/**
+ * The config-driven gateway Worker (DESIGN §2, §8): `wrangler deploy` with
+ * the `ONCE_CONFIG` var filled in gives a working exactly-once gateway in
+ * front of regional origins, no code to write. The config is read and
+ * validated at the first request; a bad one answers every request with a
+ * 500 problem naming the bad field (and logs it), never a stack trace.
+ *
+ * @example
+ * // wrangler.toml
+ * // main = "node_modules/hono-once/dist/gateway/worker.js"
+ * // [vars]
+ * // ONCE_CONFIG = '{"origins":[{"name":"eu","url":"https://eu.example.com"}],"routes":[{"path":"/*"}]}'
+ */
+export const gateway: ExportedHandler<GatewayBindings> = {
+  fetch(request, env, ctx) {
+    const raw = typeof env.ONCE_CONFIG === 'string' ? env.ONCE_CONFIG : JSON.stringify(env.ONCE_CONFIG ?? '')
+    if (!built || built.raw !== raw) {
+      try {
+        built = { raw, app: buildGateway(parseGatewayConfig(env.ONCE_CONFIG)).app }
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err)
+        console.error(`hono-once gateway: ${error}`)
+        built = { raw, error }
+      }
+    }
+    if ('error' in built) {
+      return problem('misconfigured', { detail: `The gateway's configuration is invalid: ${built.error.replace(/^hono-once: /, '')}`, instance: new URL(request.url).pathname })
+    }
+    return built.app.fetch(request, env, ctx)
+  },
+}

@@ -1,0 +1,80 @@
+import { env } from 'cloudflare:workers'
+import { describe, expect, it } from 'vitest'
+import gateway, { parseGatewayConfig } from '../../src/gateway.js'
+import type { GatewayConfig } from '../../src/gateway/config.js'
+import { type FarmOrigin, startOrigins } from '../farm.js'
+import { newKey, problemOf } from '../helpers.js'
+
+const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext
+const call = (config: unknown, path: string, init: RequestInit = {}, extra: Record<string, string> = {}) =>
+  gateway.fetch!(new Request(`http://gateway.test${path}`, init) as Request<unknown, IncomingRequestCfProperties>, { ONCE: env.ONCE, ONCE_CONFIG: typeof config === 'string' ? config : JSON.stringify(config), ...extra }, ctx)
+
+function configFor(origins: FarmOrigin[]): GatewayConfig {
+  return {
+    origins: origins.map(({ name, url }) => ({ name, url })),
+    routes: [
+      { path: '/accounts/:id/*', methods: ['POST'], strategy: 'replicate', domain: 'param:id', timeoutMs: 1000, deadlineMs: 3000 },
+      { path: '/accounts/*', methods: ['GET'], strategy: 'hedge', hedgeAfterMs: 50 },
+    ],
+    keys: { leaseMs: 3000 },
+  }
+}
+const deposit = (config: GatewayConfig, account: string, key: string, amount = 100) =>
+  call(config, `/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) })
+
+describe('the config-driven gateway', () => {
+  it('serves the configured routes: replicated writes once per key, hedged reads', async () => {
+    const origins = await startOrigins(['eu', 'us', 'ap'])
+    const config = configFor(origins)
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const key = newKey()
+    const first = await deposit(config, account, key)
+    expect(first.status).toBe(201)
+    expect(first.headers.get('once-origin')).toMatch(/eu|us|ap/)
+    const again = await deposit(config, account, key)
+    expect(again.headers.get('idempotent-replayed')).toBe('true')
+    const read = await call(config, `/accounts/${account}`)
+    expect(read.status).toBe(200)
+    expect(await read.json()).toMatchObject({ id: account })
+    expect((await call(config, '/nowhere')).status).toBe(404)
+  })
+
+  it.each([
+    ['not JSON', '{"origins": [', /ONCE_CONFIG.*not valid JSON/],
+    ['no origins', { origins: [], routes: [{ path: '/*' }] }, /origins: expected at least 1/],
+    ['a bad strategy', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*', strategy: 'fastest' }] }, /routes\.0\.strategy/],
+    ['an unknown origin', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*', origins: ['us'] }] }, /routes\.0\.origins: no origin is named "us"/],
+    ['a domain without replicate', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/a/:id', domain: 'param:id' }] }, /routes\.0\.domain/],
+    ['an unknown field', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*' }], retries: 3 }, /retries: unrecognized option/],
+  ])('answers every request with a 500 problem naming the bad field: %s', async (_name, config, message) => {
+    const res = await call(config, '/accounts/x')
+    expect(res.status).toBe(500)
+    const p = await problemOf(res)
+    expect(p.detail).toMatch(message)
+    expect(JSON.stringify(p)).not.toMatch(/at .*\.ts:\d+/) // no stack trace
+    expect(() => parseGatewayConfig(config)).toThrow(message)
+  })
+
+  it('GET /__once/status: 401 problem without the token; JSON with origins, domains and counts with it', async () => {
+    const origins = await startOrigins(['eu', 'us'])
+    const config = configFor(origins)
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    await deposit(config, account, newKey())
+    const token = { ONCE_STATUS_TOKEN: 'status-token-for-tests' }
+    expect((await call(config, '/__once/status', {}, token)).status).toBe(401)
+    expect((await call(config, '/__once/status', { headers: { authorization: 'Bearer wrong' } }, token)).status).toBe(401)
+    expect((await call(config, '/__once/status')).status).toBe(401) // no token configured: closed
+    const res = await call(config, '/__once/status', { headers: { authorization: 'Bearer status-token-for-tests' } }, token)
+    expect(res.status).toBe(200)
+    const status = (await res.json()) as { origins: { name: string; state: string }[]; domains: { domain: string; head: number }[]; counts: { admits: number } }
+    expect(status.origins.map((o) => [o.name, o.state])).toEqual([
+      ['eu', 'up'],
+      ['us', 'up'],
+    ])
+    expect(status.domains.find((d) => d.domain === account)?.head).toBe(1)
+    expect(status.counts.admits).toBeGreaterThanOrEqual(1)
+    const html = await call(config, '/__once/status', { headers: { authorization: 'Bearer status-token-for-tests', accept: 'text/html' } }, token)
+    expect(html.headers.get('content-type')).toMatch(/text\/html/)
+    expect(await html.text()).toContain('<table id="origins">')
+  })
+})
