@@ -1,5 +1,5 @@
 import * as z from 'zod/mini'
-import { assertOptions } from '../shared/options.js'
+import { assertOptions, originUrlOption } from '../shared/options.js'
 
 /** One origin of the gateway's config. */
 export interface GatewayOrigin {
@@ -77,16 +77,7 @@ export interface GatewayConfig {
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const METHOD = /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/
 const int = (min: number, max: number) => z.optional(z.number().check(z.int(), z.gte(min), z.lte(max)))
-const url = z.string().check(
-  z.refine((v) => {
-    try {
-      const u = new URL(v)
-      return (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === ''
-    } catch {
-      return false
-    }
-  }, 'expected an absolute http(s) URL without query or fragment'),
-)
+const url = originUrlOption
 
 const schema = z.strictObject({
   origins: z

@@ -1,4 +1,5 @@
 import type { StoredReply } from '../durable/types.js'
+import { HOP_BY_HOP } from '../shared/headers.js'
 
 /**
  * Never replayed unless listed in `replayHeaders`: hop-by-hop headers (RFC 9110 §7.6.1) and cookies.
@@ -7,15 +8,7 @@ import type { StoredReply } from '../durable/types.js'
  * NEVER_REPLAYED.has('set-cookie') // true
  */
 export const NEVER_REPLAYED: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
+  ...HOP_BY_HOP,
   'set-cookie',
   // recomputed from the stored body
   'content-length',

@@ -1,17 +1,10 @@
+import { HOP_BY_HOP } from '../shared/headers.js'
 import { ONCE_HEADERS, signOnceRequest } from '../shared/wire.js'
 import type { ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'
 
 /** Request headers never forwarded: hop-by-hop (RFC 9110 §7.6.1), ones the runtime sets, and the wire contract's own (a client cannot inject them). */
 const NOT_FORWARDED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
+  ...HOP_BY_HOP,
   'host',
   'content-length',
   'accept-encoding',
@@ -20,14 +13,7 @@ const NOT_FORWARDED = new Set([
 
 /** Response headers dropped from an origin's answer: hop-by-hop, and the encoding `fetch` already undid. */
 const NOT_RETURNED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
+  ...HOP_BY_HOP,
   'content-encoding',
   'content-length',
 ])
