@@ -26,17 +26,25 @@ export function freePort(): Promise<number> {
 /**
  * Starts `wrangler dev` on 127.0.0.1 and waits (bounded) until it answers.
  *
- * @param options - config file, port, where Durable Object state persists
+ * @param options - config file, port, where Durable Object state persists, and
+ *   `vars`: Worker vars given on the command line (`--var NAME:VALUE`), over the config's
  * @returns the running server
  * @example
  * const dev = await startWranglerDev({ config: 'wrangler.toml' })
  * await fetch(dev.url)
  * await dev.stop()
  */
-export async function startWranglerDev(options: { config?: string; port?: number; persistTo?: string; timeoutMs?: number } = {}): Promise<DevServer> {
+export async function startWranglerDev(
+  options: { config?: string; port?: number; persistTo?: string; timeoutMs?: number; vars?: Record<string, string> } = {},
+): Promise<DevServer> {
   const port = options.port ?? (await freePort())
   const args = ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--config', options.config ?? 'wrangler.toml', '--show-interactive-dev-session=false']
   if (options.persistTo) args.push('--persist-to', options.persistTo)
+  for (const [name, value] of Object.entries(options.vars ?? {})) {
+    // wrangler splits each on its first ':', so values may hold colons (URLs).
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new TypeError(`startWranglerDev: invalid var name ${JSON.stringify(name)}`)
+    args.push('--var', `${name}:${value}`)
+  }
   const child = spawn('npx', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' } })
   let log = ''
   child.stdout?.on('data', (d: Buffer) => (log += d.toString()))

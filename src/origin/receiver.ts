@@ -239,6 +239,12 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
         instance: c.req.path,
       })
     }
+    // The body is read before the store is taken: a client that stalls mid-body must not hold up every other request.
+    try {
+      await readBody(c)
+    } catch {
+      return receiverProblem('bad-request', { detail: 'The request body could not be read.', instance: c.req.path })
+    }
     return applyOnce(c, next, h)
   }
 }

@@ -86,6 +86,18 @@ const problemOf = async (res: Response) => {
 }
 
 describe('onceReceiver: dedupe by Once-Request-Id', () => {
+  it('a client that stalls mid-body does not hold up other requests (the body is read before the store is taken)', async () => {
+    const o = await startTestOrigin()
+    const { connect } = await import('node:net')
+    const socket = connect(Number(new URL(o.url).port), '127.0.0.1')
+    await new Promise((r) => socket.once('connect', r))
+    socket.write('POST /effects HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nonce-request-id: stalled\r\ncontent-length: 40\r\n\r\n{"amount":')
+    await new Promise((r) => setTimeout(r, 100))
+    const other = await o.post({ [ONCE_HEADERS.requestId]: id() }, '{"amount":5}').then((r) => r.status)
+    expect(other).toBe(201)
+    socket.destroy()
+  })
+
   it('applies a request once; a repeat gets the same status, headers and bytes without running the handler', async () => {
     const o = await startTestOrigin()
     const r = id()
