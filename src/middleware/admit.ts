@@ -1,5 +1,6 @@
 import type { Context } from 'hono'
 import type { RelayInput, StableAreaApi } from '../durable/types.js'
+import type { ForwardRequest } from '../origin-adapter/types.js'
 import { forwardRequest, MAX_RELAY_BODY_BYTES } from '../origin-adapter/forward.js'
 import { relayPlanOf } from '../origin-adapter/registry.js'
 import { Admission } from './admission.js'
@@ -15,6 +16,8 @@ export interface Admitted {
   admission: Admission
   /** 1 on the first run; 2+ when a retry took over after a failure or a crashed Worker. */
   attempt: number
+  /** The request stored with the relay, for the proxy() that sends it. */
+  relayed?: ForwardRequest | undefined
 }
 
 /**
@@ -108,6 +111,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
       return {
         admission: new Admission(connect, lookup, admitted.token, admitted.requestId, config.leaseMs, admitted.sends, admitted.order),
         attempt: admitted.attempt,
+        relayed: relay?.request,
       }
   }
 }

@@ -17,6 +17,8 @@ export interface RelayLink {
   sends: number
   /** Makes the relay durable with one more round trip (for `dispatch()` inside a handler). */
   record(request: ForwardRequest, plan: RelayPlan): Promise<void>
+  /** The request as once() stored it with the relay (its body already read), when it did. */
+  request?: ForwardRequest | undefined
   /** Counts the sends the dispatch made, stored with the commit or release. */
   sent(n: number): void
   /** An ordered request's slot: its domain, sequence and the replicas to send it to. */

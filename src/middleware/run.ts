@@ -45,6 +45,7 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
       return admission.relay !== undefined
     },
     sends: admission.relay?.sends ?? 0,
+    request: admitted.relayed,
     record: (request, plan) => admission.recordRelay({ request, plan, key: id.key }),
     sent: (n) => {
       if (admission.relay) admission.relay.sends += n

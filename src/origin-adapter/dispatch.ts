@@ -169,8 +169,11 @@ async function forward(c: Context, req: Request, group: OriginGroup, optionalSec
   if (options.secret !== undefined && secret === undefined && !optionalSecret) {
     return problem('misconfigured', { detail: `The proxy's signing secret is not set: env.${(options.secret as { env: string }).env} is missing.`, instance })
   }
-  const body = SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer())
-  const request = forwardRequest(req, body)
+  // Behind once() on a proxy() route the request was read and stored with the admit: send those very bytes.
+  const request =
+    link?.request && req === c.req.raw
+      ? link.request
+      : forwardRequest(req, SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer()))
   const plan = group.plan(method)
   if (link && !link.durable && plan) await link.record(request, plan)
 

@@ -155,6 +155,8 @@ async function readLimited(res: Response, max: number, signal: AbortSignal): Pro
     return 'too-large'
   }
   if (!res.body) return new Uint8Array()
+  // A declared length within the limit: the runtime reads it natively (and fails on a body that does not match).
+  if (declared >= 0) return new Uint8Array(await res.arrayBuffer())
   const reader = res.body.getReader()
   const chunks: Uint8Array[] = []
   let size = 0
