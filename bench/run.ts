@@ -1,107 +1,156 @@
 /**
- * `npm run bench`: latency of the same handler with and without once(),
- * measured side by side in one run against `wrangler dev` (workerd, real
- * SQLite-backed Durable Objects), over loopback HTTP.
+ * `npm run bench`: the benchmark suite (issue 12), measured side by side in
+ * one run against `wrangler dev` (workerd, real SQLite-backed Durable
+ * Objects) and real Node origins (examples/origin/server.ts) on loopback.
  *
- * Variants are interleaved request by request so machine noise hits them
- * alike; each round reports medians, and the table gives the median of the
- * rounds. Results go to bench/results.md.
+ *   1. once() overhead vs the same plain handler, new key and replay, against the two-write floor
+ *   2. once() + proxy() to one healthy origin vs the same call made by hand plus the two-write floor
+ *   3. hedged vs single-origin reads with a 5% tail at 10× the median: p50/p99/p99.9, extra origin requests
+ *   4. replicate ackQuorum 1 / majority / all vs a single-origin write; messages per replica per request
+ *   5. throughput at 32 in flight vs the floor, and the shards a target rate needs
+ *   6. a peer from npm (@node-idempotency/core) against its own plain handler on Node
+ *
+ * Within a section, variants are interleaved request by request so machine
+ * noise hits them alike; ratios are taken per round, then the median over
+ * rounds. Results are printed and written to bench/results.md.
+ *
+ * Knobs (environment): BENCH_ROUNDS (default 5), BENCH_REQUESTS (per
+ * variant per round, default 300), BENCH_HEDGE_REQUESTS (default 500),
+ * BENCH_THROUGHPUT_MS (section 5's measuring time per variant per round, default 1500), BENCH_ORIGIN_LATENCY_MS
+ * (hedge origins, default 5), BENCH_SECTIONS (e.g. "1,3"; default all),
+ * BENCH_OUT (default bench/results.md).
  */
-import { writeFileSync } from 'node:fs'
-import { Agent, request } from 'node:http'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type RunningOrigin, startOrigin } from '../examples/origin/server.js'
 import { startWranglerDev } from '../scripts/wrangler-dev.js'
+import type { BenchContext, HeadlineRow, SectionResult, Settings } from './lib/context.js'
+import { keepAlive } from './lib/http.js'
+import { describeMachine } from './lib/machine.js'
+import { done, log, progress, secondsSinceStart } from './lib/progress.js'
+import { table } from './lib/stats.js'
+import { hedgeSection } from './sections/hedge.js'
+import { overhead } from './sections/overhead.js'
+import { peerSection } from './sections/peer.js'
+import { proxySection } from './sections/proxy.js'
+import { replicaNames, replicateSection } from './sections/replicate.js'
+import { throughputSection } from './sections/throughput.js'
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7)
-const PER_ROUND = Number(process.env.BENCH_REQUESTS ?? 300)
-const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+const num = (name: string, fallback: number, min = 1) => {
+  const v = Number(process.env[name] ?? fallback)
+  if (!Number.isFinite(v) || v < min) throw new Error(`${name} must be a number ≥ ${min}`)
+  return Math.floor(v)
+}
+const settings: Settings = {
+  rounds: num('BENCH_ROUNDS', 5),
+  perRound: num('BENCH_REQUESTS', 300),
+  hedgePerRound: num('BENCH_HEDGE_REQUESTS', 500),
+  throughputMs: num('BENCH_THROUGHPUT_MS', 1500, 100),
+  originLatencyMs: num('BENCH_ORIGIN_LATENCY_MS', 5, 0),
+  sections: new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5,6').split(',').map((s) => Number(s.trim()))),
+}
+const out = process.env.BENCH_OUT ?? 'bench/results.md'
+const machine = describeMachine()
 
-type Variant = { name: string; path: string; key: (i: number, round: number) => string | undefined }
-const run = Date.now().toString(36)
-const variants: Variant[] = [
-  { name: 'plain Hono handler', path: '/plain', key: () => undefined },
-  { name: 'floor: handler + 2 durable DO writes', path: '/floor', key: (i, r) => `f-${run}-${r}-${i}` },
-  { name: 'once(), new key', path: '/once', key: (i, r) => `n-${run}-${r}-${i}` },
-  { name: 'once(), replay (isolate cache)', path: '/once', key: () => `replay-${run}` },
-  { name: 'once(), replay (from the object)', path: '/once-nocache', key: () => `replay-nc-${run}` },
+// Origins, all on 127.0.0.1 in this process (each request's origin work is awaited by the single client, so they do not compete).
+progress('starting origins', true)
+const originSpecs: { name: string; latencyMs: number }[] = [
+  { name: 'p', latencyMs: 0 },
+  ...['h-a1', 'h-b1', 'h-a2', 'h-b2', 'h-a3', 'h-b3'].map((name) => ({ name, latencyMs: settings.originLatencyMs })),
+  { name: 'w-1', latencyMs: 0 },
+  { name: 'r-one', latencyMs: 0 },
+  ...['1', 'majority', 'all'].flatMap((q) => replicaNames(q).map((name) => ({ name, latencyMs: 0 }))),
 ]
+const origins: Record<string, RunningOrigin> = {}
+for (const spec of originSpecs) origins[spec.name] = await startOrigin(spec)
 
-/** One POST over a kept-alive loopback connection; returns milliseconds. */
-function time(base: URL, path: string, key: string | undefined): Promise<number> {
-  const body = '{"amount":100}'
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint()
-    const req = request(
-      { host: base.hostname, port: base.port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length, ...(key ? { 'idempotency-key': `"${key}"` } : {}) } },
-      (res) => {
-        res.resume()
-        res.on('end', () => (res.statusCode === 201 ? resolve(Number(process.hrtime.bigint() - started) / 1e6) : reject(new Error(`${path}: ${res.statusCode}`))))
-      },
-    )
-    req.on('error', reject)
-    req.end(body)
-  })
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!
-
-const dev = await startWranglerDev({ config: 'bench/wrangler.toml' })
-try {
-  const base = new URL(dev.url)
-  // Warm-up: isolates, objects, SQLite files, and the two replay keys committed.
-  for (let i = 0; i < 100; i++) for (const v of variants) await time(base, v.path, v.key(i, -1))
-
-  const medians = variants.map(() => [] as number[])
-  const p99s = variants.map(() => [] as number[])
-  for (let round = 0; round < ROUNDS; round++) {
-    const samples = variants.map(() => [] as number[])
-    for (let i = 0; i < PER_ROUND; i++) {
-      for (const [j, v] of variants.entries()) samples[j]!.push(await time(base, v.path, v.key(i, round)))
-    }
-    samples.forEach((s, j) => {
-      medians[j]!.push(median(s))
-      p99s[j]!.push(pct(s, 99))
-    })
-    console.log(`round ${round + 1}/${ROUNDS}: ` + variants.map((v, j) => `${v.name} ${median(samples[j]!).toFixed(3)} ms`).join(' | '))
-  }
-
-  const m = medians.map(median)
-  const [plain, , fresh, cached] = m as [number, number, number, number, number]
-  // Ratios are paired within a round (same minutes, same noise), then the median over rounds is taken.
-  const ratio = (a: number, b: number) => {
-    const rs = medians[a]!.map((x, r) => x / medians[b]![r]!)
-    return `${median(rs).toFixed(3)} (rounds: ${Math.min(...rs).toFixed(3)}–${Math.max(...rs).toFixed(3)})`
-  }
-  const lines = [
-    '# Benchmark results',
-    '',
-    `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: \`wrangler dev\` (workerd, local SQLite-backed Durable Objects), one`,
-    `client over kept-alive loopback HTTP, variants interleaved request by request; ${ROUNDS} rounds × ${PER_ROUND} requests per variant.`,
-    'Latency is the median of the per-round medians (p99: median of the per-round p99s). Machine: 2 cores, noisy; compare ratios, not absolutes.',
-    '',
-    '| variant | median ms | p99 ms | × plain |',
-    '|---|---:|---:|---:|',
-    ...variants.map((v, j) => `| ${v.name} | ${m[j]!.toFixed(3)} | ${median(p99s[j]!).toFixed(3)} | ${(m[j]! / plain).toFixed(2)} |`),
-    '',
-    'Ratios: per round, then the median over rounds (range in brackets).',
-    '',
-    '| ratio | value | target |',
-    '|---|---:|---|',
-    `| once() new key ÷ floor (2 durable DO round trips) | ${ratio(2, 1)} | ≤ 1.05 |`,
-    `| once() new key ÷ plain | ${ratio(2, 0)} | ~1.7 locally |`,
-    `| once() replay (isolate cache) ÷ plain | ${ratio(3, 0)} | ≤ 1.10 |`,
-    `| once() replay from the object ÷ plain | ${ratio(4, 0)} | one DO round trip |`,
-    `| added latency, new key | ${(fresh - plain).toFixed(3)} ms | |`,
-    `| added latency, replay (cache) | ${(cached - plain).toFixed(3)} ms | |`,
-    '',
-  ]
-  writeFileSync('bench/results.md', lines.join('\n'))
-  console.log('\n' + lines.join('\n'))
-} finally {
+progress('starting wrangler dev', true)
+const persistTo = mkdtempSync(join(tmpdir(), 'hono-once-bench-'))
+const agent = keepAlive(1)
+const closeAll = async () => {
   agent.destroy()
-  await dev.stop()
+  await Promise.all(Object.values(origins).map((o) => o.close()))
+  rmSync(persistTo, { recursive: true, force: true })
 }
+let dev: Awaited<ReturnType<typeof startWranglerDev>>
+try {
+  dev = await startWranglerDev({
+    config: 'bench/wrangler.toml',
+    persistTo,
+    vars: { BENCH_ORIGINS: JSON.stringify(Object.fromEntries(Object.entries(origins).map(([n, o]) => [n, o.url]))) },
+  })
+} catch (err) {
+  await closeAll()
+  throw err
+}
+const ctx: BenchContext = { settings, base: new URL(dev.url), agent, origins, runId: Date.now().toString(36), results: new Map() }
+
+const sections: [number, string, (ctx: BenchContext) => Promise<SectionResult | string>][] = [
+  [1, '1. once() overhead', overhead],
+  [2, '2. once() + proxy() to one healthy origin', proxySection],
+  [3, '3. Hedged vs single-origin reads', hedgeSection],
+  [4, '4. Replicate vs single-origin writes', replicateSection],
+  [5, '5. Admit throughput at 32 in flight', throughputSection],
+  [6, '6. A peer from npm: @node-idempotency/core', peerSection],
+]
+const body: string[] = []
+const headline: HeadlineRow[] = []
+let failed = false
+try {
+  for (const [n, title, run] of sections) {
+    if (!settings.sections.has(n)) continue
+    const started = secondsSinceStart()
+    progress(`${n}/6 ${title.slice(3)}`, true)
+    let result: SectionResult | string
+    try {
+      result = await run(ctx)
+    } catch (err) {
+      failed = true
+      result = `failed: ${err instanceof Error ? err.message : String(err)}`
+    }
+    const took = `(${Math.round(secondsSinceStart() - started)} s)`
+    if (typeof result === 'string') {
+      log(`\n## ${title}\n\n${result} ${took}`)
+      body.push(`## ${title}`, '', `${result}`, '')
+      headline.push({ what: title, value: `${result.split(' (')[0]} (see section ${n})`, target: '', verdict: 'skipped' })
+      continue
+    }
+    ctx.results.set(n, result)
+    headline.push(...result.headline)
+    body.push(`## ${result.title}`, '', ...result.markdown, '', `_Section time: ${took.slice(1, -1)}._`, '')
+    log(`\n## ${result.title} ${took}\n\n${result.markdown.join('\n')}`)
+  }
+} finally {
+  done()
+  await dev.stop()
+  await closeAll()
+}
+
+const total = Math.round(secondsSinceStart())
+const lines = [
+  '# Benchmark results',
+  '',
+  `Measured by \`npm run bench\` (bench/run.ts) in ${Math.floor(total / 60)} min ${total % 60} s: hono-once under \`wrangler dev\` (workerd, local SQLite-backed Durable Objects), origins from examples/origin/server.ts (bank app, \`onceReceiver\`, node:sqlite in memory), one client, everything on 127.0.0.1.`,
+  `Variants of a section are interleaved request by request (their order rotating), so machine noise hits them alike; latencies are medians of per-round values, ratios are computed per round and then the median over rounds is given with the range of rounds. The machine is shared and noisy: compare ratios, not absolute milliseconds.`,
+  `Settings: ${settings.rounds} rounds; ${settings.perRound} requests per variant per round (sections 1, 2, 4, 6), ${settings.hedgePerRound} in section 3; ${settings.throughputMs} ms of throughput slices per variant per round in section 5.`,
+  '',
+  '## Machine',
+  '',
+  ...machine,
+  `- load average at the end (1/5/15 min): ${loadavg().map((x) => x.toFixed(2)).join(' / ')} (other work on the machine shows here)`,
+  '',
+  '## Summary',
+  '',
+  ...table(
+    ['measure', 'value (median of rounds, range)', 'target', ''],
+    headline.map((h) => [h.what, h.value, h.target, h.verdict]),
+    ['l', 'l', 'l', 'l'],
+  ),
+  '',
+  ...body,
+]
+writeFileSync(out, lines.join('\n'))
+console.log(`\n## Summary\n\n${table(['measure', 'value', 'target', ''], headline.map((h) => [h.what, h.value, h.target, h.verdict]), ['l', 'l', 'l', 'l']).join('\n')}`)
+console.log(`\nWrote ${out} in ${Math.floor(total / 60)} min ${total % 60} s.`)
+if (failed) process.exitCode = 1

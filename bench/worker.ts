@@ -1,6 +1,19 @@
+/**
+ * The Worker `npm run bench` measures (bench/run.ts starts it under `wrangler dev`).
+ *
+ * - `POST /plain`, `/floor`, `/once`, `/once-nocache`: the same small handler
+ *   bare, behind two bare durable writes (the floor), and behind `once()`.
+ * - `/accounts/*` with a `Bench-Variant` header: the proxy sections, against
+ *   the real Node origins bench/run.ts started. Their URLs arrive at run time
+ *   as the var `BENCH_ORIGINS` (JSON, origin name → URL), so each variant's
+ *   app is built on its first request and kept (a proxy's options hold its
+ *   origins' health). A variant whose options are refused answers 500 with
+ *   the reason, so the harness can skip a section whose feature is missing.
+ *   Every variant goes through the same header lookup, so it costs them alike.
+ */
 import { DurableObject } from 'cloudflare:workers'
-import { Hono } from 'hono'
-import { once, StableArea } from '../src/index.js'
+import { type Context, Hono } from 'hono'
+import { once, type OnceOptions, proxy, type ProxyOptions, StableArea } from '../src/index.js'
 
 /** The floor any durable idempotency scheme pays: one bare durable write per round trip. */
 export class Floor extends DurableObject {
@@ -13,17 +26,25 @@ export class Floor extends DurableObject {
   }
 }
 
-type Bindings = { ONCE: DurableObjectNamespace<StableArea>; FLOOR: DurableObjectNamespace<Floor> }
+type Bindings = {
+  ONCE: DurableObjectNamespace<StableArea>
+  FLOOR: DurableObjectNamespace<Floor>
+  /** JSON: origin name → URL (set by bench/run.ts with `--var`). */
+  BENCH_ORIGINS?: string
+}
+type Env = { Bindings: Bindings }
 
 /** The same small handler behind each variant. */
 const handler = (c: { json: (v: unknown, s: 201) => Response }) => c.json({ ok: true, at: 'bench' }, 201)
 
-const app = new Hono<{ Bindings: Bindings }>()
+const floorStub = (env: Bindings) => env.FLOOR.get(env.FLOOR.idFromName('floor'))
+
+const app = new Hono<Env>()
 app.get('/', (c) => c.text('bench'))
 app.post('/plain', (c) => handler(c))
 app.post('/floor', async (c) => {
   const key = c.req.header('idempotency-key') ?? 'k'
-  const stub = c.env.FLOOR.get(c.env.FLOOR.idFromName('floor'))
+  const stub = floorStub(c.env)
   await stub.write(key, 'admit')
   const res = handler(c)
   await stub.write(key, 'commit')
@@ -31,6 +52,119 @@ app.post('/floor', async (c) => {
 })
 app.post('/once', once(), (c) => handler(c))
 app.post('/once-nocache', once({ replayCache: false }), (c) => handler(c))
+
+// ---- proxy sections --------------------------------------------------------
+
+/** Built variant apps (or why one could not be built), by variant name. */
+const variants = new Map<string, Hono<Env> | Error>()
+
+function originsOf(env: Bindings): Record<string, string> {
+  return JSON.parse(env.BENCH_ORIGINS ?? '{}') as Record<string, string>
+}
+
+function url(env: Bindings, name: string): string {
+  const u = originsOf(env)[name]
+  if (!u) throw new Error(`origin ${name} is not in BENCH_ORIGINS`)
+  return u
+}
+
+/** The origin call a Worker would make by hand: the client's request with a request id, to one origin. */
+async function direct(req: Request, origin: string): Promise<Response> {
+  const incoming = new URL(req.url)
+  const headers = new Headers()
+  for (const name of ['content-type', 'idempotency-key']) {
+    const v = req.headers.get(name)
+    if (v !== null) headers.set(name, v)
+  }
+  headers.set('once-request-id', crypto.randomUUID())
+  const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await req.arrayBuffer()
+  const res = await fetch(origin + incoming.pathname + incoming.search, { method: req.method, headers, body })
+  return new Response(res.body, res)
+}
+
+/**
+ * `domain` is the option the lead is adding to once() for ordered domains;
+ * passed untyped so this file compiles before and after it lands (until
+ * then once() refuses it and the replicate section is skipped).
+ */
+const ordered = (): OnceOptions => ({ domain: (c: Context) => `bench-${c.req.path.split('/')[2] ?? ''}` }) as Record<string, unknown> as OnceOptions
+
+function build(name: string, env: Bindings): Hono<Env> {
+  const v = new Hono<Env>()
+  const [kind, arg] = name.split(':') as [string, string | undefined]
+  const group = (origins: string[], extra: Omit<ProxyOptions, 'origins'>): ProxyOptions => ({
+    origins: origins.map((o) => ({ name: o, url: url(env, o) })),
+    ...extra,
+  })
+  switch (kind) {
+    // Section 2: once() + proxy() to one healthy origin, against the same call made by hand.
+    case 'direct':
+      v.all('*', (c) => direct(c.req.raw, url(env, 'p')))
+      break
+    case 'direct-floor':
+      v.all('*', async (c) => {
+        const key = c.req.header('idempotency-key') ?? 'k'
+        const stub = floorStub(c.env)
+        await stub.write(key, 'admit')
+        const res = await direct(c.req.raw, url(env, 'p'))
+        const body = await res.arrayBuffer() // read whole, as proxy() does before the commit
+        await stub.write(key, 'commit')
+        return new Response(body, res)
+      })
+      break
+    case 'once-direct':
+      // Diagnostic: once() around the by-hand call, no proxy() (no relay record, no Server-Timing).
+      v.post('/accounts/:id/deposits', once(), (c) => direct(c.req.raw, url(env, 'p')))
+      break
+    case 'proxy-bare':
+      // Diagnostic: proxy() without once() (no admit, no relay record, no commit).
+      v.post('/accounts/:id/deposits', proxy(group(['p'], { strategy: 'failover' })))
+      break
+    case 'proxy':
+      v.post('/accounts/:id/deposits', once(), proxy(group(['p'], { strategy: 'failover' })))
+      break
+    // Section 3: reads, single origin (failover = no hedging) or hedged over two.
+    case 'single':
+      v.get('/accounts/:id', proxy(group([arg ?? ''], { strategy: 'failover' })))
+      break
+    case 'hedge': {
+      // hedge:<tail origin>,<clean origin>,<auto|ms>
+      const [a = '', b = '', after = 'auto'] = (arg ?? '').split(',')
+      v.get('/accounts/:id', proxy(group([a, b], { strategy: 'hedge', hedgeAfterMs: after === 'auto' ? 'auto' : Number(after) })))
+      break
+    }
+    // Section 4: ordered writes, single-origin failover against replicate with each ackQuorum.
+    case 'write-single':
+      // An ordering domain needs the replicate strategy, so the single-origin write is unordered: the plain failover write.
+      v.post('/accounts/:id/deposits', once(), proxy(group([arg ?? ''], { strategy: 'failover' })))
+      break
+    case 'replicate': {
+      // replicate:<1|majority|all>,<origin>,<origin>,…
+      const [q = '1', ...origins] = (arg ?? '').split(',')
+      const ackQuorum = q === '1' ? 1 : (q as 'majority' | 'all')
+      v.post('/accounts/:id/deposits', once(ordered()), proxy(group(origins, { strategy: 'replicate', ackQuorum })))
+      break
+    }
+    default:
+      throw new Error(`unknown bench variant ${JSON.stringify(name)}`)
+  }
+  return v
+}
+
+app.all('/accounts/*', (c) => {
+  const name = c.req.header('bench-variant') ?? ''
+  let v = variants.get(name)
+  if (!v) {
+    try {
+      v = build(name, c.env)
+    } catch (err) {
+      v = err instanceof Error ? err : new Error(String(err))
+    }
+    variants.set(name, v)
+  }
+  if (v instanceof Error) return c.text(`bench variant ${name}: ${v.message}`, 500)
+  return v.fetch(c.req.raw, c.env, c.executionCtx)
+})
 
 export { StableArea }
 export default app
