@@ -26,8 +26,10 @@ const FEED_BATCH = 100
 const FEEDS_IN_PARALLEL = 4
 /** Pending ordered requests finished per alarm run. */
 const FINISH_PER_RUN = 8
-/** Alarm rounds in which no replica could apply a request before its slot becomes a no-op. */
+/** Alarm runs in which every replica in rotation was asked and none could apply a request, before its slot becomes a no-op. */
 const MAX_ROUNDS = 5
+/** …and the least time since its admit: a short outage of every replica is not a poison request. */
+const POISON_AFTER_MS = 60_000
 /** The lease the alarm holds while it finishes a request. */
 const LEASE_MARGIN_MS = 5000
 
@@ -90,7 +92,7 @@ async function send(host: CatchUpHost, plan: RelayPlan, domain: string, replica:
   })
 }
 
-/** Feeds one replica the entries it lacks, in order, as far as it goes without a failure. */
+/** Feeds one replica the entries it lacks, in order, one batch per alarm run, as far as it goes without a failure. */
 async function feed(
   host: CatchUpHost,
   domain: string,
@@ -102,11 +104,9 @@ async function feed(
   const plan = host.ordered.plan(domain)
   if (!plan) return
   const { ordered } = host
-  let acked = replica.acked
-  let from = Math.max(acked + 1, prunedThrough + 1)
-  for (let rewinds = 0; from <= head && rewinds < 3; ) {
+  let from = Math.max(replica.acked + 1, prunedThrough + 1)
+  for (let rewinds = 0; rewinds < 3; rewinds++) {
     const entries = ordered.entries(domain, from, Math.min(head, from + FEED_BATCH - 1))
-    if (entries.length === 0) return
     let rewind: number | undefined
     for (const entry of entries) {
       const sent = await send(host, plan, domain, replica, entry)
@@ -128,8 +128,7 @@ async function feed(
           )
         }
         // It is further behind than recorded (restored from an older snapshot): go back to where it is.
-        acked = outcome.expected - 1
-        ordered.setState(domain, replica.name, replica.state === 'active' ? 'lagging' : replica.state, `behind: it needs ${outcome.expected}`, Date.now(), acked)
+        ordered.setState(domain, replica.name, replica.state === 'active' ? 'lagging' : replica.state, `behind: it needs ${outcome.expected}`, Date.now(), outcome.expected - 1)
         rewind = outcome.expected
         break
       }
@@ -137,19 +136,15 @@ async function feed(
         const events = host.transact(() => ordered.acknowledge(domain, entry.sequence, [outcome.ack], [], entry.requestId, Date.now()))
         for (const e of events) console.warn(`hono-once: replica ${e.origin} diverged at ${e.domain}#${e.sequence}: ${e.status} vs ${e.expected.status}`)
         if (!replies.has(`${domain}\n${entry.sequence}`)) replies.set(`${domain}\n${entry.sequence}`, { origin: replica.name, reply: outcome.reply })
+        // It just became suspect: feeding it more would only spread the divergence.
+        if (events.some((e) => e.origin === replica.name)) return
       } else {
         ordered.advance(domain, replica.name, entry.sequence) // pruned at the replica: applied, answer gone
       }
-      acked = entry.sequence
     }
-    if (rewind !== undefined) {
-      from = rewind
-      rewinds++
-      continue
-    }
-    from = acked + 1
+    if (rewind === undefined) return // one batch per run; `promote` makes it active once it reaches the head
+    from = rewind
   }
-  if (acked >= head && (replica.state === 'joining' || replica.state === 'lagging')) ordered.setState(domain, replica.name, 'active', null, Date.now(), acked)
 }
 
 /** Finishes an ordered request its Worker left: commits a quorum's answer, or abandons a poison request. */
@@ -175,34 +170,53 @@ async function finish(
   ).rowsWritten
   if (took === 0) return
   const status = ordered.status().find((d) => d.domain === p.domain)
-  const replicas = status?.replicas.filter((r) => r.state === 'active' || r.state === 'lagging' || r.state === 'joining') ?? []
+  const inRotation = status?.replicas.filter((r) => r.state === 'active' || r.state === 'lagging' || r.state === 'joining') ?? []
   const answered = new Set(
     sql.exec<{ origin: string }>('SELECT origin FROM results WHERE domain = ? AND sequence = ?', p.domain, p.sequence).toArray().map((r) => r.origin),
   )
   let first = replies.get(`${p.domain}\n${p.sequence}`)
-  // Replicas that applied it but whose answer never reached the object (their Worker died): ask again (they dedupe).
-  for (const r of replicas.filter((r) => r.acked >= p.sequence && (!answered.has(r.name) || !first))) {
+  // Ask the replicas that applied it but whose answer never reached the object (their Worker died), and the ones
+  // whose turn it is (everything before it applied): they dedupe by request id.
+  let tried = 0
+  let failed = 0
+  for (const r of inRotation.filter((r) => r.acked === p.sequence - 1 || (r.acked >= p.sequence && (!answered.has(r.name) || !first)))) {
+    tried++
     const sent = await send(host, plan, p.domain, r, entry)
-    if (!sent.ok) continue
-    const outcome = readReplicaAnswer(r.name, sent.reply)
-    if (outcome.kind !== 'applied') continue
+    const outcome = sent.ok ? readReplicaAnswer(r.name, sent.reply) : undefined
+    if (outcome?.kind !== 'applied') {
+      failed++
+      continue
+    }
     host.transact(() => ordered.acknowledge(p.domain, p.sequence, [outcome.ack], [], p.request_id, Date.now()))
     answered.add(r.name)
     first ??= { origin: r.name, reply: outcome.reply }
   }
-  const active = replicas.filter((r) => r.state === 'active').length
-  const need = quorumOf(plan.ackQuorum ?? 1, active || replicas.length)
+  const active = inRotation.filter((r) => r.state === 'active').length
+  const need = quorumOf(plan.ackQuorum ?? 1, active || inRotation.length)
   const ttlMs = Math.max(1000, p.expires_at - Date.now())
+  const commit = (reply: StoredReply) => host.commit({ lookup: p.lookup, token, reply, ttlMs, order: { acks: [], failed: [] } })
   if (first && answered.size >= need) {
-    const headers: [string, string][] = first.reply.headers.filter(([name]) => !NEVER_REPLAYED.has(name))
-    headers.push(['once-origin', first.origin])
-    host.commit({ lookup: p.lookup, token, reply: { status: first.reply.status, headers, body: first.reply.body }, ttlMs, order: { acks: [], failed: [] } })
+    commit(storedFrom(first))
     return
   }
-  if (!ordered.appliedAnywhere(p.domain, p.sequence) && ordered.failedRound(p.domain, p.sequence) >= MAX_ROUNDS) {
-    // A poison request: no replica could apply it. Committed as failed; its slot becomes a no-op so the domain goes on.
+  // A poison request: it is next in line at every replica in rotation, each was asked this run and none could
+  // apply it, for MAX_ROUNDS runs over at least POISON_AFTER_MS. A replica merely down or backing off does not count.
+  const headOfLine = inRotation.length > 0 && inRotation.every((r) => r.acked === p.sequence - 1)
+  const everyoneFailed = headOfLine && tried === inRotation.length && failed === tried && !ordered.appliedAnywhere(p.domain, p.sequence)
+  if (everyoneFailed && ordered.failedRound(p.domain, p.sequence) >= MAX_ROUNDS && now - entry.createdAt >= POISON_AFTER_MS) {
+    // Before giving up, the no-op itself: a replica that did apply the request (its answer was lost) answers
+    // with its stored reply instead of recording a no-op, and that reply is committed.
+    for (const r of inRotation) {
+      const sent = await send(host, plan, p.domain, r, { ...entry, noop: true })
+      const outcome = sent.ok ? readReplicaAnswer(r.name, sent.reply) : undefined
+      if (outcome?.kind === 'applied' && !(outcome.reply.status === 204 && outcome.reply.body.byteLength === 0)) {
+        host.transact(() => ordered.acknowledge(p.domain, p.sequence, [outcome.ack], [], p.request_id, Date.now()))
+        commit(storedFrom({ origin: r.name, reply: outcome.reply }))
+        return
+      }
+    }
     const res = problem('request-abandoned', {
-      detail: `No replica could apply this request (sequence ${p.sequence} of ${p.domain}) after ${MAX_ROUNDS} rounds; it was abandoned and will not run. Send a new request with a new key.`,
+      detail: `No replica could apply this request (sequence ${p.sequence} of ${p.domain}); it was abandoned and will not run. Send a new request with a new key.`,
       instance: entry.request.path,
       idempotencyKey: entry.key,
       requestId: p.request_id,
@@ -210,11 +224,17 @@ async function finish(
     const reply: StoredReply = { status: res.status, headers: [['content-type', 'application/problem+json']], body: new Uint8Array(await res.arrayBuffer()) }
     host.transact(() => {
       ordered.abandon(p.domain, p.sequence)
-      host.commit({ lookup: p.lookup, token, reply, ttlMs, order: { acks: [], failed: [] } })
+      commit(reply)
     })
     console.error(`hono-once: abandoned poison request ${p.request_id} (${p.domain}#${p.sequence})`)
     return
   }
   // Not yet: free the record for a client retry meanwhile, and come back on the next run.
   sql.exec(`UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ?`, Date.now(), p.lookup, token)
+}
+
+function storedFrom(answer: { origin: string; reply: OriginReply }): StoredReply {
+  const headers: [string, string][] = answer.reply.headers.filter(([name]) => !NEVER_REPLAYED.has(name))
+  headers.push(['once-origin', answer.origin])
+  return { status: answer.reply.status, headers, body: answer.reply.body }
 }

@@ -30,6 +30,8 @@ export const ORDERED_SCHEMA = `CREATE TABLE IF NOT EXISTS domains (
      noop       INTEGER NOT NULL DEFAULT 0,
      state      TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'committed')),
      rounds     INTEGER NOT NULL DEFAULT 0,
+     ref_status INTEGER,
+     ref_digest TEXT,
      created_at INTEGER NOT NULL,
      PRIMARY KEY (domain, sequence)
    );
@@ -53,6 +55,13 @@ export const ORDERED_SCHEMA = `CREATE TABLE IF NOT EXISTS domains (
      digest   TEXT NOT NULL,
      PRIMARY KEY (domain, sequence, origin)
    );`
+
+/**
+ * SQL for the last sequence of domain `d` the alarm may send (`?1` is now):
+ * the head, or just before the first entry whose record a live Worker holds.
+ */
+const FEEDABLE = `coalesce((SELECT min(rec.sequence) - 1 FROM records rec
+  WHERE rec.domain = d.domain AND rec.state = 'in_flight' AND rec.lease_until > ?1), d.next - 1)`
 
 /** What the status page and operators read of one domain. */
 export interface DomainStatus {
@@ -198,9 +207,15 @@ export class OrderedDomains {
     return events
   }
 
-  /** Marks a log entry committed (its reply is stored). */
-  committed(domain: string, sequence: number): void {
-    this.sql.exec(`UPDATE log SET state = 'committed' WHERE domain = ? AND sequence = ?`, domain, sequence)
+  /** Marks a log entry committed (its reply is stored), keeping the reply's digest as the reference answer. */
+  committed(domain: string, sequence: number, reference?: ReplicaAck): void {
+    this.sql.exec(
+      `UPDATE log SET state = 'committed', ref_status = coalesce(?, ref_status), ref_digest = coalesce(?, ref_digest) WHERE domain = ? AND sequence = ?`,
+      reference?.status ?? null,
+      reference?.digest ?? null,
+      domain,
+      sequence,
+    )
   }
 
   /** Turns a slot no replica could apply into a no-op every replica records as such (seed 002's null message). */
@@ -253,7 +268,7 @@ export class OrderedDomains {
     const row = this.sql
       .exec<{ failures: number }>(`UPDATE replicas SET failures = failures + 1 WHERE domain = ? AND name = ? RETURNING failures`, domain, name)
       .toArray()[0]
-    const backoff = Math.min(60_000, 500 * 2 ** Math.min(7, (row?.failures ?? 1) - 1))
+    const backoff = Math.min(10_000, 500 * 2 ** Math.min(5, (row?.failures ?? 1) - 1))
     this.sql.exec(
       `UPDATE replicas SET next_at = ?, state = CASE WHEN state = 'active' THEN 'lagging' ELSE state END, updated_at = ? WHERE domain = ? AND name = ?`,
       now + backoff,
@@ -264,25 +279,31 @@ export class OrderedDomains {
     this.#views.delete(domain)
   }
 
-  /** Replicas that should be fed from the log now: behind the head, not suspect or draining, not backing off. */
+  /**
+   * Replicas that should be fed from the log now: behind, not suspect or
+   * draining, not backing off. "Behind" stops before the first entry whose
+   * record a live Worker still holds (it is sending that one itself: the
+   * alarm does not race it), so `head` here is the last entry the alarm may send.
+   */
   behind(now: number): { domain: string; replica: ReplicaView; head: number; prunedThrough: number }[] {
     return this.sql
       .exec<ReplicaRow & { domain: string; head: number; pruned_through: number }>(
-        `SELECT r.domain, r.name, r.url, r.state, r.acked, r.reason, r.failures, r.next_at, d.next - 1 AS head, d.pruned_through
+        `SELECT r.domain, r.name, r.url, r.state, r.acked, r.reason, r.failures, r.next_at, ${FEEDABLE} AS head, d.pruned_through
          FROM replicas r JOIN domains d ON d.domain = r.domain
-         WHERE r.state IN ('joining', 'active', 'lagging') AND r.acked < d.next - 1 AND coalesce(r.next_at, 0) <= ?`,
+         WHERE r.state IN ('joining', 'active', 'lagging') AND r.acked < ${FEEDABLE} AND coalesce(r.next_at, 0) <= ?1`,
         now,
       )
       .toArray()
       .map((r) => ({ domain: r.domain, replica: { name: r.name, url: r.url, state: r.state, acked: r.acked }, head: r.head, prunedThrough: r.pruned_through }))
   }
 
-  /** When the alarm next has replica work: the earliest backoff end of a replica behind. */
-  nextWake(): number | null {
+  /** When the alarm next has replica work: the earliest backoff end of a replica behind what it may be fed. */
+  nextWake(now: number): number | null {
     return this.sql
       .exec<{ at: number | null }>(
         `SELECT min(coalesce(r.next_at, 0)) AS at FROM replicas r JOIN domains d ON d.domain = r.domain
-         WHERE r.state IN ('joining', 'active', 'lagging') AND r.acked < d.next - 1`,
+         WHERE r.state IN ('joining', 'active', 'lagging') AND r.acked < ${FEEDABLE}`,
+        now,
       )
       .one().at
   }
@@ -300,16 +321,26 @@ export class OrderedDomains {
   prune(now: number): void {
     for (const { domain, plan } of this.sql.exec<{ domain: string; plan: string | null }>('SELECT domain, plan FROM domains').toArray()) {
       const retention = plan ? ((JSON.parse(plan) as RelayPlan).logRetentionMs ?? 0) : 0
+      // Every active replica must have an entry; a lagging or joining one holds the log back only for the
+      // retention period: past it, it must be restored from a snapshot (it becomes suspect when fed).
       const floor = this.sql
-        .exec<{ low: number | null }>(`SELECT min(acked) AS low FROM replicas WHERE domain = ? AND state IN ('active', 'lagging', 'joining')`, domain)
+        .exec<{ low: number | null }>(
+          `SELECT min(acked) AS low FROM replicas WHERE domain = ?1
+           AND (state = 'active' OR (state IN ('lagging', 'joining') AND updated_at > ?2))`,
+          domain,
+          now - Math.max(retention, 60_000),
+        )
         .one().low
       if (floor === null || floor <= 0) continue
+      // Never past an entry still pending: its record is not finished and may need it.
+      const pending = this.sql.exec<{ s: number | null }>(`SELECT min(sequence) AS s FROM log WHERE domain = ? AND state = 'pending'`, domain).one().s
       const through =
         this.sql
           .exec<{ s: number | null }>(
-            `SELECT max(sequence) AS s FROM log WHERE domain = ? AND sequence <= ? AND state = 'committed' AND created_at <= ?`,
+            `SELECT max(sequence) AS s FROM log WHERE domain = ? AND sequence <= ? AND sequence < ? AND state = 'committed' AND created_at <= ?`,
             domain,
             floor,
+            pending ?? Number.MAX_SAFE_INTEGER,
             now - retention,
           )
           .one().s ?? 0
@@ -337,9 +368,9 @@ export class OrderedDomains {
   }
 
   /** The log entry of `sequence`, if still kept. */
-  entry(domain: string, sequence: number): (LogEntry & { lookup: string; state: 'pending' | 'committed' }) | undefined {
+  entry(domain: string, sequence: number): (LogEntry & { lookup: string; state: 'pending' | 'committed'; createdAt: number }) | undefined {
     const row = this.sql.exec<LogRow>('SELECT * FROM log WHERE domain = ? AND sequence = ?', domain, sequence).toArray()[0]
-    return row ? { ...toEntry(row), lookup: row.lookup, state: row.state } : undefined
+    return row ? { ...toEntry(row), lookup: row.lookup, state: row.state, createdAt: row.created_at } : undefined
   }
 
   #view(domain: string): { next: number; plan: string | null; replicas: ReplicaRow[] } {
@@ -385,14 +416,18 @@ export class OrderedDomains {
     this.#views.delete(domain)
   }
 
-  #compare(domain: string, sequence: number, requestId: string, reference: ReplicaAck | undefined, now: number): DivergenceEvent[] {
+  #compare(domain: string, sequence: number, requestId: string, given: ReplicaAck | undefined, now: number): DivergenceEvent[] {
+    const stored = this.sql
+      .exec<{ ref_status: number | null; ref_digest: string | null }>('SELECT ref_status, ref_digest FROM log WHERE domain = ? AND sequence = ?', domain, sequence)
+      .toArray()[0]
+    const reference = given ?? (stored?.ref_status != null && stored.ref_digest ? { origin: '', status: stored.ref_status, digest: stored.ref_digest } : undefined)
     const rows = this.sql.exec<{ origin: string; status: number; digest: string }>('SELECT origin, status, digest FROM results WHERE domain = ? AND sequence = ?', domain, sequence).toArray()
     if (rows.length < 2) return []
     const votes = new Map<string, number>()
     for (const r of rows) votes.set(`${r.status} ${r.digest}`, (votes.get(`${r.status} ${r.digest}`) ?? 0) + 1)
     let expected: string
     const [top, second] = [...votes.entries()].sort((a, b) => b[1] - a[1])
-    if (votes.size === 1) return []
+    if (votes.size === 1) return [] // the replicas agree
     if (rows.length >= 3 && top && (!second || top[1] > second[1])) expected = top[0]
     else if (reference) expected = `${reference.status} ${reference.digest}`
     else return []

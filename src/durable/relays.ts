@@ -102,10 +102,6 @@ export class Relays {
       .one().at
   }
 
-  /** Deletes the relays of records that are gone. */
-  prune(): void {
-    this.sql.exec('DELETE FROM relays WHERE lookup NOT IN (SELECT lookup FROM records)')
-  }
 }
 
 /** A relay the alarm should resend. */

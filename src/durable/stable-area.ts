@@ -9,6 +9,7 @@ import { catchUpDomains } from './catch-up.js'
 import type { DivergenceEvent } from '../origin-adapter/options.js'
 import type { LogEntry, OrderedSlot, ReplicaAck, ReplicaState } from '../origin-adapter/types.js'
 import { migrate } from './schema.js'
+import { digestHex } from '../shared/digest.js'
 import type {
   AdmitCounts,
   AdmitRequest,
@@ -203,8 +204,9 @@ export class StableArea extends DurableObject implements StableAreaApi {
         sql.exec(`UPDATE records SET ${set} WHERE ${open}`, ...values, lookup, token)
         if (relay && !provisional && row.domain === null) this.#relays.complete(lookup, relay.sends)
         if (row.domain !== null && row.sequence !== null && !provisional) {
+          // The committed reply is the reference when too few replicas answered for a majority.
+          this.#ordered.committed(row.domain, row.sequence, { origin: '', status: reply.status, digest: digestHex(reply.body) })
           divergences = this.#ordered.acknowledge(row.domain, row.sequence, order?.acks ?? [], order?.failed ?? [], row.request_id, now)
-          this.#ordered.committed(row.domain, row.sequence)
         }
         for (let i = 0; i < chunks; i++) {
           sql.exec('INSERT INTO reply_chunks (lookup, idx, data) VALUES (?, ?, ?)', lookup, i, reply.body.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES))
@@ -237,7 +239,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
         lookup,
         token,
       ).rowsWritten
-      if (ordered > 0) return 0
+      if (ordered > 0) return -1
       const n = this.ctx.storage.sql.exec(
         `UPDATE records SET state = 'released', token = NULL, lease_until = NULL
          WHERE lookup = ? AND token = ? AND state = 'in_flight'`,
@@ -247,8 +249,8 @@ export class StableArea extends DurableObject implements StableAreaApi {
       if (n > 0 && sends !== undefined) this.#relays.release(lookup, sends)
       return n
     })
-    if (changed > 0) this.#wake(lookup)
-    else await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS)
+    if (changed !== 0) this.#wake(lookup)
+    if (changed < 0) await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS)
     return changed > 0
   }
 
@@ -422,36 +424,51 @@ export class StableArea extends DurableObject implements StableAreaApi {
     const sql = this.ctx.storage.sql
     // While this runs the runtime counts the alarm as set (it retries a throw): nothing else need set one.
     this.#alarmAt = now
-    this.ctx.storage.transactionSync(() => {
-      const expired = `${DUE_AT} <= ?1`
-      sql.exec(`DELETE FROM reply_chunks WHERE lookup IN (SELECT lookup FROM records WHERE ${expired})`, now)
-      sql.exec(`DELETE FROM records WHERE ${expired}`, now)
-      this.#relays.prune()
-    })
-    // Relays whose Worker died: resend them, a few at a time (a Worker holds 6 connections; so does this object).
-    await Promise.all(this.#relays.due(now, RESENDS_PER_ALARM).map((due) => this.#resend(due)))
-    // Ordering domains: feed lagging and joining replicas from the log, finish what dead Workers left.
-    await catchUpDomains({
-      ordered: this.#ordered,
-      sql,
-      env: this.env as unknown as Record<string, unknown>,
-      health: this.#health,
-      commit: (request: CommitRequest) => {
-        const result = this.#commitNow(request)
-        if (result.ok) this.#wake(request.lookup)
-        return result
-      },
-      transact: (fn) => this.ctx.storage.transactionSync(fn),
-      now,
-    })
-    this.ctx.storage.transactionSync(() => this.#ordered.prune(Date.now()))
-    this.#alarmAt = null
+    try {
+      this.ctx.storage.transactionSync(() => {
+        // Expired, and not kept by a running lease (a handler longer than the TTL). Written so the indexes serve it.
+        const expired = `expires_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)`
+        sql.exec(`DELETE FROM reply_chunks WHERE lookup IN (SELECT lookup FROM records WHERE ${expired})`, now)
+        sql.exec(`DELETE FROM relays WHERE lookup IN (SELECT lookup FROM records WHERE ${expired})`, now)
+        sql.exec(`DELETE FROM records WHERE ${expired}`, now)
+      })
+      // Relays whose Worker died: resend them, a few at a time (a Worker holds 6 connections; so does this object).
+      await Promise.all(this.#relays.due(now, RESENDS_PER_ALARM).map((due) => this.#resend(due)))
+      // Ordering domains: feed lagging and joining replicas from the log, finish what dead Workers left.
+      await catchUpDomains({
+        ordered: this.#ordered,
+        sql,
+        env: this.env as unknown as Record<string, unknown>,
+        health: this.#health,
+        commit: (request: CommitRequest) => {
+          const result = this.#commitNow(request)
+          if (result.ok) this.#wake(request.lookup)
+          return result
+        },
+        transact: (fn) => this.ctx.storage.transactionSync(fn),
+        now,
+      })
+      this.ctx.storage.transactionSync(() => this.#ordered.prune(Date.now()))
+    } finally {
+      // Even after a throw (the runtime retries, then gives up): later schedules must not be skipped for good.
+      this.#alarmAt = null
+    }
+    const at = Date.now()
     const next = minOf(
-      minOf(sql.exec<{ at: number | null }>(`SELECT min(${DUE_AT}) AS at FROM records`).one().at, this.#relays.nextWake()),
-      minOf(this.#ordered.nextWake(), sql.exec<{ at: number | null }>(`SELECT min(lease_until) AS at FROM records WHERE state = 'in_flight' AND sequence IS NOT NULL`).one().at),
+      minOf(
+        minOf(
+          sql.exec<{ at: number | null }>(`SELECT min(expires_at) AS at FROM records WHERE lease_until IS NULL OR lease_until <= expires_at`).one().at,
+          sql.exec<{ at: number | null }>(`SELECT min(lease_until) AS at FROM records WHERE lease_until > expires_at`).one().at,
+        ),
+        this.#relays.nextWake(),
+      ),
+      minOf(
+        this.#ordered.nextWake(at),
+        sql.exec<{ at: number | null }>(`SELECT min(lease_until) AS at FROM records WHERE state = 'in_flight' AND sequence IS NOT NULL`).one().at,
+      ),
     )
     // Never at a time already past: a row kept alive by a lease would make the alarm fire in a loop.
-    if (next !== null) await this.#scheduleAlarm(Math.max(next, Date.now() + MIN_ALARM_GAP_MS))
+    if (next !== null) await this.#scheduleAlarm(Math.max(next, at + MIN_ALARM_GAP_MS))
   }
 
   /**
@@ -556,7 +573,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
       : insert()
     if (fresh) {
       // A relayed request needs the alarm when its lease ends (its Worker may die); any other only at expiry.
-      void this.#scheduleAlarm(relay ? leaseUntil : expiresAt)
+      void this.#scheduleAlarm(relay ? leaseUntil : expiresAt).catch(() => {})
       if (!relay) return { kind: 'new', requestId, token, attempt: 1, leaseUntil }
       return { kind: 'new', requestId, token, attempt: 1, leaseUntil, sends: 0, ...(order ? { order } : {}) }
     }
@@ -620,7 +637,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
         }
       }
     })
-    void this.#scheduleAlarm(relay ? leaseUntil : expiresAt)
+    void this.#scheduleAlarm(relay ? leaseUntil : expiresAt).catch(() => {})
     if (!relay) return { kind: 'new', requestId: id, token, attempt, leaseUntil }
     return { kind: 'new', requestId: id, token, attempt, leaseUntil, sends, ...(order ? { order } : {}) }
   }
@@ -685,7 +702,12 @@ export class StableArea extends DurableObject implements StableAreaApi {
   async #scheduleAlarm(at: number): Promise<void> {
     if (this.#alarmAt !== null && this.#alarmAt <= at) return
     this.#alarmAt = at
-    await this.ctx.storage.setAlarm(at)
+    try {
+      await this.ctx.storage.setAlarm(at)
+    } catch (err) {
+      this.#alarmAt = null // not set after all: the next caller tries again
+      throw err
+    }
   }
 
   #waitFor(lookup: string, ms: number): Promise<void> {
@@ -719,8 +741,6 @@ export class StableArea extends DurableObject implements StableAreaApi {
  */
 export const MISCONFIGURED = 'hono-once misconfigured:'
 
-/** When a row may be deleted: at its expiry, but never while a lease keeps it (a handler longer than the TTL). */
-const DUE_AT = `max(expires_at, coalesce(lease_until, 0))`
 
 /** The alarm is never set closer than this to now, so a row due right away cannot make it spin. */
 const MIN_ALARM_GAP_MS = 1000

@@ -1,5 +1,6 @@
 import * as z from 'zod/mini'
-import { assertOptions, originUrlOption } from '../shared/options.js'
+import { originUrlOption } from '../origin-adapter/options.js'
+import { assertOptions } from '../shared/options.js'
 
 /** One origin of the gateway's config. */
 export interface GatewayOrigin {
@@ -149,6 +150,10 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
   config.routes.forEach((route, i) => {
     const unknown = route.origins?.find((n) => !names.has(n))
     if (unknown) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.origins: no origin is named ${JSON.stringify(unknown)}`)
+    const writes = (route.methods ?? ['POST']).some((m) => !['GET', 'HEAD', 'OPTIONS'].includes(m.toUpperCase()))
+    if (route.strategy === 'replicate' && writes && !route.domain) {
+      throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.domain: strategy "replicate" applies writes in one order per domain: name it (param:<name>, segment:<n> or header:<name>)`)
+    }
     if (route.domain && route.strategy !== 'replicate') throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.domain: an ordering domain needs strategy "replicate"`)
     if (route.timeoutMs !== undefined && route.deadlineMs !== undefined && route.timeoutMs > route.deadlineMs) {
       throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.timeoutMs: expected at most deadlineMs (${route.deadlineMs})`)

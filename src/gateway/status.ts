@@ -2,6 +2,7 @@ import type { Context, Hono } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
 import type { DomainStatus } from '../durable/ordered.js'
 import type { AdmitCounts, StableAreaApi } from '../durable/types.js'
+import { isolateCounts } from '../middleware/admit.js'
 import { problem } from '../middleware/problem.js'
 import type { BreakerState } from '../origin-adapter/health.js'
 import type { GatewayBindings, GatewayState } from './app.js'
@@ -76,7 +77,8 @@ async function gatherStatus(c: Context<{ Bindings: GatewayBindings }>, state: Ga
     Promise.all([...shardNames, ...domainNames.map((d) => `once/domain/${d}`)].map((n) => stub(n).stats().catch(() => undefined))),
   ])
   const domains = domainLists.flat()
-  const total = { admits: 0, replays: 0, conflicts: 0, mismatches: 0 }
+  // The objects' counters, plus the replays this isolate served from its reply cache without asking them.
+  const total = { admits: 0, replays: isolateCounts.cacheReplays, conflicts: 0, mismatches: 0 }
   for (const k of counts) if (k) for (const f of Object.keys(total) as (keyof typeof total)[]) total[f] += k[f]
 
   const worst: Record<string, OriginStatus['state']> = {}

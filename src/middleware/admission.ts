@@ -27,6 +27,7 @@ export class Admission {
   #stub: StableAreaApi
   readonly #controller = new AbortController()
   #lost = false
+  #committed = false
   #renewing = false
   #timer: ReturnType<typeof setTimeout> | undefined
   /** Until when this Worker surely holds the lease (from the last confirmed renewal). */
@@ -108,6 +109,8 @@ export class Admission {
   }
 
   #lose(): void {
+    // A renewal that raced the final commit (the record is committed, so it matches nothing): not a takeover.
+    if (this.#committed) return
     this.#lost = true
     this.stopRenewing()
     console.warn(`hono-once: the lease of ${this.requestId} was taken over by another attempt; this attempt's reply will not be stored`)
@@ -157,7 +160,10 @@ export class Admission {
 
   async #commitOnce(request: Parameters<StableAreaApi['commit']>[0]): ReturnType<StableAreaApi['commit']> {
     const result = await this.#stub.commit(request)
-    if (result.ok && !request.provisional) this.#settle(result.divergences ?? [])
+    if (result.ok && !request.provisional) {
+      this.#committed = true
+      this.#settle(result.divergences ?? [])
+    }
     return result
   }
 
@@ -185,6 +191,8 @@ export class Admission {
 
   /** Gives the record back before the commit point, so a retry runs again. Never throws. */
   async release(): Promise<void> {
+    // No renewal may land after the release (it would give the record its lease back).
+    this.stopRenewing()
     if (this.#lost) return
     await this.connect()
       .release(this.lookup, this.token, this.relay?.sends)

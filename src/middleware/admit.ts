@@ -11,6 +11,15 @@ import { shardName } from './identity.js'
 import { problem } from './problem.js'
 import { callWithRetry, rpcProblem } from './rpc.js'
 
+/**
+ * What this isolate answered without a round trip, for a status page: the
+ * stable area's own counters cannot see replays served from a reply cache.
+ *
+ * @example
+ * isolateCounts.cacheReplays // 12
+ */
+export const isolateCounts = { cacheReplays: 0 }
+
 /** A request admitted to run: its hold on the record, and which attempt this is. */
 export interface Admitted {
   admission: Admission
@@ -47,6 +56,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
   const hit = cache?.get(lookup, Date.now())
   if (hit) {
     if (hit.fingerprint !== fingerprint) return mismatch(hit.requestId)
+    isolateCounts.cacheReplays++
     return answerDuplicate(c, config, id, hit.reply, hit.requestId)
   }
 

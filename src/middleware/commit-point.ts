@@ -81,7 +81,17 @@ export class CommitPoint {
       return
     }
     if (this.#phase === 'running' && failed) return this.abandon()
-    const { reply, response } = await this.#captureFinal(c.res)
+    let captured: { reply: StoredReply; response: Response }
+    try {
+      captured = await this.#captureFinal(c.res)
+    } catch (err) {
+      // A final status whose body broke off mid-stream: it took effect, but its reply is gone. Say so, for good.
+      console.error(`hono-once: the reply of ${this.admission.requestId} could not be read; duplicates get reply-lost`, err)
+      const reply = await this.#placeholder(`The request took effect with status ${c.res.status}, but its reply could not be read. It will not run again.`)
+      captured = { reply, response: replayResponse(reply) }
+      captured.response.headers.delete(REPLAYED_HEADER)
+    }
+    const { reply, response } = captured
     c.res = undefined
     c.res = response
     try {

@@ -5,7 +5,7 @@ import { problem, problemException } from './problem.js'
 import type { Namespace } from './rpc.js'
 
 /** What an ordering domain may be called: it travels in the `Once-Domain` header. */
-const DOMAIN = /^[\x20-\x7e]{1,255}$/
+const DOMAIN = /^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$/
 
 /** Who is asking for what: the request's identity in the stable area (DESIGN §3 steps 2–3). */
 export interface Identity {
@@ -80,8 +80,13 @@ export async function identify(c: Context, config: OnceConfig, key: string): Pro
   if (config.domain) {
     const named = await call('domain', () => config.domain!(c))
     if (!named.ok) return named.response
-    if (typeof named.value !== 'string' || !DOMAIN.test(named.value)) {
-      return misconfigured(`The domain option must return 1–255 printable ASCII characters, not ${JSON.stringify(named.value)?.slice(0, 80) ?? typeof named.value}.`)
+    if (typeof named.value !== 'string') return misconfigured(`The domain option must return a string, not ${typeof named.value}.`)
+    if (!DOMAIN.test(named.value)) {
+      // The domain usually comes from the request (a path segment): a bad one is the client's mistake.
+      return problem('domain-invalid', {
+        detail: `The request's ordering domain ${JSON.stringify(named.value.slice(0, 80))} must be 1–255 printable ASCII characters, without space at either end.`,
+        instance,
+      })
     }
     domain = named.value
   }

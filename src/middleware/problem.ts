@@ -23,6 +23,7 @@ export type ProblemKind =
   | 'origin-timeout'
   | 'request-abandoned'
   | 'not-found'
+  | 'domain-invalid'
   | 'unauthorized'
 
 const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boolean]> = {
@@ -39,6 +40,7 @@ const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boo
   'origin-timeout': [504, 'No origin answered in time', true],
   'request-abandoned': [502, 'No replica could apply this request', false],
   'not-found': [404, 'No such route', false],
+  'domain-invalid': [400, 'The ordering domain of this request is invalid', false],
   unauthorized: [401, 'A valid bearer token is needed', false],
 }
 

@@ -21,6 +21,8 @@ export interface RelayLink {
   request?: ForwardRequest | undefined
   /** Counts the sends the dispatch made, stored with the commit or release. */
   sent(n: number): void
+  /** How many dispatches this request has made so far (a second one gets its own request id). */
+  dispatches: number
   /** An ordered request's slot: its domain, sequence and the replicas to send it to. */
   order?: OrderedSlot | undefined
   /** Reads missing log entries of the domain (for a replica that reports a gap). */

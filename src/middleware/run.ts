@@ -46,6 +46,7 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     },
     sends: admission.relay?.sends ?? 0,
     request: admitted.relayed,
+    dispatches: 0,
     record: (request, plan) => admission.recordRelay({ request, plan, key: id.key }),
     sent: (n) => {
       if (admission.relay) admission.relay.sends += n

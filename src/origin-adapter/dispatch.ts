@@ -175,32 +175,37 @@ async function forward(c: Context, req: Request, group: OriginGroup, optionalSec
       ? link.request
       : forwardRequest(req, SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer()))
   const plan = group.plan(method)
-  if (link && !link.durable && plan) await link.record(request, plan)
+  // The request's first dispatch is the logical request (its relay is durable); a further one in the same handler
+  // is another request to the origins, so it gets its own id (`<id>/2`, …), which origins dedupe just as well.
+  const nth = link ? ++link.dispatches : 1
+  if (link && nth === 1 && !link.durable && plan) await link.record(request, plan)
+  const requestId = link ? (nth === 1 ? link.requestId : `${link.requestId}/${nth}`) : uuidv7()
 
   const now = Date.now()
   const input: EngineInput = {
     origins: options.origins,
     request,
-    wire: { requestId: link?.requestId ?? uuidv7(), key: link?.key },
+    wire: { requestId, key: link?.key },
     health,
     secret,
     timeoutMs: group.timeoutMs,
     deadline: now + group.deadlineMs,
     maxAttempts: group.maxAttempts,
     maxResponseBytes: group.maxResponseBytes,
-    firstAttempt: (link?.sends ?? 0) + 1,
+    firstAttempt: nth === 1 ? (link?.sends ?? 0) + 1 : 1,
     hedgeAfterMs: hedgeDelay(group),
     signal: c.get('once')?.signal,
   }
   let outcome: DispatchOutcome
   if (strategy === 'replicate' && !SAFE.has(method)) {
-    if (!link?.order) {
+    if (!link?.order || nth > 1) {
       return problem('misconfigured', {
         detail: "The 'replicate' strategy applies requests in one order per domain: put once({ domain }) in front of this proxy().",
         instance,
       })
     }
-    const result = await replicate({ ...input, slot: link.order, quorum: options.ackQuorum ?? 1, entries: link.entries })
+    // Not the handler's signal: the replicas the client does not wait for go on after the answer, to the deadline.
+    const result = await replicate({ ...input, signal: undefined, slot: link.order, quorum: options.ackQuorum ?? 1, entries: link.entries })
     link.quorum(result.acks, [])
     // The replicas the client did not wait for finish in the background; their answers are compared in the object.
     const background = result.rest.then(async ({ acks, failed, conflicts }) => {
@@ -216,8 +221,11 @@ async function forward(c: Context, req: Request, group: OriginGroup, optionalSec
   } else {
     outcome = strategy === 'hedge' || strategy === 'replicate' ? await hedge(input) : await failover(input)
   }
-  link?.sent(outcome.attempts.length)
-  return answer(outcome, instance, link?.key)
+  if (nth === 1) link?.sent(outcome.attempts.length)
+  const res = answer(outcome, instance, link?.key)
+  // The request's place in its domain's order, on the answer (DESIGN §3.7).
+  if (link?.order && strategy === 'replicate') res.headers.set(ONCE_HEADERS.sequence, String(link.order.sequence))
+  return res
 }
 
 /** Hands `work` to the runtime to finish after the answer; without an execution context (tests), lets it run. */

@@ -75,7 +75,9 @@ export async function attempt(input: EngineInput, origin: Origin, n: number, log
     const verdict = verdictOf(result.reply)
     if (verdict.kind === 'retry') input.health.failed(origin.name, Date.now(), verdict.retryAfterMs)
     else input.health.succeeded(origin.name, result.ms)
-  } else if (result.reason !== 'aborted') {
+  } else if (result.reason === 'aborted') {
+    input.health.aborted(origin.name, Date.now())
+  } else {
     input.health.failed(origin.name, Date.now())
   }
   return result

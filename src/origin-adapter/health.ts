@@ -48,6 +48,14 @@ export class Breaker {
     this.#failures = 0
   }
 
+  /** The probe was cancelled (a hedge it lost, a client gone): neither success nor failure, let another probe go. */
+  released(now: number): void {
+    if (this.#state === 'half-open') {
+      this.#state = 'open'
+      this.#openUntil = now
+    }
+  }
+
   failure(now: number): void {
     this.#failures++
     if (this.#state === 'half-open' || this.#failures >= this.#threshold) {
@@ -175,6 +183,11 @@ export class OriginHealth {
     this.breakerOf(name).success()
     this.latencyOf(name).add(ms)
     this.throttle.success()
+  }
+
+  /** An attempt at `name` was aborted before it ended. */
+  aborted(name: string, now: number): void {
+    this.breakerOf(name).released(now)
   }
 
   failed(name: string, now: number, retryAfterMs?: number): void {

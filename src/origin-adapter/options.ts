@@ -1,5 +1,5 @@
 import * as z from 'zod/mini'
-import { assertOptions, functionOption, originUrlOption } from '../shared/options.js'
+import { assertOptions, functionOption } from '../shared/options.js'
 import type { AckQuorum, BreakerOptions, Origin, SecretOption, Strategy } from './types.js'
 
 /** What a replica did differently from the others for one sequence (seed 004: compare the later answers). */
@@ -15,6 +15,24 @@ export interface DivergenceEvent {
   /** What the majority (or the first answer, with two replicas) answered. */
   expected: { status: number; digest: string }
 }
+
+/**
+ * Schema of an origin URL option: absolute http(s), without query or
+ * fragment (the request's path and query are appended to it).
+ *
+ * @example
+ * z.strictObject({ name: z.string(), url: originUrlOption })
+ */
+export const originUrlOption = z.string().check(
+  z.refine((v) => {
+    try {
+      const u = new URL(v)
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === ''
+    } catch {
+      return false
+    }
+  }, 'expected an absolute http(s) URL without query or fragment'),
+)
 
 /** Options of {@link proxy} and {@link dispatch}. */
 export interface ProxyOptions {
@@ -46,10 +64,9 @@ export interface ProxyOptions {
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const int = (min: number, max: number) => z.optional(z.number().check(z.int(), z.gte(min), z.lte(max)))
-const httpUrl = originUrlOption
 const fetcher = z.custom<{ fetch: unknown }>((v) => typeof v === 'object' && v !== null && typeof (v as { fetch?: unknown }).fetch === 'function', 'expected an object with a fetch method (a service binding)')
 const origin = z.union([
-  z.strictObject({ name: z.string().check(z.regex(NAME, 'expected 1–64 letters, digits, _ or -')), url: httpUrl, drain: z.optional(z.boolean()) }),
+  z.strictObject({ name: z.string().check(z.regex(NAME, 'expected 1–64 letters, digits, _ or -')), url: originUrlOption, drain: z.optional(z.boolean()) }),
   z.strictObject({ name: z.string().check(z.regex(NAME, 'expected 1–64 letters, digits, _ or -')), fetcher }),
 ])
 

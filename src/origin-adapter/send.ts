@@ -102,8 +102,14 @@ export async function sendAttempt(input: SendInput): Promise<SendResult> {
   })
   try {
     const req = await buildRequest(input, controller.signal)
-    const res = 'fetcher' in origin ? await origin.fetcher.fetch(req) : await fetch(req)
-    const body = await readLimited(res, maxResponseBytes, controller.signal)
+    // Raced against the abort: a fetcher (or a body) that ignores its signal cannot hold the attempt past its timeout.
+    const aborted = new Promise<never>((_, reject) => {
+      if (controller.signal.aborted) reject(controller.signal.reason)
+      controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true })
+    })
+    aborted.catch(() => {})
+    const res = await Promise.race(['fetcher' in origin ? origin.fetcher.fetch(req) : fetch(req), aborted])
+    const body = await Promise.race([readLimited(res, maxResponseBytes, controller.signal), aborted])
     if (body === 'too-large') {
       controller.abort()
       return failure('too-large')

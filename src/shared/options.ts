@@ -84,20 +84,3 @@ const message: $ZodErrorMap = (issue) => {
   }
 }
 
-/**
- * Schema of an origin URL option: absolute http(s), without query or
- * fragment (the request's path and query are appended to it).
- *
- * @example
- * z.strictObject({ name: z.string(), url: originUrlOption })
- */
-export const originUrlOption = z.string().check(
-  z.refine((v) => {
-    try {
-      const u = new URL(v)
-      return (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === ''
-    } catch {
-      return false
-    }
-  }, 'expected an absolute http(s) URL without query or fragment'),
-)

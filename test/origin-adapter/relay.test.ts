@@ -134,4 +134,20 @@ describe('relays: a Worker that dies mid-dispatch (seed 003, Figs. 14–18)', ()
     expect(res.status).toBe(201)
     expect(seenRelay).toEqual({ state: 'processing' }) // durable before the commit completed it
   })
+
+  it('two dispatch() calls in one handler are two requests to the origins: the second gets its own request id', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const options: ProxyOptions = { origins: [{ name: 'eu', url: eu!.url }], strategy: 'failover' }
+    const app = new Hono()
+    app.post('/transfer', once({ replayCache: false }), async (c) => {
+      const out = await dispatch(c, new Request(`${new URL(c.req.url).origin}/accounts/from/deposits`, { method: 'POST', body: '{"amount":3}' }), options)
+      const into = await dispatch(c, new Request(`${new URL(c.req.url).origin}/accounts/to/deposits`, { method: 'POST', body: '{"amount":7}' }), options)
+      return c.json({ out: out.status, into: await into.json() }, 201)
+    })
+    const res = await app.request('/transfer', { method: 'POST', headers: { 'idempotency-key': newKey() }, body: '{}' }, env)
+    expect(await res.json()).toEqual({ out: 201, into: { id: 'to', balance: 7 } })
+    const ids = Object.keys((await eu!.stats()).byRequestId)
+    expect(ids).toHaveLength(2)
+    expect(ids.some((id) => id.endsWith('/2'))).toBe(true)
+  })
 })

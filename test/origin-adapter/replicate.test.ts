@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { runDurableObjectAlarm } from 'cloudflare:test'
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -206,6 +206,8 @@ describe('replicate: ordered replication (seeds 000/001, 002)', () => {
     const failing = await deposit(account, key, 9)
     expect(await problemOf(failing)).toMatchObject({ status: 502, retryable: true }) // the replicas answered 5xx
     const stub = domainStub(account)
+    // A poison request must also be old (a minute): a short outage of every replica is not one. Age it.
+    await runInDurableObject(stub, (_o, state) => state.storage.sql.exec('UPDATE log SET created_at = created_at - 120000'))
     let abandoned: Record<string, unknown> | undefined
     for (let i = 0; i < 8 && !abandoned; i++) {
       await runDurableObjectAlarm(stub)
@@ -230,13 +232,19 @@ describe('replicate: ordered replication (seeds 000/001, 002)', () => {
 
   it('a domain() that throws or returns a non-string: a clear 500 naming the option', async () => {
     const [r1] = await startOrigins(['r1'])
-    for (const domain of [() => { throw new Error('no account in path') }, () => 42 as unknown as string, () => '']) {
+    for (const [domain, status, detail] of [
+      [() => { throw new Error('no account in path') }, 500, /domain option/],
+      [() => 42 as unknown as string, 500, /domain option/],
+      // A domain the request itself names badly (empty, spaces at an end) is the client's mistake.
+      [() => '', 400, /ordering domain/],
+      [() => ' acct-1', 400, /ordering domain/],
+    ] as const) {
       const app = new Hono()
       app.use('/x', once({ domain }))
       app.post('/x', proxy({ origins: asReplicas([r1!]), strategy: 'replicate' }))
       const res = await app.request('/x', { method: 'POST', headers: { 'idempotency-key': newKey() }, body: '{}' }, env)
-      expect(res.status).toBe(500)
-      expect((await problemOf(res)).detail).toMatch(/domain option/)
+      expect(res.status).toBe(status)
+      expect((await problemOf(res)).detail).toMatch(detail)
     }
     expect((await r1!.stats()).requests).toBe(0)
   })
@@ -318,4 +326,41 @@ describe('replicate: ordered replication (seeds 000/001, 002)', () => {
       { numRuns: 8 },
     )
   }, 120_000)
+
+  it('a short outage of every replica is not a poison request: once they are back, the request is applied, not abandoned', async () => {
+    const origins = await startOrigins(['r1', 'r2'])
+    for (const o of origins) await o.faults({ failNext: 1_000_000 })
+    const { deposit } = replicatedBank(asReplicas(origins), { deadlineMs: 500 })
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const key = newKey()
+    expect((await deposit(account, key, 4)).status).toBe(502)
+    for (let i = 0; i < 7; i++) await runDurableObjectAlarm(domainStub(account)) // more rounds than the limit, but young
+    for (const o of origins) await o.faults({ failNext: 0 })
+    const done = await eventually(
+      async () => {
+        await runDurableObjectAlarm(domainStub(account))
+        return deposit(account, key, 4)
+      },
+      (r) => r.status === 201,
+      60,
+      100,
+    )
+    expect(await done.json()).toMatchObject({ balance: 4 })
+  }, 30_000)
+
+  it('an answer that proves nothing was applied (a replica refusing the signature) is no acknowledgement', async () => {
+    const secret = 'the-right-secret-for-replicas'
+    const [good] = await startOrigins(['r1'], { secret })
+    const [wrong] = await startOrigins(['r2'], { secret: 'a-different-secret-entirely' })
+    const app = new Hono()
+    app.use('/accounts/*', once({ replayCache: false, domain: (c) => c.req.path.split('/')[2]! }))
+    app.post('/accounts/*', proxy({ origins: [{ name: 'r2', url: wrong!.url }, { name: 'r1', url: good!.url }], strategy: 'replicate', secret, timeoutMs: 1000, deadlineMs: 3000 }))
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const res = await app.request(`/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': newKey(), 'content-type': 'application/json' }, body: '{"amount":8}' }, env)
+    expect(res.status).toBe(201) // r1's answer, though r2's 401 came first
+    expect(res.headers.get('once-origin')).toBe('r1')
+    expect(res.headers.get('once-sequence')).toBe('1')
+    const state = await eventually(() => domainState(account), (s) => s?.replicas.find((r) => r.name === 'r2')?.state === 'lagging')
+    expect(state?.replicas.find((r) => r.name === 'r2')?.acked).toBe(0)
+  })
 })

@@ -56,7 +56,8 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
     const { result, origin } = settled
     if (result.ok && verdictOf(result.reply).kind === 'final') {
       for (const loser of inFlight.values()) loser.controller.abort(new DOMException('another origin answered first', 'AbortError'))
-      await Promise.all([...inFlight.values()].map((f) => f.done)) // the losers' aborts are logged
+      // The losers settle at once (their attempts race the abort); their 'aborted' lands in the log.
+      await Promise.all([...inFlight.values()].map((f) => f.done))
       return { kind: 'answer', origin: origin.name, reply: result.reply, attempts: log }
     }
     if (canLaunch()) launch()

@@ -42,13 +42,17 @@ export function readReplicaAnswer(origin: string, reply: OriginReply): ReplicaOu
   const verdict = verdictOf(reply)
   if (verdict.kind === 'gap') return { kind: 'gap', expected: verdict.expected }
   if (verdict.kind === 'retry') return { kind: 'failed' }
-  if (reply.status === 409) {
-    const type = problemType(reply)
-    if (type === 'sequence-pruned') return { kind: 'pruned' }
-    if (type === 'sequence-conflict') return { kind: 'conflict', detail: 'the replica applied another request in this slot' }
-  }
+  const type = problemType(reply)
+  if (reply.status === 409 && type === 'sequence-pruned') return { kind: 'pruned' }
+  if (reply.status === 409 && type === 'sequence-conflict') return { kind: 'conflict', detail: 'the replica applied another request in this slot' }
+  // Answers that prove nothing was applied are no acknowledgement: the receiver's own refusals (a signature or
+  // header it rejects), and what an auth layer or proxy in front of it says (401, 403, 407, 408).
+  if (NOT_APPLIED_STATUS.has(reply.status) || (type !== undefined && NOT_APPLIED_TYPES.has(type))) return { kind: 'failed' }
   return { kind: 'applied', reply, ack: { origin, status: reply.status, digest: digestHex(reply.body) } }
 }
+
+const NOT_APPLIED_STATUS = new Set([401, 403, 407, 408])
+const NOT_APPLIED_TYPES = new Set(['signature-invalid', 'request-id-missing', 'bad-request', 'in-flight', 'store-unavailable', 'sequence-gap'])
 
 function problemType(reply: OriginReply): string | undefined {
   const type = reply.headers.find(([n]) => n === 'content-type')?.[1] ?? ''
@@ -74,7 +78,7 @@ export interface ReplicateResult {
   outcome: DispatchOutcome
   /** Answers that made the quorum (stored with the commit). */
   acks: ReplicaAck[]
-  /** Every replica's outcome, once all are in (or the deadline passed). */
+  /** Every replica's outcome, once all are in (or the deadline passed): the quorum's answers again, and the rest. */
   rest: Promise<{ acks: ReplicaAck[]; failed: string[]; conflicts: string[] }>
 }
 
@@ -110,7 +114,10 @@ export async function replicate(ordered: ReplicateInput): Promise<ReplicateResul
   const conflicts: string[] = []
 
   const tasks = targets.map(async (replica) => {
-    const outcome = await applyAt(input, replica, log)
+    const outcome: ReplicaOutcome = await applyAt(input, replica, log).catch((err: unknown) => {
+      console.error(`hono-once: replicating to ${replica.name} failed`, err)
+      return { kind: 'failed' } as const
+    })
     if (outcome.kind === 'applied') {
       acks.push(outcome.ack)
       // The client's answer is the first final one; a replica still catching up counts, a suspect one never answers.
@@ -123,7 +130,8 @@ export async function replicate(ordered: ReplicateInput): Promise<ReplicateResul
   if (targets.length === 0) resolveQuorum()
   await quorum
   const quorumAcks = [...acks]
-  const rest = Promise.all(tasks).then(() => ({ acks: acks.filter((a) => !quorumAcks.includes(a)), failed, conflicts }))
+  // Every answer, the quorum's included: if the commit never lands, these are what tell the object who applied it.
+  const rest = Promise.all(tasks).then(() => ({ acks: [...acks], failed, conflicts }))
   if (first && quorumAcks.length >= need) {
     return { outcome: { kind: 'answer', origin: first.origin, reply: first.reply, attempts: log }, acks: quorumAcks, rest }
   }
