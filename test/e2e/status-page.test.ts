@@ -1,0 +1,110 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import puppeteer, { type Browser, type Page } from 'puppeteer-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startDemo, type RunningDemo } from '../../scripts/start.js'
+
+/** Debian's chromium package (.ci/run installs it when missing); puppeteer's own browser download cannot work offline. */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+describe('the status page in headless Chromium (the demo gateway under wrangler dev, three regions)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'hono-once-status-'))
+  const profile = mkdtempSync(join(tmpdir(), 'hono-once-chromium-'))
+  let demo: RunningDemo | undefined
+  let browser: Browser | undefined
+  let page: Page
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM_PATH)`)
+    ;[demo, browser] = await Promise.all([
+      startDemo({ port: 0, originPorts: [0, 0, 0], dataDir, onLine: () => undefined, timeoutMs: 45_000 }),
+      puppeteer.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          `--user-data-dir=${profile}`,
+        ],
+      }),
+    ])
+    page = await browser.newPage()
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await demo?.stop()
+    rmSync(dataDir, { recursive: true, force: true })
+    rmSync(profile, { recursive: true, force: true })
+  })
+
+  const read = async (account: string) => {
+    const res = await fetch(`${demo!.url}/accounts/${account}`, { signal: AbortSignal.timeout(10_000) })
+    await res.body?.cancel()
+    return res.status
+  }
+  const control = async (region: string, action: 'down' | 'up') => {
+    const res = await fetch(`${demo!.url}/__demo/regions/${region}/${action}`, { method: 'POST', signal: AbortSignal.timeout(10_000) })
+    expect(res.status).toBe(200)
+    await res.body?.cancel()
+  }
+  const stateOf = (name: string) => page.$eval(`#origins tr[data-origin="${name}"] td.state`, (td) => td.textContent)
+
+  it('needs the token: 401 problem without it', async () => {
+    const res = await page.goto(`${demo!.url}/__once/status`)
+    expect(res?.status()).toBe(401)
+    expect(res?.headers()['content-type']).toContain('application/problem+json')
+  })
+
+  it('shows every region up, then eu down once its breaker opens, then up again; the chart has a line per region', async () => {
+    // Traffic first, so the chart has points: writes replicate to all three regions, reads go to eu.
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${demo!.url}/accounts/page/deposits`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': `"page-${i}"` },
+        body: JSON.stringify({ amount: 10 }),
+        signal: AbortSignal.timeout(10_000),
+      })
+      expect(res.status).toBe(201)
+      await res.body?.cancel()
+    }
+    expect(await read('page')).toBe(200)
+
+    // ?token= sets the cookie and redirects to the page itself.
+    const res = await page.goto(demo!.statusUrl, { waitUntil: 'load' })
+    expect(res?.status()).toBe(200)
+    expect(new URL(page.url()).search).toBe('')
+    expect(await page.$$eval('#origins tr[data-origin]', (rows) => rows.map((r) => r.getAttribute('data-origin')))).toEqual(['eu', 'us', 'ap'])
+    for (const name of ['eu', 'us', 'ap']) expect(await stateOf(name)).toBe('up')
+    const lines = await page.$$eval('svg#chart polyline', (ps) => ps.map((p) => ({ name: p.querySelector('title')?.textContent, points: p.getAttribute('points') ?? '' })))
+    expect(lines.map((l) => l.name)).toEqual(['eu', 'us', 'ap'])
+    for (const line of lines) expect(line.points.trim().split(/\s+/).length).toBeGreaterThan(0)
+    expect(lines.find((l) => l.name === 'us')!.points).toMatch(/^[\d.]+,[\d.]+/)
+
+    // eu goes down: reads fail over to us, and eu's failures open its breaker (the demo's: 3 failures).
+    await control('eu', 'down')
+    for (let i = 0; i < 4; i++) expect(await read('page')).toBe(200)
+    // The page refreshes itself every second: no reload.
+    await page.waitForFunction(() => document.querySelector('#origins tr[data-origin="eu"] td.state')?.textContent === 'down', { timeout: 10_000, polling: 100 })
+    expect(await page.$eval('#origins tr[data-origin="eu"] td.state', (td) => td.className)).toContain('down')
+    expect(await stateOf('us')).toBe('up')
+    expect(await stateOf('ap')).toBe('up')
+
+    // eu is back: after the breaker's cooldown (5 s in the demo) a read probes it, and the row turns up again.
+    await control('eu', 'up')
+    const deadline = Date.now() + 15_000
+    while (Date.now() < deadline && (await stateOf('eu')) !== 'up') {
+      expect(await read('page')).toBe(200)
+      await new Promise((r) => setTimeout(r, 500))
+    }
+    await page.waitForFunction(() => document.querySelector('#origins tr[data-origin="eu"] td.state')?.textContent === 'up', { timeout: 5000, polling: 100 })
+    expect(await page.$$eval('svg#chart polyline', (ps) => ps.length)).toBe(3)
+  })
+})
