@@ -178,13 +178,14 @@ async function finish(
   // Ask the replicas that applied it but whose answer never reached the object (their Worker died), and the ones
   // whose turn it is (everything before it applied): they dedupe by request id.
   let tried = 0
-  let failed = 0
+  let refused = 0
   for (const r of inRotation.filter((r) => r.acked === p.sequence - 1 || (r.acked >= p.sequence && (!answered.has(r.name) || !first)))) {
     tried++
     const sent = await send(host, plan, p.domain, r, entry)
     const outcome = sent.ok ? readReplicaAnswer(r.name, sent.reply) : undefined
     if (outcome?.kind !== 'applied') {
-      failed++
+      // Only an answer that says "not applied" counts against the request; a lost answer says nothing.
+      if (sent.ok && notApplied(sent.reply.status)) refused++
       continue
     }
     host.transact(() => ordered.acknowledge(p.domain, p.sequence, [outcome.ack], [], p.request_id, Date.now()))
@@ -199,22 +200,12 @@ async function finish(
     commit(storedFrom(first))
     return
   }
-  // A poison request: it is next in line at every replica in rotation, each was asked this run and none could
-  // apply it, for MAX_ROUNDS runs over at least POISON_AFTER_MS. A replica merely down or backing off does not count.
+  // A poison request: it is next in line at every replica in rotation, and in this run each of them answered that
+  // it did not apply it (a replica that had applied it would answer with its stored reply), for MAX_ROUNDS runs over
+  // at least POISON_AFTER_MS. A replica that is down, backing off or whose answer was lost makes the run not count.
   const headOfLine = inRotation.length > 0 && inRotation.every((r) => r.acked === p.sequence - 1)
-  const everyoneFailed = headOfLine && tried === inRotation.length && failed === tried && !ordered.appliedAnywhere(p.domain, p.sequence)
-  if (everyoneFailed && ordered.failedRound(p.domain, p.sequence) >= MAX_ROUNDS && now - entry.createdAt >= POISON_AFTER_MS) {
-    // Before giving up, the no-op itself: a replica that did apply the request (its answer was lost) answers
-    // with its stored reply instead of recording a no-op, and that reply is committed.
-    for (const r of inRotation) {
-      const sent = await send(host, plan, p.domain, r, { ...entry, noop: true })
-      const outcome = sent.ok ? readReplicaAnswer(r.name, sent.reply) : undefined
-      if (outcome?.kind === 'applied' && !(outcome.reply.status === 204 && outcome.reply.body.byteLength === 0)) {
-        host.transact(() => ordered.acknowledge(p.domain, p.sequence, [outcome.ack], [], p.request_id, Date.now()))
-        commit(storedFrom({ origin: r.name, reply: outcome.reply }))
-        return
-      }
-    }
+  const everyoneRefused = headOfLine && tried === inRotation.length && refused === tried && !ordered.appliedAnywhere(p.domain, p.sequence)
+  if (everyoneRefused && ordered.failedRound(p.domain, p.sequence) >= MAX_ROUNDS && now - entry.createdAt >= POISON_AFTER_MS) {
     const res = problem('request-abandoned', {
       detail: `No replica could apply this request (sequence ${p.sequence} of ${p.domain}); it was abandoned and will not run. Send a new request with a new key.`,
       instance: entry.request.path,
@@ -231,6 +222,11 @@ async function finish(
   }
   // Not yet: free the record for a client retry meanwhile, and come back on the next run.
   sql.exec(`UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ?`, Date.now(), p.lookup, token)
+}
+
+/** An answer that says the request was not applied: the receiver rolled back (5xx), or refused it before applying. */
+function notApplied(status: number): boolean {
+  return status >= 500 || status === 400 || status === 401 || status === 403 || status === 407 || status === 429
 }
 
 function storedFrom(answer: { origin: string; reply: OriginReply }): StoredReply {

@@ -63,6 +63,9 @@ export const ORDERED_SCHEMA = `CREATE TABLE IF NOT EXISTS domains (
 const FEEDABLE = `coalesce((SELECT min(rec.sequence) - 1 FROM records rec
   WHERE rec.domain = d.domain AND rec.state = 'in_flight' AND rec.lease_until > ?1), d.next - 1)`
 
+/** SHA-256 of an empty body: the digest of a no-op slot's answer. */
+const EMPTY_DIGEST = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+
 /** What the status page and operators read of one domain. */
 export interface DomainStatus {
   domain: string
@@ -209,8 +212,12 @@ export class OrderedDomains {
 
   /** Marks a log entry committed (its reply is stored), keeping the reply's digest as the reference answer. */
   committed(domain: string, sequence: number, reference?: ReplicaAck): void {
+    // A no-op slot keeps the no-op's answer as its reference: the 502 the client got is not what replicas answer.
     this.sql.exec(
-      `UPDATE log SET state = 'committed', ref_status = coalesce(?, ref_status), ref_digest = coalesce(?, ref_digest) WHERE domain = ? AND sequence = ?`,
+      `UPDATE log SET state = 'committed',
+         ref_status = CASE WHEN noop = 1 THEN ref_status ELSE coalesce(?1, ref_status) END,
+         ref_digest = CASE WHEN noop = 1 THEN ref_digest ELSE coalesce(?2, ref_digest) END
+       WHERE domain = ?3 AND sequence = ?4`,
       reference?.status ?? null,
       reference?.digest ?? null,
       domain,
@@ -220,7 +227,13 @@ export class OrderedDomains {
 
   /** Turns a slot no replica could apply into a no-op every replica records as such (seed 002's null message). */
   abandon(domain: string, sequence: number): void {
-    this.sql.exec(`UPDATE log SET noop = 1, state = 'committed' WHERE domain = ? AND sequence = ?`, domain, sequence)
+    // What every replica answers a no-op with (204, empty) is the slot's reference answer from now on.
+    this.sql.exec(
+      `UPDATE log SET noop = 1, state = 'committed', ref_status = 204, ref_digest = ? WHERE domain = ? AND sequence = ?`,
+      EMPTY_DIGEST,
+      domain,
+      sequence,
+    )
   }
 
   /** Counts an alarm round in which no replica could apply `sequence`; returns the rounds so far. */
