@@ -28,6 +28,8 @@ export class Admission {
   readonly #controller = new AbortController()
   #lost = false
   #committed = false
+  #expire: () => void = () => {}
+  #runDeadline = Number.POSITIVE_INFINITY
   #renewing = false
   #timer: ReturnType<typeof setTimeout> | undefined
   /** Until when this Worker surely holds the lease (from the last confirmed renewal). */
@@ -53,6 +55,7 @@ export class Admission {
   ) {
     this.relay = relaySends === undefined ? undefined : { sends: relaySends }
     this.settled = new Promise((resolve) => (this.#settle = resolve))
+    this.expired = new Promise((resolve) => (this.#expire = () => resolve('timeout')))
     this.#stub = connect()
     this.#heldUntil = Date.now() + leaseMs
   }
@@ -73,10 +76,18 @@ export class Admission {
   }
 
   /** Starts renewing the lease every `leaseMs / 3` until {@link stopRenewing}. */
-  startRenewing(): void {
+  startRenewing(maxRunMs = Number.POSITIVE_INFINITY): void {
     this.#renewing = true
+    this.#runDeadline = Date.now() + maxRunMs
     this.#schedule()
   }
+
+  /**
+   * Resolves when the run deadline given to {@link startRenewing} passes
+   * while renewing. One timer serves both the renewals and this deadline:
+   * a request that finishes in milliseconds pays for one timer, not two.
+   */
+  readonly expired: Promise<'timeout'>
 
   /** Stops renewing; a pending renewal's answer is still checked. */
   stopRenewing(): void {
@@ -85,7 +96,13 @@ export class Admission {
   }
 
   #schedule(): void {
-    if (this.#renewing) this.#timer = setTimeout(() => void this.#renew(), this.leaseMs / 3)
+    if (!this.#renewing) return
+    const untilDeadline = this.#runDeadline - Date.now()
+    if (untilDeadline <= this.leaseMs / 3) {
+      this.#timer = setTimeout(() => this.#expire(), Math.max(0, untilDeadline))
+      return
+    }
+    this.#timer = setTimeout(() => void this.#renew(), this.leaseMs / 3)
   }
 
   async #renew(): Promise<void> {

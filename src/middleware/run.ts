@@ -59,8 +59,7 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     acknowledge: (acks, failed) => admission.acknowledge(acks, failed),
     committed: admission.settled,
   })
-  admission.startRenewing()
-  let timer: ReturnType<typeof setTimeout> | undefined
+  admission.startRenewing(config.maxRunMs)
   const work = (async () => {
     try {
       await next()
@@ -72,15 +71,13 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     await point.finish(c)
     return 'done' as const
   })()
-  const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.maxRunMs)))
   try {
-    if ((await Promise.race([work, deadline])) === 'done') return undefined
+    if ((await Promise.race([work, admission.expired])) === 'done') return undefined
     work.catch(() => {}) // a hung handler that fails later has nobody left to tell
     console.warn(`hono-once: handler of ${admission.requestId} ran past maxRunMs (${config.maxRunMs} ms); abandoned`)
     admission.abort(new DOMException(`hono-once: the handler ran past maxRunMs (${config.maxRunMs} ms)`, 'TimeoutError'))
     return await point.timedOut()
   } finally {
-    if (timer !== undefined) clearTimeout(timer)
     admission.stopRenewing()
     admission.finished()
   }

@@ -193,7 +193,7 @@ async function forward(c: Context, req: Request, group: OriginGroup, optionalSec
     maxAttempts: group.maxAttempts,
     maxResponseBytes: group.maxResponseBytes,
     firstAttempt: nth === 1 ? (link?.sends ?? 0) + 1 : 1,
-    hedgeAfterMs: hedgeDelay(group),
+    hedgeAfterMs: strategy === 'failover' ? undefined : hedgeDelay(group),
     signal: c.get('once')?.signal,
   }
   let outcome: DispatchOutcome

@@ -120,11 +120,15 @@ export class LatencyWindow {
     return ordered.slice(-n)
   }
 
-  /** The `p`th percentile (0–100) of the window, or undefined while it holds fewer than `min` samples. */
+  /**
+   * The `p`th percentile (0–100) of the window by the nearest-rank method
+   * (the smallest sample with at least p% of the samples at or below it),
+   * or undefined while it holds fewer than `min` samples.
+   */
   percentile(p: number, min = 20): number | undefined {
     if (this.#samples.length < min) return undefined
     const sorted = [...this.#samples].sort((a, b) => a - b)
-    return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+    return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]
   }
 }
 
