@@ -5,24 +5,10 @@
  *
  * @module
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { freePort, startWranglerDev, type DevServer } from '../../../scripts/wrangler-dev.js'
+import { type RestartableDev, startRestartable } from './restartable.js'
 
 /** A gateway process that can crash and come back on the same state and port. */
-export interface Gateway {
-  /** e.g. http://127.0.0.1:40123; the same across restarts. */
-  readonly url: string
-  /** SIGKILL to the whole process group: workerd, the Worker and its Durable Objects die mid-work. */
-  kill(): Promise<void>
-  /** Starts `wrangler dev` again on the same port, persisted state and vars. */
-  restart(): Promise<void>
-  /** Everything the current process printed. */
-  output(): string
-  /** Kills it and deletes its state. */
-  close(): Promise<void>
-}
+export type Gateway = RestartableDev
 
 /** The record the stable area holds for a key (`GET /__debug/records/:key`). */
 export interface DebugRecord {
@@ -48,41 +34,8 @@ export interface DebugRecord {
  * await gw.restart()
  */
 export async function startGateway(origins: Record<string, string>, vars: Record<string, string> = {}): Promise<Gateway> {
-  const persistTo = mkdtempSync(join(tmpdir(), 'hono-once-e2e-proxy-'))
-  const port = await freePort()
-  const options = {
-    config: 'test/e2e/fixtures/proxy/wrangler.toml',
-    // Below the e2e project's hook timeout, so a start that hangs fails with wrangler's output.
-    timeoutMs: 30_000,
-    port,
-    persistTo,
-    vars: { ...vars, ORIGINS: Object.entries(origins).map(([name, url]) => `${name}=${url}`).join(',') },
-  }
-  let dev: DevServer | undefined
-  try {
-    dev = await startWranglerDev(options)
-  } catch (err) {
-    rmSync(persistTo, { recursive: true, force: true })
-    throw err
-  }
-  const url = dev.url
-  return {
-    url,
-    async kill() {
-      await dev?.stop('SIGKILL')
-    },
-    async restart() {
-      await dev?.stop('SIGKILL')
-      dev = undefined
-      dev = await startWranglerDev(options)
-    },
-    output: () => dev?.output() ?? '',
-    async close() {
-      await dev?.stop('SIGKILL')
-      dev = undefined
-      rmSync(persistTo, { recursive: true, force: true })
-    },
-  }
+  const ORIGINS = Object.entries(origins).map(([name, url]) => `${name}=${url}`).join(',')
+  return startRestartable('test/e2e/fixtures/proxy/wrangler.toml', { ...vars, ORIGINS }, 'hono-once-e2e-proxy-')
 }
 
 /**
