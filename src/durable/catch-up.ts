@@ -1,7 +1,7 @@
 import { problem } from '../middleware/problem.js'
 import { NEVER_REPLAYED } from '../middleware/reply.js'
 import type { OriginHealth } from '../origin-adapter/health.js'
-import { sendAttempt } from '../origin-adapter/send.js'
+import { resolveSecret, sendAttempt } from '../origin-adapter/send.js'
 import { quorumOf, readReplicaAnswer } from '../origin-adapter/strategies/replicate.js'
 import type { LogEntry, OriginReply, RelayPlan, ReplicaView } from '../origin-adapter/types.js'
 import type { OrderedDomains } from './ordered.js'
@@ -74,18 +74,13 @@ export async function catchUpDomains(host: CatchUpHost): Promise<void> {
   host.ordered.promote(Date.now())
 }
 
-function secretOf(plan: RelayPlan, env: Record<string, unknown>): string | undefined {
-  const value = typeof plan.secret === 'object' ? env[plan.secret.env] : plan.secret
-  return typeof value === 'string' && value !== '' ? value : undefined
-}
-
 async function send(host: CatchUpHost, plan: RelayPlan, domain: string, replica: { name: string; url: string }, entry: LogEntry) {
   return sendAttempt({
     origin: replica,
     request: entry.request,
     wire: { requestId: entry.requestId, key: entry.key, domain, sequence: entry.sequence, noop: entry.noop },
     attempt: 1,
-    secret: secretOf(plan, host.env),
+    secret: resolveSecret(plan.secret, host.env),
     timeoutMs: plan.timeoutMs,
     maxResponseBytes: plan.maxResponseBytes,
     signal: new AbortController().signal,
@@ -169,8 +164,7 @@ async function finish(
     now,
   ).rowsWritten
   if (took === 0) return
-  const status = ordered.status().find((d) => d.domain === p.domain)
-  const inRotation = status?.replicas.filter((r) => r.state === 'active' || r.state === 'lagging' || r.state === 'joining') ?? []
+  const inRotation = ordered.replicas(p.domain).filter((r) => r.state === 'active' || r.state === 'lagging' || r.state === 'joining')
   const answered = new Set(
     sql.exec<{ origin: string }>('SELECT origin FROM results WHERE domain = ? AND sequence = ?', p.domain, p.sequence).toArray().map((r) => r.origin),
   )
@@ -229,7 +223,14 @@ function notApplied(status: number): boolean {
   return status >= 500 || status === 400 || status === 401 || status === 403 || status === 407 || status === 429
 }
 
-function storedFrom(answer: { origin: string; reply: OriginReply }): StoredReply {
+/**
+ * An origin's final answer as the stable area stores it for replay: the
+ * replayable headers, plus `Once-Origin`.
+ *
+ * @example
+ * commit({ lookup, token, reply: storedFrom({ origin: 'eu', reply }), ttlMs })
+ */
+export function storedFrom(answer: { origin: string; reply: OriginReply }): StoredReply {
   const headers: [string, string][] = answer.reply.headers.filter(([name]) => !NEVER_REPLAYED.has(name))
   headers.push(['once-origin', answer.origin])
   return { status: answer.reply.status, headers, body: answer.reply.body }

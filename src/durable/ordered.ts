@@ -145,12 +145,17 @@ export class OrderedDomains {
     )
     this.sql.exec('UPDATE domains SET next = ? WHERE domain = ?', sequence + 1, domain)
     view.next = sequence + 1
-    return { domain, sequence, replicas: this.#replicaViews(domain) }
+    return { domain, sequence, replicas: this.replicas(domain) }
   }
 
   /** The slot of an entry already in the log (a retry taking over), with the replicas as they stand. */
   slot(domain: string, sequence: number): OrderedSlot {
-    return { domain, sequence, replicas: this.#replicaViews(domain) }
+    return { domain, sequence, replicas: this.replicas(domain) }
+  }
+
+  /** The replicas of `domain` with their state and acknowledged sequence (kept in memory between calls). */
+  replicas(domain: string): ReplicaView[] {
+    return this.#view(domain).replicas.map((r) => ({ name: r.name, url: r.url, state: r.state, acked: r.acked }))
   }
 
   /** Log entries `from`…`to` of a domain, in order, for a replica that must catch up. */
@@ -159,12 +164,6 @@ export class OrderedDomains {
       .exec<LogRow>('SELECT * FROM log WHERE domain = ? AND sequence BETWEEN ? AND ? ORDER BY sequence', domain, from, to)
       .toArray()
       .map(toEntry)
-  }
-
-  /** The last sequence given out in `domain` (0 before the first), and where the log begins. */
-  head(domain: string): { head: number; prunedThrough: number } {
-    const row = this.sql.exec<{ next: number; pruned_through: number }>('SELECT next, pruned_through FROM domains WHERE domain = ?', domain).toArray()[0]
-    return { head: (row?.next ?? 1) - 1, prunedThrough: row?.pruned_through ?? 0 }
   }
 
   /**
@@ -395,10 +394,6 @@ export class OrderedDomains {
       this.#views.set(domain, view)
     }
     return view
-  }
-
-  #replicaViews(domain: string): ReplicaView[] {
-    return this.#view(domain).replicas.map((r) => ({ name: r.name, url: r.url, state: r.state, acked: r.acked }))
   }
 
   /**

@@ -2,10 +2,11 @@ import { DurableObject } from 'cloudflare:workers'
 import { v7 as uuidv7 } from 'uuid'
 import { failover } from '../origin-adapter/strategies/failover.js'
 import { OriginHealth } from '../origin-adapter/health.js'
-import { NEVER_REPLAYED } from '../middleware/reply.js'
+import { isFinal } from '../middleware/reply.js'
+import { resolveSecret } from '../origin-adapter/send.js'
 import { type DueRelay, Relays } from './relays.js'
 import { OrderedDomains, type DomainStatus } from './ordered.js'
-import { catchUpDomains } from './catch-up.js'
+import { catchUpDomains, storedFrom } from './catch-up.js'
 import type { DivergenceEvent } from '../origin-adapter/options.js'
 import type { LogEntry, OrderedSlot, ReplicaAck, ReplicaState } from '../origin-adapter/types.js'
 import { migrate } from './schema.js'
@@ -495,13 +496,12 @@ export class StableArea extends DurableObject implements StableAreaApi {
       now,
     ).rowsWritten
     if (took === 0) return
-    const secret = typeof plan.secret === 'object' ? (this.env as unknown as Record<string, unknown>)[plan.secret.env] : plan.secret
     const outcome = await failover({
       origins: plan.origins,
       request: due.request,
       wire: { requestId: due.requestId, key: due.key },
       health: this.#health,
-      secret: typeof secret === 'string' ? secret : undefined,
+      secret: resolveSecret(plan.secret, this.env),
       timeoutMs: plan.timeoutMs,
       deadline: now + plan.deadlineMs,
       maxAttempts: plan.maxAttempts,
@@ -509,11 +509,8 @@ export class StableArea extends DurableObject implements StableAreaApi {
       firstAttempt: due.sends + 1,
     })
     const sends = due.sends + outcome.attempts.length
-    if (outcome.kind === 'answer' && outcome.reply.status < 500 && outcome.reply.status !== 408 && outcome.reply.status !== 429) {
-      const headers = outcome.reply.headers.filter(([name]) => !NEVER_REPLAYED.has(name))
-      headers.push(['once-origin', outcome.origin])
-      const reply: StoredReply = { status: outcome.reply.status, headers, body: outcome.reply.body }
-      const committed = this.#commitNow({ lookup, token, reply, ttlMs: due.ttlMs, relay: { sends } })
+    if (outcome.kind === 'answer' && isFinal(outcome.reply.status)) {
+      const committed = this.#commitNow({ lookup, token, reply: storedFrom(outcome), ttlMs: due.ttlMs, relay: { sends } })
       if (committed.ok) this.#wake(lookup)
       return
     }

@@ -6,7 +6,7 @@ import type { OnceConfig } from './config.js'
 import { OnceCommitError } from './errors.js'
 import type { Identity } from './identify.js'
 import { problem } from './problem.js'
-import { captureReply, REPLAYED_HEADER, replayResponse } from './reply.js'
+import { captureReply, isFinal, REPLAYED_HEADER, replayResponse } from './reply.js'
 import type { CommitOptions } from './types.js'
 
 /** Where a request stands relative to its roll-forward point. */
@@ -189,9 +189,4 @@ export class CommitPoint {
     const res = problem('reply-lost', { detail, instance, idempotencyKey: key, requestId: this.admission.requestId })
     return (await captureReply(res, undefined, Number.MAX_SAFE_INTEGER)).reply
   }
-}
-
-/** Final answers are committed; 5xx, 408 and 429 ask the client to come back, so they release the key. */
-export function isFinal(status: number): boolean {
-  return status < 500 && status !== 408 && status !== 429
 }

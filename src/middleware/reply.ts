@@ -95,7 +95,22 @@ export function replayResponse(reply: StoredReply): Response {
   return new Response(nullBodyStatus(reply.status) ? null : reply.body, init)
 }
 
-/** Statuses whose responses may not carry a body. */
-function nullBodyStatus(status: number): boolean {
+/**
+ * Statuses whose responses may not carry a body.
+ *
+ * @example
+ * new Response(nullBodyStatus(status) ? null : body, { status })
+ */
+export function nullBodyStatus(status: number): boolean {
   return status === 101 || status === 204 || status === 205 || status === 304
+}
+
+/**
+ * Final answers are committed; 5xx, 408 and 429 ask the client to come back, so they release the key.
+ *
+ * @example
+ * if (!isFinal(res.status)) await admission.release()
+ */
+export function isFinal(status: number): boolean {
+  return status < 500 && status !== 408 && status !== 429
 }

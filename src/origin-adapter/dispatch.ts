@@ -2,9 +2,11 @@ import type { Context, Handler } from 'hono'
 import { v7 as uuidv7 } from 'uuid'
 import { relayLinkOf } from '../middleware/relay-link.js'
 import { problem } from '../middleware/problem.js'
+import { nullBodyStatus } from '../middleware/reply.js'
 import { ONCE_HEADERS } from '../shared/wire.js'
 import type { EngineInput } from './engine.js'
 import { forwardRequest } from './forward.js'
+import { resolveSecret } from './send.js'
 import { OriginHealth } from './health.js'
 import { defaultStrategy, type ProxyOptions, validateProxyOptions } from './options.js'
 import { markProxy } from './registry.js'
@@ -14,9 +16,6 @@ import { replicate } from './strategies/replicate.js'
 import type { AttemptRecord, DispatchOutcome, RelayPlan, Strategy } from './types.js'
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
-
-/** Statuses whose responses may not carry a body. */
-const NULL_BODY = new Set([101, 204, 205, 304])
 
 /** Used before `'auto'` hedging has seen enough answers of the preferred origin. */
 const FIRST_HEDGE_AFTER_MS = 100
@@ -244,12 +243,6 @@ function hedgeDelay(group: OriginGroup): number {
   return group.health.latencyOf(preferred).percentile(95) ?? Math.min(FIRST_HEDGE_AFTER_MS, group.timeoutMs)
 }
 
-function resolveSecret(secret: ProxyOptions['secret'], env: unknown): string | undefined {
-  if (secret === undefined || typeof secret === 'string') return secret
-  const value = (env as Record<string, unknown> | undefined)?.[secret.env]
-  return typeof value === 'string' && value !== '' ? value : undefined
-}
-
 /** The client's answer: the winning origin's reply with `Once-Origin` and `Server-Timing`, or a retryable problem. */
 function answer(outcome: DispatchOutcome, instance: string, key: string | undefined): Response {
   const timing = serverTiming(outcome.attempts)
@@ -267,7 +260,7 @@ function answer(outcome: DispatchOutcome, instance: string, key: string | undefi
   for (const [name, value] of outcome.reply.headers) headers.append(name, value)
   headers.set(ONCE_HEADERS.origin, outcome.origin)
   if (timing) headers.append('server-timing', timing)
-  return new Response(NULL_BODY.has(outcome.reply.status) ? null : outcome.reply.body, { status: outcome.reply.status, headers })
+  return new Response(nullBodyStatus(outcome.reply.status) ? null : outcome.reply.body, { status: outcome.reply.status, headers })
 }
 
 /**

@@ -1,3 +1,4 @@
+import { retryAfterMs } from '../client/backoff.js'
 import { ONCE_HEADERS } from '../shared/wire.js'
 import type { OriginHealth } from './health.js'
 import { type SendResult, sendAttempt } from './send.js'
@@ -51,10 +52,14 @@ export function verdictOf(reply: OriginReply): Verdict {
   return { kind: 'final' }
 }
 
+/** `Retry-After` as the client reads it (seconds or an HTTP-date), kept to what an embargo may sensibly last. */
 function retryAfter(value: string | undefined): number | undefined {
-  if (value === undefined || !/^\s*[0-9]{1,6}\s*$/.test(value)) return undefined
-  return Number(value) * 1000
+  const ms = value === undefined ? undefined : retryAfterMs(value)
+  return ms === undefined || ms > MAX_RETRY_AFTER_MS ? undefined : ms
 }
+
+/** The longest `Retry-After` an origin's embargo honours (999,999 s); a longer one is ignored. */
+const MAX_RETRY_AFTER_MS = 999_999_000
 
 /** Sends one attempt and records it (health, attempt log). */
 export async function attempt(input: EngineInput, origin: Origin, n: number, log: AttemptRecord[], signal: AbortSignal): Promise<SendResult> {

@@ -3,6 +3,8 @@ import type { RelayPlan } from './types.js'
 
 /** Handlers made by `proxy()`, with the relay plan for a method (undefined: nothing to relay). */
 const proxies = new WeakMap<object, (method: string) => RelayPlan | undefined>()
+/** Whether any proxy() exists in this isolate: apps that use once() alone skip the route scan on every admit. */
+let anyProxy = false
 
 /**
  * Marks `handler` as a `proxy()` handler, so that `once()` in front of it
@@ -16,6 +18,7 @@ const proxies = new WeakMap<object, (method: string) => RelayPlan | undefined>()
  */
 export function markProxy(handler: object, planFor: (method: string) => RelayPlan | undefined): void {
   proxies.set(handler, planFor)
+  anyProxy = true
 }
 
 /**
@@ -30,6 +33,7 @@ export function markProxy(handler: object, planFor: (method: string) => RelayPla
  */
 export function relayPlanOf(c: Context): RelayPlan | undefined {
   // `matchedRoutes` is deprecated in favour of hono/route, which the oldest hono supported lacks.
+  if (!anyProxy) return undefined
   const req = c.req as unknown as { matchedRoutes?: { handler: object }[]; routeIndex?: number }
   const routes = req.matchedRoutes
   if (!routes) return undefined

@@ -1,6 +1,6 @@
 import { HOP_BY_HOP } from '../shared/headers.js'
 import { ONCE_HEADERS, signOnceRequest } from '../shared/wire.js'
-import type { ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'
+import type { ForwardRequest, Origin, OriginReply, SecretOption, WireIdentity } from './types.js'
 
 /** Request headers never forwarded: hop-by-hop (RFC 9110 §7.6.1), ones the runtime sets, and the wire contract's own (a client cannot inject them). */
 const NOT_FORWARDED = new Set([
@@ -49,6 +49,22 @@ export function originUrl(base: string, path: string): string {
   const u = new URL(base)
   const prefix = u.pathname.replace(/\/+$/, '')
   return `${u.origin}${prefix}${path.startsWith('/') ? path : `/${path}`}`
+}
+
+/**
+ * The signing secret a `secret` option stands for: the string itself, or the
+ * `env` var it names (undefined when that is missing or empty).
+ *
+ * @param secret - `proxy()`'s `secret` (or a relay plan's)
+ * @param env - the Worker's (or the object's) env
+ * @returns the secret, or undefined
+ * @example
+ * resolveSecret({ env: 'ONCE_SIGNING_SECRET' }, c.env)
+ */
+export function resolveSecret(secret: SecretOption | undefined, env: unknown): string | undefined {
+  if (secret === undefined || typeof secret === 'string') return secret
+  const value = (env as Record<string, unknown> | undefined)?.[secret.env]
+  return typeof value === 'string' && value !== '' ? value : undefined
 }
 
 /** What one attempt needs. */
