@@ -12,12 +12,13 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import { DEMO_LOG_PREFIX as LOG_PREFIX, type DemoControlLine, type DemoLogLine } from '../examples/demo/log.js'
 import { runDemo } from '../examples/demo/run.js'
 import type { RunningOrigin } from '../examples/origin/server.js'
+import { isMain } from '../examples/origin/is-main.js'
 import { startWranglerDev, type DevServer } from './wrangler-dev.js'
 
 /** The regions, in the gateway's order of preference, with their artificial latency. */
@@ -260,16 +261,6 @@ Try:
 Ctrl-C stops everything. Live requests:`
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1]
-  if (!entry) return false
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href
-  } catch {
-    return false
-  }
-}
-
 async function main(): Promise<void> {
   // node:sqlite still says it is experimental in Node 22; a new user need not read that first.
   const emitWarning = process.emitWarning.bind(process)
@@ -345,4 +336,4 @@ async function main(): Promise<void> {
   live = true
 }
 
-if (isMain()) await main()
+if (isMain(import.meta.url)) await main()

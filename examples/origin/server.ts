@@ -18,9 +18,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { DatabaseSync } from 'node:sqlite'
-import { realpathSync } from 'node:fs'
-import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { isMain } from './is-main.js'
 import { getRequestListener, type HttpBindings } from '@hono/node-server'
 import { Hono } from 'hono'
 import * as z from 'zod/mini'
@@ -228,17 +227,8 @@ export async function startOrigin(options: StartOriginOptions): Promise<RunningO
   }
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1]
-  if (!entry) return false
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href
-  } catch {
-    return false
-  }
-}
 
-if (isMain()) {
+if (isMain(import.meta.url)) {
   const { values } = parseArgs({
     options: {
       name: { type: 'string', default: 'origin' },

@@ -4,6 +4,7 @@ import { startOrigin, type RunningOrigin } from '../../examples/origin/server.js
 import { createOnceFetch, OnceFetchError, onceInfo } from '../../src/client/index.js'
 import { startForwarder, type Forwarder } from './helpers/forwarder.js'
 import { recordOf, startGateway, type DebugRecord, type Gateway } from './helpers/gateway.js'
+import { runPool } from './helpers/pool.js'
 import { pollUntil } from './helpers/poll.js'
 import { seeded } from './helpers/random.js'
 
@@ -156,33 +157,20 @@ describe('chaos: 300 proxied writes, 30% duplicates, doors and origin failing, t
     }
 
     // The workload: CONCURRENCY clients taking writes in order.
-    let started = 0
-    let finished = 0
-    const workload = Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (started < writes.length) {
-          const w = writes[started++]!
-          try {
-            await runWrite(w)
-          } catch (err) {
-            failures.push(`${w.key}: ${String(err)}`)
-          }
-          finished++
-        }
-      }),
-    )
+    const pool = runPool(writes, CONCURRENCY, runWrite, (w, err) => failures.push(`${w.key}: ${String(err)}`))
+    const workload = pool.done
 
     // The killer: SIGKILL the runtime with writes in flight, a third and two thirds of the way in; restart on the same state and port.
     const killer = (async () => {
       for (const share of [1 / 3, 2 / 3]) {
-        await pollUntil(`${Math.round(share * 100)}% of the writes started`, () => (started >= share * WRITES && started - finished >= 4 ? true : undefined), {
+        await pollUntil(`${Math.round(share * 100)}% of the writes started`, () => (pool.started >= share * WRITES && pool.started - pool.finished >= 4 ? true : undefined), {
           timeoutMs: RUN_BUDGET_MS,
           intervalMs: 20,
         })
         const killedAt = Date.now()
         await gw.restart()
         counters.kills++
-        console.log(`chaos: SIGKILL #${counters.kills} with ${started - finished} writes in flight; back in ${Date.now() - killedAt} ms`)
+        console.log(`chaos: SIGKILL #${counters.kills} with ${pool.started - pool.finished} writes in flight; back in ${Date.now() - killedAt} ms`)
       }
     })()
 
@@ -198,7 +186,7 @@ describe('chaos: 300 proxied writes, 30% duplicates, doors and origin failing, t
       origin.setFaults({ reset: true })
     }
     const monkey = (async () => {
-      while (!monkeyDone && started < WRITES) {
+      while (!monkeyDone && pool.started < WRITES) {
         await delay(rnd.int(PACE_MS / 2, (PACE_MS * 3) / 2))
         const door = rnd.pick([eu, us])
         const kind = rnd.pick(['door-down', 'door-hang', 'door-drop', 'origin-fail', 'origin-drop', 'origin-hang', 'origin-down'] as const)

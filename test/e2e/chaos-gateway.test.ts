@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startOrigin, type OriginStats, type RunningOrigin } from '../../examples/origin/server.js'
 import { createOnceFetch, OnceFetchError, onceInfo } from '../../src/client/index.js'
 import { startConfigGateway, type ConfigGateway, type DomainStatusJson } from './helpers/config-gateway.js'
+import { runPool } from './helpers/pool.js'
 import { pollUntil } from './helpers/poll.js'
 import { seeded } from './helpers/random.js'
 
@@ -262,32 +263,19 @@ describe(`chaos through the config-driven gateway: ${WRITES} replicated writes o
     }
 
     // The workload: CLIENTS clients taking writes in order.
-    let started = 0
-    let finished = 0
-    const workload = Promise.all(
-      Array.from({ length: CLIENTS }, async () => {
-        while (started < writes.length) {
-          const w = writes[started++]!
-          try {
-            await runWrite(w)
-          } catch (err) {
-            failures.push(String(err))
-          }
-          finished++
-        }
-      }),
-    )
+    const pool = runPool(writes, CLIENTS, runWrite, (_w, err) => failures.push(String(err)))
+    const workload = pool.done
 
     // The killer: SIGKILL the runtime with writes in flight, spread over the run; restart on the same state and port.
     const killer = (async () => {
       for (let k = 1; k <= KILLS; k++) {
         const share = k / (KILLS + 1)
-        await pollUntil(`${Math.round(share * 100)}% of the writes started`, () => (started >= share * WRITES && started - finished >= 4 ? true : undefined), {
+        await pollUntil(`${Math.round(share * 100)}% of the writes started`, () => (pool.started >= share * WRITES && pool.started - pool.finished >= 4 ? true : undefined), {
           timeoutMs: RUN_BUDGET_MS,
           intervalMs: 20,
         })
         const killedAt = Date.now()
-        const inFlight = started - finished
+        const inFlight = pool.started - pool.finished
         await gw.restart()
         counters.kills++
         counters.killDowntimeMs.push(Date.now() - killedAt)
@@ -309,7 +297,7 @@ describe(`chaos through the config-driven gateway: ${WRITES} replicated writes o
       out.clear()
     }
     const monkey = (async () => {
-      while (!monkeyDone && started < WRITES) {
+      while (!monkeyDone && pool.started < WRITES) {
         await delay(rnd.int(PACE_MS / 2, (PACE_MS * 3) / 2))
         let kind = rnd.pick(['down', 'hang', 'failNext', 'dropAfterApply'] as const)
         const second = out.size === 1 && rnd.chance(0.2)
