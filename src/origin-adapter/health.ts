@@ -1,3 +1,4 @@
+import { RetryBudget } from '../client/retry-budget.js'
 import type { BreakerOptions } from './types.js'
 
 /** Where one origin's breaker stands. */
@@ -65,38 +66,8 @@ export class Breaker {
   }
 }
 
-/**
- * gRPC-style retry throttling for an origin group: a failed attempt takes a
- * token, a success gives back `ratio`; retries and hedges (every attempt
- * after a request's first) go out only while more than half the tokens are
- * left. When more than about one attempt in ten fails, an outage stops
- * being multiplied by retries.
- *
- * @example
- * const t = new Throttle()
- * if (t.canRetry()) launchHedge()
- */
-export class Throttle {
-  #tokens: number
-  constructor(
-    readonly maxTokens = 10,
-    readonly ratio = 0.1,
-  ) {
-    this.#tokens = maxTokens
-  }
-  get tokens(): number {
-    return this.#tokens
-  }
-  canRetry(): boolean {
-    return this.#tokens > this.maxTokens / 2
-  }
-  success(): void {
-    this.#tokens = Math.min(this.maxTokens, this.#tokens + this.ratio)
-  }
-  failure(): void {
-    this.#tokens = Math.max(0, this.#tokens - 1)
-  }
-}
+/** The one key of a group's budget. */
+const GROUP = 'origins'
 
 /** Recent latencies of one origin, for `hedgeAfterMs: 'auto'` and the status page. */
 export class LatencyWindow {
@@ -157,9 +128,19 @@ export class OriginHealth {
   readonly #breakers = new Map<string, Breaker>()
   readonly #latency = new Map<string, LatencyWindow>()
   readonly #notBefore = new Map<string, number>()
-  readonly throttle = new Throttle()
+  /** gRPC-style retry throttling for the group: the client's budget, with the group as its one host. */
+  readonly #budget = new RetryBudget()
 
   constructor(private readonly breaker: BreakerOptions = {}) {}
+
+  /**
+   * Whether an attempt after a request's first (a retry or a hedge) may go
+   * out: only while more than half the tokens are left, so that when more
+   * than about one attempt in ten fails, an outage is not multiplied.
+   */
+  canRetry(): boolean {
+    return this.#budget.canRetry(GROUP)
+  }
 
   breakerOf(name: string): Breaker {
     let b = this.#breakers.get(name)
@@ -186,7 +167,7 @@ export class OriginHealth {
   succeeded(name: string, ms: number): void {
     this.breakerOf(name).success()
     this.latencyOf(name).add(ms)
-    this.throttle.success()
+    this.#budget.onSuccess(GROUP)
   }
 
   /** An attempt at `name` was aborted before it ended. */
@@ -196,7 +177,7 @@ export class OriginHealth {
 
   failed(name: string, now: number, retryAfterMs?: number): void {
     this.breakerOf(name).failure(now)
-    this.throttle.failure()
+    this.#budget.onFailure(GROUP)
     if (retryAfterMs !== undefined) this.#notBefore.set(name, now + retryAfterMs)
   }
 

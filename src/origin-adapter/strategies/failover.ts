@@ -19,7 +19,7 @@ export async function failover(input: EngineInput): Promise<DispatchOutcome> {
   const signal = input.signal ?? new AbortController().signal
   for (let i = 0; i < input.maxAttempts; i++) {
     if (Date.now() >= input.deadline || signal.aborted) break
-    if (i > 0 && !input.health.throttle.canRetry()) return failure(log, 'Retries are throttled: too many recent origin failures')
+    if (i > 0 && !input.health.canRetry()) return failure(log, 'Retries are throttled: too many recent origin failures')
     const origin = nextOrigin(input, tried)
     // Back to an origin already tried: a short jittered pause first, not a hammering loop.
     if (tried.includes(origin)) await pause(Math.min(50 * 2 ** (i - input.origins.length), 1000) * Math.random(), input.deadline)

@@ -38,7 +38,7 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
     })
     inFlight.set(n, { origin, controller, done })
   }
-  const canLaunch = () => tried.length < input.maxAttempts && Date.now() < input.deadline && !outer.aborted && (tried.length === 0 || input.health.throttle.canRetry())
+  const canLaunch = () => tried.length < input.maxAttempts && Date.now() < input.deadline && !outer.aborted && (tried.length === 0 || input.health.canRetry())
 
   launch()
   while (inFlight.size > 0) {
