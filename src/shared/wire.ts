@@ -32,6 +32,10 @@ export const ONCE_HEADERS = {
   expectedSequence: 'Once-Expected-Sequence',
   /** On the edge's answer: the name of the origin that served it. */
   origin: 'Once-Origin',
+  /** On every origin answer: `?1` the answer is the recorded result of applying the request; `?0` nothing was applied. */
+  applied: 'Once-Applied',
+  /** Who made the request, as the edge authenticated it: an sf-dictionary (`iss`, `sub`; or `scope`). */
+  principal: 'Once-Principal',
 } as const
 
 /**
