@@ -1,6 +1,7 @@
 import { problem } from '../middleware/problem.js'
 import { NEVER_REPLAYED } from '../middleware/reply.js'
 import type { OriginHealth } from '../origin-adapter/health.js'
+import { keepable } from '../origin-adapter/engine.js'
 import { resolveSecret, sendAttempt } from '../origin-adapter/send.js'
 import { quorumOf, readReplicaAnswer } from '../origin-adapter/strategies/replicate.js'
 import type { LogEntry, OriginReply, RelayPlan, ReplicaView } from '../origin-adapter/types.js'
@@ -26,10 +27,8 @@ const FEED_BATCH = 100
 const FEEDS_IN_PARALLEL = 4
 /** Pending ordered requests finished per alarm run. */
 const FINISH_PER_RUN = 8
-/** Alarm runs in which every replica in rotation was asked and none could apply a request, before its slot becomes a no-op. */
-const MAX_ROUNDS = 5
-/** …and the least time since its admit: a short outage of every replica is not a poison request. */
-const POISON_AFTER_MS = 60_000
+/** How long every replica in rotation must refuse a request for good before it is poison (DESIGN §6), by default. */
+const POISON_AFTER_MS = 600_000
 /** The lease the alarm holds while it finishes a request. */
 const LEASE_MARGIN_MS = 5000
 
@@ -46,9 +45,15 @@ const LEASE_MARGIN_MS = 5000
  * 2. every ordered request whose Worker died or gave up (its lease ran out,
  *    it was never released) is finished: once a quorum of replicas has
  *    answered it, the first answer is committed for the client's retry; if
- *    no replica could apply it for {@link MAX_ROUNDS} runs, it is a poison
+ *    every replica in rotation refused it for good (`handler-failed`,
+ *    `body-too-large`) over `poisonAfterMs` (default 10 minutes), it is a poison
  *    request: committed as a 502 (`retryable: false`) and its slot turned
  *    into a no-op every replica records, so the domain never stalls.
+ *
+ * Every answer is read by the one rule (`shared/applied.ts`). Sends are
+ * bounded: a replica that fails is tried again after a backoff (2 s,
+ * doubling, at most 5 minutes, per replica and entry), and a replica that
+ * acknowledged an entry is not sent it again.
  *
  * Idempotent, as alarms run at least once: replicas dedupe by request id.
  *
@@ -63,9 +68,11 @@ export async function catchUpDomains(host: CatchUpHost): Promise<void> {
     await Promise.all(behind.slice(i, i + FEEDS_IN_PARALLEL).map((b) => feed(host, b.domain, b.replica, b.head, b.prunedThrough, replies)))
   }
   const pending = host.sql
-    .exec<{ lookup: string; token: string | null; request_id: string; domain: string; sequence: number; expires_at: number }>(
-      `SELECT lookup, token, request_id, domain, sequence, expires_at FROM records
-       WHERE state = 'in_flight' AND sequence IS NOT NULL AND lease_until <= ? ORDER BY sequence LIMIT ?`,
+    .exec<Pending>(
+      `SELECT rec.lookup, rec.token, rec.request_id, rec.domain, rec.sequence, rec.expires_at - rec.created_at AS ttl_ms FROM records rec
+       JOIN log l ON l.domain = rec.domain AND l.sequence = rec.sequence
+       WHERE rec.state = 'in_flight' AND rec.sequence IS NOT NULL AND rec.lease_until <= ?1 AND coalesce(l.retry_at, 0) <= ?1
+       ORDER BY rec.sequence LIMIT ?2`,
       host.now,
       FINISH_PER_RUN,
     )
@@ -74,17 +81,35 @@ export async function catchUpDomains(host: CatchUpHost): Promise<void> {
   host.ordered.promote(Date.now())
 }
 
+/** A pending ordered request the alarm may finish. */
+interface Pending extends Record<string, SqlStorageValue> {
+  lookup: string
+  token: string | null
+  request_id: string
+  domain: string
+  sequence: number
+  /** The route's TTL: it counts from the commit. */
+  ttl_ms: number
+}
+
 async function send(host: CatchUpHost, plan: RelayPlan, domain: string, replica: { name: string; url: string }, entry: LogEntry) {
-  return sendAttempt({
+  const secret = resolveSecret(plan.secret, host.env)
+  // A resend that cannot resolve its secret never goes out unsigned (DESIGN §6).
+  if (plan.secret !== undefined && secret === undefined) {
+    console.error(`hono-once: cannot resend ${entry.requestId}: its signing secret is not set in the object's environment`)
+    return { ok: false, reason: 'network', ms: 0 } as const
+  }
+  const result = await sendAttempt({
     origin: replica,
     request: entry.request,
     wire: { requestId: entry.requestId, key: entry.key, domain, sequence: entry.sequence, noop: entry.noop },
     attempt: 1,
-    secret: resolveSecret(plan.secret, host.env),
+    secret,
     timeoutMs: plan.timeoutMs,
     maxResponseBytes: plan.maxResponseBytes,
     signal: new AbortController().signal,
   })
+  return keepable(result, plan.maxResponseBytes)
 }
 
 /** Feeds one replica the entries it lacks, in order, one batch per alarm run, as far as it goes without a failure. */
@@ -134,7 +159,7 @@ async function feed(
         // It just became suspect: feeding it more would only spread the divergence.
         if (events.some((e) => e.origin === replica.name)) return
       } else {
-        ordered.advance(domain, replica.name, entry.sequence) // pruned at the replica: applied, answer gone
+        ordered.advance(domain, replica.name, entry.sequence, Date.now()) // pruned at the replica: applied, answer gone
       }
     }
     if (rewind === undefined) return // one batch per run; `promote` makes it active once it reaches the head
@@ -143,11 +168,7 @@ async function feed(
 }
 
 /** Finishes an ordered request its Worker left: commits a quorum's answer, or abandons a poison request. */
-async function finish(
-  host: CatchUpHost,
-  p: { lookup: string; token: string | null; request_id: string; domain: string; sequence: number; expires_at: number },
-  replies: Map<string, { origin: string; reply: OriginReply }>,
-): Promise<void> {
+async function finish(host: CatchUpHost, p: Pending, replies: Map<string, { origin: string; reply: OriginReply }>): Promise<void> {
   const { ordered, sql } = host
   const entry = ordered.entry(p.domain, p.sequence)
   const plan = ordered.plan(p.domain)
@@ -169,17 +190,19 @@ async function finish(
     sql.exec<{ origin: string }>('SELECT origin FROM results WHERE domain = ? AND sequence = ?', p.domain, p.sequence).toArray().map((r) => r.origin),
   )
   let first = replies.get(`${p.domain}\n${p.sequence}`)
-  // Ask the replicas that applied it but whose answer never reached the object (their Worker died), and the ones
-  // whose turn it is (everything before it applied): they dedupe by request id.
+  // Send it to the replicas whose turn it is (everything before it applied). A replica that acknowledged it is asked
+  // again only while no answer is known at all (its Worker died with it): it replays, and one such answer is enough.
   let tried = 0
   let refused = 0
-  for (const r of inRotation.filter((r) => r.acked === p.sequence - 1 || (r.acked >= p.sequence && (!answered.has(r.name) || !first)))) {
+  for (const r of inRotation) {
+    const turn = r.acked === p.sequence - 1
+    if (!turn && !(r.acked >= p.sequence && !answered.has(r.name) && !first)) continue
     tried++
     const sent = await send(host, plan, p.domain, r, entry)
     const outcome = sent.ok ? readReplicaAnswer(r.name, sent.reply) : undefined
     if (outcome?.kind !== 'applied') {
-      // Only an answer that says "not applied" counts against the request; a lost answer says nothing.
-      if (sent.ok && notApplied(sent.reply.status)) refused++
+      // Only a refusal that will not pass by itself counts towards poison; a temporary or lost answer says nothing.
+      if (outcome?.kind === 'failed' && outcome.permanent) refused++
       continue
     }
     host.transact(() => ordered.acknowledge(p.domain, p.sequence, [outcome.ack], [], p.request_id, Date.now()))
@@ -188,20 +211,23 @@ async function finish(
   }
   const active = inRotation.filter((r) => r.state === 'active').length
   const need = quorumOf(plan.ackQuorum ?? 1, active || inRotation.length)
-  const ttlMs = Math.max(1000, p.expires_at - Date.now())
+  // The TTL counts from the commit, like every record's.
+  const ttlMs = Math.max(1000, p.ttl_ms)
   const commit = (reply: StoredReply) => host.commit({ lookup: p.lookup, token, reply, ttlMs, order: { acks: [], failed: [] } })
   if (first && answered.size >= need) {
     commit(storedFrom(first))
     return
   }
-  // A poison request: it is next in line at every replica in rotation, and in this run each of them answered that
-  // it did not apply it (a replica that had applied it would answer with its stored reply), for MAX_ROUNDS runs over
-  // at least POISON_AFTER_MS. A replica that is down, backing off or whose answer was lost makes the run not count.
+  // A poison request (DESIGN §6): it is next in line at every replica in rotation, and every one of them refused it
+  // for good (the app threw on it, or its body is over the receiver's limit), from a first such round to one at least
+  // poisonAfterMs later. A replica that is down, backing off, answers a temporary refusal or loses its answer makes
+  // the round not count.
   const headOfLine = inRotation.length > 0 && inRotation.every((r) => r.acked === p.sequence - 1)
   const everyoneRefused = headOfLine && tried === inRotation.length && refused === tried && !ordered.appliedAnywhere(p.domain, p.sequence)
-  if (everyoneRefused && ordered.failedRound(p.domain, p.sequence) >= MAX_ROUNDS && now - entry.createdAt >= POISON_AFTER_MS) {
+  const poisonAfterMs = plan.poisonAfterMs ?? POISON_AFTER_MS
+  if (everyoneRefused && now - ordered.refusedSince(p.domain, p.sequence, now) >= poisonAfterMs) {
     const res = problem('request-abandoned', {
-      detail: `No replica could apply this request (sequence ${p.sequence} of ${p.domain}); it was abandoned and will not run. Send a new request with a new key.`,
+      detail: `Every replica refused this request for good (sequence ${p.sequence} of ${p.domain}) for ${Math.round(poisonAfterMs / 1000)} s; it was abandoned and will not run. Send a new request with a new key.`,
       instance: entry.request.path,
       idempotencyKey: entry.key,
       requestId: p.request_id,
@@ -214,13 +240,11 @@ async function finish(
     console.error(`hono-once: abandoned poison request ${p.request_id} (${p.domain}#${p.sequence})`)
     return
   }
-  // Not yet: free the record for a client retry meanwhile, and come back on the next run.
-  sql.exec(`UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ?`, Date.now(), p.lookup, token)
-}
-
-/** An answer that says the request was not applied: the receiver rolled back (5xx), or refused it before applying. */
-function notApplied(status: number): boolean {
-  return status >= 500 || status === 400 || status === 401 || status === 403 || status === 407 || status === 429
+  // Not yet: free the record for a client retry meanwhile, and come back after a backoff.
+  host.transact(() => {
+    sql.exec(`UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ?`, Date.now(), p.lookup, token)
+    ordered.deferEntry(p.domain, p.sequence, Date.now())
+  })
 }
 
 /**

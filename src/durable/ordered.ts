@@ -3,65 +3,19 @@ import type { LogEntry, OrderedSlot, RelayPlan, ReplicaAck, ReplicaState, Replic
 import type { RelayInput } from './types.js'
 
 /**
- * Schema step for ordering domains (DESIGN §4): the request history (`log`),
- * per replica and domain its state and highest acknowledged sequence
- * (`replicas`), each replica's answer per sequence for divergence checks
- * (`results`), and per domain the next sequence (`domains`).
- *
- * @example
- * MIGRATIONS.push(ORDERED_SCHEMA)
- */
-export const ORDERED_SCHEMA = `CREATE TABLE IF NOT EXISTS domains (
-     domain         TEXT PRIMARY KEY,
-     next           INTEGER NOT NULL,
-     pruned_through INTEGER NOT NULL DEFAULT 0,
-     plan           TEXT
-   );
-   CREATE TABLE IF NOT EXISTS log (
-     domain     TEXT NOT NULL,
-     sequence   INTEGER NOT NULL,
-     request_id TEXT NOT NULL,
-     lookup     TEXT NOT NULL,
-     method     TEXT NOT NULL,
-     path       TEXT NOT NULL,
-     headers    TEXT NOT NULL,
-     body       BLOB,
-     key        TEXT NOT NULL,
-     noop       INTEGER NOT NULL DEFAULT 0,
-     state      TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'committed')),
-     rounds     INTEGER NOT NULL DEFAULT 0,
-     ref_status INTEGER,
-     ref_digest TEXT,
-     created_at INTEGER NOT NULL,
-     PRIMARY KEY (domain, sequence)
-   );
-   CREATE TABLE IF NOT EXISTS replicas (
-     domain     TEXT NOT NULL,
-     name       TEXT NOT NULL,
-     url        TEXT NOT NULL,
-     state      TEXT NOT NULL CHECK (state IN ('joining', 'active', 'lagging', 'suspect', 'draining')),
-     acked      INTEGER NOT NULL DEFAULT 0,
-     reason     TEXT,
-     failures   INTEGER NOT NULL DEFAULT 0,
-     next_at    INTEGER,
-     updated_at INTEGER NOT NULL,
-     PRIMARY KEY (domain, name)
-   );
-   CREATE TABLE IF NOT EXISTS results (
-     domain   TEXT NOT NULL,
-     sequence INTEGER NOT NULL,
-     origin   TEXT NOT NULL,
-     status   INTEGER NOT NULL,
-     digest   TEXT NOT NULL,
-     PRIMARY KEY (domain, sequence, origin)
-   );`
-
-/**
  * SQL for the last sequence of domain `d` the alarm may send (`?1` is now):
  * the head, or just before the first entry whose record a live Worker holds.
  */
 const FEEDABLE = `coalesce((SELECT min(rec.sequence) - 1 FROM records rec
   WHERE rec.domain = d.domain AND rec.state = 'in_flight' AND rec.lease_until > ?1), d.next - 1)`
+
+/** The alarm's first backoff per replica and entry; it doubles up to {@link MAX_BACKOFF_MS} (DESIGN §6). */
+const FIRST_BACKOFF_MS = 2000
+/** The longest backoff between the alarm's sends of one entry to one replica. */
+const MAX_BACKOFF_MS = 300_000
+
+/** How the reason of a replica suspected on a divergence begins (it is cleared when more answers overturn it). */
+const DIVERGED = 'answered sequence'
 
 /** SHA-256 of an empty body: the digest of a no-op slot's answer. */
 const EMPTY_DIGEST = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
@@ -187,7 +141,7 @@ export class OrderedDomains {
         ack.digest,
       )
       this.sql.exec(
-        `UPDATE replicas SET acked = max(acked, ?), failures = 0, next_at = NULL, updated_at = ? WHERE domain = ? AND name = ?`,
+        `UPDATE replicas SET acked = max(acked, ?), failures = 0, next_at = NULL, updated_at = ? WHERE domain = ? AND name = ? AND state != 'stale'`,
         sequence,
         now,
         domain,
@@ -235,9 +189,27 @@ export class OrderedDomains {
     )
   }
 
-  /** Counts an alarm round in which no replica could apply `sequence`; returns the rounds so far. */
-  failedRound(domain: string, sequence: number): number {
-    return this.sql.exec<{ rounds: number }>('UPDATE log SET rounds = rounds + 1 WHERE domain = ? AND sequence = ? RETURNING rounds', domain, sequence).one().rounds
+  /**
+   * Notes an alarm round in which every replica in rotation refused
+   * `sequence` for a reason that will not pass by itself; returns since
+   * when they have (the first such round).
+   */
+  refusedSince(domain: string, sequence: number, now: number): number {
+    return this.sql
+      .exec<{ since: number }>('UPDATE log SET refused_since = coalesce(refused_since, ?) WHERE domain = ? AND sequence = ? RETURNING refused_since AS since', now, domain, sequence)
+      .one().since
+  }
+
+  /** A round of the alarm could not finish `sequence`: the next one waits, from 2 s doubling to 5 minutes. */
+  deferEntry(domain: string, sequence: number, now: number): void {
+    this.sql.exec(
+      `UPDATE log SET rounds = rounds + 1, retry_at = ?1 + min(?2, ?3 * (1 << min(rounds, 20))) WHERE domain = ?4 AND sequence = ?5`,
+      now,
+      MAX_BACKOFF_MS,
+      FIRST_BACKOFF_MS,
+      domain,
+      sequence,
+    )
   }
 
   /** Whether any replica has applied `sequence`. */
@@ -260,8 +232,8 @@ export class OrderedDomains {
   }
 
   /** A replica applied `sequence` (its record of it may be gone): its progress moves on, no answer to compare. */
-  advance(domain: string, name: string, sequence: number): void {
-    this.sql.exec('UPDATE replicas SET acked = max(acked, ?), failures = 0, next_at = NULL WHERE domain = ? AND name = ?', sequence, domain, name)
+  advance(domain: string, name: string, sequence: number, now: number): void {
+    this.sql.exec('UPDATE replicas SET acked = max(acked, ?), failures = 0, next_at = NULL, updated_at = ? WHERE domain = ? AND name = ?', sequence, now, domain, name)
     this.#views.delete(domain)
   }
 
@@ -275,14 +247,19 @@ export class OrderedDomains {
     if (changed > 0) this.#views.clear()
   }
 
-  /** A catch-up attempt failed: back off before the next. */
+  /**
+   * A catch-up attempt failed: back off before the next (from 2 s, doubling,
+   * at most 5 minutes). A failure is no progress: it leaves `updated_at`
+   * alone, so a dead replica ages past the log's retention and turns `stale`.
+   */
   deferReplica(domain: string, name: string, now: number): void {
     const row = this.sql
       .exec<{ failures: number }>(`UPDATE replicas SET failures = failures + 1 WHERE domain = ? AND name = ? RETURNING failures`, domain, name)
       .toArray()[0]
-    const backoff = Math.min(10_000, 500 * 2 ** Math.min(5, (row?.failures ?? 1) - 1))
+    const backoff = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(20, (row?.failures ?? 1) - 1))
     this.sql.exec(
-      `UPDATE replicas SET next_at = ?, state = CASE WHEN state = 'active' THEN 'lagging' ELSE state END, updated_at = ? WHERE domain = ? AND name = ?`,
+      `UPDATE replicas SET next_at = ?1, updated_at = CASE WHEN state = 'active' THEN ?2 ELSE updated_at END,
+         state = CASE WHEN state = 'active' THEN 'lagging' ELSE state END WHERE domain = ?3 AND name = ?4`,
       now + backoff,
       now,
       domain,
@@ -334,14 +311,17 @@ export class OrderedDomains {
     for (const { domain, plan } of this.sql.exec<{ domain: string; plan: string | null }>('SELECT domain, plan FROM domains').toArray()) {
       const retention = plan ? ((JSON.parse(plan) as RelayPlan).logRetentionMs ?? 0) : 0
       // Every active replica must have an entry; a lagging or joining one holds the log back only for the
-      // retention period: past it, it must be restored from a snapshot (it becomes suspect when fed).
+      // retention period (counted from its last progress): past it, it is `stale`, to be restored from a
+      // snapshot of another replica or by an operator, and the log is pruned without it.
+      const stale = this.sql.exec(
+        `UPDATE replicas SET state = 'stale', reason = ?1 WHERE domain = ?2 AND state IN ('lagging', 'joining') AND updated_at <= ?3`,
+        `it made no progress for longer than the log's retention (${retention} ms): restore it from a snapshot of another replica`,
+        domain,
+        now - Math.max(retention, 60_000),
+      ).rowsWritten
+      if (stale > 0) this.#views.delete(domain)
       const floor = this.sql
-        .exec<{ low: number | null }>(
-          `SELECT min(acked) AS low FROM replicas WHERE domain = ?1
-           AND (state = 'active' OR (state IN ('lagging', 'joining') AND updated_at > ?2))`,
-          domain,
-          now - Math.max(retention, 60_000),
-        )
+        .exec<{ low: number | null }>(`SELECT min(acked) AS low FROM replicas WHERE domain = ?1 AND state IN ('active', 'lagging', 'joining')`, domain)
         .one().low
       if (floor === null || floor <= 0) continue
       // Never past an entry still pending: its record is not finished and may need it.
@@ -408,7 +388,8 @@ export class OrderedDomains {
       this.sql.exec(
         `INSERT INTO replicas (domain, name, url, state, acked, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)
          ON CONFLICT (domain, name) DO UPDATE SET url = excluded.url,
-           state = CASE WHEN ?6 THEN 'draining' WHEN state = 'draining' THEN 'lagging' ELSE state END, updated_at = excluded.updated_at`,
+           updated_at = CASE WHEN ?6 OR state = 'draining' THEN excluded.updated_at ELSE updated_at END,
+           state = CASE WHEN ?6 THEN 'draining' WHEN state = 'draining' THEN 'lagging' ELSE state END`,
         domain,
         o.name,
         o.url,
@@ -442,12 +423,24 @@ export class OrderedDomains {
     const [status, digest] = expected.split(' ') as [string, string]
     const events: DivergenceEvent[] = []
     for (const r of rows) {
-      if (`${r.status} ${r.digest}` === expected) continue
+      if (`${r.status} ${r.digest}` === expected) {
+        // Suspected on a comparison that more answers now overturn: it agrees with the majority after all. It goes
+        // back to `lagging`, is fed what it missed meanwhile, and is `active` again once at the head.
+        this.sql.exec(
+          `UPDATE replicas SET state = 'lagging', reason = ?, updated_at = ? WHERE domain = ? AND name = ? AND state = 'suspect' AND reason LIKE ?`,
+          `cleared: its answer to sequence ${sequence} agrees with the majority`,
+          now,
+          domain,
+          r.origin,
+          `${DIVERGED} ${sequence} %`,
+        )
+        continue
+      }
       const state = this.sql.exec<{ state: string }>('SELECT state FROM replicas WHERE domain = ? AND name = ?', domain, r.origin).toArray()[0]?.state
       if (state === 'suspect') continue
       this.sql.exec(
         `UPDATE replicas SET state = 'suspect', reason = ?, updated_at = ? WHERE domain = ? AND name = ?`,
-        `answered sequence ${sequence} with ${r.status} (body ${r.digest.slice(0, 12)}…), others with ${status} (${digest.slice(0, 12)}…)`,
+        `${DIVERGED} ${sequence} with ${r.status} (body ${r.digest.slice(0, 12)}…), others with ${status} (${digest.slice(0, 12)}…)`,
         now,
         domain,
         r.origin,

@@ -1,5 +1,58 @@
-import { ORDERED_SCHEMA } from './ordered.js'
 import { RELAYS_SCHEMA } from './relays.js'
+
+/**
+ * Schema step for ordering domains (DESIGN §4): the request history (`log`),
+ * per replica and domain its state and highest acknowledged sequence
+ * (`replicas`), each replica's answer per sequence for divergence checks
+ * (`results`), and per domain the next sequence (`domains`).
+ *
+ * @example
+ * MIGRATIONS.push(ORDERED_SCHEMA)
+ */
+const ORDERED_SCHEMA = `CREATE TABLE IF NOT EXISTS domains (
+     domain         TEXT PRIMARY KEY,
+     next           INTEGER NOT NULL,
+     pruned_through INTEGER NOT NULL DEFAULT 0,
+     plan           TEXT
+   );
+   CREATE TABLE IF NOT EXISTS log (
+     domain     TEXT NOT NULL,
+     sequence   INTEGER NOT NULL,
+     request_id TEXT NOT NULL,
+     lookup     TEXT NOT NULL,
+     method     TEXT NOT NULL,
+     path       TEXT NOT NULL,
+     headers    TEXT NOT NULL,
+     body       BLOB,
+     key        TEXT NOT NULL,
+     noop       INTEGER NOT NULL DEFAULT 0,
+     state      TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'committed')),
+     rounds     INTEGER NOT NULL DEFAULT 0,
+     ref_status INTEGER,
+     ref_digest TEXT,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (domain, sequence)
+   );
+   CREATE TABLE IF NOT EXISTS replicas (
+     domain     TEXT NOT NULL,
+     name       TEXT NOT NULL,
+     url        TEXT NOT NULL,
+     state      TEXT NOT NULL CHECK (state IN ('joining', 'active', 'lagging', 'suspect', 'draining')),
+     acked      INTEGER NOT NULL DEFAULT 0,
+     reason     TEXT,
+     failures   INTEGER NOT NULL DEFAULT 0,
+     next_at    INTEGER,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (domain, name)
+   );
+   CREATE TABLE IF NOT EXISTS results (
+     domain   TEXT NOT NULL,
+     sequence INTEGER NOT NULL,
+     origin   TEXT NOT NULL,
+     status   INTEGER NOT NULL,
+     digest   TEXT NOT NULL,
+     PRIMARY KEY (domain, sequence, origin)
+   );`
 
 /**
  * Schema of the stable area's SQLite storage, as an ordered list of
@@ -51,6 +104,26 @@ export const MIGRATIONS: readonly string[] = [
   RELAYS_SCHEMA,
   // 4: ordering domains: the request log, replica progress and answers, per-domain sequences.
   ORDERED_SCHEMA,
+  // 5: the alarm's backoff and poison window per entry (DESIGN §6), and the replica state `stale` (lagged past the
+  // log's retention). SQLite cannot change a CHECK, so `replicas` is rebuilt.
+  `ALTER TABLE log ADD COLUMN refused_since INTEGER;
+   ALTER TABLE log ADD COLUMN retry_at INTEGER;
+   CREATE TABLE replicas_v5 (
+     domain     TEXT NOT NULL,
+     name       TEXT NOT NULL,
+     url        TEXT NOT NULL,
+     state      TEXT NOT NULL CHECK (state IN ('joining', 'active', 'lagging', 'suspect', 'draining', 'stale')),
+     acked      INTEGER NOT NULL DEFAULT 0,
+     reason     TEXT,
+     failures   INTEGER NOT NULL DEFAULT 0,
+     next_at    INTEGER,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (domain, name)
+   );
+   INSERT INTO replicas_v5 (domain, name, url, state, acked, reason, failures, next_at, updated_at)
+     SELECT domain, name, url, state, acked, reason, failures, next_at, updated_at FROM replicas;
+   DROP TABLE replicas;
+   ALTER TABLE replicas_v5 RENAME TO replicas;`,
 ]
 
 /**

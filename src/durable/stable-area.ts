@@ -2,7 +2,6 @@ import { DurableObject } from 'cloudflare:workers'
 import { v7 as uuidv7 } from 'uuid'
 import { failover } from '../origin-adapter/strategies/failover.js'
 import { OriginHealth } from '../origin-adapter/health.js'
-import { isFinal } from '../middleware/reply.js'
 import { resolveSecret } from '../origin-adapter/send.js'
 import { type DueRelay, Relays } from './relays.js'
 import { OrderedDomains, type DomainStatus } from './ordered.js'
@@ -427,8 +426,9 @@ export class StableArea extends DurableObject implements StableAreaApi {
     this.#alarmAt = now
     try {
       this.ctx.storage.transactionSync(() => {
-        // Expired, and not kept by a running lease (a handler longer than the TTL). Written so the indexes serve it.
-        const expired = `expires_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)`
+        // Expired, and not kept by a running lease (a handler longer than the TTL), nor an ordered request still
+        // pending: it is in the log and will be applied, and its TTL counts from its commit. Written so the indexes serve it.
+        const expired = `expires_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1) AND NOT (state = 'in_flight' AND sequence IS NOT NULL)`
         sql.exec(`DELETE FROM reply_chunks WHERE lookup IN (SELECT lookup FROM records WHERE ${expired})`, now)
         sql.exec(`DELETE FROM relays WHERE lookup IN (SELECT lookup FROM records WHERE ${expired})`, now)
         sql.exec(`DELETE FROM records WHERE ${expired}`, now)
@@ -458,14 +458,21 @@ export class StableArea extends DurableObject implements StableAreaApi {
     const next = minOf(
       minOf(
         minOf(
-          sql.exec<{ at: number | null }>(`SELECT min(expires_at) AS at FROM records WHERE lease_until IS NULL OR lease_until <= expires_at`).one().at,
+          sql.exec<{ at: number | null }>(
+            `SELECT min(expires_at) AS at FROM records WHERE (lease_until IS NULL OR lease_until <= expires_at) AND NOT (state = 'in_flight' AND sequence IS NOT NULL)`,
+          ).one().at,
           sql.exec<{ at: number | null }>(`SELECT min(lease_until) AS at FROM records WHERE lease_until > expires_at`).one().at,
         ),
         this.#relays.nextWake(),
       ),
       minOf(
         this.#ordered.nextWake(at),
-        sql.exec<{ at: number | null }>(`SELECT min(lease_until) AS at FROM records WHERE state = 'in_flight' AND sequence IS NOT NULL`).one().at,
+        sql
+          .exec<{ at: number | null }>(
+            `SELECT min(max(rec.lease_until, coalesce(l.retry_at, 0))) AS at FROM records rec JOIN log l ON l.domain = rec.domain AND l.sequence = rec.sequence
+             WHERE rec.state = 'in_flight' AND rec.sequence IS NOT NULL`,
+          )
+          .one().at,
       ),
     )
     // Never at a time already past: a row kept alive by a lease would make the alarm fire in a loop.
@@ -509,12 +516,13 @@ export class StableArea extends DurableObject implements StableAreaApi {
       firstAttempt: due.sends + 1,
     })
     const sends = due.sends + outcome.attempts.length
-    if (outcome.kind === 'answer' && isFinal(outcome.reply.status)) {
+    // An answer is applied by the one rule (failover returns no other): commit it, whatever its status.
+    if (outcome.kind === 'answer') {
       const committed = this.#commitNow({ lookup, token, reply: storedFrom(outcome), ttlMs: due.ttlMs, relay: { sends } })
       if (committed.ok) this.#wake(lookup)
       return
     }
-    console.warn(`hono-once: resend of ${due.requestId} got no final answer (round ${due.resends + 1}): ${outcome.kind === 'failed' ? outcome.detail : outcome.reply.status}`)
+    console.warn(`hono-once: resend of ${due.requestId} got no final answer (round ${due.resends + 1}): ${outcome.detail}`)
     this.ctx.storage.transactionSync(() => {
       if (due.resends + 1 >= MAX_RESENDS) {
         this.ctx.storage.sql.exec(`UPDATE records SET state = 'released', token = NULL, lease_until = NULL WHERE lookup = ? AND token = ?`, lookup, token)
@@ -757,5 +765,7 @@ function minOf(a: number | null, b: number | null): number | null {
 
 /** A record counts until it expires; a running one never expires under its lease, even with a TTL shorter than the handler. */
 function isLive(row: RecordRow, now: number): boolean {
+  // An admitted ordered request lives until its commit, whatever its TTL: a retry waits for it or replays it.
+  if (row.state === 'in_flight' && row.sequence !== null) return true
   return row.expires_at > now || (row.state === 'in_flight' && (row.lease_until ?? 0) > now)
 }

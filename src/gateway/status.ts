@@ -13,7 +13,7 @@ export interface OriginStatus {
   name: string
   url: string
   /** `up`, `down` (breaker open), `probing` (half-open), or the worst replica state in the domains followed. */
-  state: 'up' | 'down' | 'probing' | 'lagging' | 'joining' | 'suspect' | 'draining'
+  state: 'up' | 'down' | 'probing' | 'lagging' | 'joining' | 'suspect' | 'draining' | 'stale'
   breaker: BreakerState
   p50Ms: number | null
   p95Ms: number | null
@@ -82,7 +82,7 @@ async function gatherStatus(c: Context<{ Bindings: GatewayBindings }>, state: Ga
   for (const k of counts) if (k) for (const f of Object.keys(total) as (keyof typeof total)[]) total[f] += k[f]
 
   const worst: Record<string, OriginStatus['state']> = {}
-  const rank: OriginStatus['state'][] = ['up', 'draining', 'joining', 'lagging', 'suspect']
+  const rank: OriginStatus['state'][] = ['up', 'draining', 'joining', 'lagging', 'suspect', 'stale']
   for (const d of domains) {
     for (const r of d.replicas) {
       const s = r.state === 'active' ? 'up' : r.state

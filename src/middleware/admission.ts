@@ -1,5 +1,6 @@
 import type { RelayInput, StableAreaApi, StoredReply } from '../durable/types.js'
 import type { DivergenceEvent } from '../origin-adapter/options.js'
+import type { FilledAck } from '../origin-adapter/strategies/replicate.js'
 import type { LogEntry, OrderedSlot, ReplicaAck } from '../origin-adapter/types.js'
 import { rpcFault } from './rpc.js'
 
@@ -195,15 +196,30 @@ export class Admission {
     return this.#stub.logEntries(this.order.domain, from, to)
   }
 
-  /** Reports the answers of the replicas the client did not wait for; returns the divergences found. Never throws. */
-  async acknowledge(acks: ReplicaAck[], failed: string[]): Promise<DivergenceEvent[]> {
-    if (!this.order || (acks.length === 0 && failed.length === 0)) return []
-    try {
-      return await this.connect().acknowledge(this.order.domain, this.order.sequence, this.requestId, acks, failed)
-    } catch (err) {
-      console.error(`hono-once: could not report replica answers of ${this.requestId}; the alarm will collect them`, err)
-      return []
+  /**
+   * Reports the answers of the replicas the client did not wait for, and
+   * those to earlier entries that gap fill delivered (one call per
+   * sequence); returns the divergences found. Never throws.
+   */
+  async acknowledge(acks: ReplicaAck[], failed: string[], filled: FilledAck[] = []): Promise<DivergenceEvent[]> {
+    if (!this.order) return []
+    const order = this.order
+    const events: DivergenceEvent[] = []
+    const calls: [number, string, ReplicaAck[], string[]][] = []
+    if (acks.length > 0 || failed.length > 0) calls.push([order.sequence, this.requestId, acks, failed])
+    for (const f of filled) {
+      const same = calls.find(([sequence]) => sequence === f.sequence)
+      if (same) same[2].push(f.ack)
+      else calls.push([f.sequence, f.requestId, [f.ack], []])
     }
+    for (const [sequence, requestId, a, f] of calls) {
+      try {
+        events.push(...(await this.connect().acknowledge(order.domain, sequence, requestId, a, f)))
+      } catch (err) {
+        console.error(`hono-once: could not report replica answers of ${requestId}; the alarm will collect them`, err)
+      }
+    }
+    return events
   }
 
   /** Gives the record back before the commit point, so a retry runs again. Never throws. */

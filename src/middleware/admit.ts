@@ -9,6 +9,7 @@ import { answerDuplicate } from './duplicate.js'
 import type { Identity } from './identify.js'
 import { shardName } from './identity.js'
 import { problem } from './problem.js'
+import { cacheKeyOf } from './reply-cache.js'
 import { callWithRetry, rpcProblem } from './rpc.js'
 
 /**
@@ -52,8 +53,11 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
       requestId,
     })
 
+  // On ordered routes a key is unique per scope and domain (each domain's object keeps its own records), so the
+  // cache is keyed the same way: it never answers one domain's request with another's reply.
+  const cached = cacheKeyOf(id)
   const cache = config.cacheFor(id.ns)
-  const hit = cache?.get(lookup, Date.now())
+  const hit = cache?.get(cached, Date.now())
   if (hit) {
     if (hit.fingerprint !== fingerprint) return mismatch(hit.requestId)
     isolateCounts.cacheReplays++
@@ -106,7 +110,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
     case 'mismatch':
       return mismatch(admitted.requestId)
     case 'replay':
-      cache?.set(lookup, { fingerprint, requestId: admitted.requestId, reply: admitted.reply, expiresAt: admitted.expiresAt })
+      cache?.set(cached, { fingerprint, requestId: admitted.requestId, reply: admitted.reply, expiresAt: admitted.expiresAt })
       return answerDuplicate(c, config, id, admitted.reply, admitted.requestId)
     case 'in_flight':
       return problem('in-flight', {

@@ -7,6 +7,7 @@ import { OnceCommitError } from './errors.js'
 import type { Identity } from './identify.js'
 import { problem } from './problem.js'
 import { captureReply, isFinal, REPLAYED_HEADER, replayResponse } from './reply.js'
+import { cacheKeyOf } from './reply-cache.js'
 import type { CommitOptions } from './types.js'
 
 /** Where a request stands relative to its roll-forward point. */
@@ -148,7 +149,7 @@ export class CommitPoint {
     if (!provisional) {
       this.config
         .cacheFor(this.id.ns)
-        ?.set(this.id.lookup, { fingerprint: this.id.fingerprint, requestId: this.admission.requestId, reply, expiresAt: stored.expiresAt })
+        ?.set(cacheKeyOf(this.id), { fingerprint: this.id.fingerprint, requestId: this.admission.requestId, reply, expiresAt: stored.expiresAt })
     }
   }
 

@@ -1,5 +1,6 @@
 import type { Context } from 'hono'
 import type { DivergenceEvent } from '../origin-adapter/options.js'
+import type { FilledAck } from '../origin-adapter/strategies/replicate.js'
 import type { ForwardRequest, LogEntry, OrderedSlot, RelayPlan, ReplicaAck } from '../origin-adapter/types.js'
 
 /**
@@ -29,8 +30,11 @@ export interface RelayLink {
   entries(from: number, to: number): Promise<LogEntry[]>
   /** Stores the quorum's answers with the commit. */
   quorum(acks: ReplicaAck[], failed: string[]): void
-  /** Reports the other replicas' answers once they are in; returns divergences. */
-  acknowledge(acks: ReplicaAck[], failed: string[]): Promise<DivergenceEvent[]>
+  /**
+   * Reports the other replicas' answers once they are in, and the answers to
+   * earlier entries that gap fill delivered; returns divergences.
+   */
+  acknowledge(acks: ReplicaAck[], failed: string[], filled?: FilledAck[]): Promise<DivergenceEvent[]>
   /** Settles when once() has committed (with the divergences the commit found) or given up. */
   committed: Promise<DivergenceEvent[]>
 }

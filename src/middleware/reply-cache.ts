@@ -71,3 +71,19 @@ export class ReplyCache {
     this.#bytes -= entry.reply.body.byteLength
   }
 }
+
+/**
+ * The key a reply is cached under: the lookup key (scope and idempotency
+ * key), and on ordered routes the domain too. An ordered key is unique per
+ * scope and domain (each domain's object keeps its own records), so a cache
+ * keyed by the lookup alone could answer one domain's request with
+ * another's reply.
+ *
+ * @param id - the request's lookup key and ordering domain
+ * @returns the cache key
+ * @example
+ * cache.get(cacheKeyOf(id), Date.now())
+ */
+export function cacheKeyOf(id: { lookup: string; domain?: string | undefined }): string {
+  return id.domain === undefined ? id.lookup : `${id.lookup}\n${id.domain}`
+}

@@ -56,7 +56,7 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     quorum: (acks, failed) => {
       admission.acks = { acks, failed }
     },
-    acknowledge: (acks, failed) => admission.acknowledge(acks, failed),
+    acknowledge: (acks, failed, filled) => admission.acknowledge(acks, failed, filled),
     committed: admission.settled,
   })
   admission.startRenewing(config.maxRunMs)

@@ -3,6 +3,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { relayLinkOf } from '../middleware/relay-link.js'
 import { problem } from '../middleware/problem.js'
 import { nullBodyStatus } from '../middleware/reply.js'
+import { isFinalStatus } from '../shared/applied.js'
 import { ONCE_HEADERS } from '../shared/wire.js'
 import type { EngineInput } from './engine.js'
 import { forwardRequest } from './forward.js'
@@ -65,6 +66,7 @@ export function originGroup(options: ProxyOptions, where: string): OriginGroup {
         secret: options.secret,
         ackQuorum: options.ackQuorum,
         logRetentionMs,
+        ...(options.poisonAfterMs === undefined ? {} : { poisonAfterMs: options.poisonAfterMs }),
       }
     },
   }
@@ -207,9 +209,9 @@ async function forward(c: Context, req: Request, group: OriginGroup, optionalSec
     const result = await replicate({ ...input, signal: undefined, slot: link.order, quorum: options.ackQuorum ?? 1, entries: link.entries })
     link.quorum(result.acks, [])
     // The replicas the client did not wait for finish in the background; their answers are compared in the object.
-    const background = result.rest.then(async ({ acks, failed, conflicts }) => {
+    const background = result.rest.then(async ({ acks, failed, conflicts, filled }) => {
       // After the commit: it stores the quorum's answers, which the later ones are compared with.
-      const events = [...(await link.committed), ...(await link.acknowledge(acks, [...failed, ...conflicts]))]
+      const events = [...(await link.committed), ...(await link.acknowledge(acks, [...failed, ...conflicts], filled))]
       for (const event of events) {
         console.warn(`hono-once: replica ${event.origin} diverged at ${event.domain}#${event.sequence}`)
         await options.onDivergence?.(event)
@@ -224,6 +226,10 @@ async function forward(c: Context, req: Request, group: OriginGroup, optionalSec
   const res = answer(outcome, instance, link?.key)
   // The request's place in its domain's order, on the answer (DESIGN §3.7).
   if (link?.order && strategy === 'replicate') res.headers.set(ONCE_HEADERS.sequence, String(link.order.sequence))
+  // An applied answer is final whatever its status (a `reply-lost`, an origin's recorded 5xx): once() commits it,
+  // where its own rule would give the key back for a retry that the origins would only replay.
+  const once = c.get('once')
+  if (outcome.kind === 'answer' && nth === 1 && link && once && !isFinalStatus(outcome.reply.status)) await once.commit(res.clone())
   return res
 }
 

@@ -1,5 +1,5 @@
 import { retryAfterMs } from '../client/backoff.js'
-import { ONCE_HEADERS } from '../shared/wire.js'
+import { type AnswerVerdict, replyLost, verdictOf } from '../shared/applied.js'
 import type { OriginHealth } from './health.js'
 import { type SendResult, sendAttempt } from './send.js'
 import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'
@@ -22,38 +22,44 @@ export interface EngineInput {
   hedgeAfterMs?: number | undefined
   /** Aborts everything (the client went away, or the handler was abandoned). */
   signal?: AbortSignal | undefined
+  /** Caps the attempts in flight at once (a Worker has 6 outgoing connections); none: no cap. */
+  connections?: Connections | undefined
 }
 
-/** How an origin's answer counts (DESIGN §5): final, worth another attempt, or a sequence gap. */
-export type Verdict = { kind: 'final' } | { kind: 'retry'; retryAfterMs?: number | undefined } | { kind: 'gap'; expected: number }
+/**
+ * Reads an attempt's result by the one rule (`shared/applied.ts`, DESIGN §6):
+ * an answer's verdict, or undefined when there is none to read (timeout,
+ * network error, abort: unknown, the request may have been applied).
+ *
+ * @param result - one attempt's result, after {@link keepable}
+ * @returns the verdict, or undefined when unknown
+ * @example
+ * judge(await sendAttempt(input))?.kind === 'applied'
+ */
+export function judge(result: SendResult): AnswerVerdict | undefined {
+  return result.ok ? verdictOf(result.reply.status, result.reply.headers, result.reply.body) : undefined
+}
 
 /**
- * Classifies an origin's answer. Retryable at another origin: any 5xx, 429
- * (honouring `Retry-After`) and an origin receiver's 409 "still running"
- * (it carries `Retry-After`). A 409 with `Once-Expected-Sequence` is a
- * sequence gap. Everything else (2xx, 3xx, other 4xx) is final.
+ * An applied answer over `maxResponseBytes` is still an applied answer:
+ * it becomes the final problem `reply-lost` (DESIGN §6), so no one sends
+ * the request again. Any other result is returned as it is.
  *
- * @param reply - the origin's answer
- * @returns the verdict
+ * @param result - one attempt's result
+ * @param maxResponseBytes - the limit it went over
+ * @returns the result to read
  * @example
- * verdictOf({ status: 503, headers: [], body: new Uint8Array() }) // { kind: 'retry' }
+ * const result = keepable(await sendAttempt(input), input.maxResponseBytes)
  */
-export function verdictOf(reply: OriginReply): Verdict {
-  const header = (name: string) => reply.headers.find(([n]) => n === name.toLowerCase())?.[1]
-  if (reply.status === 409) {
-    const expected = header(ONCE_HEADERS.expectedSequence)
-    if (expected !== undefined && /^[0-9]{1,15}$/.test(expected.trim())) return { kind: 'gap', expected: Number(expected.trim()) }
-    if (header('retry-after') !== undefined) return { kind: 'retry', retryAfterMs: retryAfter(header('retry-after')) }
-    return { kind: 'final' }
-  }
-  if (reply.status === 429) return { kind: 'retry', retryAfterMs: retryAfter(header('retry-after')) }
-  // Any 5xx: another region may well answer (DESIGN §3.6); the request id keeps it from applying twice.
-  if (reply.status >= 500) return { kind: 'retry' }
-  return { kind: 'final' }
+export function keepable(result: SendResult, maxResponseBytes: number): SendResult {
+  if (result.ok || result.reason !== 'too-large' || !result.head) return result
+  const { status, headers } = result.head
+  if (verdictOf(status, headers).kind !== 'applied') return result
+  return { ok: true, reply: replyLost(status, `maxResponseBytes (${maxResponseBytes} bytes)`), ms: result.ms }
 }
 
 /** `Retry-After` as the client reads it (seconds or an HTTP-date), kept to what an embargo may sensibly last. */
-function retryAfter(value: string | undefined): number | undefined {
+function retryAfterOf(value: string | undefined): number | undefined {
   const ms = value === undefined ? undefined : retryAfterMs(value)
   return ms === undefined || ms > MAX_RETRY_AFTER_MS ? undefined : ms
 }
@@ -63,6 +69,16 @@ const MAX_RETRY_AFTER_MS = 999_999_000
 
 /** Sends one attempt and records it (health, attempt log). */
 export async function attempt(input: EngineInput, origin: Origin, n: number, log: AttemptRecord[], signal: AbortSignal): Promise<SendResult> {
+  // Behind the connection cap: the attempt's timeout starts when it is sent, not while it waits its turn.
+  const release = input.connections ? await input.connections.acquire() : () => {}
+  try {
+    return await attemptNow(input, origin, n, log, signal)
+  } finally {
+    release()
+  }
+}
+
+async function attemptNow(input: EngineInput, origin: Origin, n: number, log: AttemptRecord[], signal: AbortSignal): Promise<SendResult> {
   const now = Date.now()
   const timeoutMs = Math.max(1, Math.min(input.timeoutMs, input.deadline - now))
   const result = await sendAttempt({
@@ -75,17 +91,20 @@ export async function attempt(input: EngineInput, origin: Origin, n: number, log
     maxResponseBytes: input.maxResponseBytes,
     signal,
   })
+  const kept = keepable(result, input.maxResponseBytes)
   log.push({ origin: origin.name, attempt: n, outcome: result.ok ? result.reply.status : result.reason, ms: result.ms })
-  if (result.ok) {
-    const verdict = verdictOf(result.reply)
-    if (verdict.kind === 'retry') input.health.failed(origin.name, Date.now(), verdict.retryAfterMs)
-    else input.health.succeeded(origin.name, result.ms)
-  } else if (result.reason === 'aborted') {
+  const verdict = judge(kept)
+  if (verdict?.kind === 'not-applied') {
+    const retryAfter = kept.ok ? kept.reply.headers.find(([name]) => name === 'retry-after')?.[1] : undefined
+    input.health.failed(origin.name, Date.now(), retryAfter === undefined ? undefined : retryAfterOf(retryAfter))
+  } else if (verdict) {
+    input.health.succeeded(origin.name, result.ms)
+  } else if (!result.ok && result.reason === 'aborted') {
     input.health.aborted(origin.name, Date.now())
   } else {
     input.health.failed(origin.name, Date.now())
   }
-  return result
+  return kept
 }
 
 /**
@@ -112,10 +131,70 @@ export function nextOrigin(input: EngineInput, tried: readonly Origin[]): Origin
   return pick
 }
 
-/** The failure a client sees when no attempt got a final answer: 504 when the last ones timed out, else 502. */
+/**
+ * The failure a client sees when no attempt got a final answer: 504 when
+ * every attempt timed out, else 502. The `detail` stays short: each origin
+ * once, with its number of sends and the last outcome.
+ *
+ * @param log - the attempt log
+ * @param why - the first sentence
+ * @returns the failed outcome
+ * @example
+ * failure(log, 'No origin gave a final answer') // detail: 'No origin gave a final answer (eu: 503 ×3; us: timeout)'
+ */
 export function failure(log: AttemptRecord[], why: string): DispatchOutcome {
   const timeouts = log.filter((a) => a.outcome === 'timeout').length
-  const status = log.length > 0 && timeouts === log.length ? 504 : log.length === 0 ? 504 : 502
-  const seen = log.map((a) => `${a.origin}#${a.attempt}: ${a.outcome}`).join(', ')
-  return { kind: 'failed', status, detail: `${why}${seen ? ` (${seen})` : ''}`, attempts: log }
+  const status = log.length === 0 || timeouts === log.length ? 504 : 502
+  return { kind: 'failed', status, detail: `${why}${log.length > 0 ? ` (${outcomes(log)})` : ''}`, attempts: log }
 }
+
+/**
+ * Each origin of an attempt log once, with the last outcome and the number
+ * of sends: `eu: 503 ×3; us: timeout`.
+ *
+ * @param log - attempts, in the order they ended
+ * @returns the summary
+ * @example
+ * outcomes([{ origin: 'eu', attempt: 1, outcome: 503, ms: 3 }]) // 'eu: 503'
+ */
+export function outcomes(log: readonly AttemptRecord[]): string {
+  const by = new Map<string, { last: AttemptRecord['outcome']; sends: number }>()
+  for (const a of log) by.set(a.origin, { last: a.outcome, sends: (by.get(a.origin)?.sends ?? 0) + 1 })
+  return [...by].map(([origin, { last, sends }]) => `${origin}: ${last}${sends > 1 ? ` ×${sends}` : ''}`).join('; ')
+}
+
+/**
+ * A cap on the attempts in flight at once: a deployed Worker opens at most
+ * 6 outgoing connections together, and an attempt queued behind the cap
+ * must not spend its timeout waiting (false timeouts would open breakers).
+ *
+ * @example
+ * const connections = new Connections(6)
+ * const release = await connections.acquire()
+ * try { await send() } finally { release() }
+ */
+export class Connections {
+  #free: number
+  readonly #queue: (() => void)[] = []
+
+  constructor(readonly size = MAX_CONNECTIONS) {
+    this.#free = size
+  }
+
+  /** Waits for a free connection; the returned function gives it back (once). */
+  async acquire(): Promise<() => void> {
+    if (this.#free > 0) this.#free--
+    else await new Promise<void>((resolve) => this.#queue.push(resolve))
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const next = this.#queue.shift()
+      if (next) next()
+      else this.#free++
+    }
+  }
+}
+
+/** Outgoing connections a Worker invocation may hold at once. */
+export const MAX_CONNECTIONS = 6

@@ -60,6 +60,12 @@ export interface ProxyOptions {
   onDivergence?: (event: DivergenceEvent) => void | Promise<void>
   /** `replicate`: how long applied log entries are kept for replicas that join later (they are pruned only once every replica has them). Default 86400000 (24 h). */
   logRetentionMs?: number
+  /**
+   * `replicate`: a request every replica in rotation refuses for good (the app threw on it: `handler-failed`; or
+   * `body-too-large`) for this long is poison: committed as a 502 `request-abandoned` and its slot made a no-op.
+   * Temporary answers never count. Default 600000 (10 minutes).
+   */
+  poisonAfterMs?: number
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
@@ -87,6 +93,7 @@ const schema = z.strictObject({
   ackQuorum: z.optional(z.union([z.literal(1), z.literal('majority'), z.literal('all')])),
   onDivergence: z.optional(functionOption),
   logRetentionMs: int(0, 365 * 86_400_000),
+  poisonAfterMs: int(0, 30 * 86_400_000),
 })
 
 /**

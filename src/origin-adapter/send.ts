@@ -85,7 +85,14 @@ export interface SendInput {
 /** How one attempt ended. */
 export type SendResult =
   | { ok: true; reply: OriginReply; ms: number }
-  | { ok: false; reason: 'timeout' | 'network' | 'aborted' | 'too-large'; ms: number; error?: unknown }
+  | {
+      ok: false
+      reason: 'timeout' | 'network' | 'aborted' | 'too-large'
+      ms: number
+      error?: unknown
+      /** `too-large`: the status and headers of the answer whose body was over the limit (whether it was applied). */
+      head?: { status: number; headers: [string, string][] }
+    }
 
 /**
  * Sends one attempt to one origin and reads its answer whole, within
@@ -110,7 +117,7 @@ export async function sendAttempt(input: SendInput): Promise<SendResult> {
   const onAbort = () => controller.abort(input.signal.reason)
   if (input.signal.aborted) onAbort()
   else input.signal.addEventListener('abort', onAbort, { once: true })
-  const failure = (reason: 'timeout' | 'network' | 'aborted' | 'too-large', error?: unknown): SendResult => ({
+  const failure = (reason: 'timeout' | 'network' | 'aborted' | 'too-large', error?: unknown): Extract<SendResult, { ok: false }> => ({
     ok: false,
     reason: timedOut ? 'timeout' : input.signal.aborted ? 'aborted' : reason,
     ms: Date.now() - started,
@@ -125,15 +132,15 @@ export async function sendAttempt(input: SendInput): Promise<SendResult> {
     })
     aborted.catch(() => {})
     const res = await Promise.race(['fetcher' in origin ? origin.fetcher.fetch(req) : fetch(req), aborted])
-    const body = await Promise.race([readLimited(res, maxResponseBytes, controller.signal), aborted])
-    if (body === 'too-large') {
-      controller.abort()
-      return failure('too-large')
-    }
     const headers: [string, string][] = []
     res.headers.forEach((value, name) => {
       if (!NOT_RETURNED.has(name)) headers.push([name, value])
     })
+    const body = await Promise.race([readLimited(res, maxResponseBytes, controller.signal), aborted])
+    if (body === 'too-large') {
+      controller.abort()
+      return { ...failure('too-large'), head: { status: res.status, headers } }
+    }
     return { ok: true, reply: { status: res.status, headers, body }, ms: Date.now() - started }
   } catch (err) {
     return failure('network', err)

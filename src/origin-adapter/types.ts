@@ -72,10 +72,12 @@ export interface RelayPlan {
   ackQuorum?: AckQuorum | undefined
   /** `replicate` only: how long applied log entries are kept for replicas that join later. */
   logRetentionMs?: number | undefined
+  /** `replicate` only: how long every replica must refuse a request for good before it is poison. */
+  poisonAfterMs?: number | undefined
 }
 
 /** Where a replica stands in one ordering domain (DESIGN §4 origin progress). */
-export type ReplicaState = 'joining' | 'active' | 'lagging' | 'suspect' | 'draining'
+export type ReplicaState = 'joining' | 'active' | 'lagging' | 'suspect' | 'draining' | 'stale'
 
 /** A replica as the domain's StableArea sees it. */
 export interface ReplicaView {

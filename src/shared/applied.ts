@@ -43,9 +43,13 @@ export function parseApplied(value: string | null): boolean | undefined {
 /**
  * What an origin's answer says about its request (DESIGN §6):
  * - `applied`: the recorded result of applying it (`Once-Applied: ?1`, or no
- *   header and a final status): final, never sent again;
+ *   header and a final status): final, never sent again; `answerGone` when
+ *   the origin applied it but no longer keeps its answer (`sequence-pruned`);
  * - `not-applied`: nothing was applied (`Once-Applied: ?0`, or no header and
- *   5xx/408/429): safe to send again, to this origin or another;
+ *   5xx/408/429): safe to send again, to this origin or another. `reason` is
+ *   the receiver's problem slug when it gave one; `permanent` when the
+ *   refusal will not pass by itself (`handler-failed`, `body-too-large`):
+ *   the only answers that count towards poison;
  * - `gap`: the origin needs earlier sequences first (409 with
  *   `Once-Expected-Sequence`, whatever `Once-Applied` says).
  * A timeout or a lost answer is none of these: it is unknown, and the
@@ -54,4 +58,100 @@ export function parseApplied(value: string | null): boolean | undefined {
  * @example
  * const v: AnswerVerdict = { kind: 'gap', expected: 4 }
  */
-export type AnswerVerdict = { kind: 'applied' } | { kind: 'not-applied' } | { kind: 'gap'; expected: number }
+export type AnswerVerdict =
+  | { kind: 'applied'; answerGone?: boolean }
+  | { kind: 'not-applied'; reason?: string | undefined; permanent: boolean }
+  | { kind: 'gap'; expected: number }
+
+/** An answer's headers: a `Headers` object, or name/value pairs with lower-case names (as `OriginReply` keeps them). */
+export type AnswerHeaders = Headers | readonly (readonly [string, string])[]
+
+/** Base of the receiver's problem `type` URIs; only a full match is read as the receiver's own word. */
+const RECEIVER_PROBLEMS = 'https://hono-once.dev/problems/'
+
+/** Refusals that will not pass by themselves: the app threw on this request, or its body is over the receiver's limit. */
+const PERMANENT = new Set(['handler-failed', 'body-too-large'])
+
+/**
+ * What a receiver from before `Once-Applied` meant by its own problems (it
+ * sent no header): refusals that applied nothing. Read only when the `type`
+ * is the receiver's full URI, never by a suffix an app problem may share.
+ */
+const LEGACY_REFUSALS = new Set(['signature-invalid', 'request-id-missing', 'bad-request', 'in-flight', 'store-unavailable', 'sequence-gap', 'sequence-conflict'])
+
+/**
+ * The one rule (DESIGN §6): reads an origin's answer and says whether the
+ * request was applied. In this order: `409` with `Once-Expected-Sequence` is
+ * a gap; `Once-Applied` decides when present; a receiver problem says which
+ * refusal it is (and `sequence-pruned` is "applied, answer gone"); without
+ * the header the status decides: final (applied) unless 5xx, 408 or 429.
+ *
+ * @param status - the answer's HTTP status
+ * @param headers - its headers
+ * @param body - its body, when read (a receiver problem's `type` is read from it)
+ * @returns the verdict
+ * @example
+ * verdictOf(201, [['once-applied', '?1']]) // { kind: 'applied' }
+ * verdictOf(503, []) // { kind: 'not-applied', permanent: false }
+ * verdictOf(409, [['once-expected-sequence', '4']]) // { kind: 'gap', expected: 4 }
+ */
+export function verdictOf(status: number, headers: AnswerHeaders, body?: Uint8Array): AnswerVerdict {
+  const get = (name: string): string | null => {
+    if (headers instanceof Headers) return headers.get(name)
+    for (const [n, v] of headers) if (n.toLowerCase() === name) return v
+    return null
+  }
+  if (status === 409) {
+    const expected = get('once-expected-sequence')?.trim()
+    if (expected !== undefined && /^[0-9]{1,15}$/.test(expected)) return { kind: 'gap', expected: Number(expected) }
+  }
+  const applied = parseApplied(get('once-applied'))
+  const reason = receiverProblem(get('content-type'), body)
+  if (reason === 'sequence-pruned' && applied !== false) return { kind: 'applied', answerGone: true }
+  if (applied === true) return { kind: 'applied' }
+  if (applied === false) return { kind: 'not-applied', reason, permanent: reason !== undefined && PERMANENT.has(reason) }
+  if (reason !== undefined && LEGACY_REFUSALS.has(reason)) return { kind: 'not-applied', reason, permanent: false }
+  return isFinalStatus(status) ? { kind: 'applied' } : { kind: 'not-applied', permanent: false }
+}
+
+/** The slug of a receiver problem (`https://hono-once.dev/problems/<slug>`), or undefined for any other answer. */
+function receiverProblem(contentType: string | null, body: Uint8Array | undefined): string | undefined {
+  if (!body || body.byteLength === 0 || body.byteLength > 64 * 1024 || !contentType?.includes('problem+json')) return undefined
+  try {
+    const type = (JSON.parse(new TextDecoder().decode(body)) as { type?: unknown }).type
+    return typeof type === 'string' && type.startsWith(RECEIVER_PROBLEMS) ? type.slice(RECEIVER_PROBLEMS.length) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The answer committed for a request an origin applied but whose answer
+ * the edge could not keep (its body was over `maxResponseBytes`): the one
+ * final problem `reply-lost` (502, `retryable: false`), marked
+ * `Once-Applied: ?1` so every reader counts it as applied. Its body names
+ * the limit, never the origin, so replicas that all answered too much agree.
+ *
+ * @param status - the status of the answer that was too large
+ * @param limit - the option and its value, e.g. `maxResponseBytes (1048576 bytes)`
+ * @returns status, headers and body, as an origin reply is kept
+ * @example
+ * replyLost(201, 'maxResponseBytes (1048576 bytes)') // { status: 502, … }
+ */
+export function replyLost(status: number, limit: string): { status: number; headers: [string, string][]; body: Uint8Array } {
+  const problem = {
+    type: `${RECEIVER_PROBLEMS}reply-lost`,
+    title: 'The request took effect but its reply was not stored',
+    status: 502,
+    detail: `The origin applied the request and answered ${status}, but its answer was larger than ${limit}, so it was not kept. It will not run again.`,
+    retryable: false,
+  }
+  return {
+    status: 502,
+    headers: [
+      ['content-type', 'application/problem+json'],
+      ['once-applied', '?1'],
+    ],
+    body: new TextEncoder().encode(JSON.stringify(problem)),
+  }
+}

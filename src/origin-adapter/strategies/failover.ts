@@ -1,9 +1,9 @@
-import { attempt, type EngineInput, failure, nextOrigin, verdictOf } from '../engine.js'
+import { attempt, type EngineInput, failure, judge, nextOrigin } from '../engine.js'
 import type { AttemptRecord, DispatchOutcome, Origin } from '../types.js'
 
 /**
  * `failover`: one origin at a time, in order of preference, each attempt
- * bounded by `timeoutMs`; on a 5xx, 429, timeout or network error the next
+ * bounded by `timeoutMs`; on an answer that applied nothing (DESIGN §6's one rule), a timeout or a network error the next
  * origin gets the same request (same `Once-Request-Id`, next
  * `Once-Attempt`), cycling through the group until an answer is final, the
  * attempts or the throttle's tokens run out, or the deadline passes.
@@ -25,7 +25,7 @@ export async function failover(input: EngineInput): Promise<DispatchOutcome> {
     if (tried.includes(origin)) await pause(Math.min(50 * 2 ** (i - input.origins.length), 1000) * Math.random(), input.deadline)
     tried.push(origin)
     const result = await attempt(input, origin, input.firstAttempt + i, log, signal)
-    if (result.ok && verdictOf(result.reply).kind === 'final') return { kind: 'answer', origin: origin.name, reply: result.reply, attempts: log }
+    if (result.ok && judge(result)?.kind === 'applied') return { kind: 'answer', origin: origin.name, reply: result.reply, attempts: log }
   }
   return failure(log, 'No origin gave a final answer')
 }

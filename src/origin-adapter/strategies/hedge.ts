@@ -1,4 +1,4 @@
-import { attempt, type EngineInput, failure, nextOrigin, verdictOf } from '../engine.js'
+import { attempt, type EngineInput, failure, judge, nextOrigin } from '../engine.js'
 import type { SendResult } from '../send.js'
 import type { AttemptRecord, DispatchOutcome, Origin } from '../types.js'
 
@@ -54,7 +54,7 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
     }
     inFlight.delete(settled.n)
     const { result, origin } = settled
-    if (result.ok && verdictOf(result.reply).kind === 'final') {
+    if (result.ok && judge(result)?.kind === 'applied') {
       for (const loser of inFlight.values()) loser.controller.abort(new DOMException('another origin answered first', 'AbortError'))
       // The losers settle at once (their attempts race the abort); their 'aborted' lands in the log.
       await Promise.all([...inFlight.values()].map((f) => f.done))

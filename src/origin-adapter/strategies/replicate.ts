@@ -1,5 +1,6 @@
 import { digestHex } from '../../shared/digest.js'
-import { attempt, type EngineInput, failure, verdictOf } from '../engine.js'
+import { verdictOf } from '../../shared/applied.js'
+import { attempt, Connections, type EngineInput, failure } from '../engine.js'
 import type { AckQuorum, AttemptRecord, DispatchOutcome, LogEntry, OrderedSlot, Origin, OriginReply, ReplicaAck, ReplicaView } from '../types.js'
 
 /**
@@ -24,13 +25,14 @@ export type ReplicaOutcome =
   /** The replica's history differs from the log (another request in this slot). */
   | { kind: 'conflict'; detail: string }
   | { kind: 'gap'; expected: number }
-  | { kind: 'failed' }
+  /** Nothing applied; `permanent` when it will not pass by itself (DESIGN §6: what counts towards poison). */
+  | { kind: 'failed'; permanent?: boolean }
 
 /**
- * Reads an ordered answer: a final reply is an acknowledgement (with the
- * body digest divergence is judged on); the receiver's `sequence-pruned`
- * and `sequence-conflict` problems (DESIGN §6) are told apart from a
- * genuine 409 by their problem `type`.
+ * Reads an ordered answer by the one rule (`shared/applied.ts`): an applied
+ * answer is an acknowledgement (with the body digest divergence is judged
+ * on); `sequence-pruned` is applied with its answer gone; a refusal of
+ * type `sequence-conflict` means the replica's history differs.
  *
  * @param origin - the replica's name
  * @param reply - its answer
@@ -39,30 +41,14 @@ export type ReplicaOutcome =
  * readReplicaAnswer('r1', reply) // { kind: 'applied', ack: { origin: 'r1', status: 201, digest: '…' }, reply }
  */
 export function readReplicaAnswer(origin: string, reply: OriginReply): ReplicaOutcome {
-  const verdict = verdictOf(reply)
+  const verdict = verdictOf(reply.status, reply.headers, reply.body)
   if (verdict.kind === 'gap') return { kind: 'gap', expected: verdict.expected }
-  if (verdict.kind === 'retry') return { kind: 'failed' }
-  const type = problemType(reply)
-  if (reply.status === 409 && type === 'sequence-pruned') return { kind: 'pruned' }
-  if (reply.status === 409 && type === 'sequence-conflict') return { kind: 'conflict', detail: 'the replica applied another request in this slot' }
-  // Answers that prove nothing was applied are no acknowledgement: the receiver's own refusals (a signature or
-  // header it rejects), and what an auth layer or proxy in front of it says (401, 403, 407, 408).
-  if (NOT_APPLIED_STATUS.has(reply.status) || (type !== undefined && NOT_APPLIED_TYPES.has(type))) return { kind: 'failed' }
-  return { kind: 'applied', reply, ack: { origin, status: reply.status, digest: digestHex(reply.body) } }
-}
-
-const NOT_APPLIED_STATUS = new Set([401, 403, 407, 408])
-const NOT_APPLIED_TYPES = new Set(['signature-invalid', 'request-id-missing', 'bad-request', 'in-flight', 'store-unavailable', 'sequence-gap'])
-
-function problemType(reply: OriginReply): string | undefined {
-  const type = reply.headers.find(([n]) => n === 'content-type')?.[1] ?? ''
-  if (!type.includes('problem+json')) return undefined
-  try {
-    const body = JSON.parse(new TextDecoder().decode(reply.body)) as { type?: unknown }
-    return typeof body.type === 'string' ? body.type.slice(body.type.lastIndexOf('/') + 1) : undefined
-  } catch {
-    return undefined
+  if (verdict.kind === 'applied') {
+    if (verdict.answerGone) return { kind: 'pruned' }
+    return { kind: 'applied', reply, ack: { origin, status: reply.status, digest: digestHex(reply.body) } }
   }
+  if (verdict.reason === 'sequence-conflict') return { kind: 'conflict', detail: 'the replica applied another request in this slot' }
+  return { kind: 'failed', permanent: verdict.permanent }
 }
 
 /** What the Worker needs to replicate one ordered request. */
@@ -73,26 +59,47 @@ export interface ReplicateInput extends EngineInput {
   entries: (from: number, to: number) => Promise<LogEntry[]>
 }
 
+/** An acknowledgement of an earlier log entry that gap fill delivered to a replica. */
+export interface FilledAck {
+  sequence: number
+  requestId: string
+  ack: ReplicaAck
+}
+
 /** The replicas' answers: the quorum's, and a promise of the rest (for the background). */
 export interface ReplicateResult {
   outcome: DispatchOutcome
   /** Answers that made the quorum (stored with the commit). */
   acks: ReplicaAck[]
-  /** Every replica's outcome, once all are in (or the deadline passed): the quorum's answers again, and the rest. */
-  rest: Promise<{ acks: ReplicaAck[]; failed: string[]; conflicts: string[] }>
+  /**
+   * Every replica's outcome, once all are in (or the deadline passed): the
+   * quorum's answers again, and the rest; `filled` are the answers to the
+   * earlier entries gap fill delivered, to be compared like any other.
+   */
+  rest: Promise<{ acks: ReplicaAck[]; failed: string[]; conflicts: string[]; filled: FilledAck[] }>
 }
 
 /**
  * `replicate` (seeds 000/001, 002, 004): sends the request to every active
  * replica with `Once-Domain` and `Once-Sequence` on the request itself, so
- * a healthy replica receives exactly one message per logical request. The
- * client is answered with the first final answer once `quorum` replicas
- * have answered finally; the others go on in the background (the caller
- * hands `rest` to `waitUntil`). A replica that reports a gap is sent the
- * missing log entries in order, then the request again; one that keeps
- * failing is left to the stable area's alarm, which catches it up.
+ * a healthy replica receives exactly one message per logical request. At
+ * most 6 sends are in flight at once; one waiting its
+ * turn has not started its `timeoutMs`.
  *
- * @param input - the engine input, the slot (sequence and replicas) and the quorum
+ * With `ackQuorum: 1` the client gets the first applied answer. With
+ * `'majority'` or `'all'` it gets an answer that a majority of the replicas
+ * gave (same status and body digest), once the quorum's answers are in; a
+ * minority answer is the divergent one. The others go on in the background
+ * (the caller hands `rest` to `waitUntil`).
+ *
+ * Attempts are bounded (DESIGN §6): per replica at most `maxAttempts` sends
+ * of this request, each through the replica's breaker, retries through the
+ * group's retry budget, `Retry-After` honoured. A replica that reports a
+ * gap is sent the missing log entries in order (each as the log holds it
+ * when it is sent), then the request again. A replica that still has not
+ * applied it is left to the stable area's alarm, which resends with backoff.
+ *
+ * @param ordered - the engine input, the slot (sequence and replicas) and the quorum
  * @returns the client's answer, the quorum's acknowledgements, and the rest to come
  * @example
  * const { outcome, acks, rest } = await replicate({ ...input, slot, quorum: 1, entries })
@@ -101,12 +108,21 @@ export interface ReplicateResult {
 export async function replicate(ordered: ReplicateInput): Promise<ReplicateResult> {
   const { slot } = ordered
   // The order travels on the request itself (seed 002): no message of its own when nothing fails.
-  const input: ReplicateInput = { ...ordered, wire: { ...ordered.wire, domain: slot.domain, sequence: slot.sequence } }
+  const input: ReplicateInput = {
+    ...ordered,
+    wire: { ...ordered.wire, domain: slot.domain, sequence: slot.sequence },
+    connections: ordered.connections ?? new Connections(),
+  }
   const log: AttemptRecord[] = []
   const targets = sendTargets(slot.replicas)
-  const need = quorumOf(input.quorum, targets.filter((r) => r.state === 'active').length || targets.length)
+  const counted = targets.filter((r) => r.state === 'active').length || targets.length
+  const need = quorumOf(input.quorum, counted)
+  // With a quorum of more than one, the answer must be one a majority gave.
+  const agree = input.quorum === 1 ? 1 : Math.floor(counted / 2) + 1
   const acks: ReplicaAck[] = []
-  let first: { origin: string; reply: OriginReply } | undefined
+  const replies = new Map<string, OriginReply>()
+  const filled: FilledAck[] = []
+  let chosen: { origin: string; reply: OriginReply } | undefined
   let settled = 0
   let resolveQuorum!: () => void
   const quorum = new Promise<void>((r) => (resolveQuorum = r))
@@ -114,28 +130,39 @@ export async function replicate(ordered: ReplicateInput): Promise<ReplicateResul
   const conflicts: string[] = []
 
   const tasks = targets.map(async (replica) => {
-    const outcome: ReplicaOutcome = await applyAt(input, replica, log).catch((err: unknown) => {
+    const outcome: ReplicaOutcome = await applyAt(input, replica, log, filled).catch((err: unknown) => {
       console.error(`hono-once: replicating to ${replica.name} failed`, err)
       return { kind: 'failed' } as const
     })
     if (outcome.kind === 'applied') {
       acks.push(outcome.ack)
-      // The client's answer is the first final one; a replica still catching up counts, a suspect one never answers.
-      first ??= { origin: replica.name, reply: outcome.reply }
+      replies.set(outcome.ack.origin, outcome.reply)
+      if (!chosen && acks.length >= need) chosen = majorityOf(acks, agree, replies)
     } else if (outcome.kind === 'conflict') conflicts.push(replica.name)
     else if (outcome.kind !== 'pruned') failed.push(replica.name)
     settled++
-    if (acks.length >= need || settled === targets.length) resolveQuorum()
+    if (chosen || settled === targets.length) resolveQuorum()
   })
   if (targets.length === 0) resolveQuorum()
   await quorum
   const quorumAcks = [...acks]
   // Every answer, the quorum's included: if the commit never lands, these are what tell the object who applied it.
-  const rest = Promise.all(tasks).then(() => ({ acks: [...acks], failed, conflicts }))
-  if (first && quorumAcks.length >= need) {
-    return { outcome: { kind: 'answer', origin: first.origin, reply: first.reply, attempts: log }, acks: quorumAcks, rest }
+  const rest = Promise.all(tasks).then(() => ({ acks: [...acks], failed, conflicts, filled }))
+  if (chosen) return { outcome: { kind: 'answer', origin: chosen.origin, reply: chosen.reply, attempts: log }, acks: quorumAcks, rest }
+  const why =
+    quorumAcks.length >= need
+      ? `The ${quorumAcks.length} replica answers disagree: none was given by ${agree} replicas`
+      : `Only ${quorumAcks.length} of the ${need} replica answers needed came in time`
+  return { outcome: failure(log, why), acks: quorumAcks, rest }
+}
+
+/** The first answer that `agree` replicas gave alike (same status and body digest), if any. */
+function majorityOf(acks: ReplicaAck[], agree: number, replies: Map<string, OriginReply>): { origin: string; reply: OriginReply } | undefined {
+  for (const ack of acks) {
+    const alike = acks.filter((a) => a.status === ack.status && a.digest === ack.digest).length
+    if (alike >= agree) return { origin: ack.origin, reply: replies.get(ack.origin)! }
   }
-  return { outcome: failure(log, `Only ${quorumAcks.length} of the ${need} replica answers needed came in time`), acks: quorumAcks, rest }
+  return undefined
 }
 
 /** Active replicas get live requests; with none active, the others in rotation do (and are fed on the way). */
@@ -144,32 +171,48 @@ function sendTargets(replicas: ReplicaView[]): ReplicaView[] {
   return active.length > 0 ? active : replicas.filter((r) => r.state === 'lagging' || r.state === 'joining')
 }
 
-/** Sends the request to one replica until it answers finally or the deadline passes, filling gaps from the log. */
-async function applyAt(input: ReplicateInput, replica: ReplicaView, log: AttemptRecord[]): Promise<ReplicaOutcome> {
+/**
+ * Sends the request to one replica until it answers finally, filling gaps
+ * from the log: at most `maxAttempts` sends of this request, each through
+ * the replica's breaker, every retry through the group's retry budget.
+ */
+async function applyAt(input: ReplicateInput, replica: ReplicaView, log: AttemptRecord[], filled: FilledAck[]): Promise<ReplicaOutcome> {
   const origin: Origin = { name: replica.name, url: replica.url }
   const signal = input.signal ?? new AbortController().signal
-  for (let n = 0; Date.now() < input.deadline && !signal.aborted; n++) {
-    const result = await attempt(input, origin, input.firstAttempt + n, log, signal)
-    if (result.ok) {
-      const outcome = readReplicaAnswer(replica.name, result.reply)
-      if (outcome.kind === 'gap' && outcome.expected < input.slot.sequence) {
-        const filled = await fill(input, origin, outcome.expected, log, signal)
-        if (!filled) return { kind: 'failed' }
-        continue
-      }
-      if (outcome.kind === 'gap') return { kind: 'conflict', detail: `it expects sequence ${outcome.expected}, past ${input.slot.sequence}` }
-      if (outcome.kind !== 'failed') return outcome
+  let last: ReplicaOutcome = { kind: 'failed' }
+  for (let n = 0, fills = 0; n < input.maxAttempts && Date.now() < input.deadline && !signal.aborted; ) {
+    if (n > 0) {
+      await pause(Math.min(1000, 50 * 2 ** n) * (0.5 + Math.random() / 2), input.deadline)
+      if (!input.health.canRetry()) break
     }
-    await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** n) * Math.random()))
+    // An open breaker (or a pending Retry-After) sends nothing: the alarm takes the replica over.
+    if (!input.health.claim(origin.name, Date.now())) {
+      log.push({ origin: origin.name, attempt: input.firstAttempt + n, outcome: 'skipped', ms: 0 })
+      break
+    }
+    const result = await attempt(input, origin, input.firstAttempt + n, log, signal)
+    n++
+    if (!result.ok) continue
+    const outcome = readReplicaAnswer(replica.name, result.reply)
+    if (outcome.kind === 'gap' && outcome.expected < input.slot.sequence) {
+      // A gap answer applied nothing: it does not count as a send of this request.
+      n--
+      if (++fills > 2 || !(await fill(input, origin, outcome.expected, log, signal, filled))) return { kind: 'failed' }
+      continue
+    }
+    if (outcome.kind === 'gap') return { kind: 'conflict', detail: `it expects sequence ${outcome.expected}, past ${input.slot.sequence}` }
+    if (outcome.kind !== 'failed') return outcome
+    last = outcome
   }
-  return { kind: 'failed' }
+  return last
 }
 
-/** Sends log entries `from`…`sequence - 1` to a replica, in order. */
-async function fill(input: ReplicateInput, origin: Origin, from: number, log: AttemptRecord[], signal: AbortSignal): Promise<boolean> {
-  const missing = await input.entries(from, input.slot.sequence - 1)
-  if (missing.length === 0 || missing[0]!.sequence !== from) return false // pruned from the log: the alarm marks it suspect
-  for (const entry of missing) {
+/** Sends log entries `from`…`sequence - 1` to a replica, in order, each read from the log just before it is sent. */
+async function fill(input: ReplicateInput, origin: Origin, from: number, log: AttemptRecord[], signal: AbortSignal, filled: FilledAck[]): Promise<boolean> {
+  for (let sequence = from; sequence < input.slot.sequence; sequence++) {
+    // What the log says now: an entry abandoned meanwhile goes out as the no-op it has become.
+    const [entry] = await input.entries(sequence, sequence)
+    if (!entry || entry.sequence !== sequence) return false // pruned from the log: the alarm marks it suspect
     const one: EngineInput = {
       ...input,
       request: entry.request,
@@ -178,7 +221,14 @@ async function fill(input: ReplicateInput, origin: Origin, from: number, log: At
     const result = await attempt(one, origin, 1, log, signal)
     if (!result.ok) return false
     const outcome = readReplicaAnswer(origin.name, result.reply)
-    if (outcome.kind !== 'applied' && outcome.kind !== 'pruned') return false
+    if (outcome.kind === 'applied') filled.push({ sequence, requestId: entry.requestId, ack: outcome.ack })
+    else if (outcome.kind !== 'pruned') return false
   }
   return true
 }
+
+function pause(ms: number, deadline: number): Promise<void> {
+  const wait = Math.max(0, Math.min(ms, deadline - Date.now()))
+  return new Promise((r) => setTimeout(r, wait))
+}
+
