@@ -197,38 +197,7 @@ describe('replicate: ordered replication (seeds 000/001, 002)', () => {
     expect((await domainState(account))?.head).toBe(1)
   })
 
-  it('a poison request (every replica keeps failing it) is committed as a 502 and its slot becomes a no-op; the domain goes on', async () => {
-    const origins = await startOrigins(['r1', 'r2'])
-    for (const o of origins) await o.faults({ failNext: 1_000_000 })
-    const { deposit } = replicatedBank(asReplicas(origins), { deadlineMs: 500 })
-    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
-    const key = newKey()
-    const failing = await deposit(account, key, 9)
-    expect(await problemOf(failing)).toMatchObject({ status: 502, retryable: true }) // the replicas answered 5xx
-    const stub = domainStub(account)
-    // A poison request must also be old (a minute): a short outage of every replica is not one. Age it.
-    await runInDurableObject(stub, (_o, state) => state.storage.sql.exec('UPDATE log SET created_at = created_at - 120000'))
-    let abandoned: Record<string, unknown> | undefined
-    for (let i = 0; i < 8 && !abandoned; i++) {
-      await runDurableObjectAlarm(stub)
-      const p = await problemOf(await deposit(account, key, 9))
-      if (p.retryable === false) abandoned = p
-    }
-    expect(abandoned).toMatchObject({ status: 502, type: expect.stringContaining('request-abandoned'), retryable: false })
-    expect((await deposit(account, key, 9)).status).toBe(502)
-    for (const o of origins) await o.faults({ failNext: 0 })
-    // Sequence 2 goes on: the replicas ask for 1 (after their gap wait), get it as a no-op from the log, then 2.
-    expect((await replicatedBank(asReplicas(origins)).deposit(account, newKey(), 3)).status).toBe(201)
-    await catchUp(account, ['r1', 'r2'])
-    for (const o of origins) {
-      const h = await history(o, account)
-      expect(h.map((a) => [a.sequence, a.noop])).toEqual([
-        [1, true],
-        [2, false],
-      ])
-      expect((await o.stats()).balances[account]).toBe(3)
-    }
-  }, 60_000)
+  // Poison (only permanent refusals over poisonAfterMs) is tested in replicate-bounds.test.ts.
 
   it('a domain() that throws or returns a non-string: a clear 500 naming the option', async () => {
     const [r1] = await startOrigins(['r1'])
