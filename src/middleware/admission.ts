@@ -205,13 +205,14 @@ export class Admission {
     if (!this.order) return []
     const order = this.order
     const events: DivergenceEvent[] = []
+    // Earlier sequences first: a divergence is reported where it began.
     const calls: [number, string, ReplicaAck[], string[]][] = []
-    if (acks.length > 0 || failed.length > 0) calls.push([order.sequence, this.requestId, acks, failed])
-    for (const f of filled) {
+    for (const f of [...filled].sort((a, b) => a.sequence - b.sequence)) {
       const same = calls.find(([sequence]) => sequence === f.sequence)
       if (same) same[2].push(f.ack)
       else calls.push([f.sequence, f.requestId, [f.ack], []])
     }
+    if (acks.length > 0 || failed.length > 0) calls.push([order.sequence, this.requestId, acks, failed])
     for (const [sequence, requestId, a, f] of calls) {
       try {
         events.push(...(await this.connect().acknowledge(order.domain, sequence, requestId, a, f)))

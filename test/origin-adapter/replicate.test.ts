@@ -332,4 +332,20 @@ describe('replicate: ordered replication (seeds 000/001, 002)', () => {
     const state = await eventually(() => domainState(account), (s) => s?.replicas.find((r) => r.name === 'r2')?.state === 'lagging')
     expect(state?.replicas.find((r) => r.name === 'r2')?.acked).toBe(0)
   })
+
+  it('gap fill: the answers to the entries it delivered are reported and compared like any other (issue 15.15)', async () => {
+    const origins = await startOrigins(['r1', 'r2'])
+    const { deposit } = replicatedBank(asReplicas(origins))
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    expect((await deposit(account, newKey(), 10)).status).toBe(201)
+    await eventually(() => history(origins[1]!, account), (h) => h.length === 1)
+    // r2 comes back empty (restored from nothing), and now computes wrong balances: the object still counts it active at 1.
+    await origins[1]!.restart()
+    await origins[1]!.faults({ wrongBalance: true })
+    expect((await deposit(account, newKey(), 10)).status).toBe(201)
+    await eventually(() => history(origins[1]!, account), (h) => h.length === 2)
+    // Its answer to sequence 1, delivered by gap fill, is compared: the divergence is found where it began.
+    const state = await eventually(() => domainState(account), (s) => s?.replicas.find((r) => r.name === 'r2')?.state === 'suspect')
+    expect(state?.replicas.find((r) => r.name === 'r2')?.reason).toMatch(/^answered sequence 1 /)
+  })
 })
