@@ -1,10 +1,10 @@
 import { problem } from '../middleware/problem.js'
 import { NEVER_REPLAYED } from '../middleware/reply.js'
 import type { OriginHealth } from '../origin-adapter/health.js'
-import { keepable } from '../origin-adapter/engine.js'
+import { replyLost, tooLargeAnswer } from '../shared/applied.js'
 import { resolveSecret, sendAttempt } from '../origin-adapter/send.js'
 import { quorumOf, readReplicaAnswer } from '../origin-adapter/strategies/replicate.js'
-import type { LogEntry, OriginReply, RelayPlan, ReplicaView } from '../origin-adapter/types.js'
+import type { LogEntry, OriginReply, RelayPlan, ReplicaView, ReplyPolicy } from '../origin-adapter/types.js'
 import type { OrderedDomains } from './ordered.js'
 import type { CommitRequest, CommitResult, StoredReply } from './types.js'
 
@@ -109,7 +109,9 @@ async function send(host: CatchUpHost, plan: RelayPlan, domain: string, replica:
     maxResponseBytes: plan.maxResponseBytes,
     signal: new AbortController().signal,
   })
-  return keepable(result, plan.maxResponseBytes)
+  // An applied answer over the limit is still applied: the final reply-lost (the one rule, shared/applied.ts).
+  const lost = !result.ok && result.reason === 'too-large' && result.head ? tooLargeAnswer(result.head, plan.maxResponseBytes) : undefined
+  return lost ? ({ ok: true, reply: lost, ms: result.ms } as const) : result
 }
 
 /** Feeds one replica the entries it lacks, in order, one batch per alarm run, as far as it goes without a failure. */
@@ -215,7 +217,7 @@ async function finish(host: CatchUpHost, p: Pending, replies: Map<string, { orig
   const ttlMs = Math.max(1000, p.ttl_ms)
   const commit = (reply: StoredReply) => host.commit({ lookup: p.lookup, token, reply, ttlMs, order: { acks: [], failed: [] } })
   if (first && answered.size >= need) {
-    commit(storedFrom(first))
+    commit(storedFrom(first, plan.reply, p.sequence))
     return
   }
   // A poison request (DESIGN §6): it is next in line at every replica in rotation, and every one of them refused it
@@ -248,14 +250,26 @@ async function finish(host: CatchUpHost, p: Pending, replies: Map<string, { orig
 }
 
 /**
- * An origin's final answer as the stable area stores it for replay: the
- * replayable headers, plus `Once-Origin`.
+ * An origin's applied answer as the stable area stores it for replay, by
+ * the route's reply policy, as `once()` in the Worker would have kept it:
+ * the replayed headers (its allow-list, else all but the never-replayed
+ * ones) with `Once-Origin` (and `Once-Sequence` for an ordered request),
+ * and a body over `maxReplyBytes` replaced by the final `reply-lost`.
  *
+ * @param answer - the origin and its reply
+ * @param policy - the route's reply policy, stored with the relay plan
+ * @param sequence - the request's sequence, for an ordered one
+ * @returns the reply to commit
  * @example
- * commit({ lookup, token, reply: storedFrom({ origin: 'eu', reply }), ttlMs })
+ * commit({ lookup, token, reply: storedFrom({ origin: 'eu', reply }, plan.reply), ttlMs })
  */
-export function storedFrom(answer: { origin: string; reply: OriginReply }): StoredReply {
-  const headers: [string, string][] = answer.reply.headers.filter(([name]) => !NEVER_REPLAYED.has(name))
-  headers.push(['once-origin', answer.origin])
-  return { status: answer.reply.status, headers, body: answer.reply.body }
+export function storedFrom(answer: { origin: string; reply: OriginReply }, policy?: ReplyPolicy, sequence?: number): StoredReply {
+  const allow = policy?.replayHeaders && new Set(policy.replayHeaders)
+  const allowed = (name: string) => (allow ? allow.has(name) : !NEVER_REPLAYED.has(name))
+  const { reply } = answer
+  const kept = policy && reply.body.byteLength > policy.maxReplyBytes ? replyLost(reply.status, `maxReplyBytes (${policy.maxReplyBytes} bytes)`) : reply
+  const headers: [string, string][] = kept.headers.filter(([name]) => allowed(name) && name !== 'once-applied')
+  if (allowed('once-origin')) headers.push(['once-origin', answer.origin])
+  if (sequence !== undefined && allowed('once-sequence')) headers.push(['once-sequence', String(sequence)])
+  return { status: kept.status, headers, body: kept.body }
 }

@@ -518,7 +518,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
     const sends = due.sends + outcome.attempts.length
     // An answer is applied by the one rule (failover returns no other): commit it, whatever its status.
     if (outcome.kind === 'answer') {
-      const committed = this.#commitNow({ lookup, token, reply: storedFrom(outcome), ttlMs: due.ttlMs, relay: { sends } })
+      const committed = this.#commitNow({ lookup, token, reply: storedFrom(outcome, plan.reply), ttlMs: due.ttlMs, relay: { sends } })
       if (committed.ok) this.#wake(lookup)
       return
     }

@@ -70,7 +70,12 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
   // Typed by its RPC surface: the generated stub type is too deep for the checker.
   const connect = (): StableAreaApi => id.ns.get(objectId, options) as unknown as StableAreaApi
   // A route that proxy() handles: the request is stored with the admit, so a dead Worker's relay is resent.
-  const plan = relayPlanOf(c)
+  const routePlan = relayPlanOf(c)
+  // The route's reply policy travels with the relay: a reply the alarm commits is kept as this Worker would keep it.
+  const plan = routePlan && {
+    ...routePlan,
+    reply: { maxReplyBytes: config.maxReplyBytes, ...(config.allow ? { replayHeaders: [...config.allow] } : {}) },
+  }
   let relay: RelayInput | undefined
   if (plan) {
     if (id.body.byteLength > MAX_RELAY_BODY_BYTES) {

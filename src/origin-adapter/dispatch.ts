@@ -263,7 +263,8 @@ function answer(outcome: DispatchOutcome, instance: string, key: string | undefi
     return res
   }
   const headers = new Headers()
-  for (const [name, value] of outcome.reply.headers) headers.append(name, value)
+  // `Once-Applied` is the origin's word to the edge, not part of the answer the client gets (or a replay repeats).
+  for (const [name, value] of outcome.reply.headers) if (name !== 'once-applied') headers.append(name, value)
   headers.set(ONCE_HEADERS.origin, outcome.origin)
   if (timing) headers.append('server-timing', timing)
   return new Response(nullBodyStatus(outcome.reply.status) ? null : outcome.reply.body, { status: outcome.reply.status, headers })

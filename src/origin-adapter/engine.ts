@@ -1,5 +1,5 @@
 import { retryAfterMs } from '../client/backoff.js'
-import { type AnswerVerdict, replyLost, verdictOf } from '../shared/applied.js'
+import { type AnswerVerdict, tooLargeAnswer, verdictOf } from '../shared/applied.js'
 import type { OriginHealth } from './health.js'
 import { type SendResult, sendAttempt } from './send.js'
 import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'
@@ -53,9 +53,8 @@ export function judge(result: SendResult): AnswerVerdict | undefined {
  */
 export function keepable(result: SendResult, maxResponseBytes: number): SendResult {
   if (result.ok || result.reason !== 'too-large' || !result.head) return result
-  const { status, headers } = result.head
-  if (verdictOf(status, headers).kind !== 'applied') return result
-  return { ok: true, reply: replyLost(status, `maxResponseBytes (${maxResponseBytes} bytes)`), ms: result.ms }
+  const lost = tooLargeAnswer(result.head, maxResponseBytes)
+  return lost ? { ok: true, reply: lost, ms: result.ms } : result
 }
 
 /** `Retry-After` as the client reads it (seconds or an HTTP-date), kept to what an embargo may sensibly last. */

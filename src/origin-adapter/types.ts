@@ -74,6 +74,15 @@ export interface RelayPlan {
   logRetentionMs?: number | undefined
   /** `replicate` only: how long every replica must refuse a request for good before it is poison. */
   poisonAfterMs?: number | undefined
+  /** The route's reply policy (from `once()`), so a reply the alarm commits is kept as the Worker would keep it. */
+  reply?: ReplyPolicy | undefined
+}
+
+/** How `once()` keeps a reply: which headers a replay carries, and the largest body kept. */
+export interface ReplyPolicy {
+  /** Lower-case allow-list of replayed headers; absent: every header but the never-replayed ones. */
+  replayHeaders?: string[] | undefined
+  maxReplyBytes: number
 }
 
 /** Where a replica stands in one ordering domain (DESIGN §4 origin progress). */

@@ -155,3 +155,18 @@ export function replyLost(status: number, limit: string): { status: number; head
     body: new TextEncoder().encode(JSON.stringify(problem)),
   }
 }
+
+/**
+ * What an answer over `maxResponseBytes` becomes, read by its status and
+ * headers alone (its body was not kept): the final {@link replyLost} when
+ * it was applied; undefined when it applied nothing (send it again).
+ *
+ * @param head - status and headers of the answer that was too large
+ * @param maxResponseBytes - the limit it went over
+ * @returns the reply to keep, or undefined
+ * @example
+ * tooLargeAnswer({ status: 201, headers: [] }, 1024) // a 502 reply-lost, applied
+ */
+export function tooLargeAnswer(head: { status: number; headers: AnswerHeaders }, maxResponseBytes: number): ReturnType<typeof replyLost> | undefined {
+  return verdictOf(head.status, head.headers).kind === 'applied' ? replyLost(head.status, `maxResponseBytes (${maxResponseBytes} bytes)`) : undefined
+}

@@ -348,4 +348,34 @@ describe('replicate: ordered replication (seeds 000/001, 002)', () => {
     const state = await eventually(() => domainState(account), (s) => s?.replicas.find((r) => r.name === 'r2')?.state === 'suspect')
     expect(state?.replicas.find((r) => r.name === 'r2')?.reason).toMatch(/^answered sequence 1 /)
   })
+
+  it("a reply the alarm commits is kept by the route's reply policy, like one the Worker commits (issue 15.18)", async () => {
+    const origins = await startOrigins(['r1'])
+    const app = new Hono()
+    app.use('/accounts/*', once({ leaseMs: 3000, replayCache: false, replayHeaders: ['Content-Type'], domain: (c) => c.req.path.split('/')[2]! }))
+    app.post('/accounts/*', proxy({ origins: asReplicas(origins), strategy: 'replicate', timeoutMs: 300, deadlineMs: 600 }))
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const send = (key: string) =>
+      app.request(`/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: '{"amount":1}' }, env)
+    const byWorker = newKey()
+    expect((await send(byWorker)).status).toBe(201)
+    const names = async (res: Response) => [...res.headers.keys()].sort()
+    const workerReplay = await names(await send(byWorker))
+    // The next one is committed by the alarm: the replica was down while the Worker tried.
+    await origins[0]!.faults({ down: true })
+    const byAlarm = newKey()
+    expect([502, 504]).toContain((await send(byAlarm)).status)
+    await origins[0]!.faults({ down: false })
+    const replay = await eventually(
+      async () => {
+        await runDurableObjectAlarm(domainStub(account))
+        return send(byAlarm)
+      },
+      (r) => r.status === 201,
+      40,
+      100,
+    )
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    expect(await names(replay)).toEqual(workerReplay)
+  })
 })
