@@ -122,6 +122,37 @@ describe('replicate: the majority answers (issue 15.19)', () => {
   })
 })
 
+describe('replicate: a replica wrongly suspected is cleared (issue 15.19)', () => {
+  it('ackQuorum 1, the wrong replica first: the right one suspected against it is cleared once a third answer makes a majority', async () => {
+    const origins = await startOrigins(['r1', 'r2', 'r3'])
+    await origins[0]!.faults({ wrongBalance: true })
+    await origins[1]!.faults({ latencyMs: 100 })
+    await origins[2]!.faults({ down: true })
+    const deposit = bank(list(origins), { ackQuorum: 1, maxAttempts: 1 })
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    expect((await deposit(account, newKey(), 1)).status).toBe(201) // with ackQuorum 1 the first answer stands
+    // Two answers, compared against the committed (wrong) one: r2 is suspected.
+    await eventually(() => stateOf(account), (s) => s?.replicas.find((r) => r.name === 'r2')?.state === 'suspect')
+    await origins[2]!.faults({ down: false })
+    const stub = stubOf(account)
+    const state = await eventually(
+      async () => {
+        await age(stub, "UPDATE replicas SET next_at = NULL WHERE name = 'r3'")
+        await runDurableObjectAlarm(stub)
+        return stateOf(account)
+      },
+      (s) => s?.replicas.find((r) => r.name === 'r2')?.state === 'active',
+      40,
+      50,
+    )
+    expect(state?.replicas.map((r) => [r.name, r.state])).toEqual([
+      ['r1', 'suspect'],
+      ['r2', 'active'],
+      ['r3', 'active'],
+    ])
+  })
+})
+
 describe('replicate: poison (issue 15.5)', () => {
   it('a 70 s outage of every replica (503, temporary) never makes a request poison: once they are back it is applied', async () => {
     const origins = await startOrigins(['r1', 'r2'])
