@@ -229,7 +229,9 @@ async function forward(c: Context, req: Request, group: OriginGroup, optionalSec
   // An applied answer is final whatever its status (a `reply-lost`, an origin's recorded 5xx): once() commits it,
   // where its own rule would give the key back for a retry that the origins would only replay.
   const once = c.get('once')
-  if (outcome.kind === 'answer' && nth === 1 && link && once && !isFinalStatus(outcome.reply.status)) await once.commit(res.clone())
+  if (outcome.kind === 'answer' && nth === 1 && link && once && !isFinalStatus(outcome.reply.status)) {
+    await once.commit(res.clone()).catch((err: unknown) => console.error(`hono-once: could not commit the applied answer of ${link.requestId}`, err))
+  }
   return res
 }
 
