@@ -2,6 +2,7 @@ import { problem } from '../middleware/problem.js'
 import { NEVER_REPLAYED } from '../middleware/reply.js'
 import type { OriginHealth } from '../origin-adapter/health.js'
 import { replyLost, tooLargeAnswer } from '../shared/applied.js'
+import { digestHex } from '../shared/digest.js'
 import { resolveSecret, sendAttempt } from '../origin-adapter/send.js'
 import { quorumOf, readReplicaAnswer } from '../origin-adapter/strategies/replicate.js'
 import type { LogEntry, OriginReply, RelayPlan, ReplicaView, ReplyPolicy } from '../origin-adapter/types.js'
@@ -194,6 +195,7 @@ async function finish(host: CatchUpHost, p: Pending, replies: Map<string, { orig
   let first = replies.get(`${p.domain}\n${p.sequence}`)
   // Send it to the replicas whose turn it is (everything before it applied). A replica that acknowledged it is asked
   // again only while no answer is known at all (its Worker died with it): it replays, and one such answer is enough.
+  const got: { origin: string; reply: OriginReply; digest: string }[] = first ? [{ ...first, digest: digestHex(first.reply.body) }] : []
   let tried = 0
   let refused = 0
   for (const r of inRotation) {
@@ -209,6 +211,7 @@ async function finish(host: CatchUpHost, p: Pending, replies: Map<string, { orig
     }
     host.transact(() => ordered.acknowledge(p.domain, p.sequence, [outcome.ack], [], p.request_id, Date.now()))
     answered.add(r.name)
+    got.push({ origin: r.name, reply: outcome.reply, digest: outcome.ack.digest })
     first ??= { origin: r.name, reply: outcome.reply }
   }
   const active = inRotation.filter((r) => r.state === 'active').length
@@ -216,8 +219,10 @@ async function finish(host: CatchUpHost, p: Pending, replies: Map<string, { orig
   // The TTL counts from the commit, like every record's.
   const ttlMs = Math.max(1000, p.ttl_ms)
   const commit = (reply: StoredReply) => host.commit({ lookup: p.lookup, token, reply, ttlMs, order: { acks: [], failed: [] } })
-  if (first && answered.size >= need) {
-    commit(storedFrom(first, plan.reply, p.sequence))
+  // With a quorum of more than one, the committed answer is one a majority of the replicas gave (as in the Worker).
+  const chosen = (plan.ackQuorum ?? 1) === 1 ? first : majorityAnswer(sql, p, got, Math.floor((active || inRotation.length) / 2) + 1)
+  if (chosen && answered.size >= need) {
+    commit(storedFrom(chosen, plan.reply, p.sequence))
     return
   }
   // A poison request (DESIGN §6): it is next in line at every replica in rotation, and every one of them refused it
@@ -247,6 +252,17 @@ async function finish(host: CatchUpHost, p: Pending, replies: Map<string, { orig
     sql.exec(`UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ?`, Date.now(), p.lookup, token)
     ordered.deferEntry(p.domain, p.sequence, Date.now())
   })
+}
+
+/** Among the answers in hand, one whose status and body digest at least `agree` replicas gave (by the answers recorded). */
+function majorityAnswer(
+  sql: SqlStorage,
+  p: Pending,
+  got: { origin: string; reply: OriginReply; digest: string }[],
+  agree: number,
+): { origin: string; reply: OriginReply } | undefined {
+  const rows = sql.exec<{ status: number; digest: string }>('SELECT status, digest FROM results WHERE domain = ? AND sequence = ?', p.domain, p.sequence).toArray()
+  return got.find((g) => rows.filter((r) => r.status === g.reply.status && r.digest === g.digest).length >= agree)
 }
 
 /**
