@@ -6,7 +6,7 @@ import { RetryBudget } from './retry-budget.js'
 import { type OnceFetchOptions, type OnceInfo, OnceFetchError, type RetryReason } from './types.js'
 
 /** A `fetch` with hono-once's retries: same signature, so it drops in anywhere, Hono's `hc` included. */
-export type OnceFetch = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>
+export type OnceFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 
 const infos = new WeakMap<Response, OnceInfo>()
 
@@ -172,7 +172,7 @@ const defaultFetch = createOnceFetch()
  * })
  * onceInfo(res) // { key: '0193…', attempts: 2, replayed: true }
  */
-export function onceFetch(input: RequestInfo | URL, init?: RequestInit, options?: OnceFetchOptions): Promise<Response> {
+export function onceFetch(input: string | URL | Request, init?: RequestInit, options?: OnceFetchOptions): Promise<Response> {
   return (options ? createOnceFetch(options) : defaultFetch)(input, init)
 }
 
