@@ -36,7 +36,8 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
     const shipped = new Set(readdirSync(pkg))
     for (const name of ['dist', 'docs', 'bin', 'LICENSE', 'README.md', 'package.json']) expect(shipped, name).toContain(name)
     expect(readdirSync(join(pkg, 'docs'))).toContain('gateway.md')
-    expect(readdirSync(join(pkg, 'dist/testing'))).toContain('index.js')
+    expect(readdirSync(join(pkg, 'dist'))).toContain('testing.js')
+    expect(readFileSync(join(pkg, 'LICENSE'), 'utf8')).toMatch(/^MIT License/)
   })
 
   it('`npx hono-once init` scaffolds wrangler.toml (binding, SQLite migration, ONCE_CONFIG, secrets) and src/index.ts', async () => {
@@ -73,6 +74,9 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
     const bundle = readFileSync(join(outdir, 'index.js'), 'utf8')
     expect(bundle).toMatch(/export\s*\{[^}]*\bStableArea\b/)
     expect(bundle).toContain('ONCE_CONFIG')
+    // The testing kit is dev-time only: nothing of it in the edge bundle.
+    expect(bundle).not.toContain('cloudflare:test')
+    expect(bundle).not.toContain('testOrigin')
   })
 
   it("hono-once/client's types check in a Node project with no DOM lib and skipLibCheck: false", async () => {
