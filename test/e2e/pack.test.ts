@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -7,12 +7,52 @@ import { parse as parseToml } from 'smol-toml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startOrigin, type RunningOrigin } from '../../examples/origin/server.js'
 import { freePort } from '../../scripts/wrangler-dev.js'
+import { extractBlocks } from '../docs/blocks.js'
 
 const run = promisify(execFile)
 const root = resolve('.')
 const wrangler = join(root, 'node_modules/.bin/wrangler')
 const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true', npm_config_audit: 'false', npm_config_fund: 'false' }
-const honoVersion = (JSON.parse(readFileSync('node_modules/hono/package.json', 'utf8')) as { version: string }).version
+const versionOf = (name: string) => (JSON.parse(readFileSync(`node_modules/${name}/package.json`, 'utf8')) as { version: string }).version
+
+/** Starts `wrangler dev` in `cwd` on loopback and waits (bounded) until it answers. */
+async function wranglerDev(cwd: string, vars: Record<string, string>) {
+  const port = await freePort()
+  const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--show-interactive-dev-session=false']
+  for (const [name, value] of Object.entries(vars)) args.push('--var', `${name}:${value}`)
+  const child = spawn(wrangler, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  let log = ''
+  child.stdout?.on('data', (d: Buffer) => (log += d.toString()))
+  child.stderr?.on('data', (d: Buffer) => (log += d.toString()))
+  const url = `http://127.0.0.1:${port}`
+  const stop = async () => {
+    if (child.pid === undefined || child.exitCode !== null) return
+    const exited = new Promise((r) => child.once('exit', r))
+    process.kill(-child.pid, 'SIGKILL') // the whole group: wrangler and workerd
+    await exited
+  }
+  await until(url, () => (child.exitCode !== null ? `wrangler dev exited:\n${log}` : undefined), 50_000).catch(async (e: unknown) => {
+    await stop()
+    throw new Error(`${String(e)}\n${log}`)
+  })
+  return { url, stop, log: () => log }
+}
+
+/** Bounded polling until `url` answers anything; `dead` says why to stop early. */
+async function until(url: string, dead: () => string | undefined, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const why = dead()
+    if (why) throw new Error(why)
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`)
+    const up = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
+      async (r) => (await r.body?.cancel(), true),
+      () => false,
+    )
+    if (up) return
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
 
 describe('the npm package, packed and installed in a scratch folder as a user would', () => {
   const work = mkdtempSync(join(tmpdir(), 'hono-once-pack-'))
@@ -26,7 +66,7 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
     mkdirSync(app)
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'my-gateway', private: true, type: 'module' }, null, 2))
     // Only the npm registry (and its cache, filled by this repo's install) for the tarball's dependencies.
-    await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, `hono@${honoVersion}`], { cwd: app, env, timeout: 120_000 })
+    await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, `hono@${versionOf('hono')}`, `@hono/node-server@${versionOf('@hono/node-server')}`], { cwd: app, env, timeout: 120_000 })
   }, 240_000)
 
   afterAll(() => rmSync(work, { recursive: true, force: true }))
@@ -107,51 +147,25 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
 
   describe('`wrangler dev` of the scaffolded project on loopback, in front of a real origin', () => {
     let origin: RunningOrigin
-    let dev: ReturnType<typeof spawn> | undefined
-    let log = ''
-    let url = ''
+    let dev: Awaited<ReturnType<typeof wranglerDev>> | undefined
 
     beforeAll(async () => {
       origin = await startOrigin({ name: 'eu' })
-      const port = await freePort()
-      url = `http://127.0.0.1:${port}`
       const config = {
         origins: [{ name: 'eu', url: origin.url }],
         routes: [{ path: '/accounts/:id/*', methods: ['POST'], strategy: 'replicate', domain: 'param:id' }, { path: '/accounts/*', methods: ['GET'] }],
       }
-      dev = spawn(wrangler, ['dev', '--ip', '127.0.0.1', '--port', String(port), '--show-interactive-dev-session=false', '--var', `ONCE_CONFIG:${JSON.stringify(config)}`], {
-        cwd: app,
-        env,
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-      dev.stdout?.on('data', (d: Buffer) => (log += d.toString()))
-      dev.stderr?.on('data', (d: Buffer) => (log += d.toString()))
-      const deadline = Date.now() + 50_000
-      for (;;) {
-        if (dev.exitCode !== null) throw new Error(`wrangler dev exited:\n${log}`)
-        if (Date.now() > deadline) throw new Error(`wrangler dev did not answer:\n${log}`)
-        const up = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
-          async (r) => (await r.body?.cancel(), true),
-          () => false,
-        )
-        if (up) break
-        await new Promise((r) => setTimeout(r, 200))
-      }
+      dev = await wranglerDev(app, { ONCE_CONFIG: JSON.stringify(config) })
     }, 60_000)
 
     afterAll(async () => {
-      if (dev?.pid !== undefined && dev.exitCode === null) {
-        const exited = new Promise((r) => dev!.once('exit', r))
-        process.kill(-dev.pid, 'SIGKILL')
-        await exited
-      }
+      await dev?.stop()
       await origin?.close()
     })
 
     it('applies a write once and replays it to the retry', async () => {
       const deposit = () =>
-        fetch(`${url}/accounts/alice/deposits`, {
+        fetch(`${dev!.url}/accounts/alice/deposits`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'idempotency-key': '"pack-1"' },
           body: JSON.stringify({ amount: 100 }),
@@ -159,7 +173,7 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
         })
       const first = await deposit()
       const firstBody = await first.text()
-      expect(first.status, `${firstBody}\n${log}`).toBe(201)
+      expect(first.status, `${firstBody}\n${dev!.log()}`).toBe(201)
       const retry = await deposit()
       expect(retry.status).toBe(201)
       expect(retry.headers.get('idempotent-replayed')).toBe('true')
@@ -167,6 +181,70 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
       const stats = await origin.stats()
       expect(stats.balances).toEqual({ alice: 100 })
       expect(Object.values(stats.byRequestId).map((s) => s.applied)).toEqual([1])
+    })
+  })
+
+  describe("the README's quick start, its three files copied as a user would (ports made free)", () => {
+    const dir = join(work, 'quickstart')
+    const secret = 'a-long-shared-secret-for-the-test'
+    let originProcess: ReturnType<typeof spawn> | undefined
+    let originLog = ''
+    let dev: Awaited<ReturnType<typeof wranglerDev>> | undefined
+
+    beforeAll(async () => {
+      const blocks = extractBlocks('README.md', readFileSync('README.md', 'utf8'))
+      const file = (marker: string) => {
+        const found = blocks.filter((b) => b.code.startsWith(marker))
+        if (found.length !== 1) throw new Error(`README.md: expected one block starting with ${JSON.stringify(marker)}, found ${found.length}`)
+        return found[0]!.code
+      }
+      const port = String(await freePort())
+      mkdirSync(join(dir, 'src'), { recursive: true })
+      symlinkSync(join(app, 'node_modules'), join(dir, 'node_modules'))
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'my-bank', private: true, type: 'module' }))
+      writeFileSync(join(dir, 'wrangler.toml'), file('# wrangler.toml'))
+      writeFileSync(join(dir, 'src/index.ts'), file('// src/index.ts').replaceAll('9001', port))
+      writeFileSync(join(dir, 'origin.ts'), file('// origin.ts').replaceAll('9001', port))
+      // `ONCE_SECRET=… npx tsx origin.ts`, on this Node (>= 22.16: node:sqlite).
+      originProcess = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), 'origin.ts'], {
+        cwd: dir,
+        env: { ...env, ONCE_SECRET: secret },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      originProcess.stdout?.on('data', (d: Buffer) => (originLog += d.toString()))
+      originProcess.stderr?.on('data', (d: Buffer) => (originLog += d.toString()))
+      await until(`http://127.0.0.1:${port}/`, () => (originProcess!.exitCode !== null ? `origin.ts exited:\n${originLog}` : undefined), 30_000)
+      dev = await wranglerDev(dir, { ONCE_SIGNING_SECRET: secret })
+    }, 90_000)
+
+    afterAll(async () => {
+      await dev?.stop()
+      if (originProcess && originProcess.exitCode === null) {
+        const exited = new Promise((r) => originProcess!.once('exit', r))
+        originProcess.kill('SIGKILL')
+        await exited
+      }
+    })
+
+    it('the curl lines: a deposit sent twice is applied once and replayed; the signed read answers the balance', async () => {
+      const deposit = () =>
+        fetch(`${dev!.url}/accounts/alice/deposits`, {
+          method: 'POST',
+          headers: { 'idempotency-key': '"dep-1"', 'content-type': 'application/json' },
+          body: '{"amount":100}',
+          signal: AbortSignal.timeout(15_000),
+        })
+      const first = await deposit()
+      const body = await first.text()
+      expect(first.status, `${body}\n${dev!.log()}\n${originLog}`).toBe(201)
+      expect(JSON.parse(body)).toEqual({ id: 'alice', balance: 100 })
+      const again = await deposit()
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+      expect(await again.text()).toBe(body)
+      const read = await fetch(`${dev!.url}/accounts/alice`, { signal: AbortSignal.timeout(15_000) })
+      const readBody = await read.text()
+      expect(read.status, readBody).toBe(200)
+      expect(JSON.parse(readBody)).toEqual({ id: 'alice', balance: 100 })
     })
   })
 })
