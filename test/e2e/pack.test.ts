@@ -247,4 +247,64 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
       expect(JSON.parse(readBody)).toEqual({ id: 'alice', balance: 100 })
     })
   })
+
+  describe("docs/testing.md's example, in a project of its own: @cloudflare/vitest-plugin with hono-once/testing from the package", () => {
+    const dir = join(work, 'testing-kit')
+
+    beforeAll(() => {
+      const blocks = extractBlocks('docs/testing.md', readFileSync('docs/testing.md', 'utf8'))
+      const block = (test: (code: string) => boolean, what: string) => {
+        const found = blocks.filter((b) => test(b.code))
+        if (found.length !== 1) throw new Error(`docs/testing.md: expected one block with ${what}, found ${found.length}`)
+        return found[0]!.code
+      }
+      mkdirSync(join(dir, 'src'), { recursive: true })
+      mkdirSync(join(dir, 'test'))
+      // The package and hono from the tarball's install; vitest and the plugin are this repository's (linked).
+      mkdirSync(join(dir, 'node_modules/@cloudflare'), { recursive: true })
+      for (const name of ['hono', 'hono-once', '@noble', 'canonicalize', 'structured-headers', 'uuid', 'zod']) symlinkSync(join(app, 'node_modules', name), join(dir, 'node_modules', name))
+      for (const name of ['vitest', '@cloudflare/vitest-plugin', '@cloudflare/workers-types']) symlinkSync(join(root, 'node_modules', name), join(dir, 'node_modules', name))
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'my-bank', private: true, type: 'module' }))
+      writeFileSync(join(dir, 'vitest.config.ts'), block((c) => c.includes('cloudflareTest('), 'the vitest config'))
+      writeFileSync(join(dir, 'wrangler.toml'), block((c) => c.startsWith('name = "my-bank"'), 'the wrangler.toml'))
+      writeFileSync(join(dir, 'test/env.d.ts'), block((c) => c.startsWith('// test/env.d.ts'), 'the env types'))
+      const example = block((c) => c.includes("it('applies the deposit once across a Worker that died mid-handler'"), 'the example test')
+      // The one line the page leaves as a comment (the app is yours), and the count of effects it promises.
+      const test = example.replace(/^\/\/ `app` is your Worker's Hono app: (import app from '..\/src\/index')$/m, '$1')
+      writeFileSync(
+        join(dir, 'test/deposit.test.ts'),
+        `${test}\n\nimport { applied } from '../src/index'\nit('applied the deposit once', () => expect(applied.get('alice')).toBe(100))\n`,
+      )
+      // The user's app: a deposit route behind once(), counting its effects.
+      writeFileSync(
+        join(dir, 'src/index.ts'),
+        [
+          "import { Hono } from 'hono'",
+          "import { once, StableArea } from 'hono-once'",
+          'export const applied = new Map<string, number>()',
+          'const app = new Hono()',
+          "app.post('/accounts/:id/deposits', once(), async (c) => {",
+          '  const { amount } = await c.req.json<{ amount: number }>()',
+          "  applied.set(c.req.param('id'), (applied.get(c.req.param('id')) ?? 0) + amount)",
+          "  return c.json({ balance: applied.get(c.req.param('id')) }, 201)",
+          '})',
+          'export { StableArea }',
+          'export default app',
+        ].join('\n'),
+      )
+    })
+
+    it('its test runs and passes (the deposit applied once across a simulated crash)', async () => {
+      const childEnv = { ...Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('VITEST'))), NO_COLOR: '1' }
+      const result = await run(process.execPath, [join(root, 'node_modules/vitest/vitest.mjs'), 'run', 'test/deposit.test.ts'], {
+        cwd: dir,
+        env: childEnv,
+        timeout: 180_000,
+        maxBuffer: 16 * 1024 * 1024,
+      }).catch((e: { stdout: string; stderr: string }) => e)
+      const output = (result.stdout + result.stderr).replace(/\x1b\[[0-9;]*m/g, '')
+      expect(output, output).toMatch(/Tests\s+\S*2 passed/)
+      expect(output).not.toMatch(/failed/)
+    }, 200_000)
+  })
 })
