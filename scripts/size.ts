@@ -1,8 +1,10 @@
 /**
  * `npm run size`: bundles the two entries users ship the way a bundler would
  * (esbuild, minified ESM, hono and `cloudflare:*` left out), prints raw and
- * gzipped bytes and the five largest inputs of each, and exits non-zero when
- * an entry misses its target.
+ * gzipped bytes and the five largest inputs of each, and a verdict per entry
+ * against its budget. It exits 0 whatever the verdict (a script a user runs to see
+ * sizes succeeds); the budgets are enforced by test/client/size.node.test.ts and
+ * reported by the bench.
  *
  * - `hono-once/client` (src/client/index.ts), for browsers, Node and Workers: ≤ 8 KB gzipped.
  * - `hono-once` (src/index.ts), parsed at every cold start of a Worker: ≤ 25 KB gzipped.
@@ -122,8 +124,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const reports = await measureSizes()
   console.log(formatSizes(reports))
   const missed = reports.filter((r) => !r.ok)
-  if (missed.length > 0) {
-    for (const r of missed) console.error(`size: ${r.name} is ${kb(r.gzipBytes)} gzipped, over its target of ${kb(r.maxGzipBytes)}`)
-    process.exit(1)
-  }
+  console.log(
+    missed.length === 0
+      ? '\nbudget: every entry within its target'
+      : `\nbudget: ${missed.map((r) => `${r.name} over by ${kb(r.gzipBytes - r.maxGzipBytes)}`).join('; ')}`,
+  )
 }

@@ -1,11 +1,13 @@
 /**
- * The deployable gateway Worker: point `main` in wrangler.toml here (or at
- * `hono-once/gateway` in node_modules) and configure it with the
- * `ONCE_CONFIG` var. It is its own entry, apart from `hono-once`, so apps
- * that only use the middleware do not ship the gateway.
+ * The deployable gateway Worker, configured by the `ONCE_CONFIG` var. In this
+ * repository `main` in wrangler.toml points here; from the npm package, re-export
+ * it from your own entry (`npx hono-once init` writes that file), since wrangler's
+ * `main` takes a file, not a package export. It is its own entry, apart from
+ * `hono-once`, so apps that only use the middleware do not ship the gateway.
  *
  * @example
- * // wrangler.toml: main = "src/gateway.ts"
+ * // src/index.ts, with main = "src/index.ts" in wrangler.toml
+ * export { default, StableArea } from 'hono-once/gateway'
  * @module
  */
 import { gateway } from './gateway/worker.js'

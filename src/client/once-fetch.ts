@@ -6,9 +6,9 @@ import { RetryBudget } from './retry-budget.js'
 import { type OnceFetchOptions, type OnceInfo, OnceFetchError, type RetryReason } from './types.js'
 
 /** A `fetch` with hono-once's retries: same signature, so it drops in anywhere, Hono's `hc` included. */
-export type OnceFetch = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>
+export type OnceFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 
-const infos = new WeakMap<Response, OnceInfo>()
+const infos = new WeakMap<object, OnceInfo>()
 
 /** The budget every once fetch shares unless given its own: throttling is per host, not per call. */
 const sharedBudget = new RetryBudget()
@@ -172,7 +172,7 @@ const defaultFetch = createOnceFetch()
  * })
  * onceInfo(res) // { key: '0193…', attempts: 2, replayed: true }
  */
-export function onceFetch(input: RequestInfo | URL, init?: RequestInit, options?: OnceFetchOptions): Promise<Response> {
+export function onceFetch(input: string | URL | Request, init?: RequestInit, options?: OnceFetchOptions): Promise<Response> {
   return (options ? createOnceFetch(options) : defaultFetch)(input, init)
 }
 
@@ -180,12 +180,13 @@ export function onceFetch(input: RequestInfo | URL, init?: RequestInit, options?
  * How a response from {@link onceFetch} was obtained: its key, the number
  * of attempts, and whether the server replayed a stored reply.
  *
- * @param response - a response returned by a once fetch
+ * @param response - a response returned by a once fetch: the `Response`, or the `ClientResponse` that
+ *   `hc` types it as (the same object; typed `object` so either fits under DOM or workers types)
  * @returns the info, or undefined for other responses
  * @example
  * const { attempts, replayed } = onceInfo(res) ?? {}
  */
-export function onceInfo(response: Response): OnceInfo | undefined {
+export function onceInfo(response: object): OnceInfo | undefined {
   return infos.get(response)
 }
 

@@ -1,40 +1,27 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import puppeteer, { type Browser, type Page } from 'puppeteer-core'
+import type { Browser, Page } from 'puppeteer-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDemo, type RunningDemo } from '../../scripts/start.js'
-
-/** Debian's chromium package (.ci/run installs it when missing); puppeteer's own browser download cannot work offline. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+import { launchBrowser, type BrowserChoice } from './helpers/browser.js'
 
 describe('the status page in headless Chromium (the demo gateway under wrangler dev, three regions)', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'hono-once-status-'))
   const profile = mkdtempSync(join(tmpdir(), 'hono-once-chromium-'))
   let demo: RunningDemo | undefined
   let browser: Browser | undefined
+  let choice: BrowserChoice
   let page: Page
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM_PATH)`)
-    ;[demo, browser] = await Promise.all([
+    const launched = launchBrowser(profile)
+    ;[demo, { browser, choice }] = await Promise.all([
       startDemo({ port: 0, originPorts: [0, 0, 0], dataDir, onLine: () => undefined, timeoutMs: 45_000 }),
-      puppeteer.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-          `--user-data-dir=${profile}`,
-        ],
-      }),
+      launched,
     ])
+    // Which browser ran, and how long the packaged one took to unpack (the suite's log shows it).
+    console.info(`status page: Chromium from ${choice.source} (${choice.executablePath}), ready in ${choice.resolveMs} ms`)
     page = await browser.newPage()
   })
 
@@ -55,6 +42,11 @@ describe('the status page in headless Chromium (the demo gateway under wrangler 
     expect(res.status).toBe(200)
     await res.body?.cancel()
   }
+  it('ran in a real browser: the one chosen started and answers', async () => {
+    expect(['CHROMIUM_PATH', 'system', '@sparticuz/chromium']).toContain(choice.source)
+    expect(await browser!.version()).toMatch(/Chrom/)
+  })
+
   const stateOf = (name: string) => page.$eval(`#origins tr[data-origin="${name}"] td.state`, (td) => td.textContent)
 
   it('needs the token: 401 problem without it', async () => {
@@ -106,5 +98,30 @@ describe('the status page in headless Chromium (the demo gateway under wrangler 
     }
     await page.waitForFunction(() => document.querySelector('#origins tr[data-origin="eu"] td.state')?.textContent === 'up', { timeout: 5000, polling: 100 })
     expect(await page.$$eval('svg#chart polyline', (ps) => ps.length)).toBe(3)
+  })
+})
+
+describe('a browser that cannot start', () => {
+  it('fails with a message naming the missing libraries and how to get them', async () => {
+    // A stand-in Chromium that fails as the packaged one does on a system without NSS.
+    const dir = mkdtempSync(join(tmpdir(), 'hono-once-nochromium-'))
+    const fake = join(dir, 'chromium')
+    writeFileSync(fake, '#!/bin/sh\necho "$0: error while loading shared libraries: libnss3.so: cannot open shared object file: No such file or directory" >&2\nexit 127\n')
+    chmodSync(fake, 0o755)
+    const saved = process.env.CHROMIUM_PATH
+    process.env.CHROMIUM_PATH = fake
+    try {
+      const error = await launchBrowser(join(dir, 'profile')).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      )
+      expect(error?.message).toContain('Missing system libraries: libnss3.so')
+      expect(error?.message).toContain('apt-get install -y libnss3')
+      expect(error?.message).toContain('CHROMIUM_PATH')
+    } finally {
+      if (saved === undefined) delete process.env.CHROMIUM_PATH
+      else process.env.CHROMIUM_PATH = saved
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

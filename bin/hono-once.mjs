@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+/**
+ * `npx hono-once init [dir] [--name <worker>] [--force]`: scaffolds a Worker project that deploys the
+ * hono-once gateway from the npm package: `wrangler.toml` (the StableArea binding and its SQLite migration,
+ * an `ONCE_CONFIG` example, the secrets to set) and `src/index.ts` re-exporting `hono-once/gateway`.
+ *
+ * Plain JavaScript (no build step, Node >= 18); it writes files and nothing else.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { basename, join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+
+const USAGE = `Usage: npx hono-once init [dir] [--name <worker name>] [--force]
+
+Writes, in dir (default: the current directory):
+  wrangler.toml   the gateway Worker: StableArea binding, its migration, an ONCE_CONFIG example
+  src/index.ts    export { default, StableArea } from 'hono-once/gateway'
+Existing files are kept unless --force.`
+
+/** The Worker's source: the gateway and its Durable Object class, from the package. */
+export const INDEX_TS = `// The hono-once gateway, deployed from the npm package. wrangler bundles it from node_modules/hono-once.
+// Its config is the ONCE_CONFIG var in wrangler.toml; see node_modules/hono-once/docs/gateway.md.
+export { default, StableArea } from 'hono-once/gateway'
+`
+
+/**
+ * The wrangler config for a Worker named `name`.
+ *
+ * @param {string} name - the Worker's name
+ * @returns {string} the TOML text
+ */
+export function wranglerToml(name) {
+  return `# The hono-once gateway: an exactly-once front for your regional origins (npx hono-once init).
+# Docs: node_modules/hono-once/docs/gateway.md
+#
+# Secrets to set before \`npx wrangler deploy\` (for \`wrangler dev\`, put them in .dev.vars):
+#   npx wrangler secret put ONCE_SIGNING_SECRET   # signs every forwarded request; give the same secret to onceReceiver({ secret }) on your origins
+#   npx wrangler secret put ONCE_STATUS_TOKEN     # opens GET /__once/status (without it the page answers 401)
+name = ${JSON.stringify(name)}
+main = "src/index.ts"
+compatibility_date = "2026-11-01"
+
+# The stable area: where each idempotency key's record and stored reply live (SQLite-backed Durable Object).
+[[durable_objects.bindings]]
+name = "ONCE"
+class_name = "StableArea"
+
+# Creates the StableArea class. An app that already has migrations adds a new tag after its last one instead.
+[[migrations]]
+tag = "hono-once-v1"
+new_sqlite_classes = ["StableArea"]
+
+[vars]
+# Origins, routes and key policy (JSON; every field: docs/gateway.md). Validated at the first request:
+# a bad field answers a 500 problem that names it.
+ONCE_CONFIG = '''
+{
+  "origins": [
+    { "name": "eu", "url": "https://eu.origin.example.com" },
+    { "name": "us", "url": "https://us.origin.example.com" }
+  ],
+  "routes": [
+    { "path": "/accounts/:id/*", "methods": ["POST"], "strategy": "replicate", "domain": "param:id", "ackQuorum": 1 },
+    { "path": "/accounts/*", "methods": ["GET"], "strategy": "hedge", "hedgeAfterMs": "auto" }
+  ],
+  "keys": { "ttlSeconds": 86400, "leaseMs": 10000 }
+}
+'''
+`
+}
+
+/**
+ * Writes the project files into `dir`.
+ *
+ * @param {string} dir - the project folder (created when missing)
+ * @param {{ name?: string, force?: boolean }} [options] - the Worker's name (default: the folder's name), overwrite
+ * @returns {{ written: string[], kept: string[] }} paths written, and existing paths left alone
+ */
+export function init(dir, options = {}) {
+  const root = resolve(dir)
+  const name = options.name ?? (basename(root).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'hono-once-gateway')
+  const files = { 'wrangler.toml': wranglerToml(name), 'src/index.ts': INDEX_TS }
+  const written = []
+  const kept = []
+  for (const [path, text] of Object.entries(files)) {
+    const target = join(root, path)
+    if (existsSync(target) && !options.force) {
+      kept.push(path)
+      continue
+    }
+    mkdirSync(join(target, '..'), { recursive: true })
+    writeFileSync(target, text)
+    written.push(path)
+  }
+  return { written, kept }
+}
+
+function main(argv) {
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { name: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
+  } catch (error) {
+    console.error(`hono-once: ${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`)
+    return 2
+  }
+  const [command, dir = '.', ...rest] = parsed.positionals
+  if (parsed.values.help || command === undefined) {
+    console.log(USAGE)
+    return command === undefined && !parsed.values.help ? 2 : 0
+  }
+  if (command !== 'init' || rest.length > 0) {
+    console.error(`hono-once: unknown command ${JSON.stringify([command, ...rest].join(' '))}\n\n${USAGE}`)
+    return 2
+  }
+  const { written, kept } = init(dir, { name: parsed.values.name, force: parsed.values.force })
+  for (const path of written) console.log(`wrote ${join(dir, path)}`)
+  for (const path of kept) console.log(`kept ${join(dir, path)} (exists; --force overwrites it)`)
+  console.log(`
+Next:
+  1. Fill in ONCE_CONFIG in wrangler.toml (your origins and routes).
+  2. npx wrangler secret put ONCE_SIGNING_SECRET && npx wrangler secret put ONCE_STATUS_TOKEN
+  3. npx wrangler dev    (try it locally)   then   npx wrangler deploy`)
+  return 0
+}
+
+// Run only as the bin, not when imported (the tests import init()).
+const invoked = process.argv[1] ? resolve(process.argv[1]) : ''
+if (invoked === resolve(new URL(import.meta.url).pathname) || basename(invoked) === 'hono-once') process.exitCode = main(process.argv.slice(2))

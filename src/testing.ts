@@ -1,0 +1,214 @@
+/**
+ * `hono-once/testing`: helpers for testing your own app's `once()` and `proxy()` routes in workerd with
+ * `@cloudflare/vitest-plugin` (Miniflare). Dev-time only: it imports `cloudflare:test`, so it runs inside the
+ * vitest pool and never in a deployed Worker; nothing in `hono-once`, `hono-once/gateway` or the other entries
+ * imports it. Guide: docs/testing.md, "Testing your app".
+ *
+ * It is a top-level entry (like `gateway.ts`): it looks inside the stable area (a key's record, its lease, its
+ * stored reply; the alarm; a Worker that died mid-handler) with `once()`'s own key rules, and re-exports the
+ * in-process origin of `testing/origins.ts`.
+ *
+ * @example
+ * import { crashedWorker, endLease, keyRecord } from 'hono-once/testing'
+ * await crashedWorker(env.ONCE, 'dep-1', request) // a Worker admitted the key and died
+ * await endLease(env.ONCE, 'dep-1') // its lease ran out
+ * @module
+ */
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import type { StableArea } from './durable/stable-area.js'
+import type { AdmitResult, StableAreaApi } from './durable/types.js'
+import { fingerprint, type FingerprintOptions } from './middleware/fingerprint.js'
+import { lookupKey, shardName } from './middleware/identity.js'
+
+export { testOrigin, type OriginFaults, type OriginHandler, type OriginFetcher, type TestOrigin } from './testing/origins.js'
+
+/** Where a key lives: the same `scope` and `shards` the app's `once()` uses. */
+export interface KeyAddress {
+  /**
+   * The key's scope as `once()` computed it. Default `''`: a request with no `Authorization` header and no
+   * JWT (or `scope: 'none'`). For other callers, read it from the handler: `c.var.once.scope`.
+   */
+  scope?: string
+  /** `once({ shards })`. Default 1. */
+  shards?: number
+}
+
+/** A stored reply, as a duplicate gets it back. */
+export interface StoredReply {
+  status: number
+  headers: [string, string][]
+  body: Uint8Array
+  /** The body as UTF-8 text (for JSON and text replies). */
+  text: string
+}
+
+/** A key's record in the stable area. */
+export interface KeyRecord {
+  /** `in_flight`: admitted and running (or its Worker died); `committed`: the reply is stored; `released`: free to run again. */
+  state: 'in_flight' | 'committed' | 'released'
+  /** The request id origins see for this key (`Once-Request-Id`); the same on every attempt. */
+  requestId: string
+  /** Attempts admitted so far (a retry after a dead Worker's lease is attempt 2). */
+  attempt: number
+  /** Until when the running attempt owns the key (ms since epoch); null once committed or released. */
+  leaseUntil: number | null
+  /** When the record and its reply are dropped (ms since epoch). */
+  expiresAt: number
+  /** Committed at `c.var.once.commit()`, the final reply not yet stored. */
+  provisional: boolean
+  /** The stored reply; null while in flight, released, or provisional. */
+  reply: StoredReply | null
+}
+
+interface RecordRow extends Record<string, SqlStorageValue> {
+  state: 'in_flight' | 'committed' | 'released'
+  request_id: string
+  attempt: number
+  lease_until: number | null
+  expires_at: number
+  provisional: number
+  status: number | null
+  headers: string | null
+  body: ArrayBuffer | null
+  chunks: number
+}
+
+/**
+ * The stub of the StableArea object that holds `key`.
+ *
+ * @param namespace - the app's binding (`env.ONCE`)
+ * @param key - the idempotency key, without the quotes of the header
+ * @param address - scope and shards, as the app's `once()` has them
+ * @returns the object's stub
+ * @example
+ * const stub = await stableAreaOf(env.ONCE, 'dep-1')
+ */
+export async function stableAreaOf(namespace: DurableObjectNamespace<StableArea>, key: string, address: KeyAddress = {}): Promise<DurableObjectStub<StableArea>> {
+  const lookup = lookupKey(address.scope ?? '', key)
+  return namespace.get(namespace.idFromName(await shardName(lookup, address.shards ?? 1)))
+}
+
+/**
+ * Reads a key's record: state, lease, attempts and the stored reply.
+ *
+ * @param namespace - the app's binding (`env.ONCE`)
+ * @param key - the idempotency key
+ * @param address - scope and shards
+ * @returns the record, or null when the object has none for the key (never seen, or expired and deleted)
+ * @example
+ * const record = await keyRecord(env.ONCE, 'dep-1')
+ * expect(record?.state).toBe('committed')
+ * expect(JSON.parse(record!.reply!.text)).toMatchObject({ balance: 100 })
+ */
+export async function keyRecord(namespace: DurableObjectNamespace<StableArea>, key: string, address: KeyAddress = {}): Promise<KeyRecord | null> {
+  const lookup = lookupKey(address.scope ?? '', key)
+  return runInDurableObject(await stableAreaOf(namespace, key, address), (_object: StableArea, state) => {
+    const sql = state.storage.sql
+    const row = sql.exec<RecordRow>('SELECT * FROM records WHERE lookup = ?', lookup).toArray()[0]
+    if (!row) return null
+    let reply: StoredReply | null = null
+    if (row.state === 'committed' && row.status !== null) {
+      const parts =
+        row.chunks > 0
+          ? sql.exec<{ data: ArrayBuffer }>('SELECT data FROM reply_chunks WHERE lookup = ? ORDER BY idx', lookup).toArray().map((r) => new Uint8Array(r.data))
+          : [new Uint8Array(row.body ?? new ArrayBuffer(0))]
+      const body = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
+      let at = 0
+      for (const part of parts) {
+        body.set(part, at)
+        at += part.byteLength
+      }
+      reply = { status: row.status, headers: JSON.parse(row.headers ?? '[]') as [string, string][], body, text: new TextDecoder().decode(body) }
+    }
+    return {
+      state: row.state,
+      requestId: row.request_id,
+      attempt: row.attempt,
+      leaseUntil: row.lease_until,
+      expiresAt: row.expires_at,
+      provisional: row.provisional === 1,
+      reply,
+    }
+  })
+}
+
+/**
+ * Ends the running attempt's lease now, as if `leaseMs` had gone by since its Worker died: the next retry
+ * takes the key over (attempt + 1, same request id). Use it after {@link crashedWorker}.
+ *
+ * @param namespace - the app's binding (`env.ONCE`)
+ * @param key - the idempotency key
+ * @param address - scope and shards
+ * @returns true when the key had a running attempt whose lease was ended
+ * @example
+ * await endLease(env.ONCE, 'dep-1')
+ */
+export async function endLease(namespace: DurableObjectNamespace<StableArea>, key: string, address: KeyAddress = {}): Promise<boolean> {
+  const lookup = lookupKey(address.scope ?? '', key)
+  return runInDurableObject(await stableAreaOf(namespace, key, address), (_object: StableArea, state) => {
+    const moved = state.storage.sql.exec("UPDATE records SET lease_until = ? WHERE lookup = ? AND state = 'in_flight'", Date.now() - 1, lookup)
+    return moved.rowsWritten > 0
+  })
+}
+
+/**
+ * Plays a Worker that admitted `request` under `key` and died before its handler finished: the key is
+ * in flight under a lease nobody renews, commits or releases. A duplicate gets 409 (or waits) until the
+ * lease ends ({@link endLease}); then a retry runs the handler, once.
+ *
+ * @param namespace - the app's binding (`env.ONCE`)
+ * @param key - the idempotency key
+ * @param request - the request the dead Worker was running (method, URL and body make its fingerprint)
+ * @param options - scope and shards; `leaseMs` (default 10000, `once()`'s default); `fingerprint`: the app's
+ *   `once({ fingerprint })` options when it sets `headers` or `normalizeJson`
+ * @returns the object's answer to the admission (`{ kind: 'new', … }` for a new key)
+ * @example
+ * await crashedWorker(env.ONCE, 'dep-1', new Request('http://x/accounts/alice/deposits', { method: 'POST', body: '{"amount":100}' }))
+ */
+export async function crashedWorker(
+  namespace: DurableObjectNamespace<StableArea>,
+  key: string,
+  request: Request,
+  options: KeyAddress & { leaseMs?: number; ttlMs?: number; fingerprint?: FingerprintOptions } = {},
+): Promise<AdmitResult> {
+  const body = new Uint8Array(await request.arrayBuffer())
+  const print = await fingerprint({ method: request.method, url: request.url, headers: request.headers, body }, options.fingerprint)
+  const stub = (await stableAreaOf(namespace, key, options)) as unknown as StableAreaApi
+  return stub.admit({ lookup: lookupKey(options.scope ?? '', key), fingerprint: print, leaseMs: options.leaseMs ?? 10_000, ttlMs: options.ttlMs ?? 86_400_000, waitMs: 0 })
+}
+
+/**
+ * Runs the alarm of the object that holds `key` now, if one is set (expired records go, relays are resent,
+ * lagging replicas are fed).
+ *
+ * @param namespace - the app's binding (`env.ONCE`)
+ * @param key - the idempotency key
+ * @param address - scope and shards
+ * @returns whether an alarm was set and ran
+ * @example
+ * await runAlarm(env.ONCE, 'dep-1')
+ */
+export async function runAlarm(namespace: DurableObjectNamespace<StableArea>, key: string, address: KeyAddress = {}): Promise<boolean> {
+  return runDurableObjectAlarm(await stableAreaOf(namespace, key, address))
+}
+
+/**
+ * Moves a key's record past its expiry, as if its TTL had gone by; the next alarm deletes it.
+ *
+ * @param namespace - the app's binding (`env.ONCE`)
+ * @param key - the idempotency key
+ * @param address - scope and shards
+ * @returns true when there was a record
+ * @example
+ * await expireKey(env.ONCE, 'dep-1')
+ * await runAlarm(env.ONCE, 'dep-1')
+ */
+export async function expireKey(namespace: DurableObjectNamespace<StableArea>, key: string, address: KeyAddress = {}): Promise<boolean> {
+  const lookup = lookupKey(address.scope ?? '', key)
+  return runInDurableObject(await stableAreaOf(namespace, key, address), async (_object: StableArea, state) => {
+    const moved = state.storage.sql.exec('UPDATE records SET expires_at = ? WHERE lookup = ?', Date.now() - 1, lookup).rowsWritten > 0
+    // The alarm deletes expired records; make sure one is set.
+    if (moved && (await state.storage.getAlarm()) === null) await state.storage.setAlarm(Date.now())
+    return moved
+  })
+}

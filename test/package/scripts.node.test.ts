@@ -1,0 +1,56 @@
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+import { parse as parseToml } from 'smol-toml'
+import { afterAll, describe, expect, it } from 'vitest'
+
+const run = promisify(execFile)
+const cli = resolve('bin/hono-once.mjs')
+
+describe('npm run size', () => {
+  it('exits 0 and prints a budget verdict for each entry, met or not', async () => {
+    const { stdout } = await run(process.execPath, [resolve('node_modules/tsx/dist/cli.mjs'), 'scripts/size.ts'], { timeout: 60_000 })
+    expect(stdout).toMatch(/^hono-once\/client: .* target ≤ 8\.0 KB gzipped: (ok|MISSED)$/m)
+    expect(stdout).toMatch(/^hono-once: .* target ≤ 25\.0 KB gzipped: (ok|MISSED)$/m)
+    expect(stdout).toMatch(/^budget: /m)
+  }, 90_000)
+})
+
+describe('npx hono-once init (bin/hono-once.mjs)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hono-once-init-'))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  it('writes a wrangler.toml whose ONCE_CONFIG is a valid gateway config, and the one-line entry', async () => {
+    const { stdout } = await run(process.execPath, [cli, 'init', join(dir, 'My Gateway!')], { timeout: 30_000 })
+    expect(stdout).toContain('wrote')
+    const toml = parseToml(readFileSync(join(dir, 'My Gateway!', 'wrangler.toml'), 'utf8')) as { name: string; vars: { ONCE_CONFIG: string } }
+    expect(toml.name).toBe('my-gateway') // a valid Worker name from the folder's
+    const { parseGatewayConfig } = await import('../../src/gateway/config.js')
+    expect(parseGatewayConfig(toml.vars.ONCE_CONFIG).origins.map((o) => o.name)).toEqual(['eu', 'us'])
+  })
+
+  it('keeps existing files unless --force, and takes --name', async () => {
+    const target = join(dir, 'kept')
+    await run(process.execPath, [cli, 'init', target], { timeout: 30_000 })
+    writeFileSync(join(target, 'src/index.ts'), '// mine\n')
+    const kept = await run(process.execPath, [cli, 'init', target, '--name', 'other'], { timeout: 30_000 })
+    expect(kept.stdout).toContain('kept')
+    expect(readFileSync(join(target, 'src/index.ts'), 'utf8')).toBe('// mine\n')
+    await run(process.execPath, [cli, 'init', target, '--name', 'other', '--force'], { timeout: 30_000 })
+    expect(readFileSync(join(target, 'src/index.ts'), 'utf8')).toContain("from 'hono-once/gateway'")
+    expect(readFileSync(join(target, 'wrangler.toml'), 'utf8')).toContain('name = "other"')
+  })
+
+  it('an unknown command or option exits 2 with the usage', async () => {
+    for (const args of [['deploy'], ['init', '--nope'], []]) {
+      const error = (await run(process.execPath, [cli, ...args], { timeout: 30_000 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { code: number; stdout: string; stderr: string } | undefined
+      expect(error?.code, args.join(' ')).toBe(2)
+      expect(error!.stdout + error!.stderr).toContain('Usage: npx hono-once init')
+    }
+  })
+})
