@@ -8,6 +8,9 @@ import { problemException } from './problem.js'
 import { ReplyCache } from './reply-cache.js'
 import type { Namespace } from './rpc.js'
 
+/** The unscoped-fallback warning is said once per isolate, however many `once()` instances there are. */
+let warnedUnscoped = false
+
 /** `once()`'s options with every default filled in, and what is derived from them once. */
 export interface OnceConfig {
   namespace: (c: Context) => Namespace | undefined
@@ -16,6 +19,8 @@ export interface OnceConfig {
   gated: ReadonlySet<string>
   required: boolean
   scope: (c: Context) => string | Promise<string>
+  /** A `scope` function's `''` is refused (400 scope-missing): the user gave one and did not ask for sharing. */
+  refuseUnscoped: boolean
   domain: ((c: Context) => string | Promise<string>) | undefined
   fingerprint: (c: Context, body: Uint8Array) => string | Promise<string>
   ttlMs: number
@@ -53,6 +58,7 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     methods = ['POST', 'PUT', 'PATCH', 'DELETE'],
     required = true,
     scope,
+    unscoped,
     domain,
     fingerprint = {},
     ttlSeconds = 86_400,
@@ -67,7 +73,6 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     replayCache = {},
   } = options
   const caches = new WeakMap<Namespace, ReplyCache>()
-  let warned = false
   return {
     namespace,
     shards,
@@ -77,16 +82,18 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     scope:
       scope ??
       (async (c) => {
-        const { scope: tenant, unscoped } = await defaultScope(c)
-        if (unscoped && !warned) {
-          warned = true
+        const { scope: tenant, unscoped: shared } = await defaultScope(c)
+        if (shared && !warnedUnscoped && unscoped !== 'shared') {
+          warnedUnscoped = true
           console.warn(
             'hono-once: a request with neither a verified JWT (jwt()/jwk() before once()) nor an Authorization header is unscoped: ' +
-              'every such caller shares idempotency keys. Pass a scope option (e.g. the session user) if callers authenticate otherwise.',
+              'every such caller shares idempotency keys. Pass a scope option (e.g. the session user) if callers authenticate otherwise, ' +
+              "or unscoped: 'shared' if sharing is meant.",
           )
         }
         return tenant
       }),
+    refuseUnscoped: scope !== undefined && unscoped !== 'shared',
     domain,
     fingerprint:
       typeof fingerprint === 'function'

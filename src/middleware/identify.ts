@@ -68,6 +68,14 @@ export async function identify(c: Context, config: OnceConfig, key: string): Pro
   const scope = await call('scope', () => config.scope(c))
   if (!scope.ok) return scope.response
   if (typeof scope.value !== 'string') return misconfigured(`The scope option must return a string, not ${typeof scope.value}.`)
+  // A scope function that cannot tell who is asking must not put every such caller in one shared scope.
+  if (scope.value === '' && config.refuseUnscoped) {
+    return problem('scope-missing', {
+      detail: "The request does not say who is asking (the scope is empty), so its key cannot be kept apart from other callers'.",
+      instance,
+      idempotencyKey: key,
+    })
+  }
   const print = await call('fingerprint', () => config.fingerprint(c, body))
   if (!print.ok) return print.response
   if (typeof print.value !== 'string' || print.value === '') return misconfigured('The fingerprint option must return a non-empty string.')

@@ -37,6 +37,13 @@ export interface OnceOptions {
    */
   scope?: (c: Context) => string | Promise<string>
   /**
+   * Whether callers without a scope may share keys. A `scope` function that
+   * returns `''` is a 400 `scope-missing` unless this is `'shared'`; the
+   * default scope's last fallback (neither a JWT nor `Authorization`) is
+   * shared either way, with a warning once per isolate unless this says so.
+   */
+  unscoped?: 'shared'
+  /**
    * The ordering domain of a request (DESIGN §3–4), e.g. the account it
    * changes. Requests of one domain get gapless, increasing sequence numbers
    * from the domain's own StableArea (`once/domain/<name>`) and are applied
@@ -87,6 +94,7 @@ const schema = z.strictObject({
   methods: z.optional(z.array(z.string().check(z.regex(/^[A-Za-z]+$/, 'expected HTTP method names such as "POST"'))).check(z.minLength(1))),
   required: z.optional(z.boolean()),
   scope: fn,
+  unscoped: z.optional(z.literal('shared')),
   domain: fn,
   fingerprint: z.optional(
     z.union([functionOption, z.strictObject({ headers: z.optional(headerNames), normalizeJson: z.optional(z.boolean()) })]),
