@@ -1,10 +1,8 @@
-import type { Context, MiddlewareHandler } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
+import type { Context } from 'hono'
 import type { JsonValue } from '../durable/types.js'
 import { fingerprint as defaultFingerprint } from './fingerprint.js'
 import { defaultScope } from './identity.js'
 import { type LocationHint, type OnceOptions, validateOptions } from './options.js'
-import { problemException } from './problem.js'
 import { ReplyCache } from './reply-cache.js'
 import type { Namespace } from './rpc.js'
 
@@ -35,8 +33,6 @@ export interface OnceConfig {
   onDuplicate: ((args: JsonValue, c: Context) => Response | Promise<Response>) | undefined
   /** The reply cache for a namespace (one per namespace and `once()` instance), or undefined when off. */
   cacheFor: (ns: Namespace) => ReplyCache | undefined
-  /** Hono's bodyLimit, answering 413 problem+json. */
-  limitBody: MiddlewareHandler
 }
 
 /**
@@ -113,11 +109,5 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
       if (!cache) caches.set(ns, (cache = new ReplyCache(replayCache)))
       return cache
     },
-    limitBody: bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: (c) => {
-        throw problemException('body-too-large', { detail: `The request body is larger than ${maxBodyBytes} bytes.`, instance: c.req.path })
-      },
-    }),
   }
 }

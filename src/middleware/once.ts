@@ -52,12 +52,7 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
     if (!config.gated.has(c.req.method) || c.get('once') !== undefined) return next()
     const key = readKey(c, config)
     if (key === undefined) return next()
-    // Kept here rather than returned through bodyLimit: hono before 4.10 drops what its next() returns.
-    let answer: Response | undefined
-    await config.limitBody(c, async () => {
-      answer = await handleKeyed(c, next, config, key)
-    })
-    return answer
+    return handleKeyed(c, next, config, key)
   }
 }
 
