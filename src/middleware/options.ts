@@ -97,7 +97,7 @@ const schema = z.strictObject({
   unscoped: z.optional(z.literal('shared')),
   domain: fn,
   fingerprint: z.optional(
-    z.union([functionOption, z.strictObject({ headers: z.optional(headerNames), normalizeJson: z.optional(z.boolean()) })]),
+    z.union([functionOption, z.strictObject({ headers: z.optional(headerNames), normalizeJson: z.optional(z.boolean()), normalizeForms: z.optional(z.boolean()) })]),
   ),
   ttlSeconds: int(1, 365 * 86400),
   // Below a second a busy isolate's renewal can come too late and a live handler lose its key.
