@@ -6,7 +6,7 @@ import type { OnceConfig } from './config.js'
 import { OnceCommitError } from './errors.js'
 import type { Identity } from './identify.js'
 import { problem } from './problem.js'
-import { captureReply, isFinal, REPLAYED_HEADER, replayResponse } from './reply.js'
+import { captureReply, isFinal, REPLAYED_HEADER, replayedByDefault, replayResponse } from './reply.js'
 import type { CommitOptions } from './types.js'
 
 /**
@@ -204,7 +204,7 @@ export class CommitPoint {
           console.error(`hono-once: commit() args of ${this.admission.requestId} cannot be stored (${stored}); it took effect, and duplicates get reply-lost`)
           return await this.#placeholder(`The request took effect, but what its handler kept for duplicates (${stored}) could not be stored. It will not run again.`)
         }
-        const { reply } = await captureReply(res, this.config.allow, Number.MAX_SAFE_INTEGER)
+        const { reply } = await captureReply(res, this.config.replayed, Number.MAX_SAFE_INTEGER)
         return { status: reply.status, headers: reply.headers, body: new Uint8Array(), args: stored.args }
       }
       if (args !== undefined && !warnedArgs) {
@@ -220,7 +220,7 @@ export class CommitPoint {
 
   /** Reads `res` into a stored reply; one over `maxReplyBytes` is replaced by a problem that says it took effect. */
   async #captureFinal(res: Response): Promise<{ reply: StoredReply; response: Response }> {
-    const { reply, response, tooLarge } = await captureReply(res, this.config.allow, this.config.maxReplyBytes)
+    const { reply, response, tooLarge } = await captureReply(res, this.config.replayed, this.config.maxReplyBytes)
     if (!tooLarge) return { reply, response }
     const size = reply.body.byteLength
     console.warn(`hono-once: reply of ${this.admission.requestId} is ${size} bytes, over maxReplyBytes; duplicates get a problem`)
@@ -236,7 +236,7 @@ export class CommitPoint {
   async #placeholder(detail: string): Promise<StoredReply> {
     const { instance, key } = this.id
     const res = problem('reply-lost', { detail, instance, idempotencyKey: key, requestId: this.admission.requestId })
-    return (await captureReply(res, undefined, Number.MAX_SAFE_INTEGER)).reply
+    return (await captureReply(res, replayedByDefault, Number.MAX_SAFE_INTEGER)).reply
   }
 }
 

@@ -3,6 +3,7 @@ import type { JsonValue } from '../durable/types.js'
 import { fingerprint as defaultFingerprint } from './fingerprint.js'
 import { defaultScope } from './identity.js'
 import { type LocationHint, type OnceOptions, validateOptions } from './options.js'
+import { replayFilter } from './reply.js'
 import { ReplyCache } from './reply-cache.js'
 import type { Namespace } from './rpc.js'
 
@@ -30,6 +31,8 @@ export interface OnceConfig {
   maxReplyBytes: number
   /** Lower-case header allow-list for replays, or undefined for the default deny-list. */
   allow: ReadonlySet<string> | undefined
+  /** Which response headers are stored for replay: `allow`, or the default deny-list (see replayFilter). */
+  replayed: (name: string) => boolean
   onDuplicate: ((args: JsonValue, c: Context) => Response | Promise<Response>) | undefined
   /** The reply cache for a namespace (one per namespace and `once()` instance), or undefined when off. */
   cacheFor: (ns: Namespace) => ReplyCache | undefined
@@ -69,6 +72,7 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     replayCache = {},
   } = options
   const caches = new WeakMap<Namespace, ReplyCache>()
+  const allow = replayHeaders && new Set(replayHeaders.map((h) => h.toLowerCase()))
   return {
     namespace,
     shards,
@@ -101,7 +105,8 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     waitMs: inFlight === 'wait' ? waitMs : 0,
     maxBodyBytes,
     maxReplyBytes,
-    allow: replayHeaders && new Set(replayHeaders.map((h) => h.toLowerCase())),
+    allow,
+    replayed: replayFilter(allow),
     onDuplicate,
     cacheFor: (ns) => {
       if (replayCache === false) return undefined
