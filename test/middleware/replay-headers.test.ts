@@ -49,7 +49,7 @@ describe.each([
     expect(fromB.headers.get('x-request-id')).toBe('req-b')
     expect(fromB.headers.get('vary')).toBe('Origin')
 
-    for (const headers of [{}, { origin: 'https://evil.example' }]) {
+    for (const headers of [{}, { origin: 'https://evil.example' }] as Record<string, string>[]) {
       const other = await post(app, key, headers)
       const plain = await app.request('/plain', { method: 'POST', headers }, env)
       expect(other.headers.get('idempotent-replayed')).toBe('true')
