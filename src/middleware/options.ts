@@ -75,7 +75,13 @@ export interface OnceOptions {
   maxBodyBytes?: number
   /** Largest reply body stored for replay. Default 8 MiB. */
   maxReplyBytes?: number
-  /** Response headers replayed (allow-list). Default: all but hop-by-hop, Set-Cookie and Content-Length. */
+  /**
+   * Response headers stored and replayed (allow-list). Default: all but
+   * hop-by-hop, `Set-Cookie`, `Content-Length`, and what outer middleware
+   * sets for the caller at hand (`Access-Control-*`, `Vary`, request ids,
+   * `Server-Timing`, rate-limit headers): see `replayedByDefault`. Outer
+   * middleware sets its own on every answer, replays included.
+   */
   replayHeaders?: string[]
   /** Rebuilds a duplicate's reply from the arguments given to `c.var.once.commit(res, { args })`. */
   onDuplicate?: (args: JsonValue, c: Context) => Response | Promise<Response>
