@@ -82,8 +82,8 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     scope:
       scope ??
       (async (c) => {
-        const { scope: tenant, unscoped: shared } = await defaultScope(c)
-        if (shared && !warnedUnscoped && unscoped !== 'shared') {
+        const { scope: tenant, unscoped: fallback } = await defaultScope(c)
+        if (fallback && !warnedUnscoped && unscoped !== 'shared') {
           warnedUnscoped = true
           console.warn(
             'hono-once: a request with neither a verified JWT (jwt()/jwk() before once()) nor an Authorization header is unscoped: ' +
