@@ -89,6 +89,8 @@ function onceOptions(config: GatewayConfig, route: GatewayRoute, state: GatewayS
   }
   const scope = scopeOf(keys.scope)
   if (scope) options.scope = scope
+  // "none" is the one way to share keys across callers; a header scope whose header is missing is refused.
+  if (keys.scope === 'none') options.unscoped = 'shared'
   if (route.domain) {
     const read = domainReader(route.domain)
     options.domain = (c) => {

@@ -23,7 +23,7 @@ export interface GatewayRoute {
   /**
    * The ordering domain of a request (needs `replicate`): `param:<name>`
    * (a path parameter), `segment:<n>` (the n-th path segment, from 1) or
-   * `header:<name>`.
+   * `header:<name>`. A `param:` the path does not declare is refused at start-up.
    */
   domain?: string
   ackQuorum?: 1 | 'majority' | 'all'
@@ -46,7 +46,11 @@ export interface GatewayKeys {
   inFlight?: 'wait' | 'reject'
   maxBodyBytes?: number
   maxReplyBytes?: number
-  /** `authorization` (the default: JWT principal or the Authorization header's hash), `none`, or `header:<name>`. */
+  /**
+   * Who a key belongs to: `authorization` (the default: JWT principal or the
+   * Authorization header's hash), `header:<name>` (a request without that
+   * header is a 400 `scope-missing`), or `none` (every caller shares keys).
+   */
   scope?: string
 }
 
@@ -155,9 +159,35 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
       throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.domain: strategy "replicate" applies writes in one order per domain: name it (param:<name>, segment:<n> or header:<name>)`)
     }
     if (route.domain && route.strategy !== 'replicate') throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.domain: an ordering domain needs strategy "replicate"`)
+    const absent = route.domain && absentDomain(route.path, route.domain)
+    if (absent) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.domain: ${absent}`)
     if (route.timeoutMs !== undefined && route.deadlineMs !== undefined && route.timeoutMs > route.deadlineMs) {
       throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.timeoutMs: expected at most deadlineMs (${route.deadlineMs})`)
     }
   })
   return config
+}
+
+/**
+ * Why `domain` can never be read from a request matching `path`, or
+ * undefined when it can: a `param:` the pattern does not declare, or a
+ * `segment:` past the pattern's last segment (when no `*` or regex param
+ * could make the path longer). Such a route would blame every client with
+ * 400 `domain-invalid`; it is refused at start-up instead.
+ */
+function absentDomain(path: string, domain: string): string | undefined {
+  const [kind, name] = domain.split(':') as [string, string]
+  const segments = path.split('/').filter(Boolean)
+  if (kind === 'param') {
+    // Hono's params: `:name`, `:name?` (optional), `:name{regex}`.
+    const params = segments.filter((s) => s.startsWith(':')).map((s) => s.slice(1).replace(/\{.*$/, '').replace(/\?$/, ''))
+    if (!params.includes(name)) {
+      const declared = params.length > 0 ? `it declares ${params.map((p) => `:${p}`).join(', ')}` : 'it declares none'
+      return `the path ${JSON.stringify(path)} has no :${name} parameter (${declared})`
+    }
+  }
+  if (kind === 'segment' && !path.includes('*') && !path.includes('{') && Number(name) > segments.length) {
+    return `the path ${JSON.stringify(path)} has ${segments.length} segment(s), so segment ${name} is never there`
+  }
+  return undefined
 }

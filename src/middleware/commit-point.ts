@@ -6,12 +6,16 @@ import type { OnceConfig } from './config.js'
 import { OnceCommitError } from './errors.js'
 import type { Identity } from './identify.js'
 import { problem } from './problem.js'
-import { captureReply, isFinal, REPLAYED_HEADER, replayResponse } from './reply.js'
+import { captureReply, isFinal, REPLAYED_HEADER, replayedByDefault, replayResponse } from './reply.js'
 import { cacheKeyOf } from './reply-cache.js'
 import type { CommitOptions } from './types.js'
 
-/** Where a request stands relative to its roll-forward point. */
-type Phase = 'running' | 'provisional' | 'final' | 'abandoned'
+/**
+ * Where a request stands relative to its roll-forward point. `applied`:
+ * `commit()` was called (so the effect happened) but nothing is stored yet,
+ * or storing it failed; from `applied` on the key is never released.
+ */
+type Phase = 'running' | 'applied' | 'provisional' | 'final' | 'abandoned'
 
 let warnedArgs = false
 
@@ -26,6 +30,13 @@ let warnedArgs = false
  * 3xx, 4xx other than 408 and 429) is committed; 5xx, 408 and 429 release
  * the key so a retry runs again. A thrown non-`Error`, which Hono does not
  * handle, releases the key and propagates.
+ *
+ * And one rule past it: once `commit()` was called or the handler returned
+ * a final status, the request took effect, and no later failure releases
+ * the key. What cannot be kept (a reply over `maxReplyBytes`, `commit()`
+ * args too large for a record or not JSON, a body that broke off, a commit
+ * that could not be stored) is replaced by the one final problem
+ * `reply-lost`, with the reason logged.
  *
  * @example
  * const point = new CommitPoint(config, id, admission)
@@ -45,12 +56,16 @@ export class CommitPoint {
 
   /**
    * `c.var.once.commit()`: stores `response` now (or, without one, marks the
-   * request as taken effect). Resolves only once durably stored.
+   * request as taken effect). Resolves only once durably stored. Arguments
+   * that cannot be stored do not make it fail: duplicates then get
+   * `reply-lost` (logged), and the handler never runs again.
    *
-   * @throws OnceCommitError when the reply was not stored
+   * @throws OnceCommitError when nothing was stored (the key stays taken)
    */
   readonly commit = async (response?: Response, options: CommitOptions = {}): Promise<void> => {
     if (this.#phase !== 'running') throw new Error('hono-once: c.var.once.commit() was already called for this request')
+    // The effect happened: from here on the key is never released.
+    this.#phase = 'applied'
     if (response) {
       const reply = await this.#capture(response.clone(), options.args)
       await this.#store(reply, false)
@@ -67,7 +82,7 @@ export class CommitPoint {
    * returned (or answers with the reply committed earlier if it then
    * failed); before it, commits a final response or releases the key. A
    * final commit that fails is logged: the client still gets its answer,
-   * which was not stored, so a retry may run the handler again.
+   * which was not stored, so a retry after the lease may run the handler again.
    */
   async finish(c: Context): Promise<void> {
     if (this.#phase === 'abandoned') return
@@ -83,14 +98,20 @@ export class CommitPoint {
     }
     if (this.#phase === 'running' && failed) return this.abandon()
     let captured: { reply: StoredReply; response: Response }
-    try {
-      captured = await this.#captureFinal(c.res)
-    } catch (err) {
-      // A final status whose body broke off mid-stream: it took effect, but its reply is gone. Say so, for good.
-      console.error(`hono-once: the reply of ${this.admission.requestId} could not be read; duplicates get reply-lost`, err)
-      const reply = await this.#placeholder(`The request took effect with status ${c.res.status}, but its reply could not be read. It will not run again.`)
-      captured = { reply, response: replayResponse(reply) }
-      captured.response.headers.delete(REPLAYED_HEADER)
+    if (this.#phase === 'applied' && failed) {
+      // commit() was called and could not store; the handler then gave up. It took effect all the same.
+      console.error(`hono-once: ${this.admission.requestId} called commit(), which was not stored, then answered ${c.res.status}; duplicates get reply-lost`)
+      captured = { reply: await this.#placeholder(`The request took effect, but its reply could not be stored. It will not run again.`), response: c.res }
+    } else {
+      try {
+        captured = await this.#captureFinal(c.res)
+      } catch (err) {
+        // A final status whose body broke off mid-stream: it took effect, but its reply is gone. Say so, for good.
+        console.error(`hono-once: the reply of ${this.admission.requestId} could not be read; duplicates get reply-lost`, err)
+        const reply = await this.#placeholder(`The request took effect with status ${c.res.status}, but its reply could not be read. It will not run again.`)
+        captured = { reply, response: replayResponse(reply) }
+        captured.response.headers.delete(REPLAYED_HEADER)
+      }
     }
     const { reply, response } = captured
     c.res = undefined
@@ -99,12 +120,17 @@ export class CommitPoint {
       await this.#store(reply, false)
       this.#phase = 'final'
     } catch (err) {
-      console.error(`hono-once: the reply of ${this.id.key} (request ${this.admission.requestId}) was not stored; a retry may run the handler again`, err)
+      console.error(`hono-once: the reply of ${this.id.key} (request ${this.admission.requestId}) was not stored; a retry may run the handler again once its lease ends`, err)
     }
   }
 
-  /** Releases the key if nothing was committed, so the client's retry runs again. */
+  /**
+   * The handler threw what Hono does not handle (a non-`Error`). Before the
+   * commit point the key is released, so the client's retry runs again;
+   * after `commit()` was called, a `reply-lost` record is stored instead.
+   */
   async abandon(): Promise<void> {
+    if (this.#phase === 'applied') return this.#keepApplied('its handler then threw')
     if (this.#phase !== 'running') return
     this.#phase = 'abandoned'
     await this.admission.release()
@@ -122,7 +148,8 @@ export class CommitPoint {
       res.headers.delete(REPLAYED_HEADER)
       return res
     }
-    if (this.#phase === 'provisional' || this.#phase === 'final') {
+    if (this.#phase === 'applied') await this.#keepApplied(`its handler did not finish within ${this.config.maxRunMs} ms`)
+    if (this.#phase === 'applied' || this.#phase === 'provisional' || this.#phase === 'final') {
       this.#phase = 'abandoned'
       // The lease lapses; duplicates then get the placeholder.
       return problem('reply-lost', {
@@ -142,6 +169,17 @@ export class CommitPoint {
     })
   }
 
+  /** commit() was called but nothing is stored, and no reply will come: store that it took effect (best effort, logged). */
+  async #keepApplied(why: string): Promise<void> {
+    console.error(`hono-once: ${this.admission.requestId} called commit(), which was not stored, and ${why}; duplicates get reply-lost`)
+    try {
+      await this.#store(await this.#placeholder('The request took effect, but its reply could not be stored. It will not run again.'), false)
+      this.#phase = 'final'
+    } catch (err) {
+      console.error(`hono-once: the reply-lost record of ${this.admission.requestId} was not stored either; a retry after the lease may run the handler again`, err)
+    }
+  }
+
   async #store(reply: StoredReply, provisional: boolean): Promise<void> {
     const stored = await this.admission.commit(reply, provisional, this.config.ttlMs)
     if (!stored.ok) throw new OnceCommitError(stored.reason, this.admission.requestId, { cause: stored.error })
@@ -153,26 +191,37 @@ export class CommitPoint {
     }
   }
 
-  /** The reply to store for `res`: its bytes, or its arguments for `onDuplicate`. */
+  /**
+   * The reply to store for `res`: its bytes, or its arguments for
+   * `onDuplicate`. Never throws: what cannot be stored (args over a record's
+   * 1 MiB or not JSON, a body that breaks off) becomes a `reply-lost`
+   * record, logged, since the request took effect either way.
+   */
   async #capture(res: Response, args: JsonValue | undefined): Promise<StoredReply> {
-    if (args !== undefined && this.config.onDuplicate) {
-      const size = new TextEncoder().encode(JSON.stringify(args)).byteLength
-      if (size > CHUNK_BYTES) {
-        throw new RangeError(`hono-once: commit() args are ${size} bytes as JSON; at most ${CHUNK_BYTES} fit in a stored record`)
+    try {
+      if (args !== undefined && this.config.onDuplicate) {
+        const stored = storableArgs(args)
+        if (typeof stored === 'string') {
+          console.error(`hono-once: commit() args of ${this.admission.requestId} cannot be stored (${stored}); it took effect, and duplicates get reply-lost`)
+          return await this.#placeholder(`The request took effect, but what its handler kept for duplicates (${stored}) could not be stored. It will not run again.`)
+        }
+        const { reply } = await captureReply(res, this.config.replayed, Number.MAX_SAFE_INTEGER)
+        return { status: reply.status, headers: reply.headers, body: new Uint8Array(), args: stored.args }
       }
-      const { reply } = await captureReply(res, this.config.allow, Number.MAX_SAFE_INTEGER)
-      return { status: reply.status, headers: reply.headers, body: new Uint8Array(), args }
+      if (args !== undefined && !warnedArgs) {
+        warnedArgs = true
+        console.warn('hono-once: commit(res, { args }) without the onDuplicate option: the reply itself is stored and the args are ignored')
+      }
+      return (await this.#captureFinal(res)).reply
+    } catch (err) {
+      console.error(`hono-once: the reply given to commit() by ${this.admission.requestId} could not be read; duplicates get reply-lost`, err)
+      return this.#placeholder(`The request took effect with status ${res.status}, but its reply could not be read. It will not run again.`)
     }
-    if (args !== undefined && !warnedArgs) {
-      warnedArgs = true
-      console.warn('hono-once: commit(res, { args }) without the onDuplicate option: the reply itself is stored and the args are ignored')
-    }
-    return (await this.#captureFinal(res)).reply
   }
 
   /** Reads `res` into a stored reply; one over `maxReplyBytes` is replaced by a problem that says it took effect. */
   async #captureFinal(res: Response): Promise<{ reply: StoredReply; response: Response }> {
-    const { reply, response, tooLarge } = await captureReply(res, this.config.allow, this.config.maxReplyBytes)
+    const { reply, response, tooLarge } = await captureReply(res, this.config.replayed, this.config.maxReplyBytes)
     if (!tooLarge) return { reply, response }
     const size = reply.body.byteLength
     console.warn(`hono-once: reply of ${this.admission.requestId} is ${size} bytes, over maxReplyBytes; duplicates get a problem`)
@@ -188,6 +237,24 @@ export class CommitPoint {
   async #placeholder(detail: string): Promise<StoredReply> {
     const { instance, key } = this.id
     const res = problem('reply-lost', { detail, instance, idempotencyKey: key, requestId: this.admission.requestId })
-    return (await captureReply(res, undefined, Number.MAX_SAFE_INTEGER)).reply
+    return (await captureReply(res, replayedByDefault, Number.MAX_SAFE_INTEGER)).reply
   }
+}
+
+/**
+ * `args` as a record stores them (their JSON round trip, so what
+ * `onDuplicate` gets is what was stored), or why they cannot be: not JSON
+ * (a cycle, a BigInt, a function), or over a record's 1 MiB.
+ */
+function storableArgs(args: JsonValue): { args: JsonValue } | string {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(args)
+  } catch (err) {
+    return `args are not JSON: ${err instanceof Error ? err.message : String(err)}`
+  }
+  if (json === undefined) return `args are not JSON: ${typeof args}`
+  const size = new TextEncoder().encode(json).byteLength
+  if (size > CHUNK_BYTES) return `args are ${size} bytes as JSON; at most ${CHUNK_BYTES} fit in a record`
+  return { args: JSON.parse(json) as JsonValue }
 }

@@ -1,12 +1,14 @@
-import type { Context, MiddlewareHandler } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
+import type { Context } from 'hono'
 import type { JsonValue } from '../durable/types.js'
 import { fingerprint as defaultFingerprint } from './fingerprint.js'
 import { defaultScope } from './identity.js'
 import { type LocationHint, type OnceOptions, validateOptions } from './options.js'
-import { problemException } from './problem.js'
+import { replayFilter } from './reply.js'
 import { ReplyCache } from './reply-cache.js'
 import type { Namespace } from './rpc.js'
+
+/** The unscoped-fallback warning is said once per isolate, however many `once()` instances there are. */
+let warnedUnscoped = false
 
 /** `once()`'s options with every default filled in, and what is derived from them once. */
 export interface OnceConfig {
@@ -16,6 +18,8 @@ export interface OnceConfig {
   gated: ReadonlySet<string>
   required: boolean
   scope: (c: Context) => string | Promise<string>
+  /** A `scope` function's `''` is refused (400 scope-missing): the user gave one and did not ask for sharing. */
+  refuseUnscoped: boolean
   domain: ((c: Context) => string | Promise<string>) | undefined
   fingerprint: (c: Context, body: Uint8Array) => string | Promise<string>
   ttlMs: number
@@ -27,11 +31,11 @@ export interface OnceConfig {
   maxReplyBytes: number
   /** Lower-case header allow-list for replays, or undefined for the default deny-list. */
   allow: ReadonlySet<string> | undefined
+  /** Which response headers are stored for replay: `allow`, or the default deny-list (see replayFilter). */
+  replayed: (name: string) => boolean
   onDuplicate: ((args: JsonValue, c: Context) => Response | Promise<Response>) | undefined
   /** The reply cache for a namespace (one per namespace and `once()` instance), or undefined when off. */
   cacheFor: (ns: Namespace) => ReplyCache | undefined
-  /** Hono's bodyLimit, answering 413 problem+json. */
-  limitBody: MiddlewareHandler
 }
 
 /**
@@ -53,6 +57,7 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     methods = ['POST', 'PUT', 'PATCH', 'DELETE'],
     required = true,
     scope,
+    unscoped,
     domain,
     fingerprint = {},
     ttlSeconds = 86_400,
@@ -67,7 +72,7 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     replayCache = {},
   } = options
   const caches = new WeakMap<Namespace, ReplyCache>()
-  let warned = false
+  const allow = replayHeaders && new Set(replayHeaders.map((h) => h.toLowerCase()))
   return {
     namespace,
     shards,
@@ -77,16 +82,18 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     scope:
       scope ??
       (async (c) => {
-        const { scope: tenant, unscoped } = await defaultScope(c)
-        if (unscoped && !warned) {
-          warned = true
+        const { scope: tenant, unscoped: fallback } = await defaultScope(c)
+        if (fallback && !warnedUnscoped && unscoped !== 'shared') {
+          warnedUnscoped = true
           console.warn(
             'hono-once: a request with neither a verified JWT (jwt()/jwk() before once()) nor an Authorization header is unscoped: ' +
-              'every such caller shares idempotency keys. Pass a scope option (e.g. the session user) if callers authenticate otherwise.',
+              'every such caller shares idempotency keys. Pass a scope option (e.g. the session user) if callers authenticate otherwise, ' +
+              "or unscoped: 'shared' if sharing is meant.",
           )
         }
         return tenant
       }),
+    refuseUnscoped: scope !== undefined && unscoped !== 'shared',
     domain,
     fingerprint:
       typeof fingerprint === 'function'
@@ -98,7 +105,8 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     waitMs: inFlight === 'wait' ? waitMs : 0,
     maxBodyBytes,
     maxReplyBytes,
-    allow: replayHeaders && new Set(replayHeaders.map((h) => h.toLowerCase())),
+    allow,
+    replayed: replayFilter(allow),
     onDuplicate,
     cacheFor: (ns) => {
       if (replayCache === false) return undefined
@@ -106,11 +114,5 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
       if (!cache) caches.set(ns, (cache = new ReplyCache(replayCache)))
       return cache
     },
-    limitBody: bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: (c) => {
-        throw problemException('body-too-large', { detail: `The request body is larger than ${maxBodyBytes} bytes.`, instance: c.req.path })
-      },
-    }),
   }
 }

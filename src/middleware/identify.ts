@@ -1,7 +1,8 @@
 import type { Context } from 'hono'
+import { readBody } from './body.js'
 import type { OnceConfig } from './config.js'
 import { lookupKey } from './identity.js'
-import { problem, problemException } from './problem.js'
+import { problem } from './problem.js'
 import type { Namespace } from './rpc.js'
 
 /** What an ordering domain may be called: it travels in the `Once-Domain` header. */
@@ -28,8 +29,8 @@ export interface Identity {
 }
 
 /**
- * Step 1 of a keyed request: reads the body (leaving it readable for the
- * handler), computes scope and fingerprint, and finds the namespace. A user
+ * Step 1 of a keyed request: reads the body (at most `maxBodyBytes`, else
+ * a 413; left readable for the handler), computes scope and fingerprint, and finds the namespace. A user
  * function that throws, or returns the wrong type, gives a 500
  * `misconfigured` problem naming the option; the handler is not run.
  *
@@ -44,18 +45,7 @@ export interface Identity {
 export async function identify(c: Context, config: OnceConfig, key: string): Promise<Identity | Response> {
   const instance = c.req.path
   const misconfigured = (detail: string) => problem('misconfigured', { detail, instance })
-  let body: Uint8Array
-  try {
-    body = new Uint8Array(await c.req.arrayBuffer())
-  } catch (err) {
-    // hono before 4.10 errors the stream of a chunked body past maxBodyBytes instead of answering itself.
-    if (err instanceof Error && err.name === 'BodyLimitError') {
-      throw problemException('body-too-large', { detail: `The request body is larger than ${config.maxBodyBytes} bytes.`, instance })
-    }
-    throw err
-  }
-  // Handlers that read or forward the raw request (a proxy's fetch(c.req.raw)) get the same bytes.
-  if (c.req.raw.bodyUsed) c.req.raw = new Request(c.req.raw, { body })
+  const body = await readBody(c, config.maxBodyBytes)
 
   const call = async <T>(option: string, f: () => T | Promise<T>): Promise<{ ok: true; value: T } | { ok: false; response: Response }> => {
     try {
@@ -68,6 +58,14 @@ export async function identify(c: Context, config: OnceConfig, key: string): Pro
   const scope = await call('scope', () => config.scope(c))
   if (!scope.ok) return scope.response
   if (typeof scope.value !== 'string') return misconfigured(`The scope option must return a string, not ${typeof scope.value}.`)
+  // A scope function that cannot tell who is asking must not put every such caller in one shared scope.
+  if (scope.value === '' && config.refuseUnscoped) {
+    return problem('scope-missing', {
+      detail: "The request does not say who is asking (the scope is empty), so its key cannot be kept apart from other callers'.",
+      instance,
+      idempotencyKey: key,
+    })
+  }
   const print = await call('fingerprint', () => config.fingerprint(c, body))
   if (!print.ok) return print.response
   if (typeof print.value !== 'string' || print.value === '') return misconfigured('The fingerprint option must return a non-empty string.')

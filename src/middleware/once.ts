@@ -52,12 +52,7 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
     if (!config.gated.has(c.req.method) || c.get('once') !== undefined) return next()
     const key = readKey(c, config)
     if (key === undefined) return next()
-    // Kept here rather than returned through bodyLimit: hono before 4.10 drops what its next() returns.
-    let answer: Response | undefined
-    await config.limitBody(c, async () => {
-      answer = await handleKeyed(c, next, config, key)
-    })
-    return answer
+    return handleKeyed(c, next, config, key)
   }
 }
 
@@ -78,8 +73,24 @@ function readKey(c: Context, config: OnceConfig): string | undefined {
 
 async function handleKeyed(c: Context, next: Next, config: OnceConfig, key: string): Promise<Response | undefined> {
   const id = await identify(c, config, key)
-  if (id instanceof Response) return id
+  if (id instanceof Response) return withCallerHeaders(c, id)
   const admitted = await admit(c, config, id)
-  if (admitted instanceof Response) return admitted
+  if (admitted instanceof Response) return withCallerHeaders(c, admitted)
   return run(c, next, config, id, admitted)
+}
+
+/**
+ * An answer of once()'s own (a replay, a problem) with the headers outer
+ * middleware set for this caller before once() ran (`c.header()`: a request
+ * id, a rate limit), as a handler's `c.json()` would have them. Hono adds
+ * them by itself only when something already made `c.res`; the stored reply
+ * holds none of them (see replayedByDefault), and the caller's own win.
+ */
+function withCallerHeaders(c: Context, res: Response): Response {
+  const outer = c.newResponse(null, 200).headers
+  outer.forEach((value, name) => {
+    if (name !== 'content-type' && name !== 'content-length' && name !== 'set-cookie') res.headers.set(name, value)
+  })
+  for (const cookie of outer.getSetCookie()) res.headers.append('set-cookie', cookie)
+  return res
 }

@@ -37,6 +37,13 @@ export interface OnceOptions {
    */
   scope?: (c: Context) => string | Promise<string>
   /**
+   * Whether callers without a scope may share keys. A `scope` function that
+   * returns `''` is a 400 `scope-missing` unless this is `'shared'`; the
+   * default scope's last fallback (neither a JWT nor `Authorization`) is
+   * shared either way, with a warning once per isolate unless this says so.
+   */
+  unscoped?: 'shared'
+  /**
    * The ordering domain of a request (DESIGN §3–4), e.g. the account it
    * changes. Requests of one domain get gapless, increasing sequence numbers
    * from the domain's own StableArea (`once/domain/<name>`) and are applied
@@ -68,7 +75,13 @@ export interface OnceOptions {
   maxBodyBytes?: number
   /** Largest reply body stored for replay. Default 8 MiB. */
   maxReplyBytes?: number
-  /** Response headers replayed (allow-list). Default: all but hop-by-hop, Set-Cookie and Content-Length. */
+  /**
+   * Response headers stored and replayed (allow-list). Default: all but
+   * hop-by-hop, `Set-Cookie`, `Content-Length`, and what outer middleware
+   * sets for the caller at hand (`Access-Control-*`, `Vary`, request ids,
+   * `Server-Timing`, rate-limit headers): see `replayedByDefault`. Outer
+   * middleware sets its own on every answer, replays included.
+   */
   replayHeaders?: string[]
   /** Rebuilds a duplicate's reply from the arguments given to `c.var.once.commit(res, { args })`. */
   onDuplicate?: (args: JsonValue, c: Context) => Response | Promise<Response>
@@ -87,9 +100,10 @@ const schema = z.strictObject({
   methods: z.optional(z.array(z.string().check(z.regex(/^[A-Za-z]+$/, 'expected HTTP method names such as "POST"'))).check(z.minLength(1))),
   required: z.optional(z.boolean()),
   scope: fn,
+  unscoped: z.optional(z.literal('shared')),
   domain: fn,
   fingerprint: z.optional(
-    z.union([functionOption, z.strictObject({ headers: z.optional(headerNames), normalizeJson: z.optional(z.boolean()) })]),
+    z.union([functionOption, z.strictObject({ headers: z.optional(headerNames), normalizeJson: z.optional(z.boolean()), normalizeForms: z.optional(z.boolean()) })]),
   ),
   ttlSeconds: int(1, 365 * 86400),
   // Below a second a busy isolate's renewal can come too late and a live handler lose its key.

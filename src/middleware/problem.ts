@@ -12,6 +12,7 @@ export const PROBLEM_BASE = 'https://hono-once.dev/problems/'
 export type ProblemKind =
   | 'key-missing'
   | 'key-malformed'
+  | 'scope-missing'
   | 'body-too-large'
   | 'key-reused'
   | 'in-flight'
@@ -29,6 +30,7 @@ export type ProblemKind =
 const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boolean]> = {
   'key-missing': [400, 'Idempotency-Key is missing', false],
   'key-malformed': [400, 'Idempotency-Key is malformed', false],
+  'scope-missing': [400, 'The caller is not identified', false],
   'body-too-large': [413, 'Request body too large', false],
   'key-reused': [422, 'Idempotency-Key reused with a different request', false],
   'in-flight': [409, 'A request with this Idempotency-Key is still being processed', true],

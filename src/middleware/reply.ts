@@ -2,7 +2,9 @@ import type { StoredReply } from '../durable/types.js'
 import { HOP_BY_HOP } from '../shared/headers.js'
 
 /**
- * Never replayed unless listed in `replayHeaders`: hop-by-hop headers (RFC 9110 §7.6.1) and cookies.
+ * Never replayed unless listed in `replayHeaders`: hop-by-hop headers (RFC
+ * 9110 §7.6.1), cookies, and the headers outer middleware sets for the
+ * caller at hand rather than for the request (see {@link replayedByDefault}).
  *
  * @example
  * NEVER_REPLAYED.has('set-cookie') // true
@@ -12,9 +14,53 @@ export const NEVER_REPLAYED: ReadonlySet<string> = new Set([
   'set-cookie',
   // recomputed from the stored body
   'content-length',
-  // the timing of the first answer, not of a replay
+  // the timing of the first answer, not of a replay (hono/timing)
   'server-timing',
+  'timing-allow-origin',
+  // the CORS answer for the first caller's Origin (hono/cors appends Origin)
+  'vary',
+  // the first request's id (hono/request-id and its usual names)
+  'x-request-id',
+  'request-id',
+  'x-correlation-id',
 ])
+
+/** Name prefixes of caller headers: CORS (hono/cors), rate limits (the IETF RateLimit fields and the x- forms). */
+const CALLER_PREFIXES = ['access-control-', 'ratelimit', 'x-ratelimit-', 'x-rate-limit-']
+
+/**
+ * Whether a response header is stored for replay by default: not in
+ * {@link NEVER_REPLAYED} and not a CORS or rate-limit header. These are
+ * what outer middleware (`cors()`, `requestId()`, `timing()`, a rate
+ * limiter) sets for the caller at hand; stored with the first caller's
+ * reply, they would be replayed to another (another site's `Origin`, no
+ * `Origin` at all). Such middleware sets its own on every answer, replays
+ * included.
+ *
+ * @param name - lower-case header name
+ * @returns whether it is stored
+ * @example
+ * replayedByDefault('access-control-allow-origin') // false
+ * replayedByDefault('location') // true
+ */
+export function replayedByDefault(name: string): boolean {
+  if (NEVER_REPLAYED.has(name)) return false
+  for (const prefix of CALLER_PREFIXES) if (name.startsWith(prefix)) return false
+  return true
+}
+
+/**
+ * Which response headers a route stores: those its `replayHeaders`
+ * allow-list names, or, without one, {@link replayedByDefault}.
+ *
+ * @param allow - the route's `replayHeaders`, lower-case
+ * @returns the filter {@link captureReply} applies
+ * @example
+ * const replayed = replayFilter(new Set(['location']))
+ */
+export function replayFilter(allow: ReadonlySet<string> | undefined): (name: string) => boolean {
+  return allow ? (name) => allow.has(name) : replayedByDefault
+}
 
 /**
  * Header marking an answer as a replay of the stored reply (IETF draft, Stripe).
@@ -27,30 +73,32 @@ export const REPLAYED_HEADER = 'Idempotent-Replayed'
 /**
  * Reads a response into a {@link StoredReply}: status, the headers that may
  * be replayed, and the exact body bytes. The response's body is consumed;
- * use the returned `response` (same status, headers and bytes) in its place.
+ * use the returned `response` (same status, headers and bytes) in its place:
+ * the client at hand gets every header, only the stored form is filtered.
  *
  * @param res - the handler's response
- * @param allow - lower-case header allow-list, or undefined for "all but {@link NEVER_REPLAYED}"
+ * @param replayed - which headers are stored ({@link replayFilter}): the
+ *   route's allow-list, or all but hop-by-hop, cookies and the caller
+ *   headers of outer middleware ({@link replayedByDefault})
  * @param maxBytes - largest body that may be stored
  * @returns the stored form and a fresh response, or `tooLarge` with the size
  * @example
- * const { reply, response } = await captureReply(c.res, undefined, 8 << 20)
+ * const { reply, response } = await captureReply(c.res, replayedByDefault, 8 << 20)
  */
 export async function captureReply(
   res: Response,
-  allow: ReadonlySet<string> | undefined,
+  replayed: (name: string) => boolean,
   maxBytes: number,
 ): Promise<{ reply: StoredReply; response: Response; tooLarge: boolean }> {
   const body = new Uint8Array(await res.arrayBuffer())
   // Built on `res` as its init, so an already-encoded body (encodeBody: 'manual') stays as it is.
   const response = new Response(nullBodyStatus(res.status) ? null : body, res)
-  const allowed = (name: string) => (allow ? allow.has(name) : !NEVER_REPLAYED.has(name))
   const headers: [string, string][] = []
   // Set-Cookie is the one header that may not be joined; Headers yields it once per cookie, so take it apart.
   res.headers.forEach((value, name) => {
-    if (name !== 'set-cookie' && allowed(name)) headers.push([name, value])
+    if (name !== 'set-cookie' && replayed(name)) headers.push([name, value])
   })
-  if (allowed('set-cookie')) for (const cookie of res.headers.getSetCookie()) headers.push(['set-cookie', cookie])
+  if (replayed('set-cookie')) for (const cookie of res.headers.getSetCookie()) headers.push(['set-cookie', cookie])
   const reply: StoredReply = { status: res.status, headers, body }
   if (await alreadyEncoded(res.headers.get('content-encoding'), body)) reply.encoded = true
   return { reply, response, tooLarge: body.byteLength > maxBytes }

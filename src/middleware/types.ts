@@ -6,7 +6,9 @@ export interface CommitOptions {
   /**
    * Store these JSON arguments instead of the body; duplicates get the reply
    * that the `onDuplicate` option builds from them (seed 003's
-   * redundant-message handler). Needs `onDuplicate`.
+   * redundant-message handler). Needs `onDuplicate`. Stored as their JSON
+   * (at most 1 MiB); args that are not JSON or larger make duplicates get
+   * `reply-lost` instead (logged), never a second run.
    */
   args?: JsonValue
 }
@@ -43,7 +45,10 @@ export interface OnceContext {
    * finally returns, whatever its status; duplicates arriving meanwhile
    * wait for it. Call it at most once. Resolves only once the reply (or the
    * mark) is durably stored; rejects with {@link OnceCommitError} when it
-   * is not: then do not go on to effects that needed the commit.
+   * is not: then do not go on to effects that needed the commit. Either
+   * way the request counts as taken effect: the key is never released
+   * after this call, and what cannot be stored (args too large or not JSON,
+   * a reply that cannot be read) is kept as a `reply-lost` problem.
    *
    * @example
    * const res = c.json({ id }, 201)

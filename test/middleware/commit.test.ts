@@ -165,17 +165,6 @@ describe('once() registered twice on one route (issue 7.5)', () => {
   })
 })
 
-describe('duplicate-handler arguments (issue 11.7)', () => {
-  it('commit() rejects args larger than a row before storing anything', async () => {
-    const app = new Hono().post('/x', once({ onDuplicate: () => new Response('x') }), async (c) => {
-      const err = await c.var.once.commit(c.text('x', 201), { args: 'a'.repeat(1_100_000) }).catch((e: unknown) => e)
-      return c.text(err instanceof RangeError ? err.message : 'stored', 400)
-    })
-    const res = await post(app, '/x', newKey())
-    expect(await res.text()).toMatch(/args are \d+ bytes/)
-  })
-})
-
 describe('a final commit that fails after the handler (issue 11.2)', () => {
   it('is logged with the request id; the client still gets its answer', async () => {
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})

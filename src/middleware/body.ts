@@ -1,0 +1,97 @@
+import type { Context } from 'hono'
+import { problemException } from './problem.js'
+
+/**
+ * How much of a refused body is read and thrown away before the 413, and
+ * for how long: see {@link readBody}. Past either bound the rest is
+ * cancelled and the 413 sent anyway (a client still sending that much is
+ * not waited for).
+ */
+const DRAIN_BYTES = 64 * 1024 * 1024
+const DRAIN_MS = 5_000
+
+/**
+ * Reads the request body once, at most `maxBytes` of it, and leaves it
+ * readable for the handler (`c.req.json()`, `c.req.raw`). A body over the
+ * limit is a 413 `body-too-large` problem, thrown before anything else
+ * runs, whether its size was declared (`Content-Length`) or only found out
+ * while reading (chunked).
+ *
+ * The 413 waits until the client has sent its body, which is read and
+ * thrown away (bounded: 64 MiB, 5 s). Answering while the client is still
+ * sending races the client: the runtime then cuts the request stream, and
+ * whoever stands between (wrangler dev's proxy, a load balancer) may turn
+ * the cut into a 500 or a reset instead of the 413, depending on timing and
+ * chunk sizes. The rule: no answer goes out before the request was read to
+ * its end, or given up on for good.
+ *
+ * @param c - the request context
+ * @param maxBytes - the largest body accepted
+ * @returns the body's bytes
+ * @throws HTTPException carrying the 413 problem
+ * @example
+ * const body = await readBody(c, config.maxBodyBytes)
+ */
+export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array> {
+  const raw = c.req.raw
+  const stream = raw.body
+  if (!stream) return new Uint8Array()
+  const length = raw.headers.get('content-length')
+  if (length !== null && !raw.headers.has('transfer-encoding')) {
+    // The runtime holds a declared length to its word, so a body within it is read as it is.
+    if (Number(length) <= maxBytes) return storeBody(c, new Uint8Array(await c.req.arrayBuffer()), true)
+    await drain(stream.getReader())
+    throw tooLarge(c, maxBytes)
+  }
+  const reader = stream.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > maxBytes) {
+      await drain(reader)
+      throw tooLarge(c, maxBytes)
+    }
+    chunks.push(value)
+  }
+  const body = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    body.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return storeBody(c, body)
+}
+
+/** Hands `body` to the handler: Hono's body cache (`c.req.json()` and friends) and a fresh `c.req.raw` for code that forwards it. */
+function storeBody(c: Context, body: Uint8Array, cached = false): Uint8Array {
+  c.req.raw = new Request(c.req.raw, { body })
+  if (!cached) (c.req.bodyCache as { arrayBuffer?: Promise<ArrayBuffer> }).arrayBuffer = Promise.resolve(body.buffer as ArrayBuffer)
+  return body
+}
+
+/** Reads what the client still sends and throws it away, within the bounds; then gives the rest up. */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  let drained = 0
+  const deadline = Date.now() + DRAIN_MS
+  try {
+    while (drained <= DRAIN_BYTES) {
+      const left = deadline - Date.now()
+      if (left <= 0) break
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const read = await Promise.race([reader.read(), new Promise<undefined>((r) => (timer = setTimeout(r, left)))])
+      if (timer !== undefined) clearTimeout(timer)
+      if (read === undefined || read.done) return
+      drained += read.value.byteLength
+    }
+  } catch {
+    return // the client went away: nobody is left to answer
+  }
+  await reader.cancel().catch(() => {})
+}
+
+function tooLarge(c: Context, maxBytes: number) {
+  return problemException('body-too-large', { detail: `The request body is larger than ${maxBytes} bytes.`, instance: c.req.path })
+}
