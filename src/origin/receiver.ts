@@ -286,7 +286,7 @@ async function readBody(c: Context, max: number): Promise<Uint8Array | 'too-larg
     }
     chunks.push(value)
   }
-  const body = chunks.length === 1 ? chunks[0]! : new Uint8Array(size)
+  const body: Uint8Array<ArrayBuffer> = chunks.length === 1 ? (chunks[0]! as Uint8Array<ArrayBuffer>) : new Uint8Array(size)
   if (chunks.length !== 1) {
     let at = 0
     for (const chunk of chunks) {

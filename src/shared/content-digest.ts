@@ -28,7 +28,7 @@ const computed = new WeakMap<Uint8Array, string>()
 export async function contentDigest(body: Uint8Array): Promise<string> {
   const known = computed.get(body)
   if (known !== undefined) return known
-  const hash = body.byteLength <= SYNC_LIMIT ? sha256(body) : new Uint8Array(await crypto.subtle.digest('SHA-256', body))
+  const hash = body.byteLength <= SYNC_LIMIT ? sha256(body) : new Uint8Array(await crypto.subtle.digest('SHA-256', body as Uint8Array<ArrayBuffer>))
   const value = `sha-256=:${toBase64(hash)}:`
   computed.set(body, value)
   return value
@@ -57,7 +57,7 @@ export type DigestVerdict = 'ok' | 'missing' | 'mismatch'
 export async function checkContentDigest(header: string | null, body: Uint8Array): Promise<DigestVerdict> {
   const expected = sha256Member(header)
   if (expected === undefined) return 'missing'
-  const actual = body.byteLength <= SYNC_LIMIT ? sha256(body) : new Uint8Array(await crypto.subtle.digest('SHA-256', body))
+  const actual = body.byteLength <= SYNC_LIMIT ? sha256(body) : new Uint8Array(await crypto.subtle.digest('SHA-256', body as Uint8Array<ArrayBuffer>))
   if (expected.byteLength !== actual.byteLength) return 'mismatch'
   let diff = 0
   for (let i = 0; i < actual.byteLength; i++) diff |= actual[i]! ^ expected[i]!

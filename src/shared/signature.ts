@@ -218,7 +218,8 @@ export async function verifyRequest(request: Request, options: VerifyRequestOpti
       resolveVerifier: () => hmacSha256(secret),
     })
   } catch (err) {
-    if (isSignatureError(err) && err.code === 'VerificationFailed') {
+    // A covered header that is gone (a no-op resend stripped of Once-Noop) is a request that was altered, like a wrong HMAC.
+    if (isSignatureError(err) && (err.code === 'VerificationFailed' || err.code === 'MissingField')) {
       return refuse('mismatch', 'The signature does not match this request (method, path, query, a covered header, or the secret differ).')
     }
     return refuse('malformed', `The signature cannot be checked: ${err instanceof Error ? err.message : String(err)}.`)
