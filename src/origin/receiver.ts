@@ -222,9 +222,10 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
         return receiverProblem('signature-invalid', { detail: verdict.detail, instance, requestId: headers.get(ONCE_HEADERS.requestId) ?? undefined })
       }
     }
-    const h = readOnceHeaders(headers)
+    // A read is never recorded (a hedged one may carry a request id for tracing): its Once-* headers are not checked.
+    const h: OnceRequestHeaders = SAFE.has(method) ? { kind: 'none' } : readOnceHeaders(headers)
     if (h.kind === 'bad') return receiverProblem('bad-request', { detail: h.detail, instance })
-    const deduped = h.kind === 'ok' && !SAFE.has(method)
+    const deduped = h.kind === 'ok'
     if (h.kind === 'none' && signed && required.has(method)) {
       return receiverProblem('request-id-missing', {
         detail: `${method} requests need a ${ONCE_HEADERS.requestId}: with secrets set, only requests from the edge are accepted.`,
@@ -300,9 +301,16 @@ async function readBody(c: Context, max: number): Promise<Uint8Array | 'too-larg
 
 /** The answer with `Once-Applied` set: `?1` applied (fresh or replayed), `?0` nothing applied. */
 function applied(res: Response, flag: boolean): Response {
-  const out = new Response(res.body, res)
-  out.headers.set(ONCE_HEADERS.applied, flag ? '?1' : '?0')
-  return out
+  const value = flag ? '?1' : '?0'
+  try {
+    res.headers.set(ONCE_HEADERS.applied, value)
+    return res
+  } catch {
+    // Immutable headers (a response from fetch): copy it.
+    const out = new Response(res.body, res)
+    out.headers.set(ONCE_HEADERS.applied, value)
+    return out
+  }
 }
 
 /** Sets the answer even after `next()` (Hono ignores a returned response once `c.res` is set), without merging the old headers. */
