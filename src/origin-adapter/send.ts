@@ -104,6 +104,8 @@ export type SendSecret = SigningKey | { keyid: string; missing: string }
  */
 export function resolveSecret(secret: SecretOption | undefined, env: unknown): SendSecret | undefined {
   if (secret === undefined) return undefined
+  // A plan stored before secrets were named may hold the value itself: it is not used (name the secret with { env }).
+  if (typeof secret !== 'object' || secret === null || typeof secret.env !== 'string') return { keyid: 'unnamed', missing: '(a literal secret from an older relay plan)' }
   const keyid = secret.keyid ?? secret.env
   const value = (env as Record<string, unknown> | undefined)?.[secret.env]
   return typeof value === 'string' && value !== '' ? { keyid, secret: value } : { keyid, missing: secret.env }

@@ -116,6 +116,14 @@ describe('the edge signs what it sends (RFC 9421 + RFC 9530, issue 15.7)', () =>
     }
   })
 
+  it('resolves a named secret at send time; a literal one left in an older stored plan is never used', () => {
+    expect(resolveSecret({ env: 'TEST_SIGNING_SECRET' }, env)).toEqual({ keyid: 'TEST_SIGNING_SECRET', secret: env.TEST_SIGNING_SECRET })
+    expect(resolveSecret({ env: 'TEST_SIGNING_SECRET', keyid: 'k-2026' }, env)).toEqual({ keyid: 'k-2026', secret: env.TEST_SIGNING_SECRET })
+    expect(resolveSecret({ env: 'NO_SUCH_SECRET' }, env)).toEqual({ keyid: 'NO_SUCH_SECRET', missing: 'NO_SUCH_SECRET' })
+    expect(resolveSecret('a-literal-secret-0123456789' as never, env)).toMatchObject({ missing: expect.stringContaining('literal') })
+    expect(resolveSecret(undefined, env)).toBeUndefined()
+  })
+
   it("the alarm's resend of a dead Worker's relay never goes out unsigned when its secret cannot be resolved", async () => {
     const [origin] = await startOrigins(['eu'])
     const key = newKey()
