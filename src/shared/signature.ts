@@ -103,8 +103,12 @@ export function isCovered(name: string, value: string): boolean {
  */
 export function signRequest(key: SigningKey, request: OutgoingRequest, options: { nowSeconds?: number; ttlSeconds?: number } = {}): SignatureFields {
   const created = Math.floor(options.nowSeconds ?? Date.now() / 1000)
+  // As fetch will send it (dot segments resolved, characters escaped, no fragment), which is what the origin sees.
+  const target = new URL(request.url)
+  target.hash = ''
+  const targetUri = target.href
   const components = ['@method', '@path']
-  if (hasQuery(request.url)) components.push('@query')
+  if (hasQuery(targetUri)) components.push('@query')
   const fields: { name: string; value: string }[] = []
   request.headers.forEach((value, name) => {
     if (!isCovered(name, value)) return
@@ -112,7 +116,7 @@ export function signRequest(key: SigningKey, request: OutgoingRequest, options: 
     fields.push({ name, value })
   })
   const signed = createSignatureSync(
-    { kind: 'request', method: request.method.toUpperCase(), targetUri: request.url, fields },
+    { kind: 'request', method: request.method.toUpperCase(), targetUri, fields },
     {
       label: SIGNATURE_LABEL,
       components,

@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { createSignatureSync, verifySignature } from 'http-message-sig'
 import { describe, expect, it } from 'vitest'
 import { checkContentDigest, contentDigest } from '../../src/shared/content-digest.js'
@@ -114,6 +115,17 @@ describe('signRequest: the edge signature (DESIGN §6)', () => {
     expect(signed.signature).toBe(`once=:${await hmacBase64(encoder.encode(key.secret), base)}:`)
   })
 
+  it('signs the URL as fetch sends it: dot segments resolved, escapes applied, fragment dropped', async () => {
+    const headers = new Headers({ 'content-digest': await contentDigest(new Uint8Array()) })
+    const signed = signRequest(key, { method: 'GET', url: 'https://eu.example.com/a/./b/../c d?x=1#frag', headers }, { nowSeconds: T })
+    headers.set('signature-input', signed.signatureInput)
+    headers.set('signature', signed.signature)
+    // What arrives: fetch sends no fragment.
+    const sent = new Request('https://eu.example.com/a/./b/../c d?x=1', { headers })
+    expect(new URL(sent.url).pathname).toBe('/a/c%20d')
+    expect(await verifyRequest(sent, { secrets, nowSeconds: T })).toMatchObject({ ok: true })
+  })
+
   it('covers "@query" only when there is a query, and skips hop headers and values that are not ASCII', async () => {
     const headers = new Headers({ 'x-forwarded-for': '10.0.0.1', via: '1.1 proxy', 'x-note': 'caf\u00e9', accept: 'application/json', 'content-digest': 'sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:' })
     const { signatureInput } = signRequest(key, { method: 'get', url: 'https://eu.example.com/a', headers }, { nowSeconds: T, ttlSeconds: 60 })
@@ -183,6 +195,42 @@ describe('verifyRequest: decided from the headers alone', () => {
     expect(await verifyRequest(asRequest(r, (h) => h.set('signature-input', r.signed.signatureInput.replace('hmac-sha256', 'ed25519'))), at(T))).toMatchObject({ ok: false, reason: 'malformed' })
     const noQuery = await edgeRequest({}, { url: 'https://eu.example.com/accounts/a1/deposits' })
     expect(await verifyRequest(asRequest(noQuery, undefined, 'https://eu.example.com/accounts/a1/deposits?admin=1'), at(T))).toMatchObject({ ok: false, reason: 'uncovered' })
+  })
+})
+
+describe('signRequest → verifyRequest (property)', () => {
+  const token = fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/)
+  const value = fc.stringMatching(/^[\x21-\x7e]([\x20-\x7e]{0,30}[\x21-\x7e])?$/)
+  const segment = fc.stringMatching(/^[A-Za-z0-9._~-]{1,12}$/)
+
+  it('what the edge signs verifies; changing any covered header, or adding a Once-* header, does not', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.dictionary(token.filter((n) => !['signature', 'signature-input', 'content-digest', 'via', 'forwarded', 'cdn-loop', 'x-real-ip', 'true-client-ip'].includes(n) && !n.startsWith('x-forwarded-')), value, { maxKeys: 6 }),
+        fc.array(segment, { minLength: 1, maxLength: 4 }),
+        fc.option(fc.stringMatching(/^[a-z]{1,5}=[a-z0-9]{1,5}$/), { nil: undefined }),
+        fc.string({ maxLength: 64 }),
+        fc.nat(),
+        async (extra, path, query, body, pick) => {
+          const url = `https://eu.example.com/${path.join('/')}${query ? `?${query}` : ''}`
+          const headers = new Headers({ ...extra, 'once-request-id': 'r-1' })
+          headers.set('content-digest', await contentDigest(encoder.encode(body)))
+          const signed = signRequest(key, { method: 'POST', url, headers }, { nowSeconds: T })
+          headers.set('signature-input', signed.signatureInput)
+          headers.set('signature', signed.signature)
+          expect(await verifyRequest(new Request(url, { method: 'POST', headers }), { secrets, nowSeconds: T })).toMatchObject({ ok: true })
+          const names = [...headers.keys()].filter((n) => n !== 'signature' && n !== 'signature-input')
+          const changed = new Headers(headers)
+          const name = names[pick % names.length]!
+          changed.set(name, `${headers.get(name)}x`)
+          expect(await verifyRequest(new Request(url, { method: 'POST', headers: changed }), { secrets, nowSeconds: T })).toMatchObject({ ok: false })
+          const added = new Headers(headers)
+          added.set('once-noop', '?1')
+          expect(await verifyRequest(new Request(url, { method: 'POST', headers: added }), { secrets, nowSeconds: T })).toMatchObject({ ok: false, reason: 'uncovered' })
+        },
+      ),
+      { numRuns: 150 },
+    )
   })
 })
 
