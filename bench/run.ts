@@ -62,8 +62,10 @@ const originSpecs: { name: string; latencyMs: number }[] = [
   { name: 'r-one', latencyMs: 0 },
   ...['1', 'majority', 'all'].flatMap((q) => replicaNames(q).map((name) => ({ name, latencyMs: 0 }))),
 ]
+// Every variant signs (RFC 9421, DESIGN §6), the by-hand baseline too, and every origin requires it.
+const signingSecret = `bench-${crypto.randomUUID()}`
 const origins: Record<string, RunningOrigin> = {}
-for (const spec of originSpecs) origins[spec.name] = await startOrigin(spec)
+for (const spec of originSpecs) origins[spec.name] = await startOrigin({ ...spec, secrets: { ONCE_SIGNING_SECRET: signingSecret } })
 
 progress('starting wrangler dev', true)
 const persistTo = mkdtempSync(join(tmpdir(), 'hono-once-bench-'))
@@ -78,7 +80,7 @@ try {
   dev = await startWranglerDev({
     config: 'bench/wrangler.toml',
     persistTo,
-    vars: { BENCH_ORIGINS: JSON.stringify(Object.fromEntries(Object.entries(origins).map(([n, o]) => [n, o.url]))) },
+    vars: { BENCH_ORIGINS: JSON.stringify(Object.fromEntries(Object.entries(origins).map(([n, o]) => [n, o.url]))), ONCE_SIGNING_SECRET: signingSecret },
   })
 } catch (err) {
   await closeAll()

@@ -14,6 +14,8 @@
 import { DurableObject } from 'cloudflare:workers'
 import { type Context, Hono } from 'hono'
 import { once, type OnceOptions, proxy, type ProxyOptions, StableArea } from '../src/index.js'
+import { contentDigest } from '../src/shared/content-digest.js'
+import { signRequest } from '../src/shared/signature.js'
 
 /** The floor any durable idempotency scheme pays: one bare durable write per round trip. */
 export class Floor extends DurableObject {
@@ -31,6 +33,8 @@ type Bindings = {
   FLOOR: DurableObjectNamespace<Floor>
   /** JSON: origin name → URL (set by bench/run.ts with `--var`). */
   BENCH_ORIGINS?: string
+  /** Signs every request to the origins, the by-hand baseline's too (set by bench/run.ts with `--var`). */
+  ONCE_SIGNING_SECRET?: string
 }
 type Env = { Bindings: Bindings }
 
@@ -68,8 +72,8 @@ function url(env: Bindings, name: string): string {
   return u
 }
 
-/** The origin call a Worker would make by hand: the client's request with a request id, to one origin. */
-async function direct(req: Request, origin: string): Promise<Response> {
+/** The origin call a Worker would make by hand: the client's request with a request id, to one origin, signed as DESIGN §6 says. */
+async function direct(req: Request, origin: string, env: Bindings): Promise<Response> {
   const incoming = new URL(req.url)
   const headers = new Headers()
   for (const name of ['content-type', 'idempotency-key']) {
@@ -77,8 +81,15 @@ async function direct(req: Request, origin: string): Promise<Response> {
     if (v !== null) headers.set(name, v)
   }
   headers.set('once-request-id', crypto.randomUUID())
-  const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await req.arrayBuffer()
-  const res = await fetch(origin + incoming.pathname + incoming.search, { method: req.method, headers, body })
+  const body = req.method === 'GET' || req.method === 'HEAD' ? new Uint8Array() : new Uint8Array(await req.arrayBuffer())
+  const url = origin + incoming.pathname + incoming.search
+  headers.set('content-digest', await contentDigest(body))
+  if (env.ONCE_SIGNING_SECRET) {
+    const signed = signRequest({ keyid: 'ONCE_SIGNING_SECRET', secret: env.ONCE_SIGNING_SECRET }, { method: req.method, url, headers })
+    headers.set('signature-input', signed.signatureInput)
+    headers.set('signature', signed.signature)
+  }
+  const res = await fetch(url, { method: req.method, headers, body: req.method === 'GET' || req.method === 'HEAD' ? undefined : body })
   return new Response(res.body, res)
 }
 
@@ -94,19 +105,20 @@ function build(name: string, env: Bindings): Hono<Env> {
   const [kind, arg] = name.split(':') as [string, string | undefined]
   const group = (origins: string[], extra: Omit<ProxyOptions, 'origins'>): ProxyOptions => ({
     origins: origins.map((o) => ({ name: o, url: url(env, o) })),
+    ...(env.ONCE_SIGNING_SECRET ? { secret: { env: 'ONCE_SIGNING_SECRET' } } : {}),
     ...extra,
   })
   switch (kind) {
     // Section 2: once() + proxy() to one healthy origin, against the same call made by hand.
     case 'direct':
-      v.all('*', (c) => direct(c.req.raw, url(env, 'p')))
+      v.all('*', (c) => direct(c.req.raw, url(env, 'p'), env))
       break
     case 'direct-floor':
       v.all('*', async (c) => {
         const key = c.req.header('idempotency-key') ?? 'k'
         const stub = floorStub(c.env)
         await stub.write(key, 'admit')
-        const res = await direct(c.req.raw, url(env, 'p'))
+        const res = await direct(c.req.raw, url(env, 'p'), env)
         const body = await res.arrayBuffer() // read whole, as proxy() does before the commit
         await stub.write(key, 'commit')
         return new Response(body, res)
@@ -114,7 +126,7 @@ function build(name: string, env: Bindings): Hono<Env> {
       break
     case 'once-direct':
       // Diagnostic: once() around the by-hand call, no proxy() (no relay record, no Server-Timing).
-      v.post('/accounts/:id/deposits', once(), (c) => direct(c.req.raw, url(env, 'p')))
+      v.post('/accounts/:id/deposits', once(), (c) => direct(c.req.raw, url(env, 'p'), env))
       break
     case 'proxy-bare':
       // Diagnostic: proxy() without once() (no admit, no relay record, no commit).

@@ -118,7 +118,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     })())
   try {
     for (const [i, region] of REGIONS.entries()) {
-      regions.push(await startOrigin({ name: region.name, port: originPorts[i], dbPath: join(dataDir, `${region.name}.db`), latencyMs: region.latencyMs, secret }))
+      regions.push(await startOrigin({ name: region.name, port: originPorts[i], dbPath: join(dataDir, `${region.name}.db`), latencyMs: region.latencyMs, secrets: { ONCE_SIGNING_SECRET: secret } }))
     }
     const config = demoConfig(Object.fromEntries(regions.map((r) => [r.name, r.url])))
     dev = await startWranglerDev({

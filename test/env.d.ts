@@ -18,6 +18,8 @@ declare global {
       ACCOUNTS: DurableObjectNamespace<Accounts>
       RECEIVER_DB: D1Database
       ONCE_KV: DurableObjectNamespace<StableArea>
+      /** The signing secret of tests that sign (a var of test/wrangler.toml). */
+      TEST_SIGNING_SECRET: string
     }
   }
 }

@@ -41,7 +41,7 @@ async function call<T>(path: string, body: unknown = {}): Promise<T> {
  * @example
  * const [eu, us] = await startOrigins(['eu', 'us'], { latencyMs: 5 })
  */
-export async function startOrigins(names: string[], options: { latencyMs?: number; secret?: string; persist?: boolean } = {}): Promise<FarmOrigin[]> {
+export async function startOrigins(names: string[], options: { latencyMs?: number; secrets?: Record<string, string>; persist?: boolean } = {}): Promise<FarmOrigin[]> {
   return Promise.all(
     names.map(async (name) => {
       const { id, url } = await call<{ id: number; url: string }>('/origins', { name, ...options })

@@ -4,7 +4,7 @@
  * servers themselves. Each test asks for its own origins, so tests never
  * share counters or faults:
  *
- * - `POST /origins` `{ name, latencyMs?, secret?, persist? }` → `{ name, url, id }`: a real bank origin
+ * - `POST /origins` `{ name, latencyMs?, secrets?, persist? }` → `{ name, url, id }`: a real bank origin
  *   (`examples/origin/server.ts`: @hono/node-server, onceReceiver, node:sqlite);
  * - `POST /origins/:id/restart` → the same origin, new process state, same database file and port (a crash);
  * - `POST /origins/:id/stop` → gone (connections refused);
@@ -64,7 +64,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
           name: String(input.name ?? `o${id}`),
           latencyMs: Number(input.latencyMs ?? 0),
           dbPath: input.persist ? join(dir, `origin-${id}.db`) : ':memory:',
-          ...(typeof input.secret === 'string' ? { secret: input.secret } : {}),
+          ...(typeof input.secrets === 'object' && input.secrets !== null ? { secrets: input.secrets as Record<string, string> } : {}),
         }
         const origin = await startOrigin(options)
         origins.set(id, { origin, options })

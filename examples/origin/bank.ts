@@ -15,7 +15,8 @@ const MAX_AMOUNT = 1_000_000_000
 export interface BankAppOptions {
   /** The receiver store on the bank's database: its transactions carry the bank's writes. */
   store: SqliteStore<DatabaseSync>
-  secret?: string | undefined
+  /** The secrets shared with the edge, by keyid (`onceReceiver({ secrets })`): requests must then be signed. */
+  secrets?: Record<string, string> | undefined
   /** The receiver's wait for running repeats, ms. */
   waitMs?: number
   /** The receiver's wait for an earlier sequence that has not arrived yet, ms (default 250). */
@@ -58,11 +59,11 @@ export function createBankSchema(db: DatabaseSync): void {
  * const app = bankApp({ store: sqliteStore(db) })
  */
 export function bankApp(options: BankAppOptions): Hono<Env> {
-  const { store, secret, waitMs, gapWaitMs, wrongBalance = () => false, onRun } = options
+  const { store, secrets, waitMs, gapWaitMs, wrongBalance = () => false, onRun } = options
   const app = new Hono<Env>()
   app.use('/accounts/*', onceReceiver({
       store,
-      ...(secret === undefined ? {} : { secret }),
+      ...(secrets === undefined ? {} : { secrets }),
       ...(waitMs === undefined ? {} : { waitMs }),
       ...(gapWaitMs === undefined ? {} : { gapWaitMs }),
     }))
@@ -90,7 +91,7 @@ export function bankApp(options: BankAppOptions): Hono<Env> {
         .run(receiver?.requestId ?? null, id, kind, amount, balance)
       return c.json({ id, balance }, 201)
     }
-    // With a request id the write joins the receiver's transaction; without one (no secret set) it is a plain one.
+    // With a request id the write joins the receiver's transaction; without one (no secrets set) it is a plain one.
     if (receiver) return apply(receiver.tx)
     return store.exclusive((conn) => {
       conn.exec('BEGIN IMMEDIATE')

@@ -4,7 +4,10 @@
  * with fault injection and statistics over HTTP for tests that can reach it
  * only through its socket (tests running in workerd).
  *
- *   npx tsx examples/origin/server.ts --name eu --port 9001 --latency 20 [--db eu.db] [--secret s3cr3t]
+ *   npx tsx examples/origin/server.ts --name eu --port 9001 --latency 20 [--db eu.db] [--secret s3cr3t [--keyid ONCE_SIGNING_SECRET]]
+ *
+ * The secret may come from the env var ONCE_SIGNING_SECRET instead; its keyid is ONCE_SIGNING_SECRET
+ * unless `--keyid` says otherwise (the edge's `proxy({ secret: { env, keyid } })`).
  *
  * Control routes (never signed, never faulted, not counted; for tests and demos only):
  * - `POST /__origin/faults` with a JSON body (see `FaultsInput`), e.g. `{"down":true}`,
@@ -39,8 +42,8 @@ export interface StartOriginOptions {
   dbPath?: string
   /** Added to every request, ms. Default 0. */
   latencyMs?: number
-  /** Shared with the edge: requests must be signed. */
-  secret?: string
+  /** Shared with the edge, by keyid: requests must be signed (`onceReceiver({ secrets })`). */
+  secrets?: Record<string, string>
   /** The receiver's wait for running repeats, ms. Default 5000. */
   waitMs?: number
   /** The receiver's wait for an earlier sequence still on its way, ms. Default 250. */
@@ -95,7 +98,7 @@ export interface RunningOrigin {
 /**
  * Starts the bank origin on a real socket.
  *
- * @param options - name, port, database, latency, secret
+ * @param options - name, port, database, latency, secrets
  * @returns the running origin
  * @example
  * const eu = await startOrigin({ name: 'eu', latencyMs: 20 })
@@ -106,7 +109,7 @@ export interface RunningOrigin {
  * await eu.close()
  */
 export async function startOrigin(options: StartOriginOptions): Promise<RunningOrigin> {
-  const { name, port = 0, host = '127.0.0.1', dbPath = ':memory:', latencyMs = 0, secret, waitMs, gapWaitMs } = options
+  const { name, port = 0, host = '127.0.0.1', dbPath = ':memory:', latencyMs = 0, secrets, waitMs, gapWaitMs } = options
   const db = new DatabaseSync(dbPath)
   db.exec('PRAGMA busy_timeout = 5000')
   if (dbPath !== ':memory:') db.exec('PRAGMA journal_mode = WAL')
@@ -159,7 +162,7 @@ export async function startOrigin(options: StartOriginOptions): Promise<RunningO
     '/',
     bankApp({
       store,
-      secret,
+      secrets,
       ...(waitMs === undefined ? {} : { waitMs }),
       ...(gapWaitMs === undefined ? {} : { gapWaitMs }),
       wrongBalance: () => faults.state.wrongBalance,
@@ -237,18 +240,19 @@ if (isMain(import.meta.url)) {
       latency: { type: 'string', default: '0' },
       db: { type: 'string', default: ':memory:' },
       secret: { type: 'string' },
+      keyid: { type: 'string', default: 'ONCE_SIGNING_SECRET' },
     },
   })
-  const secret = values.secret ?? process.env.ONCE_SECRET
+  const secret = values.secret ?? process.env.ONCE_SIGNING_SECRET
   const origin = await startOrigin({
     name: values.name,
     port: Number(values.port),
     host: values.host,
     latencyMs: Number(values.latency),
     dbPath: values.db,
-    ...(secret ? { secret } : {}),
+    ...(secret ? { secrets: { [values.keyid]: secret } } : {}),
   })
-  console.log(`origin ${origin.name} listening on ${origin.url} (db ${values.db}${secret ? ', signed requests only' : ''})`)
+  console.log(`origin ${origin.name} listening on ${origin.url} (db ${values.db}${secret ? `, signed requests only, keyid ${values.keyid}` : ''})`)
   const stop = () => void origin.close().then(() => process.exit(0))
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)

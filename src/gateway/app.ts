@@ -55,12 +55,13 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
     const options: ProxyOptions = {
       origins,
       ...(strategy ? { strategy } : {}),
-      secret: { env: 'ONCE_SIGNING_SECRET' },
+      // Signed unless the config says "off": an unset secret is then a 500 naming it, never an unsigned send.
+      ...(config.signing === 'off' ? {} : { secret: { env: 'ONCE_SIGNING_SECRET', keyid: config.signing?.keyid ?? 'ONCE_SIGNING_SECRET' } }),
       ...pick(route, ['ackQuorum', 'timeoutMs', 'deadlineMs', 'hedgeAfterMs', 'maxAttempts', 'maxResponseBytes', 'breaker', 'logRetentionMs']),
     }
     const group = originGroup(options, `ONCE_CONFIG routes.${i}`)
     state.groups.push({ route, group })
-    const handler = proxyWith(group, { optionalSecret: true })
+    const handler = proxyWith(group)
     const unsafe = methods.filter((m) => !SAFE.has(m))
     const safe = methods.filter((m) => SAFE.has(m))
     if (unsafe.length > 0) app.on(unsafe, route.path, once(onceOptions(config, route, state)), handler)

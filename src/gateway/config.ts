@@ -75,6 +75,14 @@ export interface GatewayConfig {
   keys?: GatewayKeys
   /** StableArea objects unordered keys are hashed over. Default 1. */
   shards?: number
+  /**
+   * Request signing (DESIGN §6). Default: every forwarded request is signed
+   * with the `ONCE_SIGNING_SECRET` secret, keyid `ONCE_SIGNING_SECRET`, and
+   * a request is refused (500 `misconfigured`) while that secret is unset.
+   * `{ keyid }` names the key for origins (change it when you rotate);
+   * `"off"` sends unsigned.
+   */
+  signing?: 'off' | { keyid?: string }
   /** Where new StableArea objects are placed (near the primary origin). */
   locationHint?: 'wnam' | 'enam' | 'sam' | 'weur' | 'eeur' | 'apac' | 'oc' | 'afr' | 'me'
 }
@@ -124,6 +132,7 @@ const schema = z.strictObject({
     }),
   ),
   shards: int(1, 4096),
+  signing: z.optional(z.union([z.literal('off'), z.strictObject({ keyid: z.optional(z.string().check(z.regex(/^[\x20-\x7e]{1,128}$/, 'expected 1–128 printable ASCII characters'))) })])),
   locationHint: z.optional(z.enum(['wnam', 'enam', 'sam', 'weur', 'eeur', 'apac', 'oc', 'afr', 'me'])),
 })
 

@@ -6,7 +6,7 @@ import { nullBodyStatus } from '../middleware/reply.js'
 import { isFinalStatus } from '../shared/applied.js'
 import { ONCE_HEADERS } from '../shared/wire.js'
 import type { EngineInput } from './engine.js'
-import { forwardRequest } from './forward.js'
+import { forwardRequest, principalOf } from './forward.js'
 import { resolveSecret } from './send.js'
 import { OriginHealth } from './health.js'
 import { defaultStrategy, type ProxyOptions, validateProxyOptions } from './options.js'
@@ -64,6 +64,7 @@ export function originGroup(options: ProxyOptions, where: string): OriginGroup {
         maxAttempts,
         maxResponseBytes,
         secret: options.secret,
+        forwardHeaders: options.forwardHeaders,
         ackQuorum: options.ackQuorum,
         logRetentionMs,
         ...(options.poisonAfterMs === undefined ? {} : { poisonAfterMs: options.poisonAfterMs }),
@@ -100,15 +101,14 @@ export const proxy = (options: ProxyOptions): Handler => proxyWith(originGroup(o
  * builds one per route, and reads its health for the status page).
  *
  * @param group - from {@link originGroup}
- * @param behaviour - `optionalSecret`: a `{ env }` secret that is not set means "send unsigned", not a 500
  * @returns the handler
  * @example
  * const group = originGroup(options, 'routes.0')
  * app.post('/x/*', once(), proxyWith(group))
  */
-export function proxyWith(group: OriginGroup, behaviour: { optionalSecret?: boolean } = {}): Handler {
+export function proxyWith(group: OriginGroup): Handler {
   const handler: Handler = async function proxy(c) {
-    return forward(c, c.req.raw, group, behaviour.optionalSecret ?? false)
+    return forward(c, c.req.raw, group)
   }
   markProxy(handler, group.plan)
   return handler
@@ -154,7 +154,7 @@ export function originGroupOf(options: ProxyOptions): OriginGroup | undefined {
   return groups.get(options)
 }
 
-async function forward(c: Context, req: Request, group: OriginGroup, optionalSecret = false): Promise<Response> {
+async function forward(c: Context, req: Request, group: OriginGroup): Promise<Response> {
   const { options, health } = group
   const method = req.method.toUpperCase()
   const strategy: Strategy = defaultStrategy(method, options.strategy)
@@ -166,15 +166,19 @@ async function forward(c: Context, req: Request, group: OriginGroup, optionalSec
       instance,
     })
   }
+  // Resolved per request from the env, never stored; a named secret that is not set is refused, never sent unsigned.
   const secret = resolveSecret(options.secret, c.env)
-  if (options.secret !== undefined && secret === undefined && !optionalSecret) {
-    return problem('misconfigured', { detail: `The proxy's signing secret is not set: env.${(options.secret as { env: string }).env} is missing.`, instance })
+  if (secret && 'missing' in secret) {
+    return problem('misconfigured', { detail: `The proxy's signing secret is not set: env.${secret.missing} is missing (set it, e.g. wrangler secret put ${secret.missing}).`, instance })
   }
   // Behind once() on a proxy() route the request was read and stored with the admit: send those very bytes.
   const request =
     link?.request && req === c.req.raw
       ? link.request
-      : forwardRequest(req, SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer()))
+      : forwardRequest(req, SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer()), {
+          allow: options.forwardHeaders,
+          principal: principalOf(c, c.get('once')?.scope),
+        })
   const plan = group.plan(method)
   // The request's first dispatch is the logical request (its relay is durable); a further one in the same handler
   // is another request to the origins, so it gets its own id (`<id>/2`, …), which origins dedupe just as well.

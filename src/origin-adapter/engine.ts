@@ -1,7 +1,7 @@
 import { retryAfterMs } from '../client/backoff.js'
 import { type AnswerVerdict, tooLargeAnswer, verdictOf } from '../shared/applied.js'
 import type { OriginHealth } from './health.js'
-import { type SendResult, sendAttempt } from './send.js'
+import { type SendResult, type SendSecret, sendAttempt } from './send.js'
 import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'
 
 /** Everything a strategy needs to run one logical request. */
@@ -10,7 +10,7 @@ export interface EngineInput {
   request: ForwardRequest
   wire: WireIdentity
   health: OriginHealth
-  secret?: string | undefined
+  secret?: SendSecret | undefined
   timeoutMs: number
   /** Absolute time (ms since epoch) by which an answer is needed. */
   deadline: number

@@ -1,3 +1,6 @@
+import type { Context } from 'hono'
+import { type Principal, principalHeader } from '../shared/principal.js'
+import { ONCE_HEADERS } from '../shared/wire.js'
 import { forwardHeaders } from './send.js'
 import type { ForwardRequest } from './types.js'
 
@@ -11,16 +14,60 @@ import type { ForwardRequest } from './types.js'
 export const MAX_RELAY_BODY_BYTES = 1024 * 1024
 
 /**
+ * How a request is forwarded: the route's header allow-list (`forwardHeaders`)
+ * and who made it (sent as `Once-Principal`).
+ *
+ * @example
+ * const how: ForwardOptions = { allow: ['x-tenant'], principal: { scope: 'tenant-42' } }
+ */
+export interface ForwardOptions {
+  allow?: readonly string[] | undefined
+  principal?: Principal | undefined
+}
+
+/**
  * The request as it travels to origins (and is stored for resends): method,
- * path with query, forwardable headers and the exact body.
+ * path with query, the headers that may be forwarded (no client credentials
+ * on a logical request unless allow-listed, see `forwardHeaders`), the
+ * caller as `Once-Principal`, and the exact body.
  *
  * @param req - the incoming request
  * @param body - its body, already read
+ * @param options - the route's allow-list and the principal
  * @returns the forward request
  * @example
- * const request = forwardRequest(c.req.raw, new Uint8Array(await c.req.arrayBuffer()))
+ * const request = forwardRequest(c.req.raw, new Uint8Array(await c.req.arrayBuffer()), { principal: principalOf(c, c.var.once.scope) })
  */
-export function forwardRequest(req: Request, body: Uint8Array): ForwardRequest {
+export function forwardRequest(req: Request, body: Uint8Array, options: ForwardOptions = {}): ForwardRequest {
   const url = new URL(req.url)
-  return { method: req.method.toUpperCase(), path: url.pathname + url.search, headers: forwardHeaders(req.headers), body }
+  const method = req.method.toUpperCase()
+  const headers = forwardHeaders(req.headers, method, options.allow)
+  if (options.principal) headers.push([ONCE_HEADERS.principal.toLowerCase(), principalHeader(options.principal)])
+  return { method, path: url.pathname + url.search, headers, body }
+}
+
+/** The claims of a JWT verified by Hono's `jwt()` or `jwk()` middleware, as far as a principal needs them. */
+interface JwtClaims {
+  iss?: unknown
+  sub?: unknown
+}
+
+/**
+ * Who made a request, as the edge knows it: the issuer and subject of a
+ * JWT that Hono's `jwt()`/`jwk()` verified (`c.var.jwtPayload`), else the
+ * request's scope (a configured scope's value, or the Authorization-hash
+ * fallback); undefined for an unscoped request.
+ *
+ * @param c - the request context
+ * @param scope - the scope `once()` keyed the request under ('' or undefined: none)
+ * @returns the principal, or undefined
+ * @example
+ * principalOf(c, 'tenant-42') // { scope: 'tenant-42' } (no JWT on the context)
+ */
+export function principalOf(c: Context, scope: string | undefined): Principal | undefined {
+  const jwt = c.get('jwtPayload' as never) as JwtClaims | undefined
+  if (jwt && typeof jwt === 'object' && typeof jwt.sub === 'string' && jwt.sub !== '') {
+    return { iss: typeof jwt.iss === 'string' ? jwt.iss : undefined, sub: jwt.sub }
+  }
+  return scope ? { scope } : undefined
 }

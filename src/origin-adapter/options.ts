@@ -1,5 +1,5 @@
 import * as z from 'zod/mini'
-import { assertOptions, functionOption } from '../shared/options.js'
+import { assertOptions, functionOption, optionsError } from '../shared/options.js'
 import type { AckQuorum, BreakerOptions, Origin, SecretOption, Strategy } from './types.js'
 
 /** What a replica did differently from the others for one sequence (seed 004: compare the later answers). */
@@ -48,8 +48,24 @@ export interface ProxyOptions {
   hedgeAfterMs?: number | 'auto'
   /** Most sends per request, hedges and retries included (gRPC caps hedging at 5). Default 3. */
   maxAttempts?: number
-  /** Signs every forwarded request (`Once-Signature`): the secret, or `{ env: 'NAME' }` to read it from the Worker's env. */
+  /**
+   * Signs every forwarded request (RFC 9421, DESIGN §6) with the secret the
+   * Worker's env var `env` holds, read at send time and never stored;
+   * `keyid` (default: the env name) is what origins know the key by. A
+   * literal string is refused: it would be stored with every relay. Without
+   * a secret, requests go unsigned (a warning, once per isolate).
+   */
   secret?: SecretOption
+  /**
+   * Allow-list of request headers forwarded to the origins (besides
+   * `Content-Type` and the wire contract's own). Default: every end-to-end
+   * header, except that a state-changing request drops the client's
+   * `Authorization`, `Cookie` and `Proxy-Authorization` (it is stored and
+   * resent; origins read the caller from `Once-Principal`). List a
+   * credential here to forward it anyway. The signature covers every
+   * forwarded header.
+   */
+  forwardHeaders?: string[]
   /** Largest origin answer read; larger is a 502. Default 8 MiB. */
   maxResponseBytes?: number
   /** Per-origin circuit breaker. Default `{ failures: 5, cooldownMs: 10000 }`. */
@@ -69,6 +85,12 @@ export interface ProxyOptions {
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/
+/** A keyid travels as an sf-string in `Signature-Input`: printable ASCII. */
+const secretSchema = z.strictObject({
+  env: z.string().check(z.minLength(1), z.maxLength(128)),
+  keyid: z.optional(z.string().check(z.regex(/^[\x20-\x7e]{1,128}$/, 'expected 1–128 printable ASCII characters'))),
+})
 const int = (min: number, max: number) => z.optional(z.number().check(z.int(), z.gte(min), z.lte(max)))
 const fetcher = z.custom<{ fetch: unknown }>((v) => typeof v === 'object' && v !== null && typeof (v as { fetch?: unknown }).fetch === 'function', 'expected an object with a fetch method (a service binding)')
 const origin = z.union([
@@ -87,7 +109,8 @@ const schema = z.strictObject({
   deadlineMs: int(1, 30 * 60_000),
   hedgeAfterMs: z.optional(z.union([z.literal('auto'), z.number().check(z.int(), z.gte(0), z.lte(60_000))])),
   maxAttempts: int(1, 10),
-  secret: z.optional(z.union([z.string().check(z.minLength(16, 'expected a secret of at least 16 characters')), z.strictObject({ env: z.string().check(z.minLength(1)) })])),
+  secret: z.optional(secretSchema),
+  forwardHeaders: z.optional(z.array(z.string().check(z.regex(HEADER_NAME, 'expected a header name'))).check(z.maxLength(64))),
   maxResponseBytes: int(1, 64 * 1024 * 1024),
   breaker: z.optional(z.strictObject({ failures: int(1, 1000), cooldownMs: int(1, 3_600_000) })),
   ackQuorum: z.optional(z.union([z.literal(1), z.literal('majority'), z.literal('all')])),
@@ -95,6 +118,9 @@ const schema = z.strictObject({
   logRetentionMs: int(0, 365 * 86_400_000),
   poisonAfterMs: int(0, 30 * 86_400_000),
 })
+
+/** The unsigned-proxy warning is given once per isolate. */
+let warnedUnsigned = false
 
 /**
  * Checks `proxy()`/`dispatch()` options, throwing a `TypeError` that names
@@ -107,8 +133,17 @@ const schema = z.strictObject({
  * validateProxyOptions({ origins: [] }, 'proxy()') // TypeError: hono-once: invalid proxy() options: origins: expected at least 1 items
  */
 export function validateProxyOptions(options: unknown, where: string): void {
+  if (typeof (options as { secret?: unknown } | null)?.secret === 'string') {
+    throw optionsError(where, [
+      "secret: a literal secret is refused, it would be stored with every relay; name the env var that holds it: { env: 'ONCE_SIGNING_SECRET' }",
+    ])
+  }
   assertOptions(schema, options, where)
   const o = options as ProxyOptions
+  if (o.secret === undefined && !warnedUnsigned) {
+    warnedUnsigned = true
+    console.warn(`hono-once: ${where} has no secret: requests to its origins go unsigned, so an origin cannot tell them from anyone's. Set secret: { env: 'ONCE_SIGNING_SECRET' } (DESIGN §6).`)
+  }
   if (o.strategy === 'replicate' && o.origins.some((origin) => !('url' in origin))) {
     throw new TypeError(`hono-once: invalid ${where} options: origins: the 'replicate' strategy needs url origins (the stable area feeds lagging replicas itself)`)
   }

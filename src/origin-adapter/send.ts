@@ -1,15 +1,30 @@
+import { contentDigest } from '../shared/content-digest.js'
 import { HOP_BY_HOP } from '../shared/headers.js'
-import { ONCE_HEADERS, signOnceRequest } from '../shared/wire.js'
+import { signRequest, type SigningKey } from '../shared/signature.js'
+import { ONCE_HEADERS } from '../shared/wire.js'
 import type { ForwardRequest, Origin, OriginReply, SecretOption, WireIdentity } from './types.js'
 
-/** Request headers never forwarded: hop-by-hop (RFC 9110 §7.6.1), ones the runtime sets, and the wire contract's own (a client cannot inject them). */
+/**
+ * Request headers never forwarded: hop-by-hop (RFC 9110 §7.6.1), ones the
+ * runtime sets, and the wire contract's own, which the edge sets itself (a
+ * client cannot inject a request id, a digest or a signature).
+ */
 const NOT_FORWARDED = new Set([
   ...HOP_BY_HOP,
   'host',
   'content-length',
   'accept-encoding',
   'idempotency-key',
+  'content-digest',
+  'signature',
+  'signature-input',
 ])
+
+/** The client's credentials: a logical request is stored and resent, so they stay at the edge unless a route lists them (DESIGN §6). */
+const CREDENTIALS = new Set(['authorization', 'cookie', 'proxy-authorization'])
+
+/** Methods whose requests are not logical: never stored, so they may carry credentials. */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 
 /** Response headers dropped from an origin's answer: hop-by-hop, and the encoding `fetch` already undid. */
 const NOT_RETURNED = new Set([
@@ -19,17 +34,30 @@ const NOT_RETURNED = new Set([
 ])
 
 /**
- * The headers of an incoming request that travel on to the origins.
+ * The headers of an incoming request that travel on to the origins. Never
+ * hop-by-hop ones, `Host`, `Once-*`, `Cf-*`, the key, a digest or a
+ * signature (the edge sets those). Without an allow-list, every other
+ * header, except that a logical request (not GET, HEAD, OPTIONS) drops the
+ * client's credentials (`Authorization`, `Cookie`, `Proxy-Authorization`):
+ * it is stored and resent later, and the origin reads the caller from
+ * `Once-Principal`. With an allow-list, only `Content-Type` and the listed
+ * headers (credentials too, when listed).
  *
  * @param headers - the client's request headers
- * @returns name/value pairs, without hop-by-hop, `Host`, `Once-*` or the key (set per attempt)
+ * @param method - the request's method
+ * @param allow - the route's `forwardHeaders`, lower-case, when it has one
+ * @returns name/value pairs
  * @example
- * forwardHeaders(c.req.raw.headers) // [['content-type', 'application/json'], …]
+ * forwardHeaders(c.req.raw.headers, 'POST') // [['content-type', 'application/json'], …], no authorization
  */
-export function forwardHeaders(headers: Headers): [string, string][] {
+export function forwardHeaders(headers: Headers, method: string, allow?: readonly string[]): [string, string][] {
   const out: [string, string][] = []
+  const listed = allow && new Set(allow.map((name) => name.toLowerCase()))
+  const logical = !SAFE.has(method.toUpperCase())
   headers.forEach((value, name) => {
-    if (!NOT_FORWARDED.has(name) && !name.startsWith('once-') && !name.startsWith('cf-')) out.push([name, value])
+    if (NOT_FORWARDED.has(name) || name.startsWith('once-') || name.startsWith('cf-')) return
+    if (listed ? name !== 'content-type' && !listed.has(name) : logical && CREDENTIALS.has(name)) return
+    out.push([name, value])
   })
   return out
 }
@@ -52,19 +80,35 @@ export function originUrl(base: string, path: string): string {
 }
 
 /**
- * The signing secret a `secret` option stands for: the string itself, or the
- * `env` var it names (undefined when that is missing or empty).
+ * The key a send signs with: resolved, or named but not set in the
+ * environment (`missing` names the env var). A send with a missing key
+ * fails without sending: a request never goes out unsigned when a secret is
+ * configured (DESIGN §6).
+ *
+ * @example
+ * const s: SendSecret = { keyid: 'ONCE_SIGNING_SECRET', missing: 'ONCE_SIGNING_SECRET' }
+ */
+export type SendSecret = SigningKey | { keyid: string; missing: string }
+
+/**
+ * Resolves a named signing secret from the environment, at send time (it is
+ * never stored): `{ keyid, secret }` when `env[name]` is a non-empty
+ * string, `{ keyid, missing }` when it is not, undefined when no secret is
+ * configured.
  *
  * @param secret - `proxy()`'s `secret` (or a relay plan's)
  * @param env - the Worker's (or the object's) env
- * @returns the secret, or undefined
+ * @returns the key to sign with, the missing one, or undefined
  * @example
- * resolveSecret({ env: 'ONCE_SIGNING_SECRET' }, c.env)
+ * resolveSecret({ env: 'ONCE_SIGNING_SECRET' }, c.env) // { keyid: 'ONCE_SIGNING_SECRET', secret: '…' }
  */
-export function resolveSecret(secret: SecretOption | undefined, env: unknown): string | undefined {
-  if (secret === undefined || typeof secret === 'string') return secret
+export function resolveSecret(secret: SecretOption | undefined, env: unknown): SendSecret | undefined {
+  if (secret === undefined) return undefined
+  // A plan stored before secrets were named may hold the value itself: it is not used (name the secret with { env }).
+  if (typeof secret !== 'object' || secret === null || typeof secret.env !== 'string') return { keyid: 'unnamed', missing: '(a literal secret from an older relay plan)' }
+  const keyid = secret.keyid ?? secret.env
   const value = (env as Record<string, unknown> | undefined)?.[secret.env]
-  return typeof value === 'string' && value !== '' ? value : undefined
+  return typeof value === 'string' && value !== '' ? { keyid, secret: value } : { keyid, missing: secret.env }
 }
 
 /** What one attempt needs. */
@@ -74,8 +118,8 @@ export interface SendInput {
   wire: WireIdentity
   /** `Once-Attempt` of this send. */
   attempt: number
-  /** The signing secret, when origins verify signatures. */
-  secret?: string | undefined
+  /** The signing key (see {@link resolveSecret}), when origins verify signatures. */
+  secret?: SendSecret | undefined
   timeoutMs: number
   maxResponseBytes: number
   /** Aborts the attempt from outside: the deadline passed, or another hedge won. */
@@ -123,8 +167,16 @@ export async function sendAttempt(input: SendInput): Promise<SendResult> {
     ms: Date.now() - started,
     error,
   })
+  const secret = input.secret
+  if (secret && 'missing' in secret) {
+    const error = new Error(`hono-once: not sent: the signing secret env.${secret.missing} is not set, and a request is never sent unsigned`)
+    console.error(`${error.message} (request ${wire.requestId} to ${origin.name})`)
+    clearTimeout(timer)
+    input.signal.removeEventListener('abort', onAbort)
+    return { ok: false, reason: 'network', ms: 0, error }
+  }
   try {
-    const req = await buildRequest(input, controller.signal)
+    const req = await buildRequest(input, secret, controller.signal)
     // Raced against the abort: a fetcher (or a body) that ignores its signal cannot hold the attempt past its timeout.
     const aborted = new Promise<never>((_, reject) => {
       if (controller.signal.aborted) reject(controller.signal.reason)
@@ -150,7 +202,7 @@ export async function sendAttempt(input: SendInput): Promise<SendResult> {
   }
 }
 
-async function buildRequest(input: SendInput, signal: AbortSignal): Promise<Request> {
+async function buildRequest(input: SendInput, key: SigningKey | undefined, signal: AbortSignal): Promise<Request> {
   const { origin, request, wire, attempt } = input
   const url = 'url' in origin ? originUrl(origin.url, request.path) : new URL(request.path, 'https://origin.invalid').href
   const headers = new Headers(request.headers)
@@ -161,20 +213,17 @@ async function buildRequest(input: SendInput, signal: AbortSignal): Promise<Requ
   if (wire.sequence !== undefined) headers.set(ONCE_HEADERS.sequence, String(wire.sequence))
   if (wire.noop) headers.set(ONCE_HEADERS.noop, '?1')
   const hasBody = request.method !== 'GET' && request.method !== 'HEAD'
-  if (input.secret) {
-    const path = new URL(url).pathname + new URL(url).search
-    const signature = await signOnceRequest(input.secret, {
-      method: request.method,
-      path,
-      requestId: wire.requestId,
-      domain: wire.domain,
-      sequence: wire.sequence,
-      body: hasBody ? request.body : undefined,
-    })
-    headers.set(ONCE_HEADERS.signature, signature)
+  // On every forwarded request, the empty body's too: the signature covers it, so the receiver checks the body against it.
+  headers.set(ONCE_HEADERS.contentDigest, await contentDigest(hasBody ? request.body : EMPTY))
+  if (key) {
+    const signed = signRequest(key, { method: request.method, url, headers })
+    headers.set(ONCE_HEADERS.signatureInput, signed.signatureInput)
+    headers.set(ONCE_HEADERS.signature, signed.signature)
   }
   return new Request(url, { method: request.method, headers, body: hasBody ? request.body : null, redirect: 'manual', signal })
 }
+
+const EMPTY = new Uint8Array()
 
 /** Reads a response body up to `max` bytes; past it, stops and says so. */
 async function readLimited(res: Response, max: number, signal: AbortSignal): Promise<Uint8Array | 'too-large'> {

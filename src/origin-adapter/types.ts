@@ -27,8 +27,15 @@ export interface BreakerOptions {
   cooldownMs?: number
 }
 
-/** A signing secret: the value itself, or the name of a Worker secret/var (`env[name]`) holding it. */
-export type SecretOption = string | { env: string }
+/**
+ * A signing secret, by name: the Worker secret (or var) `env` holds its
+ * value, read when a request is sent, never stored; `keyid` (default: the
+ * env name) is what origins know it by, so a rotation changes it.
+ */
+export interface SecretOption {
+  env: string
+  keyid?: string | undefined
+}
 
 /**
  * A request as it is forwarded and, for relays, stored: method, path with
@@ -66,8 +73,10 @@ export interface RelayPlan {
   deadlineMs: number
   maxAttempts: number
   maxResponseBytes: number
-  /** The signing secret: its value, or the env name to read it from; absent when unsigned. */
+  /** The signing secret's name (never its value); absent when unsigned. */
   secret?: SecretOption | undefined
+  /** The route's allow-list of forwarded request headers, when it has one. */
+  forwardHeaders?: string[] | undefined
   /** `replicate` only: how many replica answers the client waits for. */
   ackQuorum?: AckQuorum | undefined
   /** `replicate` only: how long applied log entries are kept for replicas that join later. */

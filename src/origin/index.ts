@@ -1,6 +1,6 @@
 /**
  * hono-once/origin: the origin server's half of hono-once. Hono middleware
- * that verifies the edge's signature, dedupes by `Once-Request-Id`, applies
+ * that verifies the edge's RFC 9421 signature, dedupes by `Once-Request-Id`, applies
  * each ordering domain's requests in sequence order, and records the answer
  * in the same transaction as the handler's writes; with stores for tests
  * (memory), Node (SQLite) and Cloudflare D1. It imports nothing from the edge.
@@ -10,7 +10,7 @@
  * import { memoryStore, onceReceiver } from 'hono-once/origin'
  *
  * const app = new Hono()
- * app.use('/accounts/*', onceReceiver({ store: memoryStore(), secret: 'shared-with-the-edge' }))
+ * app.use('/accounts/*', onceReceiver({ store: memoryStore(), secrets: { ONCE_SIGNING_SECRET: 'shared-with-the-edge' } }))
  * @module
  */
 export { onceReceiver } from './receiver.js'
@@ -32,15 +32,19 @@ export type {
   StoredRecord,
   StoredReply,
 } from './types.js'
+export { ONCE_HEADERS, parseSequence, parseNoop } from '../shared/wire.js'
 export {
-  ONCE_HEADERS,
-  signOnceRequest,
-  verifyOnceSignature,
-  signedPath,
-  parseSequence,
-  parseNoop,
-  type SignatureInput,
+  signRequest,
+  verifyRequest,
+  hmacSha256,
+  SIGNATURE_LABEL,
+  SIGNATURE_ALG,
+  type SigningKey,
+  type OutgoingRequest,
+  type SignatureFields,
   type SignatureFailure,
   type SignatureVerdict,
-  type VerifyOptions,
-} from '../shared/wire.js'
+  type VerifyRequestOptions,
+} from '../shared/signature.js'
+export { contentDigest, checkContentDigest, type DigestVerdict } from '../shared/content-digest.js'
+export { parsePrincipal, principalHeader, type Principal } from '../shared/principal.js'

@@ -57,15 +57,37 @@ export class Mutex {
   #tail: Promise<unknown> = Promise.resolve()
 
   /**
-   * Runs `fn` after every earlier call has settled.
+   * Runs `fn` after every earlier call has settled, waiting at most
+   * `timeoutMs` for its turn (then it rejects with `timeoutError()` and `fn`
+   * never runs; the order of the others is kept).
    *
    * @param fn - the critical section
+   * @param timeoutMs - longest wait for the turn; default unbounded
+   * @param timeoutError - the error of a wait that timed out
    * @returns what `fn` returns
    */
-  run<T>(fn: () => T | Promise<T>): Promise<T> {
-    const result = this.#tail.then(fn)
+  run<T>(fn: () => T | Promise<T>, timeoutMs?: number, timeoutError: () => Error = () => new Error('mutex wait timed out')): Promise<T> {
+    // One state, changed synchronously by whichever comes first: the turn or the timeout.
+    let state: 'waiting' | 'running' | 'gave-up' = 'waiting'
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const result = this.#tail.then(() => {
+      if (timer !== undefined) clearTimeout(timer)
+      if (state === 'gave-up') throw timeoutError()
+      state = 'running'
+      return fn()
+    })
     this.#tail = result.catch(() => undefined)
-    return result
+    if (timeoutMs === undefined) return result
+    return new Promise<T>((resolve, reject) => {
+      timer = setTimeout(() => {
+        if (state !== 'waiting') return
+        state = 'gave-up'
+        reject(timeoutError())
+      }, timeoutMs)
+      result.then(resolve, (err: unknown) => {
+        if (state !== 'gave-up') reject(err)
+      })
+    })
   }
 }
 

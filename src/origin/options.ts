@@ -1,5 +1,5 @@
 import * as z from 'zod/mini'
-import { assertOptions } from '../shared/options.js'
+import { assertOptions, optionsError } from '../shared/options.js'
 import type { ReceiverStore } from './types.js'
 
 /**
@@ -7,24 +7,36 @@ import type { ReceiverStore } from './types.js'
  *
  * @typeParam Tx - the store's transaction handle, `c.var.receiver.tx`
  * @example
- * const options: ReceiverOptions<DatabaseSync> = { store: sqliteStore(db), secret: process.env.ONCE_SECRET, waitMs: 2000 }
+ * const options: ReceiverOptions<DatabaseSync> = { store: sqliteStore(db), secrets: { ONCE_SIGNING_SECRET: process.env.ONCE_SIGNING_SECRET! }, waitMs: 2000 }
  */
 export interface ReceiverOptions<Tx = unknown> {
   /** Where dedupe records and sequences live, with the handler's writes: `memoryStore()`, `sqliteStore(db)`, `d1Store(db)` or your own. */
   store: ReceiverStore<Tx>
   /**
-   * The secret shared with the edge (`proxy({ secret })`). When set, every
-   * request must carry a valid `Once-Signature` (else 401), and a request to a
-   * deduped method must carry `Once-Request-Id`. Give a list to rotate: the
-   * new secret and the old one, until the edge signs with the new one only.
+   * The secrets shared with the edge, by keyid (the edge's
+   * `proxy({ secret: { env, keyid } })`; keyid defaults to the env name, e.g.
+   * `{ ONCE_SIGNING_SECRET: '…' }`). When set, every request must carry the
+   * edge's valid RFC 9421 signature (else 401 `signature-invalid`), checked
+   * from the headers before the body is read: signed with a keyid held
+   * here, not past `expires`, created at most 60 s ahead, covering every
+   * `Once-*` header it carries; and a body matching its `Content-Digest`
+   * (else 400). A request to a method in `methods` must then carry
+   * `Once-Request-Id`. Hold two during a rotation, until the edge signs
+   * with the new keyid only.
    */
-  secret?: string | string[]
-  /** Largest clock difference accepted on a signature, either way. Default 300 (5 minutes). */
-  toleranceSeconds?: number
+  secrets?: Record<string, string>
   /** How long a repeat of a running request (or a request whose domain is busy) waits before a 409 with `Retry-After`. Default 5000. */
   waitMs?: number
-  /** Methods that are deduped and ordered; others pass through after the signature check. Default POST, PUT, PATCH, DELETE. */
+  /**
+   * Methods that require `Once-Request-Id` when `secrets` are set (401
+   * `request-id-missing` without one). Whatever it lists, every request
+   * other than GET, HEAD and OPTIONS that carries `Once-Request-Id` is
+   * deduped (and ordered when it carries a domain and sequence). Default
+   * POST, PUT, PATCH, DELETE.
+   */
   methods?: string[]
+  /** Largest request body read; a larger one is refused with 413 `body-too-large` before it is buffered whole. Default 1048576 (1 MiB). */
+  maxBodyBytes?: number
   /**
    * How long a request that arrives ahead of its turn (an earlier sequence
    * of its domain has not arrived yet) waits for it before answering `409`
@@ -42,12 +54,18 @@ const isStore = (v: unknown): boolean => {
 }
 
 const secret = z.string().check(z.minLength(1), z.maxLength(1024))
+/** A keyid travels as an sf-string in `Signature-Input`. */
+const KEYID = /^[\x20-\x7e]{1,128}$/
 const int = (min: number, max: number) => z.optional(z.number().check(z.int(), z.gte(min), z.lte(max)))
 
 const schema = z.strictObject({
   store: z.custom<ReceiverStore>(isStore, 'expected a ReceiverStore: memoryStore(), sqliteStore(db), d1Store(db) or an object with apply, nextSequence, nextSequences, applied and prune'),
-  secret: z.optional(z.union([secret, z.array(secret).check(z.minLength(1), z.maxLength(8))])),
-  toleranceSeconds: int(1, 24 * 3600),
+  secrets: z.optional(
+    z.record(z.string().check(z.regex(KEYID, 'expected keyids of 1–128 printable ASCII characters')), secret).check(
+      z.refine((r) => Object.keys(r).length >= 1 && Object.keys(r).length <= 8, 'expected 1 to 8 secrets, by keyid'),
+    ),
+  ),
+  maxBodyBytes: int(1, 100 * 1024 * 1024),
   waitMs: int(0, 5 * 60_000),
   methods: z.optional(z.array(z.string().check(z.regex(/^[A-Za-z]+$/, 'expected HTTP method names such as "POST"'))).check(z.minLength(1))),
   gapWaitMs: int(0, 60_000),
@@ -63,5 +81,11 @@ const schema = z.strictObject({
  * validateReceiverOptions({ store: memoryStore(), waitMs: -1 }) // TypeError: … waitMs: expected a number >= 0
  */
 export function validateReceiverOptions(options: unknown): void {
+  const o = options as { secret?: unknown; toleranceSeconds?: unknown } | null
+  if (o && typeof o === 'object' && ('secret' in o || 'toleranceSeconds' in o)) {
+    throw optionsError('onceReceiver()', [
+      `${'secret' in o ? 'secret' : 'toleranceSeconds'}: replaced by secrets: { [keyid]: secret } (RFC 9421 signatures carry their keyid, created and expires)`,
+    ])
+  }
   assertOptions(schema, options, 'onceReceiver()')
 }

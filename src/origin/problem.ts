@@ -16,6 +16,8 @@ export const RECEIVER_PROBLEM_BASE = 'https://hono-once.dev/problems/'
  */
 export type ReceiverProblem =
   | 'bad-request'
+  | 'body-too-large'
+  | 'handler-failed'
   | 'signature-invalid'
   | 'request-id-missing'
   | 'in-flight'
@@ -25,8 +27,10 @@ export type ReceiverProblem =
   | 'store-unavailable'
 
 const PROBLEMS: Record<ReceiverProblem, [status: number, title: string, retryable: boolean]> = {
-  'bad-request': [400, 'Malformed Once-* request header', false],
-  'signature-invalid': [401, 'Once-Signature is missing or invalid', false],
+  'bad-request': [400, 'Malformed request to the receiver', false],
+  'body-too-large': [413, 'The request body is larger than the receiver accepts', false],
+  'handler-failed': [500, 'The handler threw; nothing was applied', false],
+  'signature-invalid': [401, 'The signature is missing or invalid', false],
   'request-id-missing': [401, 'Once-Request-Id is missing', false],
   'in-flight': [409, 'This request is still being applied', true],
   'sequence-gap': [409, 'Earlier sequence numbers are missing', true],
@@ -56,7 +60,9 @@ export interface ReceiverProblemInit {
 /**
  * Builds the receiver's `application/problem+json` response (RFC 9457), with
  * the extension members `retryable`, `request_id` and `expected_sequence`.
- * A `sequence-gap` also carries the `Once-Expected-Sequence` header.
+ * A `sequence-gap` also carries the `Once-Expected-Sequence` header. Every
+ * problem says `Once-Applied: ?0` (nothing was applied), but
+ * `sequence-pruned`, which is "applied, and its answer is gone": `?1`.
  *
  * @param kind - which problem
  * @param init - detail, instance and extension members
@@ -67,7 +73,11 @@ export interface ReceiverProblemInit {
 export function receiverProblem(kind: ReceiverProblem, init: ReceiverProblemInit): Response {
   const [status, title, retryable] = PROBLEMS[kind]
   const body: Record<string, string | number | boolean> = { type: RECEIVER_PROBLEM_BASE + kind, title, status, detail: init.detail, instance: init.instance, retryable }
-  const headers: Record<string, string> = { 'content-type': 'application/problem+json', ...init.headers }
+  const headers: Record<string, string> = {
+    'content-type': 'application/problem+json',
+    ...init.headers,
+    [ONCE_HEADERS.applied]: kind === 'sequence-pruned' ? '?1' : '?0',
+  }
   if (init.requestId !== undefined) body.request_id = init.requestId
   if (init.expectedSequence !== undefined) {
     body.expected_sequence = init.expectedSequence

@@ -1,13 +1,20 @@
 import type { Context, MiddlewareHandler, Next } from 'hono'
-import { ONCE_HEADERS, signedPath, verifyOnceSignature, type SignatureFailure } from '../shared/wire.js'
+import { isFinalStatus } from '../shared/applied.js'
+import { checkContentDigest } from '../shared/content-digest.js'
+import { parsePrincipal } from '../shared/principal.js'
+import { verifyRequest } from '../shared/signature.js'
+import { ONCE_HEADERS } from '../shared/wire.js'
 import { readOnceHeaders, type OnceRequestHeaders } from './headers.js'
 import { KeyedLock } from './locks.js'
 import { validateReceiverOptions, type ReceiverOptions } from './options.js'
 import { receiverProblem } from './problem.js'
-import { captureReply, isFinal, replayResponse } from './reply.js'
+import { captureReply, replayResponse } from './reply.js'
 import type { ApplyOutcome, ReceiverVariables, StoredReply } from './types.js'
 
 const DEFAULT_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE']
+/** Never deduped: a hedged read may carry a request id for tracing, and is never recorded. */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
+const EMPTY = new Uint8Array()
 /** What a `Once-Noop: ?1` slot answers, now and on every repeat. */
 const NOOP_REPLY: StoredReply = { status: 204, headers: [], body: new Uint8Array() }
 /** Receivers sharing a store share its locks. */
@@ -40,39 +47,37 @@ class DomainSignals {
   }
 }
 
-const SIGNATURE_DETAIL: Record<SignatureFailure, string> = {
-  missing: `The ${ONCE_HEADERS.signature} header is missing: this origin accepts only requests signed by the edge.`,
-  malformed: `The ${ONCE_HEADERS.signature} header is not "t=<unix seconds>,v1=<64 hex digits>".`,
-  stale: `The ${ONCE_HEADERS.signature} timestamp is outside the accepted clock tolerance.`,
-  mismatch: `The ${ONCE_HEADERS.signature} does not match this request (method, path, ${ONCE_HEADERS.requestId}, ${ONCE_HEADERS.domain}, ${ONCE_HEADERS.sequence} or body differ, or the secret).`,
-}
-/** When several secrets are live, the most telling failure is reported. */
-const FAILURE_RANK: SignatureFailure[] = ['missing', 'malformed', 'mismatch', 'stale']
-
 /**
  * The origin's half of hono-once (DESIGN §6): Hono middleware for origin
- * servers, on Node (`@hono/node-server`) or Workers. For each request to a
- * deduped method (POST, PUT, PATCH, DELETE by default) it
+ * servers, on Node (`@hono/node-server`) or Workers. For each request it
  *
- * - verifies `Once-Signature` when a `secret` is set (401 otherwise; safe
- *   methods too, then they pass through);
- * - dedupes by `Once-Request-Id`: a repeat of an applied request gets the
- *   stored answer (status, headers, exact body) without running the handler;
- *   a repeat that arrives while the first runs waits for it, up to `waitMs`,
- *   else gets 409 with `Retry-After`;
+ * - verifies the edge's RFC 9421 signature when `secrets` are set, from the
+ *   headers alone (401 `signature-invalid`: none, unknown keyid, expired,
+ *   created over 60 s ahead, a `Once-*` header not covered, or no match);
+ *   then reads the body up to `maxBodyBytes` (413 `body-too-large`) and
+ *   checks it against `Content-Digest` (400 when missing or different);
+ * - dedupes every request but GET, HEAD and OPTIONS that carries
+ *   `Once-Request-Id`, whatever `methods` says: a repeat of an applied
+ *   request gets the stored answer (status, headers, exact body) without
+ *   running the handler; a repeat that arrives while the first runs waits for
+ *   it, up to `waitMs`, else gets 409 `in-flight` with `Retry-After`;
  * - applies ordered requests (`Once-Domain` + `Once-Sequence`) one at a time,
  *   in sequence order per domain: a gap answers 409 with
  *   `Once-Expected-Sequence`, an old sequence its stored answer, and
  *   `Once-Noop: ?1` records the slot without running the handler (204);
  * - records a final answer (2xx, 3xx, 4xx but 408 and 429) in the same
  *   transaction as the handler's writes through `c.var.receiver.tx`; a 5xx,
- *   408, 429 or a thrown error rolls everything back, so the edge's retry
- *   runs it again.
+ *   408 or 429 rolls everything back and is passed on as the app gave it; a
+ *   thrown error rolls back and answers 500 `handler-failed`;
+ * - says on every answer to a deduped request whether it applied it:
+ *   `Once-Applied: ?1` on a recorded or replayed answer (the no-op's 204 and
+ *   `sequence-pruned` too), `?0` on every refusal and rollback.
  *
- * A request to a deduped method without `Once-Request-Id` passes through
- * untouched when no secret is set (it did not come through the edge: nothing
- * dedupes it), and is refused with 401 when one is. Malformed `Once-*`
- * headers answer 400. Every error is `application/problem+json`.
+ * A request without `Once-Request-Id` passes through untouched when no
+ * secret is set (it did not come through the edge: nothing dedupes it); with
+ * secrets, one to a method in `methods` is refused with 401
+ * `request-id-missing`. Malformed `Once-*` headers answer 400. Every error is
+ * `application/problem+json`.
  *
  * The request body stays readable by the handler (`c.req.json()`, or
  * `c.req.raw` for forwarding). The handler's answer is buffered to be stored.
@@ -88,7 +93,8 @@ const FAILURE_RANK: SignatureFailure[] = ['missing', 'malformed', 'mismatch', 's
  * const db = new DatabaseSync('origin.db')
  * db.exec('CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, balance INTEGER NOT NULL)')
  * const app = new Hono()
- * app.post('/accounts/:id/deposits', onceReceiver({ store: sqliteStore(db), secret: process.env.ONCE_SECRET }), async (c) => {
+ * const secrets = { ONCE_SIGNING_SECRET: process.env.ONCE_SIGNING_SECRET! }
+ * app.post('/accounts/:id/deposits', onceReceiver({ store: sqliteStore(db), secrets }), async (c) => {
  *   const { amount } = await c.req.json<{ amount: number }>()
  *   const row = c.var.receiver.tx
  *     .prepare('INSERT INTO accounts VALUES (?, ?) ON CONFLICT DO UPDATE SET balance = balance + excluded.balance RETURNING balance')
@@ -99,43 +105,18 @@ const FAILURE_RANK: SignatureFailure[] = ['missing', 'malformed', 'mismatch', 's
  */
 export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandler<{ Variables: ReceiverVariables<Tx> }> => {
   validateReceiverOptions(options)
-  const { store, secret, toleranceSeconds = 300, waitMs = 5000, methods = DEFAULT_METHODS, gapWaitMs = 250 } = options
-  const secrets = secret === undefined ? [] : typeof secret === 'string' ? [secret] : [...secret]
-  const gated = new Set(methods.map((m) => m.toUpperCase()))
+  const { store, secrets, waitMs = 5000, methods = DEFAULT_METHODS, gapWaitMs = 250, maxBodyBytes = 1024 * 1024 } = options
+  const signed = secrets !== undefined
+  const required = new Set(methods.map((m) => m.toUpperCase()))
   const locks = locksByStore.get(store) ?? new KeyedLock()
   locksByStore.set(store, locks)
   const advanced = signalsByStore.get(store) ?? new DomainSignals()
   signalsByStore.set(store, advanced)
 
-  /** Null when the signature is good; else the 401 (or 400 when the body cannot be read). */
-  async function checkSignature(c: Context): Promise<Response | null> {
-    let body: Uint8Array
-    try {
-      body = await readBody(c)
-    } catch {
-      return receiverProblem('bad-request', { detail: 'The request body could not be read.', instance: c.req.path })
-    }
-    const headers = c.req.raw.headers
-    const input = {
-      method: c.req.method,
-      path: signedPath(c.req.url),
-      requestId: headers.get(ONCE_HEADERS.requestId) ?? '',
-      domain: headers.get(ONCE_HEADERS.domain) ?? '',
-      sequence: headers.get(ONCE_HEADERS.sequence) ?? undefined,
-      body,
-    }
-    let worst: SignatureFailure = 'missing'
-    for (const s of secrets) {
-      const verdict = await verifyOnceSignature(s, headers.get(ONCE_HEADERS.signature), input, { toleranceSeconds })
-      if (verdict.ok) return null
-      if (FAILURE_RANK.indexOf(verdict.reason) > FAILURE_RANK.indexOf(worst)) worst = verdict.reason
-    }
-    return receiverProblem('signature-invalid', { detail: SIGNATURE_DETAIL[worst], instance: c.req.path, requestId: input.requestId || undefined })
-  }
-
   async function applyOnce(c: Context<{ Variables: ReceiverVariables<Tx> }>, next: Next, h: Extract<OnceRequestHeaders, { kind: 'ok' }>) {
     const instance = c.req.path
     const { requestId, domain, sequence, noop } = h
+    const principal = parsePrincipal(c.req.raw.headers.get(ONCE_HEADERS.principal))
     const started = Date.now()
     const busy = (detail: string) => respond(c, receiverProblem('in-flight', { detail, instance, requestId, headers: { 'retry-after': '1' } }))
 
@@ -165,11 +146,11 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
       try {
         outcome = await store.apply({ requestId, domain, sequence, noop }, async (tx) => {
           if (noop) return NOOP_REPLY
-          c.set('receiver', { requestId, key: h.key, domain, sequence, attempt: h.attempt, tx })
+          c.set('receiver', { requestId, key: h.key, domain, sequence, attempt: h.attempt, principal, tx })
           await next()
-          if (c.error !== undefined || !isFinal(c.res.status)) return undefined
+          if (c.error !== undefined || !isFinalStatus(c.res.status)) return undefined
           const { reply, response } = await captureReply(c.res)
-          respond(c, response)
+          respond(c, applied(response, true))
           return reply
         })
       } catch (err) {
@@ -187,11 +168,17 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
       switch (outcome.kind) {
         case 'applied':
           if (domain !== undefined) advanced.notify(domain)
-          return noop ? respond(c, replayResponse(NOOP_REPLY)) : undefined
+          return noop ? respond(c, applied(replayResponse(NOOP_REPLY), true)) : undefined
         case 'rolled-back':
-          return undefined
+          if (c.error !== undefined) {
+            // The app threw: nothing was applied, and the edge may count it towards poison (DESIGN §6).
+            const error = c.error instanceof Error ? `${c.error.name}: ${c.error.message}` : String(c.error)
+            return respond(c, receiverProblem('handler-failed', { detail: `The handler threw (${error.slice(0, 200)}); its writes were rolled back.`, instance, requestId }))
+          }
+          // A 5xx, 408 or 429 of the app: passed on as it gave it, rolled back.
+          return respond(c, applied(c.res, false))
         case 'replay':
-          return respond(c, replayResponse(outcome.reply))
+          return respond(c, applied(replayResponse(outcome.reply), true))
         case 'gap':
           if (!final && gapWaitMs > 0) return 'wait'
           return respond(
@@ -225,36 +212,105 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
   }
 
   return async function onceReceiver(c, next) {
-    if (secrets.length > 0) {
-      const refused = await checkSignature(c)
-      if (refused) return refused
+    const instance = c.req.path
+    const method = c.req.method.toUpperCase()
+    const headers = c.req.raw.headers
+    // From the headers alone, before a byte of the body is read: an outsider cannot make this origin buffer anything.
+    if (signed) {
+      const verdict = await verifyRequest(c.req.raw, { secrets })
+      if (!verdict.ok) {
+        return receiverProblem('signature-invalid', { detail: verdict.detail, instance, requestId: headers.get(ONCE_HEADERS.requestId) ?? undefined })
+      }
     }
-    if (!gated.has(c.req.method)) return next()
-    const h = readOnceHeaders(c.req.raw.headers)
-    if (h.kind === 'bad') return receiverProblem('bad-request', { detail: h.detail, instance: c.req.path })
-    if (h.kind === 'none') {
-      if (secrets.length === 0) return next()
+    // A read is never recorded (a hedged one may carry a request id for tracing): its Once-* headers are not checked.
+    const h: OnceRequestHeaders = SAFE.has(method) ? { kind: 'none' } : readOnceHeaders(headers)
+    if (h.kind === 'bad') return receiverProblem('bad-request', { detail: h.detail, instance })
+    const deduped = h.kind === 'ok'
+    if (h.kind === 'none' && signed && required.has(method)) {
       return receiverProblem('request-id-missing', {
-        detail: `${c.req.method} requests need a ${ONCE_HEADERS.requestId}: with a secret set, only requests from the edge are accepted.`,
-        instance: c.req.path,
+        detail: `${method} requests need a ${ONCE_HEADERS.requestId}: with secrets set, only requests from the edge are accepted.`,
+        instance,
       })
     }
-    // The body is read before the store is taken: a client that stalls mid-body must not hold up every other request.
+    if (!signed && !deduped) return next()
+    // The body is read (bounded) before the store is taken: a client that stalls mid-body must not hold up every other request.
+    const requestId = h.kind === 'ok' ? h.requestId : undefined
+    let body: Uint8Array | 'too-large'
     try {
-      await readBody(c)
+      body = await readBody(c, maxBodyBytes)
     } catch {
-      return receiverProblem('bad-request', { detail: 'The request body could not be read.', instance: c.req.path })
+      return receiverProblem('bad-request', { detail: 'The request body could not be read.', instance, requestId })
     }
+    if (body === 'too-large') {
+      return receiverProblem('body-too-large', { detail: `The request body is larger than this receiver's maxBodyBytes (${maxBodyBytes} bytes).`, instance, requestId })
+    }
+    if (signed) {
+      const digest = await checkContentDigest(headers.get(ONCE_HEADERS.contentDigest), body)
+      if (digest !== 'ok') {
+        return receiverProblem('bad-request', {
+          detail:
+            digest === 'missing'
+              ? `The request has no ${ONCE_HEADERS.contentDigest} with a sha-256 member; the signature covers the body through it.`
+              : `The body does not match its ${ONCE_HEADERS.contentDigest}.`,
+          instance,
+          requestId,
+        })
+      }
+    }
+    if (!deduped || h.kind !== 'ok') return next()
     return applyOnce(c, next, h)
   }
 }
 
-/** Reads the whole body, leaving it readable for the handler (`c.req.json()` from Hono's cache, `c.req.raw` rebuilt). */
-async function readBody(c: Context): Promise<Uint8Array> {
-  if (!c.req.raw.body) return new Uint8Array()
-  const body = new Uint8Array(await c.req.arrayBuffer())
-  if (c.req.raw.bodyUsed) c.req.raw = new Request(c.req.raw, { body })
+/**
+ * Reads the body up to `max` bytes, leaving it readable for the handler
+ * (`c.req.raw` rebuilt with the bytes). GET and HEAD have none.
+ */
+async function readBody(c: Context, max: number): Promise<Uint8Array | 'too-large'> {
+  const raw = c.req.raw
+  if (!raw.body || raw.method === 'GET' || raw.method === 'HEAD') return EMPTY
+  const declared = Number(raw.headers.get('content-length') ?? Number.NaN)
+  if (declared > max) {
+    await raw.body.cancel().catch(() => {})
+    return 'too-large'
+  }
+  const reader = raw.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > max) {
+      await reader.cancel().catch(() => {})
+      return 'too-large'
+    }
+    chunks.push(value)
+  }
+  const body: Uint8Array<ArrayBuffer> = chunks.length === 1 ? (chunks[0]! as Uint8Array<ArrayBuffer>) : new Uint8Array(size)
+  if (chunks.length !== 1) {
+    let at = 0
+    for (const chunk of chunks) {
+      body.set(chunk, at)
+      at += chunk.byteLength
+    }
+  }
+  c.req.raw = new Request(raw, { body })
   return body
+}
+
+/** The answer with `Once-Applied` set: `?1` applied (fresh or replayed), `?0` nothing applied. */
+function applied(res: Response, flag: boolean): Response {
+  const value = flag ? '?1' : '?0'
+  try {
+    res.headers.set(ONCE_HEADERS.applied, value)
+    return res
+  } catch {
+    // Immutable headers (a response from fetch): copy it.
+    const out = new Response(res.body, res)
+    out.headers.set(ONCE_HEADERS.applied, value)
+    return out
+  }
 }
 
 /** Sets the answer even after `next()` (Hono ignores a returned response once `c.res` is set), without merging the old headers. */

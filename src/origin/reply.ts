@@ -48,16 +48,3 @@ export function replayResponse(reply: StoredReply): Response {
   const empty = reply.status === 204 || reply.status === 205 || reply.status === 304
   return new Response(empty ? null : new Uint8Array(reply.body), { status: reply.status, headers })
 }
-
-/**
- * Final answers are recorded; 5xx, 408 and 429 ask the caller to come back, so they roll back.
- *
- * @param status - the handler's status
- * @returns true when the answer is final
- * @example
- * isFinal(422) // true
- * isFinal(503) // false
- */
-export function isFinal(status: number): boolean {
-  return status < 500 && status !== 408 && status !== 429
-}

@@ -1,3 +1,5 @@
+import type { Principal } from '../shared/principal.js'
+
 /**
  * A recorded answer: what a repeat of an applied request gets back.
  *
@@ -163,6 +165,12 @@ export interface ReceiverContext<Tx = unknown> {
   sequence?: number | undefined
   /** `Once-Attempt`, 1 when absent. */
   attempt: number
+  /**
+   * Who made the request, as the edge authenticated it (`Once-Principal`):
+   * `{ iss, sub }` of a verified JWT or `{ scope }`; undefined when the
+   * request carries none. Trust it only with `secrets` set (the signature covers it).
+   */
+  principal?: Principal | undefined
   /** The store's transaction: write through it so the writes commit with the dedupe record. */
   tx: Tx
 }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startOrigin, type RunningOrigin } from '../../examples/origin/server.js'
 import { createOnceFetch, OnceFetchError, onceInfo } from '../../src/client/index.js'
 import { startForwarder, type Forwarder } from './helpers/forwarder.js'
-import { recordOf, startGateway, type DebugRecord, type Gateway } from './helpers/gateway.js'
+import { E2E_SIGNING_SECRET, recordOf, startGateway, type DebugRecord, type Gateway } from './helpers/gateway.js'
 import { runPool } from './helpers/pool.js'
 import { pollUntil } from './helpers/poll.js'
 import { seeded } from './helpers/random.js'
@@ -56,7 +56,7 @@ let us: Forwarder
 let gw: Gateway
 
 beforeAll(async () => {
-  origin = await startOrigin({ name: 'db', latencyMs: 3 })
+  origin = await startOrigin({ name: 'db', latencyMs: 3, secrets: { ONCE_SIGNING_SECRET: E2E_SIGNING_SECRET } })
   eu = await startForwarder('eu', origin.url)
   us = await startForwarder('us', origin.url)
   gw = await startGateway({ eu: eu.url, us: us.url }, { TIMEOUT_MS: '1000', DEADLINE_MS: '3000' })

@@ -127,7 +127,7 @@ beforeAll(async () => {
     ['r2', 4],
     ['r3', 6],
   ] as const) {
-    replicas.push(await startOrigin({ name, dbPath: join(dataDir, `${name}.db`), latencyMs, secret: SECRET }))
+    replicas.push(await startOrigin({ name, dbPath: join(dataDir, `${name}.db`), latencyMs, secrets: { ONCE_SIGNING_SECRET: SECRET } }))
   }
   const write = (path: string, ackQuorum: 1 | 'majority') => ({
     path,

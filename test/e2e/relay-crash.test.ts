@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startOrigin, type RunningOrigin } from '../../examples/origin/server.js'
-import { deposit, recordOf, startGateway, type Gateway } from './helpers/gateway.js'
+import { deposit, E2E_SIGNING_SECRET, recordOf, startGateway, type Gateway } from './helpers/gateway.js'
 import { pollUntil } from './helpers/poll.js'
 
 /**
@@ -16,7 +16,7 @@ let gw: Gateway
 const run = Date.now().toString(36)
 
 beforeAll(async () => {
-  origin = await startOrigin({ name: 'eu' })
+  origin = await startOrigin({ name: 'eu', secrets: { ONCE_SIGNING_SECRET: E2E_SIGNING_SECRET } })
   gw = await startGateway({ eu: origin.url })
 })
 

@@ -7,7 +7,7 @@ import { newKey, problemOf } from '../helpers.js'
 
 const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext
 const call = (config: unknown, path: string, init: RequestInit = {}, extra: Record<string, string> = {}) =>
-  gateway.fetch!(new Request(`http://gateway.test${path}`, init) as Request<unknown, IncomingRequestCfProperties>, { ONCE: env.ONCE, ONCE_CONFIG: typeof config === 'string' ? config : JSON.stringify(config), ...extra }, ctx)
+  gateway.fetch!(new Request(`http://gateway.test${path}`, init) as Request<unknown, IncomingRequestCfProperties>, { ONCE: env.ONCE, ONCE_SIGNING_SECRET: env.TEST_SIGNING_SECRET, ONCE_CONFIG: typeof config === 'string' ? config : JSON.stringify(config), ...extra }, ctx)
 
 function configFor(origins: FarmOrigin[]): GatewayConfig {
   return {

@@ -157,11 +157,12 @@ describe('proxy(): hedging', () => {
 
 describe('proxy(): signing', () => {
   it('signs every send when a secret is set; an origin with the secret accepts, one with another secret refuses (nothing applied: 502)', async () => {
-    const secret = 'a-shared-secret-of-some-length'
-    const [eu] = await startOrigins(['eu'], { secret })
+    const secret = { env: 'TEST_SIGNING_SECRET' }
+    const [eu] = await startOrigins(['eu'], { secrets: { TEST_SIGNING_SECRET: env.TEST_SIGNING_SECRET } })
+    const [us] = await startOrigins(['us'], { secrets: { TEST_SIGNING_SECRET: 'another-secret-entirely-here' } })
     const good = edge(list([eu!]), { secret })
     expect((await good.deposit('ivan', newKey())).status).toBe(201)
-    const wrong = edge(list([eu!]), { secret: 'another-secret-entirely-here' })
+    const wrong = edge(list([us!]), { secret })
     const res = await wrong.deposit('ivan', newKey())
     // The receiver's refusal applied nothing (the one rule): not a final answer, so no origin gave one.
     expect(res.status).toBe(502)
@@ -211,7 +212,10 @@ describe('proxy() options are validated when it is built', () => {
     [{ origins: [{ name: 'eu', url: 'https://a.example' }], strategy: 'fastest' }, /strategy/],
     [{ origins: [{ name: 'eu', url: 'https://a.example' }], timeoutMs: -1 }, /timeoutMs/],
     [{ origins: [{ name: 'eu', url: 'https://a.example' }], hedgeAfterMs: 'soon' }, /hedgeAfterMs/],
-    [{ origins: [{ name: 'eu', url: 'https://a.example' }], secret: 'short' }, /secret/],
+    [{ origins: [{ name: 'eu', url: 'https://a.example' }], secret: 'a-literal-secret-of-length' }, /secret: a literal secret is refused/],
+    [{ origins: [{ name: 'eu', url: 'https://a.example' }], secret: { env: '' } }, /secret\.env/],
+    [{ origins: [{ name: 'eu', url: 'https://a.example' }], secret: { env: 'S', keyid: 'caf\u00e9' } }, /secret\.keyid/],
+    [{ origins: [{ name: 'eu', url: 'https://a.example' }], forwardHeaders: ['bad header'] }, /forwardHeaders\.0/],
     [{ origins: [{ name: 'eu', url: 'https://a.example' }], breaker: { failures: 0 } }, /breaker\.failures/],
     [{ origins: [{ name: 'eu', url: 'https://a.example' }], retries: 3 }, /retries: unrecognized/],
   ])('%j', (options, message) => {

@@ -318,9 +318,9 @@ describe('replicate: ordered replication (seeds 000/001, 002)', () => {
   }, 30_000)
 
   it('an answer that proves nothing was applied (a replica refusing the signature) is no acknowledgement', async () => {
-    const secret = 'the-right-secret-for-replicas'
-    const [good] = await startOrigins(['r1'], { secret })
-    const [wrong] = await startOrigins(['r2'], { secret: 'a-different-secret-entirely' })
+    const secret = { env: 'TEST_SIGNING_SECRET' }
+    const [good] = await startOrigins(['r1'], { secrets: { TEST_SIGNING_SECRET: env.TEST_SIGNING_SECRET } })
+    const [wrong] = await startOrigins(['r2'], { secrets: { TEST_SIGNING_SECRET: 'a-different-secret-entirely' } })
     const app = new Hono()
     app.use('/accounts/*', once({ replayCache: false, domain: (c) => c.req.path.split('/')[2]! }))
     app.post('/accounts/*', proxy({ origins: [{ name: 'r2', url: wrong!.url }, { name: 'r1', url: good!.url }], strategy: 'replicate', secret, timeoutMs: 1000, deadlineMs: 3000 }))

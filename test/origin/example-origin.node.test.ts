@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { Faults } from '../../examples/origin/faults.js'
 import { startOrigin, type OriginStats, type RunningOrigin, type StartOriginOptions } from '../../examples/origin/server.js'
-import { ONCE_HEADERS, signOnceRequest } from '../../src/origin/index.js'
+import { ONCE_HEADERS } from '../../src/origin/index.js'
+import { signedHeaders } from './sign.js'
 
 const started: RunningOrigin[] = []
 afterEach(async () => {
@@ -88,16 +89,13 @@ describe('examples/origin: the bank', () => {
 
   it('requires signatures when started with a secret; control routes stay open', async () => {
     const secret = 'example-secret-0123456789'
-    const o = await start({ secret })
+    const o = await start({ secrets: { ONCE_SIGNING_SECRET: secret } })
     expect((await move(o, 'deposits', 'acct', 5, uid())).status).toBe(401)
     const r = uid()
     const body = JSON.stringify({ amount: 5 })
-    const signature = await signOnceRequest(secret, { method: 'POST', path: '/accounts/acct/deposits', requestId: r, body })
-    const res = await fetch(`${o.url}/accounts/acct/deposits`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', [ONCE_HEADERS.requestId]: r, [ONCE_HEADERS.signature]: signature },
-      body,
-    })
+    const url = `${o.url}/accounts/acct/deposits`
+    const headers = await signedHeaders({ keyid: 'ONCE_SIGNING_SECRET', secret }, url, { headers: { 'content-type': 'application/json', [ONCE_HEADERS.requestId]: r }, body })
+    const res = await fetch(url, { method: 'POST', headers, body })
     expect(res.status).toBe(201)
     expect((await stats(o)).balances).toEqual({ acct: 5 })
   })

@@ -3,7 +3,8 @@ import { Hono } from 'hono'
 import type { AddressInfo } from 'node:net'
 import { DatabaseSync } from 'node:sqlite'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ONCE_HEADERS, onceReceiver, RECEIVER_PROBLEM_BASE, signOnceRequest, sqliteStore, type ReceiverOptions, type ReceiverVariables } from '../../src/origin/index.js'
+import { ONCE_HEADERS, onceReceiver, RECEIVER_PROBLEM_BASE, sqliteStore, type ReceiverOptions, type ReceiverVariables, type SigningKey } from '../../src/origin/index.js'
+import { signedHeaders } from './sign.js'
 
 type Mode = 'ok' | 'fail' | 'throw' | 'reject' | 'too-many'
 
@@ -22,7 +23,7 @@ async function startTestOrigin(options: Omit<ReceiverOptions<DatabaseSync>, 'sto
   app.onError((err, c) => c.text(`error: ${err.message}`, 500))
   app.use('*', onceReceiver({ store, gapWaitMs: 0, ...options }))
   app.get('/effects', async (c) => c.json({ total: await store.exclusive((conn) => Number(conn.prepare('SELECT COUNT(*) AS n FROM effects').get()?.n)) }))
-  app.post('/effects', async (c) => {
+  app.on(['POST', 'PATCH'], '/effects', async (c) => {
     runs++
     const receiver = c.get('receiver') as ReceiverVariables<DatabaseSync>['receiver'] | undefined
     // The raw request, as a handler that forwards it would read it: the receiver must leave it unread.
@@ -37,7 +38,7 @@ async function startTestOrigin(options: Omit<ReceiverOptions<DatabaseSync>, 'sto
     if (mode === 'too-many') return c.json({ error: 'slow down' }, 429)
     if (mode === 'throw') throw new Error('ledger exploded')
     if (mode === 'reject') return c.json({ error: 'amount missing' }, 400)
-    return c.json({ id, domain: receiver?.domain ?? null, sequence: receiver?.sequence ?? null, attempt: receiver?.attempt ?? null, body, run: runs }, 201, {
+    return c.json({ id, domain: receiver?.domain ?? null, sequence: receiver?.sequence ?? null, attempt: receiver?.attempt ?? null, principal: receiver?.principal ?? null, body, run: runs }, 201, {
       'x-ledger': 'main',
       'set-cookie': 'a=1',
     })
@@ -60,8 +61,15 @@ async function startTestOrigin(options: Omit<ReceiverOptions<DatabaseSync>, 'sto
         open()
       }
     },
-    post(headers: Record<string, string>, body = '{"amount":5}', path = '/effects') {
-      return fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body })
+    post(headers: Record<string, string>, body = '{"amount":5}', path = '/effects', method = 'POST') {
+      return fetch(url + path, { method, headers: { 'content-type': 'application/json', ...headers }, body })
+    },
+    /** Signs as the edge does, then posts. */
+    async signed(key: SigningKey, headers: Record<string, string>, body = '{"amount":5}', opts: { path?: string; method?: string; nowSeconds?: number; bodyForDigest?: string } = {}) {
+      const path = opts.path ?? '/effects'
+      const method = opts.method ?? 'POST'
+      const all = await signedHeaders(key, url + path, { method, headers: { 'content-type': 'application/json', ...headers }, body }, opts)
+      return fetch(url + path, { method, headers: all, body })
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
@@ -183,90 +191,173 @@ describe('onceReceiver: dedupe by Once-Request-Id', () => {
     expect(o.effects('(none)')).toBe(2)
   })
 
-  it('keeps the body readable for the handler, also when the signature check read it', async () => {
-    const secret = 'origin-secret-1234567890'
-    const o = await startTestOrigin({ secret })
-    const r = id()
+  it('keeps the body readable for the handler, also when the digest check read it', async () => {
+    const o = await startTestOrigin({ secrets })
     const body = '{"amount":7,"note":"ü"}'
-    const signature = await signOnceRequest(secret, { method: 'POST', path: '/effects', requestId: r, body })
-    const res = await o.post({ [ONCE_HEADERS.requestId]: r, [ONCE_HEADERS.signature]: signature }, body)
+    const res = await o.signed(key, { [ONCE_HEADERS.requestId]: id() }, body)
     expect(res.status).toBe(201)
     expect((await res.json()).body).toBe(body)
   })
 })
 
-describe('onceReceiver: Once-Signature', () => {
-  const secret = 'origin-secret-1234567890'
-  const signed = async (o: Awaited<ReturnType<typeof startTestOrigin>>, r: string, opts: { body?: string; path?: string; signPath?: string; signBody?: string; t?: number; key?: string } = {}) => {
-    const body = opts.body ?? '{"amount":5}'
-    const signature = await signOnceRequest(opts.key ?? secret, { method: 'POST', path: opts.signPath ?? '/effects', requestId: r, body: opts.signBody ?? body }, opts.t)
-    return o.post({ [ONCE_HEADERS.requestId]: r, [ONCE_HEADERS.signature]: signature }, body, opts.path ?? '/effects')
-  }
+const key: SigningKey = { keyid: 'ONCE_SIGNING_SECRET', secret: 'origin-secret-1234567890' }
+const secrets = { [key.keyid]: key.secret }
+type TestOrigin = Awaited<ReturnType<typeof startTestOrigin>>
 
-  it('accepts a good signature, and dedupes an exact replay within the window (no second effect)', async () => {
-    const o = await startTestOrigin({ secret })
+describe('onceReceiver: RFC 9421 signatures and Content-Digest', () => {
+  const now = () => Math.floor(Date.now() / 1000)
+
+  it('accepts a good signature, and dedupes an exact replay within its lifetime (no second effect)', async () => {
+    const o = await startTestOrigin({ secrets })
     const r = id()
-    const body = '{"amount":5}'
-    const signature = await signOnceRequest(secret, { method: 'POST', path: '/effects', requestId: r, body })
-    const headers = { [ONCE_HEADERS.requestId]: r, [ONCE_HEADERS.signature]: signature }
-    const first = await o.post(headers, body)
+    const headers = await signedHeaders(key, `${o.url}/effects`, { headers: { 'content-type': 'application/json', [ONCE_HEADERS.requestId]: r }, body: '{"amount":5}' })
+    const first = await fetch(`${o.url}/effects`, { method: 'POST', headers, body: '{"amount":5}' })
     expect(first.status).toBe(201)
-    const replay = await o.post(headers, body)
+    expect(first.headers.get(ONCE_HEADERS.applied)).toBe('?1')
+    const replay = await fetch(`${o.url}/effects`, { method: 'POST', headers, body: '{"amount":5}' })
     expect(replay.status).toBe(201)
+    expect(replay.headers.get(ONCE_HEADERS.applied)).toBe('?1')
     expect(await replay.text()).toBe(await first.text())
     expect(o.effects(r)).toBe(1)
   })
 
-  it.each([
-    ['missing', async (o: Awaited<ReturnType<typeof startTestOrigin>>, r: string) => o.post({ [ONCE_HEADERS.requestId]: r }), /missing/],
-    ['garbage', async (o: Awaited<ReturnType<typeof startTestOrigin>>, r: string) => o.post({ [ONCE_HEADERS.requestId]: r, [ONCE_HEADERS.signature]: 'v1=zz' }), /not "t=/],
-    ['made with another secret', (o: Awaited<ReturnType<typeof startTestOrigin>>, r: string) => signed(o, r, { key: 'not-the-secret' }), /does not match/],
-    ['stale (6 minutes old)', (o: Awaited<ReturnType<typeof startTestOrigin>>, r: string) => signed(o, r, { t: Math.floor(Date.now() / 1000) - 360 }), /tolerance/],
-    ['from the future (6 minutes ahead)', (o: Awaited<ReturnType<typeof startTestOrigin>>, r: string) => signed(o, r, { t: Math.floor(Date.now() / 1000) + 360 }), /tolerance/],
-    ['over an altered body', (o: Awaited<ReturnType<typeof startTestOrigin>>, r: string) => signed(o, r, { body: '{"amount":500}', signBody: '{"amount":5}' }), /does not match/],
-    ['over an altered path', (o: Awaited<ReturnType<typeof startTestOrigin>>, r: string) => signed(o, r, { path: '/effects?x=1', signPath: '/effects' }), /does not match/],
-  ])('refuses a signature %s with 401 problem+json and no effect', async (_name, send, detail) => {
-    const o = await startTestOrigin({ secret })
-    const r = id()
-    const res = await send(o, r)
+  it.each<[string, (o: TestOrigin, r: string) => Promise<Response>, RegExp]>([
+    ['missing', (o, r) => o.post({ [ONCE_HEADERS.requestId]: r }), /no Signature-Input/],
+    ['garbage', (o, r) => o.post({ [ONCE_HEADERS.requestId]: r, 'signature-input': 'once=(((', signature: 'once=:AA==:' }), /structured-field/],
+    ['made with another secret', (o, r) => o.signed({ ...key, secret: 'not-the-secret-at-all' }, { [ONCE_HEADERS.requestId]: r }), /does not match/],
+    ['with an unknown keyid', (o, r) => o.signed({ keyid: 'retired', secret: key.secret }, { [ONCE_HEADERS.requestId]: r }), /no secret with keyid "retired"/],
+    ['expired (6 minutes old)', (o, r) => o.signed(key, { [ONCE_HEADERS.requestId]: r }, undefined, { nowSeconds: now() - 360 }), /expired/],
+    ['from the future (2 minutes ahead)', (o, r) => o.signed(key, { [ONCE_HEADERS.requestId]: r }, undefined, { nowSeconds: now() + 120 }), /more than 60 s/],
+    ['over an altered path', (o, r) => signedHeaders(key, `${o.url}/effects`, { headers: { 'content-type': 'application/json', [ONCE_HEADERS.requestId]: r }, body: '{}' }).then((h) => fetch(`${o.url}/other`, { method: 'POST', headers: h, body: '{}' })), /does not match/],
+  ])('refuses a signature %s with 401 problem+json, Once-Applied: ?0 and no effect', async (_name, send, detail) => {
+    const o = await startTestOrigin({ secrets })
+    const res = await send(o, id())
     expect(res.status).toBe(401)
+    expect(res.headers.get(ONCE_HEADERS.applied)).toBe('?0')
     const p = await problemOf(res)
     expect(p).toMatchObject({ type: `${RECEIVER_PROBLEM_BASE}signature-invalid`, status: 401, retryable: false })
     expect(p.detail).toMatch(detail)
     expect(o.runs()).toBe(0)
   })
 
-  it('refuses a signed request whose request id was changed (the id is signed)', async () => {
-    const o = await startTestOrigin({ secret })
-    const signature = await signOnceRequest(secret, { method: 'POST', path: '/effects', requestId: 'r-a', body: '{}' })
-    const res = await o.post({ [ONCE_HEADERS.requestId]: 'r-b', [ONCE_HEADERS.signature]: signature }, '{}')
+  it('refuses a signed request whose request id was changed (every Once-* header is covered)', async () => {
+    const o = await startTestOrigin({ secrets })
+    const headers = await signedHeaders(key, `${o.url}/effects`, { headers: { 'content-type': 'application/json', [ONCE_HEADERS.requestId]: 'r-a' }, body: '{}' })
+    const res = await fetch(`${o.url}/effects`, { method: 'POST', headers: { ...headers, [ONCE_HEADERS.requestId]: 'r-b' }, body: '{}' })
     expect(res.status).toBe(401)
     expect(o.runs()).toBe(0)
   })
 
-  it('with a secret, refuses a deduped method without Once-Request-Id with 401 even when signed', async () => {
-    const o = await startTestOrigin({ secret })
-    const signature = await signOnceRequest(secret, { method: 'POST', path: '/effects', requestId: '', body: '{}' })
-    const res = await o.post({ [ONCE_HEADERS.signature]: signature }, '{}')
+  it('a captured signed request replayed with Once-Noop: ?1 added is refused; the genuine one then applies (issue 15.7)', async () => {
+    const o = await startTestOrigin({ secrets })
+    const d = `acct-${crypto.randomUUID()}`
+    const r = id()
+    const captured = await signedHeaders(key, `${o.url}/effects`, {
+      headers: { 'content-type': 'application/json', [ONCE_HEADERS.requestId]: r, [ONCE_HEADERS.domain]: d, [ONCE_HEADERS.sequence]: '1' },
+      body: '{"amount":5}',
+    })
+    const forged = await fetch(`${o.url}/effects`, { method: 'POST', headers: { ...captured, [ONCE_HEADERS.noop]: '?1' }, body: '{"amount":5}' })
+    expect(forged.status).toBe(401)
+    expect((await problemOf(forged)).detail).toMatch(/"once-noop"/)
+    const genuine = await fetch(`${o.url}/effects`, { method: 'POST', headers: captured, body: '{"amount":5}' })
+    expect(genuine.status).toBe(201)
+    expect(o.effects(r)).toBe(1)
+  })
+
+  it('400 when the body does not match its Content-Digest, or the digest is missing; nothing runs', async () => {
+    const o = await startTestOrigin({ secrets })
+    const altered = await o.signed(key, { [ONCE_HEADERS.requestId]: id() }, '{"amount":500}', { bodyForDigest: '{"amount":5}' })
+    expect(altered.status).toBe(400)
+    expect(altered.headers.get(ONCE_HEADERS.applied)).toBe('?0')
+    expect((await problemOf(altered)).detail).toMatch(/does not match its Content-Digest/)
+    // A signature that does not cover content-digest is refused before the body is looked at.
+    const r = id()
+    const headers = await signedHeaders(key, `${o.url}/effects`, { headers: { 'content-type': 'application/json', [ONCE_HEADERS.requestId]: r }, body: '{}' })
+    const { 'content-digest': _digest, ...without } = headers
+    const noDigest = await fetch(`${o.url}/effects`, { method: 'POST', headers: without, body: '{}' })
+    expect([400, 401]).toContain(noDigest.status)
+    expect(o.runs()).toBe(0)
+  })
+
+  it('with secrets, refuses a required method without Once-Request-Id with 401 even when signed', async () => {
+    const o = await startTestOrigin({ secrets })
+    const res = await o.signed(key, {}, '{}')
     expect(res.status).toBe(401)
     expect((await problemOf(res)).type).toBe(`${RECEIVER_PROBLEM_BASE}request-id-missing`)
     expect(o.runs()).toBe(0)
   })
 
   it('checks safe methods too, then lets them through', async () => {
-    const o = await startTestOrigin({ secret })
+    const o = await startTestOrigin({ secrets })
     expect((await fetch(`${o.url}/effects`)).status).toBe(401)
-    const signature = await signOnceRequest(secret, { method: 'GET', path: '/effects', requestId: '' })
-    const res = await fetch(`${o.url}/effects`, { headers: { [ONCE_HEADERS.signature]: signature } })
+    const headers = await signedHeaders(key, `${o.url}/effects`, { method: 'GET' })
+    const res = await fetch(`${o.url}/effects`, { headers })
     expect(res.status).toBe(200)
     expect(await res.json()).toEqual({ total: 0 })
   })
 
-  it('accepts any of several secrets (rotation)', async () => {
-    const o = await startTestOrigin({ secret: ['new-secret-0123456789', secret] })
-    expect((await signed(o, id())).status).toBe(201)
-    expect((await signed(o, id(), { key: 'new-secret-0123456789' })).status).toBe(201)
-    expect((await signed(o, id(), { key: 'retired-secret-0123456' })).status).toBe(401)
+  it('holds several secrets by keyid at once (rotation)', async () => {
+    const o = await startTestOrigin({ secrets: { ...secrets, k2026: 'new-secret-0123456789' } })
+    expect((await o.signed(key, { [ONCE_HEADERS.requestId]: id() })).status).toBe(201)
+    expect((await o.signed({ keyid: 'k2026', secret: 'new-secret-0123456789' }, { [ONCE_HEADERS.requestId]: id() })).status).toBe(201)
+    expect((await o.signed({ keyid: 'k2026', secret: key.secret }, { [ONCE_HEADERS.requestId]: id() })).status).toBe(401)
+  })
+
+  it('hands the handler the signed Once-Principal as c.var.receiver.principal', async () => {
+    const o = await startTestOrigin({ secrets })
+    const res = await o.signed(key, { [ONCE_HEADERS.requestId]: id(), [ONCE_HEADERS.principal]: 'iss="https://auth.example.com", sub="user-17"' })
+    expect(res.status).toBe(201)
+    expect((await res.json()).principal).toEqual({ iss: 'https://auth.example.com', sub: 'user-17' })
+  })
+})
+
+describe('onceReceiver: decides on the signature before reading the body; bounds the body (issue 15.10)', () => {
+  /** A body stream that counts the bytes pulled from it, and never ends on its own (64 MiB if drained). */
+  const counted = () => {
+    let pulled = 0
+    const chunk = new Uint8Array(64 * 1024)
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          if (pulled >= 64 * 1024 * 1024) return controller.close()
+          pulled += chunk.byteLength
+          controller.enqueue(chunk)
+        },
+      },
+      { highWaterMark: 0 },
+    )
+    return { stream, pulled: () => pulled }
+  }
+
+  it('refuses an unsigned 64 MiB request with 401 without buffering it', async () => {
+    const store = sqliteStore(new DatabaseSync(':memory:'))
+    const app = new Hono()
+    app.use('*', onceReceiver({ store, secrets }))
+    app.post('*', (c) => c.text('ran'))
+    const body = counted()
+    const res = await app.request('/effects', { method: 'POST', headers: { [ONCE_HEADERS.requestId]: 'r-1' }, body: body.stream, duplex: 'half' } as RequestInit)
+    expect(res.status).toBe(401)
+    expect(body.pulled()).toBeLessThanOrEqual(64 * 1024)
+  })
+
+  it('413 body-too-large past maxBodyBytes (1 MiB by default), declared or streamed, without reading it all', async () => {
+    const o = await startTestOrigin({ secrets })
+    const big = 'x'.repeat(1024 * 1024 + 1)
+    const res = await o.signed(key, { [ONCE_HEADERS.requestId]: id() }, big)
+    expect(res.status).toBe(413)
+    expect(res.headers.get(ONCE_HEADERS.applied)).toBe('?0')
+    expect(await problemOf(res)).toMatchObject({ type: `${RECEIVER_PROBLEM_BASE}body-too-large`, retryable: false })
+    expect((await o.signed(key, { [ONCE_HEADERS.requestId]: id() }, 'x'.repeat(1024 * 1024))).status).toBe(201)
+
+    const store = sqliteStore(new DatabaseSync(':memory:'))
+    const app = new Hono()
+    app.use('*', onceReceiver({ store, maxBodyBytes: 100_000 }))
+    app.post('*', (c) => c.text('ran'))
+    const body = counted()
+    const streamed = await app.request('/effects', { method: 'POST', headers: { [ONCE_HEADERS.requestId]: 'r-2' }, body: body.stream, duplex: 'half' } as RequestInit)
+    expect(streamed.status).toBe(413)
+    expect(body.pulled()).toBeLessThan(300_000)
+    expect(o.runs()).toBe(1)
   })
 })
 
@@ -405,5 +496,161 @@ describe('onceReceiver: ordering per domain (Once-Domain, Once-Sequence)', () =>
     expect(p.type).toBe(`${RECEIVER_PROBLEM_BASE}bad-request`)
     expect(p.detail).toMatch(detail)
     expect(o.runs()).toBe(0)
+  })
+})
+
+describe('onceReceiver: Once-Applied on every answer (DESIGN §6)', () => {
+  const ordered = (domain: string, sequence: number, r: string, extra: Record<string, string> = {}) => ({
+    [ONCE_HEADERS.requestId]: r,
+    [ONCE_HEADERS.domain]: domain,
+    [ONCE_HEADERS.sequence]: String(sequence),
+    ...extra,
+  })
+
+  it('?1 on a recorded answer and its replays, a final 4xx of the app included', async () => {
+    const o = await startTestOrigin()
+    const r = id()
+    const fresh = await o.post({ [ONCE_HEADERS.requestId]: r })
+    expect(fresh.headers.get(ONCE_HEADERS.applied)).toBe('?1')
+    expect((await o.post({ [ONCE_HEADERS.requestId]: r })).headers.get(ONCE_HEADERS.applied)).toBe('?1')
+    const rejected = id()
+    expect((await o.post({ [ONCE_HEADERS.requestId]: rejected, 'x-mode': 'reject' })).headers.get(ONCE_HEADERS.applied)).toBe('?1')
+    expect((await o.post({ [ONCE_HEADERS.requestId]: rejected })).headers.get(ONCE_HEADERS.applied)).toBe('?1')
+  })
+
+  it('?1 on the no-op 204 and its replay', async () => {
+    const o = await startTestOrigin()
+    const d = `acct-${crypto.randomUUID()}`
+    const r = id()
+    const noop = await o.post(ordered(d, 1, r, { [ONCE_HEADERS.noop]: '?1' }))
+    expect(noop.status).toBe(204)
+    expect(noop.headers.get(ONCE_HEADERS.applied)).toBe('?1')
+    expect((await o.post(ordered(d, 1, r, { [ONCE_HEADERS.noop]: '?1' }))).headers.get(ONCE_HEADERS.applied)).toBe('?1')
+  })
+
+  it('?0 with handler-failed (500) when the app threw; its writes are rolled back', async () => {
+    const o = await startTestOrigin()
+    const r = id()
+    const res = await o.post({ [ONCE_HEADERS.requestId]: r, 'x-mode': 'throw' })
+    expect(res.status).toBe(500)
+    expect(res.headers.get(ONCE_HEADERS.applied)).toBe('?0')
+    expect(await problemOf(res)).toMatchObject({ type: `${RECEIVER_PROBLEM_BASE}handler-failed`, detail: expect.stringContaining('ledger exploded') })
+    expect(o.effects(r)).toBe(0)
+  })
+
+  it.each<[Mode, number]>([
+    ['fail', 503],
+    ['too-many', 429],
+  ])('?0 on an app %s (%d), passed on as the app gave it and rolled back', async (mode, status) => {
+    const o = await startTestOrigin()
+    const res = await o.post({ [ONCE_HEADERS.requestId]: id(), 'x-mode': mode })
+    expect(res.status).toBe(status)
+    expect(res.headers.get(ONCE_HEADERS.applied)).toBe('?0')
+    expect(res.headers.get('content-type')).toBe('application/json')
+  })
+
+  it('?0 on refusals: a gap, a conflict, a bad header, in flight', async () => {
+    const o = await startTestOrigin({ waitMs: 50 })
+    const d = `acct-${crypto.randomUUID()}`
+    const gap = await o.post(ordered(d, 3, id()))
+    expect(gap.status).toBe(409)
+    expect(gap.headers.get(ONCE_HEADERS.applied)).toBe('?0')
+    expect((await o.post({ [ONCE_HEADERS.requestId]: 'r 1' })).headers.get(ONCE_HEADERS.applied)).toBe('?0')
+    const r1 = id()
+    expect((await o.post(ordered(d, 1, r1))).status).toBe(201)
+    expect((await o.post(ordered(d, 1, id()))).headers.get(ONCE_HEADERS.applied)).toBe('?0')
+    const held = id()
+    const release = o.hold(held)
+    const first = o.post({ [ONCE_HEADERS.requestId]: held })
+    await until(() => o.runs() === 2)
+    const busy = await o.post({ [ONCE_HEADERS.requestId]: held })
+    expect(busy.status).toBe(409)
+    expect(busy.headers.get(ONCE_HEADERS.applied)).toBe('?0')
+    release()
+    expect((await first).status).toBe(201)
+  })
+
+  it('no Once-Applied on a request it passes through (no request id: nothing was recorded either way)', async () => {
+    const o = await startTestOrigin()
+    expect((await o.post({})).headers.get(ONCE_HEADERS.applied)).toBeNull()
+  })
+})
+
+describe('onceReceiver: methods only says which methods require an id (issue 15.4)', () => {
+  it("with methods: ['POST'], a signed PATCH with Once-Request-Id is deduped, and one ahead of its sequence is a gap", async () => {
+    const o = await startTestOrigin({ secrets, methods: ['POST'] })
+    const r = id()
+    const patch = () => o.signed(key, { [ONCE_HEADERS.requestId]: r }, '{"amount":5}', { method: 'PATCH' })
+    expect((await patch()).status).toBe(201)
+    const again = await patch()
+    expect(again.status).toBe(201)
+    expect(again.headers.get(ONCE_HEADERS.applied)).toBe('?1')
+    expect(o.effects(r)).toBe(1)
+    expect(o.runs()).toBe(1)
+    const d = `acct-${crypto.randomUUID()}`
+    const ahead = await o.signed(key, { [ONCE_HEADERS.requestId]: id(), [ONCE_HEADERS.domain]: d, [ONCE_HEADERS.sequence]: '7' }, '{}', { method: 'PATCH' })
+    expect(ahead.status).toBe(409)
+    expect(ahead.headers.get(ONCE_HEADERS.expectedSequence)).toBe('1')
+    expect(o.runs()).toBe(1)
+    // A PATCH without an id is not required to carry one here: it passes through.
+    expect((await o.signed(key, {}, '{}', { method: 'PATCH' })).status).toBe(201)
+  })
+
+  it('never records a GET, even with a request id (a hedged read may carry one for tracing)', async () => {
+    const o = await startTestOrigin()
+    const res = await fetch(`${o.url}/effects`, { headers: { [ONCE_HEADERS.requestId]: id() } })
+    expect(res.status).toBe(200)
+    expect(res.headers.get(ONCE_HEADERS.applied)).toBeNull()
+  })
+})
+
+describe('sqliteStore: bounded waits, and a transaction SQLite rolled back by itself (issue 15.13)', () => {
+  const app = (store: ReturnType<typeof sqliteStore<DatabaseSync>>, handler: (c: import('hono').Context<{ Variables: ReceiverVariables<DatabaseSync> }>) => Response | Promise<Response>) => {
+    const a = new Hono<{ Variables: ReceiverVariables<DatabaseSync> }>()
+    a.use('*', onceReceiver({ store }))
+    a.post('*', handler)
+    return a
+  }
+  const post = (a: Hono<{ Variables: ReceiverVariables<DatabaseSync> }>, r: string) => a.request('/x', { method: 'POST', headers: { [ONCE_HEADERS.requestId]: r }, body: '{}' })
+
+  it('fails the request (503, ?0) when SQLite rolled back mid-handler, instead of recording it in autocommit; the retry applies it', async () => {
+    const db = new DatabaseSync(':memory:')
+    db.exec('CREATE TABLE t (v TEXT)')
+    const store = sqliteStore(db)
+    let selfRollback = true
+    const a = app(store, (c) => {
+      // What SQLite does by itself on a full disk or an I/O error: the transaction ends under the handler.
+      if (selfRollback) c.var.receiver.tx.exec('ROLLBACK')
+      c.var.receiver.tx.prepare('INSERT INTO t VALUES (?)').run('write')
+      return c.json({ ok: true }, 201)
+    })
+    const res = await post(a, 'r-1')
+    expect(res.status).toBe(503)
+    expect(res.headers.get(ONCE_HEADERS.applied)).toBe('?0')
+    expect(await store.applied()).toEqual([])
+    expect(db.prepare('SELECT COUNT(*) AS n FROM once_requests').get()).toEqual({ n: 0 })
+    selfRollback = false
+    const retry = await post(a, 'r-1')
+    expect(retry.status).toBe(201)
+    expect(db.prepare('SELECT COUNT(*) AS n FROM once_requests').get()).toEqual({ n: 1 })
+  })
+
+  it('exclusive() called from inside a handler gives up after waitMs instead of deadlocking the store for good', async () => {
+    const db = new DatabaseSync(':memory:')
+    const store = sqliteStore(db, { waitMs: 100 })
+    const a = app(store, async (c) => {
+      await store.exclusive((conn) => conn.prepare('SELECT 1').get())
+      return c.json({ ok: true }, 201)
+    })
+    const res = await post(a, 'r-1')
+    expect(res.status).toBe(500)
+    expect(await problemOf(res)).toMatchObject({ type: `${RECEIVER_PROBLEM_BASE}handler-failed`, detail: expect.stringContaining('exclusive()') })
+    // The store is free again.
+    expect(await store.exclusive((conn) => conn.prepare('SELECT 1 AS one').get())).toEqual({ one: 1 })
+    expect(await store.nextSequences()).toEqual({})
+  })
+
+  it('refuses a bad waitMs at construction', () => {
+    expect(() => sqliteStore(new DatabaseSync(':memory:'), { waitMs: -1 })).toThrow(/waitMs/)
   })
 })

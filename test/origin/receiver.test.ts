@@ -6,14 +6,14 @@ import {
   ONCE_HEADERS,
   onceReceiver,
   RECEIVER_PROBLEM_BASE,
-  signOnceRequest,
   type MemoryTx,
   type ReceiverStore,
   type ReceiverVariables,
 } from '../../src/origin/index.js'
+import { signedHeaders } from './sign.js'
 
 /** An origin on the memory store: `POST /accounts/:id/deposits` keeps balances in a map, committed through `tx.onCommit`. */
-function bank(options: { secret?: string } = {}) {
+function bank(options: { secrets?: Record<string, string> } = {}) {
   const balances = new Map<string, number>()
   const store = memoryStore()
   const app = new Hono<{ Variables: ReceiverVariables<MemoryTx> }>()
@@ -38,12 +38,15 @@ describe('onceReceiver() options', () => {
   it.each([
     [{}, /store: expected a ReceiverStore/],
     [{ store: {} }, /store: expected a ReceiverStore/],
-    [{ store, secret: '' }, /secret/],
-    [{ store, secret: [] }, /secret/],
-    [{ store, secret: 42 }, /secret/],
+    [{ store, secret: 'a-literal-secret-0123' }, /secret: replaced by secrets: \{ \[keyid\]: secret \}/],
+    [{ store, toleranceSeconds: 300 }, /toleranceSeconds: replaced by secrets/],
+    [{ store, secrets: {} }, /secrets: expected 1 to 8 secrets/],
+    [{ store, secrets: { k: '' } }, /secrets\.k/],
+    [{ store, secrets: ['s'] }, /secrets/],
+    [{ store, secrets: { 'k\u00e9': 'secret' } }, /secrets/],
     [{ store, waitMs: -1 }, /waitMs: expected a number >= 0/],
     [{ store, waitMs: 1.5 }, /waitMs/],
-    [{ store, toleranceSeconds: 0 }, /toleranceSeconds/],
+    [{ store, maxBodyBytes: 0 }, /maxBodyBytes/],
     [{ store, methods: [] }, /methods/],
     [{ store, methods: ['PO ST'] }, /methods\.0/],
     [{ store, retries: 3 }, /retries: unrecognized option/],
@@ -61,7 +64,7 @@ describe('onceReceiver() options', () => {
       applied: async () => [],
       prune: async () => 0,
     }
-    expect(() => onceReceiver({ store: own, methods: ['post'], waitMs: 0, secret: ['a', 'b'], toleranceSeconds: 60 })).not.toThrow()
+    expect(() => onceReceiver({ store: own, methods: ['post'], waitMs: 0, secrets: { old: 'a', new: 'b' }, maxBodyBytes: 1024 })).not.toThrow()
   })
 })
 
@@ -77,12 +80,12 @@ describe('onceReceiver on Workers with memoryStore()', () => {
     expect(b.runs()).toBe(2)
   })
 
-  it('leaves c.req.raw readable for a handler that forwards it, after the signature check read it', async () => {
+  it('leaves c.req.raw readable for a handler that forwards it, after the digest check read it', async () => {
     const secret = 'forwarding-secret-0123456789'
-    const b = bank({ secret })
+    const b = bank({ secrets: { ONCE_SIGNING_SECRET: secret } })
     const body = 'raw bytes \u00ff'
-    const signature = await signOnceRequest(secret, { method: 'POST', path: '/accounts/a/forward', requestId: 'r-f', body })
-    const res = await b.post('/accounts/a/forward', { [ONCE_HEADERS.requestId]: 'r-f', [ONCE_HEADERS.signature]: signature }, body)
+    const headers = await signedHeaders({ keyid: 'ONCE_SIGNING_SECRET', secret }, 'http://localhost/accounts/a/forward', { headers: { 'content-type': 'text/plain;charset=UTF-8', [ONCE_HEADERS.requestId]: 'r-f' }, body })
+    const res = await b.post('/accounts/a/forward', headers, body)
     expect(res.status).toBe(201)
     expect(await res.text()).toBe(body)
   })
@@ -121,17 +124,17 @@ describe('onceReceiver on Workers with memoryStore()', () => {
   it('never answers 500 to garbage Once-* headers and signatures (property)', async () => {
     const secret = 'garbage-secret-0123456789'
     const value = fc.oneof(
-      fc.constantFrom('', '0', '1', '-1', '?1', '?0', '007', '1e3', ' ', 'null', 'r-1', 't=1,v1=', `t=1,v1=${'a'.repeat(64)}`),
+      fc.constantFrom('', '0', '1', '-1', '?1', '?0', '007', '1e3', ' ', 'null', 'r-1', 'once=("@method");created=1;expires=99999999999;keyid="k"', 'once=:AAAA:', 'sha-256=:AAAA:', 'once=(', 'sub="x"'),
       fc.string({ maxLength: 40 }),
       fc.integer().map(String),
       fc.stringMatching(/^[\x20-\x7e]{0,300}$/),
     )
-    const names = [ONCE_HEADERS.requestId, ONCE_HEADERS.domain, ONCE_HEADERS.sequence, ONCE_HEADERS.noop, ONCE_HEADERS.attempt, ONCE_HEADERS.signature]
+    const names = [ONCE_HEADERS.requestId, ONCE_HEADERS.domain, ONCE_HEADERS.sequence, ONCE_HEADERS.noop, ONCE_HEADERS.attempt, ONCE_HEADERS.signatureInput, ONCE_HEADERS.signature, ONCE_HEADERS.contentDigest, ONCE_HEADERS.principal]
     const headersArb = fc.dictionary(fc.constantFrom(...names), value, { maxKeys: names.length })
     for (const withSecret of [false, true]) {
       // A handler that cannot fail itself: any 500 would be the receiver's.
       const app = new Hono()
-      app.use('*', onceReceiver({ store: memoryStore(), ...(withSecret ? { secret } : {}) }))
+      app.use('*', onceReceiver({ store: memoryStore(), ...(withSecret ? { secrets: { k: secret } } : {}) }))
       app.all('*', (c) => c.json({ ok: true }, 201))
       await fc.assert(
         fc.asyncProperty(headersArb, fc.constantFrom('POST', 'GET', 'DELETE'), fc.string({ maxLength: 30 }), async (raw, method, body) => {

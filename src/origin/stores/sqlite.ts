@@ -38,6 +38,27 @@ export interface SqliteStatementLike {
 export interface SqliteDatabaseLike {
   exec(sql: string): unknown
   prepare(sql: string): SqliteStatementLike
+  /** node:sqlite: whether a transaction is open (SQLite may roll one back by itself, on a full disk or an I/O error). */
+  readonly isTransaction?: boolean
+  /** better-sqlite3's name for the same. */
+  readonly inTransaction?: boolean
+}
+
+/**
+ * Options of {@link sqliteStore}.
+ *
+ * @example
+ * sqliteStore(db, { waitMs: 2000 })
+ */
+export interface SqliteStoreOptions {
+  /**
+   * Longest wait for the connection, by a receiver transaction or by
+   * {@link SqliteStore.exclusive}; past it the call fails (a receiver answers
+   * 503 `store-unavailable`; `exclusive()` throws). A handler that calls
+   * `exclusive()` would otherwise wait for its own transaction for ever.
+   * Default 5000.
+   */
+  waitMs?: number
 }
 
 /**
@@ -54,6 +75,10 @@ export interface SqliteStore<DB extends SqliteDatabaseLike> extends ReceiverStor
    * (GET routes, requests without `Once-Request-Id`), which would otherwise
    * run inside, and see the uncommitted writes of, another request's
    * transaction.
+   *
+   * Never call it from a receiver handler (use `c.var.receiver.tx`): it
+   * would wait for that handler's own transaction, so it gives up after
+   * `waitMs` and throws.
    *
    * @example
    * app.get('/accounts/:id', async (c) => c.json(await store.exclusive((db) => db.prepare('SELECT * FROM accounts WHERE id = ?').get(c.req.param('id')))))
@@ -80,7 +105,12 @@ export interface SqliteStore<DB extends SqliteDatabaseLike> extends ReceiverStor
  * hold across connections); set `PRAGMA busy_timeout` so they wait for each
  * other rather than fail with SQLITE_BUSY.
  *
+ * If SQLite rolls the transaction back by itself while the handler runs
+ * (a full disk, an I/O error), the request fails (503 `store-unavailable`)
+ * rather than being recorded outside a transaction.
+ *
  * @param db - the connection; the store takes over its transactions
+ * @param options - see {@link SqliteStoreOptions}
  * @returns the store
  * @example
  * import { DatabaseSync } from 'node:sqlite'
@@ -94,7 +124,11 @@ export interface SqliteStore<DB extends SqliteDatabaseLike> extends ReceiverStor
  *   return c.json({ ok: true }, 201)
  * })
  */
-export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB): SqliteStore<DB> {
+export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: SqliteStoreOptions = {}): SqliteStore<DB> {
+  const waitMs = options.waitMs ?? 5000
+  if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > 10 * 60_000) {
+    throw new TypeError(`hono-once: invalid sqliteStore() options: waitMs: expected an integer >= 0 and <= 600000, got ${String(options.waitMs)}`)
+  }
   for (const statement of SCHEMA) db.exec(statement)
   const mutex = mutexes.get(db) ?? new Mutex()
   mutexes.set(db, mutex)
@@ -116,9 +150,14 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB): SqliteStore<
     }
   }
 
+  /** Whether the connection is inside a transaction; undefined for a driver that does not say. */
+  const inTransaction = (): boolean | undefined => db.isTransaction ?? db.inTransaction
+  const turn = <T>(what: string, fn: () => T | Promise<T>): Promise<T> =>
+    mutex.run(fn, waitMs, () => new Error(`hono-once: sqliteStore ${what} waited ${waitMs} ms for the connection (is store.exclusive() called from inside a receiver handler? use c.var.receiver.tx there)`))
+
   return {
     apply(claim: ApplyClaim, work: ApplyWork<DB>): Promise<ApplyOutcome> {
-      return mutex.run(async () => {
+      return turn('apply', async () => {
         db.exec('BEGIN IMMEDIATE')
         try {
           const decision = decide(claim, state(claim))
@@ -131,6 +170,8 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB): SqliteStore<
             rollback()
             return { kind: 'rolled-back' }
           }
+          // SQLite ended the transaction itself mid-handler: what follows would run in autocommit and consume the slot without the app's writes.
+          if (inTransaction() === false) throw new Error('hono-once: SQLite rolled the receiver transaction back during the handler (disk full or I/O error?); nothing was recorded')
           if (claim.domain === undefined || claim.sequence === undefined) {
             stmt.insertUnordered.run(...insertParams(claim.requestId, undefined, false, reply, Date.now()))
           } else {
@@ -146,11 +187,11 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB): SqliteStore<
         }
       })
     },
-    nextSequence: (domain) => mutex.run(() => Number((stmt.selectNext.get(domain) as { next_sequence: number } | undefined)?.next_sequence ?? 1)),
-    nextSequences: () => mutex.run(() => toNextMap(stmt.selectAllNext.all() as Record<string, unknown>[])),
+    nextSequence: (domain) => turn('nextSequence', () => Number((stmt.selectNext.get(domain) as { next_sequence: number } | undefined)?.next_sequence ?? 1)),
+    nextSequences: () => turn('nextSequences', () => toNextMap(stmt.selectAllNext.all() as Record<string, unknown>[])),
     applied: (domain?: string): Promise<AppliedEntry[]> =>
-      mutex.run(() => (domain === undefined ? stmt.selectApplied.all() : stmt.selectAppliedIn.all(domain)).map((r) => toApplied(r as Record<string, unknown>))),
-    prune: (appliedBefore) => mutex.run(() => Number((stmt.prune.run(appliedBefore) as { changes?: number | bigint }).changes ?? 0)),
-    exclusive: (fn) => mutex.run(() => fn(db)),
+      turn('applied', () => (domain === undefined ? stmt.selectApplied.all() : stmt.selectAppliedIn.all(domain)).map((r) => toApplied(r as Record<string, unknown>))),
+    prune: (appliedBefore) => turn('prune', () => Number((stmt.prune.run(appliedBefore) as { changes?: number | bigint }).changes ?? 0)),
+    exclusive: (fn) => turn('exclusive()', () => fn(db)),
   }
 }

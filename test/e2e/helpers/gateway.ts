@@ -23,7 +23,16 @@ export interface DebugRecord {
 }
 
 /**
- * Starts the proxy fixture under `wrangler dev`.
+ * The secret the proxy fixture signs with (keyid `ONCE_SIGNING_SECRET`): give it to the origins,
+ * `startOrigin({ secrets: { ONCE_SIGNING_SECRET: E2E_SIGNING_SECRET } })`.
+ *
+ * @example
+ * const origin = await startOrigin({ name: 'eu', secrets: { ONCE_SIGNING_SECRET: E2E_SIGNING_SECRET } })
+ */
+export const E2E_SIGNING_SECRET = 'e2e-signing-secret-0123456789'
+
+/**
+ * Starts the proxy fixture under `wrangler dev`, signing with {@link E2E_SIGNING_SECRET}.
  *
  * @param origins - name → URL, in order of preference (the `ORIGINS` var)
  * @param vars - more vars (`TIMEOUT_MS`, `DEADLINE_MS`)
@@ -35,7 +44,7 @@ export interface DebugRecord {
  */
 export async function startGateway(origins: Record<string, string>, vars: Record<string, string> = {}): Promise<Gateway> {
   const ORIGINS = Object.entries(origins).map(([name, url]) => `${name}=${url}`).join(',')
-  return startRestartable('test/e2e/fixtures/proxy/wrangler.toml', { ...vars, ORIGINS }, 'hono-once-e2e-proxy-')
+  return startRestartable('test/e2e/fixtures/proxy/wrangler.toml', { ONCE_SIGNING_SECRET: E2E_SIGNING_SECRET, ...vars, ORIGINS }, 'hono-once-e2e-proxy-')
 }
 
 /**
