@@ -1,5 +1,6 @@
 import { ORDERED_SCHEMA } from './ordered.js'
 import { RELAYS_SCHEMA } from './relays.js'
+import { COUNTERS_SCHEMA } from './counters.js'
 
 /**
  * Schema of the stable area's SQLite storage, as an ordered list of
@@ -51,6 +52,8 @@ export const MIGRATIONS: readonly string[] = [
   RELAYS_SCHEMA,
   // 4: ordering domains: the request log, replica progress and answers, per-domain sequences.
   ORDERED_SCHEMA,
+  // 5: the status page's counters, kept with the admits they count, and the status object's figures (counters.ts).
+  COUNTERS_SCHEMA,
 ]
 
 /**
