@@ -99,6 +99,17 @@ export interface StatusReport {
   at: number
 }
 
+/** One ordering domain as the status object last heard of it. */
+export interface StatusDomain {
+  domain: string
+  /** The last sequence given out when it reported. */
+  head: number
+  /** Each replica: state (`active`, `lagging`, `joining`, `suspect`, `draining`, `stale`), acknowledged sequence, lag behind `head`, why. */
+  replicas: { name: string; state: string; acked: number; lag: number; reason: string | null }[]
+  /** When its object reported it (ms since epoch). */
+  reportedAt: number
+}
+
 /** What the status object answers: the figures summed over every reporter. */
 export interface StatusSnapshot {
   /** Admits, replays, conflicts (409) and mismatches (422), since `counts.since`. */
@@ -106,7 +117,7 @@ export interface StatusSnapshot {
   /** Per replica name, how many domains hold it in each state other than `active` (or behind while `active`). */
   replicas: Record<string, Record<string, number>>
   /** The domains in most trouble first (a replica not `active`, then the largest lag), at most 50. */
-  domains: DomainStatus[]
+  domains: StatusDomain[]
   /** How many domains the status object knows. */
   domainCount: number
   /** Replicas marked `suspect`, at most 50. */
@@ -132,6 +143,10 @@ export interface StatusApi {
 export class Counters {
   /** Whether a report is due (so a count need not set it), as far as this instance knows; undefined: not read yet. */
   #pending: boolean | undefined
+  /** When this instance last reported (0: not yet). */
+  #reportedAt = 0
+  /** Whether this instance has made sure the `since` row exists. */
+  #started = false
   #namespace: DurableObjectNamespace | null | undefined
   #warned = false
 
@@ -149,7 +164,10 @@ export class Counters {
     const name: CountName = kind === 'new' ? 'admits' : kind === 'replay' ? 'replays' : kind === 'in_flight' ? 'conflicts' : 'mismatches'
     const sql = this.storage.sql
     sql.exec('INSERT INTO counters (name, total) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET total = total + 1', name)
-    sql.exec(`INSERT INTO counters (name, total) VALUES ('since', ?) ON CONFLICT (name) DO NOTHING`, now)
+    if (!this.#started) {
+      sql.exec(`INSERT INTO counters (name, total) VALUES ('since', ?) ON CONFLICT (name) DO NOTHING`, now)
+      this.#started = true
+    }
     if ((this.#pending ??= this.#dueAt() !== null)) return null
     return this.#setDue(now + REPORT_INTERVAL_MS + Math.floor(Math.random() * (REPORT_INTERVAL_MS / 2)))
   }
@@ -172,7 +190,9 @@ export class Counters {
 
   /**
    * Reports this object's totals and domains to the status object, if a
-   * report is due. Never throws (it runs in the alarm): a failed report is
+   * report is due, or pending and the alarm runs anyway at least an interval
+   * after this instance's last report (so a report never moves the alarm to
+   * a time it would not have woken at otherwise). Never throws (it runs in the alarm): a failed report is
    * tried again one interval later, and loses nothing (totals, not
    * differences).
    *
@@ -183,7 +203,7 @@ export class Counters {
   async report(ctx: DurableObjectState, env: unknown, domains: () => DomainStatus[]): Promise<void> {
     const now = Date.now()
     const due = this.#dueAt()
-    if (due === null || due > now) return
+    if (due === null || (due > now && this.#reportedAt + REPORT_INTERVAL_MS > now)) return
     const ns = this.#namespaceOf(ctx, env)
     if (!ns || ctx.id.equals(ns.idFromName(STATUS_OBJECT))) {
       this.#setDue(null)
@@ -199,6 +219,7 @@ export class Counters {
       this.#setDue(Date.now() + REPORT_INTERVAL_MS)
       return
     }
+    this.#reportedAt = Date.now()
     // A domain with a replica behind or not active changes without admits (acks, catch-up): report it again.
     const troubled = held.some((d) => d.replicas.some((r) => r.state !== 'active' || r.lag > 0))
     this.#setDue(troubled ? Date.now() + REPORT_INTERVAL_MS : null)
@@ -277,15 +298,15 @@ export class Counters {
       .toArray()
       .map((r) => r.domain)
     const domains = worst.map((domain) => {
-      const rows = sql.exec<{ name: string; state: string; head: number; acked: number; lag: number; reason: string | null }>(
-        'SELECT name, state, head, acked, lag, reason FROM status_replicas WHERE domain = ? ORDER BY name',
+      const rows = sql.exec<{ name: string; state: string; head: number; acked: number; lag: number; reason: string | null; reported_at: number }>(
+        'SELECT name, state, head, acked, lag, reason, reported_at FROM status_replicas WHERE domain = ? ORDER BY name',
         domain,
       ).toArray()
       return {
         domain,
         head: rows[0]?.head ?? 0,
-        prunedThrough: 0,
-        replicas: rows.map((r) => ({ name: r.name, url: '', state: r.state as DomainStatus['replicas'][number]['state'], acked: r.acked, lag: r.lag, reason: r.reason })),
+        replicas: rows.map((r) => ({ name: r.name, state: r.state, acked: r.acked, lag: r.lag, reason: r.reason })),
+        reportedAt: rows[0]?.reported_at ?? 0,
       }
     })
     const suspects = sql

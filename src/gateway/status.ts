@@ -1,6 +1,5 @@
 import type { Context, Hono, MiddlewareHandler } from 'hono'
-import { REPORT_INTERVAL_MS, STATUS_OBJECT, type StatusApi, type StatusReport } from '../durable/counters.js'
-import type { DomainStatus } from '../durable/ordered.js'
+import { REPORT_INTERVAL_MS, STATUS_OBJECT, type StatusApi, type StatusDomain, type StatusReport } from '../durable/counters.js'
 import type { AdmitCounts } from '../durable/types.js'
 import { isolateCounts } from '../middleware/admit.js'
 import { problem } from '../middleware/problem.js'
@@ -31,7 +30,7 @@ export interface OriginStatus {
 export interface GatewayStatus {
   origins: OriginStatus[]
   /** The ordering domains in most trouble (a replica not `active`, then the largest lag), at most 50. */
-  domains: DomainStatus[]
+  domains: StatusDomain[]
   /** How many ordering domains have reported. */
   domainCount: number
   suspects: { domain: string; name: string; reason: string | null }[]
