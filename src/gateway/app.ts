@@ -1,32 +1,16 @@
 import { Hono, type Context } from 'hono'
-import type { StableArea } from '../durable/stable-area.js'
 import { once } from '../middleware/once.js'
 import type { OnceOptions } from '../middleware/options.js'
 import { problem } from '../middleware/problem.js'
-import { originGroup, type OriginGroup, proxyWith } from '../origin-adapter/dispatch.js'
+import { originGroup, proxyWith } from '../origin-adapter/dispatch.js'
 import type { ProxyOptions } from '../origin-adapter/options.js'
 import type { GatewayConfig, GatewayKeys, GatewayRoute } from './config.js'
 import { handOffIsolateCounts, statusRoutes } from './status.js'
+import type { GatewayBindings, GatewayState } from './types.js'
 
-/** The bindings the gateway Worker expects (wrangler.toml). */
-export interface GatewayBindings {
-  ONCE: DurableObjectNamespace<StableArea>
-  /** The gateway's config, JSON (a var). */
-  ONCE_CONFIG?: string | object
-  /** Signs every forwarded request (a secret). */
-  ONCE_SIGNING_SECRET?: string
-  /** Opens `/__once/status`, as `Authorization: Bearer …` (a secret). */
-  ONCE_STATUS_TOKEN?: string
-}
+export type { GatewayBindings, GatewayState } from './types.js'
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
-
-/** What the gateway knows about itself, for the status page. */
-export interface GatewayState {
-  config: GatewayConfig
-  /** Each route's origin group (its health lives in this isolate). */
-  groups: { route: GatewayRoute; group: OriginGroup }[]
-}
 
 /**
  * Builds the gateway app from a validated config: per route, `once()` on

@@ -4,7 +4,7 @@ import type { AdmitCounts } from '../durable/types.js'
 import { isolateCounts } from '../middleware/admit.js'
 import { problem } from '../middleware/problem.js'
 import type { Breaker, BreakerState } from '../origin-adapter/health.js'
-import type { GatewayBindings, GatewayState } from './app.js'
+import type { GatewayBindings, GatewayState } from './types.js'
 import { statusPage } from './status-page.js'
 
 /** One origin as the status page shows it. */
