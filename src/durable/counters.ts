@@ -41,6 +41,9 @@ export type CountName = Exclude<keyof AdmitCounts, 'since'>
 
 const NAMES: readonly CountName[] = ['admits', 'replays', 'conflicts', 'mismatches']
 
+/** How long an answer that wrote nothing waits at most before its count is written (with the others of that time). */
+const FLUSH_MS = 1000
+
 /** Domains listed in a report or a snapshot at most (the worst first in a snapshot). */
 const MAX_DOMAINS = 50
 
@@ -151,26 +154,65 @@ export class Counters {
   #namespace: DurableObjectNamespace | null | undefined
   #warned = false
 
-  constructor(private readonly storage: DurableObjectStorage) {}
+  /** Outcomes counted but not written yet (answers that wrote nothing of their own), and the timer that writes them. */
+  readonly #unsaved = new Map<CountName, number>()
+  #flushTimer: ReturnType<typeof setTimeout> | undefined
 
   /**
-   * Counts one admit outcome, in the caller's synchronous step (so in the
-   * same implicit transaction as the admit's own write).
+   * @param storage - the object's storage
+   * @param wake - sets the object's alarm for `at` (when a report becomes due)
+   */
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    private readonly wake: (at: number) => void,
+  ) {}
+
+  /**
+   * Counts one admit outcome. An admit that writes (a new key, a retry
+   * taking one over) is counted in the caller's synchronous step, so in the
+   * same implicit transaction as its own write. An answer that writes
+   * nothing (a replay, a conflict, a mismatch) must not wait for a write of
+   * its own before it leaves (the output gate holds a reply until every
+   * write before it is durable): it is counted in memory and written within
+   * {@link FLUSH_MS}, many in one write.
    *
    * @param kind - what the admit answered
    * @param now - ms since epoch
-   * @returns when a report is now due, if this count made one due (the caller sets its alarm), else null
    */
-  count(kind: AdmitResult['kind'], now: number): number | null {
+  count(kind: AdmitResult['kind'], now: number): void {
     const name: CountName = kind === 'new' ? 'admits' : kind === 'replay' ? 'replays' : kind === 'in_flight' ? 'conflicts' : 'mismatches'
+    if (kind !== 'new') {
+      this.#unsaved.set(name, (this.#unsaved.get(name) ?? 0) + 1)
+      this.#flushTimer ??= setTimeout(() => this.#flush(), FLUSH_MS)
+      return
+    }
+    this.#write([[name, 1]], now)
+  }
+
+  /** Writes what was counted in memory (its timer ran out, or a report or a read needs it). */
+  #flush(): void {
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer)
+    this.#flushTimer = undefined
+    if (this.#unsaved.size === 0) return
+    const counted = [...this.#unsaved]
+    this.#unsaved.clear()
+    try {
+      this.storage.transactionSync(() => this.#write(counted, Date.now()))
+    } catch (err) {
+      for (const [name, n] of counted) this.#unsaved.set(name, (this.#unsaved.get(name) ?? 0) + n)
+      console.warn(`hono-once: writing the status counters failed (tried again with the next count): ${String(err)}`)
+    }
+  }
+
+  #write(counted: [CountName, number][], now: number): void {
     const sql = this.storage.sql
-    sql.exec('INSERT INTO counters (name, total) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET total = total + 1', name)
+    for (const [name, n] of counted) sql.exec('INSERT INTO counters (name, total) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET total = total + excluded.total', name, n)
     if (!this.#started) {
       sql.exec(`INSERT INTO counters (name, total) VALUES ('since', ?) ON CONFLICT (name) DO NOTHING`, now)
       this.#started = true
     }
-    if ((this.#pending ??= this.#dueAt() !== null)) return null
-    return this.#setDue(now + REPORT_INTERVAL_MS + Math.floor(Math.random() * (REPORT_INTERVAL_MS / 2)))
+    if ((this.#pending ??= this.#dueAt() !== null)) return
+    this.wake(this.#setDue(now + REPORT_INTERVAL_MS + Math.floor(Math.random() * (REPORT_INTERVAL_MS / 2)))!)
   }
 
   /**
@@ -179,6 +221,7 @@ export class Counters {
    * @returns the four counts and when counting began
    */
   totals(): AdmitCounts {
+    this.#flush()
     const rows = this.storage.sql.exec<{ name: string; total: number }>('SELECT name, total FROM counters').toArray()
     const of = (n: string) => rows.find((r) => r.name === n)?.total
     return { admits: of('admits') ?? 0, replays: of('replays') ?? 0, conflicts: of('conflicts') ?? 0, mismatches: of('mismatches') ?? 0, since: of('since') ?? Date.now() }

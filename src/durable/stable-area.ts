@@ -88,7 +88,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
   readonly #health = new OriginHealth()
   #relaysTable: Relays | undefined
   /** What this object answered, counted in its storage with each admit (counters.ts), reported to the status object. */
-  readonly #counters = new Counters(this.ctx.storage)
+  readonly #counters = new Counters(this.ctx.storage, (at) => void this.#scheduleAlarm(at).catch(() => {}))
   #orderedTable: OrderedDomains | undefined
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
@@ -282,8 +282,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
   }
 
   #count(kind: AdmitResult['kind']): void {
-    const due = this.#counters.count(kind, Date.now())
-    if (due !== null) void this.#scheduleAlarm(due).catch(() => {})
+    this.#counters.count(kind, Date.now())
   }
 
   /**
