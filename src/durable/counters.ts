@@ -141,8 +141,9 @@ export interface StatusApi {
  * Touches no table before its first use (the schema is migrated at start-up).
  *
  * @example
- * const counters = new Counters(ctx.storage)
- * const due = counters.count('new', Date.now()) // when a report is due, if this count made one due
+ * const counters = new Counters(ctx.storage, (at) => void ctx.storage.setAlarm(at))
+ * counters.count('new', Date.now()) // in the admit's synchronous step
+ * await counters.report(ctx, env, () => ordered.status()) // in the alarm
  */
 export class Counters {
   /** Whether a report is due (so a count need not set it), as far as this instance knows; undefined: not read yet. */

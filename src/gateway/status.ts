@@ -95,6 +95,7 @@ export function handOffIsolateCounts(): MiddlewareHandler<{ Bindings: GatewayBin
   return async function handOffIsolateCounts(c, next) {
     await next()
     const now = Date.now()
+    if (!isolate.id) isolateReport(now) // starts this isolate's clock for hand-overs
     if (now - isolate.handedAt < REPORT_INTERVAL_MS || !changed()) return
     const ns = c.env?.ONCE
     let waitUntil: ((p: Promise<unknown>) => void) | undefined
@@ -115,15 +116,14 @@ export function handOffIsolateCounts(): MiddlewareHandler<{ Bindings: GatewayBin
   }
 }
 
-/** This isolate's part of the counts, and what the status object already has of it. */
-const isolate = {
-  id: `isolate/${crypto.randomUUID()}`,
-  since: Date.now(),
-  handedAt: Date.now(),
-  handed: undefined as StatusReport['counts'] | undefined,
-}
+/**
+ * This isolate's part of the counts, and what the status object already has of it. Filled in at the first
+ * request: Workers allow neither random values nor a running clock at the top level of a module.
+ */
+const isolate = { id: '', since: 0, handedAt: 0, handed: undefined as StatusReport['counts'] | undefined }
 
 function isolateReport(at: number): StatusReport {
+  if (!isolate.id) Object.assign(isolate, { id: `isolate/${crypto.randomUUID()}`, since: at, handedAt: at })
   const counts = { admits: 0, replays: isolateCounts.cacheReplays, conflicts: 0, mismatches: isolateCounts.cacheMismatches }
   return { reporter: isolate.id, counts, since: isolate.since, domains: [], at }
 }
