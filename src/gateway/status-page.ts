@@ -64,7 +64,7 @@ async function load(){
   try{
     const r=await fetch(location.pathname,{headers:{accept:'application/json',authorization:'Bearer '+token},credentials:'omit',cache:'no-store'});
     if(r.status===401){sessionStorage.removeItem(KEY);return ask('The status token was refused.')}
-    if(r.ok){const s=await r.json();refreshMs=Math.max(1000,s.refreshMs||refreshMs);$('#problem').textContent='';render(s)}
+    if(r.ok){const s=await r.json();refreshMs=Math.max(1000,s.refreshMs||refreshMs);$('#problem').textContent=s.unavailable||'';render(s)}
     else $('#problem').textContent='The status read failed: '+r.status;
   }catch(e){$('#problem').textContent='The status read failed: '+e}
   if(!document.hidden)timer=setTimeout(load,refreshMs);

@@ -40,6 +40,8 @@ export interface GatewayStatus {
   refreshMs: number
   /** The newest report the figures hold (ISO time), or null before the first. */
   reportedAt: string | null
+  /** Set when the status object did not answer: `counts` are then this isolate's alone, and `domains` empty. */
+  unavailable?: string
   generatedAt: string
 }
 
@@ -147,10 +149,12 @@ async function gatherStatus(c: Context<{ Bindings: GatewayBindings }>, state: Ga
   const now = Date.now()
   // One RPC: the figures, summed over every object and isolate; this isolate's own part goes along with it.
   const report = isolateReport(now)
+  let unavailable: string | undefined
   const snapshot = await statusObject(c.env.ONCE)
     .readStatus(report)
     .catch((err: unknown) => {
-      console.warn(`hono-once: the status object did not answer: ${String(err)}`)
+      unavailable = `the status object did not answer (${err instanceof Error ? err.message : String(err)}): the counts are this isolate's alone`
+      console.warn(`hono-once: ${unavailable}`)
       return undefined
     })
   if (snapshot) isolate.handed = report.counts
@@ -178,6 +182,7 @@ async function gatherStatus(c: Context<{ Bindings: GatewayBindings }>, state: Ga
     counts: snapshot?.counts ?? { ...report.counts, since: report.since },
     refreshMs: STATUS_REFRESH_MS,
     reportedAt: snapshot?.reportedAt ? new Date(snapshot.reportedAt).toISOString() : null,
+    ...(unavailable ? { unavailable } : {}),
     generatedAt: new Date(now).toISOString(),
   }
 }

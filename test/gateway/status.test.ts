@@ -119,6 +119,19 @@ describe('the status figures are read from one place (item 11)', () => {
     expect(seen.calls).toEqual(['readStatus'])
   })
 
+  it('when the status object does not answer, the read still answers with the live origins and says what is missing', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const failing = {
+      idFromName: (name: string) => env.ONCE.idFromName(name),
+      get: () => ({ readStatus: () => Promise.reject(new Error('overloaded')) }),
+    } as unknown as DurableObjectNamespace<StableArea>
+    const { status } = harness(writeConfig([eu!]), failing)
+    const s = await status()
+    expect(s.unavailable).toMatch(/status object did not answer \(overloaded\)/)
+    expect(s.origins.map((o) => [o.name, o.state])).toEqual([['eu', 'up']])
+    expect(s.domains).toEqual([])
+  })
+
   it('the admit path stays at one round trip: a write makes one admit and one commit, and no report', async () => {
     const [eu, us] = await startOrigins(['eu', 'us'])
     const { ns, seen } = countingNamespace(env.ONCE)
