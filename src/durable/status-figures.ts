@@ -69,7 +69,8 @@ export const STATUS_SCHEMA = `
     PRIMARY KEY (domain, name)
   );
   CREATE INDEX IF NOT EXISTS status_replicas_troubled ON status_replicas (name, state) WHERE state != 'active' OR lag > 0;
-  CREATE INDEX IF NOT EXISTS status_replicas_by_time ON status_replicas (reported_at);`
+  CREATE INDEX IF NOT EXISTS status_replicas_by_time ON status_replicas (reported_at);
+  CREATE INDEX IF NOT EXISTS status_reporters_by_time ON status_reporters (reported_at);`
 
 /** What an object or an isolate hands to the status object. */
 export interface StatusReport {
@@ -171,7 +172,7 @@ export function receiveReport(storage: DurableObjectStorage, report: StatusRepor
       }
     }
     // Totals already hold what a gone isolate counted; its row only guarded against counting it twice.
-    sql.exec(`DELETE FROM status_reporters WHERE reporter LIKE 'isolate/%' AND reported_at < ?`, report.at - ISOLATE_ROW_TTL_MS)
+    sql.exec(`DELETE FROM status_reporters WHERE reported_at < ? AND reporter LIKE 'isolate/%'`, report.at - ISOLATE_ROW_TTL_MS) // by the time index
   })
 }
 
