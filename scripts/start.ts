@@ -51,7 +51,7 @@ export interface RunningDemo {
   /** The gateway, e.g. http://127.0.0.1:8787 */
   url: string
   statusToken: string
-  /** Opens the status page in a browser (sets a cookie, then redirects). */
+  /** Opens the status page in a browser: the token rides in the fragment (never sent to the server), the page keeps it in sessionStorage. */
   statusUrl: string
   regions: RunningOrigin[]
   dev: DevServer
@@ -134,7 +134,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     return {
       url,
       statusToken,
-      statusUrl: `${url}/__once/status?token=${statusToken}`,
+      statusUrl: `${url}/__once/status#token=${statusToken}`,
       regions,
       dev,
       config,

@@ -1,4 +1,5 @@
 import { RELAYS_SCHEMA } from './relays.js'
+import { COUNTERS_SCHEMA } from './counters.js'
 
 /**
  * Schema step for ordering domains (DESIGN §4): the request history (`log`),
@@ -124,6 +125,8 @@ export const MIGRATIONS: readonly string[] = [
      SELECT domain, name, url, state, acked, reason, failures, next_at, updated_at FROM replicas;
    DROP TABLE replicas;
    ALTER TABLE replicas_v5 RENAME TO replicas;`,
+  // 6: the status page's counters, kept with the admits they count, and the status object's figures (counters.ts).
+  COUNTERS_SCHEMA,
 ]
 
 /**

@@ -9,6 +9,7 @@ import { catchUpDomains, storedFrom } from './catch-up.js'
 import type { DivergenceEvent } from '../origin-adapter/options.js'
 import type { LogEntry, OrderedSlot, ReplicaAck, ReplicaState } from '../origin-adapter/types.js'
 import { migrate } from './schema.js'
+import { Counters, type StatusReport, type StatusSnapshot } from './counters.js'
 import { digestHex } from '../shared/digest.js'
 import type {
   AdmitCounts,
@@ -85,8 +86,8 @@ export class StableArea extends DurableObject implements StableAreaApi {
   /** Health of the origins the alarm resends to, as this object has seen them. */
   readonly #health = new OriginHealth()
   #relaysTable: Relays | undefined
-  /** What this object answered since it started (memory only: a status page's counters, not an audit log). */
-  readonly #counts: AdmitCounts = { admits: 0, replays: 0, conflicts: 0, mismatches: 0, since: Date.now() }
+  /** What this object answered, counted in its storage with each admit (counters.ts), reported to the status object. */
+  readonly #counters = new Counters(this.ctx.storage, (at) => void this.#scheduleAlarm(at).catch(() => {}))
   #orderedTable: OrderedDomains | undefined
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
@@ -255,22 +256,32 @@ export class StableArea extends DurableObject implements StableAreaApi {
   }
 
   /**
-   * What this object has answered since it started: admits (new keys),
-   * replays, conflicts (409: still in flight) and mismatches (422). Kept in
-   * memory, so they restart from zero when the object does.
+   * What this object has answered since it first counted: admits (new
+   * keys), replays, conflicts (409: still in flight) and mismatches (422).
+   * Kept in its storage, so a restart keeps them.
    *
    * @example
    * await stub.stats() // { admits: 120, replays: 31, conflicts: 2, mismatches: 1, since: 1795… }
    */
   async stats(): Promise<AdmitCounts> {
-    return { ...this.#counts }
+    return this.#counters.totals()
+  }
+
+  /** Takes an object's or an isolate's totals into the status page's figures (on the status object; counters.ts). */
+  async reportStatus(report: StatusReport): Promise<void> {
+    this.#usable()
+    this.#counters.receive(report)
+  }
+
+  /** The status page's figures, summed over every reporter, after taking in `report` if given (counters.ts). */
+  async readStatus(report?: StatusReport): Promise<StatusSnapshot> {
+    this.#usable()
+    if (report) this.#counters.receive(report)
+    return this.#counters.snapshot()
   }
 
   #count(kind: AdmitResult['kind']): void {
-    if (kind === 'new') this.#counts.admits++
-    else if (kind === 'replay') this.#counts.replays++
-    else if (kind === 'in_flight') this.#counts.conflicts++
-    else this.#counts.mismatches++
+    this.#counters.count(kind, Date.now())
   }
 
   /**
@@ -450,6 +461,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
         now,
       })
       this.ctx.storage.transactionSync(() => this.#ordered.prune(Date.now()))
+      await this.#counters.report(this.ctx, this.env, () => this.#ordered.status())
     } finally {
       // Even after a throw (the runtime retries, then gives up): later schedules must not be skipped for good.
       this.#alarmAt = null
@@ -463,7 +475,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
           ).one().at,
           sql.exec<{ at: number | null }>(`SELECT min(lease_until) AS at FROM records WHERE lease_until > expires_at`).one().at,
         ),
-        this.#relays.nextWake(),
+        minOf(this.#relays.nextWake(), this.#counters.nextWake()),
       ),
       minOf(
         this.#ordered.nextWake(at),

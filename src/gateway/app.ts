@@ -1,37 +1,16 @@
 import { Hono, type Context } from 'hono'
-import type { StableArea } from '../durable/stable-area.js'
 import { once } from '../middleware/once.js'
 import type { OnceOptions } from '../middleware/options.js'
 import { problem } from '../middleware/problem.js'
-import { originGroup, type OriginGroup, proxyWith } from '../origin-adapter/dispatch.js'
+import { originGroup, proxyWith } from '../origin-adapter/dispatch.js'
 import type { ProxyOptions } from '../origin-adapter/options.js'
 import type { GatewayConfig, GatewayKeys, GatewayRoute } from './config.js'
-import { statusRoutes } from './status.js'
+import { handOffIsolateCounts, statusRoutes } from './status.js'
+import type { GatewayBindings, GatewayState } from './types.js'
 
-/** The bindings the gateway Worker expects (wrangler.toml). */
-export interface GatewayBindings {
-  ONCE: DurableObjectNamespace<StableArea>
-  /** The gateway's config, JSON (a var). */
-  ONCE_CONFIG?: string | object
-  /** Signs every forwarded request (a secret). */
-  ONCE_SIGNING_SECRET?: string
-  /** Opens `/__once/status` (a secret). */
-  ONCE_STATUS_TOKEN?: string
-}
+export type { GatewayBindings, GatewayState } from './types.js'
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
-
-/** What the gateway knows about itself, for the status page. */
-export interface GatewayState {
-  config: GatewayConfig
-  /** Each route's origin group (its health lives in this isolate). */
-  groups: { route: GatewayRoute; group: OriginGroup }[]
-  /** Ordering domains this isolate has served lately (newest last), for the status page. */
-  domains: Set<string>
-}
-
-/** How many recently served domains the status page follows. */
-const TRACKED_DOMAINS = 50
 
 /**
  * Builds the gateway app from a validated config: per route, `once()` on
@@ -46,7 +25,8 @@ const TRACKED_DOMAINS = 50
  */
 export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: GatewayBindings }>; state: GatewayState } {
   const app = new Hono<{ Bindings: GatewayBindings }>()
-  const state: GatewayState = { config, groups: [], domains: new Set() }
+  const state: GatewayState = { config, groups: [] }
+  app.use(handOffIsolateCounts())
   statusRoutes(app, state)
   config.routes.forEach((route, i) => {
     const strategy = route.strategy
@@ -64,7 +44,7 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
     const handler = proxyWith(group)
     const unsafe = methods.filter((m) => !SAFE.has(m))
     const safe = methods.filter((m) => SAFE.has(m))
-    if (unsafe.length > 0) app.on(unsafe, route.path, once(onceOptions(config, route, state)), handler)
+    if (unsafe.length > 0) app.on(unsafe, route.path, once(onceOptions(config, route)), handler)
     if (safe.length > 0) app.on(safe, route.path, handler)
   })
   app.notFound((c) => problemNotFound(c))
@@ -81,7 +61,7 @@ function pick<T extends object, K extends keyof T>(from: T, keys: K[]): Partial<
   return out
 }
 
-function onceOptions(config: GatewayConfig, route: GatewayRoute, state: GatewayState): OnceOptions {
+function onceOptions(config: GatewayConfig, route: GatewayRoute): OnceOptions {
   const keys: GatewayKeys = config.keys ?? {}
   const options: OnceOptions = {
     ...pick(keys, ['required', 'ttlSeconds', 'leaseMs', 'maxRunMs', 'waitMs', 'inFlight', 'maxBodyBytes', 'maxReplyBytes']),
@@ -92,16 +72,7 @@ function onceOptions(config: GatewayConfig, route: GatewayRoute, state: GatewayS
   if (scope) options.scope = scope
   // "none" is the one way to share keys across callers; a header scope whose header is missing is refused.
   if (keys.scope === 'none') options.unscoped = 'shared'
-  if (route.domain) {
-    const read = domainReader(route.domain)
-    options.domain = (c) => {
-      const domain = read(c)
-      state.domains.delete(domain)
-      state.domains.add(domain)
-      if (state.domains.size > TRACKED_DOMAINS) state.domains.delete(state.domains.values().next().value as string)
-      return domain
-    }
-  }
+  if (route.domain) options.domain = domainReader(route.domain)
   return options
 }
 

@@ -1,19 +1,24 @@
-import type { Context, Hono } from 'hono'
-import { getCookie, setCookie } from 'hono/cookie'
-import type { DomainStatus } from '../durable/ordered.js'
-import type { AdmitCounts, StableAreaApi } from '../durable/types.js'
+import type { Context, Hono, MiddlewareHandler } from 'hono'
+import { REPORT_INTERVAL_MS, STATUS_OBJECT, type StatusApi, type StatusDomain, type StatusReport } from '../durable/counters.js'
+import type { AdmitCounts } from '../durable/types.js'
 import { isolateCounts } from '../middleware/admit.js'
 import { problem } from '../middleware/problem.js'
-import type { BreakerState } from '../origin-adapter/health.js'
-import type { GatewayBindings, GatewayState } from './app.js'
+import type { Breaker, BreakerState } from '../origin-adapter/health.js'
+import type { GatewayBindings, GatewayState } from './types.js'
 import { statusPage } from './status-page.js'
 
 /** One origin as the status page shows it. */
 export interface OriginStatus {
   name: string
   url: string
-  /** `up`, `down` (breaker open), `probing` (half-open), or the worst replica state in the domains followed. */
+  /**
+   * What the next request meets: `down` (breaker open, cooling down),
+   * `probing` (the cooldown is over: the next request probes it), else the
+   * worst replica state over every domain (`stale`, `suspect`, `lagging`,
+   * `joining`, `draining`), else `up`.
+   */
   state: 'up' | 'down' | 'probing' | 'lagging' | 'joining' | 'suspect' | 'draining' | 'stale'
+  /** The breaker as the next request meets it: an open breaker whose cooldown is over is `half-open`. */
   breaker: BreakerState
   p50Ms: number | null
   p95Ms: number | null
@@ -21,87 +26,170 @@ export interface OriginStatus {
   recentMs: number[]
 }
 
-/** What `GET /__once/status` answers. */
+/** What `GET /__once/status` answers (JSON). */
 export interface GatewayStatus {
   origins: OriginStatus[]
-  /** The ordering domains this isolate served lately, with each replica's acknowledged sequence and lag. */
-  domains: DomainStatus[]
+  /** The ordering domains in most trouble (a replica not `active`, then the largest lag), at most 50. */
+  domains: StatusDomain[]
+  /** How many ordering domains have reported. */
+  domainCount: number
   suspects: { domain: string; name: string; reason: string | null }[]
-  /** Admits, replays, conflicts (409) and mismatches (422), summed over the objects followed, since they started. */
-  counts: Omit<AdmitCounts, 'since'>
+  /** Admits, replays, conflicts (409) and mismatches (422) over every object and isolate, since `since`. */
+  counts: AdmitCounts
+  /** How often the figures may change, and so how often the page asks again (ms). */
+  refreshMs: number
+  /** The newest report the figures hold (ISO time), or null before the first. */
+  reportedAt: string | null
+  /** Set when the status object did not answer: `counts` are then this isolate's alone, and `domains` empty. */
+  unavailable?: string
   generatedAt: string
 }
 
-const COOKIE = 'once_status'
+/** How often the page asks again: origins' health is live, the counts move at most every {@link REPORT_INTERVAL_MS}. */
+export const STATUS_REFRESH_MS = 5000
 
 /**
- * Adds `GET /__once/status`: JSON, or with `Accept: text/html` a small page
- * (a table of origins and a latency chart). It needs the `ONCE_STATUS_TOKEN`
- * secret as a bearer token (`Authorization: Bearer …`), or once as
- * `?token=…`, which sets an HttpOnly cookie for the browser and redirects.
+ * Adds `GET /__once/status`. A browser (`Accept: text/html`) gets the page,
+ * which holds no figures: it asks for the status token once, keeps it in
+ * `sessionStorage`, and reads the JSON with `Authorization: Bearer …` every
+ * {@link STATUS_REFRESH_MS}. Anything else gets the JSON, with the
+ * `ONCE_STATUS_TOKEN` secret as a bearer token; a token in the query string
+ * is refused (it would land in access logs and browser history). One status
+ * read costs one RPC, to the status object, however many shards and domains
+ * there are.
  *
  * @param app - the gateway app
  * @param state - what the gateway knows about itself
  * @example
  * statusRoutes(app, state)
+ * // curl -H "Authorization: Bearer $ONCE_STATUS_TOKEN" https://gateway.example/__once/status
  */
 export function statusRoutes(app: Hono<{ Bindings: GatewayBindings }>, state: GatewayState): void {
   app.get('/__once/status', async (c) => {
+    if (prefersHtml(c)) return c.html(statusPage(), 200, { 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' })
     const token = c.env?.ONCE_STATUS_TOKEN
-    const given = c.req.query('token')
-    if (token && given !== undefined && timingSafeEqual(given, token)) {
-      setCookie(c, COOKIE, token, { httpOnly: true, sameSite: 'Strict', path: '/__once/status', secure: new URL(c.req.url).protocol === 'https:' })
-      return c.redirect('/__once/status', 303)
-    }
-    const bearer = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? getCookie(c, COOKIE)
+    const bearer = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1]
     if (!token || !bearer || !timingSafeEqual(bearer, token)) {
+      const inQuery = c.req.query('token') !== undefined
       return problem('unauthorized', {
-        detail: token ? 'GET /__once/status needs the status token: Authorization: Bearer <ONCE_STATUS_TOKEN>.' : 'The status page is closed: set the ONCE_STATUS_TOKEN secret to open it.',
+        detail: !token
+          ? 'The status page is closed: set the ONCE_STATUS_TOKEN secret to open it.'
+          : `GET /__once/status needs the status token as Authorization: Bearer <ONCE_STATUS_TOKEN>${inQuery ? '; a token in the query string is not accepted (it would be logged)' : ''}.`,
         instance: c.req.path,
         headers: { 'www-authenticate': 'Bearer realm="hono-once status"' },
       })
     }
-    const status = await gatherStatus(c, state)
-    if ((c.req.header('accept') ?? '').includes('text/html')) return c.html(statusPage(status))
-    return c.json(status, 200, { 'cache-control': 'no-store' })
+    return c.json(await gatherStatus(c, state), 200, { 'cache-control': 'no-store' })
   })
 }
 
-async function gatherStatus(c: Context<{ Bindings: GatewayBindings }>, state: GatewayState): Promise<GatewayStatus> {
-  const ns = c.env.ONCE
-  const stub = (name: string) => ns.get(ns.idFromName(name)) as unknown as StableAreaApi
-  const domainNames = [...state.domains]
-  const shardNames = Array.from({ length: state.config.shards ?? 1 }, (_, i) => `once/${i}`)
-  const [domainLists, counts] = await Promise.all([
-    Promise.all(domainNames.map((d) => stub(`once/domain/${d}`).domains().catch(() => [] as DomainStatus[]))),
-    Promise.all([...shardNames, ...domainNames.map((d) => `once/domain/${d}`)].map((n) => stub(n).stats().catch(() => undefined))),
-  ])
-  const domains = domainLists.flat()
-  // The objects' counters, plus the replays this isolate served from its reply cache without asking them.
-  const total = { admits: 0, replays: isolateCounts.cacheReplays, conflicts: 0, mismatches: 0 }
-  for (const k of counts) if (k) for (const f of Object.keys(total) as (keyof typeof total)[]) total[f] += k[f]
-
-  const worst: Record<string, OriginStatus['state']> = {}
-  const rank: OriginStatus['state'][] = ['up', 'draining', 'joining', 'lagging', 'suspect', 'stale']
-  for (const d of domains) {
-    for (const r of d.replicas) {
-      const s = r.state === 'active' ? 'up' : r.state
-      if (rank.indexOf(s) > rank.indexOf(worst[r.name] ?? 'up')) worst[r.name] = s
+/**
+ * Middleware that hands what this isolate answered alone (replays and 422s
+ * from its reply cache) to the status object: after a response, at most
+ * every {@link REPORT_INTERVAL_MS}, in the background (`waitUntil`), never
+ * on a request's path.
+ *
+ * @returns the middleware
+ * @example
+ * app.use(handOffIsolateCounts())
+ */
+export function handOffIsolateCounts(): MiddlewareHandler<{ Bindings: GatewayBindings }> {
+  return async function handOffIsolateCounts(c, next) {
+    await next()
+    const now = Date.now()
+    if (!isolate.id) isolateReport(now) // starts this isolate's clock for hand-overs
+    if (now - isolate.handedAt < REPORT_INTERVAL_MS || !changed()) return
+    const ns = c.env?.ONCE
+    let waitUntil: ((p: Promise<unknown>) => void) | undefined
+    try {
+      waitUntil = c.executionCtx.waitUntil.bind(c.executionCtx)
+    } catch {
+      return // no execution context (a test calling app.fetch bare): the status read hands the counts over
     }
+    if (!ns) return
+    const report = isolateReport(now)
+    isolate.handedAt = now
+    waitUntil(
+      statusObject(ns)
+        .reportStatus(report)
+        .then(() => (isolate.handed = report.counts))
+        .catch((err: unknown) => console.warn(`hono-once: handing this isolate's counts to the status object failed: ${String(err)}`)),
+    )
   }
+}
+
+/**
+ * This isolate's part of the counts, and what the status object already has of it. Filled in at the first
+ * request: Workers allow neither random values nor a running clock at the top level of a module.
+ */
+const isolate = { id: '', since: 0, handedAt: 0, handed: undefined as StatusReport['counts'] | undefined }
+
+function isolateReport(at: number): StatusReport {
+  if (!isolate.id) Object.assign(isolate, { id: `isolate/${crypto.randomUUID()}`, since: at, handedAt: at })
+  const counts = { admits: 0, replays: isolateCounts.cacheReplays, conflicts: 0, mismatches: isolateCounts.cacheMismatches }
+  return { reporter: isolate.id, counts, since: isolate.since, domains: [], at }
+}
+
+function changed(): boolean {
+  const h = isolate.handed
+  return !h ? isolateCounts.cacheReplays + isolateCounts.cacheMismatches > 0 : h.replays !== isolateCounts.cacheReplays || h.mismatches !== isolateCounts.cacheMismatches
+}
+
+function statusObject(ns: GatewayBindings['ONCE']): StatusApi {
+  // Typed by its RPC surface: the generated stub type is too deep for the checker.
+  return ns.get(ns.idFromName(STATUS_OBJECT)) as unknown as StatusApi
+}
+
+function prefersHtml(c: Context): boolean {
+  const accept = c.req.header('accept') ?? ''
+  return accept.includes('text/html') && !/^\s*application\/(problem\+)?json/.test(accept)
+}
+
+async function gatherStatus(c: Context<{ Bindings: GatewayBindings }>, state: GatewayState): Promise<GatewayStatus> {
+  const now = Date.now()
+  // One RPC: the figures, summed over every object and isolate; this isolate's own part goes along with it.
+  const report = isolateReport(now)
+  let unavailable: string | undefined
+  const snapshot = await statusObject(c.env.ONCE)
+    .readStatus(report)
+    .catch((err: unknown) => {
+      unavailable = `the status object did not answer (${err instanceof Error ? err.message : String(err)}): the counts are this isolate's alone`
+      console.warn(`hono-once: ${unavailable}`)
+      return undefined
+    })
+  if (snapshot) isolate.handed = report.counts
+
+  const rank: OriginStatus['state'][] = ['up', 'draining', 'joining', 'lagging', 'suspect', 'stale']
   const origins: OriginStatus[] = state.config.origins.map((o) => {
     const groups = state.groups.filter((g) => g.group.options.origins.some((x) => x.name === o.name))
-    const breakers = groups.map((g) => g.group.health.breakerOf(o.name).state)
+    const breakers = groups.map((g) => shownBreaker(g.group.health.breakerOf(o.name), now))
     const breaker: BreakerState = breakers.includes('open') ? 'open' : breakers.includes('half-open') ? 'half-open' : 'closed'
-    const windows = groups.map((g) => g.group.health.latencyOf(o.name))
-    const recent = windows.flatMap((w) => w.recent(60)).slice(-60)
+    const recent = groups.flatMap((g) => g.group.health.latencyOf(o.name).recent(60)).slice(-60)
     const sorted = [...recent].sort((a, b) => a - b)
     const at = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : null)
-    const stateOf: OriginStatus['state'] = breaker === 'open' ? 'down' : breaker === 'half-open' ? 'probing' : (worst[o.name] ?? 'up')
+    // An active replica merely behind (its acknowledgement on the way) is up; an unknown state ranks worst.
+    const severity = (s: string) => (rank.includes(s as OriginStatus['state']) ? rank.indexOf(s as OriginStatus['state']) : rank.length)
+    const states = Object.keys(snapshot?.replicas[o.name] ?? {}).filter((s) => s !== 'behind' && s !== 'active')
+    const worst = states.reduce<string>((w, s) => (severity(s) > severity(w) ? s : w), 'up') as OriginStatus['state']
+    const stateOf: OriginStatus['state'] = breaker === 'open' ? 'down' : breaker === 'half-open' ? 'probing' : worst
     return { name: o.name, url: o.url, state: stateOf, breaker, p50Ms: at(50), p95Ms: at(95), recentMs: recent }
   })
-  const suspects = domains.flatMap((d) => d.replicas.filter((r) => r.state === 'suspect').map((r) => ({ domain: d.domain, name: r.name, reason: r.reason })))
-  return { origins, domains, suspects, counts: total, generatedAt: new Date().toISOString() }
+  return {
+    origins,
+    domains: snapshot?.domains ?? [],
+    domainCount: snapshot?.domainCount ?? 0,
+    suspects: snapshot?.suspects ?? [],
+    counts: snapshot?.counts ?? { ...report.counts, since: report.since },
+    refreshMs: STATUS_REFRESH_MS,
+    reportedAt: snapshot?.reportedAt ? new Date(snapshot.reportedAt).toISOString() : null,
+    ...(unavailable ? { unavailable } : {}),
+    generatedAt: new Date(now).toISOString(),
+  }
+}
+
+/** The breaker as the next request meets it: once an open breaker's cooldown is over, the next request probes. */
+function shownBreaker(b: Breaker, now: number): BreakerState {
+  return b.state === 'open' && b.available(now) ? 'half-open' : b.state
 }
 
 /** Compares two strings without an early exit (the token must not leak through timing). */

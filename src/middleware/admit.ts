@@ -19,7 +19,7 @@ import { callWithRetry, rpcProblem } from './rpc.js'
  * @example
  * isolateCounts.cacheReplays // 12
  */
-export const isolateCounts = { cacheReplays: 0 }
+export const isolateCounts = { cacheReplays: 0, cacheMismatches: 0 }
 
 /** A request admitted to run: its hold on the record, and which attempt this is. */
 export interface Admitted {
@@ -59,7 +59,10 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
   const cache = config.cacheFor(id.ns)
   const hit = cache?.get(cached, Date.now())
   if (hit) {
-    if (hit.fingerprint !== fingerprint) return mismatch(hit.requestId)
+    if (hit.fingerprint !== fingerprint) {
+      isolateCounts.cacheMismatches++
+      return mismatch(hit.requestId)
+    }
     isolateCounts.cacheReplays++
     return answerDuplicate(c, config, id, hit.reply, hit.requestId)
   }

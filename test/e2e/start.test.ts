@@ -83,7 +83,7 @@ describe('npm start: the multi-region demo', () => {
       describe: () => out.slice(-3000),
     }).then((ok) => expect(ok, out).toBe(true))
     expect(out).toContain(`gateway      ${base}`)
-    expect(out).toMatch(new RegExp(`status page  ${base}/__once/status\\?token=[0-9a-f]{32}`))
+    expect(out).toMatch(new RegExp(`status page  ${base}/__once/status#token=[0-9a-f]{32}`))
     for (const [i, name] of ['eu', 'us', 'ap'].entries()) expect(out).toContain(`region ${name}    http://127.0.0.1:${port + 1 + i}`)
     expect(out).toContain(`curl -X POST ${base}/__demo/regions/eu/down`)
 

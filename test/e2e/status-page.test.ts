@@ -49,10 +49,11 @@ describe('the status page in headless Chromium (the demo gateway under wrangler 
 
   const stateOf = (name: string) => page.$eval(`#origins tr[data-origin="${name}"] td.state`, (td) => td.textContent)
 
-  it('needs the token: 401 problem without it', async () => {
-    const res = await page.goto(`${demo!.url}/__once/status`)
-    expect(res?.status()).toBe(401)
-    expect(res?.headers()['content-type']).toContain('application/problem+json')
+  it('needs the token: 401 problem without it (the figures; the page itself holds none)', async () => {
+    const res = await fetch(`${demo!.url}/__once/status`, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(10_000) })
+    expect(res.status).toBe(401)
+    expect(res.headers.get('content-type')).toContain('application/problem+json')
+    await res.body?.cancel()
   })
 
   it('shows every region up, then eu down once its breaker opens, then up again; the chart has a line per region', async () => {
@@ -69,10 +70,11 @@ describe('the status page in headless Chromium (the demo gateway under wrangler 
     }
     expect(await read('page')).toBe(200)
 
-    // ?token= sets the cookie and redirects to the page itself.
+    // #token= (never sent to the server) goes to sessionStorage and leaves the address bar; the page reads the JSON with it.
     const res = await page.goto(demo!.statusUrl, { waitUntil: 'load' })
     expect(res?.status()).toBe(200)
-    expect(new URL(page.url()).search).toBe('')
+    expect(new URL(page.url()).search + new URL(page.url()).hash).toBe('')
+    await page.waitForSelector('#origins tr[data-origin]', { timeout: 10_000 })
     expect(await page.$$eval('#origins tr[data-origin]', (rows) => rows.map((r) => r.getAttribute('data-origin')))).toEqual(['eu', 'us', 'ap'])
     for (const name of ['eu', 'us', 'ap']) expect(await stateOf(name)).toBe('up')
     const lines = await page.$$eval('svg#chart polyline', (ps) => ps.map((p) => ({ name: p.querySelector('title')?.textContent, points: p.getAttribute('points') ?? '' })))
@@ -83,7 +85,7 @@ describe('the status page in headless Chromium (the demo gateway under wrangler 
     // eu goes down: reads fail over to us, and eu's failures open its breaker (the demo's: 3 failures).
     await control('eu', 'down')
     for (let i = 0; i < 4; i++) expect(await read('page')).toBe(200)
-    // The page refreshes itself every second: no reload.
+    // The page refreshes itself (every refreshMs, 5 s): no reload.
     await page.waitForFunction(() => document.querySelector('#origins tr[data-origin="eu"] td.state')?.textContent === 'down', { timeout: 10_000, polling: 100 })
     expect(await page.$eval('#origins tr[data-origin="eu"] td.state', (td) => td.className)).toContain('down')
     expect(await stateOf('us')).toBe('up')

@@ -1,0 +1,249 @@
+import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import { describe, expect, it } from 'vitest'
+import gateway from '../../src/gateway.js'
+import type { GatewayConfig } from '../../src/gateway/config.js'
+import type { GatewayStatus } from '../../src/gateway/status.js'
+import type { StableArea } from '../../src/durable/stable-area.js'
+import type { StableAreaApi } from '../../src/durable/types.js'
+import { startOrigins } from '../farm.js'
+import { newKey } from '../helpers.js'
+
+/** Issue 15 items 11 and 17: the status page's token, its cost, and whether its figures tell the truth. */
+
+const TOKEN = 'status-token-for-tests'
+const bearer = { authorization: `Bearer ${TOKEN}`, accept: 'application/json' }
+
+/** The StableArea namespace, counting what the gateway asks of it: objects reached and RPC methods called. */
+function countingNamespace(ns: DurableObjectNamespace<StableArea>) {
+  const seen = { gets: 0, calls: [] as string[] }
+  const wrapped = {
+    idFromName: (name: string) => ns.idFromName(name),
+    idFromString: (id: string) => ns.idFromString(id),
+    newUniqueId: () => ns.newUniqueId(),
+    get(id: DurableObjectId, options?: DurableObjectNamespaceGetDurableObjectOptions) {
+      seen.gets++
+      const stub = ns.get(id, options) as unknown as Record<string, unknown>
+      return new Proxy(stub, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop)
+          if (typeof prop !== 'string' || typeof value !== 'function') return value
+          return (...args: unknown[]) => {
+            seen.calls.push(prop)
+            return Reflect.apply(value as (...a: unknown[]) => unknown, target, args)
+          }
+        },
+      })
+    },
+  }
+  return { ns: wrapped as unknown as DurableObjectNamespace<StableArea>, seen }
+}
+
+function harness(config: GatewayConfig, ns: DurableObjectNamespace<StableArea> = env.ONCE) {
+  const pending: Promise<unknown>[] = []
+  const ctx = { waitUntil: (p: Promise<unknown>) => void pending.push(p), passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext
+  const call = (path: string, init: RequestInit = {}) =>
+    gateway.fetch!(new Request(`http://gateway.test${path}`, init) as Request<unknown, IncomingRequestCfProperties>, { ONCE: ns, ONCE_CONFIG: JSON.stringify(config), ONCE_STATUS_TOKEN: TOKEN }, ctx)
+  const status = async () => {
+    const res = await call('/__once/status', { headers: bearer })
+    expect(res.status).toBe(200)
+    return (await res.json()) as GatewayStatus
+  }
+  return { call, status, settle: () => Promise.all(pending.splice(0)) }
+}
+
+const writeConfig = (origins: { name: string; url: string }[], extra: Partial<GatewayConfig> = {}): GatewayConfig => ({
+  origins: origins.map(({ name, url }) => ({ name, url })),
+  routes: [{ path: '/accounts/:id/*', methods: ['POST'], strategy: 'replicate', domain: 'param:id', timeoutMs: 1000, deadlineMs: 3000 }],
+  keys: { leaseMs: 3000 },
+  ...extra,
+})
+
+const deposit = (call: ReturnType<typeof harness>['call'], account: string, key: string, amount = 100) =>
+  call(`/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) })
+
+/** Makes the object's report due now and runs its alarm (set far ahead first, so it does not fire by itself meanwhile). */
+async function reportNow(stub: DurableObjectStub<StableArea>) {
+  await runInDurableObject(stub, async (_i, state) => {
+    state.storage.sql.exec(`INSERT INTO counters (name, total) VALUES ('report_due', 0) ON CONFLICT (name) DO UPDATE SET total = 0`)
+    await state.storage.setAlarm(Date.now() + 60_000)
+  })
+  expect(await runDurableObjectAlarm(stub)).toBe(true)
+}
+
+const domainObject = (account: string) => env.ONCE.get(env.ONCE.idFromName(`once/domain/${account}`))
+
+describe('the status page token (item 11)', () => {
+  it('is accepted only as Authorization: Bearer: a ?token= query and a cookie are refused, and nothing sets a cookie', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const { call } = harness(writeConfig([eu!]))
+    const query = await call(`/__once/status?token=${TOKEN}`, { headers: { accept: 'application/json' }, redirect: 'manual' })
+    expect(query.status).toBe(401)
+    expect(query.headers.get('set-cookie')).toBeNull()
+    expect(((await query.json()) as { detail: string }).detail).toMatch(/query string is not accepted/)
+    const cookie = await call('/__once/status', { headers: { accept: 'application/json', cookie: `once_status=${TOKEN}` } })
+    expect(cookie.status).toBe(401)
+    await cookie.body?.cancel()
+    const ok = await call('/__once/status', { headers: bearer })
+    expect(ok.status).toBe(200)
+    expect(ok.headers.get('set-cookie')).toBeNull()
+    await ok.body?.cancel()
+  })
+
+  it('the page holds no figures: it asks for the token once, keeps it in sessionStorage, sends it as a bearer, and polls no faster than the figures change', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const { call, status } = harness(writeConfig([eu!]))
+    const res = await call('/__once/status', { headers: { accept: 'text/html' } })
+    expect(res.status).toBe(200)
+    const html = await res.text()
+    expect(html).toContain('<table id="origins">')
+    expect(html).not.toContain(eu!.url) // no figures without the token
+    expect(html).toContain('sessionStorage')
+    expect(html).toMatch(/authorization:'Bearer '\+token/)
+    expect(html).toContain('#token=') // a fragment hand-over, which never reaches the server
+    expect(html).not.toMatch(/setInterval|[?&]token=/)
+    const s = await status()
+    expect(s.refreshMs).toBeGreaterThanOrEqual(5000)
+  })
+})
+
+describe('the status figures are read from one place (item 11)', () => {
+  it('one status read is one RPC to one object, with 4,096 shards and several domains', async () => {
+    const [eu, us] = await startOrigins(['eu', 'us'])
+    const { ns, seen } = countingNamespace(env.ONCE)
+    const { call, status } = harness(writeConfig([eu!, us!], { shards: 4096 }), ns)
+    for (let i = 0; i < 3; i++) expect((await deposit(call, `acct-${crypto.randomUUID().slice(0, 8)}`, newKey())).status).toBe(201)
+    seen.gets = 0
+    seen.calls.length = 0
+    await status()
+    expect(seen.gets).toBe(1)
+    expect(seen.calls).toEqual(['readStatus'])
+  })
+
+  it('when the status object does not answer, the read still answers with the live origins and says what is missing', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const failing = {
+      idFromName: (name: string) => env.ONCE.idFromName(name),
+      get: () => ({ readStatus: () => Promise.reject(new Error('overloaded')) }),
+    } as unknown as DurableObjectNamespace<StableArea>
+    const { status } = harness(writeConfig([eu!]), failing)
+    const s = await status()
+    expect(s.unavailable).toMatch(/status object did not answer \(overloaded\)/)
+    expect(s.origins.map((o) => [o.name, o.state])).toEqual([['eu', 'up']])
+    expect(s.domains).toEqual([])
+  })
+
+  it('the admit path stays at one round trip: a write makes one admit and one commit, and no report', async () => {
+    const [eu, us] = await startOrigins(['eu', 'us'])
+    const { ns, seen } = countingNamespace(env.ONCE)
+    const { call, settle } = harness(writeConfig([eu!, us!]), ns)
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    expect((await deposit(call, account, newKey())).status).toBe(201)
+    await settle()
+    seen.calls.length = 0
+    expect((await deposit(call, account, newKey())).status).toBe(201)
+    await settle()
+    expect(seen.calls.filter((m) => m !== 'acknowledge')).toEqual(['admit', 'commit'])
+  })
+})
+
+describe('the status figures tell the truth (item 17)', () => {
+  it("an object's counts survive its restart", async () => {
+    const [eu, us] = await startOrigins(['eu', 'us'])
+    const { call, settle } = harness(writeConfig([eu!, us!]))
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const key = newKey()
+    expect((await deposit(call, account, key)).status).toBe(201)
+    await settle()
+    const stub = domainObject(account)
+    expect(await stub.stats()).toMatchObject({ admits: 1 })
+    await runInDurableObject(stub, (_instance, state) => state.abort('restart for the test')).catch(() => {})
+    expect(await domainObject(account).stats()).toMatchObject({ admits: 1, replays: 0 })
+  })
+
+  it("a replay, a 409 and a 422 answered by an object are written within a second (not on their answer's path) and survive its restart", async () => {
+    const raw = env.ONCE.get(env.ONCE.idFromName(`counters-test/${crypto.randomUUID()}`))
+    const stub = raw as unknown as StableAreaApi // typed by its RPC surface: the generated stub type is too deep for the checker
+    const admit = (fingerprint: string, waitMs = 0) => stub.admit({ lookup: 'k', fingerprint, leaseMs: 10_000, ttlMs: 60_000, waitMs })
+    const first = await admit('f1')
+    expect(first.kind).toBe('new')
+    expect((await admit('f1')).kind).toBe('in_flight')
+    expect((await admit('f2')).kind).toBe('mismatch')
+    if (first.kind !== 'new') throw new Error('unreachable')
+    await stub.commit({ lookup: 'k', token: first.token, ttlMs: 60_000, reply: { status: 201, headers: [], body: new Uint8Array() } })
+    expect((await admit('f1')).kind).toBe('replay')
+    const stored = () =>
+      runInDurableObject(raw, (_i, state) => Object.fromEntries(state.storage.sql.exec<{ name: string; total: number }>('SELECT name, total FROM counters').toArray().map((r) => [r.name, r.total])))
+    // Bounded polling: the write comes from the object's own timer, about a second later.
+    let rows = await stored()
+    for (let i = 0; i < 40 && rows.replays !== 1; i++) {
+      await scheduler.wait(100)
+      rows = await stored()
+    }
+    expect(rows).toMatchObject({ admits: 1, replays: 1, conflicts: 1, mismatches: 1 })
+    await runInDurableObject(raw, (_instance, state) => state.abort('restart for the test')).catch(() => {})
+    const again = env.ONCE.get(raw.id) as unknown as StableAreaApi
+    expect(await again.stats()).toMatchObject({ admits: 1, replays: 1, conflicts: 1, mismatches: 1 })
+  })
+
+  it('objects report to the status object by their alarm; the totals and domains there survive its restart, and a repeated report counts once', async () => {
+    const [eu, us] = await startOrigins(['eu', 'us'])
+    const { call, status, settle } = harness(writeConfig([eu!, us!]))
+    const before = (await status()).counts
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    expect((await deposit(call, account, newKey())).status).toBe(201)
+    expect((await deposit(call, account, newKey())).status).toBe(201)
+    await settle()
+    const stub = domainObject(account)
+    // The report is due up to 1.5 intervals after the first count: run the alarm now, as if that time had come.
+    await reportNow(stub)
+    const after = await status()
+    expect(after.counts.admits - before.admits).toBe(2)
+    expect(after.domains.find((d) => d.domain === account)?.head).toBe(2)
+    expect(after.domainCount).toBeGreaterThanOrEqual(1)
+    // The same totals again (a report whose answer was lost, sent once more) add nothing.
+    await reportNow(stub)
+    expect((await status()).counts.admits - before.admits).toBe(2)
+    const statusStub = env.ONCE.get(env.ONCE.idFromName('once/status'))
+    await runInDurableObject(statusStub, (_i, state) => state.abort('restart for the test')).catch(() => {})
+    expect((await status()).counts.admits - before.admits).toBe(2)
+  })
+
+  it('a replay and a 422 answered from the isolate cache are counted, and reach the status object without a round trip of their own', async () => {
+    const [eu, us] = await startOrigins(['eu', 'us'])
+    const { ns, seen } = countingNamespace(env.ONCE)
+    const { call, status, settle } = harness(writeConfig([eu!, us!]), ns)
+    const before = (await status()).counts
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const key = newKey()
+    expect((await deposit(call, account, key, 100)).status).toBe(201)
+    await settle()
+    seen.calls.length = 0
+    const replay = await deposit(call, account, key, 100)
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    const reused = await deposit(call, account, key, 999)
+    expect(reused.status).toBe(422)
+    expect(seen.calls.filter((m) => m !== 'reportStatus')).toEqual([]) // both answered by the isolate alone
+    const after = await status()
+    expect(after.counts.replays - before.replays).toBe(1)
+    expect(after.counts.mismatches - before.mismatches).toBe(1)
+  })
+
+  it("shows the breaker as the next request meets it: after the cooldown, probing (not down / open)", async () => {
+    const [eu] = await startOrigins(['eu'])
+    await eu!.stop()
+    const config: GatewayConfig = { origins: [{ name: 'eu', url: eu!.url }], routes: [{ path: '/accounts/*', methods: ['GET'], strategy: 'hedge', timeoutMs: 500, breaker: { failures: 1, cooldownMs: 400 } }] }
+    const { call, status } = harness(config)
+    const res = await call('/accounts/x')
+    expect(res.status).toBeGreaterThanOrEqual(500)
+    await res.body?.cancel()
+    const down = await status()
+    expect(down.origins[0]).toMatchObject({ name: 'eu', state: 'down', breaker: 'open' })
+    // No traffic: only the clock moves. Bounded polling, well past the cooldown.
+    let shown = down.origins[0]
+    for (let i = 0; i < 40 && shown?.state !== 'probing'; i++) {
+      await scheduler.wait(50)
+      shown = (await status()).origins[0]
+    }
+    expect(shown).toMatchObject({ state: 'probing', breaker: 'half-open' })
+  })
+})
