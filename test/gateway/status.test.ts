@@ -42,7 +42,7 @@ function harness(config: GatewayConfig, ns: DurableObjectNamespace<StableArea> =
   const pending: Promise<unknown>[] = []
   const ctx = { waitUntil: (p: Promise<unknown>) => void pending.push(p), passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext
   const call = (path: string, init: RequestInit = {}) =>
-    gateway.fetch!(new Request(`http://gateway.test${path}`, init) as Request<unknown, IncomingRequestCfProperties>, { ONCE: ns, ONCE_CONFIG: JSON.stringify(config), ONCE_STATUS_TOKEN: TOKEN }, ctx)
+    gateway.fetch!(new Request(`http://gateway.test${path}`, init) as Request<unknown, IncomingRequestCfProperties>, { ONCE: ns, ONCE_SIGNING_SECRET: env.TEST_SIGNING_SECRET, ONCE_CONFIG: JSON.stringify(config), ONCE_STATUS_TOKEN: TOKEN }, ctx)
   const status = async () => {
     const res = await call('/__once/status', { headers: bearer })
     expect(res.status).toBe(200)
