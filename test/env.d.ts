@@ -1,5 +1,7 @@
 import type { StableArea } from '../src/durable/stable-area.js'
 import type { Accounts } from '../examples/bank/accounts.js'
+import type { Account } from '../examples/bank-object/account.js'
+import type { OnceAccount } from './once-object/fixture.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -18,6 +20,8 @@ declare global {
       ACCOUNTS: DurableObjectNamespace<Accounts>
       RECEIVER_DB: D1Database
       ONCE_KV: DurableObjectNamespace<StableArea>
+      ONCE_ACCOUNT: DurableObjectNamespace<OnceAccount>
+      ACCOUNT: DurableObjectNamespace<Account>
     }
   }
 }
