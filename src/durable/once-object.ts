@@ -23,6 +23,34 @@ class Rollback extends Error {
   }
 }
 
+const decoder = new TextDecoder()
+
+/**
+ * A request whose body is already in memory (it came in the RPC): `json()`,
+ * `text()` and `arrayBuffer()` answer from the bytes without streaming them
+ * again, which Hono's `c.req.json()` and validators call.
+ */
+class BufferedRequest extends Request {
+  readonly #bytes: Uint8Array
+
+  constructor(url: string, method: string, headers: Headers, bytes: Uint8Array) {
+    super(url, { method, headers, body: bytes })
+    this.#bytes = bytes
+  }
+
+  override arrayBuffer(): Promise<ArrayBuffer> {
+    return Promise.resolve(this.#bytes.slice().buffer)
+  }
+
+  override text(): Promise<string> {
+    return Promise.resolve(decoder.decode(this.#bytes))
+  }
+
+  override json<T>(): Promise<T> {
+    return this.text().then((text) => JSON.parse(text) as T)
+  }
+}
+
 /** The answer of a free key, before it runs: the request id and attempt it runs as, and the row it replaces. */
 interface Free {
   kind: 'free'
@@ -242,7 +270,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     const headers = new Headers(call.headers)
     if (requestId !== undefined) headers.set('once-request-id', requestId)
     const bodyless = call.method === 'GET' || call.method === 'HEAD'
-    const request = new Request(call.url, { method: call.method, headers, body: bodyless ? null : call.body })
+    const request = bodyless ? new Request(call.url, { method: call.method, headers }) : new BufferedRequest(call.url, call.method, headers, call.body)
     return this.app.fetch(request, this.env, this.#executionCtx)
   }
 

@@ -104,7 +104,7 @@ export function onceObject<E extends Env, T extends OnceObject<never>>(
   const anchor = { idFromName: () => { throw new Error('hono-once: onceObject() has no StableArea') } } as unknown as Namespace
   const config = resolveConfig({ ...options, namespace: () => anchor })
   const cache = config.cacheFor(anchor)
-  let lost: OnceCallPolicy['lost'] | undefined
+  let policy: OnceCallPolicy | undefined
 
   /** The stub for a request, or a StubError when `stubOf` threw. */
   const connect = (c: Context<E>): OnceObjectApi => {
@@ -125,9 +125,11 @@ export function onceObject<E extends Env, T extends OnceObject<never>>(
     }
   }
 
+  /** The same for every request of this onceObject(): built once. */
   const policyOf = async (): Promise<OnceCallPolicy> => {
-    lost ??= (await problem('reply-lost', { detail: '' }).json()) as OnceCallPolicy['lost']
-    return {
+    if (policy) return policy
+    const lost = (await problem('reply-lost', { detail: '' }).json()) as OnceCallPolicy['lost']
+    return (policy = {
       ttlMs: config.ttlMs,
       waitMs: config.waitMs,
       maxRunMs: config.maxRunMs,
@@ -135,7 +137,7 @@ export function onceObject<E extends Env, T extends OnceObject<never>>(
       allow: config.allow && [...config.allow],
       deny: DENY,
       lost: { type: lost.type, title: lost.title, status: lost.status, retryable: lost.retryable },
-    }
+    })
   }
 
   const failed = (err: unknown, instance: string, key: string): Response => {
