@@ -243,21 +243,26 @@ export function onceObject<E extends Env, T extends OnceObject<never>>(
   }
 
   return async function onceObject(c) {
-    if (!config.gated.has(c.req.method)) return plain(c)
-    const header = c.req.header('idempotency-key')
-    if (header === undefined) {
-      if (!config.required) return plain(c)
-      throw problemException('key-missing', {
-        detail: `${c.req.method} requests need an Idempotency-Key header, e.g. Idempotency-Key: "${crypto.randomUUID()}".`,
-        instance: c.req.path,
-      })
+    let key: string | undefined
+    if (config.gated.has(c.req.method)) {
+      const header = c.req.header('idempotency-key')
+      if (header === undefined && config.required) {
+        throw problemException('key-missing', {
+          detail: `${c.req.method} requests need an Idempotency-Key header, e.g. Idempotency-Key: "${crypto.randomUUID()}".`,
+          instance: c.req.path,
+        })
+      }
+      if (header !== undefined) {
+        const parsed = parseIdempotencyKey(header)
+        if (!parsed.ok) throw problemException('key-malformed', { detail: KEY_ERRORS[parsed.error], instance: c.req.path })
+        key = parsed.key
+      }
     }
-    const parsed = parseIdempotencyKey(header)
-    if (!parsed.ok) throw problemException('key-malformed', { detail: KEY_ERRORS[parsed.error], instance: c.req.path })
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return plain(c)
     // Kept here rather than returned through bodyLimit: hono before 4.10 drops what its next() returns.
     let answer: Response | undefined
     await config.limitBody(c as Context, async () => {
-      answer = await keyed(c, parsed.key)
+      answer = key === undefined ? await plain(c) : await keyed(c, key)
     })
     return answer ?? problem('body-too-large', { detail: `The request body is larger than ${config.maxBodyBytes} bytes.`, instance: c.req.path })
   }

@@ -41,6 +41,13 @@ describe('identity: the Idempotency-Key header', () => {
     expect((await problemOf(res)).type).toBe(`${PROBLEM_BASE}body-too-large`)
   })
 
+  it('limits the body of a request without a key too (required: false)', async () => {
+    const { send } = edge({ required: false, maxBodyBytes: 64 })
+    const a = newAccount()
+    expect((await send(a, undefined, { body: { amount: 1, pad: 'x'.repeat(200) } })).status).toBe(413)
+    expect(await stubOf(a).balance()).toBe(0)
+  })
+
   it('passes requests without a key when required is false, and safe methods always, without records', async () => {
     const { send, app } = edge({ required: false })
     const a = newAccount()
