@@ -231,8 +231,19 @@ export function onceObject<E extends Env, T extends OnceObject<never>>(
       method: c.req.method,
       url: c.req.url,
       headers: [...c.req.raw.headers],
-      body: bodyless ? new Uint8Array() : new Uint8Array(await c.req.arrayBuffer()),
+      body: new Uint8Array(),
       policy: await policyOf(),
+    }
+    if (!bodyless) {
+      try {
+        request.body = new Uint8Array(await c.req.arrayBuffer())
+      } catch (err) {
+        // hono before 4.10 errors the stream of a chunked body past maxBodyBytes instead of answering itself.
+        if (err instanceof Error && err.name === 'BodyLimitError') {
+          return problem('body-too-large', { detail: `The request body is larger than ${config.maxBodyBytes} bytes.`, instance: c.req.path })
+        }
+        throw err
+      }
     }
     try {
       const answer = await call(c, connect(c), request)
