@@ -62,8 +62,14 @@ export function leaseDeclared(app: RoutedApp, method: string, path: string): boo
   return false
 }
 
-/** A sub-app's handler mounted with `app.route()` is wrapped; Hono keeps the original under a symbol. */
+/**
+ * A sub-app's handler mounted with `app.route()` is wrapped when the sub-app
+ * has its own error handler; Hono keeps the original under `__COMPOSED_HANDLER`
+ * (a symbol described `composedHandler` before hono 4.7).
+ */
 function unwrap(handler: object): object {
+  const original = (handler as { __COMPOSED_HANDLER?: object }).__COMPOSED_HANDLER
+  if (original) return original
   for (const symbol of Object.getOwnPropertySymbols(handler)) {
     if (symbol.description === 'composedHandler') return (handler as Record<symbol, object>)[symbol] ?? handler
   }

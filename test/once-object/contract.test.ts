@@ -221,20 +221,20 @@ describe('what is final: effects commit with the record, or roll back', () => {
 })
 
 describe('lease routes (handlers that call out)', () => {
-  it('in reject mode, a duplicate of a running request gets 409 with Retry-After, then the replay', async () => {
+  it.each(['calls', 'sub/calls'] as const)('in reject mode, a duplicate of a running request (/%s) gets 409 with Retry-After, then the replay', async (route) => {
     const { send } = edge({ inFlight: 'reject' })
     const a = newAccount()
     const k = newKey()
     await stubOf(a).hold(`"${k}"`)
-    const first = send(a, k, { route: 'calls' })
+    const first = send(a, k, { route })
     await until(async () => (await recordOf(a, k))?.state === 'in_flight')
-    const dup = await send(a, k, { route: 'calls' })
+    const dup = await send(a, k, { route })
     expect(dup.status).toBe(409)
     expect(dup.headers.get('retry-after')).toBe('1')
     expect(await problemOf(dup)).toMatchObject({ type: `${PROBLEM_BASE}in-flight`, retryable: true })
     await stubOf(a).open(`"${k}"`)
     expect((await first).status).toBe(201)
-    expect((await send(a, k, { route: 'calls' })).headers.get('idempotent-replayed')).toBe('true')
+    expect((await send(a, k, { route })).headers.get('idempotent-replayed')).toBe('true')
     expect(await effects(a, k)).toBe(1)
   })
 

@@ -22,6 +22,17 @@ export class OnceAccount extends OnceObject {
       return this.#deposit(c.req.raw, amount, c.req.header('x-mode') as Mode)
     })
     .get('/acct/:name/balance', (c) => c.json({ balance: this.balance() }))
+    // The same lease route in a sub-app with its own error handler, which Hono wraps when it mounts it.
+    .route(
+      '/acct/:name/sub',
+      new Hono()
+        .onError((err, c) => c.text(err.message, 500))
+        .post('/calls', onceRoute({ lease: true }), async (c) => {
+          const { amount } = await c.req.json<{ amount: number }>()
+          await this.#gates.get(c.req.header('idempotency-key') ?? '')?.promise
+          return this.#deposit(c.req.raw, amount, c.req.header('x-mode') as Mode)
+        }),
+    )
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env)

@@ -18,7 +18,7 @@ export function edge(options: OnceObjectOptions = {}) {
   const app = new Hono<{ Bindings: Cloudflare.Env }>()
   app.onError((err, c) => (err instanceof HTTPException ? err.getResponse() : c.text(err.message, 500)))
   app.all('/acct/:name/*', onceObject((c: Context) => env.ONCE_ACCOUNT.get(env.ONCE_ACCOUNT.idFromName(c.req.param('name') ?? '')), options))
-  const send = async (account: string, key: string | undefined, o: { body?: unknown; mode?: Mode; route?: 'deposits' | 'calls'; headers?: Record<string, string> } = {}) =>
+  const send = async (account: string, key: string | undefined, o: { body?: unknown; mode?: Mode; route?: 'deposits' | 'calls' | 'sub/calls'; headers?: Record<string, string> } = {}) =>
     app.request(
       `/acct/${account}/${o.route ?? 'deposits'}`,
       {
