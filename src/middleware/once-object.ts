@@ -79,17 +79,18 @@ const KEY_ERRORS = {
  * lease route past `maxRunMs`), 500 (misconfigured: `stubOf` threw, or the
  * object is not an `OnceObject`).
  *
- * @param stubOf - the stub of the object that owns the request, e.g. `(c) => c.env.ACCOUNT.getByName(c.req.param('id'))`
+ * @param stubOf - the stub of the object that owns the request; type its context (`Context<{ Bindings }>`), which Hono cannot infer here
  * @param options - see {@link OnceObjectOptions}; validated here, a bad one throws
  * @returns a Hono handler
  * @throws TypeError naming a bad option
  * @example
- * import { Hono } from 'hono'
+ * import { type Context, Hono } from 'hono'
  * import { onceObject } from 'hono-once'
  *
  * type Bindings = { ACCOUNT: DurableObjectNamespace<Account> }
+ * const account = (c: Context<{ Bindings: Bindings }>) => c.env.ACCOUNT.get(c.env.ACCOUNT.idFromName(c.req.param('id') ?? ''))
  * const app = new Hono<{ Bindings: Bindings }>()
- * app.post('/accounts/:id/*', onceObject((c) => c.env.ACCOUNT.get(c.env.ACCOUNT.idFromName(c.req.param('id')))))
+ * app.post('/accounts/:id/*', onceObject(account))
  */
 export function onceObject<E extends Env, T extends OnceObject<never>>(
   stubOf: (c: Context<E>) => OnceObjectStub<T>,
