@@ -20,7 +20,7 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS once_records (
     headers     TEXT,
     body        BLOB,
     chunks      INTEGER NOT NULL DEFAULT 0
-  );
+  ) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS once_records_by_expiry ON once_records (expires_at);
   CREATE TABLE IF NOT EXISTS once_reply_chunks (
     lookup TEXT NOT NULL,
