@@ -9,6 +9,7 @@
  *   4. replicate ackQuorum 1 / majority / all vs a single-origin write; messages per replica per request
  *   5. throughput at 32 in flight vs the floor, and the shards a target rate needs
  *   6. a peer from npm (@node-idempotency/core) against its own plain handler on Node
+ *   7. state in a Durable Object: onceObject() against a plain RPC to the object and once() around it (issue 19)
  *
  * Within a section, variants are interleaved request by request so machine
  * noise hits them alike; ratios are taken per round, then the median over
@@ -31,6 +32,7 @@ import { describeMachine } from './lib/machine.js'
 import { done, log, progress, secondsSinceStart } from './lib/progress.js'
 import { table } from './lib/stats.js'
 import { hedgeSection } from './sections/hedge.js'
+import { onceObjectSection } from './sections/once-object.js'
 import { overhead } from './sections/overhead.js'
 import { peerSection } from './sections/peer.js'
 import { proxySection } from './sections/proxy.js'
@@ -48,7 +50,7 @@ const settings: Settings = {
   hedgePerRound: num('BENCH_HEDGE_REQUESTS', 500),
   throughputMs: num('BENCH_THROUGHPUT_MS', 1500, 100),
   originLatencyMs: num('BENCH_ORIGIN_LATENCY_MS', 5, 0),
-  sections: new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5,6').split(',').map((s) => Number(s.trim()))),
+  sections: new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5,6,7').split(',').map((s) => Number(s.trim()))),
 }
 const out = process.env.BENCH_OUT ?? 'bench/results.md'
 const machine = describeMachine()
@@ -95,6 +97,7 @@ const sections: [number, string, (ctx: BenchContext) => Promise<SectionResult | 
   [4, '4. Replicate vs single-origin writes', replicateSection],
   [5, '5. Admit throughput at 32 in flight', throughputSection],
   [6, '6. A peer from npm: @node-idempotency/core', peerSection],
+  [7, '7. State in a Durable Object: onceObject()', onceObjectSection],
 ]
 const body: string[] = []
 const headline: HeadlineRow[] = []
@@ -103,7 +106,7 @@ try {
   for (const [n, title, run] of sections) {
     if (!settings.sections.has(n)) continue
     const started = secondsSinceStart()
-    progress(`${n}/6 ${title.slice(3)}`, true)
+    progress(`${n}/${sections.length} ${title.slice(3)}`, true)
     let result: SectionResult | string
     try {
       result = await run(ctx)

@@ -3,6 +3,9 @@
  *
  * - `POST /plain`, `/floor`, `/once`, `/once-nocache`: the same small handler
  *   bare, behind two bare durable writes (the floor), and behind `once()`.
+ * - `POST /rpc/:id/deposits`, `/once-rpc/…`, `/obj/…`, `/obj-nocache/…`
+ *   (section 7): a deposit into a `BenchAccount` object, as a plain RPC, as
+ *   `once()` around the RPC, and through `onceObject()`.
  * - `/accounts/*` with a `Bench-Variant` header: the proxy sections, against
  *   the real Node origins bench/run.ts started. Their URLs arrive at run time
  *   as the var `BENCH_ORIGINS` (JSON, origin name → URL), so each variant's
@@ -13,7 +16,7 @@
  */
 import { DurableObject } from 'cloudflare:workers'
 import { type Context, Hono } from 'hono'
-import { once, type OnceOptions, proxy, type ProxyOptions, StableArea } from '../src/index.js'
+import { once, OnceObject, onceObject, type OnceOptions, proxy, type ProxyOptions, StableArea } from '../src/index.js'
 import { contentDigest } from '../src/shared/content-digest.js'
 import { signRequest } from '../src/shared/signature.js'
 
@@ -28,9 +31,36 @@ export class Floor extends DurableObject {
   }
 }
 
+/**
+ * Section 7 (issue 19): an account whose state is the effect. `deposit` is
+ * the plain RPC floor (no idempotency, arguments already parsed); the app's
+ * route does the same SQL behind `onceObject()`, its record in the same
+ * transaction.
+ */
+export class BenchAccount extends OnceObject {
+  // The edge's paths reach it as they are: /obj/… and /obj-nocache/…
+  app = new Hono().post('/:via/:id/deposits', async (c) => {
+    const { amount } = await c.req.json<{ amount: number }>()
+    return c.json({ balance: this.deposit(amount) }, 201)
+  })
+
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
+    super(ctx, env)
+    ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS ledger (seq INTEGER PRIMARY KEY AUTOINCREMENT, cents INTEGER NOT NULL, balance INTEGER NOT NULL)')
+  }
+
+  /** Adds `cents` with a ledger row; returns the new balance. */
+  deposit(cents: number): number {
+    const last = this.ctx.storage.sql.exec<{ b: number }>('SELECT balance AS b FROM ledger ORDER BY seq DESC LIMIT 1').toArray()[0]?.b ?? 0
+    this.ctx.storage.sql.exec('INSERT INTO ledger (cents, balance) VALUES (?, ?)', cents, last + cents)
+    return last + cents
+  }
+}
+
 type Bindings = {
   ONCE: DurableObjectNamespace<StableArea>
   FLOOR: DurableObjectNamespace<Floor>
+  ACCOUNT: DurableObjectNamespace<BenchAccount>
   /** JSON: origin name → URL (set by bench/run.ts with `--var`). */
   BENCH_ORIGINS?: string
   /** Signs every request to the origins, the by-hand baseline's too (set by bench/run.ts with `--var`). */
@@ -56,6 +86,22 @@ app.post('/floor', async (c) => {
 })
 app.post('/once', once(), (c) => handler(c))
 app.post('/once-nocache', once({ replayCache: false }), (c) => handler(c))
+
+// ---- section 7: state in a Durable Object ------------------------------------
+
+const account = (c: { env: Bindings; req: { param(name: 'id'): string | undefined } }) => c.env.ACCOUNT.get(c.env.ACCOUNT.idFromName(c.req.param('id') ?? ''))
+/** The floor: a plain RPC method doing the same SQL, arguments parsed at the edge. */
+app.post('/rpc/:id/deposits', async (c) => {
+  const { amount } = await c.req.json<{ amount: number }>()
+  return c.json({ balance: await account(c).deposit(amount) }, 201)
+})
+/** Today's way: once() around a handler that calls the object (admit, the call, commit). */
+app.post('/once-rpc/:id/deposits', once(), async (c) => {
+  const { amount } = await c.req.json<{ amount: number }>()
+  return c.json({ balance: await account(c).deposit(amount) }, 201)
+})
+app.post('/obj/:id/deposits', onceObject((c: Context<Env>) => account(c)))
+app.post('/obj-nocache/:id/deposits', onceObject((c: Context<Env>) => account(c), { replayCache: false }))
 
 // ---- proxy sections --------------------------------------------------------
 

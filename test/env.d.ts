@@ -1,5 +1,7 @@
 import type { StableArea } from '../src/durable/stable-area.js'
 import type { Accounts } from '../examples/bank/accounts.js'
+import type { Account } from '../examples/bank-object/account.js'
+import type { OnceAccount } from './once-object/fixture.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -20,6 +22,8 @@ declare global {
       ONCE_KV: DurableObjectNamespace<StableArea>
       /** The signing secret of tests that sign (a var of test/wrangler.toml). */
       TEST_SIGNING_SECRET: string
+      ONCE_ACCOUNT: DurableObjectNamespace<OnceAccount>
+      ACCOUNT: DurableObjectNamespace<Account>
     }
   }
 }

@@ -7,6 +7,8 @@ import { StableArea } from '../src/index.js'
 
 export * from '../examples/bank/worker.js'
 export { default } from '../examples/bank/worker.js'
+export { Account } from '../examples/bank-object/account.js'
+export { OnceAccount } from './once-object/fixture.js'
 
 /** StableArea migrated with `new_classes` (key-value storage, no SQL): every call must say so. */
 export class StableAreaKv extends StableArea {}

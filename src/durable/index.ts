@@ -9,3 +9,6 @@
 export { StableArea, CHUNK_BYTES, MISCONFIGURED } from './stable-area.js'
 export { SCHEMA_VERSION } from './schema.js'
 export type * from './types.js'
+export { OnceObject, type OnceObjectApp } from './once-object.js'
+export { onceRoute, type OnceRouteOptions } from './once-object-route.js'
+export type * from './once-object-types.js'

@@ -1,0 +1,180 @@
+import { CHUNK_BYTES } from './stable-area.js'
+import type { StoredReply } from './types.js'
+
+/**
+ * The records table of an `OnceObject`, in the object's own SQLite, next to
+ * the tables its app writes: the same ideas as the StableArea's `records`
+ * (scope + key, fingerprint, request id, state, stored reply, expiry), and
+ * replies over one row split into `once_reply_chunks`. The names start with
+ * `once_` so they stay out of the subclass's way.
+ */
+const SCHEMA = `CREATE TABLE IF NOT EXISTS once_records (
+    lookup      TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    request_id  TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('in_flight', 'committed', 'released')),
+    token       TEXT,
+    attempt     INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    status      INTEGER,
+    headers     TEXT,
+    body        BLOB,
+    chunks      INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS once_records_by_expiry ON once_records (expires_at);
+  CREATE TABLE IF NOT EXISTS once_reply_chunks (
+    lookup TEXT NOT NULL,
+    idx    INTEGER NOT NULL,
+    data   BLOB NOT NULL,
+    PRIMARY KEY (lookup, idx)
+  );`
+
+/** One record as stored. */
+export interface OnceRow extends Record<string, SqlStorageValue> {
+  fingerprint: string
+  request_id: string
+  state: 'in_flight' | 'committed' | 'released'
+  token: string | null
+  attempt: number
+  expires_at: number
+  status: number | null
+  headers: string | null
+  body: ArrayBuffer | null
+  chunks: number
+}
+
+/** Expired records one sweep deletes at most: a request pays for a few, never for a backlog. */
+const SWEEP_ROWS = 16
+/** A sweep runs at most this often (ms). */
+const SWEEP_EVERY_MS = 1000
+
+/**
+ * Reads and writes the records table. Every method is synchronous SQL, so
+ * a caller inside `storage.transaction()` gets it in the same transaction as
+ * the app's own writes.
+ *
+ * @example
+ * const records = new OnceRecords(ctx.storage.sql)
+ * records.commit(lookup, fingerprint, requestId, 1, reply, Date.now() + ttlMs)
+ */
+export class OnceRecords {
+  #sweptAt = 0
+
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(SCHEMA)
+  }
+
+  /** The record of `lookup`, live or not; undefined when there is none. */
+  get(lookup: string): OnceRow | undefined {
+    return this.sql
+      .exec<OnceRow>(
+        'SELECT fingerprint, request_id, state, token, attempt, expires_at, status, headers, body, chunks FROM once_records WHERE lookup = ?',
+        lookup,
+      )
+      .toArray()[0]
+  }
+
+  /**
+   * Stores `reply` as the committed answer of `lookup`, replacing whatever
+   * record (`previous`: released, expired or leased) was there.
+   */
+  commit(lookup: string, previous: OnceRow | undefined, fingerprint: string, requestId: string, attempt: number, reply: StoredReply, expiresAt: number): void {
+    if (previous && previous.chunks > 0) this.#deleteChunks(lookup)
+    const chunks = this.#chunksOf(lookup, reply.body)
+    this.sql.exec(
+      `INSERT INTO once_records (lookup, fingerprint, request_id, state, token, attempt, expires_at, status, headers, body, chunks)
+       VALUES (?, ?, ?, 'committed', NULL, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (lookup) DO UPDATE SET fingerprint = excluded.fingerprint, request_id = excluded.request_id, state = 'committed',
+         token = NULL, attempt = excluded.attempt, expires_at = excluded.expires_at, status = excluded.status,
+         headers = excluded.headers, body = excluded.body, chunks = excluded.chunks`,
+      lookup,
+      fingerprint,
+      requestId,
+      attempt,
+      expiresAt,
+      reply.status,
+      JSON.stringify(reply.headers),
+      chunks === 0 ? reply.body : null,
+      chunks,
+    )
+  }
+
+  /**
+   * Marks `lookup` as running under `token` (a lease route), or, without a
+   * token, as released: nothing took effect, the key keeps its fingerprint
+   * (422 for another request) and its request id for the retry.
+   */
+  hold(lookup: string, previous: OnceRow | undefined, fingerprint: string, requestId: string, attempt: number, token: string | null, expiresAt: number): void {
+    if (previous && previous.chunks > 0) this.#deleteChunks(lookup)
+    this.sql.exec(
+      `INSERT INTO once_records (lookup, fingerprint, request_id, state, token, attempt, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (lookup) DO UPDATE SET fingerprint = excluded.fingerprint, request_id = excluded.request_id, state = excluded.state,
+         token = excluded.token, attempt = excluded.attempt, expires_at = excluded.expires_at, status = NULL, headers = NULL,
+         body = NULL, chunks = 0`,
+      lookup,
+      fingerprint,
+      requestId,
+      token === null ? 'released' : 'in_flight',
+      token,
+      attempt,
+      expiresAt,
+    )
+  }
+
+  /** Whether `token` still holds `lookup` (a lease route that ran long may have been released and taken over). */
+  holds(lookup: string, token: string): boolean {
+    return this.sql.exec('SELECT 1 FROM once_records WHERE lookup = ? AND token = ?', lookup, token).toArray().length > 0
+  }
+
+  /** The stored reply of a committed row. */
+  reply(lookup: string, row: OnceRow): StoredReply {
+    let body: Uint8Array
+    if (row.chunks > 0) {
+      const parts = this.sql.exec<{ data: ArrayBuffer }>('SELECT data FROM once_reply_chunks WHERE lookup = ? ORDER BY idx', lookup).toArray()
+      body = new Uint8Array(parts.reduce((n, p) => n + p.data.byteLength, 0))
+      let at = 0
+      for (const { data } of parts) {
+        body.set(new Uint8Array(data), at)
+        at += data.byteLength
+      }
+    } else {
+      body = new Uint8Array(row.body ?? new ArrayBuffer(0))
+    }
+    return { status: row.status ?? 500, headers: JSON.parse(row.headers ?? '[]') as [string, string][], body }
+  }
+
+  /**
+   * Deletes a few expired records (at most {@link SWEEP_ROWS}, at most once a
+   * second), so storage stays bounded without taking the object's alarm,
+   * which stays the subclass's own. A record is also treated as gone the
+   * moment it expires, swept or not.
+   *
+   * @param now - the time, ms
+   */
+  sweep(now: number): void {
+    if (now - this.#sweptAt < SWEEP_EVERY_MS) return
+    this.#sweptAt = now
+    const expired = this.sql
+      .exec<{ lookup: string; chunks: number }>(`SELECT lookup, chunks FROM once_records WHERE expires_at <= ? LIMIT ${SWEEP_ROWS}`, now)
+      .toArray()
+    for (const { lookup, chunks } of expired) {
+      if (chunks > 0) this.#deleteChunks(lookup)
+      this.sql.exec('DELETE FROM once_records WHERE lookup = ? AND expires_at <= ?', lookup, now)
+    }
+  }
+
+  /** Writes the chunks of a body too large for one row; returns how many (0: the body fits inline). */
+  #chunksOf(lookup: string, body: Uint8Array): number {
+    if (body.byteLength <= CHUNK_BYTES) return 0
+    const chunks = Math.ceil(body.byteLength / CHUNK_BYTES)
+    for (let i = 0; i < chunks; i++) {
+      this.sql.exec('INSERT INTO once_reply_chunks (lookup, idx, data) VALUES (?, ?, ?)', lookup, i, body.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES))
+    }
+    return chunks
+  }
+
+  #deleteChunks(lookup: string): void {
+    this.sql.exec('DELETE FROM once_reply_chunks WHERE lookup = ?', lookup)
+  }
+}

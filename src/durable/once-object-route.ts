@@ -1,0 +1,77 @@
+import type { MiddlewareHandler } from 'hono'
+
+/** How an `OnceObject` route runs a keyed request. */
+export interface OnceRouteOptions {
+  /**
+   * The handler calls out (an outbound `fetch()`, another Durable Object,
+   * a timer): it runs under a lease, as `once()` runs handlers, instead of
+   * inside one storage transaction with its record (which would hold every
+   * other request to the object while it waits). Its own SQL writes then
+   * commit as they go: a crash between them and the record lets a retry run
+   * the handler again. Default false.
+   */
+  lease?: boolean
+}
+
+/** The `onceRoute({ lease: true })` handlers made in this isolate. */
+const leaseMarkers = new WeakSet<object>()
+
+/**
+ * Declares how an {@link OnceObject} route runs keyed requests. Without it
+ * (or with `lease: false`) a route's handler runs inside
+ * `ctx.storage.transaction()` with its record: its SQL writes and the
+ * record commit or roll back together. A route whose handler calls out
+ * declares `onceRoute({ lease: true })` before its handler.
+ *
+ * @param options - see {@link OnceRouteOptions}
+ * @returns a middleware that only marks the route
+ * @example
+ * app = new Hono().post('/transfers', onceRoute({ lease: true }), async (c) => {
+ *   await fetch('https://bank.example/notify', { method: 'POST' })
+ *   return c.json({ ok: true }, 201)
+ * })
+ */
+export function onceRoute(options: OnceRouteOptions = {}): MiddlewareHandler {
+  const marker: MiddlewareHandler = async function onceRoute(_c, next) {
+    await next()
+  }
+  if (options.lease === true) leaseMarkers.add(marker)
+  return marker
+}
+
+/** Hono's router, as far as finding a request's handlers needs it. */
+export interface RoutedApp {
+  router: { match(method: string, path: string): unknown }
+}
+
+/**
+ * Whether the route `app` matches for `method` and `path` declared
+ * `onceRoute({ lease: true })`.
+ *
+ * @param app - the object's Hono app
+ * @param method - request method
+ * @param path - request path
+ * @returns true for a lease route
+ * @example
+ * if (leaseDeclared(this.app, 'POST', '/transfers')) …
+ */
+export function leaseDeclared(app: RoutedApp, method: string, path: string): boolean {
+  // Hono's routers answer [[[handler, route], params][], stash].
+  const matched = app.router.match(method, path) as [[[object, unknown], unknown][], unknown]
+  for (const [[handler]] of matched[0]) if (leaseMarkers.has(unwrap(handler))) return true
+  return false
+}
+
+/**
+ * A sub-app's handler mounted with `app.route()` is wrapped when the sub-app
+ * has its own error handler; Hono keeps the original under `__COMPOSED_HANDLER`
+ * (a symbol described `composedHandler` before hono 4.7).
+ */
+function unwrap(handler: object): object {
+  const original = (handler as { __COMPOSED_HANDLER?: object }).__COMPOSED_HANDLER
+  if (original) return original
+  for (const symbol of Object.getOwnPropertySymbols(handler)) {
+    if (symbol.description === 'composedHandler') return (handler as Record<symbol, object>)[symbol] ?? handler
+  }
+  return handler
+}

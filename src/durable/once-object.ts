@@ -1,0 +1,296 @@
+import { DurableObject } from 'cloudflare:workers'
+import { v7 as uuidv7 } from 'uuid'
+import { isFinalStatus } from '../shared/applied.js'
+import { OnceRecords, type OnceRow } from './once-object-records.js'
+import { readReply } from './once-object-reply.js'
+import { leaseDeclared } from './once-object-route.js'
+import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
+import type { StoredReply } from './types.js'
+
+/**
+ * The Hono app of an {@link OnceObject}, as far as the object needs it
+ * (`new Hono()` with any routes fits).
+ */
+export interface OnceObjectApp {
+  fetch(request: Request, env?: unknown, executionCtx?: ExecutionContext): Response | Promise<Response>
+  router: { match(method: string, path: string): unknown }
+}
+
+/** Thrown inside the transaction to roll the app's writes back; carries the reply the client still gets. */
+class Rollback extends Error {
+  constructor(readonly answer: StoredReply) {
+    super('hono-once: a non-final answer; its writes are rolled back')
+  }
+}
+
+const decoder = new TextDecoder()
+
+/**
+ * A request whose body is already in memory (it came in the RPC): `json()`,
+ * `text()` and `arrayBuffer()` answer from the bytes without streaming them
+ * again, which Hono's `c.req.json()` and validators call.
+ */
+class BufferedRequest extends Request {
+  readonly #bytes: Uint8Array
+
+  constructor(url: string, method: string, headers: Headers, bytes: Uint8Array) {
+    super(url, { method, headers, body: bytes })
+    this.#bytes = bytes
+  }
+
+  override arrayBuffer(): Promise<ArrayBuffer> {
+    return Promise.resolve(this.#bytes.slice().buffer)
+  }
+
+  override text(): Promise<string> {
+    return Promise.resolve(decoder.decode(this.#bytes))
+  }
+
+  override json<T>(): Promise<T> {
+    return this.text().then((text) => JSON.parse(text) as T)
+  }
+}
+
+/** The answer of a free key, before it runs: the request id and attempt it runs as, and the row it replaces. */
+interface Free {
+  kind: 'free'
+  requestId: string
+  attempt: number
+  row: OnceRow | undefined
+}
+
+/**
+ * A SQLite-backed Durable Object whose state is the effect, with exactly-once
+ * requests in one round trip (issue 19). The subclass defines a Hono app as
+ * `app`, whose routes read and write `this.ctx.storage.sql`; `onceObject()`
+ * at the edge sends it each request with its identity in one RPC
+ * ({@link OnceObject.once}).
+ *
+ * A keyed request runs inside `this.ctx.storage.transaction()` with its body
+ * already read, and its record (fingerprint and stored reply) is written
+ * before the transaction closes: the app's writes and the record commit or
+ * roll back together, so no crash can leave an effect without its record. A
+ * non-final answer (5xx, 408, 429, or a throw) rolls the writes back and
+ * releases the key for a retry. The transaction holds other requests to the
+ * object while it runs, so routes whose handler calls out (a `fetch()`,
+ * another object) declare `onceRoute({ lease: true })` and run under a
+ * lease, as `once()` runs handlers.
+ *
+ * Records expire lazily (a dead record is never answered from; a few are
+ * deleted during requests), so `alarm()` stays the subclass's own. A key is
+ * unique within its object; its tables are named `once_*`.
+ *
+ * @typeParam Env - the Worker's bindings, as `this.env`
+ * @example
+ * import { Hono } from 'hono'
+ * import { OnceObject } from 'hono-once'
+ *
+ * export class Account extends OnceObject<Env> {
+ *   app = new Hono().post('/deposits', async (c) => {
+ *     const { amount } = await c.req.json<{ amount: number }>()
+ *     const { cents } = this.ctx.storage.sql
+ *       .exec<{ cents: number }>('UPDATE balance SET cents = cents + ? RETURNING cents', amount)
+ *       .one()
+ *     return c.json({ balance: cents }, 201)
+ *   })
+ *
+ *   constructor(ctx: DurableObjectState, env: Env) {
+ *     super(ctx, env)
+ *     ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS balance (cents INTEGER NOT NULL)')
+ *     ctx.storage.sql.exec('INSERT INTO balance SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM balance)')
+ *   }
+ * }
+ */
+export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env> implements OnceObjectApi {
+  /** The object's Hono app: its routes see the original request's method, path and headers (plus `Once-Request-Id`). */
+  protected abstract readonly app: OnceObjectApp
+
+  readonly #records: OnceRecords
+  /** Lease routes running in this instance, by lookup, with their token: memory that dies with the instance. */
+  readonly #running = new Map<string, string>()
+  /** Duplicates of a running lease route, woken when it commits or releases. */
+  readonly #waiters = new Map<string, Set<() => void>>()
+  readonly #executionCtx: ExecutionContext
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    this.#records = new OnceRecords(ctx.storage.sql)
+    this.#executionCtx = { waitUntil: (p) => ctx.waitUntil(p), passThroughOnException: () => {}, props: {} } as ExecutionContext
+  }
+
+  /**
+   * Runs one request forwarded by `onceObject()`: the RPC behind it, one
+   * round trip. A keyed request answers `new` (ran; committed with its
+   * effects, or rolled back on a non-final status), `replay`, `mismatch` or
+   * `in_flight`, as `once()` does; an ungated one runs without a record.
+   *
+   * @param call - the request, body read, with its identity and the edge's policy
+   * @returns the outcome
+   * @example
+   * const answer = await env.ACCOUNT.get(id).once(call)
+   */
+  async once(call: OnceCall): Promise<OnceAnswer> {
+    const now = Date.now()
+    this.#records.sweep(now)
+    const id = call.identity
+    if (!id) {
+      const res = await this.#fetch(call, undefined)
+      return { kind: 'plain', reply: (await readReply(res, { ...call.policy, maxReplyBytes: Number.MAX_SAFE_INTEGER }, '', '')).answer }
+    }
+    const deadline = now + call.policy.waitMs
+    for (;;) {
+      const seen = this.#classify(id, Date.now())
+      if (seen.kind === 'free') {
+        return leaseDeclared(this.app, call.method, new URL(call.url).pathname) ? this.#runLeased(call, id, seen) : this.#runAtomic(call, id)
+      }
+      if (seen.kind !== 'in_flight') return seen
+      const left = deadline - Date.now()
+      if (left <= 0) return seen
+      await this.#waitFor(id.lookup, left)
+    }
+  }
+
+  /**
+   * The state of the record of `lookup` (scope and key, as `onceObject()`
+   * combines them), for operators and tests.
+   *
+   * @param lookup - the record's lookup key
+   * @returns its state, or null when there is none or it expired
+   * @example
+   * await stub.onceRecord(lookupKey('', 'dep-1')) // { state: 'committed', status: 201, … }
+   */
+  async onceRecord(lookup: string): Promise<OnceRecordInfo | null> {
+    const row = this.#records.get(lookup)
+    if (!row || row.expires_at <= Date.now()) return null
+    return { state: row.state, requestId: row.request_id, attempt: row.attempt, expiresAt: row.expires_at, status: row.status }
+  }
+
+  /**
+   * Runs the object's app on a request without any record, as a plain
+   * Durable Object `fetch()`.
+   *
+   * @param request - the request
+   * @returns the app's response
+   */
+  override async fetch(request: Request): Promise<Response> {
+    return this.app.fetch(request, this.env, this.#executionCtx)
+  }
+
+  /** What the record of a keyed request says now: an answer, or free to run. */
+  #classify(id: OnceCallIdentity, now: number): OnceAnswer | Free {
+    const row = this.#records.get(id.lookup)
+    if (!row || row.expires_at <= now) return { kind: 'free', requestId: uuidv7(), attempt: 1, row }
+    // While a record lives its key means one request, whatever its state: the first attempt may have taken effect.
+    if (row.fingerprint !== id.fingerprint) return { kind: 'mismatch', requestId: row.request_id }
+    if (row.state === 'committed') return { kind: 'replay', requestId: row.request_id, reply: this.#records.reply(id.lookup, row), expiresAt: row.expires_at }
+    // A lease route running in this instance; one left in flight by an earlier instance died with it and is free.
+    if (row.state === 'in_flight' && this.#running.has(id.lookup)) return { kind: 'in_flight', requestId: row.request_id }
+    return { kind: 'free', requestId: row.request_id, attempt: row.attempt + 1, row }
+  }
+
+  /** Runs the app and writes the record in one storage transaction: both commit, or neither does. */
+  async #runAtomic(call: OnceCall, id: OnceCallIdentity): Promise<OnceAnswer> {
+    let free: Free | undefined
+    try {
+      return await this.ctx.storage.transaction(async (): Promise<OnceAnswer> => {
+        // Another request may have run between the first look and this critical section: look again.
+        const seen = this.#classify(id, Date.now())
+        if (seen.kind !== 'free') return seen
+        free = seen
+        const res = await this.#fetch(call, seen.requestId)
+        const { answer, stored } = await readReply(res, call.policy, seen.requestId, id.key)
+        if (!isFinalStatus(answer.status)) throw new Rollback(answer)
+        const expiresAt = Date.now() + call.policy.ttlMs
+        this.#records.commit(id.lookup, seen.row, id.fingerprint, seen.requestId, seen.attempt, stored, expiresAt)
+        return { kind: 'new', requestId: seen.requestId, reply: answer, committed: true, expiresAt }
+      })
+    } catch (err) {
+      if (!(err instanceof Rollback) || !free) throw err
+      // Nothing took effect. The key keeps its fingerprint (422 for another body) and its request id for the retry.
+      const expiresAt = Date.now() + call.policy.ttlMs
+      this.#records.hold(id.lookup, free.row, id.fingerprint, free.requestId, free.attempt, null, expiresAt)
+      return { kind: 'new', requestId: free.requestId, reply: err.answer, committed: false, expiresAt }
+    }
+  }
+
+  /**
+   * Runs a lease route as `once()` runs a handler: the record is in flight
+   * while the app runs (duplicates wait or get `in_flight`), then holds the
+   * final reply, or is released for a retry. Bounded by `maxRunMs`.
+   */
+  async #runLeased(call: OnceCall, id: OnceCallIdentity, free: Free): Promise<OnceAnswer> {
+    const { lookup } = id
+    const { policy } = call
+    const token = crypto.randomUUID()
+    // Kept past its TTL while it may still run, so no sweep takes a running record.
+    this.#records.hold(lookup, free.row, id.fingerprint, free.requestId, free.attempt, token, Date.now() + policy.ttlMs + policy.maxRunMs)
+    this.#running.set(lookup, token)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const release = () => {
+      if (this.#records.holds(lookup, token)) {
+        this.#records.hold(lookup, undefined, id.fingerprint, free.requestId, free.attempt, null, Date.now() + policy.ttlMs)
+      }
+    }
+    try {
+      const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), policy.maxRunMs)))
+      const work = (async () => {
+        const res = await this.#fetch(call, free.requestId)
+        return readReply(res, policy, free.requestId, id.key)
+      })()
+      let outcome: Awaited<typeof work> | 'timeout'
+      try {
+        outcome = await Promise.race([work, timeout])
+      } catch (err) {
+        release()
+        throw err
+      }
+      if (outcome === 'timeout') {
+        work.catch(() => {}) // a hung handler that fails later has nobody left to tell
+        console.warn(`hono-once: handler of ${free.requestId} ran past maxRunMs (${policy.maxRunMs} ms); its key is released`)
+        release()
+        return { kind: 'timed_out', requestId: free.requestId }
+      }
+      const { answer, stored } = outcome
+      if (!isFinalStatus(answer.status)) {
+        release()
+        return { kind: 'new', requestId: free.requestId, reply: answer, committed: false, expiresAt: Date.now() + policy.ttlMs }
+      }
+      const expiresAt = Date.now() + policy.ttlMs
+      if (this.#records.holds(lookup, token)) this.#records.commit(lookup, undefined, id.fingerprint, free.requestId, free.attempt, stored, expiresAt)
+      return { kind: 'new', requestId: free.requestId, reply: answer, committed: true, expiresAt }
+    } finally {
+      if (timer !== undefined) clearTimeout(timer)
+      if (this.#running.get(lookup) === token) this.#running.delete(lookup)
+      this.#wake(lookup)
+    }
+  }
+
+  /** The forwarded request as the app sees it: the original method, URL and headers, plus `Once-Request-Id` when keyed. */
+  #fetch(call: OnceCall, requestId: string | undefined): Promise<Response> | Response {
+    const headers = new Headers(call.headers)
+    if (requestId !== undefined) headers.set('once-request-id', requestId)
+    const bodyless = call.method === 'GET' || call.method === 'HEAD'
+    const request = bodyless ? new Request(call.url, { method: call.method, headers }) : new BufferedRequest(call.url, call.method, headers, call.body)
+    return this.app.fetch(request, this.env, this.#executionCtx)
+  }
+
+  #waitFor(lookup: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let set = this.#waiters.get(lookup)
+      if (!set) this.#waiters.set(lookup, (set = new Set()))
+      const waiters = set
+      const done = (): void => {
+        clearTimeout(timer)
+        waiters.delete(done)
+        if (waiters.size === 0) this.#waiters.delete(lookup)
+        resolve()
+      }
+      const timer = setTimeout(done, Math.max(1, ms))
+      waiters.add(done)
+    })
+  }
+
+  #wake(lookup: string): void {
+    for (const done of [...(this.#waiters.get(lookup) ?? [])]) done()
+  }
+}

@@ -1,0 +1,310 @@
+import type { Context, Env, MiddlewareHandler } from 'hono'
+import type { OnceObject } from '../durable/once-object.js'
+import type { OnceAnswer, OnceCall, OnceCallPolicy, OnceObjectApi } from '../durable/once-object-types.js'
+import type { StoredReply } from '../durable/types.js'
+import { optionsError } from '../shared/options.js'
+import { resolveConfig } from './config.js'
+import { readBody } from './body.js'
+import { identify } from './identify.js'
+import { parseIdempotencyKey } from './key.js'
+import type { OnceOptions } from './options.js'
+import { validateOptions } from './options.js'
+import { problem, problemException } from './problem.js'
+import { NEVER_REPLAYED, REPLAYED_HEADER, replayResponse } from './reply.js'
+import { rpcFault, rpcProblem, type Namespace } from './rpc.js'
+
+/**
+ * Options of {@link onceObject}: the ones of `once()` that apply when the
+ * record lives in the object itself. Defaults as in `once()`.
+ */
+export type OnceObjectOptions = Pick<
+  OnceOptions,
+  | 'methods'
+  | 'required'
+  | 'scope'
+  | 'fingerprint'
+  | 'ttlSeconds'
+  | 'maxRunMs'
+  | 'inFlight'
+  | 'waitMs'
+  | 'maxBodyBytes'
+  | 'maxReplyBytes'
+  | 'replayHeaders'
+  | 'replayCache'
+>
+
+/**
+ * The stub `onceObject()` calls: a `DurableObjectStub` of an `OnceObject`
+ * subclass. Typed by the class, not by the stub's shape: the generated stub
+ * type is too deep for the checker to compare.
+ */
+export type OnceObjectStub<T extends OnceObject<never> = OnceObject<never>> = DurableObjectStub<T>
+
+const ALLOWED: ReadonlySet<string> = new Set<keyof OnceObjectOptions>([
+  'methods',
+  'required',
+  'scope',
+  'fingerprint',
+  'ttlSeconds',
+  'maxRunMs',
+  'inFlight',
+  'waitMs',
+  'maxBodyBytes',
+  'maxReplyBytes',
+  'replayHeaders',
+  'replayCache',
+])
+
+const KEY_ERRORS = {
+  empty: 'The Idempotency-Key header is empty.',
+  'too-long': 'The Idempotency-Key is longer than 255 characters.',
+  malformed: 'The Idempotency-Key must be a structured-field string ("...") or a bare token of printable ASCII.',
+} as const
+
+/**
+ * Exactly-once in one round trip, for state that lives in a Durable Object
+ * (issue 19): the edge half of an {@link OnceObject}. It does `once()`'s
+ * front half here (key parsing, scope, fingerprint, problem+json errors,
+ * the isolate's cache of committed replies), then sends the request, body
+ * read, with its identity to `stubOf(c)` in **one** RPC. The object runs
+ * its app and writes the record in one transaction and answers as `once()`
+ * does: the reply, a replay (`Idempotent-Replayed: true`), 422 for a key
+ * reused with another request, 409 (or a bounded wait) while a lease route
+ * with the key still runs. Clients (`hono-once/client`) work unchanged.
+ *
+ * A key is unique within its object: route each key's requests to one
+ * object (e.g. the account named in the path), as `stubOf` does.
+ *
+ * Errors are RFC 9457 problems: 400 (key missing or malformed), 413 (body
+ * too large), 422, 409, 503 (the object unreachable or overloaded), 504 (a
+ * lease route past `maxRunMs`), 500 (misconfigured: `stubOf` threw, or the
+ * object is not an `OnceObject`).
+ *
+ * @param stubOf - the stub of the object that owns the request; type its context (`Context<{ Bindings }>`), which Hono cannot infer here
+ * @param options - see {@link OnceObjectOptions}; validated here, a bad one throws
+ * @returns a Hono handler
+ * @throws TypeError naming a bad option
+ * @example
+ * import { type Context, Hono } from 'hono'
+ * import { onceObject } from 'hono-once'
+ *
+ * type Bindings = { ACCOUNT: DurableObjectNamespace<Account> }
+ * const account = (c: Context<{ Bindings: Bindings }>) => c.env.ACCOUNT.get(c.env.ACCOUNT.idFromName(c.req.param('id') ?? ''))
+ * const app = new Hono<{ Bindings: Bindings }>()
+ * app.post('/accounts/:id/*', onceObject(account))
+ */
+export function onceObject<E extends Env, T extends OnceObject<never>>(
+  stubOf: (c: Context<E>) => OnceObjectStub<T>,
+  options: OnceObjectOptions = {},
+): MiddlewareHandler<E> {
+  if (typeof stubOf !== 'function') throw optionsError('onceObject()', ['stubOf: expected a function that returns the stub of an OnceObject'])
+  validateOptions(options, 'onceObject()')
+  const foreign = Object.keys(options ?? {}).filter((k) => !ALLOWED.has(k))
+  if (foreign.length > 0) throw optionsError('onceObject()', foreign.map((k) => `${k}: not an option of onceObject() (the record lives in the object)`))
+  // once()'s front half finds "its" stable area through the namespace option; here the records live in the
+  // object, so the namespace is an anchor only: one reply cache per onceObject() instance hangs off it.
+  const anchor = { idFromName: () => { throw new Error('hono-once: onceObject() has no StableArea') } } as unknown as Namespace
+  const config = resolveConfig({ ...options, namespace: () => anchor })
+  const cache = config.cacheFor(anchor)
+  let policy: OnceCallPolicy | undefined
+
+  /** The stub for a request, or a StubError when `stubOf` threw. */
+  const connect = (c: Context<E>): OnceObjectApi => {
+    try {
+      return stubOf(c) as unknown as OnceObjectApi
+    } catch (err) {
+      throw new StubError(err)
+    }
+  }
+
+  /** Calls the object once, and once more through a fresh stub when the runtime says that may pass (the key makes it safe). */
+  const call = async (c: Context<E>, stub: OnceObjectApi, request: OnceCall): Promise<OnceAnswer> => {
+    try {
+      return await stub.once(request)
+    } catch (err) {
+      if (rpcFault(err) !== 'retryable') throw err
+      return connect(c).once(request)
+    }
+  }
+
+  /** The same for every request of this onceObject(): built once. */
+  const policyOf = async (): Promise<OnceCallPolicy> => {
+    if (policy) return policy
+    const lost = (await problem('reply-lost', { detail: '' }).json()) as OnceCallPolicy['lost']
+    return (policy = {
+      ttlMs: config.ttlMs,
+      waitMs: config.waitMs,
+      maxRunMs: config.maxRunMs,
+      maxReplyBytes: config.maxReplyBytes,
+      allow: config.allow && [...config.allow],
+      deny: DENY,
+      lost: { type: lost.type, title: lost.title, status: lost.status, retryable: lost.retryable },
+    })
+  }
+
+  const failed = (err: unknown, instance: string, key: string): Response => {
+    if (err instanceof StubError) {
+      console.error('hono-once: the stubOf function of onceObject() threw', err.cause)
+      return problem('misconfigured', { detail: `The stubOf function of onceObject() threw: ${String(err.cause)}`, instance })
+    }
+    console.error('hono-once: the OnceObject call failed', err)
+    if (rpcFault(err) === 'misconfigured') {
+      return problem('misconfigured', {
+        detail: `The object onceObject() calls cannot be used: ${String(err).replace(/^Error: /, '')}. stubOf must return the stub of a class that extends OnceObject, declared under new_sqlite_classes.`,
+        instance,
+      })
+    }
+    return rpcProblem(err, instance, key)
+  }
+
+  const keyed = async (c: Context<E>, key: string): Promise<Response> => {
+    const id = await identify(c, config, key)
+    if (id instanceof Response) return id
+    const { fingerprint, instance } = id
+    let stub: OnceObjectApi
+    try {
+      stub = connect(c)
+    } catch (err) {
+      return failed(err, instance, key)
+    }
+    // A key is unique within its object: the cache tells objects apart by their id.
+    const lookup = `${objectIdOf(stub)}\n${id.lookup}`
+    const mismatch = (requestId: string) =>
+      problem('key-reused', {
+        detail: 'This Idempotency-Key was already used for a different request (method, path or body differ).',
+        instance,
+        idempotencyKey: key,
+        requestId,
+      })
+    const hit = cache?.get(lookup, Date.now())
+    if (hit) return hit.fingerprint === fingerprint ? replayResponse(hit.reply) : mismatch(hit.requestId)
+
+    const request: OnceCall = {
+      method: c.req.method,
+      url: c.req.url,
+      headers: [...c.req.raw.headers],
+      body: id.body,
+      identity: { key, lookup: id.lookup, fingerprint },
+      policy: await policyOf(),
+    }
+    let answer: OnceAnswer
+    try {
+      answer = await call(c, stub, request)
+    } catch (err) {
+      return failed(err, instance, key)
+    }
+    switch (answer.kind) {
+      case 'new': {
+        // A reply over maxReplyBytes was stored as a problem: duplicates fetch that from the object.
+        if (answer.committed && answer.reply.body.byteLength <= config.maxReplyBytes) {
+          cache?.set(lookup, { fingerprint, requestId: answer.requestId, reply: kept(answer.reply, config.allow), expiresAt: answer.expiresAt })
+        }
+        return fresh(answer.reply)
+      }
+      case 'replay':
+        cache?.set(lookup, { fingerprint, requestId: answer.requestId, reply: answer.reply, expiresAt: answer.expiresAt })
+        return replayResponse(answer.reply)
+      case 'mismatch':
+        return mismatch(answer.requestId)
+      case 'in_flight':
+        return problem('in-flight', {
+          detail: 'The first request with this key is still being processed; retry after the delay given.',
+          instance,
+          idempotencyKey: key,
+          requestId: answer.requestId,
+          headers: { 'retry-after': '1' },
+        })
+      case 'timed_out':
+        return problem('handler-timeout', {
+          detail: `The handler did not finish within ${config.maxRunMs} ms and was abandoned; retry with the same key.`,
+          instance,
+          idempotencyKey: key,
+          requestId: answer.requestId,
+          headers: { 'retry-after': '1' },
+        })
+      case 'plain':
+        return fresh(answer.reply)
+    }
+  }
+
+  const plain = async (c: Context<E>): Promise<Response> => {
+    const bodyless = c.req.method === 'GET' || c.req.method === 'HEAD'
+    const request: OnceCall = {
+      method: c.req.method,
+      url: c.req.url,
+      headers: [...c.req.raw.headers],
+      body: new Uint8Array(),
+      policy: await policyOf(),
+    }
+    if (!bodyless) {
+      try {
+        request.body = new Uint8Array(await c.req.arrayBuffer())
+      } catch (err) {
+        // hono before 4.10 errors the stream of a chunked body past maxBodyBytes instead of answering itself.
+        if (err instanceof Error && err.name === 'BodyLimitError') {
+          return problem('body-too-large', { detail: `The request body is larger than ${config.maxBodyBytes} bytes.`, instance: c.req.path })
+        }
+        throw err
+      }
+    }
+    try {
+      const answer = await call(c, connect(c), request)
+      return fresh(answer.kind === 'plain' || answer.kind === 'new' ? answer.reply : NO_REPLY)
+    } catch (err) {
+      return failed(err, c.req.path, '')
+    }
+  }
+
+  return async function onceObject(c) {
+    let key: string | undefined
+    if (config.gated.has(c.req.method)) {
+      const header = c.req.header('idempotency-key')
+      if (header === undefined && config.required) {
+        throw problemException('key-missing', {
+          detail: `${c.req.method} requests need an Idempotency-Key header, e.g. Idempotency-Key: "${crypto.randomUUID()}".`,
+          instance: c.req.path,
+        })
+      }
+      if (header !== undefined) {
+        const parsed = parseIdempotencyKey(header)
+        if (!parsed.ok) throw problemException('key-malformed', { detail: KEY_ERRORS[parsed.error], instance: c.req.path })
+        key = parsed.key
+      }
+    }
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return plain(c)
+    if (key !== undefined) return keyed(c, key)
+    // A keyless body is held to maxBodyBytes too: read within the limit (a 413 otherwise), then sent as it is.
+    await readBody(c as Context, config.maxBodyBytes)
+    return plain(c)
+  }
+}
+
+/** The id of the object a stub points at ('' for a stub without one). */
+function objectIdOf(stub: OnceObjectApi): string {
+  return (stub as { id?: { toString(): string } }).id?.toString() ?? ''
+}
+
+/** What `stubOf` threw, told apart from what the object's call threw. */
+class StubError extends Error {
+  constructor(override readonly cause: unknown) {
+    super('stubOf threw')
+  }
+}
+
+/** Headers never stored unless `replayHeaders` lists them, as the object reads them. */
+const DENY = [...NEVER_REPLAYED]
+
+const NO_REPLY: StoredReply = { status: 500, headers: [], body: new Uint8Array() }
+
+/** The first answer of a request: the reply as the app gave it, without the replay mark. */
+function fresh(reply: StoredReply): Response {
+  const res = replayResponse(reply)
+  res.headers.delete(REPLAYED_HEADER)
+  return res
+}
+
+/** The reply as duplicates get it: only the headers the replay rules keep (the object stored the same). */
+function kept(reply: StoredReply, allow: ReadonlySet<string> | undefined): StoredReply {
+  const keep = (name: string) => (allow ? allow.has(name) : !NEVER_REPLAYED.has(name))
+  return { status: reply.status, headers: reply.headers.filter(([name]) => keep(name)), body: reply.body }
+}

@@ -1,0 +1,92 @@
+/**
+ * The `OnceObject` the contract tests drive: an account whose every effect
+ * is a ledger row tagged with its idempotency key, so a test counts how many
+ * times a key's request really took effect. A request's `x-mode` header
+ * chooses a fault, injected after the effect.
+ */
+import { Hono } from 'hono'
+import { OnceObject, onceRoute } from '../../src/index.js'
+
+/** What a deposit is told to do (header `x-mode`). */
+export type Mode = 'ok' | 'fail' | 'throw' | 'bad-request' | 'abort' | 'abort-now' | 'abort-after'
+
+export class OnceAccount extends OnceObject {
+  readonly #gates = new Map<string, { promise: Promise<void>; open: () => void }>()
+
+  app = new Hono()
+    .post('/acct/:name/deposits', async (c) => this.#deposit(c.req.raw, (await c.req.json<{ amount: number }>()).amount, c.req.header('x-mode') as Mode))
+    // A handler that calls out: it runs under a lease, waiting at its gate (test-controlled) as on a slow fetch.
+    .post('/acct/:name/calls', onceRoute({ lease: true }), async (c) => {
+      const { amount } = await c.req.json<{ amount: number }>()
+      await this.#gates.get(c.req.header('idempotency-key') ?? '')?.promise
+      return this.#deposit(c.req.raw, amount, c.req.header('x-mode') as Mode)
+    })
+    .get('/acct/:name/balance', (c) => c.json({ balance: this.balance() }))
+    // The same lease route in a sub-app with its own error handler, which Hono wraps when it mounts it.
+    .route(
+      '/acct/:name/sub',
+      new Hono()
+        .onError((err, c) => c.text(err.message, 500))
+        .post('/calls', onceRoute({ lease: true }), async (c) => {
+          const { amount } = await c.req.json<{ amount: number }>()
+          await this.#gates.get(c.req.header('idempotency-key') ?? '')?.promise
+          return this.#deposit(c.req.raw, amount, c.req.header('x-mode') as Mode)
+        }),
+    )
+
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
+    super(ctx, env)
+    ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT, request_id TEXT, amount INTEGER NOT NULL)')
+  }
+
+  async #deposit(req: Request, amount: number, mode: Mode | undefined): Promise<Response> {
+    if (mode === 'bad-request') return Response.json({ error: 'refused before any effect' }, { status: 400 })
+    const key = req.headers.get('idempotency-key')
+    this.ctx.storage.sql.exec('INSERT INTO effects (key, request_id, amount) VALUES (?, ?, ?)', key, req.headers.get('once-request-id'), amount)
+    if (mode === 'fail') return Response.json({ error: 'ledger unavailable' }, { status: 503 })
+    if (mode === 'throw') throw new Error('ledger exploded')
+    // The crash between effect and reply: synchronously, or after a real turn of the event loop (a timer).
+    if (mode === 'abort-now') this.ctx.abort('test: crash after the effect')
+    if (mode === 'abort') {
+      await scheduler.wait(1)
+      this.ctx.abort('test: crash after the effect')
+    }
+    // The crash after the reply left the handler (the transaction closing, or closed).
+    if (mode === 'abort-after') setTimeout(() => this.ctx.abort('test: crash after the reply'), 0)
+    const headers = new Headers({ 'x-ledger': 'main', 'set-cookie': 'session=abc' })
+    const pad = 'p'.repeat(Number(req.headers.get('x-reply-bytes') ?? 0))
+    return Response.json({ key, amount, balance: this.balance(), requestId: req.headers.get('once-request-id'), pad }, { status: 201, headers })
+  }
+
+  /** Holds the lease route of `key` at its gate until {@link open}. */
+  hold(key: string): void {
+    let open!: () => void
+    const promise = new Promise<void>((r) => (open = r))
+    this.#gates.set(key, { promise, open })
+  }
+
+  open(key: string): void {
+    this.#gates.get(key)?.open()
+    this.#gates.delete(key)
+  }
+
+  /** How many times `key`'s request took effect. */
+  effects(key: string): number {
+    return this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM effects WHERE key = ?', key).one().n
+  }
+
+  balance(): number {
+    return this.ctx.storage.sql.exec<{ b: number }>('SELECT coalesce(sum(amount), 0) AS b FROM effects').one().b
+  }
+
+  /** Resets the object, as a crash or an eviction would: memory is gone, storage stays. */
+  restart(): void {
+    this.ctx.abort('test: restart')
+  }
+
+  /** A plain RPC deposit, no idempotency: the floor the bench compares with. */
+  deposit(key: string, amount: number): number {
+    this.ctx.storage.sql.exec('INSERT INTO effects (key, request_id, amount) VALUES (?, NULL, ?)', key, amount)
+    return this.balance()
+  }
+}
