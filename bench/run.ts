@@ -62,7 +62,7 @@ const originSpecs: { name: string; latencyMs: number }[] = [
   ...['h-a1', 'h-b1', 'h-a2', 'h-b2', 'h-a3', 'h-b3'].map((name) => ({ name, latencyMs: settings.originLatencyMs })),
   { name: 'w-1', latencyMs: 0 },
   { name: 'r-one', latencyMs: 0 },
-  ...['1', 'majority', 'all'].flatMap((q) => replicaNames(q).map((name) => ({ name, latencyMs: 0 }))),
+  ...['1', 'majority', 'all', 'down'].flatMap((q) => replicaNames(q).map((name) => ({ name, latencyMs: 0 }))),
 ]
 // Every variant signs (RFC 9421, DESIGN §6), the by-hand baseline too, and every origin requires it.
 const signingSecret = `bench-${crypto.randomUUID()}`

@@ -80,6 +80,8 @@ export async function replicateSection(ctx: BenchContext): Promise<SectionResult
   const applied = await Promise.all(
     variants.map(async (v) => Promise.all(v.origins.map(async (o: RunningOrigin) => Object.values((await o.stats()).byRequestId).filter((e) => e.applied > 1).length))),
   )
+  // One replica answering 503 for the whole run (issue 15.3): sends it gets per write while the writes go on.
+  const failing = await oneReplicaDown(ctx, deposit)
   const markdown = [
     `Deposits (POST, new key each) through \`once()\` + \`proxy()\`; the replicate variants are ordered (\`once({ domain })\`, one domain per variant, so each has its own StableArea and log), the single-origin write is the plain unordered failover write (an ordering domain needs \`replicate\`). Origins are bank origins (no added latency) on 127.0.0.1.`,
     `${settings.rounds} rounds × ${settings.perRound} requests per variant. Messages per replica per request: requests each origin received in a round ÷ requests sent, after the background sends settled (1.00 = ordering rode on the request itself, no extra messages).`,
@@ -88,6 +90,8 @@ export async function replicateSection(ctx: BenchContext): Promise<SectionResult
       ['variant', 'median ms', 'p99 ms', '× single origin', 'messages per replica per request', 'ids applied > once'],
       variants.map((v, j) => [v.name, ms(m[j]!), ms(median(p99[j]!)), fmtRatio(vsSingle[j]!), perReplica[j]!.map((x) => x.toFixed(2)).join(' / '), applied[j]!.reduce((a, b) => a + b, 0)]),
     ),
+    '',
+    `One replica down: \`replicate\`, \`ackQuorum: 1\`, three replicas, the third answering 503 to every request for the whole run (\`maxAttempts\` 3). Requests the failing replica received per write, counted from the start of a round of ${settings.perRound} sequential writes to its end (the Worker's sends, plus any alarm resends that fell inside the round; the alarm backs off from 2 s per entry). Median over rounds ${failing.perRound.map((x) => x.toFixed(2)).join(' / ')}; every write answered ${failing.statuses}.`,
   ]
   return {
     title: '4. Replicate vs single-origin writes',
@@ -96,6 +100,27 @@ export async function replicateSection(ctx: BenchContext): Promise<SectionResult
       { what: '4. replicate ackQuorum 1 (3 replicas) ÷ single-origin failover write', value: fmtRatio(vsSingle[2]!), target: '≤ 1.2', verdict: verdict(vsSingle[2]!.median, 1.2) },
       { what: "4. replicate ackQuorum 'majority' / 'all' ÷ single", value: `${vsSingle[3]!.median.toFixed(3)} / ${vsSingle[4]!.median.toFixed(3)}`, target: '', verdict: '' },
       { what: '4. messages per replica per request (ackQuorum 1 / majority / all)', value: perReplica.slice(2).map((p) => median(p).toFixed(2)).join(' / '), target: '1.00 fault-free', verdict: '' },
+      { what: '4. sends per write to a replica answering 503 all along (ackQuorum 1)', value: median(failing.perRound).toFixed(2), target: '≤ 3 (maxAttempts)', verdict: verdict(median(failing.perRound), 3) },
     ],
   }
+}
+
+/** Rounds of sequential writes to a replica group whose third replica answers 503 throughout; its requests per write, per round. */
+async function oneReplicaDown(
+  ctx: BenchContext,
+  deposit: (variant: string, account: string, key: string) => Promise<number>,
+): Promise<{ perRound: number[]; statuses: string }> {
+  const { runId: run, settings, origins } = ctx
+  const names = replicaNames('down')
+  const down = origins[names[2]!]!
+  down.setFaults({ failNext: 1_000_000 })
+  const variant = `replicate:1,${names.join(',')}`
+  const perRound: number[] = []
+  for (let r = 0; r < settings.rounds; r++) {
+    progress(`4/6 replicate · one replica down, round ${r + 1}/${settings.rounds}`)
+    const before = (await down.stats()).requests
+    for (let i = 0; i < settings.perRound; i++) await deposit(variant, 's4-down', `s4-down-${run}-${r}-${i}`)
+    perRound.push(((await down.stats()).requests - before) / settings.perRound)
+  }
+  return { perRound, statuses: '201 (the healthy replicas answered)' }
 }
