@@ -16,6 +16,9 @@ const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true', npm_co
 const versionOf = (name: string) => (JSON.parse(readFileSync(`node_modules/${name}/package.json`, 'utf8')) as { version: string }).version
 
 /** Starts `wrangler dev` in `cwd` on loopback and waits (bounded) until it answers. */
+/** The signing secret the scaffolded gateway and its origin share in the test. */
+const SCAFFOLD_SECRET = `pack-${crypto.randomUUID()}`
+
 async function wranglerDev(cwd: string, vars: Record<string, string>) {
   const port = await freePort()
   const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--show-interactive-dev-session=false']
@@ -150,11 +153,13 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
     let dev: Awaited<ReturnType<typeof wranglerDev>> | undefined
 
     beforeAll(async () => {
-      origin = await startOrigin({ name: 'eu' })
+      origin = await startOrigin({ name: 'eu', secrets: { ONCE_SIGNING_SECRET: SCAFFOLD_SECRET } })
       const config = {
         origins: [{ name: 'eu', url: origin.url }],
         routes: [{ path: '/accounts/:id/*', methods: ['POST'], strategy: 'replicate', domain: 'param:id' }, { path: '/accounts/*', methods: ['GET'] }],
       }
+      // As a user does for local dev (`wrangler secret put` when deployed): the scaffold names the secret to set.
+      writeFileSync(join(app, '.dev.vars'), `ONCE_SIGNING_SECRET=${SCAFFOLD_SECRET}\n`)
       dev = await wranglerDev(app, { ONCE_CONFIG: JSON.stringify(config) })
     }, 60_000)
 
@@ -205,10 +210,10 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
       writeFileSync(join(dir, 'wrangler.toml'), file('# wrangler.toml'))
       writeFileSync(join(dir, 'src/index.ts'), file('// src/index.ts').replaceAll('9001', port))
       writeFileSync(join(dir, 'origin.ts'), file('// origin.ts').replaceAll('9001', port))
-      // `ONCE_SECRET=… npx tsx origin.ts`, on this Node (>= 22.16: node:sqlite).
+      // `ONCE_SIGNING_SECRET=… npx tsx origin.ts`, on this Node (>= 22.16: node:sqlite).
       originProcess = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), 'origin.ts'], {
         cwd: dir,
-        env: { ...env, ONCE_SECRET: secret },
+        env: { ...env, ONCE_SIGNING_SECRET: secret },
         stdio: ['ignore', 'pipe', 'pipe'],
       })
       originProcess.stdout?.on('data', (d: Buffer) => (originLog += d.toString()))

@@ -65,7 +65,10 @@ describe('the status object', () => {
   it('refuses a malformed report without changing anything', async () => {
     const status = statusObject()
     const bad = { reporter: 'x', counts: { admits: -1, replays: 0, conflicts: 0, mismatches: 0 }, since: 1, at: 1, domains: [] }
-    await expect(status.reportStatus(bad)).rejects.toThrow(/status report/)
+    // Through .then alone: expect() would read properties of the RPC promise, and each read is a pipelined call
+    // that rejects again, unhandled.
+    const refused = await status.reportStatus(bad).then(() => undefined, (err: unknown) => err)
+    expect(String(refused)).toMatch(/status report/)
     expect((await status.readStatus()).counts.admits).toBe(0)
   })
 })
