@@ -1,4 +1,4 @@
-import { retryAfterMs } from '../client/backoff.js'
+import { retryAfterMs } from '../shared/backoff.js'
 import { type AnswerVerdict, tooLargeAnswer, verdictOf } from '../shared/applied.js'
 import type { OriginHealth } from './health.js'
 import { type SendResult, type SendSecret, sendAttempt } from './send.js'

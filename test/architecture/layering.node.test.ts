@@ -126,8 +126,6 @@ const PENDING: readonly string[] = [
   'src/origin-adapter/dispatch.ts imports src/middleware/problem.ts (origin-adapter → middleware)',
   'src/origin-adapter/dispatch.ts imports src/middleware/relay-link.ts (origin-adapter → middleware)',
   'src/origin-adapter/dispatch.ts imports src/middleware/reply.ts (origin-adapter → middleware)',
-  'src/origin-adapter/engine.ts imports src/client/backoff.ts (origin-adapter → client)',
-  'src/origin-adapter/health.ts imports src/client/retry-budget.ts (origin-adapter → client)',
 ]
 
 describe('src/ layout (DESIGN §2)', () => {
