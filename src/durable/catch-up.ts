@@ -1,13 +1,13 @@
 import { problem } from '../middleware/problem.js'
 import { NEVER_REPLAYED } from '../middleware/reply.js'
-import type { OriginHealth } from '../origin-adapter/health.js'
+import type { OriginHealth } from '../shared/health.js'
 import { replyLost, tooLargeAnswer } from '../shared/applied.js'
 import { digestHex } from '../shared/digest.js'
-import { resolveSecret, sendAttempt } from '../origin-adapter/send.js'
-import { quorumOf, readReplicaAnswer } from '../origin-adapter/strategies/replicate.js'
-import type { LogEntry, OriginReply, RelayPlan, ReplicaView, ReplyPolicy } from '../origin-adapter/types.js'
+import { resolveSecret, sendAttempt } from '../shared/send.js'
+import { quorumOf, readReplicaAnswer } from '../shared/quorum.js'
+import type { OriginReply } from '../shared/types.js'
 import type { OrderedDomains } from './ordered.js'
-import type { CommitRequest, CommitResult, StoredReply } from './types.js'
+import type { CommitRequest, CommitResult, LogEntry, RelayPlan, ReplicaView, ReplyPolicy, StoredReply } from './types.js'
 
 /** What the catch-up needs from the object it runs in. */
 export interface CatchUpHost {

@@ -1,6 +1,4 @@
-import type { DivergenceEvent } from '../origin-adapter/options.js'
-import type { LogEntry, OrderedSlot, RelayPlan, ReplicaAck, ReplicaState, ReplicaView } from '../origin-adapter/types.js'
-import type { RelayInput } from './types.js'
+import type { DivergenceEvent, DomainStatus, LogEntry, OrderedSlot, RelayInput, RelayPlan, ReplicaAck, ReplicaState, ReplicaView } from './types.js'
 
 /**
  * SQL for the last sequence of domain `d` the alarm may send (`?1` is now):
@@ -19,16 +17,6 @@ const DIVERGED = 'answered sequence'
 
 /** SHA-256 of an empty body: the digest of a no-op slot's answer. */
 const EMPTY_DIGEST = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
-
-/** What the status page and operators read of one domain. */
-export interface DomainStatus {
-  domain: string
-  /** The last sequence given out (0 before the first). */
-  head: number
-  /** Entries before this were pruned from the log. */
-  prunedThrough: number
-  replicas: (ReplicaView & { lag: number; reason: string | null })[]
-}
 
 interface ReplicaRow extends Record<string, SqlStorageValue> {
   name: string

@@ -1,13 +1,11 @@
 import { DurableObject } from 'cloudflare:workers'
 import { v7 as uuidv7 } from 'uuid'
-import { failover } from '../origin-adapter/strategies/failover.js'
-import { OriginHealth } from '../origin-adapter/health.js'
-import { resolveSecret } from '../origin-adapter/send.js'
+import { failover } from '../shared/failover.js'
+import { OriginHealth } from '../shared/health.js'
+import { resolveSecret } from '../shared/send.js'
 import { type DueRelay, Relays } from './relays.js'
-import { OrderedDomains, type DomainStatus } from './ordered.js'
+import { OrderedDomains } from './ordered.js'
 import { catchUpDomains, storedFrom } from './catch-up.js'
-import type { DivergenceEvent } from '../origin-adapter/options.js'
-import type { LogEntry, OrderedSlot, ReplicaAck, ReplicaState } from '../origin-adapter/types.js'
 import { migrate } from './schema.js'
 import { Counters, type StatusReport, type StatusSnapshot } from './counters.js'
 import { digestHex } from '../shared/digest.js'
@@ -17,7 +15,13 @@ import type {
   AdmitResult,
   CommitRequest,
   CommitResult,
+  DivergenceEvent,
+  DomainStatus,
   JsonValue,
+  LogEntry,
+  OrderedSlot,
+  ReplicaAck,
+  ReplicaState,
   RecordInfo,
   RelayInput,
   StableAreaApi,

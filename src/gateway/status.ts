@@ -3,7 +3,7 @@ import { REPORT_INTERVAL_MS, STATUS_OBJECT, type StatusApi, type StatusDomain, t
 import type { AdmitCounts } from '../durable/types.js'
 import { isolateCounts } from '../middleware/admit.js'
 import { problem } from '../middleware/problem.js'
-import type { Breaker, BreakerState } from '../origin-adapter/health.js'
+import type { Breaker, BreakerState } from '../shared/health.js'
 import type { GatewayBindings, GatewayState } from './types.js'
 import { statusPage } from './status-page.js'
 

@@ -1,5 +1,5 @@
-import { retryAfterMs } from '../shared/backoff.js'
-import { type AnswerVerdict, tooLargeAnswer, verdictOf } from '../shared/applied.js'
+import { retryAfterMs } from './backoff.js'
+import { type AnswerVerdict, tooLargeAnswer, verdictOf } from './applied.js'
 import type { OriginHealth } from './health.js'
 import { type SendResult, type SendSecret, sendAttempt } from './send.js'
 import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'

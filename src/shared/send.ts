@@ -1,7 +1,7 @@
-import { contentDigest } from '../shared/content-digest.js'
-import { HOP_BY_HOP } from '../shared/headers.js'
-import { signRequest, type SigningKey } from '../shared/signature.js'
-import { ONCE_HEADERS } from '../shared/wire.js'
+import { contentDigest } from './content-digest.js'
+import { HOP_BY_HOP } from './headers.js'
+import { signRequest, type SigningKey } from './signature.js'
+import { ONCE_HEADERS } from './wire.js'
 import type { ForwardRequest, Origin, OriginReply, SecretOption, WireIdentity } from './types.js'
 
 /**
