@@ -1,5 +1,5 @@
-import { problem } from '../middleware/problem.js'
-import { NEVER_REPLAYED } from '../middleware/reply.js'
+import { problem } from '../shared/problem.js'
+import { replayFilter } from '../shared/reply.js'
 import type { OriginHealth } from '../shared/health.js'
 import { replyLost, tooLargeAnswer } from '../shared/applied.js'
 import { digestHex } from '../shared/digest.js'
@@ -280,8 +280,7 @@ function majorityAnswer(
  * commit({ lookup, token, reply: storedFrom({ origin: 'eu', reply }, plan.reply), ttlMs })
  */
 export function storedFrom(answer: { origin: string; reply: OriginReply }, policy?: ReplyPolicy, sequence?: number): StoredReply {
-  const allow = policy?.replayHeaders && new Set(policy.replayHeaders)
-  const allowed = (name: string) => (allow ? allow.has(name) : !NEVER_REPLAYED.has(name))
+  const allowed = replayFilter(policy?.replayHeaders && new Set(policy.replayHeaders))
   const { reply } = answer
   const kept = policy && reply.body.byteLength > policy.maxReplyBytes ? replyLost(reply.status, `maxReplyBytes (${policy.maxReplyBytes} bytes)`) : reply
   const headers: [string, string][] = kept.headers.filter(([name]) => allowed(name) && name !== 'once-applied')

@@ -6,36 +6,9 @@
 
 import type { AckQuorum, ForwardRequest, ReplicaAck, SecretOption } from '../shared/types.js'
 
-export type { AckQuorum, ReplicaAck }
+import type { JsonValue, StoredReply } from '../shared/reply.js'
 
-/** JSON value, as stored for a duplicate handler's arguments. */
-export type JsonValue =
-  | string
-  | number
-  | boolean
-  | null
-  | JsonValue[]
-  | { [key: string]: JsonValue }
-
-/**
- * A reply as the stable area keeps it: status, allow-listed headers and the
- * exact body bytes, or the arguments of a duplicate handler instead of a body.
- */
-export interface StoredReply {
-  status: number
-  /** Header name/value pairs in the order the handler set them. */
-  headers: [string, string][]
-  /** Exact body bytes; empty when `args` is set. */
-  body: Uint8Array
-  /** Arguments for `onDuplicate`, stored instead of the body (seed 003's redundant-message handler). */
-  args?: JsonValue
-  /**
-   * The body is already content-encoded (the handler set `Content-Encoding`
-   * and sent the encoded bytes with `encodeBody: 'manual'`): replay the
-   * bytes as they are instead of letting the runtime encode them again.
-   */
-  encoded?: boolean
-}
+export type { AckQuorum, JsonValue, ReplicaAck, StoredReply }
 
 
 /**
