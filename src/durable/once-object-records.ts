@@ -1,4 +1,4 @@
-import { CHUNK_BYTES } from './stable-area.js'
+import { CHUNK_BYTES } from './records.js'
 import type { StoredReply } from './types.js'
 
 /**

@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import type { JsonValue, StoredReply } from '../durable/types.js'
-import { CHUNK_BYTES } from '../durable/stable-area.js'
+import { CHUNK_BYTES } from '../durable/records.js'
 import type { Admission } from './admission.js'
 import type { OnceConfig } from './config.js'
 import { OnceCommitError } from './errors.js'
