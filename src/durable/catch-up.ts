@@ -156,7 +156,7 @@ async function feed(
         break
       }
       if (outcome.kind === 'applied') {
-        const events = host.transact(() => ordered.acknowledge(domain, entry.sequence, [outcome.ack], [], entry.requestId, Date.now()))
+        const events = host.transact(() => ordered.acknowledge(domain, entry.sequence, entry.requestId, [outcome.ack], [], Date.now()))
         for (const e of events) console.warn(`hono-once: replica ${e.origin} diverged at ${e.domain}#${e.sequence}: ${e.status} vs ${e.expected.status}`)
         if (!replies.has(`${domain}\n${entry.sequence}`)) replies.set(`${domain}\n${entry.sequence}`, { origin: replica.name, reply: outcome.reply })
         // It just became suspect: feeding it more would only spread the divergence.
@@ -209,7 +209,7 @@ async function finish(host: CatchUpHost, p: Pending, replies: Map<string, { orig
       if (outcome?.kind === 'failed' && outcome.permanent) refused++
       continue
     }
-    host.transact(() => ordered.acknowledge(p.domain, p.sequence, [outcome.ack], [], p.request_id, Date.now()))
+    host.transact(() => ordered.acknowledge(p.domain, p.sequence, p.request_id, [outcome.ack], [], Date.now()))
     answered.add(r.name)
     got.push({ origin: r.name, reply: outcome.reply, digest: outcome.ack.digest })
     first ??= { origin: r.name, reply: outcome.reply }

@@ -251,7 +251,7 @@ export class Records {
         if (row.domain !== null && row.sequence !== null && !provisional) {
           // The committed reply is the reference when too few replicas answered for a majority.
           this.#ordered().committed(row.domain, row.sequence, { origin: '', status: reply.status, digest: digestHex(reply.body) })
-          divergences = this.#ordered().acknowledge(row.domain, row.sequence, order?.acks ?? [], order?.failed ?? [], row.request_id, now)
+          divergences = this.#ordered().acknowledge(row.domain, row.sequence, row.request_id, order?.acks ?? [], order?.failed ?? [], now)
         }
         for (let i = 0; i < chunks; i++) {
           sql.exec('INSERT INTO reply_chunks (lookup, idx, data) VALUES (?, ?, ?)', lookup, i, reply.body.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES))

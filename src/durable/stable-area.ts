@@ -216,7 +216,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
    */
   async acknowledge(domain: string, sequence: number, requestId: string, acks: ReplicaAck[], failed: string[]): Promise<DivergenceEvent[]> {
     this.#usable()
-    const events = this.ctx.storage.transactionSync(() => this.#ordered.acknowledge(domain, sequence, acks, failed, requestId, Date.now()))
+    const events = this.ctx.storage.transactionSync(() => this.#ordered.acknowledge(domain, sequence, requestId, acks, failed, Date.now()))
     if (failed.length > 0) await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS)
     return events
   }
