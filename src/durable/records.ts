@@ -182,20 +182,7 @@ export class Records {
   }
 
   reply(lookup: string, row: RecordRow): StoredReply {
-    let body: Uint8Array
-    if (row.chunks > 0) {
-      const parts = this.#sql
-        .exec<{ data: ArrayBuffer }>('SELECT data FROM reply_chunks WHERE lookup = ? ORDER BY idx', lookup)
-        .toArray()
-      body = new Uint8Array(parts.reduce((n, p) => n + p.data.byteLength, 0))
-      let at = 0
-      for (const { data } of parts) {
-        body.set(new Uint8Array(data), at)
-        at += data.byteLength
-      }
-    } else {
-      body = new Uint8Array(row.body ?? new ArrayBuffer(0))
-    }
+    const body = row.chunks > 0 ? readChunks(this.#sql, 'reply_chunks', lookup) : new Uint8Array(row.body ?? new ArrayBuffer(0))
     const reply: StoredReply = {
       status: row.status ?? 500,
       headers: JSON.parse(row.headers ?? '[]') as [string, string][],
@@ -347,4 +334,25 @@ export function isLive(row: RecordRow, now: number): boolean {
   // An admitted ordered request lives until its commit, whatever its TTL: a retry waits for it or replays it.
   if (row.state === 'in_flight' && row.sequence !== null) return true
   return row.expires_at > now || (row.state === 'in_flight' && (row.lease_until ?? 0) > now)
+}
+
+/**
+ * A reply body stored in chunks (over {@link CHUNK_BYTES}), joined back in order.
+ *
+ * @param sql - the object's SQL storage
+ * @param table - the chunk table (`reply_chunks`, or a OnceObject's `once_reply_chunks`)
+ * @param lookup - the record's lookup key
+ * @returns the whole body
+ * @example
+ * const body = readChunks(ctx.storage.sql, 'reply_chunks', lookup)
+ */
+export function readChunks(sql: SqlStorage, table: 'reply_chunks' | 'once_reply_chunks', lookup: string): Uint8Array {
+  const parts = sql.exec<{ data: ArrayBuffer }>(`SELECT data FROM ${table} WHERE lookup = ? ORDER BY idx`, lookup).toArray()
+  const body = new Uint8Array(parts.reduce((n, p) => n + p.data.byteLength, 0))
+  let at = 0
+  for (const { data } of parts) {
+    body.set(new Uint8Array(data), at)
+    at += data.byteLength
+  }
+  return body
 }

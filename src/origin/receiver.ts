@@ -10,6 +10,7 @@ import { validateReceiverOptions, type ReceiverOptions } from './options.js'
 import { receiverProblem } from './problem.js'
 import { captureReply, replayResponse } from './reply.js'
 import type { ApplyOutcome, ReceiverVariables, StoredReply } from './types.js'
+import { readUpTo } from '../shared/read-limited.js'
 
 const DEFAULT_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE']
 /** Never deduped: a hedged read may carry a request id for tracing, and is never recorded. */
@@ -275,25 +276,10 @@ async function readBody(c: Context, max: number): Promise<Uint8Array | 'too-larg
     return 'too-large'
   }
   const reader = raw.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > max) {
-      await reader.cancel().catch(() => {})
-      return 'too-large'
-    }
-    chunks.push(value)
-  }
-  const body: Uint8Array<ArrayBuffer> = chunks.length === 1 ? (chunks[0]! as Uint8Array<ArrayBuffer>) : new Uint8Array(size)
-  if (chunks.length !== 1) {
-    let at = 0
-    for (const chunk of chunks) {
-      body.set(chunk, at)
-      at += chunk.byteLength
-    }
+  const body = await readUpTo(reader, max)
+  if (!body) {
+    await reader.cancel().catch(() => {})
+    return 'too-large'
   }
   c.req.raw = new Request(raw, { body })
   return body

@@ -2,7 +2,7 @@ import { retryAfterMs } from './backoff.js'
 import { type AnswerVerdict, tooLargeAnswer, verdictOf } from './applied.js'
 import type { OriginHealth } from './health.js'
 import { type SendResult, type SendSecret, sendAttempt } from './send.js'
-import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'
+import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, WireIdentity } from './types.js'
 
 /** Everything a strategy needs to run one logical request. */
 export interface EngineInput {
