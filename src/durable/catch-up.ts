@@ -78,7 +78,7 @@ export async function catchUpDomains(host: CatchUpHost): Promise<void> {
       FINISH_PER_RUN,
     )
     .toArray()
-  for (const p of pending) await finish(host, p, replies)
+  for (const p of pending) await completePending(host, p, replies)
   host.ordered.promote(Date.now())
 }
 
@@ -171,7 +171,7 @@ async function feed(
 }
 
 /** Finishes an ordered request its Worker left: commits a quorum's answer, or abandons a poison request. */
-async function finish(host: CatchUpHost, p: Pending, replies: Map<string, { origin: string; reply: OriginReply }>): Promise<void> {
+async function completePending(host: CatchUpHost, p: Pending, replies: Map<string, { origin: string; reply: OriginReply }>): Promise<void> {
   const { ordered, sql } = host
   const entry = ordered.entry(p.domain, p.sequence)
   const plan = ordered.plan(p.domain)

@@ -9,7 +9,7 @@ import { identify } from './identify.js'
 import { parseIdempotencyKey } from './key.js'
 import type { OnceOptions } from './options.js'
 import { validateOptions } from './options.js'
-import { problem, problemException } from './problem.js'
+import { inFlight, problem, problemException } from './problem.js'
 import { replayFilter, replayResponse } from '../shared/reply.js'
 import { rpcFault, rpcProblem, type Namespace } from './rpc.js'
 
@@ -206,13 +206,7 @@ export function onceObject<E extends Env, T extends OnceObject<never>>(
       case 'mismatch':
         return mismatch(answer.requestId)
       case 'in_flight':
-        return problem('in-flight', {
-          detail: 'The first request with this key is still being processed; retry after the delay given.',
-          instance,
-          idempotencyKey: key,
-          requestId: answer.requestId,
-          headers: { 'retry-after': '1' },
-        })
+        return inFlight(instance, key, answer.requestId)
       case 'timed_out':
         return problem('handler-timeout', {
           detail: `The handler did not finish within ${config.maxRunMs} ms and was abandoned; retry with the same key.`,

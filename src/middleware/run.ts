@@ -79,6 +79,6 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     return await point.timedOut()
   } finally {
     admission.stopRenewing()
-    admission.finished()
+    admission.stopWaiting()
   }
 }
