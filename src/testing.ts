@@ -15,6 +15,7 @@
  * @module
  */
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import type { RecordRow } from './durable/records.js'
 import type { StableArea } from './durable/stable-area.js'
 import type { AdmitResult, StableAreaApi } from './durable/types.js'
 import { fingerprint, type FingerprintOptions } from './middleware/fingerprint.js'
@@ -58,19 +59,6 @@ export interface KeyRecord {
   provisional: boolean
   /** The stored reply; null while in flight, released, or provisional. */
   reply: StoredReply | null
-}
-
-interface RecordRow extends Record<string, SqlStorageValue> {
-  state: 'in_flight' | 'committed' | 'released'
-  request_id: string
-  attempt: number
-  lease_until: number | null
-  expires_at: number
-  provisional: number
-  status: number | null
-  headers: string | null
-  body: ArrayBuffer | null
-  chunks: number
 }
 
 /**

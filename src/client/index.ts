@@ -9,6 +9,6 @@
  * @module
  */
 export { createOnceFetch, onceFetch, onceInfo, type OnceFetch } from './once-fetch.js'
-export { RetryBudget, type RetryBudgetOptions } from './retry-budget.js'
-export { backoffDelay, retryAfterMs } from './backoff.js'
+export { RetryBudget, type RetryBudgetOptions } from '../shared/retry-budget.js'
+export { backoffDelay, retryAfterMs } from '../shared/backoff.js'
 export { OnceFetchError, type OnceFetchErrorReason, type OnceFetchOptions, type OnceInfo, type RetryInfo, type RetryReason } from './types.js'

@@ -1,8 +1,8 @@
 import { v7 as uuidv7 } from 'uuid'
-import { backoffDelay, retryAfterMs } from './backoff.js'
+import { backoffDelay, retryAfterMs } from '../shared/backoff.js'
 import { headerOfKey, keyOfHeader } from './key.js'
 import { assertClientOptions } from './options.js'
-import { RetryBudget } from './retry-budget.js'
+import { RetryBudget } from '../shared/retry-budget.js'
 import { type OnceFetchOptions, type OnceInfo, OnceFetchError, type RetryReason } from './types.js'
 
 /** A `fetch` with hono-once's retries: same signature, so it drops in anywhere, Hono's `hc` included. */

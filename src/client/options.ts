@@ -1,5 +1,5 @@
 import { optionsError } from '../shared/options.js'
-import { RetryBudget } from './retry-budget.js'
+import { RetryBudget } from '../shared/retry-budget.js'
 import type { OnceFetchOptions } from './types.js'
 
 /** A check of one option's value: what was expected, or undefined when it is fine. */

@@ -1,4 +1,4 @@
-import type { RetryBudget } from './retry-budget.js'
+import type { RetryBudget } from '../shared/retry-budget.js'
 
 /** Why an attempt is retried. */
 export type RetryReason = 'network' | 'timeout' | 'in-flight' | 'status' | 'retryable-problem'

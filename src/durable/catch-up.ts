@@ -1,13 +1,13 @@
-import { problem } from '../middleware/problem.js'
-import { NEVER_REPLAYED } from '../middleware/reply.js'
-import type { OriginHealth } from '../origin-adapter/health.js'
+import { problem } from '../shared/problem.js'
+import { replayFilter } from '../shared/reply.js'
+import type { OriginHealth } from '../shared/health.js'
 import { replyLost, tooLargeAnswer } from '../shared/applied.js'
 import { digestHex } from '../shared/digest.js'
-import { resolveSecret, sendAttempt } from '../origin-adapter/send.js'
-import { quorumOf, readReplicaAnswer } from '../origin-adapter/strategies/replicate.js'
-import type { LogEntry, OriginReply, RelayPlan, ReplicaView, ReplyPolicy } from '../origin-adapter/types.js'
+import { resolveSecret, sendAttempt } from '../shared/send.js'
+import { quorumOf, readReplicaAnswer } from '../shared/quorum.js'
+import type { OriginReply } from '../shared/types.js'
 import type { OrderedDomains } from './ordered.js'
-import type { CommitRequest, CommitResult, StoredReply } from './types.js'
+import type { CommitRequest, CommitResult, LogEntry, RelayPlan, ReplicaView, ReplyPolicy, StoredReply } from './types.js'
 
 /** What the catch-up needs from the object it runs in. */
 export interface CatchUpHost {
@@ -78,7 +78,7 @@ export async function catchUpDomains(host: CatchUpHost): Promise<void> {
       FINISH_PER_RUN,
     )
     .toArray()
-  for (const p of pending) await finish(host, p, replies)
+  for (const p of pending) await completePending(host, p, replies)
   host.ordered.promote(Date.now())
 }
 
@@ -156,7 +156,7 @@ async function feed(
         break
       }
       if (outcome.kind === 'applied') {
-        const events = host.transact(() => ordered.acknowledge(domain, entry.sequence, [outcome.ack], [], entry.requestId, Date.now()))
+        const events = host.transact(() => ordered.acknowledge(domain, entry.sequence, entry.requestId, [outcome.ack], [], Date.now()))
         for (const e of events) console.warn(`hono-once: replica ${e.origin} diverged at ${e.domain}#${e.sequence}: ${e.status} vs ${e.expected.status}`)
         if (!replies.has(`${domain}\n${entry.sequence}`)) replies.set(`${domain}\n${entry.sequence}`, { origin: replica.name, reply: outcome.reply })
         // It just became suspect: feeding it more would only spread the divergence.
@@ -171,7 +171,7 @@ async function feed(
 }
 
 /** Finishes an ordered request its Worker left: commits a quorum's answer, or abandons a poison request. */
-async function finish(host: CatchUpHost, p: Pending, replies: Map<string, { origin: string; reply: OriginReply }>): Promise<void> {
+async function completePending(host: CatchUpHost, p: Pending, replies: Map<string, { origin: string; reply: OriginReply }>): Promise<void> {
   const { ordered, sql } = host
   const entry = ordered.entry(p.domain, p.sequence)
   const plan = ordered.plan(p.domain)
@@ -209,7 +209,7 @@ async function finish(host: CatchUpHost, p: Pending, replies: Map<string, { orig
       if (outcome?.kind === 'failed' && outcome.permanent) refused++
       continue
     }
-    host.transact(() => ordered.acknowledge(p.domain, p.sequence, [outcome.ack], [], p.request_id, Date.now()))
+    host.transact(() => ordered.acknowledge(p.domain, p.sequence, p.request_id, [outcome.ack], [], Date.now()))
     answered.add(r.name)
     got.push({ origin: r.name, reply: outcome.reply, digest: outcome.ack.digest })
     first ??= { origin: r.name, reply: outcome.reply }
@@ -280,8 +280,7 @@ function majorityAnswer(
  * commit({ lookup, token, reply: storedFrom({ origin: 'eu', reply }, plan.reply), ttlMs })
  */
 export function storedFrom(answer: { origin: string; reply: OriginReply }, policy?: ReplyPolicy, sequence?: number): StoredReply {
-  const allow = policy?.replayHeaders && new Set(policy.replayHeaders)
-  const allowed = (name: string) => (allow ? allow.has(name) : !NEVER_REPLAYED.has(name))
+  const allowed = replayFilter(policy?.replayHeaders && new Set(policy.replayHeaders))
   const { reply } = answer
   const kept = policy && reply.body.byteLength > policy.maxReplyBytes ? replyLost(reply.status, `maxReplyBytes (${policy.maxReplyBytes} bytes)`) : reply
   const headers: [string, string][] = kept.headers.filter(([name]) => allowed(name) && name !== 'once-applied')

@@ -6,7 +6,8 @@
  * export { StableArea } from 'hono-once/durable'
  * @module
  */
-export { StableArea, CHUNK_BYTES, MISCONFIGURED } from './stable-area.js'
+export { StableArea, MISCONFIGURED } from './stable-area.js'
+export { CHUNK_BYTES } from './records.js'
 export { SCHEMA_VERSION } from './schema.js'
 export type * from './types.js'
 export { OnceObject, type OnceObjectApp } from './once-object.js'

@@ -1,4 +1,4 @@
-import { CHUNK_BYTES } from './stable-area.js'
+import { CHUNK_BYTES, readChunks } from './records.js'
 import type { StoredReply } from './types.js'
 
 /**
@@ -129,18 +129,7 @@ export class OnceRecords {
 
   /** The stored reply of a committed row. */
   reply(lookup: string, row: OnceRow): StoredReply {
-    let body: Uint8Array
-    if (row.chunks > 0) {
-      const parts = this.sql.exec<{ data: ArrayBuffer }>('SELECT data FROM once_reply_chunks WHERE lookup = ? ORDER BY idx', lookup).toArray()
-      body = new Uint8Array(parts.reduce((n, p) => n + p.data.byteLength, 0))
-      let at = 0
-      for (const { data } of parts) {
-        body.set(new Uint8Array(data), at)
-        at += data.byteLength
-      }
-    } else {
-      body = new Uint8Array(row.body ?? new ArrayBuffer(0))
-    }
+    const body = row.chunks > 0 ? readChunks(this.sql, 'once_reply_chunks', lookup) : new Uint8Array(row.body ?? new ArrayBuffer(0))
     return { status: row.status ?? 500, headers: JSON.parse(row.headers ?? '[]') as [string, string][], body }
   }
 

@@ -1,5 +1,5 @@
+import { replayFilter, type StoredReply } from '../shared/reply.js'
 import type { OnceCallPolicy } from './once-object-types.js'
-import type { StoredReply } from './types.js'
 
 /**
  * Reads an app's response into the reply the client gets now (every header)
@@ -24,8 +24,7 @@ export async function readReply(
   const body = new Uint8Array(await res.arrayBuffer())
   const headers: [string, string][] = []
   const kept: [string, string][] = []
-  const allow = policy.allow
-  const allowed = (name: string) => (allow ? allow.includes(name) : !policy.deny.includes(name))
+  const allowed = replayFilter(policy.allow && new Set(policy.allow))
   res.headers.forEach((value, name) => {
     if (name === 'set-cookie') return
     headers.push([name, value])

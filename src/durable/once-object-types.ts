@@ -24,10 +24,8 @@ export interface OnceCallPolicy {
   maxRunMs: number
   /** Largest reply body stored for replay; a larger one is stored as a `reply-lost` problem. */
   maxReplyBytes: number
-  /** Lower-case response headers that may be stored, or undefined for "all but `deny`". */
+  /** Lower-case response headers that may be stored, or undefined for the default rule (`replayedByDefault`). */
   allow?: string[] | undefined
-  /** Lower-case response headers never stored unless `allow` lists them. */
-  deny: string[]
   /** The `reply-lost` problem's fixed members (type, title, status, retryable), which the object completes. */
   lost: { type: string; title: string; status: number; retryable: boolean }
 }

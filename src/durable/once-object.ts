@@ -6,6 +6,7 @@ import { readReply } from './once-object-reply.js'
 import { leaseDeclared } from './once-object-route.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
 import type { StoredReply } from './types.js'
+import { Waiters } from './waiters.js'
 
 /**
  * The Hono app of an {@link OnceObject}, as far as the object needs it
@@ -109,7 +110,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
   /** Lease routes running in this instance, by lookup, with their token: memory that dies with the instance. */
   readonly #running = new Map<string, string>()
   /** Duplicates of a running lease route, woken when it commits or releases. */
-  readonly #waiters = new Map<string, Set<() => void>>()
+  readonly #waiters = new Waiters()
   readonly #executionCtx: ExecutionContext
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -146,7 +147,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       if (seen.kind !== 'in_flight') return seen
       const left = deadline - Date.now()
       if (left <= 0) return seen
-      await this.#waitFor(id.lookup, left)
+      await this.#waiters.waitFor(id.lookup, left)
     }
   }
 
@@ -261,7 +262,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     } finally {
       if (timer !== undefined) clearTimeout(timer)
       if (this.#running.get(lookup) === token) this.#running.delete(lookup)
-      this.#wake(lookup)
+      this.#waiters.wake(lookup)
     }
   }
 
@@ -274,23 +275,4 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     return this.app.fetch(request, this.env, this.#executionCtx)
   }
 
-  #waitFor(lookup: string, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      let set = this.#waiters.get(lookup)
-      if (!set) this.#waiters.set(lookup, (set = new Set()))
-      const waiters = set
-      const done = (): void => {
-        clearTimeout(timer)
-        waiters.delete(done)
-        if (waiters.size === 0) this.#waiters.delete(lookup)
-        resolve()
-      }
-      const timer = setTimeout(done, Math.max(1, ms))
-      waiters.add(done)
-    })
-  }
-
-  #wake(lookup: string): void {
-    for (const done of [...(this.#waiters.get(lookup) ?? [])]) done()
-  }
 }

@@ -1,34 +1,21 @@
-import type { DivergenceEvent } from '../origin-adapter/options.js'
-import type { LogEntry, OrderedSlot, RelayPlan, ReplicaAck, ReplicaState, ReplicaView } from '../origin-adapter/types.js'
-import type { RelayInput } from './types.js'
+import { findDivergences } from './divergence.js'
+import type { DivergenceEvent, DomainStatus, LogEntry, OrderedSlot, RelayInput, RelayPlan, ReplicaAck, ReplicaState, ReplicaView } from './types.js'
 
 /**
- * SQL for the last sequence of domain `d` the alarm may send (`?1` is now):
- * the head, or just before the first entry whose record a live Worker holds.
+ * SQL for the last sequence of domain `d` the alarm may send: the head, or
+ * just before the first entry whose record a live Worker holds. `now` names
+ * the parameter the query binds to the current time.
  */
-const FEEDABLE = `coalesce((SELECT min(rec.sequence) - 1 FROM records rec
-  WHERE rec.domain = d.domain AND rec.state = 'in_flight' AND rec.lease_until > ?1), d.next - 1)`
+const feedable = (now: `?${number}`): string => `coalesce((SELECT min(rec.sequence) - 1 FROM records rec
+  WHERE rec.domain = d.domain AND rec.state = 'in_flight' AND rec.lease_until > ${now}), d.next - 1)`
 
 /** The alarm's first backoff per replica and entry; it doubles up to {@link MAX_BACKOFF_MS} (DESIGN §6). */
 const FIRST_BACKOFF_MS = 2000
 /** The longest backoff between the alarm's sends of one entry to one replica. */
 const MAX_BACKOFF_MS = 300_000
 
-/** How the reason of a replica suspected on a divergence begins (it is cleared when more answers overturn it). */
-const DIVERGED = 'answered sequence'
-
 /** SHA-256 of an empty body: the digest of a no-op slot's answer. */
 const EMPTY_DIGEST = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
-
-/** What the status page and operators read of one domain. */
-export interface DomainStatus {
-  domain: string
-  /** The last sequence given out (0 before the first). */
-  head: number
-  /** Entries before this were pruned from the log. */
-  prunedThrough: number
-  replicas: (ReplicaView & { lag: number; reason: string | null })[]
-}
 
 interface ReplicaRow extends Record<string, SqlStorageValue> {
   name: string
@@ -68,9 +55,6 @@ interface LogRow extends Record<string, SqlStorageValue> {
  * const slot = ordered.append('acct-1', lookup, requestId, relay, Date.now())
  */
 export class OrderedDomains {
-  /** Per domain, the replicas as last read: admits read them on every call, changes write through. */
-  readonly #views = new Map<string, { next: number; plan: string | null; replicas: ReplicaRow[] }>()
-
   constructor(private readonly sql: SqlStorage) {}
 
   /**
@@ -98,7 +82,6 @@ export class OrderedDomains {
       now,
     )
     this.sql.exec('UPDATE domains SET next = ? WHERE domain = ?', sequence + 1, domain)
-    view.next = sequence + 1
     return { domain, sequence, replicas: this.replicas(domain) }
   }
 
@@ -107,9 +90,9 @@ export class OrderedDomains {
     return { domain, sequence, replicas: this.replicas(domain) }
   }
 
-  /** The replicas of `domain` with their state and acknowledged sequence (kept in memory between calls). */
+  /** The replicas of `domain` with their state and acknowledged sequence. */
   replicas(domain: string): ReplicaView[] {
-    return this.#view(domain).replicas.map((r) => ({ name: r.name, url: r.url, state: r.state, acked: r.acked }))
+    return this.#replicaRows(domain).map((r) => ({ name: r.name, url: r.url, state: r.state, acked: r.acked }))
   }
 
   /** Log entries `from`…`to` of a domain, in order, for a replica that must catch up. */
@@ -125,11 +108,11 @@ export class OrderedDomains {
    * replica applies in order, so an answer to `sequence` means everything
    * before it is applied too), and answers are compared. With three or
    * more answers the majority decides; with two, the committed reply's
-   * digest (`reference`) does. A replica that differs becomes `suspect`.
+   * digest (the log entry's reference answer) does. A replica that differs becomes `suspect`.
    *
    * @returns the divergences found
    */
-  acknowledge(domain: string, sequence: number, acks: ReplicaAck[], failed: string[], requestId: string, now: number, reference?: ReplicaAck): DivergenceEvent[] {
+  acknowledge(domain: string, sequence: number, requestId: string, acks: ReplicaAck[], failed: string[], now: number): DivergenceEvent[] {
     for (const ack of acks) {
       this.sql.exec(
         `INSERT INTO results (domain, sequence, origin, status, digest) VALUES (?, ?, ?, ?, ?)
@@ -158,9 +141,7 @@ export class OrderedDomains {
         sequence,
       )
     }
-    const events = this.#compare(domain, sequence, requestId, reference, now)
-    this.#views.delete(domain)
-    return events
+    return findDivergences(this.sql, domain, sequence, requestId, now)
   }
 
   /** Marks a log entry committed (its reply is stored), keeping the reply's digest as the reference answer. */
@@ -228,23 +209,20 @@ export class OrderedDomains {
       domain,
       name,
     )
-    this.#views.delete(domain)
   }
 
   /** A replica applied `sequence` (its record of it may be gone): its progress moves on, no answer to compare. */
   advance(domain: string, name: string, sequence: number, now: number): void {
     this.sql.exec('UPDATE replicas SET acked = max(acked, ?), failures = 0, next_at = NULL, updated_at = ? WHERE domain = ? AND name = ?', sequence, now, domain, name)
-    this.#views.delete(domain)
   }
 
   /** Joining and lagging replicas that have every entry up to the head become `active` again. */
   promote(now: number): void {
-    const changed = this.sql.exec(
+    this.sql.exec(
       `UPDATE replicas SET state = 'active', reason = NULL, updated_at = ?
        WHERE state IN ('joining', 'lagging') AND acked >= (SELECT d.next - 1 FROM domains d WHERE d.domain = replicas.domain)`,
       now,
-    ).rowsWritten
-    if (changed > 0) this.#views.clear()
+    )
   }
 
   /**
@@ -265,7 +243,6 @@ export class OrderedDomains {
       domain,
       name,
     )
-    this.#views.delete(domain)
   }
 
   /**
@@ -277,9 +254,9 @@ export class OrderedDomains {
   behind(now: number): { domain: string; replica: ReplicaView; head: number; prunedThrough: number }[] {
     return this.sql
       .exec<ReplicaRow & { domain: string; head: number; pruned_through: number }>(
-        `SELECT r.domain, r.name, r.url, r.state, r.acked, r.reason, r.failures, r.next_at, ${FEEDABLE} AS head, d.pruned_through
+        `SELECT r.domain, r.name, r.url, r.state, r.acked, r.reason, r.failures, r.next_at, ${feedable('?1')} AS head, d.pruned_through
          FROM replicas r JOIN domains d ON d.domain = r.domain
-         WHERE r.state IN ('joining', 'active', 'lagging') AND r.acked < ${FEEDABLE} AND coalesce(r.next_at, 0) <= ?1`,
+         WHERE r.state IN ('joining', 'active', 'lagging') AND r.acked < ${feedable('?1')} AND coalesce(r.next_at, 0) <= ?1`,
         now,
       )
       .toArray()
@@ -291,7 +268,7 @@ export class OrderedDomains {
     return this.sql
       .exec<{ at: number | null }>(
         `SELECT min(coalesce(r.next_at, 0)) AS at FROM replicas r JOIN domains d ON d.domain = r.domain
-         WHERE r.state IN ('joining', 'active', 'lagging') AND r.acked < ${FEEDABLE}`,
+         WHERE r.state IN ('joining', 'active', 'lagging') AND r.acked < ${feedable('?1')}`,
         now,
       )
       .one().at
@@ -313,13 +290,12 @@ export class OrderedDomains {
       // Every active replica must have an entry; a lagging or joining one holds the log back only for the
       // retention period (counted from its last progress): past it, it is `stale`, to be restored from a
       // snapshot of another replica or by an operator, and the log is pruned without it.
-      const stale = this.sql.exec(
+      this.sql.exec(
         `UPDATE replicas SET state = 'stale', reason = ?1 WHERE domain = ?2 AND state IN ('lagging', 'joining') AND updated_at <= ?3`,
         `it made no progress for longer than the log's retention (${retention} ms): restore it from a snapshot of another replica`,
         domain,
         now - Math.max(retention, 60_000),
-      ).rowsWritten
-      if (stale > 0) this.#views.delete(domain)
+      )
       const floor = this.sql
         .exec<{ low: number | null }>(`SELECT min(acked) AS low FROM replicas WHERE domain = ?1 AND state IN ('active', 'lagging', 'joining')`, domain)
         .one().low
@@ -365,15 +341,15 @@ export class OrderedDomains {
     return row ? { ...toEntry(row), lookup: row.lookup, state: row.state, createdAt: row.created_at } : undefined
   }
 
-  #view(domain: string): { next: number; plan: string | null; replicas: ReplicaRow[] } {
-    let view = this.#views.get(domain)
-    if (!view) {
-      const row = this.sql.exec<{ next: number; plan: string | null }>('SELECT next, plan FROM domains WHERE domain = ?', domain).toArray()[0]
-      if (!row) this.sql.exec('INSERT INTO domains (domain, next) VALUES (?, 1)', domain)
-      view = { next: row?.next ?? 1, plan: row?.plan ?? null, replicas: this.sql.exec<ReplicaRow>('SELECT * FROM replicas WHERE domain = ? ORDER BY rowid', domain).toArray() }
-      this.#views.set(domain, view)
-    }
-    return view
+  /** The domain's next sequence and plan, read afresh (a cache here would outlive a rolled-back transaction). */
+  #view(domain: string): { next: number; plan: string | null } {
+    const row = this.sql.exec<{ next: number; plan: string | null }>('SELECT next, plan FROM domains WHERE domain = ?', domain).toArray()[0]
+    if (!row) this.sql.exec('INSERT INTO domains (domain, next) VALUES (?, 1)', domain)
+    return { next: row?.next ?? 1, plan: row?.plan ?? null }
+  }
+
+  #replicaRows(domain: string): ReplicaRow[] {
+    return this.sql.exec<ReplicaRow>('SELECT * FROM replicas WHERE domain = ? ORDER BY rowid', domain).toArray()
   }
 
   /**
@@ -402,52 +378,6 @@ export class OrderedDomains {
       if (!listed.has(name)) this.sql.exec('DELETE FROM replicas WHERE domain = ? AND name = ?', domain, name)
     }
     this.sql.exec('UPDATE domains SET plan = ? WHERE domain = ?', JSON.stringify(plan), domain)
-    this.#views.delete(domain)
-  }
-
-  #compare(domain: string, sequence: number, requestId: string, given: ReplicaAck | undefined, now: number): DivergenceEvent[] {
-    const stored = this.sql
-      .exec<{ ref_status: number | null; ref_digest: string | null }>('SELECT ref_status, ref_digest FROM log WHERE domain = ? AND sequence = ?', domain, sequence)
-      .toArray()[0]
-    const reference = given ?? (stored?.ref_status != null && stored.ref_digest ? { origin: '', status: stored.ref_status, digest: stored.ref_digest } : undefined)
-    const rows = this.sql.exec<{ origin: string; status: number; digest: string }>('SELECT origin, status, digest FROM results WHERE domain = ? AND sequence = ?', domain, sequence).toArray()
-    if (rows.length < 2) return []
-    const votes = new Map<string, number>()
-    for (const r of rows) votes.set(`${r.status} ${r.digest}`, (votes.get(`${r.status} ${r.digest}`) ?? 0) + 1)
-    let expected: string
-    const [top, second] = [...votes.entries()].sort((a, b) => b[1] - a[1])
-    if (votes.size === 1) return [] // the replicas agree
-    if (rows.length >= 3 && top && (!second || top[1] > second[1])) expected = top[0]
-    else if (reference) expected = `${reference.status} ${reference.digest}`
-    else return []
-    const [status, digest] = expected.split(' ') as [string, string]
-    const events: DivergenceEvent[] = []
-    for (const r of rows) {
-      if (`${r.status} ${r.digest}` === expected) {
-        // Suspected on a comparison that more answers now overturn: it agrees with the majority after all. It goes
-        // back to `lagging`, is fed what it missed meanwhile, and is `active` again once at the head.
-        this.sql.exec(
-          `UPDATE replicas SET state = 'lagging', reason = ?, updated_at = ? WHERE domain = ? AND name = ? AND state = 'suspect' AND reason LIKE ?`,
-          `cleared: its answer to sequence ${sequence} agrees with the majority`,
-          now,
-          domain,
-          r.origin,
-          `${DIVERGED} ${sequence} %`,
-        )
-        continue
-      }
-      const state = this.sql.exec<{ state: string }>('SELECT state FROM replicas WHERE domain = ? AND name = ?', domain, r.origin).toArray()[0]?.state
-      if (state === 'suspect') continue
-      this.sql.exec(
-        `UPDATE replicas SET state = 'suspect', reason = ?, updated_at = ? WHERE domain = ? AND name = ?`,
-        `${DIVERGED} ${sequence} with ${r.status} (body ${r.digest.slice(0, 12)}…), others with ${status} (${digest.slice(0, 12)}…)`,
-        now,
-        domain,
-        r.origin,
-      )
-      events.push({ domain, sequence, requestId, origin: r.origin, status: r.status, digest: r.digest, expected: { status: Number(status), digest } })
-    }
-    return events
   }
 }
 

@@ -1,5 +1,5 @@
-import type { ForwardRequest, RelayPlan } from '../origin-adapter/types.js'
-import type { RelayInput } from './types.js'
+import type { ForwardRequest } from '../shared/types.js'
+import type { RelayInput, RelayPlan } from './types.js'
 
 /**
  * The relay table (DESIGN §4; seed 003, Figs. 14–18): for each key whose

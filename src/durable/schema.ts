@@ -161,3 +161,14 @@ export function migrate(storage: DurableObjectStorage): number {
   })
   return from
 }
+
+/**
+ * Prefix of the message of an error the object throws when it cannot work
+ * at all (e.g. declared without SQLite storage). Callers answer it with a
+ * non-retryable 500 rather than a 503 that clients would retry forever.
+ *
+ * @example
+ * if (String(err).includes(MISCONFIGURED)) return problem('misconfigured', …)
+ */
+export const MISCONFIGURED = 'hono-once misconfigured:'
+

@@ -1,4 +1,4 @@
-import type { DomainStatus } from './ordered.js'
+import type { DomainStatus } from './types.js'
 import type { AdmitCounts } from './types.js'
 
 /**

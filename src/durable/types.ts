@@ -4,38 +4,12 @@
  * RPC, so it is plain structured-clone data: no classes, no functions.
  */
 
-/** JSON value, as stored for a duplicate handler's arguments. */
-export type JsonValue =
-  | string
-  | number
-  | boolean
-  | null
-  | JsonValue[]
-  | { [key: string]: JsonValue }
+import type { AckQuorum, ForwardRequest, ReplicaAck, SecretOption } from '../shared/types.js'
 
-/**
- * A reply as the stable area keeps it: status, allow-listed headers and the
- * exact body bytes, or the arguments of a duplicate handler instead of a body.
- */
-export interface StoredReply {
-  status: number
-  /** Header name/value pairs in the order the handler set them. */
-  headers: [string, string][]
-  /** Exact body bytes; empty when `args` is set. */
-  body: Uint8Array
-  /** Arguments for `onDuplicate`, stored instead of the body (seed 003's redundant-message handler). */
-  args?: JsonValue
-  /**
-   * The body is already content-encoded (the handler set `Content-Encoding`
-   * and sent the encoded bytes with `encodeBody: 'manual'`): replay the
-   * bytes as they are instead of letting the runtime encode them again.
-   */
-  encoded?: boolean
-}
+import type { JsonValue, StoredReply } from '../shared/reply.js'
 
-import type { DivergenceEvent } from '../origin-adapter/options.js'
-import type { ForwardRequest, LogEntry, OrderedSlot, RelayPlan, ReplicaAck, ReplicaState } from '../origin-adapter/types.js'
-import type { DomainStatus } from './ordered.js'
+export type { AckQuorum, JsonValue, ReplicaAck, StoredReply }
+
 
 /**
  * A request the Worker relays to origins (DESIGN §4 relays; seed 003's relay
@@ -166,4 +140,95 @@ export interface StableAreaApi {
   domains(): Promise<DomainStatus[]>
   stats(): Promise<AdmitCounts>
   setReplica(domain: string, name: string, state: ReplicaState): Promise<boolean>
+}
+
+/** How a request is spread over the origins (DESIGN §5). */
+export type Strategy = 'hedge' | 'failover' | 'replicate'
+
+/**
+ * What the StableArea keeps with a relay so its alarm can resend it after
+ * the Worker died: the strategy's limits and the origins it may reach (only
+ * `url` origins: a service binding cannot be stored).
+ */
+export interface RelayPlan {
+  strategy: Strategy
+  /** The origins it may reach; `drain` marks a replica taken out of rotation. */
+  origins: { name: string; url: string; drain?: boolean }[]
+  timeoutMs: number
+  deadlineMs: number
+  maxAttempts: number
+  maxResponseBytes: number
+  /** The signing secret's name (never its value); absent when unsigned. */
+  secret?: SecretOption | undefined
+  /** The route's allow-list of forwarded request headers, when it has one. */
+  forwardHeaders?: string[] | undefined
+  /** `replicate` only: how many replica answers the client waits for. */
+  ackQuorum?: AckQuorum | undefined
+  /** `replicate` only: how long applied log entries are kept for replicas that join later. */
+  logRetentionMs?: number | undefined
+  /** `replicate` only: how long every replica must refuse a request for good before it is poison. */
+  poisonAfterMs?: number | undefined
+  /** The route's reply policy (from `once()`), so a reply the alarm commits is kept as the Worker would keep it. */
+  reply?: ReplyPolicy | undefined
+}
+
+/** How `once()` keeps a reply: which headers a replay carries, and the largest body kept. */
+export interface ReplyPolicy {
+  /** Lower-case allow-list of replayed headers; absent: every header but the never-replayed ones. */
+  replayHeaders?: string[] | undefined
+  maxReplyBytes: number
+}
+
+/** Where a replica stands in one ordering domain (DESIGN §4 origin progress). */
+export type ReplicaState = 'joining' | 'active' | 'lagging' | 'suspect' | 'draining' | 'stale'
+
+/** A replica as the domain's StableArea sees it. */
+export interface ReplicaView {
+  name: string
+  url: string
+  state: ReplicaState
+  /** The highest sequence it has applied (all before it too). */
+  acked: number
+}
+
+/** What the admit of an ordered request tells the Worker: its slot and whom to send it to. */
+export interface OrderedSlot {
+  domain: string
+  sequence: number
+  replicas: ReplicaView[]
+}
+
+/** A log entry, as sent to a replica that must catch up. */
+export interface LogEntry {
+  sequence: number
+  requestId: string
+  key: string
+  request: ForwardRequest
+  /** The slot was abandoned (a poison request): replicas record it without applying anything. */
+  noop: boolean
+}
+
+
+/** What a replica did differently from the others for one sequence (seed 004: compare the later answers). */
+export interface DivergenceEvent {
+  domain: string
+  sequence: number
+  requestId: string
+  /** The replica that differs. */
+  origin: string
+  /** What it answered: status and SHA-256 of the body. */
+  status: number
+  digest: string
+  /** What the majority (or the first answer, with two replicas) answered. */
+  expected: { status: number; digest: string }
+}
+
+/** What the status page and operators read of one domain. */
+export interface DomainStatus {
+  domain: string
+  /** The last sequence given out (0 before the first). */
+  head: number
+  /** Entries before this were pruned from the log. */
+  prunedThrough: number
+  replicas: (ReplicaView & { lag: number; reason: string | null })[]
 }

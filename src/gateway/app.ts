@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono'
 import { once } from '../middleware/once.js'
 import type { OnceOptions } from '../middleware/options.js'
-import { problem } from '../middleware/problem.js'
+import { problem } from '../shared/problem.js'
 import { originGroup, proxyWith } from '../origin-adapter/dispatch.js'
 import type { ProxyOptions } from '../origin-adapter/options.js'
 import type { GatewayConfig, GatewayKeys, GatewayRoute } from './config.js'

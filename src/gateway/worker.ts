@@ -1,5 +1,5 @@
 import type { Hono } from 'hono'
-import { problem } from '../middleware/problem.js'
+import { problem } from '../shared/problem.js'
 import { buildGateway, type GatewayBindings } from './app.js'
 import { parseGatewayConfig } from './config.js'
 

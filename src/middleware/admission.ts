@@ -186,7 +186,7 @@ export class Admission {
   }
 
   /** Gives up waiting for a commit (the request ended without one): background work stops waiting. */
-  finished(): void {
+  stopWaiting(): void {
     this.#settle([])
   }
 

@@ -8,7 +8,7 @@ import type { OnceConfig } from './config.js'
 import { answerDuplicate } from './duplicate.js'
 import type { Identity } from './identify.js'
 import { shardName } from './identity.js'
-import { problem } from './problem.js'
+import { inFlight, problem } from './problem.js'
 import { cacheKeyOf } from './reply-cache.js'
 import { callWithRetry, rpcProblem } from './rpc.js'
 
@@ -121,14 +121,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
       cache?.set(cached, { fingerprint, requestId: admitted.requestId, reply: admitted.reply, expiresAt: admitted.expiresAt })
       return answerDuplicate(c, config, id, admitted.reply, admitted.requestId)
     case 'in_flight':
-      return problem('in-flight', {
-        detail: 'The first request with this key is still being processed; retry after the delay given.',
-        instance,
-        idempotencyKey: key,
-        requestId: admitted.requestId,
-        // The original may finish any moment: come back soon rather than at its lease's end.
-        headers: { 'retry-after': '1' },
-      })
+      return inFlight(instance, key, admitted.requestId)
     case 'new':
       return {
         admission: new Admission(connect, lookup, admitted.token, admitted.requestId, config.leaseMs, admitted.sends, admitted.order),

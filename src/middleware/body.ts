@@ -1,5 +1,6 @@
 import type { Context } from 'hono'
 import { problemException } from './problem.js'
+import { readUpTo } from '../shared/read-limited.js'
 
 /**
  * How much of a refused body is read and thrown away before the 413, and
@@ -44,23 +45,10 @@ export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array
     throw tooLarge(c, maxBytes)
   }
   const reader = stream.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > maxBytes) {
-      await drain(reader)
-      throw tooLarge(c, maxBytes)
-    }
-    chunks.push(value)
-  }
-  const body = new Uint8Array(size)
-  let offset = 0
-  for (const chunk of chunks) {
-    body.set(chunk, offset)
-    offset += chunk.byteLength
+  const body = await readUpTo(reader, maxBytes)
+  if (!body) {
+    await drain(reader)
+    throw tooLarge(c, maxBytes)
   }
   return storeBody(c, body)
 }

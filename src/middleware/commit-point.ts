@@ -1,12 +1,13 @@
 import type { Context } from 'hono'
 import type { JsonValue, StoredReply } from '../durable/types.js'
-import { CHUNK_BYTES } from '../durable/stable-area.js'
+import { CHUNK_BYTES } from '../durable/records.js'
 import type { Admission } from './admission.js'
 import type { OnceConfig } from './config.js'
 import { OnceCommitError } from './errors.js'
 import type { Identity } from './identify.js'
 import { problem } from './problem.js'
-import { captureReply, isFinal, REPLAYED_HEADER, replayedByDefault, replayResponse } from './reply.js'
+import { isFinalStatus } from '../shared/applied.js'
+import { captureReply, REPLAYED_HEADER, replayedByDefault, replayResponse } from '../shared/reply.js'
 import { cacheKeyOf } from './reply-cache.js'
 import type { CommitOptions } from './types.js'
 
@@ -86,7 +87,7 @@ export class CommitPoint {
    */
   async finish(c: Context): Promise<void> {
     if (this.#phase === 'abandoned') return
-    const failed = !isFinal(c.res.status)
+    const failed = !isFinalStatus(c.res.status)
     if (this.#phase === 'final') {
       // Past the roll-forward point a failure answers with the committed reply.
       if (failed && this.#reply && this.#reply.args === undefined) {

@@ -3,7 +3,7 @@ import type { JsonValue } from '../durable/types.js'
 import { fingerprint as defaultFingerprint } from './fingerprint.js'
 import { defaultScope } from './identity.js'
 import { type LocationHint, type OnceOptions, validateOptions } from './options.js'
-import { replayFilter } from './reply.js'
+import { replayFilter } from '../shared/reply.js'
 import { ReplyCache } from './reply-cache.js'
 import type { Namespace } from './rpc.js'
 

@@ -3,7 +3,7 @@ import type { StoredReply } from '../durable/types.js'
 import type { OnceConfig } from './config.js'
 import type { Identity } from './identify.js'
 import { problem } from './problem.js'
-import { REPLAYED_HEADER, replayResponse } from './reply.js'
+import { REPLAYED_HEADER, replayResponse } from '../shared/reply.js'
 
 /** A signal that never aborts, for replays (nothing runs that could be cancelled). */
 const NEVER = new AbortController().signal

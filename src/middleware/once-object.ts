@@ -9,8 +9,8 @@ import { identify } from './identify.js'
 import { parseIdempotencyKey } from './key.js'
 import type { OnceOptions } from './options.js'
 import { validateOptions } from './options.js'
-import { problem, problemException } from './problem.js'
-import { NEVER_REPLAYED, REPLAYED_HEADER, replayResponse } from './reply.js'
+import { inFlight, problem, problemException } from './problem.js'
+import { replayFilter, replayResponse } from '../shared/reply.js'
 import { rpcFault, rpcProblem, type Namespace } from './rpc.js'
 
 /**
@@ -137,7 +137,6 @@ export function onceObject<E extends Env, T extends OnceObject<never>>(
       maxRunMs: config.maxRunMs,
       maxReplyBytes: config.maxReplyBytes,
       allow: config.allow && [...config.allow],
-      deny: DENY,
       lost: { type: lost.type, title: lost.title, status: lost.status, retryable: lost.retryable },
     })
   }
@@ -207,13 +206,7 @@ export function onceObject<E extends Env, T extends OnceObject<never>>(
       case 'mismatch':
         return mismatch(answer.requestId)
       case 'in_flight':
-        return problem('in-flight', {
-          detail: 'The first request with this key is still being processed; retry after the delay given.',
-          instance,
-          idempotencyKey: key,
-          requestId: answer.requestId,
-          headers: { 'retry-after': '1' },
-        })
+        return inFlight(instance, key, answer.requestId)
       case 'timed_out':
         return problem('handler-timeout', {
           detail: `The handler did not finish within ${config.maxRunMs} ms and was abandoned; retry with the same key.`,
@@ -291,20 +284,15 @@ class StubError extends Error {
   }
 }
 
-/** Headers never stored unless `replayHeaders` lists them, as the object reads them. */
-const DENY = [...NEVER_REPLAYED]
-
 const NO_REPLY: StoredReply = { status: 500, headers: [], body: new Uint8Array() }
 
 /** The first answer of a request: the reply as the app gave it, without the replay mark. */
 function fresh(reply: StoredReply): Response {
-  const res = replayResponse(reply)
-  res.headers.delete(REPLAYED_HEADER)
-  return res
+  return replayResponse(reply, false)
 }
 
 /** The reply as duplicates get it: only the headers the replay rules keep (the object stored the same). */
 function kept(reply: StoredReply, allow: ReadonlySet<string> | undefined): StoredReply {
-  const keep = (name: string) => (allow ? allow.has(name) : !NEVER_REPLAYED.has(name))
+  const keep = replayFilter(allow)
   return { status: reply.status, headers: reply.headers.filter(([name]) => keep(name)), body: reply.body }
 }

@@ -1,5 +1,5 @@
 import type { StableArea } from '../durable/stable-area.js'
-import { MISCONFIGURED } from '../durable/stable-area.js'
+import { MISCONFIGURED } from '../durable/schema.js'
 import type { StableAreaApi } from '../durable/types.js'
 import { problem } from './problem.js'
 

@@ -3,7 +3,7 @@ import type { Admitted } from './admit.js'
 import { CommitPoint } from './commit-point.js'
 import type { OnceConfig } from './config.js'
 import type { Identity } from './identify.js'
-import { setRelayLink } from './relay-link.js'
+import { setRelayLink } from '../origin-adapter/relay-link.js'
 
 /**
  * Steps 3–5 of a keyed request: runs the handler under the lease, reads its
@@ -79,6 +79,6 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     return await point.timedOut()
   } finally {
     admission.stopRenewing()
-    admission.finished()
+    admission.stopWaiting()
   }
 }

@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import { type Principal, principalHeader } from '../shared/principal.js'
 import { ONCE_HEADERS } from '../shared/wire.js'
-import { forwardHeaders } from './send.js'
+import { forwardHeaders } from '../shared/send.js'
 import type { ForwardRequest } from './types.js'
 
 /**

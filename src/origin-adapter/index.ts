@@ -9,4 +9,4 @@
 export { proxy, dispatch, serverTiming } from './dispatch.js'
 export type { ProxyOptions, DivergenceEvent } from './options.js'
 export type { Origin, OriginFetcher, Strategy, BreakerOptions, SecretOption, AckQuorum, AttemptRecord } from './types.js'
-export { Breaker, OriginHealth, type BreakerState, type OriginHealthReport } from './health.js'
+export { Breaker, OriginHealth, type BreakerState, type OriginHealthReport } from '../shared/health.js'

@@ -1,20 +1,9 @@
 import * as z from 'zod/mini'
 import { assertOptions, functionOption, optionsError } from '../shared/options.js'
 import type { AckQuorum, BreakerOptions, Origin, SecretOption, Strategy } from './types.js'
+import type { DivergenceEvent } from '../durable/types.js'
 
-/** What a replica did differently from the others for one sequence (seed 004: compare the later answers). */
-export interface DivergenceEvent {
-  domain: string
-  sequence: number
-  requestId: string
-  /** The replica that differs. */
-  origin: string
-  /** What it answered: status and SHA-256 of the body. */
-  status: number
-  digest: string
-  /** What the majority (or the first answer, with two replicas) answered. */
-  expected: { status: number; digest: string }
-}
+export type { DivergenceEvent } from '../durable/types.js'
 
 /**
  * Schema of an origin URL option: absolute http(s), without query or

@@ -10,6 +10,7 @@ import { validateReceiverOptions, type ReceiverOptions } from './options.js'
 import { receiverProblem } from './problem.js'
 import { captureReply, replayResponse } from './reply.js'
 import type { ApplyOutcome, ReceiverVariables, StoredReply } from './types.js'
+import { readUpTo } from '../shared/read-limited.js'
 
 const DEFAULT_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE']
 /** Never deduped: a hedged read may carry a request id for tracing, and is never recorded. */
@@ -120,6 +121,82 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
     const started = Date.now()
     const busy = (detail: string) => respond(c, receiverProblem('in-flight', { detail, instance, requestId, headers: { 'retry-after': '1' } }))
 
+    /** One try at applying in turn: the response, or 'wait' when an earlier sequence has not arrived (unless `final`). */
+    const applyInTurn = async (final = false): Promise<Response | undefined | 'wait'> => {
+      let releaseDomain: (() => void) | undefined
+      try {
+        if (domain !== undefined) {
+          releaseDomain = await locks.acquire(`domain\n${domain}`, Math.max(0, waitMs - (Date.now() - started)))
+          if (!releaseDomain) return busy(`Domain ${JSON.stringify(domain)} is still applying an earlier request; retry after the delay given.`)
+        }
+        let outcome: ApplyOutcome
+        try {
+          outcome = await store.apply({ requestId, domain, sequence, noop }, async (tx) => {
+            if (noop) return NOOP_REPLY
+            c.set('receiver', { requestId, key: h.key, domain, sequence, attempt: h.attempt, principal, tx })
+            await next()
+            if (c.error !== undefined || !isFinalStatus(c.res.status)) return undefined
+            const { reply, response } = await captureReply(c.res)
+            respond(c, applied(response, true))
+            return reply
+          })
+        } catch (err) {
+          console.error('hono-once: onceReceiver could not apply request', requestId, err)
+          return respond(
+            c,
+            receiverProblem('store-unavailable', {
+              detail: 'The request could not be recorded, so nothing was applied; retry with the same request id.',
+              instance,
+              requestId,
+              headers: { 'retry-after': '1' },
+            }),
+          )
+        }
+        switch (outcome.kind) {
+          case 'applied':
+            if (domain !== undefined) advanced.notify(domain)
+            return noop ? respond(c, applied(replayResponse(NOOP_REPLY), true)) : undefined
+          case 'rolled-back':
+            if (c.error !== undefined) {
+              // The app threw: nothing was applied, and the edge may count it towards poison (DESIGN §6).
+              const error = c.error instanceof Error ? `${c.error.name}: ${c.error.message}` : String(c.error)
+              return respond(c, receiverProblem('handler-failed', { detail: `The handler threw (${error.slice(0, 200)}); its writes were rolled back.`, instance, requestId }))
+            }
+            // A 5xx, 408 or 429 of the app: passed on as it gave it, rolled back.
+            return respond(c, applied(c.res, false))
+          case 'replay':
+            return respond(c, applied(replayResponse(outcome.reply), true))
+          case 'gap':
+            if (!final && gapWaitMs > 0) return 'wait'
+            return respond(
+              c,
+              receiverProblem('sequence-gap', {
+                detail:
+                  outcome.expected === 1
+                    ? `This origin has applied nothing of domain ${JSON.stringify(domain)} yet and needs sequence 1 first; got ${sequence}.`
+                    : `This origin has applied domain ${JSON.stringify(domain)} up to sequence ${outcome.expected - 1} and needs ${outcome.expected} next; got ${sequence}.`,
+                instance,
+                requestId,
+                expectedSequence: outcome.expected,
+              }),
+            )
+          case 'conflict':
+            return respond(c, receiverProblem('sequence-conflict', { detail: outcome.detail, instance, requestId }))
+          case 'pruned':
+            return respond(
+              c,
+              receiverProblem('sequence-pruned', {
+                detail: `Sequence ${sequence} of domain ${JSON.stringify(domain)} was applied, but its record was pruned; its answer is gone.`,
+                instance,
+                requestId,
+              }),
+            )
+        }
+      } finally {
+        releaseDomain?.()
+      }
+    }
+
     const releaseId = await locks.acquire(`id\n${requestId}`, waitMs)
     if (!releaseId) return busy(`Request ${requestId} is still being applied; retry after the delay given.`)
     try {
@@ -133,81 +210,6 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
       }
     } finally {
       releaseId()
-    }
-
-    async function applyInTurn(final = false): Promise<Response | undefined | 'wait'> {
-    let releaseDomain: (() => void) | undefined
-    try {
-      if (domain !== undefined) {
-        releaseDomain = await locks.acquire(`domain\n${domain}`, Math.max(0, waitMs - (Date.now() - started)))
-        if (!releaseDomain) return busy(`Domain ${JSON.stringify(domain)} is still applying an earlier request; retry after the delay given.`)
-      }
-      let outcome: ApplyOutcome
-      try {
-        outcome = await store.apply({ requestId, domain, sequence, noop }, async (tx) => {
-          if (noop) return NOOP_REPLY
-          c.set('receiver', { requestId, key: h.key, domain, sequence, attempt: h.attempt, principal, tx })
-          await next()
-          if (c.error !== undefined || !isFinalStatus(c.res.status)) return undefined
-          const { reply, response } = await captureReply(c.res)
-          respond(c, applied(response, true))
-          return reply
-        })
-      } catch (err) {
-        console.error('hono-once: onceReceiver could not apply request', requestId, err)
-        return respond(
-          c,
-          receiverProblem('store-unavailable', {
-            detail: 'The request could not be recorded, so nothing was applied; retry with the same request id.',
-            instance,
-            requestId,
-            headers: { 'retry-after': '1' },
-          }),
-        )
-      }
-      switch (outcome.kind) {
-        case 'applied':
-          if (domain !== undefined) advanced.notify(domain)
-          return noop ? respond(c, applied(replayResponse(NOOP_REPLY), true)) : undefined
-        case 'rolled-back':
-          if (c.error !== undefined) {
-            // The app threw: nothing was applied, and the edge may count it towards poison (DESIGN §6).
-            const error = c.error instanceof Error ? `${c.error.name}: ${c.error.message}` : String(c.error)
-            return respond(c, receiverProblem('handler-failed', { detail: `The handler threw (${error.slice(0, 200)}); its writes were rolled back.`, instance, requestId }))
-          }
-          // A 5xx, 408 or 429 of the app: passed on as it gave it, rolled back.
-          return respond(c, applied(c.res, false))
-        case 'replay':
-          return respond(c, applied(replayResponse(outcome.reply), true))
-        case 'gap':
-          if (!final && gapWaitMs > 0) return 'wait'
-          return respond(
-            c,
-            receiverProblem('sequence-gap', {
-              detail:
-                outcome.expected === 1
-                  ? `This origin has applied nothing of domain ${JSON.stringify(domain)} yet and needs sequence 1 first; got ${sequence}.`
-                  : `This origin has applied domain ${JSON.stringify(domain)} up to sequence ${outcome.expected - 1} and needs ${outcome.expected} next; got ${sequence}.`,
-              instance,
-              requestId,
-              expectedSequence: outcome.expected,
-            }),
-          )
-        case 'conflict':
-          return respond(c, receiverProblem('sequence-conflict', { detail: outcome.detail, instance, requestId }))
-        case 'pruned':
-          return respond(
-            c,
-            receiverProblem('sequence-pruned', {
-              detail: `Sequence ${sequence} of domain ${JSON.stringify(domain)} was applied, but its record was pruned; its answer is gone.`,
-              instance,
-              requestId,
-            }),
-          )
-      }
-    } finally {
-      releaseDomain?.()
-    }
     }
   }
 
@@ -275,25 +277,10 @@ async function readBody(c: Context, max: number): Promise<Uint8Array | 'too-larg
     return 'too-large'
   }
   const reader = raw.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > max) {
-      await reader.cancel().catch(() => {})
-      return 'too-large'
-    }
-    chunks.push(value)
-  }
-  const body: Uint8Array<ArrayBuffer> = chunks.length === 1 ? (chunks[0]! as Uint8Array<ArrayBuffer>) : new Uint8Array(size)
-  if (chunks.length !== 1) {
-    let at = 0
-    for (const chunk of chunks) {
-      body.set(chunk, at)
-      at += chunk.byteLength
-    }
+  const body = await readUpTo(reader, max)
+  if (!body) {
+    await reader.cancel().catch(() => {})
+    return 'too-large'
   }
   c.req.raw = new Request(raw, { body })
   return body

@@ -1,4 +1,4 @@
-import type { StoredReply } from './types.js'
+import { readStoredReply, replayResponse as storedResponse, type StoredReply } from '../shared/reply.js'
 
 /** Headers about the connection, not the answer (RFC 9110 §7.6.1), and Content-Length, recomputed from the body. */
 const NOT_STORED: ReadonlySet<string> = new Set([
@@ -24,18 +24,13 @@ const NOT_STORED: ReadonlySet<string> = new Set([
  * const { reply, response } = await captureReply(c.res)
  */
 export async function captureReply(res: Response): Promise<{ reply: StoredReply; response: Response }> {
-  const body = new Uint8Array(await res.arrayBuffer())
-  const headers: [string, string][] = []
-  res.headers.forEach((value, name) => {
-    if (name !== 'set-cookie' && !NOT_STORED.has(name)) headers.push([name, value])
-  })
-  for (const cookie of res.headers.getSetCookie()) headers.push(['set-cookie', cookie])
-  const reply: StoredReply = { status: res.status, headers, body }
+  const reply = await readStoredReply(res, (name) => !NOT_STORED.has(name))
   return { reply, response: replayResponse(reply) }
 }
 
 /**
- * The response a repeat gets: the stored status, headers and body, byte for byte.
+ * The response a repeat gets: the stored status, headers and body, byte for
+ * byte (no replay mark: the edge adds its own).
  *
  * @param reply - the stored answer
  * @returns a new response
@@ -43,8 +38,6 @@ export async function captureReply(res: Response): Promise<{ reply: StoredReply;
  * if (outcome.kind === 'replay') return replayResponse(outcome.reply)
  */
 export function replayResponse(reply: StoredReply): Response {
-  const headers = new Headers()
-  for (const [name, value] of reply.headers) headers.append(name, value)
-  const empty = reply.status === 204 || reply.status === 205 || reply.status === 304
-  return new Response(empty ? null : new Uint8Array(reply.body), { status: reply.status, headers })
+  // A copy: a store may hand out a view of memory it reuses.
+  return storedResponse({ status: reply.status, headers: reply.headers, body: new Uint8Array(reply.body) }, false)
 }

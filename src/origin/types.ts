@@ -1,18 +1,7 @@
 import type { Principal } from '../shared/principal.js'
+import type { StoredReply } from '../shared/reply.js'
 
-/**
- * A recorded answer: what a repeat of an applied request gets back.
- *
- * @example
- * const reply: StoredReply = { status: 201, headers: [['content-type', 'application/json']], body: new TextEncoder().encode('{"balance":5}') }
- */
-export interface StoredReply {
-  status: number
-  /** Lower-case names, in order; hop-by-hop headers and Content-Length are not kept. */
-  headers: [name: string, value: string][]
-  /** The exact body bytes. */
-  body: Uint8Array
-}
+export type { StoredReply } from '../shared/reply.js'
 
 /**
  * A request as recorded by a store: its identity, its sequence slot (ordered

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { backoffDelay, retryAfterMs } from '../../src/client/backoff.js'
+import { backoffDelay, retryAfterMs } from '../../src/shared/backoff.js'
 
 describe('retryAfterMs', () => {
   it('reads delay-seconds and HTTP-dates, and ignores garbage', () => {

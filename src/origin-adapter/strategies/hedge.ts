@@ -1,5 +1,5 @@
-import { attempt, type EngineInput, failure, judge, nextOrigin } from '../engine.js'
-import type { SendResult } from '../send.js'
+import { attempt, type EngineInput, failure, judge, nextOrigin } from '../../shared/attempt.js'
+import type { SendResult } from '../../shared/send.js'
 import type { AttemptRecord, DispatchOutcome, Origin } from '../types.js'
 
 /**

@@ -1,4 +1,4 @@
-import { RetryBudget } from '../client/retry-budget.js'
+import { RetryBudget } from './retry-budget.js'
 import type { BreakerOptions } from './types.js'
 
 /** Where one origin's breaker stands. */

@@ -1,8 +1,8 @@
-import { retryAfterMs } from '../client/backoff.js'
-import { type AnswerVerdict, tooLargeAnswer, verdictOf } from '../shared/applied.js'
+import { retryAfterMs } from './backoff.js'
+import { type AnswerVerdict, tooLargeAnswer, verdictOf } from './applied.js'
 import type { OriginHealth } from './health.js'
 import { type SendResult, type SendSecret, sendAttempt } from './send.js'
-import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'
+import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, WireIdentity } from './types.js'
 
 /** Everything a strategy needs to run one logical request. */
 export interface EngineInput {
@@ -69,11 +69,11 @@ const MAX_RETRY_AFTER_MS = 999_999_000
 /** Sends one attempt and records it (health, attempt log). */
 export async function attempt(input: EngineInput, origin: Origin, n: number, log: AttemptRecord[], signal: AbortSignal): Promise<SendResult> {
   // Behind the connection cap: the attempt's timeout starts when it is sent, not while it waits its turn.
-  const release = input.connections ? await input.connections.acquire() : () => {}
+  const free = input.connections ? await input.connections.acquire() : () => {}
   try {
     return await attemptNow(input, origin, n, log, signal)
   } finally {
-    release()
+    free()
   }
 }
 
@@ -169,8 +169,8 @@ export function outcomes(log: readonly AttemptRecord[]): string {
  *
  * @example
  * const connections = new Connections(6)
- * const release = await connections.acquire()
- * try { await send() } finally { release() }
+ * const free = await connections.acquire()
+ * try { await send() } finally { free() }
  */
 export class Connections {
   #free: number
@@ -184,10 +184,10 @@ export class Connections {
   async acquire(): Promise<() => void> {
     if (this.#free > 0) this.#free--
     else await new Promise<void>((resolve) => this.#queue.push(resolve))
-    let released = false
+    let freed = false
     return () => {
-      if (released) return
-      released = true
+      if (freed) return
+      freed = true
       const next = this.#queue.shift()
       if (next) next()
       else this.#free++

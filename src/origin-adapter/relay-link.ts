@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
-import type { DivergenceEvent } from '../origin-adapter/options.js'
-import type { FilledAck } from '../origin-adapter/strategies/replicate.js'
-import type { ForwardRequest, LogEntry, OrderedSlot, RelayPlan, ReplicaAck } from '../origin-adapter/types.js'
+import type { DivergenceEvent } from './options.js'
+import type { FilledAck } from './strategies/replicate.js'
+import type { ForwardRequest, LogEntry, OrderedSlot, RelayPlan, ReplicaAck } from './types.js'
 
 /**
  * What `once()` tells the dispatch engine about the admitted request it

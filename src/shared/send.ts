@@ -1,7 +1,8 @@
-import { contentDigest } from '../shared/content-digest.js'
-import { HOP_BY_HOP } from '../shared/headers.js'
-import { signRequest, type SigningKey } from '../shared/signature.js'
-import { ONCE_HEADERS } from '../shared/wire.js'
+import { contentDigest } from './content-digest.js'
+import { HOP_BY_HOP } from './headers.js'
+import { signRequest, type SigningKey } from './signature.js'
+import { readUpTo } from './read-limited.js'
+import { ONCE_HEADERS } from './wire.js'
 import type { ForwardRequest, Origin, OriginReply, SecretOption, WireIdentity } from './types.js'
 
 /**
@@ -236,24 +237,8 @@ async function readLimited(res: Response, max: number, signal: AbortSignal): Pro
   // A declared length within the limit: the runtime reads it natively (and fails on a body that does not match).
   if (declared >= 0) return new Uint8Array(await res.arrayBuffer())
   const reader = res.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    signal.throwIfAborted()
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > max) {
-      await reader.cancel().catch(() => {})
-      return 'too-large'
-    }
-    chunks.push(value)
-  }
-  const body = new Uint8Array(size)
-  let at = 0
-  for (const chunk of chunks) {
-    body.set(chunk, at)
-    at += chunk.byteLength
-  }
-  return body
+  const body = await readUpTo(reader, max, signal)
+  if (body) return body
+  await reader.cancel().catch(() => {})
+  return 'too-large'
 }

@@ -1,5 +1,34 @@
-import type { StoredReply } from '../durable/types.js'
-import { HOP_BY_HOP } from '../shared/headers.js'
+import { HOP_BY_HOP } from './headers.js'
+
+/** JSON value, as stored for a duplicate handler's arguments. */
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | JsonValue[]
+  | { [key: string]: JsonValue }
+
+/**
+ * A reply as it is kept (by the stable area, a OnceObject or an origin's store): status, allow-listed headers and the
+ * exact body bytes, or the arguments of a duplicate handler instead of a body.
+ */
+export interface StoredReply {
+  status: number
+  /** Header name/value pairs in the order the handler set them. */
+  headers: [string, string][]
+  /** Exact body bytes; empty when `args` is set. */
+  body: Uint8Array
+  /** Arguments for `onDuplicate`, stored instead of the body (seed 003's redundant-message handler). */
+  args?: JsonValue
+  /**
+   * The body is already content-encoded (the handler set `Content-Encoding`
+   * and sent the encoded bytes with `encodeBody: 'manual'`): replay the
+   * bytes as they are instead of letting the runtime encode them again.
+   */
+  encoded?: boolean
+}
+
 
 /**
  * Never replayed unless listed in `replayHeaders`: hop-by-hop headers (RFC
@@ -93,15 +122,35 @@ export async function captureReply(
   const body = new Uint8Array(await res.arrayBuffer())
   // Built on `res` as its init, so an already-encoded body (encodeBody: 'manual') stays as it is.
   const response = new Response(nullBodyStatus(res.status) ? null : body, res)
-  const headers: [string, string][] = []
-  // Set-Cookie is the one header that may not be joined; Headers yields it once per cookie, so take it apart.
-  res.headers.forEach((value, name) => {
-    if (name !== 'set-cookie' && replayed(name)) headers.push([name, value])
-  })
-  if (replayed('set-cookie')) for (const cookie of res.headers.getSetCookie()) headers.push(['set-cookie', cookie])
-  const reply: StoredReply = { status: res.status, headers, body }
+  const reply: StoredReply = { status: res.status, headers: storedHeaders(res.headers, replayed), body }
   if (await alreadyEncoded(res.headers.get('content-encoding'), body)) reply.encoded = true
   return { reply, response, tooLarge: body.byteLength > maxBytes }
+}
+
+/**
+ * Reads a response whole into a {@link StoredReply}: its status, the
+ * headers `stored` keeps (repeated `Set-Cookie` kept apart) and the exact
+ * body bytes. The response's body is consumed.
+ *
+ * @param res - the response
+ * @param stored - which headers are kept
+ * @returns the stored form
+ * @example
+ * const reply = await readStoredReply(res, (name) => name !== 'content-length')
+ */
+export async function readStoredReply(res: Response, stored: (name: string) => boolean): Promise<StoredReply> {
+  const body = new Uint8Array(await res.arrayBuffer())
+  return { status: res.status, headers: storedHeaders(res.headers, stored), body }
+}
+
+/** The headers `stored` keeps, in order; Set-Cookie may not be joined, and Headers yields it once per cookie, so it is taken apart. */
+function storedHeaders(all: Headers, stored: (name: string) => boolean): [string, string][] {
+  const headers: [string, string][] = []
+  all.forEach((value, name) => {
+    if (name !== 'set-cookie' && stored(name)) headers.push([name, value])
+  })
+  if (stored('set-cookie')) for (const cookie of all.getSetCookie()) headers.push(['set-cookie', cookie])
+  return headers
 }
 
 /**
@@ -111,7 +160,7 @@ export async function captureReply(
  * and deflate are told by decoding; other encodings, which Workers cannot
  * decode here, are taken as already encoded.
  */
-async function alreadyEncoded(encoding: string | null, body: Uint8Array): Promise<boolean> {
+async function alreadyEncoded(encoding: string | null, body: Uint8Array<ArrayBuffer>): Promise<boolean> {
   const coding = encoding?.trim().toLowerCase()
   if (!coding || coding === 'identity' || body.byteLength === 0) return false
   const format = coding === 'gzip' || coding === 'x-gzip' ? 'gzip' : coding === 'deflate' ? 'deflate' : undefined
@@ -126,21 +175,23 @@ async function alreadyEncoded(encoding: string | null, body: Uint8Array): Promis
 
 /**
  * Rebuilds the response a duplicate gets: the stored status, headers and
- * body, byte for byte, plus `Idempotent-Replayed: true`.
+ * body, byte for byte, plus `Idempotent-Replayed: true` unless `marked` is
+ * false (an origin's receiver, and the first answer of a request, carry no mark).
  *
  * @param reply - what the stable area returned
+ * @param marked - add `Idempotent-Replayed: true` (default)
  * @returns a new response
  * @example
  * return replayResponse(result.reply)
  */
-export function replayResponse(reply: StoredReply): Response {
+export function replayResponse(reply: StoredReply, marked = true): Response {
   const headers = new Headers()
   for (const [name, value] of reply.headers) headers.append(name, value)
-  headers.set(REPLAYED_HEADER, 'true')
-  const init: ResponseInit = { status: reply.status, headers }
+  if (marked) headers.set(REPLAYED_HEADER, 'true')
+  const init: ResponseInit & { encodeBody?: 'manual' } = { status: reply.status, headers }
   // The stored bytes are what went out: an encoded body is sent as it is, never encoded twice.
   if (reply.encoded) init.encodeBody = 'manual'
-  return new Response(nullBodyStatus(reply.status) ? null : reply.body, init)
+  return new Response(nullBodyStatus(reply.status) ? null : (reply.body as Uint8Array<ArrayBuffer>), init)
 }
 
 /**
@@ -151,14 +202,4 @@ export function replayResponse(reply: StoredReply): Response {
  */
 export function nullBodyStatus(status: number): boolean {
   return status === 101 || status === 204 || status === 205 || status === 304
-}
-
-/**
- * Final answers are committed; 5xx, 408 and 429 ask the client to come back, so they release the key.
- *
- * @example
- * if (!isFinal(res.status)) await admission.release()
- */
-export function isFinal(status: number): boolean {
-  return status < 500 && status !== 408 && status !== 429
 }

@@ -1,5 +1,5 @@
-import { attempt, type EngineInput, failure, judge, nextOrigin } from '../engine.js'
-import type { AttemptRecord, DispatchOutcome, Origin } from '../types.js'
+import { attempt, type EngineInput, failure, judge, nextOrigin } from './attempt.js'
+import type { AttemptRecord, DispatchOutcome, Origin } from './types.js'
 
 /**
  * `failover`: one origin at a time, in order of preference, each attempt

@@ -1,0 +1,65 @@
+import type { DivergenceEvent } from './types.js'
+
+/** How the reason of a replica suspected on a divergence begins (it is cleared when more answers overturn it). */
+const DIVERGED = 'answered sequence'
+
+/**
+ * Compares the replicas' answers to one sequence (seed 004): with three or
+ * more the majority decides; with two, the log entry's reference answer
+ * (the committed reply) does. A replica that differs becomes `suspect`; one
+ * suspected on a comparison that more answers overturn goes back to `lagging`.
+ * Synchronous SQL, inside the caller's transaction.
+ *
+ * @param sql - the object's SQL storage
+ * @param domain - the ordering domain
+ * @param sequence - the sequence whose answers are compared
+ * @param requestId - its request id, for the events
+ * @param now - the time of the comparison
+ * @returns the divergences found
+ * @example
+ * const events = findDivergences(ctx.storage.sql, 'acct-1', 7, requestId, Date.now())
+ */
+export function findDivergences(sql: SqlStorage, domain: string, sequence: number, requestId: string, now: number): DivergenceEvent[] {
+  const stored = sql
+    .exec<{ ref_status: number | null; ref_digest: string | null }>('SELECT ref_status, ref_digest FROM log WHERE domain = ? AND sequence = ?', domain, sequence)
+    .toArray()[0]
+  const reference = (stored?.ref_status != null && stored.ref_digest ? { origin: '', status: stored.ref_status, digest: stored.ref_digest } : undefined)
+  const rows = sql.exec<{ origin: string; status: number; digest: string }>('SELECT origin, status, digest FROM results WHERE domain = ? AND sequence = ?', domain, sequence).toArray()
+  if (rows.length < 2) return []
+  const votes = new Map<string, number>()
+  for (const r of rows) votes.set(`${r.status} ${r.digest}`, (votes.get(`${r.status} ${r.digest}`) ?? 0) + 1)
+  let expected: string
+  const [top, second] = [...votes.entries()].sort((a, b) => b[1] - a[1])
+  if (votes.size === 1) return [] // the replicas agree
+  if (rows.length >= 3 && top && (!second || top[1] > second[1])) expected = top[0]
+  else if (reference) expected = `${reference.status} ${reference.digest}`
+  else return []
+  const [status, digest] = expected.split(' ') as [string, string]
+  const events: DivergenceEvent[] = []
+  for (const r of rows) {
+    if (`${r.status} ${r.digest}` === expected) {
+      // Suspected on a comparison that more answers now overturn: it agrees with the majority after all. It goes
+      // back to `lagging`, is fed what it missed meanwhile, and is `active` again once at the head.
+      sql.exec(
+        `UPDATE replicas SET state = 'lagging', reason = ?, updated_at = ? WHERE domain = ? AND name = ? AND state = 'suspect' AND reason LIKE ?`,
+        `cleared: its answer to sequence ${sequence} agrees with the majority`,
+        now,
+        domain,
+        r.origin,
+        `${DIVERGED} ${sequence} %`,
+      )
+      continue
+    }
+    const state = sql.exec<{ state: string }>('SELECT state FROM replicas WHERE domain = ? AND name = ?', domain, r.origin).toArray()[0]?.state
+    if (state === 'suspect') continue
+    sql.exec(
+      `UPDATE replicas SET state = 'suspect', reason = ?, updated_at = ? WHERE domain = ? AND name = ?`,
+      `${DIVERGED} ${sequence} with ${r.status} (body ${r.digest.slice(0, 12)}…), others with ${status} (${digest.slice(0, 12)}…)`,
+      now,
+      domain,
+      r.origin,
+    )
+    events.push({ domain, sequence, requestId, origin: r.origin, status: r.status, digest: r.digest, expected: { status: Number(status), digest } })
+  }
+  return events
+}

@@ -1,0 +1,78 @@
+import { failover } from '../shared/failover.js'
+import type { OriginHealth } from '../shared/health.js'
+import { resolveSecret } from '../shared/send.js'
+import { storedFrom } from './catch-up.js'
+import type { Records } from './records.js'
+import type { DueRelay, Relays } from './relays.js'
+import type { Waiters } from './waiters.js'
+
+/** Rounds of resends the alarm makes before it gives the key back to the client's retry. */
+const MAX_RESENDS = 5
+
+/** The lease the alarm holds while resending: the plan's deadline plus this. */
+const RESEND_LEASE_MARGIN_MS = 5000
+
+/** What a resend needs of the object. */
+export interface Resender {
+  storage: DurableObjectStorage
+  records: Records
+  relays: Relays
+  /** Health of the origins the alarm resends to, as this object has seen them. */
+  health: OriginHealth
+  env: unknown
+  /** The duplicates waiting on a key, woken when its reply is committed or the key released. */
+  waiters: Waiters
+}
+
+/**
+ * Resends a relay left `processing` by a Worker that died (seed 003's
+ * backup relay): takes the record over with a lease of its own, fails over
+ * across the stored origins with the same request id (the shared send, as
+ * the Worker would), and commits the first final answer, so a client that
+ * comes back later gets it as a replay. A round that gets none is retried
+ * with backoff; after {@link MAX_RESENDS} rounds the key is released for
+ * the client's retry.
+ *
+ * @param host - the object's records, relays, origin health and env
+ * @param due - the relay to resend
+ * @example
+ * await Promise.all(relays.due(now, 4).map((due) => resendRelay(host, due)))
+ */
+export async function resendRelay(host: Resender, due: DueRelay): Promise<void> {
+  const { lookup, plan } = due
+  const now = Date.now()
+  const token = crypto.randomUUID()
+  // The takeover is guarded on the dead Worker's token: a client retry that took the key first wins.
+  if (!host.records.takeOver(lookup, due.token, token, now + plan.deadlineMs + RESEND_LEASE_MARGIN_MS, now)) return
+  const outcome = await failover({
+    origins: plan.origins,
+    request: due.request,
+    wire: { requestId: due.requestId, key: due.key },
+    health: host.health,
+    secret: resolveSecret(plan.secret, host.env),
+    timeoutMs: plan.timeoutMs,
+    deadline: now + plan.deadlineMs,
+    maxAttempts: plan.maxAttempts,
+    maxResponseBytes: plan.maxResponseBytes,
+    firstAttempt: due.sends + 1,
+  })
+  const sends = due.sends + outcome.attempts.length
+  // An answer is applied by the one rule (failover returns no other): commit it, whatever its status.
+  if (outcome.kind === 'answer') {
+    const committed = host.records.commit({ lookup, token, reply: storedFrom(outcome, plan.reply), ttlMs: due.ttlMs, relay: { sends } })
+    if (committed.ok) host.waiters.wake(lookup)
+    return
+  }
+  console.warn(`hono-once: resend of ${due.requestId} got no final answer (round ${due.resends + 1}): ${outcome.detail}`)
+  host.storage.transactionSync(() => {
+    if (due.resends + 1 >= MAX_RESENDS) {
+      host.records.release(lookup, token, undefined, Date.now())
+      host.relays.release(lookup, sends)
+    } else {
+      // The key is free for a client retry meanwhile; the alarm tries again after a backoff.
+      host.records.endLease(lookup, token, Date.now())
+      host.relays.defer(lookup, sends, Date.now() + Math.min(60_000, 2000 * 2 ** due.resends))
+    }
+  })
+  host.waiters.wake(lookup)
+}
