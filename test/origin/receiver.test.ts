@@ -5,7 +5,7 @@ import {
   memoryStore,
   ONCE_HEADERS,
   onceReceiver,
-  RECEIVER_PROBLEM_BASE,
+  PROBLEM_BASE,
   type MemoryTx,
   type ReceiverStore,
   type ReceiverVariables,
@@ -116,7 +116,7 @@ describe('onceReceiver on Workers with memoryStore()', () => {
     await b.store.prune(Date.now() + 1)
     const res = await b.post('/accounts/a/deposits', h('r1', 1))
     expect(res.status).toBe(409)
-    expect(((await res.json()) as { type: string }).type).toBe(`${RECEIVER_PROBLEM_BASE}sequence-pruned`)
+    expect(((await res.json()) as { type: string }).type).toBe(`${PROBLEM_BASE}sequence-pruned`)
     expect(b.runs()).toBe(1)
     expect((await b.post('/accounts/a/deposits', h('r2', 2))).status).toBe(201)
   })
