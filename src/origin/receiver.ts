@@ -99,11 +99,11 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
 
     /** One try at applying in turn: the response, or 'wait' when an earlier sequence has not arrived (unless `final`). */
     const applyInTurn = async (final = false): Promise<Response | undefined | 'wait'> => {
-      let releaseDomain: (() => void) | undefined
+      let unlockDomain: (() => void) | undefined
       try {
         if (domain !== undefined) {
-          releaseDomain = await locks.acquire(`domain\n${domain}`, Math.max(0, waitMs - (Date.now() - started)))
-          if (!releaseDomain) return busy(`Domain ${JSON.stringify(domain)} is still applying an earlier request; retry after the delay given.`)
+          unlockDomain = await locks.acquire(`domain\n${domain}`, Math.max(0, waitMs - (Date.now() - started)))
+          if (!unlockDomain) return busy(`Domain ${JSON.stringify(domain)} is still applying an earlier request; retry after the delay given.`)
         }
         let outcome: ApplyOutcome
         try {
@@ -169,12 +169,12 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             )
         }
       } finally {
-        releaseDomain?.()
+        unlockDomain?.()
       }
     }
 
-    const releaseId = await locks.acquire(`id\n${requestId}`, waitMs)
-    if (!releaseId) return busy(`Request ${requestId} is still being applied; retry after the delay given.`)
+    const unlockId = await locks.acquire(`id\n${requestId}`, waitMs)
+    if (!unlockId) return busy(`Request ${requestId} is still being applied; retry after the delay given.`)
     try {
       for (;;) {
         const result = await applyInTurn()
@@ -185,7 +185,7 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
         await advanced.waitFor(domain!, left)
       }
     } finally {
-      releaseId()
+      unlockId()
     }
   }
 
