@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler, Next } from 'hono'
 import { isFinalStatus } from '../shared/applied.js'
 import { checkContentDigest } from '../shared/content-digest.js'
+import { HOP_BY_HOP } from '../shared/headers.js'
 import { parsePrincipal } from '../shared/principal.js'
 import { problem, type ProblemInit, type ReceiverProblem } from '../shared/problem.js'
 import { verifyRequest } from '../shared/signature.js'
@@ -8,9 +9,9 @@ import { ONCE_HEADERS } from '../shared/wire.js'
 import { readOnceHeaders, type OnceRequestHeaders } from './headers.js'
 import { KeyedLock } from './locks.js'
 import { validateReceiverOptions, type ReceiverOptions } from './options.js'
-import { captureReply, replayResponse } from './reply.js'
 import type { ApplyOutcome, ReceiverVariables, StoredReply } from './types.js'
 import { readUpTo } from '../shared/read-limited.js'
+import { readStoredReply, replayResponse } from '../shared/reply.js'
 import { Waiters } from '../shared/waiters.js'
 
 const DEFAULT_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE']
@@ -112,8 +113,8 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             c.set('receiver', { requestId, key: h.key, domain, sequence, attempt: h.attempt, principal, tx })
             await next()
             if (c.error !== undefined || !isFinalStatus(c.res.status)) return undefined
-            const { reply, response } = await captureReply(c.res)
-            respond(c, applied(response, true))
+            const reply = await readStoredReply(c.res, storedByReceiver)
+            respond(c, applied(stored(reply), true))
             return reply
           })
         } catch (err) {
@@ -131,7 +132,7 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
         switch (outcome.kind) {
           case 'applied':
             if (domain !== undefined) advanced.wake(domain)
-            return noop ? respond(c, applied(replayResponse(NOOP_REPLY), true)) : undefined
+            return noop ? respond(c, applied(stored(NOOP_REPLY), true)) : undefined
           case 'rolled-back':
             if (c.error !== undefined) {
               // The app threw: nothing was applied, and the edge may count it towards poison (DESIGN §6).
@@ -141,7 +142,7 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             // A 5xx, 408 or 429 of the app: passed on as it gave it, rolled back.
             return respond(c, applied(c.res, false))
           case 'replay':
-            return respond(c, applied(replayResponse(outcome.reply), true))
+            return respond(c, applied(stored(outcome.reply), true))
           case 'gap':
             if (!final && gapWaitMs > 0) return 'wait'
             return respond(
@@ -260,6 +261,20 @@ async function readBody(c: Context, max: number): Promise<Uint8Array | 'too-larg
   }
   c.req.raw = new Request(raw, { body })
   return body
+}
+
+/** Which headers of an answer the receiver stores: all but hop-by-hop ones, and Content-Length (recomputed from the body). */
+function storedByReceiver(name: string): boolean {
+  return name !== 'content-length' && !HOP_BY_HOP.includes(name)
+}
+
+/**
+ * A stored answer as a response, byte for byte, without the edge's replay
+ * mark (the edge adds its own). The body is copied: a store may hand out a
+ * view of memory it reuses.
+ */
+function stored(reply: StoredReply): Response {
+  return replayResponse({ status: reply.status, headers: reply.headers, body: new Uint8Array(reply.body) }, false)
 }
 
 /**

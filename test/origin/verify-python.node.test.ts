@@ -58,7 +58,9 @@ async function edgeRequest(url: string, body: string, extra: Record<string, stri
 
 function asCase(name: string, url: string, headers: Headers, body: string, secrets: Record<string, string> = { ONCE_SIGNING_SECRET: SECRET }): Case {
   const u = new URL(url)
-  return { name, method: 'POST', path: u.pathname, query: u.search.slice(1), headers: Object.fromEntries(headers), body: Buffer.from(body).toString('base64'), secrets, now: NOW }
+  const fields: Record<string, string> = {}
+  headers.forEach((value, key) => (fields[key] = value))
+  return { name, method: 'POST', path: u.pathname, query: u.search.slice(1), headers: fields, body: Buffer.from(body).toString('base64'), secrets, now: NOW }
 }
 
 function runPython(cases: Case[]): (string | null)[] {
