@@ -109,6 +109,20 @@ describe('onceReceiver on Workers with memoryStore()', () => {
     expect(await res.json()).toEqual({ requestId: 'r-9', key: 'k"1', domain: 'acct a', sequence: 1, attempt: 3 })
   })
 
+  it('stores every header of an answer but the hop-by-hop ones (the one HOP_BY_HOP list) and Content-Length', async () => {
+    const app = new Hono<{ Variables: ReceiverVariables<MemoryTx> }>()
+    app.post('/x', onceReceiver({ store: memoryStore() }), () =>
+      new Response('{}', { status: 201, headers: { 'x-ledger': 'main', 'proxy-authenticate': 'Basic realm="origin"', 'content-type': 'application/json' } }),
+    )
+    const send = () => app.request('/x', { method: 'POST', headers: { [ONCE_HEADERS.requestId]: 'r-hop' } })
+    // The first answer is the stored one too, so both say the same.
+    for (const res of [await send(), await send()]) {
+      expect(res.headers.get('x-ledger')).toBe('main')
+      expect(res.headers.get('content-type')).toBe('application/json')
+      expect(res.headers.get('proxy-authenticate')).toBeNull()
+    }
+  })
+
   it('answers sequence-pruned for an applied slot whose record was pruned, and never runs it again', async () => {
     const b = bank()
     const h = (r: string, seq: number) => ({ [ONCE_HEADERS.requestId]: r, [ONCE_HEADERS.domain]: 'a', [ONCE_HEADERS.sequence]: String(seq) })
