@@ -1,4 +1,5 @@
 import { CHUNK_BYTES, readChunks } from './records.js'
+import { RECORD_KEY_COLUMNS, replyChunksTable } from './schema.js'
 import type { StoredReply } from './types.js'
 
 /**
@@ -9,12 +10,7 @@ import type { StoredReply } from './types.js'
  * `once_` so they stay out of the subclass's way.
  */
 const SCHEMA = `CREATE TABLE IF NOT EXISTS once_records (
-    lookup      TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    request_id  TEXT NOT NULL,
-    state       TEXT NOT NULL CHECK (state IN ('in_flight', 'committed', 'released')),
-    token       TEXT,
-    attempt     INTEGER NOT NULL,
+    ${RECORD_KEY_COLUMNS},
     expires_at  INTEGER NOT NULL,
     status      INTEGER,
     headers     TEXT,
@@ -22,12 +18,7 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS once_records (
     chunks      INTEGER NOT NULL DEFAULT 0
   ) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS once_records_by_expiry ON once_records (expires_at);
-  CREATE TABLE IF NOT EXISTS once_reply_chunks (
-    lookup TEXT NOT NULL,
-    idx    INTEGER NOT NULL,
-    data   BLOB NOT NULL,
-    PRIMARY KEY (lookup, idx)
-  );`
+  ${replyChunksTable('once_reply_chunks')}`
 
 /** One record as stored. */
 export interface OnceRow extends Record<string, SqlStorageValue> {

@@ -1,6 +1,61 @@
 import { RELAYS_SCHEMA } from './relays.js'
 import { COUNTERS_SCHEMA } from './counters.js'
 
+// The storage schema is a contract with every object already deployed: the texts below are fixed once released, and a
+// change is a new migration step. Where two tables hold the same thing (a record in the StableArea and in an OnceObject;
+// the replicas table before and after step 5), they are built from one text, so they cannot drift apart.
+
+/**
+ * The columns every records table starts with, the StableArea's `records`
+ * and an OnceObject's `once_records` alike: the lookup key (scope + key),
+ * the request's fingerprint and id, the record's state, the lease token of
+ * the run that holds it, and its attempt number.
+ *
+ * @example
+ * `CREATE TABLE IF NOT EXISTS once_records (${RECORD_KEY_COLUMNS}, expires_at INTEGER NOT NULL)`
+ */
+export const RECORD_KEY_COLUMNS = `lookup       TEXT PRIMARY KEY,
+     fingerprint  TEXT NOT NULL,
+     request_id   TEXT NOT NULL,
+     state        TEXT NOT NULL CHECK (state IN ('in_flight', 'committed', 'released')),
+     token        TEXT,
+     attempt      INTEGER NOT NULL`
+
+/**
+ * The table that holds a reply too large for one row, split into chunks
+ * (`records.ts` writes and reads them), under the name `name`.
+ *
+ * @param name - `reply_chunks` in the StableArea, `once_reply_chunks` in an OnceObject
+ * @returns its `CREATE TABLE IF NOT EXISTS` statement
+ * @example
+ * sql.exec(replyChunksTable('once_reply_chunks'))
+ */
+export function replyChunksTable(name: 'reply_chunks' | 'once_reply_chunks'): string {
+  return `CREATE TABLE IF NOT EXISTS ${name} (
+     lookup TEXT NOT NULL,
+     idx    INTEGER NOT NULL,
+     data   BLOB NOT NULL,
+     PRIMARY KEY (lookup, idx)
+   );`
+}
+
+/** The columns of `replicas`, in order (step 5 copies them into the rebuilt table). */
+const REPLICA_COLUMNS = 'domain, name, url, state, acked, reason, failures, next_at, updated_at'
+
+/** The column definitions of `replicas` whose `state` is one of `states` (step 5 rebuilds the table to add one). */
+const replicasColumns = (states: readonly string[]): string => `
+     domain     TEXT NOT NULL,
+     name       TEXT NOT NULL,
+     url        TEXT NOT NULL,
+     state      TEXT NOT NULL CHECK (state IN (${states.map((s) => `'${s}'`).join(', ')})),
+     acked      INTEGER NOT NULL DEFAULT 0,
+     reason     TEXT,
+     failures   INTEGER NOT NULL DEFAULT 0,
+     next_at    INTEGER,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (domain, name)
+   `
+
 /**
  * Schema step for ordering domains (DESIGN §4): the request history (`log`),
  * per replica and domain its state and highest acknowledged sequence
@@ -34,18 +89,7 @@ const ORDERED_SCHEMA = `CREATE TABLE IF NOT EXISTS domains (
      created_at INTEGER NOT NULL,
      PRIMARY KEY (domain, sequence)
    );
-   CREATE TABLE IF NOT EXISTS replicas (
-     domain     TEXT NOT NULL,
-     name       TEXT NOT NULL,
-     url        TEXT NOT NULL,
-     state      TEXT NOT NULL CHECK (state IN ('joining', 'active', 'lagging', 'suspect', 'draining')),
-     acked      INTEGER NOT NULL DEFAULT 0,
-     reason     TEXT,
-     failures   INTEGER NOT NULL DEFAULT 0,
-     next_at    INTEGER,
-     updated_at INTEGER NOT NULL,
-     PRIMARY KEY (domain, name)
-   );
+   CREATE TABLE IF NOT EXISTS replicas (${replicasColumns(['joining', 'active', 'lagging', 'suspect', 'draining'])});
    CREATE TABLE IF NOT EXISTS results (
      domain   TEXT NOT NULL,
      sequence INTEGER NOT NULL,
@@ -72,12 +116,7 @@ const ORDERED_SCHEMA = `CREATE TABLE IF NOT EXISTS domains (
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS records (
-     lookup       TEXT PRIMARY KEY,
-     fingerprint  TEXT NOT NULL,
-     request_id   TEXT NOT NULL,
-     state        TEXT NOT NULL CHECK (state IN ('in_flight', 'committed', 'released')),
-     token        TEXT,
-     attempt      INTEGER NOT NULL,
+     ${RECORD_KEY_COLUMNS},
      lease_until  INTEGER,
      expires_at   INTEGER NOT NULL,
      provisional  INTEGER NOT NULL DEFAULT 0,
@@ -93,12 +132,7 @@ export const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX IF NOT EXISTS records_by_expiry ON records (expires_at);
    CREATE INDEX IF NOT EXISTS records_by_lease ON records (lease_until) WHERE state = 'in_flight';
-   CREATE TABLE IF NOT EXISTS reply_chunks (
-     lookup TEXT NOT NULL,
-     idx    INTEGER NOT NULL,
-     data   BLOB NOT NULL,
-     PRIMARY KEY (lookup, idx)
-   );`,
+   ${replyChunksTable('reply_chunks')}`,
   // 2: a reply whose body the handler already encoded (Content-Encoding with encodeBody: 'manual') is replayed as is.
   `ALTER TABLE records ADD COLUMN manual_encoding INTEGER NOT NULL DEFAULT 0;`,
   // 3: relays, the requests the Worker forwards to origins, resent by the alarm when it dies.
@@ -109,20 +143,8 @@ export const MIGRATIONS: readonly string[] = [
   // log's retention). SQLite cannot change a CHECK, so `replicas` is rebuilt.
   `ALTER TABLE log ADD COLUMN refused_since INTEGER;
    ALTER TABLE log ADD COLUMN retry_at INTEGER;
-   CREATE TABLE replicas_v5 (
-     domain     TEXT NOT NULL,
-     name       TEXT NOT NULL,
-     url        TEXT NOT NULL,
-     state      TEXT NOT NULL CHECK (state IN ('joining', 'active', 'lagging', 'suspect', 'draining', 'stale')),
-     acked      INTEGER NOT NULL DEFAULT 0,
-     reason     TEXT,
-     failures   INTEGER NOT NULL DEFAULT 0,
-     next_at    INTEGER,
-     updated_at INTEGER NOT NULL,
-     PRIMARY KEY (domain, name)
-   );
-   INSERT INTO replicas_v5 (domain, name, url, state, acked, reason, failures, next_at, updated_at)
-     SELECT domain, name, url, state, acked, reason, failures, next_at, updated_at FROM replicas;
+   CREATE TABLE replicas_v5 (${replicasColumns(['joining', 'active', 'lagging', 'suspect', 'draining', 'stale'])});
+   INSERT INTO replicas_v5 (${REPLICA_COLUMNS}) SELECT ${REPLICA_COLUMNS} FROM replicas;
    DROP TABLE replicas;
    ALTER TABLE replicas_v5 RENAME TO replicas;`,
   // 6: the status page's counters, kept with the admits they count, and the status object's figures (counters.ts).

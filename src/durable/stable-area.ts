@@ -35,8 +35,8 @@ import type {
  * Callers reach it through small typed RPC methods. `admit` answers in one
  * round trip with one of `new`, `replay`, `in_flight` or `mismatch`;
  * `commit` stores the reply and flips the record to `committed` in one
- * transaction. The alarm deletes expired records and releases leases whose
- * Worker died.
+ * transaction. The alarm deletes expired records and takes over the
+ * relayed and ordered requests whose Worker died.
  *
  * Re-export it from your Worker entry and bind it as `ONCE`:
  *

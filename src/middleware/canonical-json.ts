@@ -75,15 +75,8 @@ class Parser {
   }
 
   object(depth: number): string {
-    this.at++ // {
     const members = new Map<string, string>()
-    this.space()
-    if (this.text[this.at] === '}') {
-      this.at++
-      return '{}'
-    }
-    for (;;) {
-      this.space()
+    this.list('{', '}', () => {
       if (this.text[this.at] !== '"') throw new NotCanonical()
       const name = this.string()
       if (members.has(name)) throw new NotCanonical()
@@ -91,39 +84,34 @@ class Parser {
       this.expect(':')
       this.space()
       members.set(name, this.value(depth + 1))
-      this.space()
-      if (this.text[this.at] === ',') {
-        this.at++
-        continue
-      }
-      this.expect('}')
-      break
-    }
+    })
     // Sorted by UTF-16 code units, as RFC 8785 does; any fixed order would do.
     const names = [...members.keys()].sort()
     return `{${names.map((n) => `${JSON.stringify(n)}:${members.get(n)}`).join(',')}}`
   }
 
   array(depth: number): string {
-    this.at++ // [
     const items: string[] = []
+    this.list('[', ']', () => items.push(this.value(depth + 1)))
+    return `[${items.join(',')}]`
+  }
+
+  /** Reads `open`, then `item`s separated by commas (white space around each), then `close`; none at all is fine. */
+  list(open: '{' | '[', close: '}' | ']', item: () => void): void {
+    this.expect(open)
     this.space()
-    if (this.text[this.at] === ']') {
+    if (this.text[this.at] === close) {
       this.at++
-      return '[]'
+      return
     }
     for (;;) {
       this.space()
-      items.push(this.value(depth + 1))
+      item()
       this.space()
-      if (this.text[this.at] === ',') {
-        this.at++
-        continue
-      }
-      this.expect(']')
-      break
+      if (this.text[this.at] !== ',') break
+      this.at++
     }
-    return `[${items.join(',')}]`
+    this.expect(close)
   }
 
   /** The string token at the cursor, decoded (JSON.parse of the one token: the grammar is already checked). */

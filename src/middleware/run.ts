@@ -4,6 +4,7 @@ import { CommitPoint } from './commit-point.js'
 import type { OnceConfig } from './config.js'
 import type { Identity } from './identify.js'
 import { setRelayLink } from '../origin-adapter/relay-link.js'
+import { AdmissionLink } from './admission-link.js'
 
 /**
  * Steps 3–5 of a keyed request: runs the handler under the lease, reads its
@@ -38,27 +39,7 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     commit: point.commit,
   })
 
-  setRelayLink(c, {
-    requestId: admission.requestId,
-    key: id.key,
-    get durable() {
-      return admission.relay !== undefined
-    },
-    sends: admission.relay?.sends ?? 0,
-    request: admitted.relayed,
-    dispatches: 0,
-    record: (request, plan) => admission.recordRelay({ request, plan, key: id.key }),
-    sent: (n) => {
-      if (admission.relay) admission.relay.sends += n
-    },
-    order: admission.order,
-    entries: (from, to) => admission.entries(from, to),
-    quorum: (acks, failed) => {
-      admission.acks = { acks, failed }
-    },
-    acknowledge: (acks, failed, filled) => admission.acknowledge(acks, failed, filled),
-    committed: admission.settled,
-  })
+  setRelayLink(c, new AdmissionLink(admission, id.key, admitted.relayed))
   admission.startRenewing(config.maxRunMs)
   const work = (async () => {
     try {

@@ -182,8 +182,8 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
   const plan = group.plan(method)
   // The request's first dispatch is the logical request (its relay is durable); a further one in the same handler
   // is another request to the origins, so it gets its own id (`<id>/2`, …), which origins dedupe just as well.
-  const nth = link ? ++link.dispatches : 1
-  if (link && nth === 1 && !link.durable && plan) await link.record(request, plan)
+  const nth = link ? link.nextDispatch() : 1
+  if (link && nth === 1 && plan) await link.record(request, plan)
   const requestId = link ? (nth === 1 ? link.requestId : `${link.requestId}/${nth}`) : uuidv7()
 
   const now = Date.now()
@@ -203,19 +203,20 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
   }
   let outcome: DispatchOutcome
   if (strategy === 'replicate' && !SAFE.has(method)) {
-    if (!link?.order || nth > 1) {
+    const order = link?.order
+    if (!order || nth > 1) {
       return problem('misconfigured', {
         detail: "The 'replicate' strategy applies requests in one order per domain: put once({ domain }) in front of this proxy().",
         instance,
       })
     }
     // Not the handler's signal: the replicas the client does not wait for go on after the answer, to the deadline.
-    const result = await replicate({ ...input, signal: undefined, slot: link.order, quorum: options.ackQuorum ?? 1, entries: link.entries })
-    link.quorum(result.acks, [])
+    const result = await replicate({ ...input, signal: undefined, slot: order.slot, quorum: options.ackQuorum ?? 1, entries: (from, to) => order.entries(from, to) })
+    order.quorum(result.acks, [])
     // The replicas the client did not wait for finish in the background; their answers are compared in the object.
     const background = result.rest.then(async ({ acks, failed, conflicts, filled }) => {
       // After the commit: it stores the quorum's answers, which the later ones are compared with.
-      const events = [...(await link.committed), ...(await link.acknowledge(acks, [...failed, ...conflicts], filled))]
+      const events = [...(await order.committed), ...(await order.acknowledge(acks, [...failed, ...conflicts], filled))]
       for (const event of events) {
         console.warn(`hono-once: replica ${event.origin} diverged at ${event.domain}#${event.sequence}`)
         await options.onDivergence?.(event)
@@ -229,7 +230,7 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
   if (nth === 1) link?.sent(outcome.attempts.length)
   const res = answer(outcome, instance, link?.key)
   // The request's place in its domain's order, on the answer (DESIGN §3.7).
-  if (link?.order && strategy === 'replicate') res.headers.set(ONCE_HEADERS.sequence, String(link.order.sequence))
+  if (link?.order && strategy === 'replicate') res.headers.set(ONCE_HEADERS.sequence, String(link.order.slot.sequence))
   // An applied answer is final whatever its status (a `reply-lost`, an origin's recorded 5xx): once() commits it,
   // where its own rule would give the key back for a retry that the origins would only replay.
   const once = c.get('once')

@@ -4,39 +4,60 @@ import type { FilledAck } from './strategies/replicate.js'
 import type { ForwardRequest, LogEntry, OrderedSlot, RelayPlan, ReplicaAck } from './types.js'
 
 /**
- * What `once()` tells the dispatch engine about the admitted request it
- * wraps: its identity on the wire, and whether its relay is already durable
- * in the stable area. Internal: the link between the middleware and
- * `proxy()`/`dispatch()`.
+ * What `once()` tells `proxy()`/`dispatch()` about the admitted request it
+ * wraps, and what the dispatch reports back: the request's identity on the
+ * wire, its relay (stored with the admit, or recorded by the first
+ * dispatch), and for an ordered request its {@link OrderedLink}. Internal:
+ * the link between the middleware and the dispatch; `once()` implements it
+ * over its admission (middleware/admission-link.ts).
+ *
+ * @example
+ * const link = relayLinkOf(c)
+ * const nth = link ? link.nextDispatch() : 1
+ * if (link && nth === 1) await link.record(request, plan)
  */
 export interface RelayLink {
-  requestId: string
-  key: string
-  /** The relay was stored with the admit (the route's `proxy()` was seen). */
-  durable: boolean
-  /** Sends earlier attempts made; this attempt's first `Once-Attempt` is one more. */
-  sends: number
-  /** Makes the relay durable with one more round trip (for `dispatch()` inside a handler). */
+  /** The logical request's id, the same on every attempt (`Once-Request-Id`). */
+  readonly requestId: string
+  /** The client's `Idempotency-Key`. */
+  readonly key: string
+  /** The request as once() read and stored it with the admit (a `proxy()` route): the very bytes to send. */
+  readonly request: ForwardRequest | undefined
+  /** Sends that earlier attempts of this request made; this attempt's first `Once-Attempt` is one more. */
+  readonly sends: number
+  /** An ordered request's part: its slot, the domain's log and the replicas' answers; undefined when unordered. */
+  readonly order: OrderedLink | undefined
+  /** Numbers this request's dispatches: 1 is the logical request itself; a further one gets its own request id. */
+  nextDispatch(): number
+  /** Makes the relay of the first dispatch durable: one more round trip, unless the admit already stored it. */
   record(request: ForwardRequest, plan: RelayPlan): Promise<void>
-  /** The request as once() stored it with the relay (its body already read), when it did. */
-  request?: ForwardRequest | undefined
-  /** Counts the sends the dispatch made, stored with the commit or release. */
+  /** Counts the sends the first dispatch made; they are stored with the commit or release. */
   sent(n: number): void
-  /** How many dispatches this request has made so far (a second one gets its own request id). */
-  dispatches: number
-  /** An ordered request's slot: its domain, sequence and the replicas to send it to. */
-  order?: OrderedSlot | undefined
-  /** Reads missing log entries of the domain (for a replica that reports a gap). */
+}
+
+/**
+ * The ordered request's part of a {@link RelayLink}: where it stands in its
+ * domain, and how the replicas' answers reach the stable area.
+ *
+ * @example
+ * const result = await replicate({ ...input, slot: order.slot, entries: (from, to) => order.entries(from, to) })
+ * order.quorum(result.acks, [])
+ */
+export interface OrderedLink {
+  /** Its domain, sequence and the replicas to send it to. */
+  readonly slot: OrderedSlot
+  /** Settles when once() has committed (with the divergences its commit found) or given up. */
+  readonly committed: Promise<DivergenceEvent[]>
+  /** Reads the domain's log entries `from`..`to` (for a replica that reports a gap). */
   entries(from: number, to: number): Promise<LogEntry[]>
-  /** Stores the quorum's answers with the commit. */
+  /** Keeps the answers that made the quorum, to be stored with the commit. */
   quorum(acks: ReplicaAck[], failed: string[]): void
   /**
    * Reports the other replicas' answers once they are in, and the answers to
-   * earlier entries that gap fill delivered; returns divergences.
+   * earlier entries that gap fill delivered; returns the divergences found.
+   * Never throws.
    */
   acknowledge(acks: ReplicaAck[], failed: string[], filled?: FilledAck[]): Promise<DivergenceEvent[]>
-  /** Settles when once() has committed (with the divergences the commit found) or given up. */
-  committed: Promise<DivergenceEvent[]>
 }
 
 const links = new WeakMap<Context, RelayLink>()
@@ -48,7 +69,7 @@ const links = new WeakMap<Context, RelayLink>()
  * @returns the link, or undefined outside `once()`
  * @example
  * const link = relayLinkOf(c)
- * if (link && !link.durable) await link.record(request, plan)
+ * if (link && link.nextDispatch() === 1) await link.record(request, plan)
  */
 export function relayLinkOf(c: Context): RelayLink | undefined {
   return links.get(c)
@@ -60,7 +81,7 @@ export function relayLinkOf(c: Context): RelayLink | undefined {
  * @param c - the request context
  * @param link - the link
  * @example
- * setRelayLink(c, { requestId, key, durable: true, sends: 0, record, sent })
+ * setRelayLink(c, new AdmissionLink(admission, id.key, admitted.relayed))
  */
 export function setRelayLink(c: Context, link: RelayLink): void {
   links.set(c, link)

@@ -15,7 +15,7 @@
  */
 export { onceReceiver } from './receiver.js'
 export type { ReceiverOptions } from './options.js'
-export { RECEIVER_PROBLEM_BASE, type ReceiverProblem } from './problem.js'
+export { PROBLEM_BASE, type ProblemKind, type ReceiverProblem } from '../shared/problem.js'
 export { decide, type ClaimState } from './decide.js'
 export { memoryStore, type MemoryTx } from './stores/memory.js'
 export { sqliteStore, type SqliteStore, type SqliteDatabaseLike, type SqliteStatementLike, type SqliteValue } from './stores/sqlite.js'

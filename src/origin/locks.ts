@@ -1,10 +1,11 @@
 /**
- * Hands back a lock.
+ * Hands back a lock. (Not "release": in hono-once a record is released,
+ * its key freed for a retry; a lock is unlocked.)
  *
  * @example
- * const release: Release = () => {}
+ * const unlock: Unlock = () => {}
  */
-export type Release = () => void
+export type Unlock = () => void
 
 /**
  * In-process FIFO locks by key, with a bounded wait. The receiver uses them
@@ -13,9 +14,9 @@ export type Release = () => void
  *
  * @example
  * const locks = new KeyedLock()
- * const release = await locks.acquire('domain:a1', 5000)
- * if (!release) return busy()
- * try { await applyIt() } finally { release() }
+ * const unlock = await locks.acquire('domain:a1', 5000)
+ * if (!unlock) return busy()
+ * try { await applyIt() } finally { unlock() }
  */
 export class KeyedLock {
   readonly #tails = new Map<string, Promise<void>>()
@@ -25,21 +26,21 @@ export class KeyedLock {
    *
    * @param key - what to lock
    * @param timeoutMs - longest wait
-   * @returns the release function, or undefined when the wait timed out (nothing is held then)
+   * @returns the unlock function, or undefined when the wait timed out (nothing is held then)
    */
-  async acquire(key: string, timeoutMs: number): Promise<Release | undefined> {
+  async acquire(key: string, timeoutMs: number): Promise<Unlock | undefined> {
     const prev = this.#tails.get(key)
     let open!: () => void
     const held = new Promise<void>((resolve) => (open = resolve))
     const tail = prev ? prev.then(() => held) : held
     this.#tails.set(key, tail)
-    const release: Release = () => {
+    const unlock: Unlock = () => {
       open()
       if (this.#tails.get(key) === tail) this.#tails.delete(key)
     }
-    if (!prev || (await settlesWithin(prev, timeoutMs))) return release
+    if (!prev || (await settlesWithin(prev, timeoutMs))) return unlock
     // Gave up: pass the turn on as soon as it comes.
-    void prev.then(release)
+    void prev.then(unlock)
     return undefined
   }
 }

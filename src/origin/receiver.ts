@@ -1,16 +1,18 @@
 import type { Context, MiddlewareHandler, Next } from 'hono'
 import { isFinalStatus } from '../shared/applied.js'
 import { checkContentDigest } from '../shared/content-digest.js'
+import { HOP_BY_HOP } from '../shared/headers.js'
 import { parsePrincipal } from '../shared/principal.js'
+import { problem, type ProblemInit, type ReceiverProblem } from '../shared/problem.js'
 import { verifyRequest } from '../shared/signature.js'
 import { ONCE_HEADERS } from '../shared/wire.js'
 import { readOnceHeaders, type OnceRequestHeaders } from './headers.js'
 import { KeyedLock } from './locks.js'
 import { validateReceiverOptions, type ReceiverOptions } from './options.js'
-import { receiverProblem } from './problem.js'
-import { captureReply, replayResponse } from './reply.js'
 import type { ApplyOutcome, ReceiverVariables, StoredReply } from './types.js'
 import { readUpTo } from '../shared/read-limited.js'
+import { readStoredReply, replayResponse } from '../shared/reply.js'
+import { Waiters } from '../shared/waiters.js'
 
 const DEFAULT_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE']
 /** Never deduped: a hedged read may carry a request id for tracing, and is never recorded. */
@@ -20,33 +22,8 @@ const EMPTY = new Uint8Array()
 const NOOP_REPLY: StoredReply = { status: 204, headers: [], body: new Uint8Array() }
 /** Receivers sharing a store share its locks. */
 const locksByStore = new WeakMap<object, KeyedLock>()
-/** …and learn from each other when a domain moves on. */
-const signalsByStore = new WeakMap<object, DomainSignals>()
-
-/** Wakes requests waiting for their domain to reach their sequence. */
-class DomainSignals {
-  readonly #waiting = new Map<string, Set<() => void>>()
-
-  wait(domain: string, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      let set = this.#waiting.get(domain)
-      if (!set) this.#waiting.set(domain, (set = new Set()))
-      const waiters = set
-      const done = () => {
-        clearTimeout(timer)
-        waiters.delete(done)
-        if (waiters.size === 0) this.#waiting.delete(domain)
-        resolve()
-      }
-      const timer = setTimeout(done, ms)
-      waiters.add(done)
-    })
-  }
-
-  notify(domain: string): void {
-    for (const done of [...(this.#waiting.get(domain) ?? [])]) done()
-  }
-}
+/** …and learn from each other when a domain moves on (waiting on the domain's name). */
+const advancedByStore = new WeakMap<object, Waiters>()
 
 /**
  * The origin's half of hono-once (DESIGN §6): Hono middleware for origin
@@ -111,23 +88,23 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
   const required = new Set(methods.map((m) => m.toUpperCase()))
   const locks = locksByStore.get(store) ?? new KeyedLock()
   locksByStore.set(store, locks)
-  const advanced = signalsByStore.get(store) ?? new DomainSignals()
-  signalsByStore.set(store, advanced)
+  const advanced = advancedByStore.get(store) ?? new Waiters()
+  advancedByStore.set(store, advanced)
 
   async function applyOnce(c: Context<{ Variables: ReceiverVariables<Tx> }>, next: Next, h: Extract<OnceRequestHeaders, { kind: 'ok' }>) {
     const instance = c.req.path
     const { requestId, domain, sequence, noop } = h
     const principal = parsePrincipal(c.req.raw.headers.get(ONCE_HEADERS.principal))
     const started = Date.now()
-    const busy = (detail: string) => respond(c, receiverProblem('in-flight', { detail, instance, requestId, headers: { 'retry-after': '1' } }))
+    const busy = (detail: string) => respond(c, problemAnswer('in-flight', { detail, instance, requestId, headers: { 'retry-after': '1' } }))
 
     /** One try at applying in turn: the response, or 'wait' when an earlier sequence has not arrived (unless `final`). */
     const applyInTurn = async (final = false): Promise<Response | undefined | 'wait'> => {
-      let releaseDomain: (() => void) | undefined
+      let unlockDomain: (() => void) | undefined
       try {
         if (domain !== undefined) {
-          releaseDomain = await locks.acquire(`domain\n${domain}`, Math.max(0, waitMs - (Date.now() - started)))
-          if (!releaseDomain) return busy(`Domain ${JSON.stringify(domain)} is still applying an earlier request; retry after the delay given.`)
+          unlockDomain = await locks.acquire(`domain\n${domain}`, Math.max(0, waitMs - (Date.now() - started)))
+          if (!unlockDomain) return busy(`Domain ${JSON.stringify(domain)} is still applying an earlier request; retry after the delay given.`)
         }
         let outcome: ApplyOutcome
         try {
@@ -136,15 +113,15 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             c.set('receiver', { requestId, key: h.key, domain, sequence, attempt: h.attempt, principal, tx })
             await next()
             if (c.error !== undefined || !isFinalStatus(c.res.status)) return undefined
-            const { reply, response } = await captureReply(c.res)
-            respond(c, applied(response, true))
+            const reply = await readStoredReply(c.res, storedByReceiver)
+            respond(c, applied(stored(reply), true))
             return reply
           })
         } catch (err) {
           console.error('hono-once: onceReceiver could not apply request', requestId, err)
           return respond(
             c,
-            receiverProblem('store-unavailable', {
+            problemAnswer('store-unavailable', {
               detail: 'The request could not be recorded, so nothing was applied; retry with the same request id.',
               instance,
               requestId,
@@ -154,23 +131,23 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
         }
         switch (outcome.kind) {
           case 'applied':
-            if (domain !== undefined) advanced.notify(domain)
-            return noop ? respond(c, applied(replayResponse(NOOP_REPLY), true)) : undefined
+            if (domain !== undefined) advanced.wake(domain)
+            return noop ? respond(c, applied(stored(NOOP_REPLY), true)) : undefined
           case 'rolled-back':
             if (c.error !== undefined) {
               // The app threw: nothing was applied, and the edge may count it towards poison (DESIGN §6).
               const error = c.error instanceof Error ? `${c.error.name}: ${c.error.message}` : String(c.error)
-              return respond(c, receiverProblem('handler-failed', { detail: `The handler threw (${error.slice(0, 200)}); its writes were rolled back.`, instance, requestId }))
+              return respond(c, problemAnswer('handler-failed', { detail: `The handler threw (${error.slice(0, 200)}); its writes were rolled back.`, instance, requestId }))
             }
             // A 5xx, 408 or 429 of the app: passed on as it gave it, rolled back.
             return respond(c, applied(c.res, false))
           case 'replay':
-            return respond(c, applied(replayResponse(outcome.reply), true))
+            return respond(c, applied(stored(outcome.reply), true))
           case 'gap':
             if (!final && gapWaitMs > 0) return 'wait'
             return respond(
               c,
-              receiverProblem('sequence-gap', {
+              problemAnswer('sequence-gap', {
                 detail:
                   outcome.expected === 1
                     ? `This origin has applied nothing of domain ${JSON.stringify(domain)} yet and needs sequence 1 first; got ${sequence}.`
@@ -181,11 +158,11 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
               }),
             )
           case 'conflict':
-            return respond(c, receiverProblem('sequence-conflict', { detail: outcome.detail, instance, requestId }))
+            return respond(c, problemAnswer('sequence-conflict', { detail: outcome.detail, instance, requestId }))
           case 'pruned':
             return respond(
               c,
-              receiverProblem('sequence-pruned', {
+              problemAnswer('sequence-pruned', {
                 detail: `Sequence ${sequence} of domain ${JSON.stringify(domain)} was applied, but its record was pruned; its answer is gone.`,
                 instance,
                 requestId,
@@ -193,12 +170,12 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             )
         }
       } finally {
-        releaseDomain?.()
+        unlockDomain?.()
       }
     }
 
-    const releaseId = await locks.acquire(`id\n${requestId}`, waitMs)
-    if (!releaseId) return busy(`Request ${requestId} is still being applied; retry after the delay given.`)
+    const unlockId = await locks.acquire(`id\n${requestId}`, waitMs)
+    if (!unlockId) return busy(`Request ${requestId} is still being applied; retry after the delay given.`)
     try {
       for (;;) {
         const result = await applyInTurn()
@@ -206,10 +183,10 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
         if (result !== 'wait') return result
         const left = gapWaitMs - (Date.now() - started)
         if (left <= 0) return (await applyInTurn(true)) as Response | undefined
-        await advanced.wait(domain!, left)
+        await advanced.waitFor(domain!, left)
       }
     } finally {
-      releaseId()
+      unlockId()
     }
   }
 
@@ -221,15 +198,15 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
     if (signed) {
       const verdict = await verifyRequest(c.req.raw, { secrets })
       if (!verdict.ok) {
-        return receiverProblem('signature-invalid', { detail: verdict.detail, instance, requestId: headers.get(ONCE_HEADERS.requestId) ?? undefined })
+        return problemAnswer('signature-invalid', { detail: verdict.detail, instance, requestId: headers.get(ONCE_HEADERS.requestId) ?? undefined })
       }
     }
     // A read is never recorded (a hedged one may carry a request id for tracing): its Once-* headers are not checked.
     const h: OnceRequestHeaders = SAFE.has(method) ? { kind: 'none' } : readOnceHeaders(headers)
-    if (h.kind === 'bad') return receiverProblem('bad-request', { detail: h.detail, instance })
+    if (h.kind === 'bad') return problemAnswer('bad-request', { detail: h.detail, instance })
     const deduped = h.kind === 'ok'
     if (h.kind === 'none' && signed && required.has(method)) {
-      return receiverProblem('request-id-missing', {
+      return problemAnswer('request-id-missing', {
         detail: `${method} requests need a ${ONCE_HEADERS.requestId}: with secrets set, only requests from the edge are accepted.`,
         instance,
       })
@@ -241,15 +218,15 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
     try {
       body = await readBody(c, maxBodyBytes)
     } catch {
-      return receiverProblem('bad-request', { detail: 'The request body could not be read.', instance, requestId })
+      return problemAnswer('bad-request', { detail: 'The request body could not be read.', instance, requestId })
     }
     if (body === 'too-large') {
-      return receiverProblem('body-too-large', { detail: `The request body is larger than this receiver's maxBodyBytes (${maxBodyBytes} bytes).`, instance, requestId })
+      return problemAnswer('body-too-large', { detail: `The request body is larger than this receiver's maxBodyBytes (${maxBodyBytes} bytes).`, instance, requestId })
     }
     if (signed) {
       const digest = await checkContentDigest(headers.get(ONCE_HEADERS.contentDigest), body)
       if (digest !== 'ok') {
-        return receiverProblem('bad-request', {
+        return problemAnswer('bad-request', {
           detail:
             digest === 'missing'
               ? `The request has no ${ONCE_HEADERS.contentDigest} with a sha-256 member; the signature covers the body through it.`
@@ -284,6 +261,28 @@ async function readBody(c: Context, max: number): Promise<Uint8Array | 'too-larg
   }
   c.req.raw = new Request(raw, { body })
   return body
+}
+
+/** Which headers of an answer the receiver stores: all but hop-by-hop ones, and Content-Length (recomputed from the body). */
+function storedByReceiver(name: string): boolean {
+  return name !== 'content-length' && !HOP_BY_HOP.includes(name)
+}
+
+/**
+ * A stored answer as a response, byte for byte, without the edge's replay
+ * mark (the edge adds its own). The body is copied: a store may hand out a
+ * view of memory it reuses.
+ */
+function stored(reply: StoredReply): Response {
+  return replayResponse({ status: reply.status, headers: reply.headers, body: new Uint8Array(reply.body) }, false)
+}
+
+/**
+ * A problem answer of the receiver, with `Once-Applied`: `?0`, nothing was
+ * applied, but for `sequence-pruned` (applied, and its answer is gone): `?1`.
+ */
+function problemAnswer(kind: ReceiverProblem, init: ProblemInit): Response {
+  return applied(problem(kind, init), kind === 'sequence-pruned')
 }
 
 /** The answer with `Once-Applied` set: `?1` applied (fresh or replayed), `?0` nothing applied. */

@@ -50,7 +50,7 @@ export class Breaker {
   }
 
   /** The probe was cancelled (a hedge it lost, a client gone): neither success nor failure, let another probe go. */
-  released(now: number): void {
+  aborted(now: number): void {
     if (this.#state === 'half-open') {
       this.#state = 'open'
       this.#openUntil = now
@@ -172,7 +172,7 @@ export class OriginHealth {
 
   /** An attempt at `name` was aborted before it ended. */
   aborted(name: string, now: number): void {
-    this.breakerOf(name).released(now)
+    this.breakerOf(name).aborted(now)
   }
 
   failed(name: string, now: number, retryAfterMs?: number): void {

@@ -1,37 +1,29 @@
+import { ONCE_HEADERS } from './wire.js'
+
 /**
- * Base of the `type` URIs of hono-once's problems; each is documented in the README's error table.
+ * Base of the `type` URIs of hono-once's problems; each is documented in
+ * docs/errors.md (the edge's) and docs/origin.md (the receiver's).
  *
  * @example
  * if (problem.type === PROBLEM_BASE + 'in-flight') retryLater()
  */
 export const PROBLEM_BASE = 'https://hono-once.dev/problems/'
 
-/** Every problem hono-once answers with, by its `type` slug. */
-export type ProblemKind =
-  | 'key-missing'
-  | 'key-malformed'
-  | 'scope-missing'
-  | 'body-too-large'
-  | 'key-reused'
-  | 'in-flight'
-  | 'stable-area-unavailable'
-  | 'misconfigured'
-  | 'reply-lost'
-  | 'handler-timeout'
-  | 'origin-failed'
-  | 'origin-timeout'
-  | 'request-abandoned'
-  | 'not-found'
-  | 'domain-invalid'
-  | 'unauthorized'
-
-const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boolean]> = {
+/**
+ * Every problem type hono-once answers with, by its `type` slug: its status,
+ * title and whether a retry with the same key or request id may succeed.
+ * One type has one entry, whoever answers it (RFC 9457 §3.1.3: the title of
+ * a type does not change from one occurrence to the next): the edge answers
+ * clients with most of them, the receiver (`onceReceiver()`) answers the edge
+ * with `in-flight`, `body-too-large` and those from `bad-request` on.
+ */
+const PROBLEMS = {
   'key-missing': [400, 'Idempotency-Key is missing', false],
   'key-malformed': [400, 'Idempotency-Key is malformed', false],
   'scope-missing': [400, 'The caller is not identified', false],
-  'body-too-large': [413, 'Request body too large', false],
+  'body-too-large': [413, 'The request body is larger than the receiver accepts', false],
   'key-reused': [422, 'Idempotency-Key reused with a different request', false],
-  'in-flight': [409, 'A request with this Idempotency-Key is still being processed', true],
+  'in-flight': [409, 'This request is still being applied', true],
   'stable-area-unavailable': [503, 'Idempotency store unavailable', true],
   misconfigured: [500, 'hono-once is misconfigured', false],
   'reply-lost': [500, 'The request took effect but its reply was not stored', false],
@@ -42,7 +34,43 @@ const TITLES: Record<ProblemKind, [status: number, title: string, retryable: boo
   'not-found': [404, 'No such route', false],
   'domain-invalid': [400, 'The ordering domain of this request is invalid', false],
   unauthorized: [401, 'A valid bearer token is needed', false],
-}
+  'bad-request': [400, 'Malformed request to the receiver', false],
+  'handler-failed': [500, 'The handler threw; nothing was applied', false],
+  'signature-invalid': [401, 'The signature is missing or invalid', false],
+  'request-id-missing': [401, 'Once-Request-Id is missing', false],
+  'sequence-gap': [409, 'Earlier sequence numbers are missing', true],
+  'sequence-conflict': [409, 'The sequence slot or request id was applied differently', false],
+  'sequence-pruned': [409, 'The result of this sequence number was pruned', false],
+  'store-unavailable': [503, 'The receiver store failed', true],
+} as const satisfies Record<string, readonly [status: number, title: string, retryable: boolean]>
+
+/**
+ * Every problem hono-once answers with, by its `type` slug.
+ *
+ * @example
+ * const kind: ProblemKind = 'key-reused'
+ */
+export type ProblemKind = keyof typeof PROBLEMS
+
+/**
+ * The problems `onceReceiver()` answers the edge with (DESIGN §6).
+ *
+ * @example
+ * const kind: ReceiverProblem = 'sequence-gap'
+ */
+export type ReceiverProblem = Extract<
+  ProblemKind,
+  | 'bad-request'
+  | 'body-too-large'
+  | 'handler-failed'
+  | 'signature-invalid'
+  | 'request-id-missing'
+  | 'in-flight'
+  | 'sequence-gap'
+  | 'sequence-conflict'
+  | 'sequence-pruned'
+  | 'store-unavailable'
+>
 
 /** An RFC 9457 problem details object, with hono-once's extension members. */
 export interface ProblemDetails {
@@ -54,6 +82,7 @@ export interface ProblemDetails {
   retryable: boolean
   idempotency_key?: string
   request_id?: string
+  expected_sequence?: number
 }
 
 /** What {@link problem} needs besides the kind. */
@@ -61,29 +90,46 @@ export interface ProblemInit {
   detail: string
   /** The request path the problem is about (`instance`). */
   instance?: string
+  /** The client's `Idempotency-Key` (`idempotency_key`). */
   idempotencyKey?: string
-  requestId?: string
+  /** The request id (`request_id`): the edge's record's, or the `Once-Request-Id` the receiver got. */
+  requestId?: string | undefined
+  /** For `sequence-gap`: the sequence the origin needs next (`expected_sequence`, and the `Once-Expected-Sequence` header). */
+  expectedSequence?: number
   /** Extra response headers, e.g. `Retry-After`. */
   headers?: Record<string, string>
 }
 
 /**
- * Builds an `application/problem+json` response (RFC 9457).
+ * Builds an `application/problem+json` response (RFC 9457): the members in
+ * the RFC's order (`type`, `title`, `status`, `detail`, `instance`), then
+ * hono-once's extension members (`retryable`, `idempotency_key`,
+ * `request_id`, `expected_sequence`). The edge and the receiver both answer
+ * through it.
  *
  * @param kind - which problem
- * @param init - detail, instance and extension members
+ * @param init - detail, instance, extension members and extra headers
  * @returns the response
  * @example
  * problem('key-reused', { detail: 'Same key, different body', instance: '/deposits', idempotencyKey: 'k1' })
+ * problem('sequence-gap', { detail: 'Need 3 first.', instance: '/accounts/a1', requestId, expectedSequence: 3 })
  */
 export function problem(kind: ProblemKind, init: ProblemInit): Response {
-  const [status, title, retryable] = TITLES[kind]
-  const body: ProblemDetails = { type: PROBLEM_BASE + kind, title, status, detail: init.detail, retryable }
-  if (init.instance !== undefined) body.instance = init.instance
+  const [status, title, retryable] = PROBLEMS[kind]
+  const body: ProblemDetails = {
+    type: PROBLEM_BASE + kind,
+    title,
+    status,
+    detail: init.detail,
+    ...(init.instance === undefined ? {} : { instance: init.instance }),
+    retryable,
+  }
   if (init.idempotencyKey !== undefined) body.idempotency_key = init.idempotencyKey
   if (init.requestId !== undefined) body.request_id = init.requestId
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { 'content-type': 'application/problem+json', ...init.headers },
-  })
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json', ...init.headers }
+  if (init.expectedSequence !== undefined) {
+    body.expected_sequence = init.expectedSequence
+    headers[ONCE_HEADERS.expectedSequence] = String(init.expectedSequence)
+  }
+  return new Response(JSON.stringify(body), { status, headers })
 }

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { Hono } from 'hono'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
-import { d1Store, ONCE_HEADERS, onceReceiver, RECEIVER_PROBLEM_BASE, type D1Tx, type ReceiverVariables } from '../../src/origin/index.js'
+import { d1Store, ONCE_HEADERS, onceReceiver, PROBLEM_BASE, type D1Tx, type ReceiverVariables } from '../../src/origin/index.js'
 import { storeContract } from './store-contract.js'
 
 const db = env.RECEIVER_DB
@@ -100,7 +100,7 @@ describe('d1Store behind onceReceiver', () => {
     expect(bad.status).toBe(503)
     expect(quiet).toHaveBeenCalledOnce()
     quiet.mockRestore()
-    expect((await bad.json()) as { type: string }).toMatchObject({ type: `${RECEIVER_PROBLEM_BASE}store-unavailable`, retryable: true })
+    expect((await bad.json()) as { type: string }).toMatchObject({ type: `${PROBLEM_BASE}store-unavailable`, retryable: true })
     expect(await effects(r2)).toBe(0)
     expect(await d1Store(db).nextSequence(acct)).toBe(1)
     expect((await d1Store(db).applied(acct)).length).toBe(0)

@@ -3,7 +3,7 @@ import { Hono } from 'hono'
 import type { AddressInfo } from 'node:net'
 import { DatabaseSync } from 'node:sqlite'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ONCE_HEADERS, onceReceiver, RECEIVER_PROBLEM_BASE, sqliteStore, type ReceiverOptions, type ReceiverVariables, type SigningKey } from '../../src/origin/index.js'
+import { ONCE_HEADERS, onceReceiver, PROBLEM_BASE, sqliteStore, type ReceiverOptions, type ReceiverVariables, type SigningKey } from '../../src/origin/index.js'
 import { signedHeaders } from './sign.js'
 
 type Mode = 'ok' | 'fail' | 'throw' | 'reject' | 'too-many'
@@ -178,7 +178,7 @@ describe('onceReceiver: dedupe by Once-Request-Id', () => {
     expect(second.status).toBe(409)
     expect(second.headers.get('retry-after')).toBe('1')
     const p = await problemOf(second)
-    expect(p).toMatchObject({ type: `${RECEIVER_PROBLEM_BASE}in-flight`, retryable: true })
+    expect(p).toMatchObject({ type: `${PROBLEM_BASE}in-flight`, retryable: true })
     release()
     expect((await first).status).toBe(201)
     expect(o.effects(r)).toBe(1)
@@ -235,7 +235,7 @@ describe('onceReceiver: RFC 9421 signatures and Content-Digest', () => {
     expect(res.status).toBe(401)
     expect(res.headers.get(ONCE_HEADERS.applied)).toBe('?0')
     const p = await problemOf(res)
-    expect(p).toMatchObject({ type: `${RECEIVER_PROBLEM_BASE}signature-invalid`, status: 401, retryable: false })
+    expect(p).toMatchObject({ type: `${PROBLEM_BASE}signature-invalid`, status: 401, retryable: false })
     expect(p.detail).toMatch(detail)
     expect(o.runs()).toBe(0)
   })
@@ -283,7 +283,7 @@ describe('onceReceiver: RFC 9421 signatures and Content-Digest', () => {
     const o = await startTestOrigin({ secrets })
     const res = await o.signed(key, {}, '{}')
     expect(res.status).toBe(401)
-    expect((await problemOf(res)).type).toBe(`${RECEIVER_PROBLEM_BASE}request-id-missing`)
+    expect((await problemOf(res)).type).toBe(`${PROBLEM_BASE}request-id-missing`)
     expect(o.runs()).toBe(0)
   })
 
@@ -346,7 +346,7 @@ describe('onceReceiver: decides on the signature before reading the body; bounds
     const res = await o.signed(key, { [ONCE_HEADERS.requestId]: id() }, big)
     expect(res.status).toBe(413)
     expect(res.headers.get(ONCE_HEADERS.applied)).toBe('?0')
-    expect(await problemOf(res)).toMatchObject({ type: `${RECEIVER_PROBLEM_BASE}body-too-large`, retryable: false })
+    expect(await problemOf(res)).toMatchObject({ type: `${PROBLEM_BASE}body-too-large`, retryable: false })
     expect((await o.signed(key, { [ONCE_HEADERS.requestId]: id() }, 'x'.repeat(1024 * 1024))).status).toBe(201)
 
     const store = sqliteStore(new DatabaseSync(':memory:'))
@@ -376,7 +376,7 @@ describe('onceReceiver: ordering per domain (Once-Domain, Once-Sequence)', () =>
     const early = await o.post(ordered(d, 2, r2))
     expect(early.status).toBe(409)
     expect(early.headers.get('once-expected-sequence')).toBe('1')
-    expect(await problemOf(early)).toMatchObject({ type: `${RECEIVER_PROBLEM_BASE}sequence-gap`, expected_sequence: 1 })
+    expect(await problemOf(early)).toMatchObject({ type: `${PROBLEM_BASE}sequence-gap`, expected_sequence: 1 })
     expect(o.runs()).toBe(0)
     expect((await o.post(ordered(d, 1, r1))).status).toBe(201)
     const second = await o.post(ordered(d, 2, r2))
@@ -420,10 +420,10 @@ describe('onceReceiver: ordering per domain (Once-Domain, Once-Sequence)', () =>
     const other = await o.post(ordered(d, 1, id()))
     expect(other.status).toBe(409)
     expect(other.headers.get('once-expected-sequence')).toBeNull()
-    expect((await problemOf(other)).type).toBe(`${RECEIVER_PROBLEM_BASE}sequence-conflict`)
+    expect((await problemOf(other)).type).toBe(`${PROBLEM_BASE}sequence-conflict`)
     // An applied request id arriving with another slot is a conflict too.
     const moved = await o.post(ordered(d, 3, r1))
-    expect((await problemOf(moved)).type).toBe(`${RECEIVER_PROBLEM_BASE}sequence-conflict`)
+    expect((await problemOf(moved)).type).toBe(`${PROBLEM_BASE}sequence-conflict`)
     expect(o.runs()).toBe(2)
   })
 
@@ -493,7 +493,7 @@ describe('onceReceiver: ordering per domain (Once-Domain, Once-Sequence)', () =>
     const res = await o.post(headers)
     expect(res.status).toBe(400)
     const p = await problemOf(res)
-    expect(p.type).toBe(`${RECEIVER_PROBLEM_BASE}bad-request`)
+    expect(p.type).toBe(`${PROBLEM_BASE}bad-request`)
     expect(p.detail).toMatch(detail)
     expect(o.runs()).toBe(0)
   })
@@ -534,7 +534,7 @@ describe('onceReceiver: Once-Applied on every answer (DESIGN §6)', () => {
     const res = await o.post({ [ONCE_HEADERS.requestId]: r, 'x-mode': 'throw' })
     expect(res.status).toBe(500)
     expect(res.headers.get(ONCE_HEADERS.applied)).toBe('?0')
-    expect(await problemOf(res)).toMatchObject({ type: `${RECEIVER_PROBLEM_BASE}handler-failed`, detail: expect.stringContaining('ledger exploded') })
+    expect(await problemOf(res)).toMatchObject({ type: `${PROBLEM_BASE}handler-failed`, detail: expect.stringContaining('ledger exploded') })
     expect(o.effects(r)).toBe(0)
   })
 
@@ -644,7 +644,7 @@ describe('sqliteStore: bounded waits, and a transaction SQLite rolled back by it
     })
     const res = await post(a, 'r-1')
     expect(res.status).toBe(500)
-    expect(await problemOf(res)).toMatchObject({ type: `${RECEIVER_PROBLEM_BASE}handler-failed`, detail: expect.stringContaining('exclusive()') })
+    expect(await problemOf(res)).toMatchObject({ type: `${PROBLEM_BASE}handler-failed`, detail: expect.stringContaining('exclusive()') })
     // The store is free again.
     expect(await store.exclusive((conn) => conn.prepare('SELECT 1 AS one').get())).toEqual({ one: 1 })
     expect(await store.nextSequences()).toEqual({})

@@ -5,7 +5,7 @@ import {
   memoryStore,
   ONCE_HEADERS,
   onceReceiver,
-  RECEIVER_PROBLEM_BASE,
+  PROBLEM_BASE,
   type MemoryTx,
   type ReceiverStore,
   type ReceiverVariables,
@@ -109,6 +109,20 @@ describe('onceReceiver on Workers with memoryStore()', () => {
     expect(await res.json()).toEqual({ requestId: 'r-9', key: 'k"1', domain: 'acct a', sequence: 1, attempt: 3 })
   })
 
+  it('stores every header of an answer but the hop-by-hop ones (the one HOP_BY_HOP list) and Content-Length', async () => {
+    const app = new Hono<{ Variables: ReceiverVariables<MemoryTx> }>()
+    app.post('/x', onceReceiver({ store: memoryStore() }), () =>
+      new Response('{}', { status: 201, headers: { 'x-ledger': 'main', 'proxy-authenticate': 'Basic realm="origin"', 'content-type': 'application/json' } }),
+    )
+    const send = () => app.request('/x', { method: 'POST', headers: { [ONCE_HEADERS.requestId]: 'r-hop' } })
+    // The first answer is the stored one too, so both say the same.
+    for (const res of [await send(), await send()]) {
+      expect(res.headers.get('x-ledger')).toBe('main')
+      expect(res.headers.get('content-type')).toBe('application/json')
+      expect(res.headers.get('proxy-authenticate')).toBeNull()
+    }
+  })
+
   it('answers sequence-pruned for an applied slot whose record was pruned, and never runs it again', async () => {
     const b = bank()
     const h = (r: string, seq: number) => ({ [ONCE_HEADERS.requestId]: r, [ONCE_HEADERS.domain]: 'a', [ONCE_HEADERS.sequence]: String(seq) })
@@ -116,7 +130,7 @@ describe('onceReceiver on Workers with memoryStore()', () => {
     await b.store.prune(Date.now() + 1)
     const res = await b.post('/accounts/a/deposits', h('r1', 1))
     expect(res.status).toBe(409)
-    expect(((await res.json()) as { type: string }).type).toBe(`${RECEIVER_PROBLEM_BASE}sequence-pruned`)
+    expect(((await res.json()) as { type: string }).type).toBe(`${PROBLEM_BASE}sequence-pruned`)
     expect(b.runs()).toBe(1)
     expect((await b.post('/accounts/a/deposits', h('r2', 2))).status).toBe(201)
   })
