@@ -22,10 +22,23 @@ export interface CatchUpHost {
   now: number
 }
 
-/** Entries one replica is fed per alarm run; the alarm comes back for the rest. */
-const FEED_BATCH = 100
+/**
+ * Entries one replica is fed per domain and alarm run; the alarm comes back (a second later) for the rest.
+ *
+ * @example
+ * Math.ceil(entries / FEED_BATCH) // alarm runs that bring a joining replica up to date on one domain
+ */
+export const FEED_BATCH = 100
 /** Replicas fed in parallel per alarm run (the object's outgoing connections are few). */
 const FEEDS_IN_PARALLEL = 4
+/**
+ * Replica and domain pairs fed per alarm run at most, the least recently fed first (an object holding many
+ * domains joins a replica to them over several runs).
+ *
+ * @example
+ * FEEDS_PER_RUN * FEED_BATCH // entries one alarm run sends at most
+ */
+export const FEEDS_PER_RUN = 16
 /** Pending ordered requests finished per alarm run. */
 const FINISH_PER_RUN = 8
 /** How long every replica in rotation must refuse a request for good before it is poison (DESIGN §6), by default. */
@@ -64,7 +77,7 @@ const LEASE_MARGIN_MS = 5000
  */
 export async function catchUpDomains(host: CatchUpHost): Promise<void> {
   const replies = new Map<string, { origin: string; reply: OriginReply }>()
-  const behind = host.ordered.behind(host.now)
+  const behind = host.ordered.behind(host.now).slice(0, FEEDS_PER_RUN)
   for (let i = 0; i < behind.length; i += FEEDS_IN_PARALLEL) {
     await Promise.all(behind.slice(i, i + FEEDS_IN_PARALLEL).map((b) => feed(host, b.domain, b.replica, b.head, b.prunedThrough, replies)))
   }
@@ -128,6 +141,14 @@ async function feed(
   if (!plan) return
   const { ordered } = host
   let from = Math.max(replica.acked + 1, prunedThrough + 1)
+  if (from > head) {
+    // The log keeps nothing it lacks (every entry it needs was pruned): a joining replica cannot be fed, it needs a
+    // resync; another (set back to lagging after a restore) waits, with backoff, for the next entry to prove itself.
+    if (ordered.entries(domain, from, from).length > 0) return // the next entry is still a live Worker's: wait for it
+    if (replica.state !== 'joining') return ordered.deferReplica(domain, replica.name, Date.now())
+    const reason = `it needs sequences ${replica.acked + 1}–${prunedThrough}, which the log has pruned: restore it from a snapshot of another replica, then setReplica(domain, name, 'lagging')`
+    return ordered.setState(domain, replica.name, 'stale', reason, Date.now())
+  }
   for (let rewinds = 0; rewinds < 3; rewinds++) {
     const entries = ordered.entries(domain, from, Math.min(head, from + FEED_BATCH - 1))
     let rewind: number | undefined
