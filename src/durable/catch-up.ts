@@ -77,9 +77,26 @@ const LEASE_MARGIN_MS = 5000
  */
 export async function catchUpDomains(host: CatchUpHost): Promise<void> {
   const replies = new Map<string, { origin: string; reply: OriginReply }>()
-  const behind = host.ordered.behind(host.now).slice(0, FEEDS_PER_RUN)
+  // A pair another run of this object is still feeding (an alarm run by hand, as tests and operators may, while the
+  // scheduled one awaits its sends) is left to it: two feeds would send the same entries twice.
+  const busy = feeding.get(host.ordered) ?? new Set<string>()
+  feeding.set(host.ordered, busy)
+  const behind = host.ordered
+    .behind(host.now)
+    .filter((b) => !busy.has(`${b.domain}\n${b.replica.name}`))
+    .slice(0, FEEDS_PER_RUN)
   for (let i = 0; i < behind.length; i += FEEDS_IN_PARALLEL) {
-    await Promise.all(behind.slice(i, i + FEEDS_IN_PARALLEL).map((b) => feed(host, b.domain, b.replica, b.head, b.prunedThrough, replies)))
+    await Promise.all(
+      behind.slice(i, i + FEEDS_IN_PARALLEL).map(async (b) => {
+        const pair = `${b.domain}\n${b.replica.name}`
+        busy.add(pair)
+        try {
+          await feed(host, b.domain, b.replica, b.head, b.prunedThrough, replies)
+        } finally {
+          busy.delete(pair)
+        }
+      }),
+    )
   }
   const pending = host.sql
     .exec<Pending>(
@@ -94,6 +111,9 @@ export async function catchUpDomains(host: CatchUpHost): Promise<void> {
   for (const p of pending) await completePending(host, p, replies)
   host.ordered.promote(Date.now())
 }
+
+/** Per object (its ordered domains), the domain and replica pairs a feed is under way for. */
+const feeding = new WeakMap<OrderedDomains, Set<string>>()
 
 /** A pending ordered request the alarm may finish. */
 interface Pending extends Record<string, SqlStorageValue> {
