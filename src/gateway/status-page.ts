@@ -36,7 +36,7 @@ svg{border:1px solid #ddd;background:#fafafa}small{color:#777}#problem{color:#c0
 <table id="origins"><thead><tr><th>origin</th><th>state</th><th>breaker</th><th>p50 ms</th><th>p95 ms</th></tr></thead><tbody></tbody></table>
 <h2>Latency (recent requests)</h2>
 <svg id="chart" width="640" height="180" role="img" aria-label="latency per origin"></svg>
-<h2>Replicas joining</h2>
+<h2>Replicas: join progress</h2>
 <table id="joins"><thead><tr><th>replica</th><th>up to date</th><th>joining</th><th>needs a resync</th><th>not told yet</th></tr></thead><tbody></tbody></table>
 <h2>Domains</h2><p><small id="domain-count"></small></p>
 <table id="domains"><thead><tr><th>domain</th><th>head</th><th>replicas (state acknowledged / lag)</th></tr></thead><tbody></tbody></table>
