@@ -54,8 +54,8 @@ const LEASE_MARGIN_MS = 5000
  * 1. every replica behind the head (lagging, joining, or active but missed
  *    a request) is sent the log entries it lacks, in order; a joining or
  *    lagging replica that reaches the head becomes `active`; one whose
- *    needs lie before the pruned part of the log, or whose history differs,
- *    becomes `suspect`;
+ *    needs lie before the pruned part of the log becomes `stale` (it needs a
+ *    resync from a snapshot), one whose history differs `suspect`;
  * 2. every ordered request whose Worker died or gave up (its lease ran out,
  *    it was never released) is finished: once a quorum of replicas has
  *    answered it, the first answer is committed for the client's retry; if
@@ -186,8 +186,8 @@ async function feed(
           return ordered.setState(
             domain,
             replica.name,
-            'suspect',
-            `it needs sequence ${outcome.expected}, but the log begins at ${prunedThrough + 1}: restore it from a snapshot of another replica`,
+            'stale',
+            `it needs sequence ${outcome.expected}, but the log begins at ${prunedThrough + 1}: restore it from a snapshot of another replica, then setReplica(domain, name, 'lagging')`,
             Date.now(),
           )
         }
