@@ -61,16 +61,20 @@ export async function spreadReplicaSets(ctx: DurableObjectState, env: unknown): 
   if (due.length === 0) return
   const ns = ownNamespace(ctx, env)
   const byObject = new Map<string, DueRow[]>()
-  for (const row of due) byObject.set(row.object, [...(byObject.get(row.object) ?? []), row])
+  // Rows without an object id are each their own domain's object.
+  for (const row of due) byObject.set(row.object || `\n${row.domain}`, [...(byObject.get(row.object || `\n${row.domain}`) ?? []), row])
   const objects = [...byObject]
   for (let i = 0; i < objects.length; i += SPREADS_IN_PARALLEL) {
     await Promise.all(
-      objects.slice(i, i + SPREADS_IN_PARALLEL).map(async ([object, rows]) => {
+      objects.slice(i, i + SPREADS_IN_PARALLEL).map(async ([, rows]) => {
+        const object = rows[0]!.object
         const pushes = rows.map((r) => ({ domain: r.domain, origins: JSON.parse(r.origins) as ReplicaOrigins, learnedAt: r.learned_at }))
         let answer: DomainStatus[]
         try {
           if (!ns) throw new Error('this StableArea found no binding of its own class in its environment')
-          answer = await (ns.get(ns.idFromString(object)) as unknown as ReplicaSetApi).adoptReplicaSets(pushes)
+          // A domain known only from the figures (it reported before the directory existed) is reached by its name.
+          const id = object ? ns.idFromString(object) : ns.idFromName(`once/domain/${rows[0]!.domain}`)
+          answer = await (ns.get(id) as unknown as ReplicaSetApi).adoptReplicaSets(pushes)
         } catch (err) {
           console.warn(`hono-once: telling ${rows.length} domain(s) of their new replica set failed (tried again with backoff): ${String(err)}`)
           return storage.transactionSync(() => {
@@ -89,7 +93,7 @@ export async function spreadReplicaSets(ctx: DurableObjectState, env: unknown): 
               continue
             }
             storeDomainStatus(sql, status, now)
-            placeDomain(sql, r.domain, object, setIdOf(sql, status.replicaSet.origins), status.replicaSet.at, now)
+            placeDomain(sql, r.domain, r.object || (ns?.idFromName(`once/domain/${r.domain}`).toString() ?? ''), setIdOf(sql, status.replicaSet.origins), status.replicaSet.at, now)
             // Told: a domain that kept its own (a newer write) is not pushed again until a newer change.
             sql.exec('UPDATE directory SET push_at = NULL, failures = 0 WHERE domain = ?', r.domain)
           }

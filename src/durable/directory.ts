@@ -159,7 +159,28 @@ function learnChange(sql: SqlStorage, from: number, to: number, at: number, now:
     now,
     into,
   )
+  adoptReported(sql, from, target.id, now)
   sql.exec('UPDATE replica_sets SET domains = (SELECT count(*) FROM directory WHERE target = replica_sets.id) WHERE lineage = ?', into)
+}
+
+/**
+ * Domains the figures know but the directory does not (they reported before it existed, and have been quiet
+ * since), whose replicas are exactly the names of set `from`: they are of that set, and are told too. Their
+ * object is found by the domain's name (`once/domain/<name>`, marked by an empty `object`). A scan of the
+ * figures' replica rows, once per change of origins learned.
+ */
+function adoptReported(sql: SqlStorage, from: number, target: number, now: number): void {
+  const names = (JSON.parse(sql.exec<{ origins: string }>('SELECT origins FROM replica_sets WHERE id = ?', from).one().origins) as ReplicaOrigins).map((o) => o.name)
+  sql.exec(
+    `INSERT INTO directory (domain, object, set_id, plan_at, target, push_at)
+     SELECT sr.domain, '', ?1, 0, ?2, ?3 FROM status_replicas sr WHERE sr.domain NOT IN (SELECT domain FROM directory)
+     GROUP BY sr.domain HAVING count(*) = ?4 AND sum(sr.name IN (SELECT value FROM json_each(?5))) = ?4`,
+    from,
+    target,
+    now,
+    names.length,
+    JSON.stringify(names),
+  )
 }
 
 function lineageOf(sql: SqlStorage, id: number): number {
