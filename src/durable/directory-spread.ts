@@ -92,10 +92,10 @@ export async function spreadReplicaSets(ctx: DurableObjectState, env: unknown): 
               forget(sql, r.domain)
               continue
             }
+            // Told: placed by what it now has; a domain that kept its own (a newer write) is pushed again only after a
+            // newer change (one learned while this push was on its way keeps its push due).
             storeDomainStatus(sql, status, now)
             placeDomain(sql, r.domain, r.object || (ns?.idFromName(`once/domain/${r.domain}`).toString() ?? ''), setIdOf(sql, status.replicaSet.origins), status.replicaSet.at, now)
-            // Told: a domain that kept its own (a newer write) is not pushed again until a newer change.
-            sql.exec('UPDATE directory SET push_at = NULL, failures = 0 WHERE domain = ?', r.domain)
           }
         })
       }),
