@@ -1,7 +1,7 @@
 import { placeDomain, setIdOf } from './directory.js'
 import { ownNamespace } from './own-namespace.js'
 import { storeDomainStatus } from './status-figures.js'
-import type { DomainStatus, ReplicaOrigins, ReplicaSetPush } from './types.js'
+import type { DomainStatus, ReplicaOrigins, StableAreaApi } from './types.js'
 
 /**
  * Domains the status object's alarm tells of their new replica set per run at most; the alarm comes back a
@@ -17,10 +17,8 @@ const SPREADS_IN_PARALLEL = 6
 const FIRST_SPREAD_BACKOFF_MS = 2000
 const MAX_SPREAD_BACKOFF_MS = 300_000
 
-/** The RPC a domain's object answers a push with (a method of the StableArea class). */
-interface ReplicaSetApi {
-  adoptReplicaSets(pushes: ReplicaSetPush[]): Promise<DomainStatus[]>
-}
+/** The RPC a domain's object answers a push with (typed by its RPC surface: the generated stub type is too deep). */
+type ReplicaSetApi = Pick<StableAreaApi, 'adoptReplicaSets'>
 
 interface DueRow extends Record<string, SqlStorageValue> {
   domain: string

@@ -140,6 +140,8 @@ export interface StableAreaApi {
   domains(): Promise<DomainStatus[]>
   stats(): Promise<AdmitCounts>
   setReplica(domain: string, name: string, state: ReplicaState): Promise<boolean>
+  /** The status object's directory tells a domain's object the origins its replica set now has (directory-spread.ts). */
+  adoptReplicaSets(pushes: ReplicaSetPush[]): Promise<DomainStatus[]>
 }
 
 /** How a request is spread over the origins (DESIGN §5). */

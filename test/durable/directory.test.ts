@@ -71,9 +71,7 @@ describe('the directory of replica sets (issue 15 item 20)', () => {
   })
 
   it("a write that brings back the origins a push replaced wins in its domain and is not spread (another route's, or an old Worker's)", async () => {
-    const stub = env.ONCE.get(env.ONCE.idFromName(`directory-test/${crypto.randomUUID()}`)) as unknown as StableAreaApi & {
-      adoptReplicaSets(p: { domain: string; origins: ReplicaOrigins; learnedAt: number }[]): Promise<DomainStatus[]>
-    }
+    const stub = env.ONCE.get(env.ONCE.idFromName(`directory-test/${crypto.randomUUID()}`)) as unknown as StableAreaApi
     const plan = (origins: ReplicaOrigins): RelayPlan => ({ strategy: 'replicate', origins, timeoutMs: 1000, deadlineMs: 2000, maxAttempts: 1, maxResponseBytes: 1024 })
     const write = (lookup: string, origins: ReplicaOrigins) =>
       stub.admit({
