@@ -1,4 +1,5 @@
 import { env, runInDurableObject } from 'cloudflare:test'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { learnDomains } from '../../src/durable/directory.js'
 import type { DomainStatus, RelayPlan, ReplicaOrigins, StableAreaApi } from '../../src/durable/types.js'
@@ -98,5 +99,40 @@ describe('the directory of replica sets (issue 15 item 20)', () => {
     expect((await write('k3', Z)).kind).toBe('new')
     const [changed] = (await stub.domains()).filter((d) => d.domain === 'acct')
     expect(changed?.replicaSet?.replaced?.origins.map((o) => o.name)).toEqual(['r1', 'r2', 'r3'])
+  })
+})
+
+describe('the directory, property (issue 15 item 20)', () => {
+  it('reports learned in any interleaving (each domain in its own order) leave the same pushes due', async () => {
+    const pool = [set('a1', 'a2'), set('a1', 'a2', 'a3'), set('a1', 'a3'), set('b1')]
+    // Per domain: the sets its writes gave it, in order (a change reports the set it replaced).
+    const history = fc.array(fc.array(fc.integer({ min: 0, max: pool.length - 1 }), { minLength: 1, maxLength: 4 }), { minLength: 2, maxLength: 6 })
+    await fc.assert(
+      fc.asyncProperty(history, fc.infiniteStream(fc.boolean()), fc.infiniteStream(fc.boolean()), async (domains, coinA, coinB) => {
+        let clock = 0
+        const reports = domains.map((sets, i) =>
+          sets.map((s, k) => {
+            const at = ++clock * 10
+            const replaced = k > 0 && sets[k - 1] !== s ? { origins: pool[sets[k - 1]!]!, at } : undefined
+            return domain(`d${i}`, pool[s]!, at, replaced)
+          }),
+        )
+        const interleave = (coins: IterableIterator<boolean>) => {
+          const queues = reports.map((r) => [...r])
+          const out: { reporter: string; d: DomainStatus }[] = []
+          while (queues.some((q) => q.length > 0)) {
+            const open = queues.map((q, i) => [q, i] as const).filter(([q]) => q.length > 0)
+            const pick = open.find(() => coins.next().value) ?? open[0]!
+            out.push({ reporter: `o-${pick[1]}`, d: pick[0].shift()! })
+          }
+          return out
+        }
+        const [first, second] = await Promise.all(
+          [interleave(coinA), interleave(coinB)].map((order) => directoryAfter((sql) => order.forEach((r, n) => learnDomains(sql, r.reporter, [r.d], 1000 + n)))),
+        )
+        expect(first).toEqual(second)
+      }),
+      { numRuns: 150 },
+    )
   })
 })
