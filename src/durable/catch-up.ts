@@ -22,10 +22,23 @@ export interface CatchUpHost {
   now: number
 }
 
-/** Entries one replica is fed per alarm run; the alarm comes back for the rest. */
-const FEED_BATCH = 100
+/**
+ * Entries one replica is fed per domain and alarm run; the alarm comes back (a second later) for the rest.
+ *
+ * @example
+ * Math.ceil(entries / FEED_BATCH) // alarm runs that bring a joining replica up to date on one domain
+ */
+export const FEED_BATCH = 100
 /** Replicas fed in parallel per alarm run (the object's outgoing connections are few). */
 const FEEDS_IN_PARALLEL = 4
+/**
+ * Replica and domain pairs fed per alarm run at most, the least recently fed first (an object holding many
+ * domains joins a replica to them over several runs).
+ *
+ * @example
+ * FEEDS_PER_RUN * FEED_BATCH // entries one alarm run sends at most
+ */
+export const FEEDS_PER_RUN = 16
 /** Pending ordered requests finished per alarm run. */
 const FINISH_PER_RUN = 8
 /** How long every replica in rotation must refuse a request for good before it is poison (DESIGN §6), by default. */
@@ -41,8 +54,8 @@ const LEASE_MARGIN_MS = 5000
  * 1. every replica behind the head (lagging, joining, or active but missed
  *    a request) is sent the log entries it lacks, in order; a joining or
  *    lagging replica that reaches the head becomes `active`; one whose
- *    needs lie before the pruned part of the log, or whose history differs,
- *    becomes `suspect`;
+ *    needs lie before the pruned part of the log becomes `stale` (it needs a
+ *    resync from a snapshot), one whose history differs `suspect`;
  * 2. every ordered request whose Worker died or gave up (its lease ran out,
  *    it was never released) is finished: once a quorum of replicas has
  *    answered it, the first answer is committed for the client's retry; if
@@ -64,9 +77,26 @@ const LEASE_MARGIN_MS = 5000
  */
 export async function catchUpDomains(host: CatchUpHost): Promise<void> {
   const replies = new Map<string, { origin: string; reply: OriginReply }>()
-  const behind = host.ordered.behind(host.now)
+  // A pair another run of this object is still feeding (an alarm run by hand, as tests and operators may, while the
+  // scheduled one awaits its sends) is left to it: two feeds would send the same entries twice.
+  const busy = feeding.get(host.ordered) ?? new Set<string>()
+  feeding.set(host.ordered, busy)
+  const behind = host.ordered
+    .behind(host.now)
+    .filter((b) => !busy.has(`${b.domain}\n${b.replica.name}`))
+    .slice(0, FEEDS_PER_RUN)
   for (let i = 0; i < behind.length; i += FEEDS_IN_PARALLEL) {
-    await Promise.all(behind.slice(i, i + FEEDS_IN_PARALLEL).map((b) => feed(host, b.domain, b.replica, b.head, b.prunedThrough, replies)))
+    await Promise.all(
+      behind.slice(i, i + FEEDS_IN_PARALLEL).map(async (b) => {
+        const pair = `${b.domain}\n${b.replica.name}`
+        busy.add(pair)
+        try {
+          await feed(host, b.domain, b.replica, b.head, b.prunedThrough, replies)
+        } finally {
+          busy.delete(pair)
+        }
+      }),
+    )
   }
   const pending = host.sql
     .exec<Pending>(
@@ -81,6 +111,9 @@ export async function catchUpDomains(host: CatchUpHost): Promise<void> {
   for (const p of pending) await completePending(host, p, replies)
   host.ordered.promote(Date.now())
 }
+
+/** Per object (its ordered domains), the domain and replica pairs a feed is under way for. */
+const feeding = new WeakMap<OrderedDomains, Set<string>>()
 
 /** A pending ordered request the alarm may finish. */
 interface Pending extends Record<string, SqlStorageValue> {
@@ -128,6 +161,14 @@ async function feed(
   if (!plan) return
   const { ordered } = host
   let from = Math.max(replica.acked + 1, prunedThrough + 1)
+  if (from > head) {
+    // The log keeps nothing it lacks (every entry it needs was pruned): a joining replica cannot be fed, it needs a
+    // resync; another (set back to lagging after a restore) waits, with backoff, for the next entry to prove itself.
+    if (ordered.entries(domain, from, from).length > 0) return // the next entry is still a live Worker's: wait for it
+    if (replica.state !== 'joining') return ordered.deferReplica(domain, replica.name, Date.now())
+    const reason = `it needs sequences ${replica.acked + 1}–${prunedThrough}, which the log has pruned: restore it from a snapshot of another replica, then setReplica(domain, name, 'lagging')`
+    return ordered.setState(domain, replica.name, 'stale', reason, Date.now())
+  }
   for (let rewinds = 0; rewinds < 3; rewinds++) {
     const entries = ordered.entries(domain, from, Math.min(head, from + FEED_BATCH - 1))
     let rewind: number | undefined
@@ -145,8 +186,8 @@ async function feed(
           return ordered.setState(
             domain,
             replica.name,
-            'suspect',
-            `it needs sequence ${outcome.expected}, but the log begins at ${prunedThrough + 1}: restore it from a snapshot of another replica`,
+            'stale',
+            `it needs sequence ${outcome.expected}, but the log begins at ${prunedThrough + 1}: restore it from a snapshot of another replica, then setReplica(domain, name, 'lagging')`,
             Date.now(),
           )
         }

@@ -11,6 +11,7 @@ import {
   type StatusSnapshot,
 } from './status-figures.js'
 import type { AdmitCounts, AdmitResult } from './types.js'
+import { ownNamespace } from './own-namespace.js'
 
 /**
  * The status page's figures (DESIGN §4; issue 15 items 11 and 17), kept so
@@ -200,9 +201,21 @@ export class Counters {
    * Folds a report into the figures (on the status object; status-figures.ts).
    *
    * @param report - from an object's alarm or an isolate
+   * @returns whether the directory has replica sets to push (directory.ts)
    */
-  receive(report: StatusReport): void {
-    receiveReport(this.storage, report)
+  receive(report: StatusReport): boolean {
+    return receiveReport(this.storage, report)
+  }
+
+  /**
+   * Makes a report due by `at` at the latest (the directory changed this object's domains: the status page should
+   * hear of it without waiting for a count).
+   *
+   * @param at - ms since epoch
+   */
+  dueBy(at: number): void {
+    const due = this.#dueAt()
+    if (due === null || due > at) this.#setDue(at)
   }
 
   /**
@@ -232,19 +245,7 @@ export class Counters {
    */
   #namespaceOf(ctx: DurableObjectState, env: unknown): DurableObjectNamespace | null {
     if (this.#namespace !== undefined) return this.#namespace
-    this.#namespace = null
-    for (const value of Object.values((env ?? {}) as Record<string, unknown>)) {
-      if (Object.prototype.toString.call(value) !== '[object DurableObjectNamespace]') continue
-      const ns = value as DurableObjectNamespace
-      try {
-        if (ns.idFromString(ctx.id.toString()).equals(ctx.id)) {
-          this.#namespace = ns
-          break
-        }
-      } catch {
-        // Not this object's namespace: it refuses the id.
-      }
-    }
+    this.#namespace = ownNamespace(ctx, env)
     if (!this.#namespace && !this.#warned) {
       this.#warned = true
       console.warn('hono-once: this StableArea found no binding of its own class in its environment, so it cannot report to the status page')

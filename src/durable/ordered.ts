@@ -1,4 +1,6 @@
 import { findDivergences } from './divergence.js'
+import { noteWrittenPlan, replicaSetOf } from './replica-sets.js'
+import { pruneLog } from './prune.js'
 import type { DivergenceEvent, DomainStatus, LogEntry, OrderedSlot, RelayInput, RelayPlan, ReplicaAck, ReplicaState, ReplicaView } from './types.js'
 
 /**
@@ -65,7 +67,10 @@ export class OrderedDomains {
    */
   append(domain: string, lookup: string, requestId: string, relay: RelayInput, now: number): OrderedSlot {
     const view = this.#view(domain)
-    if (view.plan !== JSON.stringify(relay.plan)) this.#sync(domain, relay.plan, view.next, now)
+    if (view.plan !== JSON.stringify(relay.plan)) {
+      noteWrittenPlan(this.sql, domain, view.plan, relay.plan, now)
+      this.#sync(domain, relay.plan, view.next, now)
+    }
     const sequence = view.next
     const { request, key } = relay
     this.sql.exec(
@@ -256,7 +261,7 @@ export class OrderedDomains {
       .exec<ReplicaRow & { domain: string; head: number; pruned_through: number }>(
         `SELECT r.domain, r.name, r.url, r.state, r.acked, r.reason, r.failures, r.next_at, ${feedable('?1')} AS head, d.pruned_through
          FROM replicas r JOIN domains d ON d.domain = r.domain
-         WHERE r.state IN ('joining', 'active', 'lagging') AND r.acked < ${feedable('?1')} AND coalesce(r.next_at, 0) <= ?1`,
+         WHERE r.state IN ('joining', 'active', 'lagging') AND r.acked < ${feedable('?1')} AND coalesce(r.next_at, 0) <= ?1 ORDER BY r.updated_at`,
         now,
       )
       .toArray()
@@ -285,47 +290,19 @@ export class OrderedDomains {
    * older than the plan's retention, with their answers.
    */
   prune(now: number): void {
-    for (const { domain, plan } of this.sql.exec<{ domain: string; plan: string | null }>('SELECT domain, plan FROM domains').toArray()) {
-      const retention = plan ? ((JSON.parse(plan) as RelayPlan).logRetentionMs ?? 0) : 0
-      // Every active replica must have an entry; a lagging or joining one holds the log back only for the
-      // retention period (counted from its last progress): past it, it is `stale`, to be restored from a
-      // snapshot of another replica or by an operator, and the log is pruned without it.
-      this.sql.exec(
-        `UPDATE replicas SET state = 'stale', reason = ?1 WHERE domain = ?2 AND state IN ('lagging', 'joining') AND updated_at <= ?3`,
-        `it made no progress for longer than the log's retention (${retention} ms): restore it from a snapshot of another replica`,
-        domain,
-        now - Math.max(retention, 60_000),
-      )
-      const floor = this.sql
-        .exec<{ low: number | null }>(`SELECT min(acked) AS low FROM replicas WHERE domain = ?1 AND state IN ('active', 'lagging', 'joining')`, domain)
-        .one().low
-      if (floor === null || floor <= 0) continue
-      // Never past an entry still pending: its record is not finished and may need it.
-      const pending = this.sql.exec<{ s: number | null }>(`SELECT min(sequence) AS s FROM log WHERE domain = ? AND state = 'pending'`, domain).one().s
-      const through =
-        this.sql
-          .exec<{ s: number | null }>(
-            `SELECT max(sequence) AS s FROM log WHERE domain = ? AND sequence <= ? AND sequence < ? AND state = 'committed' AND created_at <= ?`,
-            domain,
-            floor,
-            pending ?? Number.MAX_SAFE_INTEGER,
-            now - retention,
-          )
-          .one().s ?? 0
-      if (through <= 0) continue
-      this.sql.exec('DELETE FROM log WHERE domain = ? AND sequence <= ?', domain, through)
-      this.sql.exec('DELETE FROM results WHERE domain = ? AND sequence <= ?', domain, through)
-      this.sql.exec('UPDATE domains SET pruned_through = max(pruned_through, ?) WHERE domain = ?', through, domain)
-    }
+    pruneLog(this.sql, now)
   }
 
-  /** Every domain this object orders, with its replicas' state, progress and lag. */
+  /** Every domain this object orders, with its replicas' state, progress and lag, and its replica set. */
   status(): DomainStatus[] {
     return this.sql
-      .exec<{ domain: string; next: number; pruned_through: number }>('SELECT domain, next, pruned_through FROM domains ORDER BY domain')
+      .exec<{ domain: string; next: number; pruned_through: number; plan: string | null; plan_at: number; replaced: string | null; replaced_at: number | null }>(
+        'SELECT domain, next, pruned_through, plan, plan_at, replaced, replaced_at FROM domains ORDER BY domain',
+      )
       .toArray()
       .map((d) => ({
         domain: d.domain,
+        replicaSet: replicaSetOf(d),
         head: d.next - 1,
         prunedThrough: d.pruned_through,
         replicas: this.sql
@@ -346,6 +323,11 @@ export class OrderedDomains {
     const row = this.sql.exec<{ next: number; plan: string | null }>('SELECT next, plan FROM domains WHERE domain = ?', domain).toArray()[0]
     if (!row) this.sql.exec('INSERT INTO domains (domain, next) VALUES (?, 1)', domain)
     return { next: row?.next ?? 1, plan: row?.plan ?? null }
+  }
+
+  /** Brings the replica set in line with origins the directory pushed, without a write (replica-sets.ts). */
+  adopt(domain: string, plan: RelayPlan, now: number): void {
+    this.#sync(domain, plan, this.#view(domain).next, now)
   }
 
   #replicaRows(domain: string): ReplicaRow[] {

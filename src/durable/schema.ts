@@ -1,5 +1,7 @@
 import { RELAYS_SCHEMA } from './relays.js'
 import { COUNTERS_SCHEMA } from './counters.js'
+import { DIRECTORY_SCHEMA } from './directory.js'
+import { REPLICA_SET_COLUMNS } from './replica-sets.js'
 
 // The storage schema is a contract with every object already deployed: the texts below are fixed once released, and a
 // change is a new migration step. Where two tables hold the same thing (a record in the StableArea and in an OnceObject;
@@ -149,6 +151,8 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE replicas_v5 RENAME TO replicas;`,
   // 6: the status page's counters, kept with the admits they count, and the status object's figures (counters.ts).
   COUNTERS_SCHEMA,
+  // 7: each domain's replica set (replica-sets.ts), and the status object's directory of them (directory.ts).
+  REPLICA_SET_COLUMNS + DIRECTORY_SCHEMA,
 ]
 
 /**

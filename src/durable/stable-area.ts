@@ -8,24 +8,14 @@ import { Records } from './records.js'
 import { expireRecords, MIN_ALARM_GAP_MS, nextAlarm, RESENDS_PER_ALARM } from './alarm-plan.js'
 import { resendRelay, type Resender } from './resend.js'
 import { migrate, MISCONFIGURED } from './schema.js'
+import { directoryWake } from './directory.js'
+import { spreadReplicaSets } from './directory-spread.js'
+import { adoptReplicaSets } from './replica-sets.js'
 
 export { MISCONFIGURED }
 import { Counters, type StatusReport, type StatusSnapshot } from './counters.js'
-import type {
-  AdmitCounts,
-  AdmitRequest,
-  AdmitResult,
-  CommitRequest,
-  CommitResult,
-  DivergenceEvent,
-  DomainStatus,
-  LogEntry,
-  ReplicaAck,
-  ReplicaState,
-  RecordInfo,
-  RelayInput,
-  StableAreaApi,
-} from './types.js'
+import type { AdmitCounts, AdmitRequest, AdmitResult, CommitRequest, CommitResult, DivergenceEvent, DomainStatus, LogEntry } from './types.js'
+import type { ReplicaAck, ReplicaState, RecordInfo, RelayInput, ReplicaSetPush, StableAreaApi } from './types.js'
 
 /**
  * The stable area (seed 003, Fig. 5): a SQLite-backed Durable Object holding
@@ -173,14 +163,33 @@ export class StableArea extends DurableObject implements StableAreaApi {
   /** Takes an object's or an isolate's totals into the status page's figures (on the status object; counters.ts). */
   async reportStatus(report: StatusReport): Promise<void> {
     this.#usable()
-    this.#counters.receive(report)
+    if (this.#counters.receive(report)) await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS) // the directory pushes
   }
 
   /** The status page's figures, summed over every reporter, after taking in `report` if given (counters.ts). */
   async readStatus(report?: StatusReport): Promise<StatusSnapshot> {
     this.#usable()
-    if (report) this.#counters.receive(report)
+    if (report && this.#counters.receive(report)) await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS)
     return this.#counters.snapshot()
+  }
+
+  /**
+   * The directory's word on this object's domains (from the status object's alarm; replica-sets.ts): each
+   * domain set before `learnedAt` takes the pushed origins; a new replica joins and the alarm feeds it the log.
+   *
+   * @returns the pushed domains' status as they now stand
+   * @example
+   * await stub.adoptReplicaSets([{ domain: 'acct-1', origins, learnedAt }])
+   */
+  async adoptReplicaSets(pushes: ReplicaSetPush[]): Promise<DomainStatus[]> {
+    this.#usable()
+    const now = Date.now()
+    const statuses = this.ctx.storage.transactionSync(() => {
+      this.#counters.dueBy(now) // the status page hears of the change with the next alarm run
+      return adoptReplicaSets({ sql: this.ctx.storage.sql, ordered: this.#ordered }, pushes, now)
+    })
+    await this.#scheduleAlarm(now + MIN_ALARM_GAP_MS)
+    return statuses
   }
 
   #count(kind: AdmitResult['kind']): void {
@@ -287,14 +296,8 @@ export class StableArea extends DurableObject implements StableAreaApi {
    */
   async renew(lookup: string, token: string, leaseMs: number): Promise<boolean> {
     this.#usable()
-    return (
-      this.ctx.storage.sql.exec(
-        `UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ? AND (state = 'in_flight' OR provisional = 1)`,
-        Date.now() + leaseMs,
-        lookup,
-        token,
-      ).rowsWritten > 0
-    )
+    const renew = `UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ? AND (state = 'in_flight' OR provisional = 1)`
+    return this.ctx.storage.sql.exec(renew, Date.now() + leaseMs, lookup, token).rowsWritten > 0
   }
 
   /**
@@ -330,27 +333,22 @@ export class StableArea extends DurableObject implements StableAreaApi {
       const host: Resender = { storage: this.ctx.storage, records: this.#records, relays: this.#relays, health: this.#health, env: this.env, waiters: this.#waiters }
       await Promise.all(this.#relays.due(now, RESENDS_PER_ALARM).map((due) => resendRelay(host, due)))
       // Ordering domains: feed lagging and joining replicas from the log, finish what dead Workers left.
-      await catchUpDomains({
-        ordered: this.#ordered,
-        sql,
-        env: this.env as unknown as Record<string, unknown>,
-        health: this.#health,
-        commit: (request: CommitRequest) => {
-          const result = this.#records.commit(request)
-          if (result.ok) this.#waiters.wake(request.lookup)
-          return result
-        },
-        transact: (fn) => this.ctx.storage.transactionSync(fn),
-        now,
-      })
+      const commit = (request: CommitRequest) => {
+        const result = this.#records.commit(request)
+        if (result.ok) this.#waiters.wake(request.lookup)
+        return result
+      }
+      const transact = <T>(fn: () => T): T => this.ctx.storage.transactionSync(fn)
+      await catchUpDomains({ ordered: this.#ordered, sql, env: this.env as unknown as Record<string, unknown>, health: this.#health, commit, transact, now })
       this.ctx.storage.transactionSync(() => this.#ordered.prune(Date.now()))
       await this.#counters.report(this.ctx, this.env, () => this.#ordered.status())
+      await spreadReplicaSets(this.ctx, this.env) // the status object's directory: new replica sets to quiet domains
     } finally {
       // Even after a throw (the runtime retries, then gives up): later schedules must not be skipped for good.
       this.#alarmAt = null
     }
     const at = Date.now()
-    const next = nextAlarm(sql, [this.#relays.nextWake(), this.#counters.nextWake(), this.#ordered.nextWake(at)])
+    const next = nextAlarm(sql, [this.#relays.nextWake(), this.#counters.nextWake(), this.#ordered.nextWake(at), directoryWake(sql)])
     // Never at a time already past: a row kept alive by a lease would make the alarm fire in a loop.
     if (next !== null) await this.#scheduleAlarm(Math.max(next, at + MIN_ALARM_GAP_MS))
   }

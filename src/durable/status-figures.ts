@@ -1,5 +1,8 @@
 import type { DomainStatus } from './types.js'
 import type { AdmitCounts } from './types.js'
+import { directoryWake, joinProgress, type JoinProgress, learnDomains } from './directory.js'
+
+export type { JoinProgress }
 
 /**
  * The status object's side of the status page's figures (counters.ts has
@@ -109,6 +112,8 @@ export interface StatusSnapshot {
   domainCount: number
   /** Replicas marked `suspect`, at most 50. */
   suspects: { domain: string; name: string; reason: string | null }[]
+  /** Per replica, how far it has joined the domains of its replica set (directory.ts). */
+  joins: JoinProgress[]
   /** The newest report folded in (ms since epoch), or null before the first. */
   reportedAt: number | null
 }
@@ -126,16 +131,17 @@ export interface StatusApi {
  *
  * @param storage - the status object's storage
  * @param report - from an object's alarm or an isolate
+ * @returns whether the directory now has replica sets to push (the status object's alarm does)
  * @throws TypeError when the report is malformed (nothing is changed)
  * @example
  * receiveReport(ctx.storage, { reporter: 'isolate/…', counts, since, domains: [], at: Date.now() })
  */
-export function receiveReport(storage: DurableObjectStorage, report: StatusReport): void {
+export function receiveReport(storage: DurableObjectStorage, report: StatusReport): boolean {
   if (!isReport(report)) throw new TypeError('hono-once: a status report must have a reporter, counts and domains')
   const sql = storage.sql
-  storage.transactionSync(() => {
+  return storage.transactionSync(() => {
     const last = sql.exec<Record<CountName | 'reported_at', number>>('SELECT * FROM status_reporters WHERE reporter = ?', report.reporter).toArray()[0]
-    if (last && last.reported_at > report.at) return
+    if (last && last.reported_at > report.at) return false
     for (const name of COUNT_NAMES) {
       const grew = Math.max(0, report.counts[name] - (last?.[name] ?? 0))
       if (grew > 0) sql.exec('INSERT INTO status_totals (name, total) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET total = total + excluded.total', name, grew)
@@ -152,28 +158,43 @@ export function receiveReport(storage: DurableObjectStorage, report: StatusRepor
       report.counts.mismatches,
       report.at,
     )
-    for (const d of report.domains.slice(0, MAX_STATUS_DOMAINS)) {
-      // Kept as a total: counting distinct domains on every read would scan them all.
-      if (sql.exec('DELETE FROM status_replicas WHERE domain = ?', d.domain).rowsWritten === 0 && d.replicas.length > 0) {
-        sql.exec(`INSERT INTO status_totals (name, total) VALUES ('domains', 1) ON CONFLICT (name) DO UPDATE SET total = total + 1`)
-      }
-      for (const r of d.replicas) {
-        sql.exec(
-          'INSERT INTO status_replicas (domain, name, state, head, acked, lag, reason, reported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-          d.domain,
-          r.name,
-          r.state,
-          d.head,
-          r.acked,
-          r.lag,
-          r.reason,
-          report.at,
-        )
-      }
-    }
+    const domains = report.domains.slice(0, MAX_STATUS_DOMAINS)
+    for (const d of domains) storeDomainStatus(sql, d, report.at)
+    learnDomains(sql, report.reporter, domains, Date.now())
     // Totals already hold what a gone isolate counted; its row only guarded against counting it twice.
     sql.exec(`DELETE FROM status_reporters WHERE reported_at < ? AND reporter LIKE 'isolate/%'`, report.at - ISOLATE_ROW_TTL_MS) // by the time index
+    return directoryWake(sql) !== null
   })
+}
+
+/**
+ * Replaces one domain's replicas in the figures (in the status object), as a
+ * report or the directory's push answer tells them.
+ *
+ * @param sql - the status object's SQL storage
+ * @param d - the domain as its object tells it
+ * @param at - when it was told (ms since epoch)
+ * @example
+ * storeDomainStatus(sql, status, Date.now())
+ */
+export function storeDomainStatus(sql: SqlStorage, d: DomainStatus, at: number): void {
+  // Kept as a total: counting distinct domains on every read would scan them all.
+  if (sql.exec('DELETE FROM status_replicas WHERE domain = ?', d.domain).rowsWritten === 0 && d.replicas.length > 0) {
+    sql.exec(`INSERT INTO status_totals (name, total) VALUES ('domains', 1) ON CONFLICT (name) DO UPDATE SET total = total + 1`)
+  }
+  for (const r of d.replicas) {
+    sql.exec(
+      'INSERT INTO status_replicas (domain, name, state, head, acked, lag, reason, reported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      d.domain,
+      r.name,
+      r.state,
+      d.head,
+      r.acked,
+      r.lag,
+      r.reason,
+      at,
+    )
+  }
 }
 
 /**
@@ -230,6 +251,7 @@ export function statusSnapshot(sql: SqlStorage): StatusSnapshot {
     domains,
     domainCount: of('domains') ?? 0,
     suspects,
+    joins: joinProgress(sql, replicas),
     reportedAt: sql.exec<{ at: number | null }>('SELECT max(reported_at) AS at FROM status_reporters').one().at,
   }
 }

@@ -140,6 +140,8 @@ export interface StableAreaApi {
   domains(): Promise<DomainStatus[]>
   stats(): Promise<AdmitCounts>
   setReplica(domain: string, name: string, state: ReplicaState): Promise<boolean>
+  /** The status object's directory tells a domain's object the origins its replica set now has (directory-spread.ts). */
+  adoptReplicaSets(pushes: ReplicaSetPush[]): Promise<DomainStatus[]>
 }
 
 /** How a request is spread over the origins (DESIGN §5). */
@@ -231,4 +233,30 @@ export interface DomainStatus {
   /** Entries before this were pruned from the log. */
   prunedThrough: number
   replicas: (ReplicaView & { lag: number; reason: string | null })[]
+  /** The replica set the domain's plan names, for the status object's directory (replica-sets.ts). */
+  replicaSet?: ReplicaSetView | undefined
+}
+
+/** A plan's origins: the replica set of the domains that use it. */
+export type ReplicaOrigins = RelayPlan['origins']
+
+/**
+ * A domain's replica set as it reports it to the status object's directory
+ * (issue 15 item 20): the origins its plan names, since when, and the set a
+ * write replaced with them, so that the change reaches the domains that got
+ * no write.
+ */
+export interface ReplicaSetView {
+  origins: ReplicaOrigins
+  /** When these origins were set, by a write or by the directory (ms since epoch; 0: unknown). */
+  at: number
+  /** The origins a write last replaced (not one that undid a push), and when. */
+  replaced?: { origins: ReplicaOrigins; at: number } | undefined
+}
+
+/** What the directory hands a domain's object: the origins its replica set now has, learned from a write at `learnedAt`. */
+export interface ReplicaSetPush {
+  domain: string
+  origins: ReplicaOrigins
+  learnedAt: number
 }

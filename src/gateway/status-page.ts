@@ -3,7 +3,8 @@ const TOKEN_KEY = 'hono-once-status-token'
 
 /**
  * The status page: a table of origins (state, breaker, p50/p95), a latency
- * chart, the ordering domains in most trouble and the counts. The document
+ * chart, each replica's join progress (domains up to date / known), the
+ * ordering domains in most trouble and the counts. The document
  * holds no figures, so it is served without the token: it asks for the
  * token once (or takes it from a `#token=…` fragment, which never reaches
  * the server, and drops it from the address bar), keeps it in
@@ -35,6 +36,8 @@ svg{border:1px solid #ddd;background:#fafafa}small{color:#777}#problem{color:#c0
 <table id="origins"><thead><tr><th>origin</th><th>state</th><th>breaker</th><th>p50 ms</th><th>p95 ms</th></tr></thead><tbody></tbody></table>
 <h2>Latency (recent requests)</h2>
 <svg id="chart" width="640" height="180" role="img" aria-label="latency per origin"></svg>
+<h2>Replicas: join progress</h2>
+<table id="joins"><thead><tr><th>replica</th><th>up to date</th><th>joining</th><th>needs a resync</th><th>not told yet</th></tr></thead><tbody></tbody></table>
 <h2>Domains</h2><p><small id="domain-count"></small></p>
 <table id="domains"><thead><tr><th>domain</th><th>head</th><th>replicas (state acknowledged / lag)</th></tr></thead><tbody></tbody></table>
 <p id="counts"></p><p><small id="at"></small></p>
@@ -51,6 +54,7 @@ $('#login').addEventListener('submit',e=>{e.preventDefault();const t=new FormDat
 function render(s){
   $('#origins tbody').innerHTML=s.origins.map(o=>'<tr data-origin="'+esc(o.name)+'"><td>'+esc(o.name)+'</td><td class="state '+esc(o.state)+'">'+esc(o.state)+'</td><td>'+esc(o.breaker)+'</td><td>'+esc(o.p50Ms??'–')+'</td><td>'+esc(o.p95Ms??'–')+'</td></tr>').join('');
   $('#domains tbody').innerHTML=s.domains.map(d=>'<tr><td>'+esc(d.domain)+'</td><td>'+esc(d.head)+'</td><td>'+d.replicas.map(r=>esc(r.name)+': <span class="'+esc(r.state)+'">'+esc(r.state)+'</span> '+esc(r.acked)+' / '+esc(r.lag)).join(', ')+'</td></tr>').join('');
+  $('#joins tbody').innerHTML=(s.joins||[]).map(j=>'<tr data-replica="'+esc(j.name)+'"><td>'+esc(j.name)+'</td><td class="'+(j.upToDate===j.domains?'up':'joining')+'">'+esc(j.upToDate)+' / '+esc(j.domains)+'</td><td>'+esc(j.joining)+'</td><td class="'+(j.resync?'stale':'')+'">'+esc(j.resync)+'</td><td>'+esc(j.waiting)+'</td></tr>').join('');
   $('#domain-count').textContent=s.domainCount+' domains reported; the '+s.domains.length+' in most trouble first';
   const max=Math.max(10,...s.origins.flatMap(o=>o.recentMs));
   $('#chart').innerHTML=s.origins.map((o,i)=>{const pts=o.recentMs.map((v,j)=>(j*640/59).toFixed(1)+','+(175-v*165/max).toFixed(1)).join(' ');return '<polyline fill="none" stroke-width="2" stroke="'+colors[i%colors.length]+'" points="'+pts+'"><title>'+esc(o.name)+'</title></polyline><text x="8" y="'+(16+i*14)+'" fill="'+colors[i%colors.length]+'">'+esc(o.name)+'</text>'}).join('');

@@ -1,5 +1,6 @@
 import type { Context, Hono, MiddlewareHandler } from 'hono'
 import { REPORT_INTERVAL_MS, STATUS_OBJECT, type StatusApi, type StatusDomain, type StatusReport } from '../durable/counters.js'
+import type { JoinProgress } from '../durable/status-figures.js'
 import type { AdmitCounts } from '../durable/types.js'
 import { isolateCounts } from '../middleware/admit.js'
 import { problem } from '../shared/problem.js'
@@ -34,6 +35,12 @@ export interface GatewayStatus {
   /** How many ordering domains have reported. */
   domainCount: number
   suspects: { domain: string; name: string; reason: string | null }[]
+  /**
+   * Per replica, how far it has joined the ordering domains of its replica set: `domains` (known domains whose
+   * origins list it), `upToDate` (it reached the head there), `joining` (being fed the log), `resync` (needs a
+   * snapshot: `stale`, or `suspect`), `waiting` (not told yet). A replica added to `origins` shows here first.
+   */
+  joins: JoinProgress[]
   /** Admits, replays, conflicts (409) and mismatches (422) over every object and isolate, since `since`. */
   counts: AdmitCounts
   /** How often the figures may change, and so how often the page asks again (ms). */
@@ -179,6 +186,7 @@ async function gatherStatus(c: Context<{ Bindings: GatewayBindings }>, state: Ga
     domains: snapshot?.domains ?? [],
     domainCount: snapshot?.domainCount ?? 0,
     suspects: snapshot?.suspects ?? [],
+    joins: snapshot?.joins ?? [],
     counts: snapshot?.counts ?? { ...report.counts, since: report.since },
     refreshMs: STATUS_REFRESH_MS,
     reportedAt: snapshot?.reportedAt ? new Date(snapshot.reportedAt).toISOString() : null,

@@ -69,6 +69,7 @@ const status = {
   domains: [{ domain: 'acct-1', head: 3, replicas: [{ name: 'eu', state: 'lagging', acked: 1, lag: 2, reason: null }], reportedAt: 1 }],
   domainCount: 1,
   suspects: [],
+  joins: [{ name: 'eu', domains: 4, upToDate: 1, joining: 2, resync: 0, waiting: 1 }],
   counts: { admits: 3, replays: 1, conflicts: 0, mismatches: 1, since: 1 },
   refreshMs: 5000,
   reportedAt: null,
@@ -86,6 +87,7 @@ describe('the status page script', () => {
     expect(page.requests).toEqual([{ url: '/__once/status', headers: { accept: 'application/json', authorization: 'Bearer s3cret' }, credentials: 'omit' }])
     expect(page.element('#origins tbody').innerHTML).toContain('<td class="state probing">probing</td>')
     expect(page.element('#domains tbody').innerHTML).toContain('acct-1')
+    expect(page.element('#joins tbody').innerHTML).toContain('<td class="joining">1 / 4</td><td>2</td>') // a replica joining: 1 of 4 domains up to date
     expect(page.element('#counts').textContent).toContain('mismatches 1')
     expect(page.timers).toEqual([5000]) // asks again after refreshMs
   })

@@ -264,3 +264,43 @@ describe('the status figures tell the truth (item 17)', () => {
     expect(shown).toMatchObject({ state: 'probing', breaker: 'half-open' })
   })
 })
+
+describe('a replica added to the gateway\'s origins (issue 15 item 20)', () => {
+  it('joins the quiet domains too, and the status read shows its progress: not told, joining, up to date', async () => {
+    const origins = await startOrigins(['ga1', 'ga2', 'ga3'])
+    // Unsigned: the test's objects have no ONCE_SIGNING_SECRET, and the alarm never sends unsigned what should be signed.
+    const before = harness(writeConfig(origins.slice(0, 2), { signing: 'off' }))
+    const accounts = Array.from({ length: 3 }, () => `acct-${crypto.randomUUID().slice(0, 8)}`)
+    for (const a of accounts) expect((await deposit(before.call, a, newKey())).status).toBe(201)
+    await before.settle()
+    for (const a of accounts) await reportNow(domainObject(a))
+    // One account reported before the directory existed (an upgrade): the figures know it, the directory does not.
+    const statusObject = env.ONCE.get(env.ONCE.idFromName('once/status'))
+    await runInDurableObject(statusObject, (_i, state) => void state.storage.sql.exec('DELETE FROM directory WHERE domain = ?', accounts[2]!))
+    // Redeployed with ga3; one write to one account.
+    const after = harness(writeConfig(origins, { signing: 'off' }))
+    expect((await deposit(after.call, accounts[0]!, newKey())).status).toBe(201)
+    await after.settle()
+    await reportNow(domainObject(accounts[0]!))
+    await runInDurableObject(statusObject, (_i, state) => state.storage.setAlarm(Date.now() + 60_000))
+    expect((await after.status()).joins.find((j) => j.name === 'ga3')).toMatchObject({ domains: 3, waiting: 2 })
+    expect(await runDurableObjectAlarm(statusObject)).toBe(true) // tells the two quiet accounts
+    const told = (await after.status()).joins.find((j) => j.name === 'ga3')
+    expect(told).toMatchObject({ domains: 3, waiting: 0 })
+    expect(told!.joining).toBeGreaterThanOrEqual(1)
+    // The accounts' own alarms feed it their logs (bounded polling over alarm runs), then report.
+    for (const a of accounts) {
+      for (let i = 0; i < 20; i++) {
+        const d = (await domainObject(a).domains()).find((x) => x.domain === a)
+        if (d?.replicas.some((r) => r.name === 'ga3' && r.state === 'active')) break
+        await runInDurableObject(domainObject(a), (_i, state) => state.storage.setAlarm(Date.now() + 60_000))
+        await runDurableObjectAlarm(domainObject(a))
+      }
+      await reportNow(domainObject(a))
+    }
+    const s = await after.status()
+    expect(s.joins.find((j) => j.name === 'ga3')).toEqual({ name: 'ga3', domains: 3, upToDate: 3, joining: 0, resync: 0, waiting: 0 })
+    expect(s.origins.find((o) => o.name === 'ga3')?.state).toBe('up')
+    for (const a of accounts) expect((await origins[2]!.stats()).balances[a]).toBe(a === accounts[0] ? 200 : 100)
+  })
+})

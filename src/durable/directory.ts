@@ -1,0 +1,258 @@
+import { canonicalOrigins } from './replica-sets.js'
+import type { DomainStatus, ReplicaOrigins, ReplicaSetView } from './types.js'
+
+/**
+ * The directory of domains and their replica sets, kept by the status object
+ * (issue 15 item 20; seed 000 claims 18–24). Every domain's object reports
+ * its replica set with its figures (replica-sets.ts); when a write brings a
+ * domain new origins, the report says which origins they replaced, and the
+ * directory moves every domain it knows of that replica set (a lineage: the
+ * sets linked by such changes) to the newest one. Its alarm hands the new
+ * origins to those domains' objects in batches (directory-spread.ts); each
+ * object's alarm then feeds a joining replica the log (catch-up.ts). Nothing
+ * of this is on a request's path.
+ *
+ * The newest change learned wins: a domain whose origins were set later than
+ * the change (by a newer write) keeps its own, and a write that undoes a push
+ * on its domain (another route with the same origins, a Worker of the
+ * previous version) is not spread.
+ */
+
+/**
+ * Tables (in every object, filled only in the status object): `replica_sets`
+ * (each set of origins once, its lineage, when a write last brought it in
+ * place of another, and how many known domains it is the target of) and
+ * `directory` (per domain its object, the set it has, since when, the set it
+ * should have, and when to push it).
+ *
+ * @example
+ * MIGRATIONS.push(REPLICA_SET_COLUMNS + DIRECTORY_SCHEMA)
+ */
+export const DIRECTORY_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS replica_sets (
+    id         INTEGER PRIMARY KEY,
+    origins    TEXT NOT NULL UNIQUE,
+    lineage    INTEGER NOT NULL,
+    learned_at INTEGER NOT NULL DEFAULT 0,
+    domains    INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE IF NOT EXISTS directory (
+    domain   TEXT PRIMARY KEY,
+    object   TEXT NOT NULL,
+    set_id   INTEGER NOT NULL,
+    plan_at  INTEGER NOT NULL,
+    target   INTEGER NOT NULL,
+    push_at  INTEGER,
+    failures INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX IF NOT EXISTS directory_by_set ON directory (set_id);
+  CREATE INDEX IF NOT EXISTS directory_by_target ON directory (target);
+  CREATE INDEX IF NOT EXISTS directory_by_push ON directory (push_at) WHERE push_at IS NOT NULL;`
+
+/** A replica's join progress over the domains of its replica sets, as the status page shows it. */
+export interface JoinProgress {
+  name: string
+  /** Domains the directory knows whose replica set lists it. */
+  domains: number
+  /** Of those, where it is `active` (it reached the head). */
+  upToDate: number
+  /** Where it is being fed the log (`joining`), or catching up (`lagging`). */
+  joining: number
+  /** Where it needs a resync from a snapshot (`stale`) or diverged (`suspect`). */
+  resync: number
+  /** Domains not told of it yet (the directory's push is pending). */
+  waiting: number
+}
+
+/** Origins listed in one replica set at most; a report naming more is not taken into the directory. */
+const MAX_SET_ORIGINS = 64
+
+/**
+ * Takes the replica sets of a report's domains into the directory (in the
+ * status object, inside the report's transaction): links a replaced set to
+ * its successor, and marks the domains that must be told.
+ *
+ * @param sql - the status object's SQL storage
+ * @param reporter - the reporting object's id
+ * @param domains - the report's domains
+ * @param now - ms since epoch
+ * @example
+ * learnDomains(sql, report.reporter, report.domains, Date.now())
+ */
+export function learnDomains(sql: SqlStorage, reporter: string, domains: DomainStatus[], now: number): void {
+  for (const d of domains) {
+    const set = d.replicaSet
+    if (!isReplicaSet(set) || typeof d.domain !== 'string') continue
+    const id = setIdOf(sql, set.origins)
+    if (set.replaced && isOrigins(set.replaced.origins) && Number.isSafeInteger(set.replaced.at)) {
+      learnChange(sql, setIdOf(sql, set.replaced.origins), id, set.replaced.at, now)
+    }
+    placeDomain(sql, d.domain, reporter, id, set.at, now)
+  }
+}
+
+/**
+ * Places one domain in the directory: the set it has, since when, and the
+ * set it should have; a push is due when they differ and the domain's set is
+ * older than the change.
+ *
+ * @param sql - the status object's SQL storage
+ * @param domain - the domain
+ * @param object - its object's id
+ * @param setId - the set it has
+ * @param planAt - when it got it
+ * @param now - ms since epoch
+ * @example
+ * placeDomain(sql, 'acct-1', reporter, setIdOf(sql, origins), at, Date.now())
+ */
+export function placeDomain(sql: SqlStorage, domain: string, object: string, setId: number, planAt: number, now: number): void {
+  const target = newestOf(sql, lineageOf(sql, setId))
+  const push = target.id !== setId && planAt < target.learnedAt ? now : null
+  const old = sql.exec<{ target: number }>('SELECT target FROM directory WHERE domain = ?', domain).toArray()[0]
+  sql.exec(
+    `INSERT INTO directory (domain, object, set_id, plan_at, target, push_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (domain) DO UPDATE SET object = ?2, set_id = ?3, plan_at = ?4, target = ?5,
+       push_at = CASE WHEN ?6 IS NULL THEN NULL ELSE coalesce(push_at, ?6) END, failures = CASE WHEN ?6 IS NULL THEN 0 ELSE failures END`,
+    domain,
+    object,
+    setId,
+    planAt,
+    target.id,
+    push,
+  )
+  if (old?.target === target.id) return
+  if (old) sql.exec('UPDATE replica_sets SET domains = domains - 1 WHERE id = ?', old.target)
+  sql.exec('UPDATE replica_sets SET domains = domains + 1 WHERE id = ?', target.id)
+}
+
+/**
+ * The id of a replica set (its origins, in their one spelling), added when new.
+ *
+ * @param sql - the status object's SQL storage
+ * @param origins - the set's origins
+ * @returns its id
+ * @example
+ * setIdOf(sql, [{ name: 'r1', url: 'https://r1' }])
+ */
+export function setIdOf(sql: SqlStorage, origins: ReplicaOrigins): number {
+  const key = canonicalOrigins(origins)
+  const row = sql.exec<{ id: number }>('SELECT id FROM replica_sets WHERE origins = ?', key).toArray()[0]
+  if (row) return row.id
+  const id = sql.exec<{ id: number }>('INSERT INTO replica_sets (origins, lineage) VALUES (?, 0) RETURNING id', key).one().id
+  sql.exec('UPDATE replica_sets SET lineage = id WHERE id = ?', id)
+  return id
+}
+
+/** A write replaced set `from` with `to` at `at`: one lineage, `to` learned then; its domains are retargeted. */
+function learnChange(sql: SqlStorage, from: number, to: number, at: number, now: number): void {
+  if (from === to) return
+  const into = lineageOf(sql, to)
+  const merged = sql.exec('UPDATE replica_sets SET lineage = ? WHERE lineage = ? AND lineage != ?', into, lineageOf(sql, from), into).rowsWritten
+  const newer = sql.exec('UPDATE replica_sets SET learned_at = ? WHERE id = ? AND learned_at < ?', at, to, at).rowsWritten
+  if (merged + newer === 0) return
+  const target = newestOf(sql, into)
+  sql.exec(
+    `UPDATE directory SET target = ?1, push_at = CASE WHEN set_id != ?1 AND plan_at < ?2 THEN coalesce(push_at, ?3) ELSE NULL END
+     WHERE set_id IN (SELECT id FROM replica_sets WHERE lineage = ?4)`,
+    target.id,
+    target.learnedAt,
+    now,
+    into,
+  )
+  adoptReported(sql, from, target.id, now)
+  sql.exec('UPDATE replica_sets SET domains = (SELECT count(*) FROM directory WHERE target = replica_sets.id) WHERE lineage = ?', into)
+}
+
+/**
+ * Domains the figures know but the directory does not (they reported before it existed, and have been quiet
+ * since), whose replicas are exactly the names of set `from`: they are of that set, and are told too. Their
+ * object is found by the domain's name (`once/domain/<name>`, marked by an empty `object`). A scan of the
+ * figures' replica rows, once per change of origins learned.
+ */
+function adoptReported(sql: SqlStorage, from: number, target: number, now: number): void {
+  const names = (JSON.parse(sql.exec<{ origins: string }>('SELECT origins FROM replica_sets WHERE id = ?', from).one().origins) as ReplicaOrigins).map((o) => o.name)
+  sql.exec(
+    `INSERT INTO directory (domain, object, set_id, plan_at, target, push_at)
+     SELECT sr.domain, '', ?1, 0, ?2, ?3 FROM status_replicas sr WHERE sr.domain NOT IN (SELECT domain FROM directory)
+     GROUP BY sr.domain HAVING count(*) = ?4 AND sum(sr.name IN (SELECT value FROM json_each(?5))) = ?4`,
+    from,
+    target,
+    now,
+    names.length,
+    JSON.stringify(names),
+  )
+}
+
+function lineageOf(sql: SqlStorage, id: number): number {
+  return sql.exec<{ lineage: number }>('SELECT lineage FROM replica_sets WHERE id = ?', id).one().lineage
+}
+
+/** The set of a lineage a write brought in most recently (the only one, for a lineage of one). */
+function newestOf(sql: SqlStorage, lineage: number): { id: number; learnedAt: number } {
+  const row = sql
+    .exec<{ id: number; learned_at: number }>('SELECT id, learned_at FROM replica_sets WHERE lineage = ? ORDER BY learned_at DESC, id DESC LIMIT 1', lineage)
+    .one()
+  return { id: row.id, learnedAt: row.learned_at }
+}
+
+/**
+ * When the status object's alarm must run to push replica sets, or null.
+ *
+ * @param sql - the status object's SQL storage
+ * @returns the earliest due push
+ * @example
+ * nextAlarm(sql, [relays.nextWake(), directoryWake(sql)])
+ */
+export function directoryWake(sql: SqlStorage): number | null {
+  return sql.exec<{ at: number | null }>('SELECT min(push_at) AS at FROM directory WHERE push_at IS NOT NULL').one().at
+}
+
+/**
+ * Each replica's join progress over the domains of the replica sets it is
+ * listed in (not draining), from the directory's counts and the replica
+ * states the domains reported. Cheap: counts per set, and the pending pushes.
+ *
+ * @param sql - the status object's SQL storage
+ * @param states - per replica name, how many domains hold it in each state other than `active`
+ * @returns one entry per replica name, by name
+ * @example
+ * joinProgress(sql, snapshot.replicas) // [{ name: 'r4', domains: 34, upToDate: 12, joining: 20, resync: 0, waiting: 2 }, …]
+ */
+export function joinProgress(sql: SqlStorage, states: Record<string, Record<string, number>>): JoinProgress[] {
+  const totals = new Map<string, { domains: number; waiting: number }>()
+  const add = (origins: string, field: 'domains' | 'waiting', n: number) => {
+    for (const o of JSON.parse(origins) as ReplicaOrigins) {
+      if (o.drain) continue
+      const t = totals.get(o.name) ?? { domains: 0, waiting: 0 }
+      t[field] += n
+      totals.set(o.name, t)
+    }
+  }
+  for (const s of sql.exec<{ origins: string; domains: number }>('SELECT origins, domains FROM replica_sets WHERE domains > 0')) add(s.origins, 'domains', s.domains)
+  const waiting = sql.exec<{ origins: string; n: number }>(
+    `SELECT s.origins, count(*) AS n FROM directory d JOIN replica_sets s ON s.id = d.target WHERE d.push_at IS NOT NULL GROUP BY d.target`,
+  )
+  for (const w of waiting) add(w.origins, 'waiting', w.n)
+  return [...totals]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([name, t]) => {
+      const s = states[name] ?? {}
+      const joining = (s.joining ?? 0) + (s.lagging ?? 0)
+      const resync = (s.stale ?? 0) + (s.suspect ?? 0)
+      const upToDate = Math.max(0, t.domains - joining - resync - (s.draining ?? 0) - t.waiting)
+      return { name, domains: t.domains, upToDate, joining, resync, waiting: t.waiting }
+    })
+}
+
+function isOrigins(x: unknown): x is ReplicaOrigins {
+  return (
+    Array.isArray(x) &&
+    x.length > 0 &&
+    x.length <= MAX_SET_ORIGINS &&
+    x.every((o: { name?: unknown; url?: unknown } | null) => typeof o === 'object' && o !== null && typeof o.name === 'string' && typeof o.url === 'string')
+  )
+}
+
+function isReplicaSet(x: ReplicaSetView | undefined): x is ReplicaSetView {
+  return typeof x === 'object' && x !== null && isOrigins(x.origins) && Number.isSafeInteger(x.at)
+}
