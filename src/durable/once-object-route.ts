@@ -15,6 +15,8 @@ export interface OnceRouteOptions {
 
 /** The `onceRoute({ lease: true })` handlers made in this isolate. */
 const leaseMarkers = new WeakSet<object>()
+/** How many of them were made: none (most apps) lets {@link leaseDeclared} answer without asking the router. */
+let leaseMarkersMade = 0
 
 /**
  * Declares how an {@link OnceObject} route runs keyed requests. Without it
@@ -35,7 +37,10 @@ export function onceRoute(options: OnceRouteOptions = {}): MiddlewareHandler {
   const marker: MiddlewareHandler = async function onceRoute(_c, next) {
     await next()
   }
-  if (options.lease === true) leaseMarkers.add(marker)
+  if (options.lease === true) {
+    leaseMarkers.add(marker)
+    leaseMarkersMade++
+  }
   return marker
 }
 
@@ -56,6 +61,7 @@ export interface RoutedApp {
  * if (leaseDeclared(this.app, 'POST', '/transfers')) …
  */
 export function leaseDeclared(app: RoutedApp, method: string, path: string): boolean {
+  if (leaseMarkersMade === 0) return false
   // Hono's routers answer [[[handler, route], params][], stash].
   const matched = app.router.match(method, path) as [[[object, unknown], unknown][], unknown]
   for (const [[handler]] of matched[0]) if (leaseMarkers.has(unwrap(handler))) return true

@@ -142,7 +142,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     for (;;) {
       const seen = this.#classify(id, Date.now())
       if (seen.kind === 'free') {
-        return leaseDeclared(this.app, call.method, new URL(call.url).pathname) ? this.#runLeased(call, id, seen) : this.#runAtomic(call, id)
+        return leaseDeclared(this.app, call.method, new URL(call.url).pathname) ? this.#runLeased(call, id, seen) : this.#runAtomic(call, id, seen)
       }
       if (seen.kind !== 'in_flight') return seen
       const left = deadline - Date.now()
@@ -189,13 +189,20 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     return { kind: 'free', requestId: row.request_id, attempt: row.attempt + 1, row }
   }
 
-  /** Runs the app and writes the record in one storage transaction: both commit, or neither does. */
-  async #runAtomic(call: OnceCall, id: OnceCallIdentity): Promise<OnceAnswer> {
+  /**
+   * Runs the app and writes the record in one storage transaction: both commit, or neither does.
+   *
+   * @param looked - what the record said just before; used only when the transaction starts in this same
+   *   synchronous step (nothing can have run in between), else the record is read again inside it
+   */
+  async #runAtomic(call: OnceCall, id: OnceCallIdentity, looked: Free): Promise<OnceAnswer> {
     let free: Free | undefined
+    let stillSynchronous: Free | undefined = looked
     try {
-      return await this.ctx.storage.transaction(async (): Promise<OnceAnswer> => {
-        // Another request may have run between the first look and this critical section: look again.
-        const seen = this.#classify(id, Date.now())
+      const running = this.ctx.storage.transaction(async (): Promise<OnceAnswer> => {
+        // Another request may have run between the first look and this critical section: look again, unless the
+        // runtime entered it in the same synchronous step as the first look.
+        const seen = stillSynchronous ?? this.#classify(id, Date.now())
         if (seen.kind !== 'free') return seen
         free = seen
         const res = await this.#fetch(call, seen.requestId)
@@ -205,6 +212,8 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
         this.#records.commit(id.lookup, seen.row, id.fingerprint, seen.requestId, seen.attempt, stored, expiresAt)
         return { kind: 'new', requestId: seen.requestId, reply: answer, committed: true, expiresAt }
       })
+      stillSynchronous = undefined
+      return await running
     } catch (err) {
       if (!(err instanceof Rollback) || !free) throw err
       // Nothing took effect. The key keeps its fingerprint (422 for another body) and its request id for the retry.
