@@ -6,7 +6,7 @@ import { readReply } from './once-object-reply.js'
 import { leaseDeclared } from './once-object-route.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
 import type { StoredReply } from './types.js'
-import { Waiters } from './waiters.js'
+import { Waiters } from '../shared/waiters.js'
 
 /**
  * The Hono app of an {@link OnceObject}, as far as the object needs it

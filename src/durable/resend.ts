@@ -4,7 +4,7 @@ import { resolveSecret } from '../shared/send.js'
 import { storedFrom } from './catch-up.js'
 import type { Records } from './records.js'
 import type { DueRelay, Relays } from './relays.js'
-import type { Waiters } from './waiters.js'
+import type { Waiters } from '../shared/waiters.js'
 
 /** Rounds of resends the alarm makes before it gives the key back to the client's retry. */
 const MAX_RESENDS = 5

@@ -1,7 +1,7 @@
 import { DurableObject } from 'cloudflare:workers'
 import { OriginHealth } from '../shared/health.js'
 import { Relays } from './relays.js'
-import { Waiters } from './waiters.js'
+import { Waiters } from '../shared/waiters.js'
 import { OrderedDomains } from './ordered.js'
 import { catchUpDomains } from './catch-up.js'
 import { Records } from './records.js'
