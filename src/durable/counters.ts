@@ -21,10 +21,11 @@ import { ownNamespace } from './own-namespace.js'
  *   mismatches) in its own SQLite: an admit in the same synchronous step as
  *   its own write. An answer that writes nothing is counted in memory and
  *   written with the next write the object makes anyway (the next admit, or
- *   the report), so it never waits on a write of its own and never adds a
- *   timer or a transaction to the request path. Restarts keep what was
- *   written; what a restart can lose is bounded: the non-writing answers of
- *   less than one report interval.
+ *   the report), so it never adds a timer or a transaction to the request
+ *   path; only the answer that makes a report due (at most one per report
+ *   interval) writes that. Restarts keep what was written; what a restart
+ *   can lose is bounded: the non-writing answers of at most one and a half
+ *   report intervals (22.5 s).
  * - At most every {@link REPORT_INTERVAL_MS} (by its alarm) an object that
  *   counted something, or holds a domain with a replica not `active` or
  *   behind, reports its **totals** and its domains to one status object
@@ -122,12 +123,11 @@ export class Counters {
     if (this.#unsaved.size === 0) return
     const sql = this.storage.sql
     for (const [name, n] of this.#unsaved) sql.exec('INSERT INTO counters (name, total) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET total = total + excluded.total', name, n)
-    this.#unsaved.clear()
-    if (!this.#started) {
-      sql.exec(`INSERT INTO counters (name, total) VALUES ('since', ?) ON CONFLICT (name) DO NOTHING`, now)
-      this.#started = true
-    }
+    if (!this.#started) sql.exec(`INSERT INTO counters (name, total) VALUES ('since', ?) ON CONFLICT (name) DO NOTHING`, now)
     if (!(this.#pending ??= this.#dueAt() !== null)) this.#due(now)
+    // Only now: a statement above that throws rolls its transaction back, and the counts stay to be written again.
+    this.#unsaved.clear()
+    this.#started = true
   }
 
   /** Makes a report due one interval (plus a random spread) from now, and wakes the alarm for it. */
