@@ -1,4 +1,4 @@
-import { canonicalOrigins } from './replica-sets.js'
+import { canonicalOrigins, sameService } from './replica-sets.js'
 import type { DomainStatus, ReplicaOrigins, ReplicaSetView } from './types.js'
 
 /**
@@ -21,7 +21,7 @@ import type { DomainStatus, ReplicaOrigins, ReplicaSetView } from './types.js'
 /**
  * Tables (in every object, filled only in the status object): `replica_sets`
  * (each set of origins once, its lineage, when a write last brought it in
- * place of another, and how many known domains it is the target of) and
+ * place of another, and how many known domains have it) and
  * `directory` (per domain its object, the set it has, since when, the set it
  * should have, and when to push it).
  *
@@ -52,7 +52,7 @@ export const DIRECTORY_SCHEMA = `
 /** A replica's join progress over the domains of its replica sets, as the status page shows it. */
 export interface JoinProgress {
   name: string
-  /** Domains the directory knows whose replica set lists it. */
+  /** Domains the directory knows whose replica set lists it, or will once told (a domain that kept an older set without it is not counted). */
   domains: number
   /** Of those, where it is `active` (it reached the head). */
   upToDate: number
@@ -84,7 +84,8 @@ export function learnDomains(sql: SqlStorage, reporter: string, domains: DomainS
     const set = d.replicaSet
     if (!isReplicaSet(set) || typeof d.domain !== 'string') continue
     const id = setIdOf(sql, set.origins)
-    if (set.replaced && isOrigins(set.replaced.origins) && Number.isSafeInteger(set.replaced.at)) {
+    // Only a change within one service links two sets (sameService); another is its domain's own affair.
+    if (set.replaced && isOrigins(set.replaced.origins) && Number.isSafeInteger(set.replaced.at) && sameService(set.replaced.origins, set.origins)) {
       learnChange(sql, setIdOf(sql, set.replaced.origins), id, set.replaced.at, now)
     }
     placeDomain(sql, d.domain, reporter, id, set.at, now)
@@ -108,7 +109,7 @@ export function learnDomains(sql: SqlStorage, reporter: string, domains: DomainS
 export function placeDomain(sql: SqlStorage, domain: string, object: string, setId: number, planAt: number, now: number): void {
   const target = newestOf(sql, lineageOf(sql, setId))
   const push = target.id !== setId && planAt < target.learnedAt ? now : null
-  const old = sql.exec<{ target: number }>('SELECT target FROM directory WHERE domain = ?', domain).toArray()[0]
+  const old = sql.exec<{ set_id: number }>('SELECT set_id FROM directory WHERE domain = ?', domain).toArray()[0]
   sql.exec(
     `INSERT INTO directory (domain, object, set_id, plan_at, target, push_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
      ON CONFLICT (domain) DO UPDATE SET object = ?2, set_id = ?3, plan_at = ?4, target = ?5,
@@ -120,9 +121,9 @@ export function placeDomain(sql: SqlStorage, domain: string, object: string, set
     target.id,
     push,
   )
-  if (old?.target === target.id) return
-  if (old) sql.exec('UPDATE replica_sets SET domains = domains - 1 WHERE id = ?', old.target)
-  sql.exec('UPDATE replica_sets SET domains = domains + 1 WHERE id = ?', target.id)
+  if (old?.set_id === setId) return
+  if (old) sql.exec('UPDATE replica_sets SET domains = domains - 1 WHERE id = ?', old.set_id)
+  sql.exec('UPDATE replica_sets SET domains = domains + 1 WHERE id = ?', setId)
 }
 
 /**
@@ -160,26 +161,29 @@ function learnChange(sql: SqlStorage, from: number, to: number, at: number, now:
     into,
   )
   adoptReported(sql, from, target.id, now)
-  sql.exec('UPDATE replica_sets SET domains = (SELECT count(*) FROM directory WHERE target = replica_sets.id) WHERE lineage = ?', into)
+  sql.exec('UPDATE replica_sets SET domains = (SELECT count(*) FROM directory WHERE set_id = ?1) WHERE id = ?1', from)
 }
 
 /**
  * Domains the figures know but the directory does not (they reported before it existed, and have been quiet
- * since), whose replicas are exactly the names of set `from`: they are of that set, and are told too. Their
- * object is found by the domain's name (`once/domain/<name>`, marked by an empty `object`). A scan of the
- * figures' replica rows, once per change of origins learned.
+ * since), whose replicas are exactly the origins of set `from`, by name and URL: they are of that set, and are
+ * told too. Their object is found by the domain's name (`once/domain/<name>`, marked by an empty `object`). A
+ * replica reported before the figures kept URLs (schema step 8) matches by name; the domain's object takes the
+ * push only if its own origins share one with it by name and URL (replica-sets.ts), so a domain of another
+ * service is never moved. A scan of the figures' replica rows, once per change of origins learned.
  */
 function adoptReported(sql: SqlStorage, from: number, target: number, now: number): void {
-  const names = (JSON.parse(sql.exec<{ origins: string }>('SELECT origins FROM replica_sets WHERE id = ?', from).one().origins) as ReplicaOrigins).map((o) => o.name)
+  const origins = JSON.parse(sql.exec<{ origins: string }>('SELECT origins FROM replica_sets WHERE id = ?', from).one().origins) as ReplicaOrigins
   sql.exec(
     `INSERT INTO directory (domain, object, set_id, plan_at, target, push_at)
      SELECT sr.domain, '', ?1, 0, ?2, ?3 FROM status_replicas sr WHERE sr.domain NOT IN (SELECT domain FROM directory)
-     GROUP BY sr.domain HAVING count(*) = ?4 AND sum(sr.name IN (SELECT value FROM json_each(?5))) = ?4`,
+     GROUP BY sr.domain HAVING count(*) = ?4
+       AND sum(EXISTS (SELECT 1 FROM json_each(?5) o WHERE o.value ->> '$.name' = sr.name AND (sr.url IS NULL OR o.value ->> '$.url' = sr.url))) = ?4`,
     from,
     target,
     now,
-    names.length,
-    JSON.stringify(names),
+    origins.length,
+    JSON.stringify(origins),
   )
 }
 
@@ -210,7 +214,9 @@ export function directoryWake(sql: SqlStorage): number | null {
 /**
  * Each replica's join progress over the domains of the replica sets it is
  * listed in (not draining), from the directory's counts and the replica
- * states the domains reported. Cheap: counts per set, and the pending pushes.
+ * states the domains reported. A domain counts under the set it has, and
+ * under the set a pending push brings it; one that kept an older set (a newer
+ * write) counts under that one. Cheap: counts per set, and the pending pushes.
  *
  * @param sql - the status object's SQL storage
  * @param states - per replica name, how many domains hold it in each state other than `active`
@@ -220,19 +226,28 @@ export function directoryWake(sql: SqlStorage): number | null {
  */
 export function joinProgress(sql: SqlStorage, states: Record<string, Record<string, number>>): JoinProgress[] {
   const totals = new Map<string, { domains: number; waiting: number }>()
-  const add = (origins: string, field: 'domains' | 'waiting', n: number) => {
-    for (const o of JSON.parse(origins) as ReplicaOrigins) {
-      if (o.drain) continue
-      const t = totals.get(o.name) ?? { domains: 0, waiting: 0 }
-      t[field] += n
-      totals.set(o.name, t)
+  const listed = (origins: string): string[] => (JSON.parse(origins) as ReplicaOrigins).filter((o) => !o.drain).map((o) => o.name)
+  const add = (name: string, field: 'domains' | 'waiting', n: number) => {
+    const t = totals.get(name) ?? { domains: 0, waiting: 0 }
+    t[field] += n
+    totals.set(name, t)
+  }
+  for (const s of sql.exec<{ origins: string; domains: number }>('SELECT origins, domains FROM replica_sets WHERE domains > 0')) {
+    for (const name of listed(s.origins)) add(name, 'domains', s.domains)
+  }
+  // A pending push: its domain is counted for a replica the target lists and its own set does not (not told yet).
+  const waiting = sql.exec<{ target: string; own: string; n: number }>(
+    `SELECT t.origins AS target, o.origins AS own, count(*) AS n FROM directory d JOIN replica_sets t ON t.id = d.target JOIN replica_sets o ON o.id = d.set_id
+     WHERE d.push_at IS NOT NULL GROUP BY d.target, d.set_id`,
+  )
+  for (const w of waiting) {
+    const own = new Set(listed(w.own))
+    for (const name of listed(w.target)) {
+      if (own.has(name)) continue
+      add(name, 'domains', w.n)
+      add(name, 'waiting', w.n)
     }
   }
-  for (const s of sql.exec<{ origins: string; domains: number }>('SELECT origins, domains FROM replica_sets WHERE domains > 0')) add(s.origins, 'domains', s.domains)
-  const waiting = sql.exec<{ origins: string; n: number }>(
-    `SELECT s.origins, count(*) AS n FROM directory d JOIN replica_sets s ON s.id = d.target WHERE d.push_at IS NOT NULL GROUP BY d.target`,
-  )
-  for (const w of waiting) add(w.origins, 'waiting', w.n)
   return [...totals]
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([name, t]) => {

@@ -95,10 +95,37 @@ describe('the directory of replica sets (issue 15 item 20)', () => {
     const [after] = (await stub.domains()).filter((d) => d.domain === 'acct')
     expect(after?.replicas.map((r) => r.name)).toEqual(['r1', 'r2', 'r3'])
     expect(after?.replicaSet?.replaced).toBeUndefined() // a correction, not a change to spread
-    // A write with new origins is a change, reported with the origins it replaced.
-    expect((await write('k3', Z)).kind).toBe('new')
+    // A write with new origins of the same service is a change, reported with the origins it replaced.
+    expect((await write('k3', set('r1', 'r2', 'r5'))).kind).toBe('new')
     const [changed] = (await stub.domains()).filter((d) => d.domain === 'acct')
     expect(changed?.replicaSet?.replaced?.origins.map((o) => o.name)).toEqual(['r1', 'r2', 'r3'])
+  })
+
+  it('a write that replaces every origin (another route with a colliding domain name) is taken in its domain only: not reported as a change', async () => {
+    const stub = env.ONCE.get(env.ONCE.idFromName(`directory-test/${crypto.randomUUID()}`)) as unknown as StableAreaApi
+    const plan = (origins: ReplicaOrigins): RelayPlan => ({ strategy: 'replicate', origins, timeoutMs: 1000, deadlineMs: 2000, maxAttempts: 1, maxResponseBytes: 1024 })
+    const write = async (origins: ReplicaOrigins) => {
+      const lookup = crypto.randomUUID()
+      const relay = { key: lookup, plan: plan(origins), request: { method: 'POST', path: '/x', headers: [], body: new Uint8Array() } }
+      expect((await stub.admit({ lookup, fingerprint: lookup, leaseMs: 60_000, ttlMs: 60_000, waitMs: 0, domain: 'acct', relay })).kind).toBe('new')
+      return (await stub.domains()).find((d) => d.domain === 'acct')!
+    }
+    await write(X)
+    // Same names at other URLs are another service: not a change to spread, and no replica keeps the progress of
+    // the server that had its name (each starts over, fed the log from its start).
+    const renamed = await write(X.map((o) => ({ name: o.name, url: o.url.replace('.example', '.other.example') })))
+    expect(renamed.replicaSet?.replaced).toBeUndefined()
+    expect(renamed.replicas.map((r) => [r.name, r.state, r.acked])).toEqual([['r1', 'joining', 0], ['r2', 'joining', 0], ['r3', 'joining', 0]])
+    const other = await write(Z)
+    expect(other.replicas.map((r) => r.name)).toEqual(['s1', 's2'])
+    expect(other.replicaSet?.replaced).toBeUndefined()
+    // And the directory never links two sets that share no origin, whatever a report says.
+    const pushes = await directoryAfter((sql) => {
+      learnDomains(sql, 'o-a', [domain('a', X, 1)], 1)
+      learnDomains(sql, 'o-b', [domain('b', X, 1)], 1)
+      learnDomains(sql, 'o-a', [domain('a', Z, 10, { origins: X, at: 10 })], 11)
+    })
+    expect(pushes).toEqual({ a: null, b: null })
   })
 })
 

@@ -1,0 +1,43 @@
+import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import { Hono } from 'hono'
+import { describe, expect, it } from 'vitest'
+import { once, proxy } from '../../src/index.js'
+import type { StableArea } from '../../src/durable/stable-area.js'
+import type { DomainStatus, StableAreaApi } from '../../src/durable/types.js'
+import { eventually, startOrigins } from '../farm.js'
+import { newKey } from '../helpers.js'
+
+/** Issue 15 item 20: a replica removed by a push keeps its progress aside; added back at the same URL, it resumes there. */
+const domainStub = (domain: string) => env.ONCE.get(env.ONCE.idFromName(`once/domain/${domain}`))
+const domainState = async (domain: string): Promise<DomainStatus | undefined> =>
+  (await (domainStub(domain) as unknown as StableAreaApi).domains()).find((d) => d.domain === domain)
+async function runAlarmOnce(stub: DurableObjectStub<StableArea>) {
+  await runInDurableObject(stub, (_i, state) => state.storage.setAlarm(Date.now() + 60_000))
+  expect(await runDurableObjectAlarm(stub)).toBe(true)
+  await runInDurableObject(stub, (_i, state) => state.storage.setAlarm(Date.now() + 60_000))
+}
+
+describe('a replica removed and added back by pushes (issue 15 item 20)', () => {
+  it('that had applied every entry of a quiet domain whose log is pruned is active again, not stale', async () => {
+    const origins = await startOrigins(['x1', 'x2', 'x3'])
+    const replicas = origins.map(({ name, url }) => ({ name, url }))
+    const app = new Hono()
+    app.use('/accounts/*', once({ leaseMs: 3000, replayCache: false, domain: (c) => c.req.path.split('/')[2]! }))
+    app.post('/accounts/*', proxy({ origins: replicas, strategy: 'replicate', timeoutMs: 1000, deadlineMs: 4000, ackQuorum: 1, logRetentionMs: 0 }))
+    const domain = `readd-${crypto.randomUUID().slice(0, 6)}`
+    for (let k = 0; k < 3; k++) {
+      const res = await app.request(`/accounts/${domain}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"`, 'content-type': 'application/json' }, body: '{"amount":1}' }, env)
+      expect(res.status).toBe(201)
+    }
+    await eventually(() => domainState(domain), (s) => s?.replicas.every((r) => r.acked === 3) ?? false)
+    await runAlarmOnce(domainStub(domain)) // prunes what all three acknowledged
+    expect((await domainState(domain))?.prunedThrough).toBe(3)
+    expect((await origins[2]!.stats()).applied.filter((a) => a.domain === domain).length).toBe(3) // x3 has everything
+    const stub = domainStub(domain) as unknown as StableAreaApi
+    const t = Date.now() + 10
+    await stub.adoptReplicaSets([{ domain, origins: replicas.slice(0, 2), learnedAt: t }]) // e.g. a straggler's change spread
+    await stub.adoptReplicaSets([{ domain, origins: replicas, learnedAt: t + 1 }]) // and undone
+    await runAlarmOnce(domainStub(domain))
+    expect((await domainState(domain))?.replicas.find((r) => r.name === 'x3')).toMatchObject({ state: 'active' })
+  })
+})
