@@ -40,4 +40,28 @@ describe('a replica removed and added back by pushes (issue 15 item 20)', () => 
     await runAlarmOnce(domainStub(domain))
     expect((await domainState(domain))?.replicas.find((r) => r.name === 'x3')).toMatchObject({ state: 'active' })
   })
+  it('removed while the alarm is feeding it a batch, it is sent nothing more of that batch', async () => {
+    const origins = await startOrigins(['y1', 'y2', 'y3'])
+    const replicas = origins.map(({ name, url }) => ({ name, url }))
+    const app = new Hono()
+    app.use('/accounts/*', once({ leaseMs: 3000, replayCache: false, domain: (c) => c.req.path.split('/')[2]! }))
+    app.post('/accounts/*', proxy({ origins: replicas.slice(0, 2), strategy: 'replicate', timeoutMs: 1000, deadlineMs: 4000, ackQuorum: 1 }))
+    const domain = `midbatch-${crypto.randomUUID().slice(0, 6)}`
+    for (let k = 0; k < 3; k++) {
+      const res = await app.request(`/accounts/${domain}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"`, 'content-type': 'application/json' }, body: '{"amount":1}' }, env)
+      expect(res.status).toBe(201)
+    }
+    await eventually(() => domainState(domain), (s) => s?.replicas.every((r) => r.acked === 3) ?? false)
+    const stub = domainStub(domain)
+    const api = stub as unknown as StableAreaApi
+    await api.adoptReplicaSets([{ domain, origins: replicas, learnedAt: Date.now() + 10 }]) // y3 joins
+    await origins[2]!.faults({ hang: true }) // holds its first entry until released
+    await runInDurableObject(stub, (_i, state) => state.storage.setAlarm(Date.now() + 60_000))
+    const alarm = runDurableObjectAlarm(stub)
+    await eventually(() => origins[2]!.stats(), (st) => st.requests >= 1)
+    await api.adoptReplicaSets([{ domain, origins: replicas.slice(0, 2), learnedAt: Date.now() + 20 }]) // y3 leaves again
+    await origins[2]!.faults({ hang: false })
+    expect(await alarm).toBe(true)
+    expect((await origins[2]!.stats()).applied.filter((a) => a.domain === domain).map((a) => a.sequence)).toEqual([1])
+  })
 })
