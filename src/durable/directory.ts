@@ -94,8 +94,10 @@ export function learnDomains(sql: SqlStorage, reporter: string, domains: DomainS
 
 /**
  * Places one domain in the directory: the set it has, since when, and the
- * set it should have; a push is due when they differ and the domain's set is
- * older than the change.
+ * set it should have; a push is due when they differ, the domain's set is
+ * older than the change, and the two share an origin (its object takes no
+ * other: a domain that missed a step between two sets that share none keeps
+ * its own until its next write).
  *
  * @param sql - the status object's SQL storage
  * @param domain - the domain
@@ -108,7 +110,8 @@ export function learnDomains(sql: SqlStorage, reporter: string, domains: DomainS
  */
 export function placeDomain(sql: SqlStorage, domain: string, object: string, setId: number, planAt: number, now: number): void {
   const target = newestOf(sql, lineageOf(sql, setId))
-  const push = target.id !== setId && planAt < target.learnedAt ? now : null
+  // Its object takes only a set of its own service (it would refuse this one: it missed a step between them).
+  const push = target.id !== setId && planAt < target.learnedAt && sameService(originsOf(sql, setId), originsOf(sql, target.id)) ? now : null
   const old = sql.exec<{ set_id: number }>('SELECT set_id FROM directory WHERE domain = ?', domain).toArray()[0]
   sql.exec(
     `INSERT INTO directory (domain, object, set_id, plan_at, target, push_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -152,13 +155,21 @@ function learnChange(sql: SqlStorage, from: number, to: number, at: number, now:
   const newer = sql.exec('UPDATE replica_sets SET learned_at = ? WHERE id = ? AND learned_at < ?', at, to, at).rowsWritten
   if (merged + newer === 0) return
   const target = newestOf(sql, into)
+  // The sets of the lineage whose domains are told: those that share an origin with the newest (see placeDomain).
+  const newest = originsOf(sql, target.id)
+  const told = sql
+    .exec<{ id: number; origins: string }>('SELECT id, origins FROM replica_sets WHERE lineage = ?', into)
+    .toArray()
+    .filter((s) => s.id !== target.id && sameService(JSON.parse(s.origins) as ReplicaOrigins, newest))
+    .map((s) => s.id)
   sql.exec(
-    `UPDATE directory SET target = ?1, push_at = CASE WHEN set_id != ?1 AND plan_at < ?2 THEN coalesce(push_at, ?3) ELSE NULL END
+    `UPDATE directory SET target = ?1, push_at = CASE WHEN set_id IN (SELECT value FROM json_each(?5)) AND plan_at < ?2 THEN coalesce(push_at, ?3) ELSE NULL END
      WHERE set_id IN (SELECT id FROM replica_sets WHERE lineage = ?4)`,
     target.id,
     target.learnedAt,
     now,
     into,
+    JSON.stringify(told),
   )
   adoptReported(sql, from, target.id, now)
   sql.exec('UPDATE replica_sets SET domains = (SELECT count(*) FROM directory WHERE set_id = ?1) WHERE id = ?1', from)
@@ -173,7 +184,7 @@ function learnChange(sql: SqlStorage, from: number, to: number, at: number, now:
  * service is never moved. A scan of the figures' replica rows, once per change of origins learned.
  */
 function adoptReported(sql: SqlStorage, from: number, target: number, now: number): void {
-  const origins = JSON.parse(sql.exec<{ origins: string }>('SELECT origins FROM replica_sets WHERE id = ?', from).one().origins) as ReplicaOrigins
+  const origins = originsOf(sql, from)
   sql.exec(
     `INSERT INTO directory (domain, object, set_id, plan_at, target, push_at)
      SELECT sr.domain, '', ?1, 0, ?2, ?3 FROM status_replicas sr WHERE sr.domain NOT IN (SELECT domain FROM directory)
@@ -185,6 +196,10 @@ function adoptReported(sql: SqlStorage, from: number, target: number, now: numbe
     origins.length,
     JSON.stringify(origins),
   )
+}
+
+function originsOf(sql: SqlStorage, id: number): ReplicaOrigins {
+  return JSON.parse(sql.exec<{ origins: string }>('SELECT origins FROM replica_sets WHERE id = ?', id).one().origins) as ReplicaOrigins
 }
 
 function lineageOf(sql: SqlStorage, id: number): number {

@@ -101,6 +101,18 @@ describe('the directory of replica sets (issue 15 item 20)', () => {
     expect(changed?.replicaSet?.replaced?.origins.map((o) => o.name)).toEqual(['r1', 'r2', 'r3'])
   })
 
+  it('a domain that missed a step is not pushed a set it shares no origin with (its object would refuse it)', async () => {
+    const [A, B, C] = [set('a1', 'a2'), set('a2', 'b1'), set('b1', 'b2')]
+    const pushes = await directoryAfter((sql) => {
+      learnDomains(sql, 'o-x', [domain('x', A, 1)], 1)
+      learnDomains(sql, 'o-y', [domain('y', A, 1)], 1)
+      learnDomains(sql, 'o-y', [domain('y', B, 10, { origins: A, at: 10 })], 11) // a1 → b1
+      learnDomains(sql, 'o-z', [domain('z', B, 15)], 15)
+      learnDomains(sql, 'o-z', [domain('z', C, 20, { origins: B, at: 20 })], 21) // a2 → b2, before x was told of B
+    })
+    expect(pushes).toEqual({ x: null, y: 'b1,b2', z: null })
+  })
+
   it('a write that replaces every origin (another route with a colliding domain name) is taken in its domain only: not reported as a change', async () => {
     const stub = env.ONCE.get(env.ONCE.idFromName(`directory-test/${crypto.randomUUID()}`)) as unknown as StableAreaApi
     const plan = (origins: ReplicaOrigins): RelayPlan => ({ strategy: 'replicate', origins, timeoutMs: 1000, deadlineMs: 2000, maxAttempts: 1, maxResponseBytes: 1024 })
