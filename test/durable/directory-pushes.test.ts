@@ -98,6 +98,26 @@ describe('a write that undoes a push (issue 15 item 20)', () => {
     // report carries the change, and every domain the directory knows drops it".
     expect(names((await state()).replicaSet?.replaced?.origins), 'the removal is reported as a change to spread').toBe('r1,r2,r3,r4')
   })
+  it('undoing an added replica in two deploys (drain, then remove) is spread from a domain the directory pushed it to', async () => {
+    const V2drain = [...V1, { name: 'r4', url: 'https://r4.example', drain: true }]
+    const x = domainObject()
+    await x.write(V1)
+    await x.stub.adoptReplicaSets([{ domain: 'acct', origins: V2, learnedAt: Date.now() + 1 }])
+    await new Promise((r) => setTimeout(r, 5))
+    await x.write(V2drain) // the drain deploy's first write lands on a pushed domain: spread
+    expect(names((await x.state()).replicaSet?.replaced?.origins)).toBe('r1,r2,r3,r4')
+    const y = domainObject()
+    await y.write(V1)
+    const t = Date.now() + 1
+    await y.stub.adoptReplicaSets([{ domain: 'acct', origins: V2, learnedAt: t }])
+    await y.stub.adoptReplicaSets([{ domain: 'acct', origins: V2drain, learnedAt: t + 1 }])
+    await new Promise((r) => setTimeout(r, 5))
+    await y.write(V1) // the removal's first write lands on a domain pushed the drained set: spread
+    const s = await y.state()
+    expect(s.replicaSet?.replaced?.origins.find((o) => o.name === 'r4')).toMatchObject({ drain: true })
+    // r4 is kept aside, not forgotten: the domain lists r1–r3 only.
+    expect(s.replicas.map((r) => r.name)).toEqual(['r1', 'r2', 'r3'])
+  })
 })
 
 describe('the directory beyond one replica set (issue 15 item 20)', () => {
