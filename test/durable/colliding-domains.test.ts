@@ -1,31 +1,16 @@
-import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import { env } from 'cloudflare:test'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { once, proxy } from '../../src/index.js'
-import type { StableArea } from '../../src/durable/stable-area.js'
-import type { DomainStatus, StableAreaApi } from '../../src/durable/types.js'
 import { eventually, startOrigins } from '../farm.js'
 import { newKey } from '../helpers.js'
+import { domainState, domainStub, reportNow, runAlarmOnce, statusStub } from './domain-objects.js'
 
 /**
  * Issue 15 item 20: two ordered routes with DIFFERENT origins whose domain names collide once (the gateway
  * allows `/accounts/:id` → a1,a2 and `/carts/:id` → b1, both `param:id`). One shared name must not make the directory link
  * the two sets (they share no origin by name and URL): the carts origins are never pushed to a quiet accounts domain.
  */
-const domainStub = (domain: string) => env.ONCE.get(env.ONCE.idFromName(`once/domain/${domain}`))
-const statusStub = () => env.ONCE.get(env.ONCE.idFromName('once/status'))
-const domainState = async (domain: string): Promise<DomainStatus | undefined> =>
-  (await (domainStub(domain) as unknown as StableAreaApi).domains()).find((d) => d.domain === domain)
-
-async function runAlarmOnce(stub: DurableObjectStub<StableArea>) {
-  await runInDurableObject(stub, (_i, state) => state.storage.setAlarm(Date.now() + 60_000))
-  expect(await runDurableObjectAlarm(stub)).toBe(true)
-  await runInDurableObject(stub, (_i, state) => state.storage.setAlarm(Date.now() + 60_000))
-}
-async function reportNow(stub: DurableObjectStub<StableArea>) {
-  await runInDurableObject(stub, (_i, state) => void state.storage.sql.exec(`INSERT INTO counters (name, total) VALUES ('report_due', 0) ON CONFLICT (name) DO UPDATE SET total = 0`))
-  await runAlarmOnce(stub)
-}
 
 describe('two routes with different origins sharing one domain name (issue 15 item 20)', () => {
   it('do not merge: a quiet accounts domain is never pushed the carts origins, and b1 never applies an accounts write', async () => {

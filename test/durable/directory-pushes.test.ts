@@ -1,7 +1,8 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { learnDomains } from '../../src/durable/directory.js'
-import type { DomainStatus, RelayPlan, ReplicaOrigins, StableAreaApi } from '../../src/durable/types.js'
+import type { RelayPlan, ReplicaOrigins, StableAreaApi } from '../../src/durable/types.js'
+import { domainObject as sharedDomainObject, reported as d } from './domain-objects.js'
 
 /**
  * Issue 15 item 20: a domain's rule for a write that undoes a push (it remembers the set the latest push replaced,
@@ -14,24 +15,10 @@ const V2 = set('r1', 'r2', 'r3', 'r4')
 const V3 = set('r1', 'r2', 'r3', 'r4', 'r5')
 const names = (o: ReplicaOrigins | undefined) => o?.map((x) => x.name).join(',')
 
+/** A domain object whose writes must each be admitted. */
 function domainObject() {
-  const stub = env.ONCE.get(env.ONCE.idFromName(`directory-pushes/${crypto.randomUUID()}`)) as unknown as StableAreaApi
-  const plan = (origins: ReplicaOrigins): RelayPlan => ({ strategy: 'replicate', origins, timeoutMs: 1000, deadlineMs: 2000, maxAttempts: 1, maxResponseBytes: 1024 })
-  const write = async (origins: ReplicaOrigins) => {
-    const lookup = crypto.randomUUID()
-    const r = await stub.admit({
-      lookup,
-      fingerprint: lookup,
-      leaseMs: 60_000,
-      ttlMs: 60_000,
-      waitMs: 0,
-      domain: 'acct',
-      relay: { key: lookup, plan: plan(origins), request: { method: 'POST', path: '/x', headers: [], body: new Uint8Array() } },
-    })
-    expect(r.kind).toBe('new')
-  }
-  const state = async () => (await stub.domains()).find((d) => d.domain === 'acct')!
-  return { stub, write, state }
+  const o = sharedDomainObject()
+  return { ...o, write: async (origins: ReplicaOrigins) => expect((await o.write(origins)).kind).toBe('new') }
 }
 
 describe('a write that undoes a push (issue 15 item 20)', () => {
@@ -63,13 +50,6 @@ describe('a write that undoes a push (issue 15 item 20)', () => {
     const dir = env.ONCE.get(env.ONCE.idFromName(`directory-pushes/${crypto.randomUUID()}`))
     const pushes = await runInDurableObject(dir, (_i, st) => {
       const sql = st.storage.sql
-      const d = (domain: string, origins: ReplicaOrigins, at: number, replaced?: { origins: ReplicaOrigins; at: number }): DomainStatus => ({
-        domain,
-        head: 1,
-        prunedThrough: 0,
-        replicas: [],
-        replicaSet: { origins, at, ...(replaced ? { replaced } : {}) },
-      })
       learnDomains(sql, 'o-b', [d('b', V1, 1)], 1)
       learnDomains(sql, 'o-c', [d('c', V1, 1)], 1)
       learnDomains(sql, 'o-b', [d('b', V2, 10, { origins: V1, at: 10 })], 11) // v2's first write
@@ -121,13 +101,6 @@ describe('a write that undoes a push (issue 15 item 20)', () => {
 })
 
 describe('the directory beyond one replica set (issue 15 item 20)', () => {
-  const d = (domain: string, origins: ReplicaOrigins, at: number, replaced?: { origins: ReplicaOrigins; at: number }): DomainStatus => ({
-    domain,
-    head: 1,
-    prunedThrough: 0,
-    replicas: [],
-    replicaSet: { origins, at, ...(replaced ? { replaced } : {}) },
-  })
   const scratch = () => env.ONCE.get(env.ONCE.idFromName(`directory-pushes/${crypto.randomUUID()}`))
 
   it('a domain that keeps its own (older) set is not counted for the new replica it does not list', async () => {

@@ -2,7 +2,8 @@ import { env, runInDurableObject } from 'cloudflare:test'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { learnDomains } from '../../src/durable/directory.js'
-import type { DomainStatus, RelayPlan, ReplicaOrigins, StableAreaApi } from '../../src/durable/types.js'
+import type { DomainStatus, ReplicaOrigins } from '../../src/durable/types.js'
+import { domainObject } from './domain-objects.js'
 
 /**
  * The directory's rules (issue 15 item 20), on its tables alone: which domains a learned change of origins is
@@ -72,18 +73,9 @@ describe('the directory of replica sets (issue 15 item 20)', () => {
   })
 
   it("a write that brings back the origins a push replaced wins in its domain and is not spread (another route's, or an old Worker's)", async () => {
-    const stub = env.ONCE.get(env.ONCE.idFromName(`directory-test/${crypto.randomUUID()}`)) as unknown as StableAreaApi
-    const plan = (origins: ReplicaOrigins): RelayPlan => ({ strategy: 'replicate', origins, timeoutMs: 1000, deadlineMs: 2000, maxAttempts: 1, maxResponseBytes: 1024 })
-    const write = (lookup: string, origins: ReplicaOrigins) =>
-      stub.admit({
-        lookup,
-        fingerprint: lookup,
-        leaseMs: 60_000,
-        ttlMs: 60_000,
-        waitMs: 0,
-        domain: 'acct',
-        relay: { key: lookup, plan: plan(origins), request: { method: 'POST', path: '/x', headers: [], body: new Uint8Array() } },
-      })
+    const acct = domainObject()
+    const stub = acct.stub
+    const write = (lookup: string, origins: ReplicaOrigins) => acct.write(origins, lookup)
     expect((await write('k1', X)).kind).toBe('new')
     const [pushed] = await stub.adoptReplicaSets([{ domain: 'acct', origins: Y, learnedAt: Date.now() + 1 }])
     expect(pushed?.replicas.map((r) => [r.name, r.state])).toEqual([['r1', 'active'], ['r2', 'active'], ['r3', 'active'], ['r4', 'joining']])
@@ -114,13 +106,10 @@ describe('the directory of replica sets (issue 15 item 20)', () => {
   })
 
   it('a write that replaces every origin (another route with a colliding domain name) is taken in its domain only: not reported as a change', async () => {
-    const stub = env.ONCE.get(env.ONCE.idFromName(`directory-test/${crypto.randomUUID()}`)) as unknown as StableAreaApi
-    const plan = (origins: ReplicaOrigins): RelayPlan => ({ strategy: 'replicate', origins, timeoutMs: 1000, deadlineMs: 2000, maxAttempts: 1, maxResponseBytes: 1024 })
+    const acct = domainObject()
     const write = async (origins: ReplicaOrigins) => {
-      const lookup = crypto.randomUUID()
-      const relay = { key: lookup, plan: plan(origins), request: { method: 'POST', path: '/x', headers: [], body: new Uint8Array() } }
-      expect((await stub.admit({ lookup, fingerprint: lookup, leaseMs: 60_000, ttlMs: 60_000, waitMs: 0, domain: 'acct', relay })).kind).toBe('new')
-      return (await stub.domains()).find((d) => d.domain === 'acct')!
+      expect((await acct.write(origins)).kind).toBe('new')
+      return acct.state()
     }
     await write(X)
     // Same names at other URLs are another service: not a change to spread, and no replica keeps the progress of

@@ -2,20 +2,12 @@ import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { once, proxy } from '../../src/index.js'
-import type { StableArea } from '../../src/durable/stable-area.js'
-import type { DomainStatus, StableAreaApi } from '../../src/durable/types.js'
+import type { StableAreaApi } from '../../src/durable/types.js'
 import { eventually, startOrigins } from '../farm.js'
 import { newKey } from '../helpers.js'
+import { domainState, domainStub, runAlarmOnce } from './domain-objects.js'
 
 /** Issue 15 item 20: a replica removed by a push keeps its progress aside; added back at the same URL, it resumes there. */
-const domainStub = (domain: string) => env.ONCE.get(env.ONCE.idFromName(`once/domain/${domain}`))
-const domainState = async (domain: string): Promise<DomainStatus | undefined> =>
-  (await (domainStub(domain) as unknown as StableAreaApi).domains()).find((d) => d.domain === domain)
-async function runAlarmOnce(stub: DurableObjectStub<StableArea>) {
-  await runInDurableObject(stub, (_i, state) => state.storage.setAlarm(Date.now() + 60_000))
-  expect(await runDurableObjectAlarm(stub)).toBe(true)
-  await runInDurableObject(stub, (_i, state) => state.storage.setAlarm(Date.now() + 60_000))
-}
 
 describe('a replica removed and added back by pushes (issue 15 item 20)', () => {
   it('that had applied every entry of a quiet domain whose log is pruned is active again, not stale', async () => {
