@@ -178,7 +178,7 @@ export function adoptReplicaSets(host: { sql: SqlStorage; ordered: DomainPlans }
  * domain it is `active` at once), `drain` takes one out of rotation keeping
  * its progress, and an origin no longer listed is removed, its progress kept
  * aside (`removed_replicas`): listed again at the same URL, it resumes where
- * it was. A listed origin whose URL changes is another server: it starts
+ * it was (not one removed while `suspect` or `stale`: it comes back new). A listed origin whose URL changes is another server: it starts
  * over as a new one (its progress was the old server's).
  *
  * @param sql - the domain object's SQL storage
@@ -193,7 +193,7 @@ export function syncReplicas(sql: SqlStorage, domain: string, plan: RelayPlan, n
   const listed = new Set(plan.origins.map((o) => o.name))
   const fresh = next === 1 ? 'active' : 'joining'
   for (const o of plan.origins) {
-    const had = sql.exec<{ url: string; acked: number }>('SELECT url, acked FROM replicas WHERE domain = ? AND name = ?', domain, o.name).toArray()[0]
+    const had = sql.exec<KeptReplica>('SELECT url, acked, state FROM replicas WHERE domain = ? AND name = ?', domain, o.name).toArray()[0]
     let acked = 0
     if (had?.url !== o.url) {
       const kept = sql
@@ -217,16 +217,29 @@ export function syncReplicas(sql: SqlStorage, domain: string, plan: RelayPlan, n
       acked,
     )
   }
-  for (const r of sql.exec<{ name: string; url: string; acked: number }>('SELECT name, url, acked FROM replicas WHERE domain = ?', domain).toArray()) {
+  for (const r of sql.exec<KeptReplica & { name: string }>('SELECT name, url, acked, state FROM replicas WHERE domain = ?', domain).toArray()) {
     if (listed.has(r.name)) continue
     removeReplica(sql, domain, r.name, r, now)
   }
   sql.exec('UPDATE domains SET plan = ? WHERE domain = ?', JSON.stringify(plan), domain)
 }
 
-/** Takes a replica out of `domain`, keeping aside what it acknowledged there (at that URL). */
-function removeReplica(sql: SqlStorage, domain: string, name: string, was: { url: string; acked: number }, now: number): void {
+interface KeptReplica extends Record<string, SqlStorageValue> {
+  url: string
+  acked: number
+  state: string
+}
+
+/**
+ * Takes a replica out of `domain`, keeping aside what it acknowledged there (at that URL), unless it was `suspect`
+ * or `stale`: its progress is not to be trusted, and it comes back as a new replica.
+ */
+function removeReplica(sql: SqlStorage, domain: string, name: string, was: KeptReplica, now: number): void {
   sql.exec('DELETE FROM replicas WHERE domain = ? AND name = ?', domain, name)
+  if (was.state === 'suspect' || was.state === 'stale') {
+    sql.exec('DELETE FROM removed_replicas WHERE domain = ? AND name = ?', domain, name)
+    return
+  }
   sql.exec(
     `INSERT INTO removed_replicas (domain, name, url, acked, removed_at) VALUES (?, ?, ?, ?, ?)
      ON CONFLICT (domain, name) DO UPDATE SET url = excluded.url, acked = excluded.acked, removed_at = excluded.removed_at`,

@@ -5,7 +5,7 @@ import { once, proxy } from '../../src/index.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
 import { eventually, startOrigins } from '../farm.js'
 import { newKey } from '../helpers.js'
-import { domainState, domainStub, runAlarmOnce } from './domain-objects.js'
+import { domainObject, domainState, domainStub, runAlarmOnce } from './domain-objects.js'
 
 /** Issue 15 item 20: a replica removed by a push keeps its progress aside; added back at the same URL, it resumes there. */
 
@@ -55,5 +55,19 @@ describe('a replica removed and added back by pushes (issue 15 item 20)', () => 
     await origins[2]!.faults({ hang: false })
     expect(await alarm).toBe(true)
     expect((await origins[2]!.stats()).applied.filter((a) => a.domain === domain).map((a) => a.sequence)).toEqual([1])
+  })
+  it('resumes where it was only if it was healthy when removed: one removed while suspect comes back new', async () => {
+    const V = ['s1', 's2', 's3'].map((name) => ({ name, url: `https://${name}.example` }))
+    const acct = domainObject()
+    for (let k = 0; k < 2; k++) expect((await acct.write(V)).kind).toBe('new')
+    await runInDurableObject(acct.stub as unknown as DurableObjectStub, (_i, st) => void st.storage.sql.exec(`UPDATE replicas SET acked = 2`))
+    await acct.stub.setReplica('acct', 's3', 'suspect')
+    await acct.write(V.slice(0, 1)) // s2 and s3 removed by a write (head 3)
+    const [back] = await acct.stub.adoptReplicaSets([{ domain: 'acct', origins: V, learnedAt: Date.now() + 10 }])
+    expect(back?.replicas.map((r) => [r.name, r.state, r.acked])).toEqual([
+      ['s1', 'active', 2],
+      ['s2', 'lagging', 2],
+      ['s3', 'joining', 0],
+    ])
   })
 })
