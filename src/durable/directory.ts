@@ -12,8 +12,11 @@ import type { DomainStatus, ReplicaOrigins, ReplicaSetView } from './types.js'
  * object's alarm then feeds a joining replica the log (catch-up.ts). Nothing
  * of this is on a request's path.
  *
- * The newest change learned wins: a domain whose origins were set later than
- * the change (by a newer write) keeps its own, and a write that undoes a push
+ * Only sets of one service are linked: they share an origin by name and URL
+ * (`sameService`); a write that replaces every origin of its domain (two
+ * routes whose domain names collide) is that domain's alone. The newest
+ * change learned wins: a domain whose origins were set later than the change
+ * (by a newer write) keeps its own, and a write that undoes the latest push
  * on its domain (another route with the same origins, a Worker of the
  * previous version) is not spread.
  */
