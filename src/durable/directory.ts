@@ -234,24 +234,28 @@ export function directoryWake(sql: SqlStorage): number | null {
  * listed in (not draining), from the directory's counts and the replica
  * states the domains reported. A domain counts under the set it has, and
  * under the set a pending push brings it; one that kept an older set (a newer
- * write) counts under that one. Cheap: counts per set, and the pending pushes.
+ * write) counts under that one. States count only where the replica has a
+ * URL the directory's sets give that name (a replica of another service with
+ * the same name is not mixed in; one reported before the figures kept URLs
+ * counts by its name). Cheap: counts per set, the pending pushes, and the
+ * troubled replicas (by their index).
  *
  * @param sql - the status object's SQL storage
- * @param states - per replica name, how many domains hold it in each state other than `active`
  * @returns one entry per replica name, by name
  * @example
- * joinProgress(sql, snapshot.replicas) // [{ name: 'r4', domains: 34, upToDate: 12, joining: 20, resync: 0, waiting: 2 }, …]
+ * joinProgress(sql) // [{ name: 'r4', domains: 34, upToDate: 12, joining: 20, resync: 0, waiting: 2 }, …]
  */
-export function joinProgress(sql: SqlStorage, states: Record<string, Record<string, number>>): JoinProgress[] {
-  const totals = new Map<string, { domains: number; waiting: number }>()
-  const listed = (origins: string): string[] => (JSON.parse(origins) as ReplicaOrigins).filter((o) => !o.drain).map((o) => o.name)
-  const add = (name: string, field: 'domains' | 'waiting', n: number) => {
-    const t = totals.get(name) ?? { domains: 0, waiting: 0 }
+export function joinProgress(sql: SqlStorage): JoinProgress[] {
+  const totals = new Map<string, { domains: number; waiting: number; urls: Set<string> }>()
+  const listed = (origins: string) => (JSON.parse(origins) as ReplicaOrigins).filter((o) => !o.drain)
+  const add = (o: { name: string; url: string }, field: 'domains' | 'waiting', n: number) => {
+    const t = totals.get(o.name) ?? { domains: 0, waiting: 0, urls: new Set<string>() }
     t[field] += n
-    totals.set(name, t)
+    t.urls.add(o.url)
+    totals.set(o.name, t)
   }
   for (const s of sql.exec<{ origins: string; domains: number }>('SELECT origins, domains FROM replica_sets WHERE domains > 0')) {
-    for (const name of listed(s.origins)) add(name, 'domains', s.domains)
+    for (const o of listed(s.origins)) add(o, 'domains', s.domains)
   }
   // A pending push: its domain is counted for a replica the target lists and its own set does not (not told yet).
   const waiting = sql.exec<{ target: string; own: string; n: number }>(
@@ -259,17 +263,27 @@ export function joinProgress(sql: SqlStorage, states: Record<string, Record<stri
      WHERE d.push_at IS NOT NULL GROUP BY d.target, d.set_id`,
   )
   for (const w of waiting) {
-    const own = new Set(listed(w.own))
-    for (const name of listed(w.target)) {
-      if (own.has(name)) continue
-      add(name, 'domains', w.n)
-      add(name, 'waiting', w.n)
+    const own = new Set(listed(w.own).map((o) => o.name))
+    for (const o of listed(w.target)) {
+      if (own.has(o.name)) continue
+      add(o, 'domains', w.n)
+      add(o, 'waiting', w.n)
     }
+  }
+  const states = new Map<string, Record<string, number>>()
+  const troubled = sql.exec<{ name: string; url: string | null; state: string; n: number }>(
+    `SELECT name, url, state, count(*) AS n FROM status_replicas WHERE state != 'active' OR lag > 0 GROUP BY name, url, state`,
+  )
+  for (const r of troubled) {
+    if (r.state === 'active' || (r.url !== null && !totals.get(r.name)?.urls.has(r.url))) continue
+    const s = states.get(r.name) ?? {}
+    s[r.state] = (s[r.state] ?? 0) + r.n
+    states.set(r.name, s)
   }
   return [...totals]
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([name, t]) => {
-      const s = states[name] ?? {}
+      const s = states.get(name) ?? {}
       const joining = (s.joining ?? 0) + (s.lagging ?? 0)
       const resync = (s.stale ?? 0) + (s.suspect ?? 0)
       const upToDate = Math.max(0, t.domains - joining - resync - (s.draining ?? 0) - t.waiting)

@@ -252,7 +252,7 @@ export function statusSnapshot(sql: SqlStorage): StatusSnapshot {
     domains,
     domainCount: of('domains') ?? 0,
     suspects,
-    joins: joinProgress(sql, replicas),
+    joins: joinProgress(sql),
     reportedAt: sql.exec<{ at: number | null }>('SELECT max(reported_at) AS at FROM status_reporters').one().at,
   }
 }

@@ -111,10 +111,24 @@ describe('the directory beyond one replica set (issue 15 item 20)', () => {
       learnDomains(sql, 'o-b', [d('b', V1, 1)], 1)
       learnDomains(sql, 'o-a', [d('a', V2, 10, { origins: V1, at: 10 })], 11) // r4 added on a
       learnDomains(sql, 'o-b', [d('b', V1, 20)], 21) // b written later with V1 (other route / old Worker): keeps its own, no r4
-      return joinProgress(sql, {})
+      return joinProgress(sql)
     })
     // b does not list r4 at all, yet it is counted in r4's domains and as up to date there.
     expect(joins.find((j) => j.name === 'r4')).toEqual({ name: 'r4', domains: 1, upToDate: 1, joining: 0, resync: 0, waiting: 0 })
+  })
+
+  it("a replica's join progress does not count the states of another service's replica with the same name", async () => {
+    const { joinProgress } = await import('../../src/durable/directory.js')
+    const joins = await runInDurableObject(scratch(), (_i, st) => {
+      const sql = st.storage.sql
+      learnDomains(sql, 'o-a', [d('a', V1, 1)], 1)
+      learnDomains(sql, 'o-a', [d('a', V2, 10, { origins: V1, at: 10 })], 11)
+      const row = `INSERT INTO status_replicas (domain, name, url, state, head, acked, lag, reason, reported_at) VALUES (?, 'r4', ?, ?, 3, 0, 3, NULL, 1)`
+      sql.exec(row, 'a', 'https://r4.example', 'joining')
+      sql.exec(row, 'cart-9', 'https://r4.other-service.example', 'stale') // another service's r4
+      return joinProgress(sql)
+    })
+    expect(joins.find((j) => j.name === 'r4')).toEqual({ name: 'r4', domains: 1, upToDate: 0, joining: 1, resync: 0, waiting: 0 })
   })
 
   it('a domain that reported before the directory is matched to a set by name and URL; one of another service (same names, other URLs) is never moved', async () => {
