@@ -23,13 +23,11 @@ function domainObject() {
 
 describe('a write that undoes a push (issue 15 item 20)', () => {
   it('a v2 Worker still running during the v2 → v3 rollout that writes a twice-pushed domain wins there and is not spread', async () => {
-    const { stub, write, state } = domainObject()
+    const { stub, write, state, originsSetAt } = domainObject()
     await write(V1) // v1
-    const t1 = Date.now() + 1
-    await stub.adoptReplicaSets([{ domain: 'acct', origins: V2, learnedAt: t1 }]) // v2 rolled out (r4 added elsewhere)
-    const t2 = t1 + 1
-    await stub.adoptReplicaSets([{ domain: 'acct', origins: V3, learnedAt: t2 }]) // v3 rolled out (r5 added elsewhere)
-    await new Promise((r) => setTimeout(r, 5))
+    await originsSetAt(0)
+    await stub.adoptReplicaSets([{ domain: 'acct', origins: V2, learnedAt: 1 }]) // v2 rolled out (r4 added elsewhere)
+    await stub.adoptReplicaSets([{ domain: 'acct', origins: V3, learnedAt: 2 }]) // v3 rolled out (r5 added elsewhere)
     await write(V2) // a v2 Worker still running: docs/replication.md says this wins here and is NOT spread
     const s = await state()
     expect(names(s.replicaSet?.origins)).toBe('r1,r2,r3,r4')
@@ -39,12 +37,11 @@ describe('a write that undoes a push (issue 15 item 20)', () => {
   })
 
   it('…so the directory pushes nothing to the quiet domains on v3', async () => {
-    const { stub, write, state } = domainObject()
+    const { stub, write, state, originsSetAt } = domainObject()
     await write(V1)
-    const t1 = Date.now() + 1
-    await stub.adoptReplicaSets([{ domain: 'acct', origins: V2, learnedAt: t1 }])
-    await stub.adoptReplicaSets([{ domain: 'acct', origins: V3, learnedAt: t1 + 1 }])
-    await new Promise((r) => setTimeout(r, 5))
+    await originsSetAt(0)
+    await stub.adoptReplicaSets([{ domain: 'acct', origins: V2, learnedAt: 1 }])
+    await stub.adoptReplicaSets([{ domain: 'acct', origins: V3, learnedAt: 2 }])
     await write(V2)
     const report = await state()
     const dir = env.ONCE.get(env.ONCE.idFromName(`directory-pushes/${crypto.randomUUID()}`))
@@ -67,12 +64,11 @@ describe('a write that undoes a push (issue 15 item 20)', () => {
   })
 
   it('removing a replica that a push brought is spread once a write has confirmed the pushed set', async () => {
-    const { stub, write, state } = domainObject()
+    const { stub, write, state, originsSetAt } = domainObject()
     await write(V1)
-    await stub.adoptReplicaSets([{ domain: 'acct', origins: V2, learnedAt: Date.now() + 1 }])
-    await new Promise((r) => setTimeout(r, 5))
+    await originsSetAt(0)
+    await stub.adoptReplicaSets([{ domain: 'acct', origins: V2, learnedAt: 1 }])
     await write(V2) // the new Worker writes here: the domain now has V2 by its own write
-    await new Promise((r) => setTimeout(r, 5))
     await write(V1) // the operator removes r4 again; this is the first write after the deploy
     // Docs: "Removing a replica travels the same way: the first write without it removes it from its domain, the
     // report carries the change, and every domain the directory knows drops it".
@@ -82,16 +78,15 @@ describe('a write that undoes a push (issue 15 item 20)', () => {
     const V2drain = [...V1, { name: 'r4', url: 'https://r4.example', drain: true }]
     const x = domainObject()
     await x.write(V1)
-    await x.stub.adoptReplicaSets([{ domain: 'acct', origins: V2, learnedAt: Date.now() + 1 }])
-    await new Promise((r) => setTimeout(r, 5))
+    await x.originsSetAt(0)
+    await x.stub.adoptReplicaSets([{ domain: 'acct', origins: V2, learnedAt: 1 }])
     await x.write(V2drain) // the drain deploy's first write lands on a pushed domain: spread
     expect(names((await x.state()).replicaSet?.replaced?.origins)).toBe('r1,r2,r3,r4')
     const y = domainObject()
     await y.write(V1)
-    const t = Date.now() + 1
-    await y.stub.adoptReplicaSets([{ domain: 'acct', origins: V2, learnedAt: t }])
-    await y.stub.adoptReplicaSets([{ domain: 'acct', origins: V2drain, learnedAt: t + 1 }])
-    await new Promise((r) => setTimeout(r, 5))
+    await y.originsSetAt(0)
+    await y.stub.adoptReplicaSets([{ domain: 'acct', origins: V2, learnedAt: 1 }])
+    await y.stub.adoptReplicaSets([{ domain: 'acct', origins: V2drain, learnedAt: 2 }])
     await y.write(V1) // the removal's first write lands on a domain pushed the drained set: spread
     const s = await y.state()
     expect(s.replicaSet?.replaced?.origins.find((o) => o.name === 'r4')).toMatchObject({ drain: true })

@@ -39,7 +39,7 @@ export const reported = (domain: string, origins: ReplicaOrigins, at: number, re
 
 /**
  * A fresh object holding domain `acct`, written to directly (no origin is sent anything): `write(origins)` admits
- * one request with a plan naming `origins`, `state()` reads the domain back.
+ * one request with a plan naming `origins`, `state()` reads the domain back, `originsSetAt(at)` dates its origins.
  */
 export function domainObject(domain = 'acct') {
   const stub = env.ONCE.get(env.ONCE.idFromName(`directory-test/${crypto.randomUUID()}`)) as unknown as StableAreaApi
@@ -49,5 +49,8 @@ export function domainObject(domain = 'acct') {
     return stub.admit({ lookup, fingerprint: lookup, leaseMs: 60_000, ttlMs: 60_000, waitMs: 0, domain, relay })
   }
   const state = async () => (await stub.domains()).find((d) => d.domain === domain)!
-  return { stub, write, state }
+  /** Dates the domain's origins back to `at` (so a push learned at `at + 1` is newer, and any later write newer still). */
+  const originsSetAt = (at: number) =>
+    runInDurableObject(stub as unknown as DurableObjectStub, (_i, st) => void st.storage.sql.exec('UPDATE domains SET plan_at = ? WHERE domain = ?', at, domain))
+  return { stub, write, state, originsSetAt }
 }
