@@ -173,6 +173,8 @@ async function feed(
     const entries = ordered.entries(domain, from, Math.min(head, from + FEED_BATCH - 1))
     let rewind: number | undefined
     for (const entry of entries) {
+      // A push or a write may have removed it, or moved its name to another URL, while the batch was on its way.
+      if (!ordered.feeds(domain, replica)) return
       const sent = await send(host, plan, domain, replica, entry)
       if (!sent.ok) return ordered.deferReplica(domain, replica.name, Date.now())
       const outcome = readReplicaAnswer(replica.name, sent.reply)

@@ -103,6 +103,6 @@ export async function spreadReplicaSets(ctx: DurableObjectState, env: unknown): 
 
 /** A domain its object no longer holds leaves the directory (and its count). */
 function forget(sql: SqlStorage, domain: string): void {
-  const row = sql.exec<{ target: number }>('DELETE FROM directory WHERE domain = ? RETURNING target', domain).toArray()[0]
-  if (row) sql.exec('UPDATE replica_sets SET domains = domains - 1 WHERE id = ?', row.target)
+  const row = sql.exec<{ set_id: number }>('DELETE FROM directory WHERE domain = ? RETURNING set_id', domain).toArray()[0]
+  if (row) sql.exec('UPDATE replica_sets SET domains = domains - 1 WHERE id = ?', row.set_id)
 }

@@ -1,4 +1,4 @@
-import { canonicalOrigins } from './replica-sets.js'
+import { canonicalOrigins, sameService } from './replica-sets.js'
 import type { DomainStatus, ReplicaOrigins, ReplicaSetView } from './types.js'
 
 /**
@@ -12,8 +12,11 @@ import type { DomainStatus, ReplicaOrigins, ReplicaSetView } from './types.js'
  * object's alarm then feeds a joining replica the log (catch-up.ts). Nothing
  * of this is on a request's path.
  *
- * The newest change learned wins: a domain whose origins were set later than
- * the change (by a newer write) keeps its own, and a write that undoes a push
+ * Only sets of one service are linked: they share an origin by name and URL
+ * (`sameService`); a write that replaces every origin of its domain (two
+ * routes whose domain names collide) is that domain's alone. The newest
+ * change learned wins: a domain whose origins were set later than the change
+ * (by a newer write) keeps its own, and a write that undoes the latest push
  * on its domain (another route with the same origins, a Worker of the
  * previous version) is not spread.
  */
@@ -21,7 +24,7 @@ import type { DomainStatus, ReplicaOrigins, ReplicaSetView } from './types.js'
 /**
  * Tables (in every object, filled only in the status object): `replica_sets`
  * (each set of origins once, its lineage, when a write last brought it in
- * place of another, and how many known domains it is the target of) and
+ * place of another, and how many known domains have it) and
  * `directory` (per domain its object, the set it has, since when, the set it
  * should have, and when to push it).
  *
@@ -52,7 +55,7 @@ export const DIRECTORY_SCHEMA = `
 /** A replica's join progress over the domains of its replica sets, as the status page shows it. */
 export interface JoinProgress {
   name: string
-  /** Domains the directory knows whose replica set lists it. */
+  /** Domains the directory knows whose replica set lists it, or will once told (a domain that kept an older set without it is not counted). */
   domains: number
   /** Of those, where it is `active` (it reached the head). */
   upToDate: number
@@ -84,7 +87,8 @@ export function learnDomains(sql: SqlStorage, reporter: string, domains: DomainS
     const set = d.replicaSet
     if (!isReplicaSet(set) || typeof d.domain !== 'string') continue
     const id = setIdOf(sql, set.origins)
-    if (set.replaced && isOrigins(set.replaced.origins) && Number.isSafeInteger(set.replaced.at)) {
+    // Only a change within one service links two sets (sameService); another is its domain's own affair.
+    if (set.replaced && isOrigins(set.replaced.origins) && Number.isSafeInteger(set.replaced.at) && sameService(set.replaced.origins, set.origins)) {
       learnChange(sql, setIdOf(sql, set.replaced.origins), id, set.replaced.at, now)
     }
     placeDomain(sql, d.domain, reporter, id, set.at, now)
@@ -93,8 +97,10 @@ export function learnDomains(sql: SqlStorage, reporter: string, domains: DomainS
 
 /**
  * Places one domain in the directory: the set it has, since when, and the
- * set it should have; a push is due when they differ and the domain's set is
- * older than the change.
+ * set it should have; a push is due when they differ, the domain's set is
+ * older than the change, and the two share an origin (its object takes no
+ * other: a domain that missed a step between two sets that share none keeps
+ * its own until its next write).
  *
  * @param sql - the status object's SQL storage
  * @param domain - the domain
@@ -107,8 +113,9 @@ export function learnDomains(sql: SqlStorage, reporter: string, domains: DomainS
  */
 export function placeDomain(sql: SqlStorage, domain: string, object: string, setId: number, planAt: number, now: number): void {
   const target = newestOf(sql, lineageOf(sql, setId))
-  const push = target.id !== setId && planAt < target.learnedAt ? now : null
-  const old = sql.exec<{ target: number }>('SELECT target FROM directory WHERE domain = ?', domain).toArray()[0]
+  // Its object takes only a set of its own service (it would refuse this one: it missed a step between them).
+  const push = target.id !== setId && planAt < target.learnedAt && sameService(originsOf(sql, setId), originsOf(sql, target.id)) ? now : null
+  const old = sql.exec<{ set_id: number }>('SELECT set_id FROM directory WHERE domain = ?', domain).toArray()[0]
   sql.exec(
     `INSERT INTO directory (domain, object, set_id, plan_at, target, push_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
      ON CONFLICT (domain) DO UPDATE SET object = ?2, set_id = ?3, plan_at = ?4, target = ?5,
@@ -120,9 +127,9 @@ export function placeDomain(sql: SqlStorage, domain: string, object: string, set
     target.id,
     push,
   )
-  if (old?.target === target.id) return
-  if (old) sql.exec('UPDATE replica_sets SET domains = domains - 1 WHERE id = ?', old.target)
-  sql.exec('UPDATE replica_sets SET domains = domains + 1 WHERE id = ?', target.id)
+  if (old?.set_id === setId) return
+  if (old) sql.exec('UPDATE replica_sets SET domains = domains - 1 WHERE id = ?', old.set_id)
+  sql.exec('UPDATE replica_sets SET domains = domains + 1 WHERE id = ?', setId)
 }
 
 /**
@@ -151,36 +158,51 @@ function learnChange(sql: SqlStorage, from: number, to: number, at: number, now:
   const newer = sql.exec('UPDATE replica_sets SET learned_at = ? WHERE id = ? AND learned_at < ?', at, to, at).rowsWritten
   if (merged + newer === 0) return
   const target = newestOf(sql, into)
+  // The sets of the lineage whose domains are told: those that share an origin with the newest (see placeDomain).
+  const newest = originsOf(sql, target.id)
+  const told = sql
+    .exec<{ id: number; origins: string }>('SELECT id, origins FROM replica_sets WHERE lineage = ?', into)
+    .toArray()
+    .filter((s) => s.id !== target.id && sameService(JSON.parse(s.origins) as ReplicaOrigins, newest))
+    .map((s) => s.id)
   sql.exec(
-    `UPDATE directory SET target = ?1, push_at = CASE WHEN set_id != ?1 AND plan_at < ?2 THEN coalesce(push_at, ?3) ELSE NULL END
+    `UPDATE directory SET target = ?1, push_at = CASE WHEN set_id IN (SELECT value FROM json_each(?5)) AND plan_at < ?2 THEN coalesce(push_at, ?3) ELSE NULL END
      WHERE set_id IN (SELECT id FROM replica_sets WHERE lineage = ?4)`,
     target.id,
     target.learnedAt,
     now,
     into,
+    JSON.stringify(told),
   )
   adoptReported(sql, from, target.id, now)
-  sql.exec('UPDATE replica_sets SET domains = (SELECT count(*) FROM directory WHERE target = replica_sets.id) WHERE lineage = ?', into)
+  sql.exec('UPDATE replica_sets SET domains = (SELECT count(*) FROM directory WHERE set_id = ?1) WHERE id = ?1', from)
 }
 
 /**
  * Domains the figures know but the directory does not (they reported before it existed, and have been quiet
- * since), whose replicas are exactly the names of set `from`: they are of that set, and are told too. Their
- * object is found by the domain's name (`once/domain/<name>`, marked by an empty `object`). A scan of the
- * figures' replica rows, once per change of origins learned.
+ * since), whose replicas are exactly the origins of set `from`, by name and URL: they are of that set, and are
+ * told too. Their object is found by the domain's name (`once/domain/<name>`, marked by an empty `object`). A
+ * replica reported before the figures kept URLs (schema step 8) matches by name; the domain's object takes the
+ * push only if its own origins share one with it by name and URL (replica-sets.ts), so a domain of another
+ * service is never moved. A scan of the figures' replica rows, once per change of origins learned.
  */
 function adoptReported(sql: SqlStorage, from: number, target: number, now: number): void {
-  const names = (JSON.parse(sql.exec<{ origins: string }>('SELECT origins FROM replica_sets WHERE id = ?', from).one().origins) as ReplicaOrigins).map((o) => o.name)
+  const origins = originsOf(sql, from)
   sql.exec(
     `INSERT INTO directory (domain, object, set_id, plan_at, target, push_at)
      SELECT sr.domain, '', ?1, 0, ?2, ?3 FROM status_replicas sr WHERE sr.domain NOT IN (SELECT domain FROM directory)
-     GROUP BY sr.domain HAVING count(*) = ?4 AND sum(sr.name IN (SELECT value FROM json_each(?5))) = ?4`,
+     GROUP BY sr.domain HAVING count(*) = ?4
+       AND sum(EXISTS (SELECT 1 FROM json_each(?5) o WHERE o.value ->> '$.name' = sr.name AND (sr.url IS NULL OR o.value ->> '$.url' = sr.url))) = ?4`,
     from,
     target,
     now,
-    names.length,
-    JSON.stringify(names),
+    origins.length,
+    JSON.stringify(origins),
   )
+}
+
+function originsOf(sql: SqlStorage, id: number): ReplicaOrigins {
+  return JSON.parse(sql.exec<{ origins: string }>('SELECT origins FROM replica_sets WHERE id = ?', id).one().origins) as ReplicaOrigins
 }
 
 function lineageOf(sql: SqlStorage, id: number): number {
@@ -210,33 +232,58 @@ export function directoryWake(sql: SqlStorage): number | null {
 /**
  * Each replica's join progress over the domains of the replica sets it is
  * listed in (not draining), from the directory's counts and the replica
- * states the domains reported. Cheap: counts per set, and the pending pushes.
+ * states the domains reported. A domain counts under the set it has, and
+ * under the set a pending push brings it; one that kept an older set (a newer
+ * write) counts under that one. States count only where the replica has a
+ * URL the directory's sets give that name (a replica of another service with
+ * the same name is not mixed in; one reported before the figures kept URLs
+ * counts by its name). Cheap: counts per set, the pending pushes, and the
+ * troubled replicas (by their index).
  *
  * @param sql - the status object's SQL storage
- * @param states - per replica name, how many domains hold it in each state other than `active`
  * @returns one entry per replica name, by name
  * @example
- * joinProgress(sql, snapshot.replicas) // [{ name: 'r4', domains: 34, upToDate: 12, joining: 20, resync: 0, waiting: 2 }, …]
+ * joinProgress(sql) // [{ name: 'r4', domains: 34, upToDate: 12, joining: 20, resync: 0, waiting: 2 }, …]
  */
-export function joinProgress(sql: SqlStorage, states: Record<string, Record<string, number>>): JoinProgress[] {
-  const totals = new Map<string, { domains: number; waiting: number }>()
-  const add = (origins: string, field: 'domains' | 'waiting', n: number) => {
-    for (const o of JSON.parse(origins) as ReplicaOrigins) {
-      if (o.drain) continue
-      const t = totals.get(o.name) ?? { domains: 0, waiting: 0 }
-      t[field] += n
-      totals.set(o.name, t)
+export function joinProgress(sql: SqlStorage): JoinProgress[] {
+  const totals = new Map<string, { domains: number; waiting: number; urls: Set<string> }>()
+  const listed = (origins: string) => (JSON.parse(origins) as ReplicaOrigins).filter((o) => !o.drain)
+  const add = (o: { name: string; url: string }, field: 'domains' | 'waiting', n: number) => {
+    const t = totals.get(o.name) ?? { domains: 0, waiting: 0, urls: new Set<string>() }
+    t[field] += n
+    t.urls.add(o.url)
+    totals.set(o.name, t)
+  }
+  for (const s of sql.exec<{ origins: string; domains: number }>('SELECT origins, domains FROM replica_sets WHERE domains > 0')) {
+    for (const o of listed(s.origins)) add(o, 'domains', s.domains)
+  }
+  // A pending push: its domain is counted for a replica the target lists and its own set does not (not told yet).
+  const waiting = sql.exec<{ target: string; own: string; n: number }>(
+    `SELECT t.origins AS target, o.origins AS own, count(*) AS n FROM directory d JOIN replica_sets t ON t.id = d.target JOIN replica_sets o ON o.id = d.set_id
+     WHERE d.push_at IS NOT NULL GROUP BY d.target, d.set_id`,
+  )
+  for (const w of waiting) {
+    const own = new Set(listed(w.own).map((o) => o.name))
+    for (const o of listed(w.target)) {
+      if (own.has(o.name)) continue
+      add(o, 'domains', w.n)
+      add(o, 'waiting', w.n)
     }
   }
-  for (const s of sql.exec<{ origins: string; domains: number }>('SELECT origins, domains FROM replica_sets WHERE domains > 0')) add(s.origins, 'domains', s.domains)
-  const waiting = sql.exec<{ origins: string; n: number }>(
-    `SELECT s.origins, count(*) AS n FROM directory d JOIN replica_sets s ON s.id = d.target WHERE d.push_at IS NOT NULL GROUP BY d.target`,
+  const states = new Map<string, Record<string, number>>()
+  const troubled = sql.exec<{ name: string; url: string | null; state: string; n: number }>(
+    `SELECT name, url, state, count(*) AS n FROM status_replicas WHERE state != 'active' OR lag > 0 GROUP BY name, url, state`,
   )
-  for (const w of waiting) add(w.origins, 'waiting', w.n)
+  for (const r of troubled) {
+    if (r.state === 'active' || (r.url !== null && !totals.get(r.name)?.urls.has(r.url))) continue
+    const s = states.get(r.name) ?? {}
+    s[r.state] = (s[r.state] ?? 0) + r.n
+    states.set(r.name, s)
+  }
   return [...totals]
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([name, t]) => {
-      const s = states[name] ?? {}
+      const s = states.get(name) ?? {}
       const joining = (s.joining ?? 0) + (s.lagging ?? 0)
       const resync = (s.stale ?? 0) + (s.suspect ?? 0)
       const upToDate = Math.max(0, t.domains - joining - resync - (s.draining ?? 0) - t.waiting)

@@ -1,5 +1,5 @@
 import { findDivergences } from './divergence.js'
-import { noteWrittenPlan, replicaSetOf } from './replica-sets.js'
+import { noteWrittenPlan, replicaSetOf, syncReplicas } from './replica-sets.js'
 import { pruneLog } from './prune.js'
 import type { DivergenceEvent, DomainStatus, LogEntry, OrderedSlot, RelayInput, RelayPlan, ReplicaAck, ReplicaState, ReplicaView } from './types.js'
 
@@ -67,9 +67,10 @@ export class OrderedDomains {
    */
   append(domain: string, lookup: string, requestId: string, relay: RelayInput, now: number): OrderedSlot {
     const view = this.#view(domain)
-    if (view.plan !== JSON.stringify(relay.plan)) {
+    // A changed plan, or the first write since a push set the origins (it confirms them, or undoes the push).
+    if (view.plan !== JSON.stringify(relay.plan) || view.pushed) {
       noteWrittenPlan(this.sql, domain, view.plan, relay.plan, now)
-      this.#sync(domain, relay.plan, view.next, now)
+      syncReplicas(this.sql, domain, relay.plan, view.next, now)
     }
     const sequence = view.next
     const { request, key } = relay
@@ -318,48 +319,31 @@ export class OrderedDomains {
     return row ? { ...toEntry(row), lookup: row.lookup, state: row.state, createdAt: row.created_at } : undefined
   }
 
-  /** The domain's next sequence and plan, read afresh (a cache here would outlive a rolled-back transaction). */
-  #view(domain: string): { next: number; plan: string | null } {
-    const row = this.sql.exec<{ next: number; plan: string | null }>('SELECT next, plan FROM domains WHERE domain = ?', domain).toArray()[0]
+  /** The domain's next sequence and plan, and whether a push set its origins, read afresh (a cache here would outlive a rolled-back transaction). */
+  #view(domain: string): { next: number; plan: string | null; pushed: boolean } {
+    const row = this.sql
+      .exec<{ next: number; plan: string | null; pushed: number }>('SELECT next, plan, pushed_from IS NOT NULL AS pushed FROM domains WHERE domain = ?', domain)
+      .toArray()[0]
     if (!row) this.sql.exec('INSERT INTO domains (domain, next) VALUES (?, 1)', domain)
-    return { next: row?.next ?? 1, plan: row?.plan ?? null }
+    return { next: row?.next ?? 1, plan: row?.plan ?? null, pushed: row?.pushed === 1 }
+  }
+
+  /** Whether the alarm may still feed `replica` of `domain`: listed at that URL, in a state that is fed (checked before each send). */
+  feeds(domain: string, replica: { name: string; url: string }): boolean {
+    return (
+      this.sql
+        .exec(`SELECT 1 FROM replicas WHERE domain = ? AND name = ? AND url = ? AND state IN ('joining', 'active', 'lagging')`, domain, replica.name, replica.url)
+        .toArray().length > 0
+    )
   }
 
   /** Brings the replica set in line with origins the directory pushed, without a write (replica-sets.ts). */
   adopt(domain: string, plan: RelayPlan, now: number): void {
-    this.#sync(domain, plan, this.#view(domain).next, now)
+    syncReplicas(this.sql, domain, plan, this.#view(domain).next, now)
   }
 
   #replicaRows(domain: string): ReplicaRow[] {
     return this.sql.exec<ReplicaRow>('SELECT * FROM replicas WHERE domain = ? ORDER BY rowid', domain).toArray()
-  }
-
-  /**
-   * Brings the replica set in line with the plan: a new origin joins (in a
-   * domain with history it starts `joining` and is fed the log; in a new
-   * domain it is `active` at once), `drain` takes one out of rotation
-   * keeping its progress, and an origin no longer listed is removed.
-   */
-  #sync(domain: string, plan: RelayPlan, next: number, now: number): void {
-    const listed = new Set(plan.origins.map((o) => o.name))
-    for (const o of plan.origins) {
-      this.sql.exec(
-        `INSERT INTO replicas (domain, name, url, state, acked, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)
-         ON CONFLICT (domain, name) DO UPDATE SET url = excluded.url,
-           updated_at = CASE WHEN ?6 OR state = 'draining' THEN excluded.updated_at ELSE updated_at END,
-           state = CASE WHEN ?6 THEN 'draining' WHEN state = 'draining' THEN 'lagging' ELSE state END`,
-        domain,
-        o.name,
-        o.url,
-        o.drain ? 'draining' : next === 1 ? 'active' : 'joining',
-        now,
-        o.drain ? 1 : 0,
-      )
-    }
-    for (const { name } of this.sql.exec<{ name: string }>('SELECT name FROM replicas WHERE domain = ?', domain).toArray()) {
-      if (!listed.has(name)) this.sql.exec('DELETE FROM replicas WHERE domain = ? AND name = ?', domain, name)
-    }
-    this.sql.exec('UPDATE domains SET plan = ? WHERE domain = ?', JSON.stringify(plan), domain)
   }
 }
 

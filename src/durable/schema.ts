@@ -153,6 +153,20 @@ export const MIGRATIONS: readonly string[] = [
   COUNTERS_SCHEMA,
   // 7: each domain's replica set (replica-sets.ts), and the status object's directory of them (directory.ts).
   REPLICA_SET_COLUMNS + DIRECTORY_SCHEMA,
+  // 8: what a replica had acknowledged in a domain it was removed from (replica-sets.ts: listed again at the same URL,
+  // it resumes there), each reported replica's URL in the figures (the directory matches a domain that reported before
+  // step 7 to a replica set by name and URL), and each replica set's count of domains recounted as the domains that
+  // have it (step 7 counted those it was the target of).
+  `CREATE TABLE IF NOT EXISTS removed_replicas (
+     domain     TEXT NOT NULL,
+     name       TEXT NOT NULL,
+     url        TEXT NOT NULL,
+     acked      INTEGER NOT NULL,
+     removed_at INTEGER NOT NULL,
+     PRIMARY KEY (domain, name)
+   );
+   ALTER TABLE status_replicas ADD COLUMN url TEXT;
+   UPDATE replica_sets SET domains = (SELECT count(*) FROM directory WHERE set_id = replica_sets.id);`,
 ]
 
 /**

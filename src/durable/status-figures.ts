@@ -42,7 +42,7 @@ const ISOLATE_ROW_TTL_MS = 7 * 24 * 3600_000
 
 /**
  * The status object's tables (created in every object, filled only in the status object): each reporter's last
- * totals, the sums, and each domain's replicas as last reported.
+ * totals, the sums, and each domain's replicas as last reported (schema step 8 adds each replica's `url`).
  *
  * @example
  * COUNTERS_SCHEMA + STATUS_SCHEMA
@@ -184,9 +184,10 @@ export function storeDomainStatus(sql: SqlStorage, d: DomainStatus, at: number):
   }
   for (const r of d.replicas) {
     sql.exec(
-      'INSERT INTO status_replicas (domain, name, state, head, acked, lag, reason, reported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO status_replicas (domain, name, url, state, head, acked, lag, reason, reported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       d.domain,
       r.name,
+      typeof r.url === 'string' ? r.url : null,
       r.state,
       d.head,
       r.acked,
@@ -251,7 +252,7 @@ export function statusSnapshot(sql: SqlStorage): StatusSnapshot {
     domains,
     domainCount: of('domains') ?? 0,
     suspects,
-    joins: joinProgress(sql, replicas),
+    joins: joinProgress(sql),
     reportedAt: sql.exec<{ at: number | null }>('SELECT max(reported_at) AS at FROM status_reporters').one().at,
   }
 }

@@ -2,7 +2,8 @@ import { env, runInDurableObject } from 'cloudflare:test'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { learnDomains } from '../../src/durable/directory.js'
-import type { DomainStatus, RelayPlan, ReplicaOrigins, StableAreaApi } from '../../src/durable/types.js'
+import type { DomainStatus, ReplicaOrigins } from '../../src/durable/types.js'
+import { domainObject } from './domain-objects.js'
 
 /**
  * The directory's rules (issue 15 item 20), on its tables alone: which domains a learned change of origins is
@@ -72,18 +73,9 @@ describe('the directory of replica sets (issue 15 item 20)', () => {
   })
 
   it("a write that brings back the origins a push replaced wins in its domain and is not spread (another route's, or an old Worker's)", async () => {
-    const stub = env.ONCE.get(env.ONCE.idFromName(`directory-test/${crypto.randomUUID()}`)) as unknown as StableAreaApi
-    const plan = (origins: ReplicaOrigins): RelayPlan => ({ strategy: 'replicate', origins, timeoutMs: 1000, deadlineMs: 2000, maxAttempts: 1, maxResponseBytes: 1024 })
-    const write = (lookup: string, origins: ReplicaOrigins) =>
-      stub.admit({
-        lookup,
-        fingerprint: lookup,
-        leaseMs: 60_000,
-        ttlMs: 60_000,
-        waitMs: 0,
-        domain: 'acct',
-        relay: { key: lookup, plan: plan(origins), request: { method: 'POST', path: '/x', headers: [], body: new Uint8Array() } },
-      })
+    const acct = domainObject()
+    const stub = acct.stub
+    const write = (lookup: string, origins: ReplicaOrigins) => acct.write(origins, lookup)
     expect((await write('k1', X)).kind).toBe('new')
     const [pushed] = await stub.adoptReplicaSets([{ domain: 'acct', origins: Y, learnedAt: Date.now() + 1 }])
     expect(pushed?.replicas.map((r) => [r.name, r.state])).toEqual([['r1', 'active'], ['r2', 'active'], ['r3', 'active'], ['r4', 'joining']])
@@ -95,10 +87,46 @@ describe('the directory of replica sets (issue 15 item 20)', () => {
     const [after] = (await stub.domains()).filter((d) => d.domain === 'acct')
     expect(after?.replicas.map((r) => r.name)).toEqual(['r1', 'r2', 'r3'])
     expect(after?.replicaSet?.replaced).toBeUndefined() // a correction, not a change to spread
-    // A write with new origins is a change, reported with the origins it replaced.
-    expect((await write('k3', Z)).kind).toBe('new')
+    // A write with new origins of the same service is a change, reported with the origins it replaced.
+    expect((await write('k3', set('r1', 'r2', 'r5'))).kind).toBe('new')
     const [changed] = (await stub.domains()).filter((d) => d.domain === 'acct')
     expect(changed?.replicaSet?.replaced?.origins.map((o) => o.name)).toEqual(['r1', 'r2', 'r3'])
+  })
+
+  it('a domain that missed a step is not pushed a set it shares no origin with (its object would refuse it)', async () => {
+    const [A, B, C] = [set('a1', 'a2'), set('a2', 'b1'), set('b1', 'b2')]
+    const pushes = await directoryAfter((sql) => {
+      learnDomains(sql, 'o-x', [domain('x', A, 1)], 1)
+      learnDomains(sql, 'o-y', [domain('y', A, 1)], 1)
+      learnDomains(sql, 'o-y', [domain('y', B, 10, { origins: A, at: 10 })], 11) // a1 → b1
+      learnDomains(sql, 'o-z', [domain('z', B, 15)], 15)
+      learnDomains(sql, 'o-z', [domain('z', C, 20, { origins: B, at: 20 })], 21) // a2 → b2, before x was told of B
+    })
+    expect(pushes).toEqual({ x: null, y: 'b1,b2', z: null })
+  })
+
+  it('a write that replaces every origin (another route with a colliding domain name) is taken in its domain only: not reported as a change', async () => {
+    const acct = domainObject()
+    const write = async (origins: ReplicaOrigins) => {
+      expect((await acct.write(origins)).kind).toBe('new')
+      return acct.state()
+    }
+    await write(X)
+    // Same names at other URLs are another service: not a change to spread, and no replica keeps the progress of
+    // the server that had its name (each starts over, fed the log from its start).
+    const renamed = await write(X.map((o) => ({ name: o.name, url: o.url.replace('.example', '.other.example') })))
+    expect(renamed.replicaSet?.replaced).toBeUndefined()
+    expect(renamed.replicas.map((r) => [r.name, r.state, r.acked])).toEqual([['r1', 'joining', 0], ['r2', 'joining', 0], ['r3', 'joining', 0]])
+    const other = await write(Z)
+    expect(other.replicas.map((r) => r.name)).toEqual(['s1', 's2'])
+    expect(other.replicaSet?.replaced).toBeUndefined()
+    // And the directory never links two sets that share no origin, whatever a report says.
+    const pushes = await directoryAfter((sql) => {
+      learnDomains(sql, 'o-a', [domain('a', X, 1)], 1)
+      learnDomains(sql, 'o-b', [domain('b', X, 1)], 1)
+      learnDomains(sql, 'o-a', [domain('a', Z, 10, { origins: X, at: 10 })], 11)
+    })
+    expect(pushes).toEqual({ a: null, b: null })
   })
 })
 
