@@ -174,7 +174,34 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
       throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.timeoutMs: expected at most deadlineMs (${route.deadlineMs})`)
     }
   })
+  const clash = orderedOriginsClash(config, [...names])
+  if (clash) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${clash.second}.origins: ${clash.why}`)
   return config
+}
+
+/**
+ * Two ordered routes (`replicate` with a `domain`) that replicate to
+ * different origins. A domain name is one object and one log in the
+ * gateway's one namespace, so a value both routes could take (the same id
+ * under `/accounts/:id` and `/carts/:id`) would put both routes' writes in
+ * one log, fed to both routes' origins (docs/replication.md). Refused at
+ * start-up rather than found in production.
+ */
+function orderedOriginsClash(config: GatewayConfig, all: string[]): { second: number; why: string } | undefined {
+  const seen: { index: number; origins: string }[] = []
+  for (const [index, route] of config.routes.entries()) {
+    if (route.strategy !== 'replicate' || !route.domain) continue
+    const origins = [...new Set(route.origins ?? all)].sort().join(', ')
+    const other = seen.find((s) => s.origins !== origins)
+    if (other) {
+      return {
+        second: index,
+        why: `routes.${other.index} and routes.${index} both order writes by domain, to different origins (${other.origins} / ${origins}); a domain name is one log in the gateway, so a value both could take (the same id) would mix the two routes' writes. Give ordered routes the same origins, or run them in separate gateways (separate ONCE namespaces)`,
+      }
+    }
+    seen.push({ index, origins })
+  }
+  return undefined
 }
 
 /**

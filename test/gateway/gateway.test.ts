@@ -46,6 +46,17 @@ describe('the config-driven gateway', () => {
     ['an unknown origin', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*', origins: ['us'] }] }, /routes\.0\.origins: no origin is named "us"/],
     ['a domain without replicate', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/a/:id', domain: 'param:id' }] }, /routes\.0\.domain/],
     ['an unknown field', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*' }], retries: 3 }, /retries: unrecognized option/],
+    [
+      'two ordered routes to different origins (their domain names would share one log)',
+      {
+        origins: [{ name: 'a1', url: 'https://a1.example' }, { name: 'a2', url: 'https://a2.example' }, { name: 'b1', url: 'https://b1.example' }],
+        routes: [
+          { path: '/accounts/:id/*', strategy: 'replicate', domain: 'param:id', origins: ['a1', 'a2'] },
+          { path: '/carts/:id/*', strategy: 'replicate', domain: 'param:id', origins: ['b1'] },
+        ],
+      },
+      /routes\.1\.origins: routes\.0 and routes\.1 both order writes by domain, to different origins \(a1, a2 \/ b1\)/,
+    ],
   ])('answers every request with a 500 problem naming the bad field: %s', async (_name, config, message) => {
     const res = await call(config, '/accounts/x')
     expect(res.status).toBe(500)
@@ -53,6 +64,13 @@ describe('the config-driven gateway', () => {
     expect(p.detail).toMatch(message)
     expect(JSON.stringify(p)).not.toMatch(/at .*\.ts:\d+/) // no stack trace
     expect(() => parseGatewayConfig(config)).toThrow(message)
+  })
+
+  it('accepts ordered routes that share their origins (listed in any order, or all by default), and unordered routes to others', () => {
+    const origins = [{ name: 'a1', url: 'https://a1.example' }, { name: 'a2', url: 'https://a2.example' }]
+    const ordered = (path: string, names?: string[]) => ({ path, strategy: 'replicate' as const, domain: 'param:id', ...(names ? { origins: names } : {}) })
+    expect(() => parseGatewayConfig({ origins, routes: [ordered('/accounts/:id/*', ['a1', 'a2']), ordered('/carts/:id/*', ['a2', 'a1']), ordered('/orders/:id/*')] })).not.toThrow()
+    expect(() => parseGatewayConfig({ origins, routes: [ordered('/accounts/:id/*'), { path: '/search/*', strategy: 'hedge', origins: ['a1'] }] })).not.toThrow()
   })
 
   it('GET /__once/status: 401 problem without the token; JSON with origins, domains and counts with it', async () => {
