@@ -163,7 +163,7 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
   config.routes.forEach((route, i) => {
     const unknown = route.origins?.find((n) => !names.has(n))
     if (unknown) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.origins: no origin is named ${JSON.stringify(unknown)}`)
-    const writes = (route.methods ?? ['POST']).some((m) => !['GET', 'HEAD', 'OPTIONS'].includes(m.toUpperCase()))
+    const writes = writesOf(route)
     if (route.strategy === 'replicate' && writes && !route.domain) {
       throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.domain: strategy "replicate" applies writes in one order per domain: name it (param:<name>, segment:<n> or header:<name>)`)
     }
@@ -179,8 +179,13 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
   return config
 }
 
+/** Whether a route takes state-changing methods (only they are ordered and logged). */
+function writesOf(route: GatewayRoute): boolean {
+  return (route.methods ?? ['POST']).some((m) => !['GET', 'HEAD', 'OPTIONS'].includes(m.toUpperCase()))
+}
+
 /**
- * Two ordered routes (`replicate` with a `domain`) that replicate to
+ * Two ordered routes (`replicate` with a `domain`, taking writes) that replicate to
  * different origins. A domain name is one object and one log in the
  * gateway's one namespace, so a value both routes could take (the same id
  * under `/accounts/:id` and `/carts/:id`) would put both routes' writes in
@@ -190,7 +195,7 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
 function orderedOriginsClash(config: GatewayConfig, all: string[]): { second: number; why: string } | undefined {
   const seen: { index: number; origins: string }[] = []
   for (const [index, route] of config.routes.entries()) {
-    if (route.strategy !== 'replicate' || !route.domain) continue
+    if (route.strategy !== 'replicate' || !route.domain || !writesOf(route)) continue
     const origins = [...new Set(route.origins ?? all)].sort().join(', ')
     const other = seen.find((s) => s.origins !== origins)
     if (other) {

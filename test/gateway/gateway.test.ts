@@ -71,6 +71,8 @@ describe('the config-driven gateway', () => {
     const ordered = (path: string, names?: string[]) => ({ path, strategy: 'replicate' as const, domain: 'param:id', ...(names ? { origins: names } : {}) })
     expect(() => parseGatewayConfig({ origins, routes: [ordered('/accounts/:id/*', ['a1', 'a2']), ordered('/carts/:id/*', ['a2', 'a1']), ordered('/orders/:id/*')] })).not.toThrow()
     expect(() => parseGatewayConfig({ origins, routes: [ordered('/accounts/:id/*'), { path: '/search/*', strategy: 'hedge', origins: ['a1'] }] })).not.toThrow()
+    // Reads are not ordered: a GET-only replicate route with a domain keeps no log.
+    expect(() => parseGatewayConfig({ origins, routes: [ordered('/accounts/:id/*'), { ...ordered('/carts/:id/*', ['a1']), methods: ['GET'] }] })).not.toThrow()
   })
 
   it('GET /__once/status: 401 problem without the token; JSON with origins, domains and counts with it', async () => {
