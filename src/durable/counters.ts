@@ -115,7 +115,7 @@ export class Counters {
     const name: CountName = kind === 'new' ? 'admits' : kind === 'replay' ? 'replays' : kind === 'in_flight' ? 'conflicts' : 'mismatches'
     this.#unsaved.set(name, (this.#unsaved.get(name) ?? 0) + 1)
     if (kind === 'new') this.#flush(now)
-    else if (!(this.#pending ??= this.#dueAt() !== null)) this.#due(now)
+    else this.#due(now)
   }
 
   /** Writes what was counted in memory, in the caller's synchronous step (its implicit transaction). */
@@ -124,14 +124,15 @@ export class Counters {
     const sql = this.storage.sql
     for (const [name, n] of this.#unsaved) sql.exec('INSERT INTO counters (name, total) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET total = total + excluded.total', name, n)
     if (!this.#started) sql.exec(`INSERT INTO counters (name, total) VALUES ('since', ?) ON CONFLICT (name) DO NOTHING`, now)
-    if (!(this.#pending ??= this.#dueAt() !== null)) this.#due(now)
+    this.#due(now)
     // Only now: a statement above that throws rolls its transaction back, and the counts stay to be written again.
     this.#unsaved.clear()
     this.#started = true
   }
 
-  /** Makes a report due one interval (plus a random spread) from now, and wakes the alarm for it. */
+  /** Unless a report is due already, makes one due an interval (plus a random spread) from now, and wakes the alarm for it. */
   #due(now: number): void {
+    if ((this.#pending ??= this.#dueAt() !== null)) return
     this.wake(this.#setDue(now + REPORT_INTERVAL_MS + Math.floor(Math.random() * (REPORT_INTERVAL_MS / 2)))!)
   }
 
