@@ -26,6 +26,12 @@ const DRAIN_MS = 5_000
  * chunk sizes. The rule: no answer goes out before the request was read to
  * its end, or given up on for good.
  *
+ * A body that middleware before this one already read through Hono
+ * (a `validator('json')`, `c.req.text()`, `c.req.parseBody()`) is taken from
+ * Hono's body cache, whatever its transfer: the stream is spent by then.
+ * JSON read that way comes back re-serialised (`JSON.stringify` of what was
+ * parsed), so its fingerprint is of that text.
+ *
  * @param c - the request context
  * @param maxBytes - the largest body accepted
  * @returns the body's bytes
@@ -35,6 +41,12 @@ const DRAIN_MS = 5_000
  */
 export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array> {
   const raw = c.req.raw
+  if (Object.keys(c.req.bodyCache).length > 0) {
+    // Read before us (and so to its end): Hono answers any form of it from what it cached.
+    const body = new Uint8Array(await c.req.arrayBuffer())
+    if (body.byteLength > maxBytes) throw tooLarge(c, maxBytes)
+    return storeBody(c, body)
+  }
   const stream = raw.body
   if (!stream) return new Uint8Array()
   const length = raw.headers.get('content-length')

@@ -488,3 +488,59 @@ describe('shards', () => {
     expect([...effects.values()]).toEqual(keys.map(() => 1))
   })
 })
+
+describe('a body read by middleware before once()', () => {
+  // A validator (or any c.req.json()/text()/parseBody()) before once() spends the request stream; once() takes
+  // the body from Hono's cache instead, with or without Content-Length (it threw "locked to a reader" before).
+  const chunked = (text: string) =>
+    new ReadableStream({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(text))
+        controller.close()
+      },
+    })
+  const send = (app: Hono<{ Bindings: Cloudflare.Env }>, key: string, body: string, framing: 'length' | 'chunked') =>
+    app.request(
+      '/deposits',
+      {
+        method: 'POST',
+        headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json', ...(framing === 'length' ? { 'content-length': String(body.length) } : {}) },
+        body: framing === 'length' ? body : chunked(body),
+        duplex: 'half',
+      } as RequestInit,
+      env,
+    )
+
+  it.each([
+    ['json', 'length'],
+    ['json', 'chunked'],
+    ['text', 'length'],
+    ['text', 'chunked'],
+    ['arrayBuffer', 'chunked'],
+  ] as const)('after c.req.%s() with %s framing: runs once, replays, 422 for another body, 413 over the limit', async (read, framing) => {
+    let runs = 0
+    const app = new Hono<{ Bindings: Cloudflare.Env }>()
+    app.post(
+      '/deposits',
+      async (c, next) => {
+        await c.req[read]()
+        await next()
+      },
+      once({ maxBodyBytes: 40, unscoped: 'shared' }),
+      async (c) => {
+        runs++
+        return c.json({ amount: (await c.req.json<{ amount: number }>()).amount, run: runs }, 201)
+      },
+    )
+    const key = newKey()
+    const first = await send(app, key, '{"amount":7}', framing)
+    expect(first.status).toBe(201)
+    expect(await first.json()).toEqual({ amount: 7, run: 1 })
+    const again = await send(app, key, '{"amount":7}', framing)
+    expect(again.headers.get('idempotent-replayed')).toBe('true')
+    expect((await send(app, key, '{"amount":8}', framing)).status).toBe(422)
+    const big = await send(app, newKey(), `{"amount":7,"pad":"${'x'.repeat(40)}"}`, framing)
+    expect(big.status).toBe(413)
+    expect(runs).toBe(1)
+  })
+})
