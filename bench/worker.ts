@@ -102,6 +102,13 @@ app.post('/once-rpc/:id/deposits', once(), async (c) => {
 })
 app.post('/obj/:id/deposits', onceObject((c: Context<Env>) => account(c)))
 app.post('/obj-nocache/:id/deposits', onceObject((c: Context<Env>) => account(c), { replayCache: false }))
+/** The method call: the same deposit, its argument parsed at the edge, run with its record in one transactionSync(). */
+app.post(
+  '/call/:id/deposits',
+  onceObject((c: Context<Env>) => account(c), {
+    call: async (c) => ({ method: 'deposit', args: [(await c.req.json<{ amount: number }>()).amount], status: 201 }),
+  }),
+)
 
 // ---- proxy sections --------------------------------------------------------
 

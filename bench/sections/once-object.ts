@@ -21,6 +21,7 @@ export async function onceObjectSection(ctx: BenchContext): Promise<SectionResul
     { name: 'plain RPC to the object (floor)', send: () => post(`/rpc/${acct}/deposits`) },
     { name: 'once() around the RPC, new key', send: (i: number, r: number) => post(`/once-rpc/${acct}/deposits`, `o-${run}-${r}-${i}`) },
     { name: 'onceObject(), new key', send: (i: number, r: number) => post(`/obj/${acct}/deposits`, `n-${run}-${r}-${i}`) },
+    { name: 'onceObject() method call, new key', send: (i: number, r: number) => post(`/call/${acct}/deposits`, `c-${run}-${r}-${i}`) },
     { name: 'plain Hono handler', send: () => post('/plain') },
     { name: 'onceObject(), replay (isolate cache)', send: () => post(`/obj/${acct}/deposits`, `replay-${run}`) },
     { name: 'onceObject(), replay (from the object)', send: () => post(`/obj-nocache/${acct}/deposits`, `replay-nc-${run}`) },
@@ -29,7 +30,7 @@ export async function onceObjectSection(ctx: BenchContext): Promise<SectionResul
   const med = samples.map(roundMedians)
   const p99 = samples.map((s) => roundPercentiles(s, 99))
   const m = med.map(median)
-  const [RPC, ONCE, NEW, PLAIN, CACHED, OBJECT] = [0, 1, 2, 3, 4, 5]
+  const [RPC, ONCE, NEW, CALL, PLAIN, CACHED, OBJECT] = [0, 1, 2, 3, 4, 5, 6]
   const newVsRpc = pairedRatio(med[NEW]!, med[RPC]!)
   const onceVsRpc = pairedRatio(med[ONCE]!, med[RPC]!)
   const newVsOnce = pairedRatio(med[NEW]!, med[ONCE]!)

@@ -1,12 +1,12 @@
 import { Hono } from 'hono'
 import { validator } from 'hono/validator'
 import { z } from 'zod'
-import { OnceObject } from '../../src/index.js'
+import { OnceObject, OnceReply } from '../../src/index.js'
 
-const Amount = z.object({ amount: z.number().int().positive().max(100_000_000) })
+export const Amount = z.object({ amount: z.number().int().positive().max(100_000_000) })
 
-/** A 400 problem for a body that is not `{"amount": <cents>}`. */
-const amountOf = validator('json', (value, c) => {
+/** A 400 problem for a body that is not `{"amount": <cents>}`; the edge uses it too. */
+export const amountOf = validator('json', (value, c) => {
   const parsed = Amount.safeParse(value)
   if (parsed.success) return parsed.data
   return c.json({ type: 'about:blank', title: 'Invalid amount', status: 400, detail: z.prettifyError(parsed.error) }, 400, {
@@ -57,6 +57,20 @@ export class Account extends OnceObject {
     const balance = this.balance() + cents
     this.ctx.storage.sql.exec('INSERT INTO ledger (request_id, cents, balance) VALUES (?, ?, ?)', requestId ?? null, cents, balance)
     return balance
+  }
+
+  /**
+   * A payment as a method call (the edge's `onceObject(…, { call })`): the
+   * fastest path, run synchronously with its record in one `transactionSync()`.
+   * A refusal is final, stored and replayed like the app's 409.
+   *
+   * @param cents - the amount, validated at the edge
+   * @returns the new balance, or a 409 `OnceReply` when the balance is short
+   */
+  pay(cents: number): { paid: number; balance: number } | OnceReply {
+    const balance = this.balance()
+    if (balance < cents) return new OnceReply(409, { title: 'Insufficient funds', balance })
+    return { paid: cents, balance: this.deposit(-cents) }
   }
 
   /** The balance (0 for a new account). */

@@ -1,5 +1,8 @@
+import { problemParts } from '../shared/problem.js'
 import { replayFilter, type StoredReply } from '../shared/reply.js'
 import type { OnceCallPolicy } from './once-object-types.js'
+
+const encoder = new TextEncoder()
 
 /**
  * Reads an app's response into the reply the client gets now (every header)
@@ -35,18 +38,106 @@ export async function readReply(
     headers.push(['set-cookie', cookie])
     if (allowed('set-cookie')) kept.push(['set-cookie', cookie])
   }
-  const answer: StoredReply = { status: res.status, headers, body }
-  if (body.byteLength <= policy.maxReplyBytes) return { answer, stored: { status: res.status, headers: kept, body } }
+  return storedForms({ status: res.status, headers, body }, kept, policy, requestId, key)
+}
+
+/**
+ * The reply a method call answers (onceObject()'s `call` option): what
+ * {@link OnceObject} methods return, turned into a reply. A plain value is
+ * the JSON body of a reply with the edge's status; an {@link OnceReply}
+ * chooses its own status and headers.
+ *
+ * @example
+ * // in an OnceObject method: a refusal that is final (recorded, replayed), with the method's writes
+ * if (cents > balance) return new OnceReply(409, { error: 'insufficient funds', balance })
+ */
+export class OnceReply {
+  /**
+   * @param status - the HTTP status (a 5xx, 408 or 429 rolls the method's writes back and leaves the key free)
+   * @param body - any JSON value (`undefined` is sent as `null`)
+   * @param headers - more response headers; `content-type: application/json` is set unless given
+   */
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {}
+}
+
+/**
+ * A method's result as a reply, and its stored form (see {@link readReply}).
+ *
+ * @param result - what the method returned
+ * @param status - the status of a plain value's reply (the edge's `call` option says it)
+ * @param policy - the edge's rules for stored replies
+ * @param requestId - the logical request's id
+ * @param key - the idempotency key ('' for an ungated call)
+ * @returns both forms
+ * @throws TypeError when the result is not JSON (a BigInt, a cycle)
+ * @example
+ * const { answer, stored } = methodReply({ balance: 300 }, 201, policy, requestId, 'dep-1')
+ */
+export function methodReply(
+  result: unknown,
+  status: number,
+  policy: OnceCallPolicy,
+  requestId: string,
+  key: string,
+): { answer: StoredReply; stored: StoredReply } {
+  const own = result instanceof OnceReply ? result : undefined
+  const headers: [string, string][] = []
+  if (own) for (const [name, value] of Object.entries(own.headers)) headers.push([name.toLowerCase(), value])
+  if (!headers.some(([name]) => name === 'content-type')) headers.push(['content-type', 'application/json'])
+  const value = own ? own.body : result
+  const body = encoder.encode(JSON.stringify(value === undefined ? null : value))
+  const allowed = replayFilter(policy.allow && new Set(policy.allow))
+  return storedForms({ status: own ? own.status : status, headers, body }, headers.filter(([name]) => allowed(name)), policy, requestId, key)
+}
+
+/**
+ * The reply stored for duplicates: the kept headers, or a `reply-lost`
+ * problem (saying the request took effect) when the body is over
+ * `maxReplyBytes`.
+ */
+function storedForms(
+  answer: StoredReply,
+  kept: [string, string][],
+  policy: OnceCallPolicy,
+  requestId: string,
+  key: string,
+): { answer: StoredReply; stored: StoredReply } {
+  const { status, body } = answer
+  if (body.byteLength <= policy.maxReplyBytes) return { answer, stored: { status, headers: kept, body } }
   const problem = {
     ...policy.lost,
-    detail: `The request took effect with status ${res.status}, but its reply (${body.byteLength} bytes) exceeds maxReplyBytes (${policy.maxReplyBytes}) and was not stored. It will not run again.`,
+    detail: `The request took effect with status ${status}, but its reply (${body.byteLength} bytes) exceeds maxReplyBytes (${policy.maxReplyBytes}) and was not stored. It will not run again.`,
     idempotency_key: key,
     request_id: requestId,
   }
   const lost: StoredReply = {
     status: policy.lost.status,
     headers: [['content-type', 'application/problem+json']],
-    body: new TextEncoder().encode(JSON.stringify(problem)),
+    body: encoder.encode(JSON.stringify(problem)),
   }
   return { answer, stored: lost }
+}
+
+/**
+ * The reply of a method that threw (or broke the method-call contract):
+ * a `handler-failed` problem; its writes are rolled back.
+ *
+ * @param detail - what went wrong, for the client
+ * @param requestId - the logical request's id
+ * @param key - the idempotency key ('' for an ungated call)
+ * @returns the reply
+ * @example
+ * failedReply('The method deposit threw: Error: ledger exploded', requestId, 'dep-1')
+ */
+export function failedReply(detail: string, requestId: string, key: string): StoredReply {
+  const parts = problemParts('handler-failed', {
+    detail,
+    ...(key === '' ? {} : { idempotencyKey: key }),
+    ...(requestId === '' ? {} : { requestId }),
+  })
+  return { status: parts.status, headers: Object.entries(parts.headers), body: encoder.encode(parts.body) }
 }

@@ -45,6 +45,23 @@ export interface OnceCall {
 }
 
 /**
+ * A method call the edge forwards (onceObject()'s `call` option): the
+ * object runs `this[method](...args)` synchronously, with its record, in
+ * one `transactionSync()`. No Hono app, no `Request`: the fastest path.
+ */
+export interface OnceMethodRequest {
+  /** The name of a method of the OnceObject subclass (not one of OnceObject's own). */
+  method: string
+  /** Its arguments, structured-clone data. */
+  args: unknown[]
+  /** The status of the reply when the method returns a plain value (an `OnceReply` says its own). */
+  status: number
+  /** The identity of a keyed request; absent for one the edge does not gate. */
+  identity?: OnceCallIdentity
+  policy: OnceCallPolicy
+}
+
+/**
  * The object's answer, exactly one of `once()`'s outcomes (DESIGN §3.4):
  * - `new`: the handler ran; its reply is committed with its effect (`committed`), or, for a non-final status, passed on
  *   with the effect rolled back (`committed: false`);
@@ -74,4 +91,5 @@ export interface OnceRecordInfo {
 /** The RPC surface of an {@link OnceObject} that `onceObject()` calls. */
 export interface OnceObjectApi {
   once(call: OnceCall): Promise<OnceAnswer>
+  onceCall(request: OnceMethodRequest): Promise<OnceAnswer>
 }

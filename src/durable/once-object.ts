@@ -2,9 +2,10 @@ import { DurableObject } from 'cloudflare:workers'
 import { v7 as uuidv7 } from 'uuid'
 import { isFinalStatus } from '../shared/applied.js'
 import { OnceRecords, type OnceRow } from './once-object-records.js'
-import { readReply } from './once-object-reply.js'
+import { failedReply, methodReply, readReply } from './once-object-reply.js'
 import { leaseDeclared } from './once-object-route.js'
-import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
+import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceMethodRequest, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
+import { MISCONFIGURED } from './schema.js'
 import type { StoredReply } from './types.js'
 import { Waiters } from '../shared/waiters.js'
 
@@ -51,6 +52,11 @@ class BufferedRequest extends Request {
     return this.text().then((text) => JSON.parse(text) as T)
   }
 }
+
+/** Methods a method call may never name: OnceObject's and the runtime's own. */
+const NOT_CALLABLE: ReadonlySet<string> = new Set([
+  'constructor', 'once', 'onceCall', 'onceRecord', 'fetch', 'alarm', 'webSocketMessage', 'webSocketClose', 'webSocketError',
+])
 
 /** The answer of a free key, before it runs: the request id and attempt it runs as, and the row it replaces. */
 interface Free {
@@ -103,7 +109,11 @@ interface Free {
  * }
  */
 export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env> implements OnceObjectApi {
-  /** The object's Hono app: its routes see the original request's method, path and headers (plus `Once-Request-Id`). */
+  /**
+   * The object's Hono app: its routes see the original request's method, path and headers (plus
+   * `Once-Request-Id`). An object that serves only method calls (onceObject()'s `call` option) declares
+   * `app = new Hono()`, without routes. Abstract, so that `app = new Hono()…` in a subclass needs no `override`.
+   */
   protected abstract readonly app: OnceObjectApp
 
   readonly #records: OnceRecords
@@ -148,6 +158,56 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       const left = deadline - Date.now()
       if (left <= 0) return seen
       await this.#waiters.waitFor(id.lookup, left)
+    }
+  }
+
+  /**
+   * Runs one method call forwarded by `onceObject(stubOf, { call })`: the
+   * named method of the subclass runs synchronously with its record in one
+   * `transactionSync()`, so its SQL writes and the record commit together
+   * (one round trip, no lease, no `Request`, no Hono routing). A keyed call
+   * answers `new`, `replay`, `mismatch` or `in_flight`, as {@link once}
+   * does; an ungated one runs without a record.
+   *
+   * The method returns a JSON value (the body, with the edge's status) or an
+   * `OnceReply` (its own status and headers). A non-final status (5xx, 408,
+   * 429), a throw, or a returned promise (a method that awaits cannot be in
+   * one synchronous transaction) rolls its writes back and leaves the key
+   * free: the client gets that reply, or a `handler-failed` problem.
+   *
+   * @param request - the method, its arguments and the request's identity
+   * @returns the outcome
+   * @throws Error (`hono-once misconfigured: …`) when `method` is not a method of the subclass
+   * @example
+   * const answer = await env.ACCOUNT.get(id).onceCall({ method: 'deposit', args: [100], status: 201, identity, policy })
+   */
+  async onceCall(request: OnceMethodRequest): Promise<OnceAnswer> {
+    const now = Date.now()
+    this.#records.sweep(now)
+    const method = this.#methodOf(request.method)
+    const id = request.identity
+    if (!id) {
+      try {
+        return { kind: 'plain', reply: this.ctx.storage.transactionSync(() => this.#invoke(method, request, '', '').answer) }
+      } catch (err) {
+        if (err instanceof Rollback) return { kind: 'plain', reply: err.answer }
+        throw err
+      }
+    }
+    let free: Free | undefined
+    try {
+      return this.ctx.storage.transactionSync((): OnceAnswer => {
+        const seen = this.#classify(id, now)
+        if (seen.kind !== 'free') return seen
+        free = seen
+        const { answer, stored } = this.#invoke(method, request, seen.requestId, id.key)
+        const expiresAt = now + request.policy.ttlMs
+        this.#records.commit(id.lookup, seen.row, id.fingerprint, seen.requestId, seen.attempt, stored, expiresAt)
+        return { kind: 'new', requestId: seen.requestId, reply: answer, committed: true, expiresAt }
+      })
+    } catch (err) {
+      if (!(err instanceof Rollback) || !free) throw err
+      return this.#rolledBack(request.policy, id, free, err.answer)
     }
   }
 
@@ -216,11 +276,66 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       return await running
     } catch (err) {
       if (!(err instanceof Rollback) || !free) throw err
-      // Nothing took effect. The key keeps its fingerprint (422 for another body) and its request id for the retry.
-      const expiresAt = Date.now() + call.policy.ttlMs
-      this.#records.hold(id.lookup, free.row, id.fingerprint, free.requestId, free.attempt, null, expiresAt)
-      return { kind: 'new', requestId: free.requestId, reply: err.answer, committed: false, expiresAt }
+      return this.#rolledBack(call.policy, id, free, err.answer)
     }
+  }
+
+  /**
+   * After a rollback nothing took effect: the key keeps its fingerprint (422 for another body) and its request
+   * id for the retry, and the client gets the reply that caused the rollback.
+   */
+  #rolledBack(policy: OnceCall['policy'], id: OnceCallIdentity, free: Free, reply: StoredReply): OnceAnswer {
+    const expiresAt = Date.now() + policy.ttlMs
+    this.#records.hold(id.lookup, free.row, id.fingerprint, free.requestId, free.attempt, null, expiresAt)
+    return { kind: 'new', requestId: free.requestId, reply, committed: false, expiresAt }
+  }
+
+  /** The subclass's method called `name`, or a misconfiguration error naming it. */
+  #methodOf(name: string): (...args: unknown[]) => unknown {
+    let proto: object | null = Object.getPrototypeOf(this) as object | null
+    if (typeof name === 'string' && !NOT_CALLABLE.has(name)) {
+      // Only methods the subclass (or a class between it and OnceObject) declares: never OnceObject's or DurableObject's.
+      while (proto && proto !== OnceObject.prototype) {
+        const found = Object.getOwnPropertyDescriptor(proto, name)
+        if (found) {
+          if (typeof found.value === 'function') return found.value as (...args: unknown[]) => unknown
+          break
+        }
+        proto = Object.getPrototypeOf(proto) as object | null
+      }
+    }
+    throw new Error(`${MISCONFIGURED} ${this.constructor.name} has no method ${JSON.stringify(name)} that onceObject()'s call option may name (a method the subclass declares, not one of OnceObject's)`)
+  }
+
+  /** Runs a method call inside the caller's `transactionSync()`: its reply, or a Rollback for a non-final one. */
+  #invoke(method: (...args: unknown[]) => unknown, request: OnceMethodRequest, requestId: string, key: string): { answer: StoredReply; stored: StoredReply } {
+    const name = JSON.stringify(request.method)
+    let result: unknown
+    try {
+      result = method.apply(this, request.args)
+    } catch (err) {
+      console.error(`hono-once: the OnceObject method ${name} threw; its writes are rolled back`, err)
+      throw new Rollback(failedReply(`The method ${name} threw: ${String(err)}. Nothing was applied.`, requestId, key))
+    }
+    if (typeof (result as { then?: unknown } | null)?.then === 'function') {
+      ;(result as Promise<unknown>).then(undefined, () => {})
+      console.error(`hono-once: the OnceObject method ${name} returned a promise; a method call runs in one synchronous transaction`)
+      throw new Rollback(
+        failedReply(
+          `The method ${name} returned a promise: a method call runs synchronously in one transaction. Make it synchronous, or serve it through the object's app (with onceRoute({ lease: true }) if it calls out). Nothing was applied.`,
+          requestId,
+          key,
+        ),
+      )
+    }
+    let reply: { answer: StoredReply; stored: StoredReply }
+    try {
+      reply = methodReply(result, request.status, request.policy, requestId, key)
+    } catch (err) {
+      throw new Rollback(failedReply(`The method ${name} returned a value that is not JSON: ${String(err)}. Nothing was applied.`, requestId, key))
+    }
+    if (!isFinalStatus(reply.answer.status)) throw new Rollback(reply.answer)
+    return reply
   }
 
   /**

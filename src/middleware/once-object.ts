@@ -1,6 +1,6 @@
 import type { Context, Env, MiddlewareHandler } from 'hono'
 import type { OnceObject } from '../durable/once-object.js'
-import type { OnceAnswer, OnceCall, OnceCallPolicy, OnceObjectApi } from '../durable/once-object-types.js'
+import type { OnceAnswer, OnceCall, OnceCallPolicy, OnceMethodRequest, OnceObjectApi } from '../durable/once-object-types.js'
 import type { StoredReply } from '../durable/types.js'
 import { optionsError } from '../shared/options.js'
 import { resolveConfig } from './config.js'
@@ -14,10 +14,56 @@ import { replayFilter, replayResponse } from '../shared/reply.js'
 import { rpcFault, rpcProblem, type Namespace } from './rpc.js'
 
 /**
- * Options of {@link onceObject}: the ones of `once()` that apply when the
- * record lives in the object itself. Defaults as in `once()`.
+ * The methods an `OnceObject` subclass `T` declares itself, which a method
+ * call may name (not `once`, `onceCall`, `onceRecord`, `fetch`, `alarm`).
  */
-export type OnceObjectOptions = Pick<
+export type OnceMethodName<T> = Exclude<
+  { [K in keyof T]-?: T[K] extends (...args: never[]) => unknown ? K : never }[keyof T],
+  keyof OnceObject<unknown> | 'alarm' | 'webSocketMessage' | 'webSocketClose' | 'webSocketError'
+> &
+  string
+
+/**
+ * What onceObject()'s `call` option answers for a request: the method of the
+ * object to run, its arguments (structured-clone data) and the status of its
+ * reply (default 200; a method that returns an `OnceReply` sets its own).
+ * Checked against the class's methods when `onceObject<E, Account>()` names
+ * the class (TypeScript cannot infer it from a stub); any name otherwise,
+ * checked by the object at run time (a 500 `misconfigured` for a bad one).
+ *
+ * @example
+ * const deposit: OnceMethodCall<Account> = { method: 'deposit', args: [100], status: 201 }
+ */
+export type OnceMethodCall<T> = [OnceMethodName<T>] extends [never]
+  ? { method: string; args: unknown[]; status?: number }
+  : {
+      [M in OnceMethodName<T>]: { method: M; args: T[M] extends (...args: infer A) => unknown ? A : never; status?: number }
+    }[OnceMethodName<T>]
+
+/**
+ * Options of {@link onceObject}: the ones of `once()` that apply when the
+ * record lives in the object itself (defaults as in `once()`), and `call`.
+ *
+ * `call` turns a request into a **method call**: instead of forwarding the
+ * request to the object's Hono app, the edge names a synchronous method of
+ * the object and its arguments, parsed here; the object runs it with its
+ * record in one `transactionSync()` and answers its result as JSON. This is
+ * the fastest path (no `Request`, no routing, no async transaction in the
+ * object); the fingerprint is still of the request itself (method, path,
+ * body).
+ *
+ * @example
+ * app.post('/accounts/:id/deposits', onceObject(account, {
+ *   call: async (c) => ({ method: 'deposit', args: [(await c.req.json<{ amount: number }>()).amount], status: 201 }),
+ * }))
+ */
+export type OnceObjectOptions<E extends Env = Env, T = OnceObject<unknown>> = OnceObjectOnceOptions & {
+  /** Runs a method of the object instead of its app (see above); a throw here propagates to Hono's error handling. */
+  call?: (c: Context<E>) => OnceMethodCall<T> | Promise<OnceMethodCall<T>>
+}
+
+/** The options of `once()` that {@link onceObject} takes. */
+export type OnceObjectOnceOptions = Pick<
   OnceOptions,
   | 'methods'
   | 'required'
@@ -38,9 +84,10 @@ export type OnceObjectOptions = Pick<
  * subclass. Typed by the class, not by the stub's shape: the generated stub
  * type is too deep for the checker to compare.
  */
-export type OnceObjectStub<T extends OnceObject<never> = OnceObject<never>> = DurableObjectStub<T>
+export type OnceObjectStub<T extends OnceObject<unknown> = OnceObject<unknown>> = DurableObjectStub<T>
 
 const ALLOWED: ReadonlySet<string> = new Set<keyof OnceObjectOptions>([
+  'call',
   'methods',
   'required',
   'scope',
@@ -93,18 +140,20 @@ const KEY_ERRORS = {
  * const app = new Hono<{ Bindings: Bindings }>()
  * app.post('/accounts/:id/*', onceObject(account))
  */
-export function onceObject<E extends Env, T extends OnceObject<never>>(
+export function onceObject<E extends Env, T extends OnceObject<unknown>>(
   stubOf: (c: Context<E>) => OnceObjectStub<T>,
-  options: OnceObjectOptions = {},
+  options: OnceObjectOptions<E, T> = {},
 ): MiddlewareHandler<E> {
   if (typeof stubOf !== 'function') throw optionsError('onceObject()', ['stubOf: expected a function that returns the stub of an OnceObject'])
-  validateOptions(options, 'onceObject()')
+  const { call: methodOf, ...onceOptions } = options ?? {}
+  if (methodOf !== undefined && typeof methodOf !== 'function') throw optionsError('onceObject()', ['call: expected a function (c) => ({ method, args, status? })'])
+  validateOptions(onceOptions, 'onceObject()')
   const foreign = Object.keys(options ?? {}).filter((k) => !ALLOWED.has(k))
   if (foreign.length > 0) throw optionsError('onceObject()', foreign.map((k) => `${k}: not an option of onceObject() (the record lives in the object)`))
   // once()'s front half finds "its" stable area through the namespace option; here the records live in the
   // object, so the namespace is an anchor only: one reply cache per onceObject() instance hangs off it.
   const anchor = { idFromName: () => { throw new Error('hono-once: onceObject() has no StableArea') } } as unknown as Namespace
-  const config = resolveConfig({ ...options, namespace: () => anchor })
+  const config = resolveConfig({ ...onceOptions, namespace: () => anchor })
   const cache = config.cacheFor(anchor)
   let policy: OnceCallPolicy | undefined
 
@@ -117,14 +166,42 @@ export function onceObject<E extends Env, T extends OnceObject<never>>(
     }
   }
 
+  /** Sends a request or a method call to the object. */
+  const send = (stub: OnceObjectApi, request: OnceCall | OnceMethodRequest): Promise<OnceAnswer> =>
+    'args' in request ? stub.onceCall(request) : stub.once(request)
+
   /** Calls the object once, and once more through a fresh stub when the runtime says that may pass (the key makes it safe). */
-  const call = async (c: Context<E>, stub: OnceObjectApi, request: OnceCall): Promise<OnceAnswer> => {
+  const call = async (c: Context<E>, stub: OnceObjectApi, request: OnceCall | OnceMethodRequest): Promise<OnceAnswer> => {
     try {
-      return await stub.once(request)
+      return await send(stub, request)
     } catch (err) {
       if (rpcFault(err) !== 'retryable') throw err
-      return connect(c).once(request)
+      return send(connect(c), request)
     }
+  }
+
+  /**
+   * What the object is asked to do: run its app on the request, or, with the `call` option, one of its methods
+   * (a Response when the option's answer is not a method call).
+   */
+  const requestOf = async (c: Context<E>, body: Uint8Array, identity: OnceCall['identity']): Promise<OnceCall | OnceMethodRequest | Response> => {
+    const policy = await policyOf()
+    if (!methodOf) {
+      const request: OnceCall = { method: c.req.method, url: c.req.url, headers: [...c.req.raw.headers], body, policy }
+      if (identity) request.identity = identity
+      return request
+    }
+    const target = (await methodOf(c)) as { method?: unknown; args?: unknown; status?: unknown } | null | undefined
+    const status = target?.status ?? 200
+    if (typeof target?.method !== 'string' || !Array.isArray(target.args) || typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) {
+      return problem('misconfigured', {
+        detail: 'The call option of onceObject() must return { method: string, args: unknown[], status?: 200–599 }.',
+        instance: c.req.path,
+      })
+    }
+    const request: OnceMethodRequest = { method: target.method, args: target.args as unknown[], status, policy }
+    if (identity) request.identity = identity
+    return request
   }
 
   /** The same for every request of this onceObject(): built once. */
@@ -178,14 +255,8 @@ export function onceObject<E extends Env, T extends OnceObject<never>>(
     const hit = cache?.get(lookup, Date.now())
     if (hit) return hit.fingerprint === fingerprint ? replayResponse(hit.reply) : mismatch(hit.requestId)
 
-    const request: OnceCall = {
-      method: c.req.method,
-      url: c.req.url,
-      headers: [...c.req.raw.headers],
-      body: id.body,
-      identity: { key, lookup: id.lookup, fingerprint },
-      policy: await policyOf(),
-    }
+    const request = await requestOf(c, id.body, { key, lookup: id.lookup, fingerprint })
+    if (request instanceof Response) return request
     let answer: OnceAnswer
     try {
       answer = await call(c, stub, request)
@@ -222,16 +293,10 @@ export function onceObject<E extends Env, T extends OnceObject<never>>(
 
   const plain = async (c: Context<E>): Promise<Response> => {
     const bodyless = c.req.method === 'GET' || c.req.method === 'HEAD'
-    const request: OnceCall = {
-      method: c.req.method,
-      url: c.req.url,
-      headers: [...c.req.raw.headers],
-      body: new Uint8Array(),
-      policy: await policyOf(),
-    }
+    let body = new Uint8Array()
     if (!bodyless) {
       try {
-        request.body = new Uint8Array(await c.req.arrayBuffer())
+        body = new Uint8Array(await c.req.arrayBuffer())
       } catch (err) {
         // hono before 4.10 errors the stream of a chunked body past maxBodyBytes instead of answering itself.
         if (err instanceof Error && err.name === 'BodyLimitError') {
@@ -240,6 +305,8 @@ export function onceObject<E extends Env, T extends OnceObject<never>>(
         throw err
       }
     }
+    const request = await requestOf(c, body, undefined)
+    if (request instanceof Response) return request
     try {
       const answer = await call(c, connect(c), request)
       return fresh(answer.kind === 'plain' || answer.kind === 'new' ? answer.reply : NO_REPLY)

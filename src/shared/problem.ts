@@ -115,6 +115,22 @@ export interface ProblemInit {
  * problem('sequence-gap', { detail: 'Need 3 first.', instance: '/accounts/a1', requestId, expectedSequence: 3 })
  */
 export function problem(kind: ProblemKind, init: ProblemInit): Response {
+  const { status, headers, body } = problemParts(kind, init)
+  return new Response(body, { status, headers })
+}
+
+/**
+ * The same problem as {@link problem}, as its parts rather than a
+ * `Response`: for code that must have the bytes synchronously (a Durable
+ * Object building a stored reply inside `transactionSync()`).
+ *
+ * @param kind - which problem
+ * @param init - as for {@link problem}
+ * @returns status, headers (lower-case names) and the JSON body text
+ * @example
+ * const { status, headers, body } = problemParts('handler-failed', { detail: 'The method deposit threw: …' })
+ */
+export function problemParts(kind: ProblemKind, init: ProblemInit): { status: number; headers: Record<string, string>; body: string } {
   const [status, title, retryable] = PROBLEMS[kind]
   const body: ProblemDetails = {
     type: PROBLEM_BASE + kind,
@@ -131,5 +147,5 @@ export function problem(kind: ProblemKind, init: ProblemInit): Response {
     body.expected_sequence = init.expectedSequence
     headers[ONCE_HEADERS.expectedSequence] = String(init.expectedSequence)
   }
-  return new Response(JSON.stringify(body), { status, headers })
+  return { status, headers, body: JSON.stringify(body) }
 }

@@ -9,7 +9,7 @@ import { createOnceFetch, onceInfo } from '../../src/client/index.js'
 import { app } from '../../examples/bank-object/worker.js'
 
 const account = () => `acct-${crypto.randomUUID()}`
-const post = (id: string, what: 'deposits' | 'withdrawals', key: string, body: unknown) =>
+const post = (id: string, what: 'deposits' | 'withdrawals' | 'payments', key: string, body: unknown) =>
   app.request(
     `/accounts/${id}/${what}`,
     { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': `"${key}"` }, body: JSON.stringify(body) },
@@ -46,6 +46,22 @@ describe('bank with OnceObject accounts', () => {
     const id = account()
     expect((await post(id, 'deposits', 'bad', { amount: -1 })).status).toBe(400)
     expect(await stub(id).deposit(7)).toBe(7)
+  })
+
+  it('applies a payment (a method call) once, and stores its refusal as final', async () => {
+    const id = account()
+    expect((await post(id, 'payments', 'p-0', { amount: 500 })).status).toBe(409)
+    await post(id, 'deposits', 'dep-1', { amount: 100 })
+    const paid = await post(id, 'payments', 'p-1', { amount: 30 })
+    expect(paid.status).toBe(201)
+    expect(await paid.json()).toEqual({ paid: 30, balance: 70 })
+    const again = await post(id, 'payments', 'p-1', { amount: 30 })
+    expect(again.headers.get('idempotent-replayed')).toBe('true')
+    expect(await again.json()).toEqual({ paid: 30, balance: 70 })
+    // The refusal was decided once: replayed even now that the balance would allow it.
+    expect((await post(id, 'payments', 'p-0', { amount: 500 })).status).toBe(409)
+    expect((await post(id, 'payments', 'bad', { amount: -5 })).status).toBe(400)
+    expect(await stub(id).balance()).toBe(70)
   })
 
   it('works with hono-once/client unchanged: a lost answer is retried with the same key and replayed', async () => {

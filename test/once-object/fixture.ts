@@ -5,10 +5,10 @@
  * chooses a fault, injected after the effect.
  */
 import { Hono } from 'hono'
-import { OnceObject, onceRoute } from '../../src/index.js'
+import { OnceObject, OnceReply, onceRoute } from '../../src/index.js'
 
 /** What a deposit is told to do (header `x-mode`). */
-export type Mode = 'ok' | 'fail' | 'throw' | 'bad-request' | 'abort' | 'abort-now' | 'abort-after'
+export type Mode = 'ok' | 'fail' | 'throw' | 'bad-request' | 'abort' | 'abort-now' | 'abort-after' | 'refuse' | 'async' | 'bigint'
 
 export class OnceAccount extends OnceObject {
   readonly #gates = new Map<string, { promise: Promise<void>; open: () => void }>()
@@ -82,6 +82,25 @@ export class OnceAccount extends OnceObject {
   /** Resets the object, as a crash or an eviction would: memory is gone, storage stays. */
   restart(): void {
     this.ctx.abort('test: restart')
+  }
+
+  /**
+   * The deposit as a method call (onceObject()'s `call` option): the same
+   * ledger row and faults as the app's route, run synchronously with its
+   * record. `key` is the Idempotency-Key header as sent.
+   */
+  depositCall(amount: number, key: string, mode: Mode | undefined, replyBytes: number): unknown {
+    if (mode === 'bad-request') return new OnceReply(400, { error: 'refused before any effect' })
+    this.ctx.storage.sql.exec('INSERT INTO effects (key, request_id, amount) VALUES (?, NULL, ?)', key, amount)
+    if (mode === 'fail') return new OnceReply(503, { error: 'ledger unavailable' }, { 'retry-after': '1' })
+    if (mode === 'throw') throw new Error('ledger exploded')
+    if (mode === 'bigint') return { balance: BigInt(this.balance()) }
+    // A final refusal after a write: the write commits with the record, and the refusal is replayed.
+    if (mode === 'refuse') return new OnceReply(409, { error: 'limit reached' }, { 'x-ledger': 'main', 'set-cookie': 'session=abc' })
+    if (mode === 'async') return Promise.resolve({ late: true })
+    if (mode === 'abort-now') this.ctx.abort('test: crash after the effect')
+    if (mode === 'abort-after') setTimeout(() => this.ctx.abort('test: crash after the reply'), 0)
+    return { key, amount, balance: this.balance(), pad: 'p'.repeat(replyBytes) }
   }
 
   /** A plain RPC deposit, no idempotency: the floor the bench compares with. */

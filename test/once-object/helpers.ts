@@ -36,6 +36,21 @@ export function edge(options: OnceObjectOptions = {}) {
   return { app, send }
 }
 
+/**
+ * The edge with method calls: the deposit runs as `depositCall`, its
+ * arguments taken from the request (body, key, `x-mode`, `x-reply-bytes`).
+ */
+export function callEdge(options: OnceObjectOptions = {}) {
+  return edge({
+    ...options,
+    call: async (c) => ({
+      method: 'depositCall',
+      args: [(await c.req.json<{ amount: number }>()).amount, c.req.header('idempotency-key') ?? '', c.req.header('x-mode'), Number(c.req.header('x-reply-bytes') ?? 0)],
+      status: 201,
+    }),
+  })
+}
+
 /** How many times `key`'s request took effect in `account`. */
 export const effects = (account: string, key: string): Promise<number> => stubOf(account).effects(`"${key}"`)
 

@@ -1,0 +1,191 @@
+/**
+ * Method calls (onceObject()'s `call` option): the edge names a synchronous
+ * method of the object and its arguments, and the object runs it with its
+ * record in one `transactionSync()`. The same contract as the app path:
+ * replay byte for byte, one effect under concurrent duplicates, 422, what is
+ * final commits and what is not rolls back, a crash between effect and
+ * record leaves both or neither. Effects are counted in the object's ledger.
+ */
+import { env } from 'cloudflare:workers'
+import { type Context, Hono } from 'hono'
+import { describe, expect, it } from 'vitest'
+import { onceObject, PROBLEM_BASE } from '../../src/index.js'
+import type { OnceAccount } from './fixture.js'
+import { callEdge, edge, effects, inside, newAccount, newKey, problemOf, recordOf } from './helpers.js'
+
+describe('method calls: replay and duplicates', () => {
+  it.each([
+    ['the isolate cache', undefined],
+    ['the object', false as const],
+  ])('runs the method once and replays its JSON reply byte for byte from %s', async (_name, replayCache) => {
+    const { send } = callEdge({ replayCache })
+    const a = newAccount()
+    const k = newKey()
+    const first = await send(a, k, { body: { amount: 250 } })
+    expect(first.status).toBe(201)
+    expect(first.headers.get('content-type')).toBe('application/json')
+    const body = await first.text()
+    expect(JSON.parse(body)).toEqual({ key: `"${k}"`, amount: 250, balance: 250, pad: '' })
+    for (let i = 0; i < 3; i++) {
+      const again = await send(a, k, { body: { amount: 250 } })
+      expect(again.status).toBe(201)
+      expect(await again.text()).toBe(body)
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+    }
+    expect(await effects(a, k)).toBe(1)
+    expect(await recordOf(a, k)).toMatchObject({ state: 'committed', status: 201, attempt: 1 })
+  })
+
+  it('concurrent duplicates: one effect, one fresh answer, every other a replay of it', async () => {
+    const { send } = callEdge({ replayCache: false })
+    const a = newAccount()
+    const k = newKey()
+    const all = await Promise.all(Array.from({ length: 12 }, () => send(a, k)))
+    expect(all.map((r) => r.status)).toEqual(Array(12).fill(201))
+    expect(new Set(await Promise.all(all.map((r) => r.text()))).size).toBe(1)
+    expect(all.filter((r) => r.headers.get('idempotent-replayed') === null)).toHaveLength(1)
+    expect(await effects(a, k)).toBe(1)
+  })
+
+  it('answers 422 for the key reused with another body, from the object and from the cache', async () => {
+    for (const replayCache of [false, undefined] as const) {
+      const { send } = callEdge({ replayCache })
+      const a = newAccount()
+      const k = newKey()
+      expect((await send(a, k, { body: { amount: 1 } })).status).toBe(201)
+      const reused = await send(a, k, { body: { amount: 2 } })
+      expect(reused.status).toBe(422)
+      expect(await problemOf(reused)).toMatchObject({ type: `${PROBLEM_BASE}key-reused`, idempotency_key: k })
+      expect(await effects(a, k)).toBe(1)
+    }
+  })
+
+  it('shares records with the app path: a key used there is replayed, or 422, here', async () => {
+    const a = newAccount()
+    const k = newKey()
+    expect((await edge().send(a, k)).status).toBe(201)
+    // Same method, path and body: the same request, whichever path runs it.
+    const again = await callEdge({ replayCache: false }).send(a, k)
+    expect(again.status).toBe(201)
+    expect(again.headers.get('idempotent-replayed')).toBe('true')
+    expect((await callEdge({ replayCache: false }).send(a, k, { body: { amount: 5 } })).status).toBe(422)
+    expect(await effects(a, k)).toBe(1)
+  })
+
+  it('runs a request without a key (required: false) without a record, every time', async () => {
+    const { send } = callEdge({ required: false })
+    const a = newAccount()
+    expect((await send(a, undefined)).status).toBe(201)
+    expect((await send(a, undefined)).status).toBe(201)
+    expect(await inside(a, (_sql, obj: OnceAccount) => obj.balance())).toBe(200)
+    expect(await inside(a, (sql) => sql.exec('SELECT count(*) AS n FROM once_records').one().n)).toBe(0)
+  })
+})
+
+describe('method calls: what is final commits with the record, the rest rolls back', () => {
+  it.each([
+    ['a returned 5xx OnceReply', 'fail', 503, undefined],
+    ['a throw', 'throw', 500, /depositCall.*threw.*ledger exploded/],
+    ['a returned promise (the method awaits)', 'async', 500, /returned a promise/],
+    ['a reply that is not JSON', 'bigint', 500, /not JSON/],
+  ] as const)('rolls the write back after %s, leaves the key free, and a retry runs once', async (_name, mode, status, detail) => {
+    const { send } = callEdge()
+    const a = newAccount()
+    const k = newKey()
+    const failed = await send(a, k, { mode })
+    expect(failed.status).toBe(status)
+    if (detail) expect(await problemOf(failed)).toMatchObject({ type: `${PROBLEM_BASE}handler-failed`, idempotency_key: k, detail: expect.stringMatching(detail) })
+    else expect(failed.headers.get('retry-after')).toBe('1')
+    // The method wrote its ledger row before failing: the row went with the transaction.
+    expect(await effects(a, k)).toBe(0)
+    expect(await recordOf(a, k)).toMatchObject({ state: 'released', attempt: 1 })
+    const retry = await send(a, k)
+    expect(retry.status).toBe(201)
+    expect(await effects(a, k)).toBe(1)
+    expect(await recordOf(a, k)).toMatchObject({ state: 'committed', attempt: 2 })
+  })
+
+  it('commits a final refusal (an OnceReply 4xx) with the write before it, and replays it with its headers', async () => {
+    const { send } = callEdge({ replayCache: false })
+    const a = newAccount()
+    const k = newKey()
+    const refused = await send(a, k, { mode: 'refuse' })
+    expect(refused.status).toBe(409)
+    expect(refused.headers.get('set-cookie')).toBe('session=abc')
+    const body = await refused.text()
+    const again = await send(a, k, { mode: 'ok' })
+    expect(again.status).toBe(409)
+    expect(await again.text()).toBe(body)
+    expect(again.headers.get('x-ledger')).toBe('main')
+    expect(again.headers.get('set-cookie')).toBeNull()
+    expect(await effects(a, k)).toBe(1)
+  })
+
+  it('stores a reply over maxReplyBytes as reply-lost, and never runs again', async () => {
+    const { send } = callEdge({ maxReplyBytes: 10, replayCache: false })
+    const a = newAccount()
+    const k = newKey()
+    expect((await send(a, k)).status).toBe(201)
+    const again = await send(a, k)
+    expect(again.status).toBe(500)
+    expect(await problemOf(again)).toMatchObject({ type: `${PROBLEM_BASE}reply-lost` })
+    expect(await effects(a, k)).toBe(1)
+  })
+
+  it('over 40 crashes between the write and the reply, the effect and its record are both there or both gone', async () => {
+    const { send } = callEdge({ replayCache: false })
+    const seen = { both: 0, neither: 0 }
+    for (let i = 0; i < 40; i++) {
+      const a = newAccount()
+      const k = newKey()
+      const res = await send(a, k, { mode: i % 2 === 0 ? 'abort-now' : 'abort-after' })
+      expect([201, 503]).toContain(res.status)
+      const n = await effects(a, k)
+      const committed = (await recordOf(a, k))?.state === 'committed'
+      expect(n).toBe(committed ? 1 : 0)
+      seen[committed ? 'both' : 'neither']++
+      let retry = await send(a, k)
+      for (let j = 0; retry.status === 503 && j < 10; j++) retry = await send(a, k)
+      expect(retry.status).toBe(201)
+      expect(await effects(a, k)).toBe(1)
+    }
+    expect(seen.neither).toBeGreaterThan(0)
+    expect(seen.both).toBeGreaterThan(0)
+  })
+})
+
+describe('method calls: configuration', () => {
+  it('refuses a call option that is not a function, at start-up', () => {
+    const stub = () => env.ONCE_ACCOUNT.get(env.ONCE_ACCOUNT.idFromName('x'))
+    expect(() => onceObject(stub, { call: 'deposit' } as never)).toThrow(/onceObject\(\).*call: expected a function/)
+  })
+
+  it.each([
+    ['no such method', { method: 'withdraw', args: [] }, /has no method "withdraw"/],
+    ["one of OnceObject's own", { method: 'once', args: [] }, /has no method "once"/],
+    ['the runtime fetch handler', { method: 'fetch', args: [] }, /has no method "fetch"/],
+    ['a constructor', { method: 'constructor', args: [] }, /has no method "constructor"/],
+    ['args that are not an array', { method: 'depositCall', args: 5 }, /must return \{ method/],
+    ['a status out of range', { method: 'depositCall', args: [], status: 99 }, /must return \{ method/],
+    ['nothing', undefined, /must return \{ method/],
+  ])('answers 500 misconfigured for %s, and runs nothing', async (_name, answer, detail) => {
+    const app = new Hono<{ Bindings: Cloudflare.Env }>()
+    const a = newAccount()
+    app.post('/x', onceObject((c: Context) => env.ONCE_ACCOUNT.get(env.ONCE_ACCOUNT.idFromName(a)), { call: () => answer as never }))
+    const res = await app.request('/x', { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"` }, body: '{}' }, env)
+    expect(res.status).toBe(500)
+    expect(await problemOf(res)).toMatchObject({ type: `${PROBLEM_BASE}misconfigured`, retryable: false, detail: expect.stringMatching(detail) })
+    expect(await inside(a, (_sql, obj: OnceAccount) => obj.balance())).toBe(0)
+  })
+
+  it('checks method names and arguments at compile time when the class is named', () => {
+    const stub = (c: Context<{ Bindings: Cloudflare.Env }>) => c.env.ONCE_ACCOUNT.get(c.env.ONCE_ACCOUNT.idFromName('x'))
+    onceObject<{ Bindings: Cloudflare.Env }, OnceAccount>(stub, { call: () => ({ method: 'depositCall', args: [1, 'k', 'ok', 0] }) })
+    // @ts-expect-error -- not a method of OnceAccount
+    onceObject<{ Bindings: Cloudflare.Env }, OnceAccount>(stub, { call: () => ({ method: 'withdraw', args: [] }) })
+    // @ts-expect-error -- depositCall takes (amount, key, mode, replyBytes)
+    onceObject<{ Bindings: Cloudflare.Env }, OnceAccount>(stub, { call: () => ({ method: 'depositCall', args: ['1'] }) })
+    // @ts-expect-error -- OnceObject's own methods are not method calls
+    onceObject<{ Bindings: Cloudflare.Env }, OnceAccount>(stub, { call: () => ({ method: 'once', args: [] }) })
+  })
+})
