@@ -5,6 +5,19 @@ import type { OnceCallPolicy } from './once-object-types.js'
 const encoder = new TextEncoder()
 
 /**
+ * Thrown inside a transaction to roll the app's (or a method's) writes back;
+ * carries the reply the client still gets.
+ *
+ * @example
+ * if (!isFinalStatus(answer.status)) throw new Rollback(answer)
+ */
+export class Rollback extends Error {
+  constructor(readonly answer: StoredReply) {
+    super('hono-once: a non-final answer; its writes are rolled back')
+  }
+}
+
+/**
  * Reads an app's response into the reply the client gets now (every header)
  * and the reply that is stored for duplicates (the headers the policy lets
  * through; a body over `maxReplyBytes` replaced by a `reply-lost` problem

@@ -2,10 +2,10 @@ import { DurableObject } from 'cloudflare:workers'
 import { v7 as uuidv7 } from 'uuid'
 import { isFinalStatus } from '../shared/applied.js'
 import { OnceRecords, type OnceRow } from './once-object-records.js'
-import { failedReply, methodReply, readReply } from './once-object-reply.js'
+import { findMethod, runMethod } from './once-object-method.js'
+import { readReply, Rollback } from './once-object-reply.js'
 import { leaseDeclared } from './once-object-route.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceMethodRequest, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
-import { MISCONFIGURED } from './schema.js'
 import type { StoredReply } from './types.js'
 import { Waiters } from '../shared/waiters.js'
 
@@ -18,12 +18,6 @@ export interface OnceObjectApp {
   router: { match(method: string, path: string): unknown }
 }
 
-/** Thrown inside the transaction to roll the app's writes back; carries the reply the client still gets. */
-class Rollback extends Error {
-  constructor(readonly answer: StoredReply) {
-    super('hono-once: a non-final answer; its writes are rolled back')
-  }
-}
 
 const decoder = new TextDecoder()
 
@@ -53,10 +47,6 @@ class BufferedRequest extends Request {
   }
 }
 
-/** Methods a method call may never name: OnceObject's and the runtime's own. */
-const NOT_CALLABLE: ReadonlySet<string> = new Set([
-  'constructor', 'once', 'onceCall', 'onceRecord', 'fetch', 'alarm', 'webSocketMessage', 'webSocketClose', 'webSocketError',
-])
 
 /** The answer of a free key, before it runs: the request id and attempt it runs as, and the row it replaces. */
 interface Free {
@@ -184,11 +174,11 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
   async onceCall(request: OnceMethodRequest): Promise<OnceAnswer> {
     const now = Date.now()
     this.#records.sweep(now)
-    const method = this.#methodOf(request.method)
+    const method = findMethod(this, OnceObject.prototype, request.method)
     const id = request.identity
     if (!id) {
       try {
-        return { kind: 'plain', reply: this.ctx.storage.transactionSync(() => this.#invoke(method, request, '', '').answer) }
+        return { kind: 'plain', reply: this.ctx.storage.transactionSync(() => runMethod(this, method, request, '', '').answer) }
       } catch (err) {
         if (err instanceof Rollback) return { kind: 'plain', reply: err.answer }
         throw err
@@ -200,7 +190,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
         const seen = this.#classify(id, now)
         if (seen.kind !== 'free') return seen
         free = seen
-        const { answer, stored } = this.#invoke(method, request, seen.requestId, id.key)
+        const { answer, stored } = runMethod(this, method, request, seen.requestId, id.key)
         const expiresAt = now + request.policy.ttlMs
         this.#records.commit(id.lookup, seen.row, id.fingerprint, seen.requestId, seen.attempt, stored, expiresAt)
         return { kind: 'new', requestId: seen.requestId, reply: answer, committed: true, expiresAt }
@@ -290,53 +280,6 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     return { kind: 'new', requestId: free.requestId, reply, committed: false, expiresAt }
   }
 
-  /** The subclass's method called `name`, or a misconfiguration error naming it. */
-  #methodOf(name: string): (...args: unknown[]) => unknown {
-    let proto: object | null = Object.getPrototypeOf(this) as object | null
-    if (typeof name === 'string' && !NOT_CALLABLE.has(name)) {
-      // Only methods the subclass (or a class between it and OnceObject) declares: never OnceObject's or DurableObject's.
-      while (proto && proto !== OnceObject.prototype) {
-        const found = Object.getOwnPropertyDescriptor(proto, name)
-        if (found) {
-          if (typeof found.value === 'function') return found.value as (...args: unknown[]) => unknown
-          break
-        }
-        proto = Object.getPrototypeOf(proto) as object | null
-      }
-    }
-    throw new Error(`${MISCONFIGURED} ${this.constructor.name} has no method ${JSON.stringify(name)} that onceObject()'s call option may name (a method the subclass declares, not one of OnceObject's)`)
-  }
-
-  /** Runs a method call inside the caller's `transactionSync()`: its reply, or a Rollback for a non-final one. */
-  #invoke(method: (...args: unknown[]) => unknown, request: OnceMethodRequest, requestId: string, key: string): { answer: StoredReply; stored: StoredReply } {
-    const name = JSON.stringify(request.method)
-    let result: unknown
-    try {
-      result = method.apply(this, request.args)
-    } catch (err) {
-      console.error(`hono-once: the OnceObject method ${name} threw; its writes are rolled back`, err)
-      throw new Rollback(failedReply(`The method ${name} threw: ${String(err)}. Nothing was applied.`, requestId, key))
-    }
-    if (typeof (result as { then?: unknown } | null)?.then === 'function') {
-      ;(result as Promise<unknown>).then(undefined, () => {})
-      console.error(`hono-once: the OnceObject method ${name} returned a promise; a method call runs in one synchronous transaction`)
-      throw new Rollback(
-        failedReply(
-          `The method ${name} returned a promise: a method call runs synchronously in one transaction. Make it synchronous, or serve it through the object's app (with onceRoute({ lease: true }) if it calls out). Nothing was applied.`,
-          requestId,
-          key,
-        ),
-      )
-    }
-    let reply: { answer: StoredReply; stored: StoredReply }
-    try {
-      reply = methodReply(result, request.status, request.policy, requestId, key)
-    } catch (err) {
-      throw new Rollback(failedReply(`The method ${name} returned a value that is not JSON: ${String(err)}. Nothing was applied.`, requestId, key))
-    }
-    if (!isFinalStatus(reply.answer.status)) throw new Rollback(reply.answer)
-    return reply
-  }
 
   /**
    * Runs a lease route as `once()` runs a handler: the record is in flight

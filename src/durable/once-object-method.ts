@@ -1,0 +1,98 @@
+/**
+ * Method calls (onceObject()'s `call` option) inside an {@link OnceObject}:
+ * which methods a call may name, and running one inside the caller's
+ * `transactionSync()`.
+ */
+import { isFinalStatus } from '../shared/applied.js'
+import type { StoredReply } from '../shared/reply.js'
+import { failedReply, methodReply, Rollback } from './once-object-reply.js'
+import type { OnceMethodRequest } from './once-object-types.js'
+import { MISCONFIGURED } from './schema.js'
+
+/** A method of the subclass, unbound. */
+export type ObjectMethod = (...args: unknown[]) => unknown
+
+/** Methods a method call may never name: OnceObject's and the runtime's own. */
+const NOT_CALLABLE: ReadonlySet<string> = new Set([
+  'constructor', 'once', 'onceCall', 'onceRecord', 'fetch', 'alarm', 'webSocketMessage', 'webSocketClose', 'webSocketError',
+])
+
+/**
+ * The method called `name` that the object's class (or a class between it
+ * and `base`) declares: never one of `base`'s or above it.
+ *
+ * @param target - the object
+ * @param base - the prototype where the search stops (`OnceObject.prototype`)
+ * @param name - the method's name, as the edge's `call` option gave it
+ * @returns the method, unbound
+ * @throws Error (`hono-once misconfigured: …`) naming the class and `name` when there is no such method
+ * @example
+ * const deposit = findMethod(this, OnceObject.prototype, 'deposit')
+ */
+export function findMethod(target: object, base: object, name: string): ObjectMethod {
+  if (typeof name === 'string' && !NOT_CALLABLE.has(name)) {
+    let proto = Object.getPrototypeOf(target) as object | null
+    while (proto && proto !== base) {
+      const found = Object.getOwnPropertyDescriptor(proto, name)
+      if (found) {
+        if (typeof found.value === 'function') return found.value as ObjectMethod
+        break
+      }
+      proto = Object.getPrototypeOf(proto) as object | null
+    }
+  }
+  throw new Error(
+    `${MISCONFIGURED} ${target.constructor.name} has no method ${JSON.stringify(name)} that onceObject()'s call option may name (a method the subclass declares, not one of OnceObject's)`,
+  )
+}
+
+/**
+ * Runs a method call; called inside the caller's `transactionSync()`, so a
+ * throw rolls the method's writes back.
+ *
+ * @param target - the object, as `this`
+ * @param method - from {@link findMethod}
+ * @param request - its arguments, status and the edge's policy
+ * @param requestId - the logical request's id ('' for an ungated call)
+ * @param key - the idempotency key ('' for an ungated call)
+ * @returns the reply and its stored form
+ * @throws Rollback carrying the reply when it is not final: a 5xx, 408 or 429, a throw (`handler-failed`), a
+ *   returned promise, a result that is not JSON
+ * @example
+ * const { answer, stored } = ctx.storage.transactionSync(() => runMethod(this, method, request, requestId, key))
+ */
+export function runMethod(
+  target: object,
+  method: ObjectMethod,
+  request: OnceMethodRequest,
+  requestId: string,
+  key: string,
+): { answer: StoredReply; stored: StoredReply } {
+  const name = JSON.stringify(request.method)
+  let result: unknown
+  try {
+    result = method.apply(target, request.args)
+  } catch (err) {
+    console.error(`hono-once: the OnceObject method ${name} threw; its writes are rolled back`, err)
+    throw new Rollback(failedReply(`The method ${name} threw: ${String(err)}. Nothing was applied.`, requestId, key))
+  }
+  if (typeof (result as { then?: unknown } | null)?.then === 'function') {
+    ;(result as Promise<unknown>).then(undefined, () => {})
+    console.error(`hono-once: the OnceObject method ${name} returned a promise; a method call runs in one synchronous transaction`)
+    throw new Rollback(
+      failedReply(
+        `The method ${name} returned a promise: a method call runs synchronously in one transaction. Make it synchronous, or serve it through the object's app (with onceRoute({ lease: true }) if it calls out). Nothing was applied.`,
+        requestId,
+        key,
+      ),
+    )
+  }
+  let reply: { answer: StoredReply; stored: StoredReply }
+  try {
+    reply = methodReply(result, request.status, request.policy, requestId, key)
+  } catch (err) {
+    throw new Rollback(failedReply(`The method ${name} returned a value that is not JSON: ${String(err)}. Nothing was applied.`, requestId, key))
+  }
+  if (!isFinalStatus(reply.answer.status)) throw new Rollback(reply.answer)
+  return reply
+}
