@@ -65,10 +65,28 @@ export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array
   return storeBody(c, body)
 }
 
-/** Hands `body` to the handler: Hono's body cache (`c.req.json()` and friends) and a fresh `c.req.raw` for code that forwards it. */
+const decoder = new TextDecoder()
+
+/**
+ * Hands `body` to the handler: Hono's body cache (`c.req.json()` and
+ * friends) and a fresh `c.req.raw` for code that forwards it. The text form
+ * is decoded from the bytes when first asked for (as `Response.text()`
+ * decodes: UTF-8, BOM dropped), so `c.req.json()` and `c.req.text()` do not
+ * read the body through a new `Response` stream.
+ */
 function storeBody(c: Context, body: Uint8Array, cached = false): Uint8Array {
   c.req.raw = new Request(c.req.raw, { body })
-  if (!cached) (c.req.bodyCache as { arrayBuffer?: Promise<ArrayBuffer> }).arrayBuffer = Promise.resolve(body.buffer as ArrayBuffer)
+  const cache = c.req.bodyCache as Record<string, unknown>
+  if (!cached) cache.arrayBuffer = Promise.resolve(body.buffer as ArrayBuffer)
+  if (!('text' in cache)) {
+    let text: Promise<string> | undefined
+    Object.defineProperty(cache, 'text', {
+      configurable: true,
+      enumerable: false, // Hono converts from the first enumerable entry: the bytes
+      get: () => (text ??= Promise.resolve(decoder.decode(body))),
+      set: (value: unknown) => Object.defineProperty(cache, 'text', { value, writable: true, enumerable: true, configurable: true }),
+    })
+  }
   return body
 }
 

@@ -544,3 +544,34 @@ describe('a body read by middleware before once()', () => {
     expect(runs).toBe(1)
   })
 })
+
+describe("the body behind once(): the handler's c.req.text()/json() read what Response would", () => {
+  it.each([
+    ['plain JSON', [...new TextEncoder().encode('{"amount":7}')]],
+    ['a BOM before the JSON', [0xef, 0xbb, 0xbf, ...new TextEncoder().encode('{"amount":7}')]],
+    ['bytes that are not UTF-8', [0x7b, 0xff, 0xfe, 0x7d]],
+    ['an empty body', []],
+  ])('%s', async (_name, bytes) => {
+    const body = new Uint8Array(bytes)
+    const app = new Hono<{ Bindings: Cloudflare.Env }>()
+    app.post('/echo', once({ unscoped: 'shared' }), async (c) => {
+      const text = await c.req.text()
+      let json: unknown
+      try {
+        json = await c.req.json()
+      } catch (err) {
+        json = `error: ${(err as Error).name}`
+      }
+      return c.json({ text, json, raw: await c.req.raw.text() })
+    })
+    const res = await app.request('/echo', { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"` }, body }, env)
+    const text = await new Response(body).text()
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch (err) {
+      json = `error: ${(err as Error).name}`
+    }
+    expect(await res.json()).toEqual({ text, json, raw: text })
+  })
+})
