@@ -2,7 +2,7 @@ import type { Context, Handler } from 'hono'
 import { v7 as uuidv7 } from 'uuid'
 import { relayLinkOf } from './relay-link.js'
 import { problem } from '../shared/problem.js'
-import { nullBodyStatus } from '../shared/reply.js'
+import { bufferedResponse, nullBodyStatus } from '../shared/reply.js'
 import { isFinalStatus } from '../shared/applied.js'
 import { ONCE_HEADERS } from '../shared/wire.js'
 import type { EngineInput } from '../shared/attempt.js'
@@ -274,7 +274,8 @@ function answer(outcome: DispatchOutcome, instance: string, key: string | undefi
   for (const [name, value] of outcome.reply.headers) if (name !== 'once-applied') headers.append(name, value)
   headers.set(ONCE_HEADERS.origin, outcome.origin)
   if (timing) headers.append('server-timing', timing)
-  return new Response(nullBodyStatus(outcome.reply.status) ? null : outcome.reply.body, { status: outcome.reply.status, headers })
+  // Its bytes are in memory: once() stores them from there instead of reading the body again.
+  return bufferedResponse(nullBodyStatus(outcome.reply.status) ? null : (outcome.reply.body as Uint8Array<ArrayBuffer>), { status: outcome.reply.status, headers })
 }
 
 /**

@@ -99,6 +99,26 @@ export function replayFilter(allow: ReadonlySet<string> | undefined): (name: str
  */
 export const REPLAYED_HEADER = 'Idempotent-Replayed'
 
+/** The bodies of responses built from bytes already in memory ({@link bufferedResponse}), by response. */
+const BUFFERED = new WeakMap<Response, Uint8Array<ArrayBuffer>>()
+
+/**
+ * A response whose body is bytes already in memory (an origin's reply that
+ * `proxy()` read whole): {@link captureReply} takes those bytes as they are,
+ * without streaming the body again, and the response itself can still go out.
+ *
+ * @param body - the body, or null for none
+ * @param init - status and headers
+ * @returns the response
+ * @example
+ * return bufferedResponse(reply.body, { status: reply.status, headers })
+ */
+export function bufferedResponse(body: Uint8Array<ArrayBuffer> | null, init: ResponseInit): Response {
+  const res = new Response(body, init)
+  if (body) BUFFERED.set(res, body)
+  return res
+}
+
 /**
  * Reads a response into a {@link StoredReply}: status, the headers that may
  * be replayed, and the exact body bytes. The response's body is consumed;
@@ -119,9 +139,11 @@ export async function captureReply(
   replayed: (name: string) => boolean,
   maxBytes: number,
 ): Promise<{ reply: StoredReply; response: Response; tooLarge: boolean }> {
-  const body = new Uint8Array(await res.arrayBuffer())
-  // Built on `res` as its init, so an already-encoded body (encodeBody: 'manual') stays as it is.
-  const response = new Response(nullBodyStatus(res.status) ? null : body, res)
+  const known = res.bodyUsed ? undefined : BUFFERED.get(res)
+  const body = known ?? new Uint8Array(await res.arrayBuffer())
+  // Unread, `res` itself goes on; else a new one built on `res` as its init, so an already-encoded body
+  // (encodeBody: 'manual') stays as it is.
+  const response = known ? res : new Response(nullBodyStatus(res.status) ? null : body, res)
   const reply: StoredReply = { status: res.status, headers: storedHeaders(res.headers, replayed), body }
   if (await alreadyEncoded(res.headers.get('content-encoding'), body)) reply.encoded = true
   return { reply, response, tooLarge: body.byteLength > maxBytes }
