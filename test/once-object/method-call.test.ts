@@ -10,7 +10,7 @@ import { env } from 'cloudflare:workers'
 import { type Context, Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { onceObject, PROBLEM_BASE } from '../../src/index.js'
-import type { OnceAccount } from './fixture.js'
+import type { OddResult, OnceAccount } from './fixture.js'
 import { callEdge, edge, effects, inside, newAccount, newKey, problemOf, recordOf } from './helpers.js'
 
 describe('method calls: replay and duplicates', () => {
@@ -151,6 +151,65 @@ describe('method calls: what is final commits with the record, the rest rolls ba
     }
     expect(seen.neither).toBeGreaterThan(0)
     expect(seen.both).toBeGreaterThan(0)
+  })
+})
+
+describe('method calls: a result that cannot be a reply', () => {
+  /** The edge of `oddCall`: the method writes its ledger row, then returns what `x-kind` names. */
+  const send = (a: string, k: string, kind: OddResult) => {
+    const app = new Hono<{ Bindings: Cloudflare.Env }>()
+    app.onError((err, c) => c.text(`onError: ${String(err)}`, 500))
+    app.post(
+      '/acct/:name/odd',
+      onceObject((c: Context) => env.ONCE_ACCOUNT.get(env.ONCE_ACCOUNT.idFromName(c.req.param('name') ?? '')), {
+        replayCache: false,
+        call: (c) => ({ method: 'oddCall', args: [c.req.header('idempotency-key') ?? '', kind], status: 201 }),
+      }),
+    )
+    return app.request(`/acct/${a}/odd`, { method: 'POST', headers: { 'idempotency-key': `"${k}"` }, body: '{}' }, env)
+  }
+
+  // Committed, each of these left an effect whose every answer was a bare 500 thrown at the edge (a status or a
+  // header no Response can carry), or a body that says nothing (a Response is JSON "{}", a function no bytes).
+  it.each([
+    ['an OnceReply with status 100', 'status-100', /status 100/],
+    ['an OnceReply with status 600', 'status-600', /status 600/],
+    ['an OnceReply whose status is not a number', 'status-text', /status "201"/],
+    ['an OnceReply with a bad header name', 'header-name', /headers/],
+    ['an OnceReply with a bad header value', 'header-value', /headers/],
+    ['a Response', 'response', /a Response/],
+    ['a function', 'function', /not JSON/],
+  ] as const)('rolls the write back after %s: a handler-failed problem, the key free', async (_name, kind, detail) => {
+    const a = newAccount()
+    const k = newKey()
+    const failed = await send(a, k, kind)
+    expect(failed.status).toBe(500)
+    expect(await problemOf(failed)).toMatchObject({ type: `${PROBLEM_BASE}handler-failed`, idempotency_key: k, detail: expect.stringMatching(detail) })
+    expect(await effects(a, k)).toBe(0)
+    expect(await recordOf(a, k)).toMatchObject({ state: 'released', attempt: 1 })
+  })
+
+  it('sends an OnceReply 204 without a body, first and on replay', async () => {
+    const a = newAccount()
+    const k = newKey()
+    for (const replayed of [null, 'true']) {
+      const res = await send(a, k, 'no-content')
+      expect(res.status).toBe(204)
+      expect(res.headers.get('idempotent-replayed')).toBe(replayed)
+      expect(res.headers.get('x-a')).toBe('b')
+      expect(await res.text()).toBe('')
+    }
+    expect(await effects(a, k)).toBe(1)
+  })
+
+  it('commits a method that nests transactionSync() or writes through the key-value API with its record', async () => {
+    for (const kind of ['nested', 'kv'] as const) {
+      const a = newAccount()
+      const k = newKey()
+      expect((await send(a, k, kind)).status).toBe(201)
+      expect((await send(a, k, kind)).headers.get('idempotent-replayed')).toBe('true')
+      expect(await effects(a, k)).toBe(1)
+    }
   })
 })
 
