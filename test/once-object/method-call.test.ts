@@ -226,6 +226,8 @@ describe('method calls: configuration', () => {
     ['a constructor', { method: 'constructor', args: [] }, /has no method "constructor"/],
     ['args that are not an array', { method: 'depositCall', args: 5 }, /must return \{ method/],
     ['a status out of range', { method: 'depositCall', args: [], status: 99 }, /must return \{ method/],
+    // Not a fault of the object: a 503 "retry with the same key" here had the client retry for ever.
+    ['args that cannot be sent to the object (a class instance)', { method: 'depositCall', args: [new (class Amount { cents = 1 })()] }, /arguments.*Could not serialize/],
     ['nothing', undefined, /must return \{ method/],
   ])('answers 500 misconfigured for %s, and runs nothing', async (_name, answer, detail) => {
     const app = new Hono<{ Bindings: Cloudflare.Env }>()
