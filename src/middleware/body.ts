@@ -77,7 +77,8 @@ const decoder = new TextDecoder()
  * friends) and a fresh `c.req.raw` for code that forwards it. The text form
  * is decoded from the bytes when first asked for (as `Response.text()`
  * decodes: UTF-8, BOM dropped), so `c.req.json()` and `c.req.text()` do not
- * read the body through a new `Response` stream. `contentType` replaces
+ * read the body through a new `Response` stream; so is its `FormData`, with
+ * the request's `Content-Type`. `contentType` replaces
  * the request's when the bytes were encoded again (a new multipart boundary).
  */
 function storeBody(c: Context, body: Uint8Array, cached = false, contentType?: string): Uint8Array {
@@ -89,16 +90,28 @@ function storeBody(c: Context, body: Uint8Array, cached = false, contentType?: s
   c.req.raw = new Request(c.req.raw, headers ? { body, headers } : { body })
   const cache = c.req.bodyCache as Record<string, unknown>
   if (!cached) cache.arrayBuffer = Promise.resolve(body.buffer as ArrayBuffer)
-  if (!('text' in cache)) {
-    let text: Promise<string> | undefined
-    Object.defineProperty(cache, 'text', {
-      configurable: true,
-      enumerable: false, // Hono converts from the first enumerable entry: the bytes
-      get: () => (text ??= Promise.resolve(decoder.decode(body))),
-      set: (value: unknown) => Object.defineProperty(cache, 'text', { value, writable: true, enumerable: true, configurable: true }),
-    })
-  }
+  lazyEntry(cache, 'text', () => decoder.decode(body))
+  // With the request's Content-Type: hono 4.6 makes FormData of the cached bytes without it, which fails.
+  const type = c.req.raw.headers.get('content-type')
+  lazyEntry(cache, 'formData', () => new Response(body, type === null ? {} : { headers: { 'content-type': type } }).formData())
   return body
+}
+
+/**
+ * Puts `key` in Hono's body cache as a promise made when first asked for.
+ * Not enumerable, so Hono still converts other forms from the first
+ * enumerable entry (the bytes); a value Hono stores under `key` replaces
+ * it, and one it already holds is kept.
+ */
+function lazyEntry(cache: Record<string, unknown>, key: string, make: () => unknown): void {
+  if (key in cache) return
+  let made: Promise<unknown> | undefined
+  Object.defineProperty(cache, key, {
+    configurable: true,
+    enumerable: false,
+    get: () => (made ??= Promise.resolve().then(make)),
+    set: (value: unknown) => Object.defineProperty(cache, key, { value, writable: true, enumerable: true, configurable: true }),
+  })
 }
 
 /**
