@@ -57,7 +57,7 @@ export function findMethod(target: object, base: object, name: string): ObjectMe
  * @param key - the idempotency key ('' for an ungated call)
  * @returns the reply and its stored form
  * @throws Rollback carrying the reply when it is not final: a 5xx, 408 or 429, a throw (`handler-failed`), a
- *   returned promise, a result that is not JSON
+ *   returned promise, a result that is no reply (not JSON, a `Response`, an `OnceReply` no `Response` could carry)
  * @example
  * const { answer, stored } = ctx.storage.transactionSync(() => runMethod(this, method, request, requestId, key))
  */
@@ -91,7 +91,7 @@ export function runMethod(
   try {
     reply = methodReply(result, request.status, request.policy, requestId, key)
   } catch (err) {
-    throw new Rollback(failedReply(`The method ${name} returned a value that is not JSON: ${String(err)}. Nothing was applied.`, requestId, key))
+    throw new Rollback(failedReply(`The method ${name} returned ${err instanceof Error ? err.message : String(err)}. Nothing was applied.`, requestId, key))
   }
   if (!isFinalStatus(reply.answer.status)) throw new Rollback(reply.answer)
   return reply

@@ -79,6 +79,8 @@ export class OnceReply {
 
 /**
  * A method's result as a reply, and its stored form (see {@link readReply}).
+ * Everything a `Response` would refuse is refused here, inside the method's
+ * transaction, so that no reply is committed that the edge cannot send.
  *
  * @param result - what the method returned
  * @param status - the status of a plain value's reply (the edge's `call` option says it)
@@ -86,7 +88,9 @@ export class OnceReply {
  * @param requestId - the logical request's id
  * @param key - the idempotency key ('' for an ungated call)
  * @returns both forms
- * @throws TypeError when the result is not JSON (a BigInt, a cycle)
+ * @throws TypeError whose message completes "The method … returned …": a result that is not JSON (a BigInt, a
+ *   cycle, a function), a `Response`, an `OnceReply` whose status is not an integer 200–599 or whose headers no
+ *   `Headers` takes
  * @example
  * const { answer, stored } = methodReply({ balance: 300 }, 201, policy, requestId, 'dep-1')
  */
@@ -97,14 +101,36 @@ export function methodReply(
   requestId: string,
   key: string,
 ): { answer: StoredReply; stored: StoredReply } {
+  if (result instanceof Response) throw new TypeError('a Response, which a method call cannot send: return a JSON value, or an OnceReply for a status or headers of its own')
   const own = result instanceof OnceReply ? result : undefined
-  const headers: [string, string][] = []
-  if (own) for (const [name, value] of Object.entries(own.headers)) headers.push([name.toLowerCase(), value])
+  if (own && !(Number.isInteger(own.status) && own.status >= 200 && own.status <= 599)) {
+    throw new TypeError(`an OnceReply with status ${typeof own.status === 'string' ? JSON.stringify(own.status) : String(own.status)}: a reply's status is an integer 200–599`)
+  }
+  const headers = own ? headersOf(own) : []
   if (!headers.some(([name]) => name === 'content-type')) headers.push(['content-type', 'application/json'])
   const value = own ? own.body : result
-  const body = encoder.encode(JSON.stringify(value === undefined ? null : value))
+  let json: string | undefined
+  try {
+    json = JSON.stringify(value === undefined ? null : value)
+  } catch (err) {
+    throw new TypeError(`a value that is not JSON: ${String(err)}`)
+  }
+  // A function or a symbol is no JSON value either: JSON.stringify gives it no text at all.
+  if (json === undefined) throw new TypeError(`a value that is not JSON: a ${typeof value}`)
+  const body = encoder.encode(json)
   const allowed = replayFilter(policy.allow && new Set(policy.allow))
   return storedForms({ status: own ? own.status : status, headers, body }, headers.filter(([name]) => allowed(name)), policy, requestId, key)
+}
+
+/** An OnceReply's headers as `Headers` would send them (names lower-case, values as strings), or a TypeError for one it refuses. */
+function headersOf(reply: OnceReply): [string, string][] {
+  const headers = new Headers()
+  try {
+    for (const [name, value] of Object.entries(reply.headers)) headers.append(name, value)
+  } catch (err) {
+    throw new TypeError(`an OnceReply whose headers cannot be sent: ${String(err)}`)
+  }
+  return [...headers]
 }
 
 /**

@@ -30,7 +30,9 @@ const DRAIN_MS = 5_000
  * (a `validator('json')`, `c.req.text()`, `c.req.parseBody()`) is taken from
  * Hono's body cache, whatever its transfer: the stream is spent by then.
  * JSON read that way comes back re-serialised (`JSON.stringify` of what was
- * parsed), so its fingerprint is of that text.
+ * parsed), so its fingerprint is of that text; a form kept only as
+ * `FormData` (`c.req.formData()`, or `parseBody()` on older hono, e.g. 4.6) is
+ * encoded again by {@link formBody}.
  *
  * @param c - the request context
  * @param maxBytes - the largest body accepted
@@ -41,11 +43,14 @@ const DRAIN_MS = 5_000
  */
 export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array> {
   const raw = c.req.raw
-  if (Object.keys(c.req.bodyCache).length > 0) {
-    // Read before us (and so to its end): Hono answers any form of it from what it cached.
-    const body = new Uint8Array(await c.req.arrayBuffer())
+  const cached = Object.keys(c.req.bodyCache)[0]
+  if (cached !== undefined) {
+    // Read before us (and so to its end): Hono answers any form of it from what it cached, but a form it kept
+    // only as FormData it sends as multipart with a new random boundary each time: made again here, stably.
+    const form = cached === 'formData' ? await formBody(await (c.req.bodyCache.formData as Promise<FormData> | FormData), raw) : undefined
+    const body = form?.body ?? new Uint8Array(await c.req.arrayBuffer())
     if (body.byteLength > maxBytes) throw tooLarge(c, maxBytes)
-    return storeBody(c, body)
+    return storeBody(c, body, false, form?.contentType)
   }
   const stream = raw.body
   if (!stream) return new Uint8Array()
@@ -72,22 +77,61 @@ const decoder = new TextDecoder()
  * friends) and a fresh `c.req.raw` for code that forwards it. The text form
  * is decoded from the bytes when first asked for (as `Response.text()`
  * decodes: UTF-8, BOM dropped), so `c.req.json()` and `c.req.text()` do not
- * read the body through a new `Response` stream.
+ * read the body through a new `Response` stream; so is its `FormData`, with
+ * the request's `Content-Type`. `contentType` replaces
+ * the request's when the bytes were encoded again (a new multipart boundary).
  */
-function storeBody(c: Context, body: Uint8Array, cached = false): Uint8Array {
-  c.req.raw = new Request(c.req.raw, { body })
+function storeBody(c: Context, body: Uint8Array, cached = false, contentType?: string): Uint8Array {
+  let headers: Headers | undefined
+  if (contentType !== undefined) {
+    headers = new Headers(c.req.raw.headers)
+    headers.set('content-type', contentType)
+  }
+  c.req.raw = new Request(c.req.raw, headers ? { body, headers } : { body })
   const cache = c.req.bodyCache as Record<string, unknown>
   if (!cached) cache.arrayBuffer = Promise.resolve(body.buffer as ArrayBuffer)
-  if (!('text' in cache)) {
-    let text: Promise<string> | undefined
-    Object.defineProperty(cache, 'text', {
-      configurable: true,
-      enumerable: false, // Hono converts from the first enumerable entry: the bytes
-      get: () => (text ??= Promise.resolve(decoder.decode(body))),
-      set: (value: unknown) => Object.defineProperty(cache, 'text', { value, writable: true, enumerable: true, configurable: true }),
-    })
-  }
+  lazyEntry(cache, 'text', () => decoder.decode(body))
+  // With the request's Content-Type: hono 4.6 makes FormData of the cached bytes without it, which fails.
+  const type = c.req.raw.headers.get('content-type')
+  lazyEntry(cache, 'formData', () => new Response(body, type === null ? {} : { headers: { 'content-type': type } }).formData())
   return body
+}
+
+/**
+ * Puts `key` in Hono's body cache as a promise made when first asked for.
+ * Not enumerable, so Hono still converts other forms from the first
+ * enumerable entry (the bytes); a value Hono stores under `key` replaces
+ * it, and one it already holds is kept.
+ */
+function lazyEntry(cache: Record<string, unknown>, key: string, make: () => unknown): void {
+  if (key in cache) return
+  let made: Promise<unknown> | undefined
+  Object.defineProperty(cache, key, {
+    configurable: true,
+    enumerable: false,
+    get: () => (made ??= Promise.resolve().then(make)),
+    set: (value: unknown) => Object.defineProperty(cache, key, { value, writable: true, enumerable: true, configurable: true }),
+  })
+}
+
+/**
+ * The bytes of a form Hono kept only as `FormData`, the same for the same
+ * form (not the bytes sent, which are gone): an url-encoded form as
+ * `URLSearchParams` serialises it; a multipart one as `Response` encodes it,
+ * with the `Content-Type` of its new boundary (which the fingerprint leaves
+ * out).
+ */
+async function formBody(form: FormData, raw: Request): Promise<{ body: Uint8Array; contentType?: string }> {
+  const media = raw.headers.get('content-type')?.split(';', 1)[0]!.trim().toLowerCase()
+  if (media === 'application/x-www-form-urlencoded') {
+    const pairs = new URLSearchParams()
+    form.forEach((value, name) => pairs.append(name, typeof value === 'string' ? value : value.name))
+    return { body: new TextEncoder().encode(pairs.toString()) }
+  }
+  const encoded = new Response(form)
+  const contentType = encoded.headers.get('content-type')
+  const body = new Uint8Array(await encoded.arrayBuffer())
+  return contentType === null ? { body } : { body, contentType }
 }
 
 /** Reads what the client still sends and throws it away, within the bounds; then gives the rest up. */

@@ -224,6 +224,13 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
       return problem('misconfigured', { detail: `The stubOf function of onceObject() threw: ${String(err.cause)}`, instance })
     }
     console.error('hono-once: the OnceObject call failed', err)
+    // Only the call option's arguments can fail to serialise (the rest is plain data): no retry can pass.
+    if ((err as { name?: unknown } | null)?.name === 'DataCloneError') {
+      return problem('misconfigured', {
+        detail: `The arguments the call option of onceObject() returned cannot be sent to the object: ${String(err).replace(/^DataCloneError: /, '')}. Use structured-clone data.`,
+        instance,
+      })
+    }
     if (rpcFault(err) === 'misconfigured') {
       return problem('misconfigured', {
         detail: `The object onceObject() calls cannot be used: ${String(err).replace(/^Error: /, '')}. stubOf must return the stub of a class that extends OnceObject, declared under new_sqlite_classes.`,

@@ -8,6 +8,9 @@ import { Hono } from 'hono'
 import { OnceObject, OnceReply, onceRoute } from '../../src/index.js'
 
 /** What a deposit is told to do (header `x-mode`). */
+/** What {@link OnceAccount.oddCall} returns. */
+export type OddResult = 'status-100' | 'status-600' | 'status-text' | 'header-name' | 'header-value' | 'response' | 'function' | 'no-content' | 'nested' | 'kv'
+
 export type Mode = 'ok' | 'fail' | 'throw' | 'bad-request' | 'abort' | 'abort-now' | 'abort-after' | 'refuse' | 'async' | 'bigint'
 
 export class OnceAccount extends OnceObject {
@@ -101,6 +104,37 @@ export class OnceAccount extends OnceObject {
     if (mode === 'abort-now') this.ctx.abort('test: crash after the effect')
     if (mode === 'abort-after') setTimeout(() => this.ctx.abort('test: crash after the reply'), 0)
     return { key, amount, balance: this.balance(), pad: 'p'.repeat(replyBytes) }
+  }
+
+  /**
+   * A method call that writes its ledger row (key `key`, amount 1), then
+   * returns what `kind` names: the odd results a method may give.
+   */
+  oddCall(key: string, kind: OddResult): unknown {
+    this.ctx.storage.sql.exec('INSERT INTO effects (key, request_id, amount) VALUES (?, NULL, 1)', key)
+    switch (kind) {
+      case 'status-100':
+        return new OnceReply(100, { ok: true })
+      case 'status-600':
+        return new OnceReply(600, { ok: true })
+      case 'status-text':
+        return new OnceReply('201' as unknown as number, { ok: true })
+      case 'header-name':
+        return new OnceReply(201, { ok: true }, { 'bad name': 'x' })
+      case 'header-value':
+        return new OnceReply(201, { ok: true }, { 'x-a': 'a\nb' })
+      case 'response':
+        return Response.json({ ok: true }, { status: 201 })
+      case 'function':
+        return () => 1
+      case 'no-content':
+        return new OnceReply(204, undefined, { 'x-a': 'b' })
+      case 'nested':
+        return this.ctx.storage.transactionSync(() => ({ nested: this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM effects WHERE key = ?', key).one().n }))
+      case 'kv':
+        void this.ctx.storage.put(`kv:${key}`, 1)
+        return { kv: true }
+    }
   }
 
   /** A plain RPC deposit, no idempotency: the floor the bench compares with. */

@@ -10,7 +10,7 @@ import { env } from 'cloudflare:workers'
 import { type Context, Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { onceObject, PROBLEM_BASE } from '../../src/index.js'
-import type { OnceAccount } from './fixture.js'
+import type { OddResult, OnceAccount } from './fixture.js'
 import { callEdge, edge, effects, inside, newAccount, newKey, problemOf, recordOf } from './helpers.js'
 
 describe('method calls: replay and duplicates', () => {
@@ -154,6 +154,65 @@ describe('method calls: what is final commits with the record, the rest rolls ba
   })
 })
 
+describe('method calls: a result that cannot be a reply', () => {
+  /** The edge of `oddCall`: the method writes its ledger row, then returns what `x-kind` names. */
+  const send = (a: string, k: string, kind: OddResult) => {
+    const app = new Hono<{ Bindings: Cloudflare.Env }>()
+    app.onError((err, c) => c.text(`onError: ${String(err)}`, 500))
+    app.post(
+      '/acct/:name/odd',
+      onceObject((c: Context) => env.ONCE_ACCOUNT.get(env.ONCE_ACCOUNT.idFromName(c.req.param('name') ?? '')), {
+        replayCache: false,
+        call: (c) => ({ method: 'oddCall', args: [c.req.header('idempotency-key') ?? '', kind], status: 201 }),
+      }),
+    )
+    return app.request(`/acct/${a}/odd`, { method: 'POST', headers: { 'idempotency-key': `"${k}"` }, body: '{}' }, env)
+  }
+
+  // Committed, each of these left an effect whose every answer was a bare 500 thrown at the edge (a status or a
+  // header no Response can carry), or a body that says nothing (a Response is JSON "{}", a function no bytes).
+  it.each([
+    ['an OnceReply with status 100', 'status-100', /status 100/],
+    ['an OnceReply with status 600', 'status-600', /status 600/],
+    ['an OnceReply whose status is not a number', 'status-text', /status "201"/],
+    ['an OnceReply with a bad header name', 'header-name', /headers/],
+    ['an OnceReply with a bad header value', 'header-value', /headers/],
+    ['a Response', 'response', /a Response/],
+    ['a function', 'function', /not JSON/],
+  ] as const)('rolls the write back after %s: a handler-failed problem, the key free', async (_name, kind, detail) => {
+    const a = newAccount()
+    const k = newKey()
+    const failed = await send(a, k, kind)
+    expect(failed.status).toBe(500)
+    expect(await problemOf(failed)).toMatchObject({ type: `${PROBLEM_BASE}handler-failed`, idempotency_key: k, detail: expect.stringMatching(detail) })
+    expect(await effects(a, k)).toBe(0)
+    expect(await recordOf(a, k)).toMatchObject({ state: 'released', attempt: 1 })
+  })
+
+  it('sends an OnceReply 204 without a body, first and on replay', async () => {
+    const a = newAccount()
+    const k = newKey()
+    for (const replayed of [null, 'true']) {
+      const res = await send(a, k, 'no-content')
+      expect(res.status).toBe(204)
+      expect(res.headers.get('idempotent-replayed')).toBe(replayed)
+      expect(res.headers.get('x-a')).toBe('b')
+      expect(await res.text()).toBe('')
+    }
+    expect(await effects(a, k)).toBe(1)
+  })
+
+  it('commits a method that nests transactionSync() or writes through the key-value API with its record', async () => {
+    for (const kind of ['nested', 'kv'] as const) {
+      const a = newAccount()
+      const k = newKey()
+      expect((await send(a, k, kind)).status).toBe(201)
+      expect((await send(a, k, kind)).headers.get('idempotent-replayed')).toBe('true')
+      expect(await effects(a, k)).toBe(1)
+    }
+  })
+})
+
 describe('method calls: configuration', () => {
   it('refuses a call option that is not a function, at start-up', () => {
     const stub = () => env.ONCE_ACCOUNT.get(env.ONCE_ACCOUNT.idFromName('x'))
@@ -167,6 +226,8 @@ describe('method calls: configuration', () => {
     ['a constructor', { method: 'constructor', args: [] }, /has no method "constructor"/],
     ['args that are not an array', { method: 'depositCall', args: 5 }, /must return \{ method/],
     ['a status out of range', { method: 'depositCall', args: [], status: 99 }, /must return \{ method/],
+    // Not a fault of the object: a 503 "retry with the same key" here had the client retry for ever.
+    ['args that cannot be sent to the object (a class instance)', { method: 'depositCall', args: [new (class Amount { cents = 1 })()] }, /arguments.*Could not serialize/],
     ['nothing', undefined, /must return \{ method/],
   ])('answers 500 misconfigured for %s, and runs nothing', async (_name, answer, detail) => {
     const app = new Hono<{ Bindings: Cloudflare.Env }>()
