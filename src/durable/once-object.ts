@@ -2,7 +2,7 @@ import { DurableObject } from 'cloudflare:workers'
 import { v7 as uuidv7 } from 'uuid'
 import { isFinalStatus } from '../shared/applied.js'
 import { OnceRecords, type OnceRow } from './once-object-records.js'
-import { findMethod, runMethod } from './once-object-method.js'
+import { findMethod, type ObjectMethod, runMethod } from './once-object-method.js'
 import { readReply, Rollback } from './once-object-reply.js'
 import { leaseDeclared } from './once-object-route.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceMethodRequest, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
@@ -184,9 +184,22 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
         throw err
       }
     }
+    const deadline = now + request.policy.waitMs
+    for (;;) {
+      const answer = this.#callOnce(method, request, id)
+      // A lease route of the app with this key is still running: wait for it (up to waitMs), as once() does.
+      const left = deadline - Date.now()
+      if (answer.kind !== 'in_flight' || left <= 0) return answer
+      await this.#waiters.waitFor(id.lookup, left)
+    }
+  }
+
+  /** One try of a keyed method call: the record's answer, or the method run with its record in one transactionSync(). */
+  #callOnce(method: ObjectMethod, request: OnceMethodRequest, id: OnceCallIdentity): OnceAnswer {
     let free: Free | undefined
     try {
       return this.ctx.storage.transactionSync((): OnceAnswer => {
+        const now = Date.now()
         const seen = this.#classify(id, now)
         if (seen.kind !== 'free') return seen
         free = seen

@@ -87,6 +87,12 @@ function storeBody(c: Context, body: Uint8Array, cached = false, contentType?: s
     headers = new Headers(c.req.raw.headers)
     headers.set('content-type', contentType)
   }
+  // A body taken from Hono's cache may have been encoded again (JSON, a form): its length goes with it.
+  const declared = c.req.raw.headers.get('content-length')
+  if (declared !== null && Number(declared) !== body.byteLength) {
+    headers ??= new Headers(c.req.raw.headers)
+    headers.set('content-length', String(body.byteLength))
+  }
   c.req.raw = new Request(c.req.raw, headers ? { body, headers } : { body })
   const cache = c.req.bodyCache as Record<string, unknown>
   if (!cached) cache.arrayBuffer = Promise.resolve(body.buffer as ArrayBuffer)

@@ -2,6 +2,7 @@ import type { Context, Env, MiddlewareHandler } from 'hono'
 import type { OnceObject } from '../durable/once-object.js'
 import type { OnceAnswer, OnceCall, OnceCallPolicy, OnceMethodRequest, OnceObjectApi } from '../durable/once-object-types.js'
 import type { StoredReply } from '../durable/types.js'
+import { MISCONFIGURED } from '../durable/schema.js'
 import { optionsError } from '../shared/options.js'
 import { resolveConfig } from './config.js'
 import { readBody } from './body.js'
@@ -231,6 +232,9 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
         instance,
       })
     }
+    // The object's own word (a method the call option may not name): passed on as it is.
+    const text = String(err)
+    if (text.includes(MISCONFIGURED)) return problem('misconfigured', { detail: text.slice(text.indexOf(MISCONFIGURED) + MISCONFIGURED.length).trim(), instance })
     if (rpcFault(err) === 'misconfigured') {
       return problem('misconfigured', {
         detail: `The object onceObject() calls cannot be used: ${String(err).replace(/^Error: /, '')}. stubOf must return the stub of a class that extends OnceObject, declared under new_sqlite_classes.`,

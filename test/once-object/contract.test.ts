@@ -7,7 +7,7 @@ import { env } from 'cloudflare:workers'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { onceObject, PROBLEM_BASE } from '../../src/index.js'
-import { edge, effects, inside, newAccount, newKey, problemOf, recordOf, stubOf } from './helpers.js'
+import { edge, effects, inside, newAccount, newKey, problemOf, recordOf, stubOf, until } from './helpers.js'
 
 describe('identity: the Idempotency-Key header', () => {
   it('answers 400 problem+json when the key is missing, and runs nothing', async () => {
@@ -356,12 +356,3 @@ describe('configuration', () => {
     }
   })
 })
-
-/** Polls `check` (bounded) until it holds. */
-async function until(check: () => Promise<boolean>, tries = 500): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return
-    await scheduler.wait(2)
-  }
-  throw new Error('the condition never held')
-}

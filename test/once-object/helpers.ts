@@ -69,3 +69,12 @@ export async function problemOf(res: Response): Promise<Record<string, unknown>>
   }
   return res.json()
 }
+
+/** Polls `check` (bounded) until it holds. */
+export async function until(check: () => Promise<boolean>, tries = 500): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await check()) return
+    await scheduler.wait(2)
+  }
+  throw new Error('the condition never held')
+}

@@ -11,7 +11,7 @@ import { type Context, Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { onceObject, PROBLEM_BASE } from '../../src/index.js'
 import type { OddResult, OnceAccount } from './fixture.js'
-import { callEdge, edge, effects, inside, newAccount, newKey, problemOf, recordOf } from './helpers.js'
+import { callEdge, edge, effects, inside, newAccount, newKey, problemOf, recordOf, stubOf, until } from './helpers.js'
 
 describe('method calls: replay and duplicates', () => {
   it.each([
@@ -79,6 +79,27 @@ describe('method calls: replay and duplicates', () => {
     expect((await send(a, undefined)).status).toBe(201)
     expect(await inside(a, (_sql, obj: OnceAccount) => obj.balance())).toBe(200)
     expect(await inside(a, (sql) => sql.exec('SELECT count(*) AS n FROM once_records').one().n)).toBe(0)
+  })
+})
+
+describe('method calls: a duplicate of a running lease route', () => {
+  it('waits in the object for it (inFlight wait) and gets its reply; past waitMs, or in reject mode, 409', async () => {
+    const a = newAccount()
+    const k = newKey()
+    await stubOf(a).hold(`"${k}"`)
+    // The app's lease route with this key runs (held at its gate); a method call of the same request arrives.
+    const first = edge().send(a, k, { route: 'calls' })
+    await until(async () => (await recordOf(a, k))?.state === 'in_flight')
+    const waiting = callEdge({ waitMs: 5000, replayCache: false }).send(a, k, { route: 'calls' })
+    expect((await callEdge({ waitMs: 50 }).send(a, k, { route: 'calls' })).status).toBe(409)
+    expect((await callEdge({ inFlight: 'reject' }).send(a, k, { route: 'calls' })).status).toBe(409)
+    await stubOf(a).open(`"${k}"`)
+    const firstBody = await (await first).text()
+    const dup = await waiting
+    expect(dup.status).toBe(201)
+    expect(dup.headers.get('idempotent-replayed')).toBe('true')
+    expect(await dup.text()).toBe(firstBody)
+    expect(await effects(a, k)).toBe(1)
   })
 })
 
@@ -235,7 +256,10 @@ describe('method calls: configuration', () => {
     app.post('/x', onceObject((c: Context) => env.ONCE_ACCOUNT.get(env.ONCE_ACCOUNT.idFromName(a)), { call: () => answer as never }))
     const res = await app.request('/x', { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"` }, body: '{}' }, env)
     expect(res.status).toBe(500)
-    expect(await problemOf(res)).toMatchObject({ type: `${PROBLEM_BASE}misconfigured`, retryable: false, detail: expect.stringMatching(detail) })
+    const p = await problemOf(res)
+    expect(p).toMatchObject({ type: `${PROBLEM_BASE}misconfigured`, retryable: false, detail: expect.stringMatching(detail) })
+    // The object's own word, not the advice for a stub of the wrong class.
+    expect(p.detail).not.toMatch(/stubOf must return/)
     expect(await inside(a, (_sql, obj: OnceAccount) => obj.balance())).toBe(0)
   })
 
