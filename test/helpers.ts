@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { runInDurableObject } from 'cloudflare:test'
-import { Hono } from 'hono'
+import { Hono, type MiddlewareHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { once, type OnceOptions } from '../src/index.js'
 import type { StableArea } from '../src/durable/stable-area.js'
@@ -122,3 +122,11 @@ export async function problemOf(res: Response): Promise<Record<string, unknown>>
   }
   return res.json()
 }
+
+/** A middleware that reads the body through Hono as `read` before the next one (a validator does that), as a test's "before once()". */
+export const readsBodyFirst =
+  (read: 'json' | 'text' | 'arrayBuffer' | 'formData' | 'parseBody'): MiddlewareHandler =>
+  async (c, next) => {
+    await (c.req[read] as () => Promise<unknown>).call(c.req)
+    await next()
+  }

@@ -11,7 +11,7 @@ import { env } from 'cloudflare:workers'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { once } from '../../src/index.js'
-import { newKey } from '../helpers.js'
+import { newKey, readsBodyFirst } from '../helpers.js'
 
 const form = (amount: string) => {
   const data = new FormData()
@@ -31,10 +31,7 @@ describe('a form body read as FormData by middleware before once()', () => {
     const app = new Hono<{ Bindings: Cloudflare.Env }>()
     app.post(
       '/deposits',
-      async (c, next) => {
-        await c.req[read]()
-        await next()
-      },
+      readsBodyFirst(read),
       once({ unscoped: 'shared' }),
       async (c) => {
         runs++
@@ -89,10 +86,7 @@ describe('a form read before once() and encoded again', () => {
     const app = new Hono<{ Bindings: Cloudflare.Env }>()
     app.post(
       '/len',
-      async (c, next) => {
-        await c.req.formData()
-        await next()
-      },
+      readsBodyFirst('formData'),
       once({ unscoped: 'shared' }),
       async (c) => c.json({ declared: c.req.header('content-length'), actual: (await c.req.raw.arrayBuffer()).byteLength }),
     )

@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { once, PROBLEM_BASE } from '../../src/index.js'
-import { bank, newKey, problemOf, until } from '../helpers.js'
+import { bank, newKey, problemOf, readsBodyFirst, until } from '../helpers.js'
 
 describe('identity: the Idempotency-Key header (DESIGN §7)', () => {
   it('answers 400 problem+json when the key is missing', async () => {
@@ -522,10 +522,7 @@ describe('a body read by middleware before once()', () => {
     const app = new Hono<{ Bindings: Cloudflare.Env }>()
     app.post(
       '/deposits',
-      async (c, next) => {
-        await c.req[read]()
-        await next()
-      },
+      readsBodyFirst(read),
       once({ maxBodyBytes: 40, unscoped: 'shared' }),
       async (c) => {
         runs++
