@@ -67,10 +67,12 @@ export class Account extends OnceObject {
    * @param cents - the amount, validated at the edge
    * @returns the new balance, or a 409 `OnceReply` when the balance is short
    */
-  pay(cents: number): { paid: number; balance: number } | OnceReply {
+  pay(cents: number): { paid: number; balance: number; paymentId: string | null } | OnceReply {
     const balance = this.balance()
     if (balance < cents) return new OnceReply(409, { title: 'Insufficient funds', balance })
-    return { paid: cents, balance: this.deposit(-cents) }
+    // The ledger row carries the logical request's id, the same on every retry of this payment.
+    const paymentId = this.onceRequestId ?? null
+    return { paid: cents, balance: this.deposit(-cents, paymentId ?? undefined), paymentId }
   }
 
   /** The balance (0 for a new account). */

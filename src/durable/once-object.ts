@@ -112,6 +112,24 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
   /** Duplicates of a running lease route, woken when it commits or releases. */
   readonly #waiters = new Waiters()
   readonly #executionCtx: ExecutionContext
+  /** The request id of the keyed method call running now, if any. */
+  #calling: string | undefined
+
+  /**
+   * The stable id of the logical request a method call runs for, while the
+   * method runs: the same on every attempt of one key, as the app's routes
+   * read it from `Once-Request-Id`. Undefined outside a keyed method call
+   * (an ungated call, an RPC of your own, the app).
+   *
+   * @example
+   * pay(cents: number) {
+   *   this.ctx.storage.sql.exec('INSERT INTO ledger (request_id, cents) VALUES (?, ?)', this.onceRequestId ?? null, -cents)
+   *   return { paid: cents }
+   * }
+   */
+  protected get onceRequestId(): string | undefined {
+    return this.#calling
+  }
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -178,7 +196,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     const id = request.identity
     if (!id) {
       try {
-        return { kind: 'plain', reply: this.ctx.storage.transactionSync(() => runMethod(this, method, request, '', '').answer) }
+        return { kind: 'plain', reply: this.ctx.storage.transactionSync(() => this.#runMethod(method, request, '', '').answer) }
       } catch (err) {
         if (err instanceof Rollback) return { kind: 'plain', reply: err.answer }
         throw err
@@ -203,7 +221,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
         const seen = this.#classify(id, now)
         if (seen.kind !== 'free') return seen
         free = seen
-        const { answer, stored } = runMethod(this, method, request, seen.requestId, id.key)
+        const { answer, stored } = this.#runMethod(method, request, seen.requestId, id.key)
         const expiresAt = now + request.policy.ttlMs
         this.#records.commit(id.lookup, seen.row, id.fingerprint, seen.requestId, seen.attempt, stored, expiresAt)
         return { kind: 'new', requestId: seen.requestId, reply: answer, committed: true, expiresAt }
@@ -280,6 +298,16 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     } catch (err) {
       if (!(err instanceof Rollback) || !free) throw err
       return this.#rolledBack(call.policy, id, free, err.answer)
+    }
+  }
+
+  /** Runs a method call with {@link onceRequestId} set while it runs (synchronously: no other call can see it). */
+  #runMethod(method: ObjectMethod, request: OnceMethodRequest, requestId: string, key: string): ReturnType<typeof runMethod> {
+    this.#calling = requestId === '' ? undefined : requestId
+    try {
+      return runMethod(this, method, request, requestId, key)
+    } finally {
+      this.#calling = undefined
     }
   }
 

@@ -54,10 +54,12 @@ describe('bank with OnceObject accounts', () => {
     await post(id, 'deposits', 'dep-1', { amount: 100 })
     const paid = await post(id, 'payments', 'p-1', { amount: 30 })
     expect(paid.status).toBe(201)
-    expect(await paid.json()).toEqual({ paid: 30, balance: 70 })
+    const receipt = (await paid.json()) as { paid: number; balance: number; paymentId: string }
+    expect(receipt).toEqual({ paid: 30, balance: 70, paymentId: expect.stringMatching(/^[0-9a-f-]{36}$/) })
     const again = await post(id, 'payments', 'p-1', { amount: 30 })
     expect(again.headers.get('idempotent-replayed')).toBe('true')
-    expect(await again.json()).toEqual({ paid: 30, balance: 70 })
+    expect(await again.json()).toEqual(receipt)
+    expect((await stub(id).ledger()).at(-1)).toEqual({ requestId: receipt.paymentId, cents: -30, balance: 70 })
     // The refusal was decided once: replayed even now that the balance would allow it.
     expect((await post(id, 'payments', 'p-0', { amount: 500 })).status).toBe(409)
     expect((await post(id, 'payments', 'bad', { amount: -5 })).status).toBe(400)

@@ -73,6 +73,11 @@ export class OnceAccount extends OnceObject {
     this.#gates.delete(key)
   }
 
+  /** The request ids the effects of `key` were written with, oldest first. */
+  effectIds(key: string): (string | null)[] {
+    return this.ctx.storage.sql.exec<{ id: string | null }>('SELECT request_id AS id FROM effects WHERE key = ? ORDER BY seq', key).toArray().map((r) => r.id)
+  }
+
   /** How many times `key`'s request took effect. */
   effects(key: string): number {
     return this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM effects WHERE key = ?', key).one().n
@@ -94,7 +99,7 @@ export class OnceAccount extends OnceObject {
    */
   depositCall(amount: number, key: string, mode: Mode | undefined, replyBytes: number): unknown {
     if (mode === 'bad-request') return new OnceReply(400, { error: 'refused before any effect' })
-    this.ctx.storage.sql.exec('INSERT INTO effects (key, request_id, amount) VALUES (?, NULL, ?)', key, amount)
+    this.ctx.storage.sql.exec('INSERT INTO effects (key, request_id, amount) VALUES (?, ?, ?)', key, this.onceRequestId ?? null, amount)
     if (mode === 'fail') return new OnceReply(503, { error: 'ledger unavailable' }, { 'retry-after': '1' })
     if (mode === 'throw') throw new Error('ledger exploded')
     if (mode === 'bigint') return { balance: BigInt(this.balance()) }
@@ -103,7 +108,7 @@ export class OnceAccount extends OnceObject {
     if (mode === 'async') return Promise.resolve({ late: true })
     if (mode === 'abort-now') this.ctx.abort('test: crash after the effect')
     if (mode === 'abort-after') setTimeout(() => this.ctx.abort('test: crash after the reply'), 0)
-    return { key, amount, balance: this.balance(), pad: 'p'.repeat(replyBytes) }
+    return { key, amount, balance: this.balance(), pad: 'p'.repeat(replyBytes), requestId: this.onceRequestId ?? null }
   }
 
   /**

@@ -25,7 +25,10 @@ describe('method calls: replay and duplicates', () => {
     expect(first.status).toBe(201)
     expect(first.headers.get('content-type')).toBe('application/json')
     const body = await first.text()
-    expect(JSON.parse(body)).toEqual({ key: `"${k}"`, amount: 250, balance: 250, pad: '' })
+    const record = await recordOf(a, k)
+    // The method knows its logical request's id (this.onceRequestId), as the app's routes read Once-Request-Id.
+    expect(JSON.parse(body)).toEqual({ key: `"${k}"`, amount: 250, balance: 250, pad: '', requestId: record?.requestId })
+    expect(await stubOf(a).effectIds(`"${k}"`)).toEqual([record?.requestId])
     for (let i = 0; i < 3; i++) {
       const again = await send(a, k, { body: { amount: 250 } })
       expect(again.status).toBe(201)
@@ -78,6 +81,8 @@ describe('method calls: replay and duplicates', () => {
     expect((await send(a, undefined)).status).toBe(201)
     expect((await send(a, undefined)).status).toBe(201)
     expect(await inside(a, (_sql, obj: OnceAccount) => obj.balance())).toBe(200)
+    // Outside a keyed method call there is no logical request: no id.
+    expect(await stubOf(a).effectIds('')).toEqual([null, null])
     expect(await inside(a, (sql) => sql.exec('SELECT count(*) AS n FROM once_records').one().n)).toBe(0)
   })
 })
@@ -120,10 +125,13 @@ describe('method calls: what is final commits with the record, the rest rolls ba
     // The method wrote its ledger row before failing: the row went with the transaction.
     expect(await effects(a, k)).toBe(0)
     expect(await recordOf(a, k)).toMatchObject({ state: 'released', attempt: 1 })
+    const firstId = (await recordOf(a, k))?.requestId
     const retry = await send(a, k)
     expect(retry.status).toBe(201)
     expect(await effects(a, k)).toBe(1)
-    expect(await recordOf(a, k)).toMatchObject({ state: 'committed', attempt: 2 })
+    // The retry is the same logical request: the id the rolled-back attempt had.
+    expect(await recordOf(a, k)).toMatchObject({ state: 'committed', attempt: 2, requestId: firstId })
+    expect(await stubOf(a).effectIds(`"${k}"`)).toEqual([firstId])
   })
 
   it('commits a final refusal (an OnceReply 4xx) with the write before it, and replays it with its headers', async () => {
