@@ -18,7 +18,6 @@ export interface OnceObjectApp {
   router: { match(method: string, path: string): unknown }
 }
 
-
 const decoder = new TextDecoder()
 
 /**
@@ -46,7 +45,6 @@ class BufferedRequest extends Request {
     return this.text().then((text) => JSON.parse(text) as T)
   }
 }
-
 
 /** The answer of a free key, before it runs: the request id and attempt it runs as, and the row it replaces. */
 interface Free {
@@ -320,7 +318,6 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     this.#records.hold(id.lookup, free.row, id.fingerprint, free.requestId, free.attempt, null, expiresAt)
     return { kind: 'new', requestId: free.requestId, reply, committed: false, expiresAt }
   }
-
 
   /**
    * Runs a lease route as `once()` runs a handler: the record is in flight
