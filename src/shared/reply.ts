@@ -29,7 +29,6 @@ export interface StoredReply {
   encoded?: boolean
 }
 
-
 /**
  * Never replayed unless listed in `replayHeaders`: hop-by-hop headers (RFC
  * 9110 §7.6.1), cookies, and the headers outer middleware sets for the
