@@ -215,6 +215,8 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
         cwd: dir,
         env: { ...env, ONCE_SIGNING_SECRET: secret },
         stdio: ['ignore', 'pipe', 'pipe'],
+        // Its own process group: tsx runs origin.ts in a child process, which must stop with it.
+        detached: true,
       })
       originProcess.stdout?.on('data', (d: Buffer) => (originLog += d.toString()))
       originProcess.stderr?.on('data', (d: Buffer) => (originLog += d.toString()))
@@ -226,7 +228,7 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
       await dev?.stop()
       if (originProcess && originProcess.exitCode === null) {
         const exited = new Promise((r) => originProcess!.once('exit', r))
-        originProcess.kill('SIGKILL')
+        process.kill(-originProcess.pid!, 'SIGKILL') // the whole group: tsx and the node running origin.ts
         await exited
       }
     })
