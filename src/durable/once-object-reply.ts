@@ -147,17 +147,9 @@ function storedForms(
 ): { answer: StoredReply; stored: StoredReply } {
   const { status, body } = answer
   if (body.byteLength <= policy.maxReplyBytes) return { answer, stored: { status, headers: kept, body } }
-  const problem = {
-    ...policy.lost,
-    detail: `The request took effect with status ${status}, but its reply (${body.byteLength} bytes) exceeds maxReplyBytes (${policy.maxReplyBytes}) and was not stored. It will not run again.`,
-    idempotency_key: key,
-    request_id: requestId,
-  }
-  const lost: StoredReply = {
-    status: policy.lost.status,
-    headers: [['content-type', 'application/problem+json']],
-    body: encoder.encode(JSON.stringify(problem)),
-  }
+  // The one catalogue's problem, as the edge builds it for once() (policy.lost is for objects of the release before).
+  const detail = `The request took effect with status ${status}, but its reply (${body.byteLength} bytes) exceeds maxReplyBytes (${policy.maxReplyBytes}) and was not stored. It will not run again.`
+  const lost = problemReply('reply-lost', detail, requestId, key)
   return { answer, stored: lost }
 }
 
@@ -173,7 +165,12 @@ function storedForms(
  * failedReply('The method deposit threw: Error: ledger exploded', requestId, 'dep-1')
  */
 export function failedReply(detail: string, requestId: string, key: string): StoredReply {
-  const parts = problemParts('handler-failed', {
+  return problemReply('handler-failed', detail, requestId, key)
+}
+
+/** A problem of the shared catalogue as a stored reply; the key and request id are left out when '' (an ungated call). */
+function problemReply(kind: 'reply-lost' | 'handler-failed', detail: string, requestId: string, key: string): StoredReply {
+  const parts = problemParts(kind, {
     detail,
     ...(key === '' ? {} : { idempotencyKey: key }),
     ...(requestId === '' ? {} : { requestId }),

@@ -26,7 +26,11 @@ export interface OnceCallPolicy {
   maxReplyBytes: number
   /** Lower-case response headers that may be stored, or undefined for the default rule (`replayedByDefault`). */
   allow?: string[] | undefined
-  /** The `reply-lost` problem's fixed members (type, title, status, retryable), which the object completes. */
+  /**
+   * The `reply-lost` problem's fixed members (type, title, status, retryable). Objects of this release build
+   * the problem from the shared catalogue (`problemParts`) and ignore it; the edge still sends it for objects of
+   * the release before, which a rolling deploy may still run.
+   */
   lost: { type: string; title: string; status: number; retryable: boolean }
 }
 
