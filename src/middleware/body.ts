@@ -97,9 +97,13 @@ function storeBody(c: Context, body: Uint8Array, cached = false, contentType?: s
   const cache = c.req.bodyCache as Record<string, unknown>
   if (!cached) cache.arrayBuffer = Promise.resolve(body.buffer as ArrayBuffer)
   lazyEntry(cache, 'text', () => decoder.decode(body))
-  // With the request's Content-Type: hono 4.6 makes FormData of the cached bytes without it, which fails.
-  const type = c.req.raw.headers.get('content-type')
-  lazyEntry(cache, 'formData', () => new Response(body, type === null ? {} : { headers: { 'content-type': type } }).formData())
+  // With the request's Content-Type: hono 4.6 makes FormData of the cached bytes without it, which fails. Read
+  // when asked for, not on every request.
+  const raw = c.req.raw
+  lazyEntry(cache, 'formData', () => {
+    const type = raw.headers.get('content-type')
+    return new Response(body, type === null ? {} : { headers: { 'content-type': type } }).formData()
+  })
   return body
 }
 
