@@ -19,6 +19,11 @@ export interface PairedOptions {
   perRound: number
   /** Requests per variant before the first round, not recorded (round -1). */
   warmup?: number
+  /**
+   * A pause after every request (ms), the same for every variant: work an answer leaves behind (a commit after the
+   * answer, replicas not waited for) finishes before the next request starts, so no variant pays for another's.
+   */
+  settleMs?: number
   beforeRound?: (round: number) => Promise<void> | void
   afterRound?: (round: number, samples: Samples) => Promise<void> | void
 }
@@ -42,7 +47,10 @@ export async function pairedRounds(o: PairedOptions): Promise<Samples> {
   const n = o.variants.length
   for (let i = 0; i < (o.warmup ?? 0); i++) {
     show(`${o.label} · warm-up ${i + 1}/${o.warmup}`)
-    for (let j = 0; j < n; j++) await o.variants[(i + j) % n]!.send(i, -1)
+    for (let j = 0; j < n; j++) {
+      await o.variants[(i + j) % n]!.send(i, -1)
+      if (o.settleMs) await new Promise((r) => setTimeout(r, o.settleMs))
+    }
   }
   const samples: Samples = o.variants.map(() => [])
   for (let round = 0; round < o.rounds; round++) {
@@ -53,6 +61,7 @@ export async function pairedRounds(o: PairedOptions): Promise<Samples> {
       for (let j = 0; j < n; j++) {
         const k = (i + j) % n
         cur[k]!.push(await o.variants[k]!.send(i, round))
+        if (o.settleMs) await new Promise((r) => setTimeout(r, o.settleMs))
       }
     }
     cur.forEach((s, k) => samples[k]!.push(s))

@@ -9,6 +9,7 @@ import { problem } from './problem.js'
 import { isFinalStatus } from '../shared/applied.js'
 import { captureReply, REPLAYED_HEADER, replayedByDefault, replayResponse } from '../shared/reply.js'
 import { cacheKeyOf } from './reply-cache.js'
+import { inBackground, nextTurn } from '../shared/background.js'
 import type { CommitOptions } from './types.js'
 
 /**
@@ -48,11 +49,21 @@ let warnedArgs = false
 export class CommitPoint {
   #phase: Phase = 'running'
   #reply: StoredReply | undefined
+  /** The final reply was answered and its commit goes on in the background (see {@link finish}). */
+  committingAfterAnswer = false
 
+  /**
+   * @param config - resolved options
+   * @param id - the request's identity
+   * @param admission - its admission
+   * @param answerFirst - the reply is `proxy()`'s answer to a relay stored with the admit (or, ordered, a log
+   *   entry): the client gets it while the commit lands in the background (see {@link finish})
+   */
   constructor(
     private readonly config: OnceConfig,
     private readonly id: Identity,
     private readonly admission: Admission,
+    private readonly answerFirst = false,
   ) {}
 
   /**
@@ -84,6 +95,16 @@ export class CommitPoint {
    * failed); before it, commits a final response or releases the key. A
    * final commit that fails is logged: the client still gets its answer,
    * which was not stored, so a retry after the lease may run the handler again.
+   *
+   * On a `proxy()` route, whose request was stored with the admit (its relay,
+   * or its log entry in an ordering domain), the final reply is answered
+   * first and committed in the background (`waitUntil`): one durable round
+   * trip on the client's path instead of two. Nothing is lost by it: the
+   * origins keep the answer under the request id (their dedupe record,
+   * written with the effect), and if the commit never lands the stable
+   * area's alarm sends the stored request again when the lease ends and
+   * commits the answer the origins replay. Duplicates meanwhile wait for
+   * the commit (`waitMs`), as for any request still in flight.
    */
   async finish(c: Context): Promise<void> {
     if (this.#phase === 'abandoned') return
@@ -117,12 +138,33 @@ export class CommitPoint {
     const { reply, response } = captured
     c.res = undefined
     c.res = response
+    if (this.answerFirst && this.#phase === 'running') {
+      this.#phase = 'final'
+      // Sent in the next turn, once the answer is in the runtime's hands: where the object shares this thread (as under
+      // `wrangler dev`), its synchronous SQLite commit would otherwise hold the answer back.
+      // Waiting on the commit (an ordered write's background comparison) ends when it lands or fails, not with the request.
+      this.committingAfterAnswer = true
+      inBackground(
+        c,
+        nextTurn()
+          .then(() => this.#store(reply, false))
+          .catch((err: unknown) => this.#notStored(err))
+          .finally(() => this.admission.stopWaiting()),
+      )
+      return
+    }
     try {
       await this.#store(reply, false)
       this.#phase = 'final'
     } catch (err) {
-      console.error(`hono-once: the reply of ${this.id.key} (request ${this.admission.requestId}) was not stored; a retry may run the handler again once its lease ends`, err)
+      this.#notStored(err)
     }
+  }
+
+  /** Logs a final reply that was not stored, and what happens next. */
+  #notStored(err: unknown): void {
+    const after = this.answerFirst ? "the alarm sends it again and commits the origins' answer once its lease ends" : 'a retry may run the handler again once its lease ends'
+    console.error(`hono-once: the reply of ${this.id.key} (request ${this.admission.requestId}) was not stored; ${after}`, err)
   }
 
   /**

@@ -27,7 +27,8 @@ import { AdmissionLink } from './admission-link.js'
  */
 export async function run(c: Context, next: Next, config: OnceConfig, id: Identity, admitted: Admitted): Promise<Response | undefined> {
   const { admission, attempt } = admitted
-  const point = new CommitPoint(config, id, admission)
+  // proxy()'s answer to a request stored with the admit is answered first, then committed (CommitPoint.finish).
+  const point = new CommitPoint(config, id, admission, admitted.relayed !== undefined)
   c.set('once', {
     key: id.key,
     scope: id.scope,
@@ -60,6 +61,6 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     return await point.timedOut()
   } finally {
     admission.stopRenewing()
-    admission.stopWaiting()
+    if (!point.committingAfterAnswer) admission.stopWaiting()
   }
 }

@@ -3,6 +3,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { relayLinkOf } from './relay-link.js'
 import { problem } from '../shared/problem.js'
 import { bufferedResponse, nullBodyStatus } from '../shared/reply.js'
+import { inBackground } from '../shared/background.js'
 import { isFinalStatus } from '../shared/applied.js'
 import { ONCE_HEADERS } from '../shared/wire.js'
 import type { EngineInput } from '../shared/attempt.js'
@@ -222,7 +223,7 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
         await options.onDivergence?.(event)
       }
     })
-    waitUntil(c, background.catch((err: unknown) => console.error('hono-once: background replication failed', err)))
+    inBackground(c, background.catch((err: unknown) => console.error('hono-once: background replication failed', err)))
     outcome = result.outcome
   } else {
     outcome = strategy === 'hedge' || strategy === 'replicate' ? await hedge(input) : await failover(input)
@@ -238,15 +239,6 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
     await once.commit(res.clone()).catch((err: unknown) => console.error(`hono-once: could not commit the applied answer of ${link.requestId}`, err))
   }
   return res
-}
-
-/** Hands `work` to the runtime to finish after the answer; without an execution context (tests), lets it run. */
-function waitUntil(c: Context, work: Promise<unknown>): void {
-  try {
-    c.executionCtx.waitUntil(work)
-  } catch {
-    void work
-  }
 }
 
 function hedgeDelay(group: OriginGroup): number {

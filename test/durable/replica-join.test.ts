@@ -169,6 +169,8 @@ describe('a replica added to origins joins every domain (issue 15 item 20)', () 
     for (const d of [busy, pruned]) await reportNow(domainStub(d))
     const three = replicatedBank(asReplicas(origins))
     expect((await three(busy)).status).toBe(201)
+    // p3's answer is recorded with the commit, which follows the answer.
+    await eventually(() => domainState(busy), (s) => s?.replicas.find((r) => r.name === 'p3')?.acked === 4)
     await reportNow(domainStub(busy))
     await runAlarmOnce(statusStub())
     await runAlarmOnce(domainStub(pruned))

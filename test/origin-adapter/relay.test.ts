@@ -8,7 +8,7 @@ import { fingerprint } from '../../src/middleware/fingerprint.js'
 import { lookupKey } from '../../src/middleware/identity.js'
 import { forwardRequest } from '../../src/origin-adapter/forward.js'
 import type { RelayPlan } from '../../src/origin-adapter/types.js'
-import { type FarmOrigin, startOrigins } from '../farm.js'
+import { eventually, type FarmOrigin, startOrigins } from '../farm.js'
 import { expireLeases, newKey, recordOf, stubFor } from '../helpers.js'
 
 const body = JSON.stringify({ amount: 100 })
@@ -54,9 +54,12 @@ describe('relays: a Worker that dies mid-dispatch (seed 003, Figs. 14–18)', ()
     const [eu] = await startOrigins(['eu'])
     const key = newKey()
     expect((await edge([eu!]).deposit('al', key)).status).toBe(201)
-    const relay = await (await import('cloudflare:test')).runInDurableObject(await stubFor(key), (_o, state) =>
-      state.storage.sql.exec('SELECT state, sends, method, path FROM relays WHERE lookup = ?', lookupKey('', key)).toArray()[0],
-    )
+    const relayRow = async () =>
+      (await import('cloudflare:test')).runInDurableObject(await stubFor(key), (_o, state) =>
+        state.storage.sql.exec('SELECT state, sends, method, path FROM relays WHERE lookup = ?', lookupKey('', key)).toArray()[0],
+      )
+    // The commit follows the answer (proxy() answers first), so it is waited for.
+    const relay = await eventually(relayRow, (r) => r?.state === 'completed')
     expect(relay).toEqual({ state: 'completed', sends: 1, method: 'POST', path: '/accounts/al/deposits' })
   })
 

@@ -1,0 +1,235 @@
+import { env } from 'cloudflare:workers'
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import { Hono } from 'hono'
+import { describe, expect, it, vi } from 'vitest'
+import { dispatch, once, proxy, type ProxyOptions } from '../../src/index.js'
+import type { StableAreaApi } from '../../src/durable/types.js'
+import { type FarmOrigin, startOrigins } from '../farm.js'
+import { expireLeases, newKey, recordOf, stubFor, until } from '../helpers.js'
+
+/**
+ * On a proxy() route the client gets the origin's answer while the commit
+ * lands in the background (CommitPoint.finish): one durable round trip on its
+ * path. These tests hold or drop that commit to show what the client sees and
+ * that nothing is lost: the origin keeps the answer under the request id, and
+ * the relay stored with the admit lets the alarm commit it.
+ */
+
+const body = JSON.stringify({ amount: 100 })
+
+type CommitMode = 'pass' | 'hold' | 'drop'
+
+/** The stable area with its commits under the test's control: passed, held until `open()`, or dropped (the Worker died). */
+function commitsUnderControl() {
+  let mode: CommitMode = 'pass'
+  let open = () => {}
+  let gate = Promise.resolve()
+  let calls = 0
+  const ns = {
+    idFromName: (name: string) => env.ONCE.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const real = env.ONCE.get(id) as unknown as StableAreaApi
+      const chosen = mode // each request's stub is made at its admit: its commit follows the mode of that moment
+      return new Proxy(real, {
+        get(target, prop) {
+          if (prop !== 'commit') return Reflect.get(target, prop)
+          return async (r: Parameters<StableAreaApi['commit']>[0]) => {
+            calls++
+            if (chosen === 'drop') return new Promise(() => {}) // never sent, never answered
+            await gate
+            return real.commit(r)
+          }
+        },
+      })
+    },
+  } as unknown as typeof env.ONCE
+  return {
+    ns,
+    set(next: CommitMode) {
+      mode = next
+      if (next === 'hold') gate = new Promise((r) => (open = r))
+    },
+    open: () => open(),
+    calls: () => calls,
+    /** Bounded wait until the commit was sent (it goes out in the turn after the answer). */
+    async sent(n = 1) {
+      for (let i = 0; i < 500 && calls < n; i++) await scheduler.wait(2)
+      expect(calls).toBe(n)
+    },
+  }
+}
+
+function edge(origins: FarmOrigin[], ns: typeof env.ONCE) {
+  const options: ProxyOptions = { origins: origins.map(({ name, url }) => ({ name, url })), strategy: 'failover', timeoutMs: 1000, deadlineMs: 3000 }
+  const app = new Hono()
+  app.use('/accounts/*', once({ namespace: () => ns, leaseMs: 3000, replayCache: false }))
+  app.post('/accounts/:id/deposits', proxy(options))
+  // dispatch() in a handler: the relay is stored after the admit and the handler could change the answer.
+  app.post('/accounts/:id/dispatched', async (c) =>
+    dispatch(c, new Request(c.req.url.replace('/dispatched', '/deposits'), { method: 'POST', headers: c.req.raw.headers, body: await c.req.arrayBuffer() }), options),
+  )
+  // A handler of the app's own: its effect is nowhere else.
+  app.post('/accounts/:id/local', (c) => c.json({ local: true }, 201))
+  // An ordered write: its log entry is stored with the admit.
+  const ordered = new Hono()
+  ordered.post(
+    '/accounts/:id/deposits',
+    once({ namespace: () => ns, leaseMs: 3000, replayCache: false, domain: (c) => `af-${c.req.param('id') ?? ''}` }),
+    proxy({ ...options, strategy: 'replicate' }),
+  )
+  const post = (path: string, key: string) =>
+    (path.startsWith('/ordered/') ? ordered : app).request(path.slice(path.startsWith('/ordered/') ? 8 : 0), { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body }, env)
+  return { post }
+}
+
+/** The object of an ordering domain, and its one record (each test's domain is new). */
+const domainObject = (domain: string) => env.ONCE.get(env.ONCE.idFromName(`once/domain/${domain}`))
+const domainRecord = async (domain: string) =>
+  runInDurableObject(domainObject(domain), (_o, state) => state.storage.sql.exec('SELECT state, status, request_id FROM records').toArray()[0])
+
+/** The headers a replay carries from the first answer (not the date, its timing, nor the replay marker). */
+const kept = (headers: Headers) => [...headers].filter(([name]) => !['date', 'server-timing', 'idempotent-replayed'].includes(name))
+
+/** Tracks whether `p` has settled. */
+function watch(p: Promise<unknown>): { settled: () => boolean } {
+  let done = false
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  )
+  return { settled: () => done }
+}
+
+describe('proxy() routes answer first, then commit (one durable round trip on the client path)', () => {
+  it('the client has the answer while the commit is held; a duplicate waits for it and replays the same bytes', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const control = commitsUnderControl()
+    const { post } = edge([eu!], control.ns)
+    const key = newKey()
+    control.set('hold')
+    const first = await post('/accounts/af1/deposits', key)
+    expect(first.status).toBe(201)
+    const firstBody = await first.text()
+    await control.sent() // the commit was sent after the answer, and is held
+    expect(await recordOf(key)).toMatchObject({ state: 'in_flight' })
+    // A duplicate now waits (waitMs) for the commit instead of running again.
+    const duplicate = post('/accounts/af1/deposits', key)
+    control.open()
+    const replay = await duplicate
+    expect(replay.status).toBe(201)
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    expect(await replay.text()).toBe(firstBody)
+    const stats = await eu!.stats()
+    expect(stats.balances).toEqual({ af1: 100 })
+    expect(stats.requests).toBe(1)
+  })
+
+  it('a Worker that dies after answering (its commit never sent): the alarm resends the relay, the origin replays, the record holds what the client got', async () => {
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const [eu] = await startOrigins(['eu'])
+    const control = commitsUnderControl()
+    const { post } = edge([eu!], control.ns)
+    const key = newKey()
+    control.set('drop')
+    const first = await post('/accounts/af2/deposits', key)
+    expect(first.status).toBe(201)
+    const firstBody = await first.text()
+    const requestId = (await recordOf(key))?.request_id as string
+    expect(await recordOf(key)).toMatchObject({ state: 'in_flight' })
+
+    await expireLeases(key)
+    await runDurableObjectAlarm(await stubFor(key))
+    expect(await recordOf(key)).toMatchObject({ state: 'committed', status: 201, request_id: requestId })
+
+    control.set('pass')
+    const replay = await post('/accounts/af2/deposits', key)
+    expect(replay.status).toBe(201)
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    expect(await replay.text()).toBe(firstBody)
+    expect(kept(replay.headers)).toEqual(kept(first.headers))
+    const stats = await eu!.stats()
+    expect(stats.byRequestId[requestId]).toMatchObject({ received: 2, applied: 1 }) // the resend was only replayed
+    expect(stats.balances).toEqual({ af2: 100 })
+    error.mockRestore()
+  })
+
+  it('the kind: 12 deposits, every other commit dropped; after the alarm each was applied once and replays what its client got', async () => {
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const [eu] = await startOrigins(['eu'])
+    const control = commitsUnderControl()
+    const { post } = edge([eu!], control.ns)
+    const firsts: { key: string; account: string; body: string }[] = []
+    for (let i = 0; i < 12; i++) {
+      const key = newKey()
+      const account = `af3-${i}`
+      control.set(i % 2 === 0 ? 'drop' : 'pass')
+      const res = await post(`/accounts/${account}/deposits`, key)
+      expect(res.status).toBe(201)
+      firsts.push({ key, account, body: await res.text() })
+    }
+    // Every key lives in the one shard's object: one lease expiry and one alarm run reach them all.
+    await expireLeases(firsts[0]!.key)
+    await runDurableObjectAlarm(await stubFor(firsts[0]!.key))
+    control.set('pass')
+    for (const { key, account, body: firstBody } of firsts) {
+      await until(key, (info) => info?.state === 'committed')
+      const replay = await post(`/accounts/${account}/deposits`, key)
+      expect(replay.headers.get('idempotent-replayed')).toBe('true')
+      expect(await replay.text()).toBe(firstBody)
+    }
+    const stats = await eu!.stats()
+    expect(Object.values(stats.balances)).toEqual(Array(12).fill(100))
+    for (const { applied } of Object.values(stats.byRequestId)) expect(applied).toBe(1)
+    // The six dropped commits were recovered by the alarm's resend (received twice, applied once).
+    expect(Object.values(stats.byRequestId).filter(({ received }) => received === 2)).toHaveLength(6)
+    error.mockRestore()
+  })
+
+  it('an ordered write (replicate) too: a Worker that dies after answering leaves a log entry the alarm finishes; the replica applied it once', async () => {
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const [eu] = await startOrigins(['eu'])
+    const control = commitsUnderControl()
+    const { post } = edge([eu!], control.ns)
+    const key = newKey()
+    control.set('drop')
+    const first = await post('/ordered/accounts/af5/deposits', key)
+    expect(first.status).toBe(201)
+    expect(first.headers.get('once-sequence')).toBe('1')
+    const firstBody = await first.text()
+    expect(await domainRecord('af-af5')).toMatchObject({ state: 'in_flight' })
+
+    await runInDurableObject(domainObject('af-af5'), (_o, state) => void state.storage.sql.exec('UPDATE records SET lease_until = ?', Date.now() - 1))
+    await runDurableObjectAlarm(domainObject('af-af5'))
+    const record = await domainRecord('af-af5')
+    expect(record).toMatchObject({ state: 'committed', status: 201 })
+
+    control.set('pass')
+    const replay = await post('/ordered/accounts/af5/deposits', key)
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    expect(await replay.text()).toBe(firstBody)
+    expect(kept(replay.headers)).toEqual(kept(first.headers))
+    const stats = await eu!.stats()
+    expect(stats.byRequestId[record!.request_id as string]).toMatchObject({ received: 2, applied: 1 })
+    expect(stats.balances).toEqual({ af5: 100 })
+    error.mockRestore()
+  })
+
+  it('routes whose reply is not proxy()\'s answer to the stored request (a handler of the app\'s own, dispatch() in a handler) still commit before they answer', async () => {
+    const [eu] = await startOrigins(['eu'])
+    for (const path of ['/accounts/af4/local', '/accounts/af4/dispatched']) {
+      const control = commitsUnderControl()
+      const { post } = edge([eu!], control.ns)
+      const key = newKey()
+      control.set('hold')
+      const pending = post(path, key)
+      const watched = watch(Promise.resolve(pending))
+      await control.sent()
+      // The commit is held: give an answer that does not wait for it a few turns to arrive (it must not).
+      await scheduler.wait(20)
+      expect(watched.settled()).toBe(false)
+      control.open()
+      expect((await pending).status).toBe(201)
+      expect(await recordOf(key)).toMatchObject({ state: 'committed' })
+    }
+  })
+})
