@@ -8,6 +8,13 @@ export interface Variant {
   send: (i: number, round: number) => Promise<number>
 }
 
+/**
+ * The pause after every request in the sections whose variants leave work behind their answer (a commit after
+ * the answer, replicas not waited for): long enough for that work to land on this machine (a commit takes about
+ * 2 ms here), so each request is measured on a settled machine, as a lone request is.
+ */
+export const SETTLE_MS = 10
+
 /** Samples by variant, then by round. */
 export type Samples = number[][][]
 

@@ -1,12 +1,10 @@
 /** Section 2: once() + proxy() to one healthy origin, against the same origin call made by hand plus the two-write floor. */
 import type { BenchContext, SectionResult } from '../lib/context.js'
 import { timed } from '../lib/http.js'
-import { pairedRounds, roundMedians, roundPercentiles } from '../lib/paired.js'
+import { pairedRounds, roundMedians, roundPercentiles, SETTLE_MS } from '../lib/paired.js'
 import { fmtRatio, median, ms, pairedRatio, table, verdict } from '../lib/stats.js'
 
 const BODY = '{"amount":100}'
-/** The pause after every request of this section, any variant (see pairedRounds' settleMs). */
-const SETTLE_MS = 10
 
 export async function proxySection(ctx: BenchContext): Promise<SectionResult> {
   const { base, agent, runId: run, settings } = ctx

@@ -2,7 +2,7 @@
 import type { RunningOrigin } from '../../examples/origin/server.js'
 import type { BenchContext, SectionResult } from '../lib/context.js'
 import { HttpError, timed } from '../lib/http.js'
-import { pairedRounds, roundMedians, roundPercentiles } from '../lib/paired.js'
+import { pairedRounds, roundMedians, roundPercentiles, SETTLE_MS } from '../lib/paired.js'
 import { progress } from '../lib/progress.js'
 import { fmtRatio, median, ms, pairedRatio, table, verdict } from '../lib/stats.js'
 import { settle } from './hedge.js'
@@ -59,6 +59,8 @@ export async function replicateSection(ctx: BenchContext): Promise<SectionResult
     variants: variants.map((v) => ({ name: v.name, send: (i: number, r: number) => deposit(v.variant, v.account, `${v.account}-${run}-${r}-${i}`) })),
     rounds: settings.rounds,
     perRound: settings.perRound,
+    // Every variant answers first and commits right after; replicate also leaves the replicas it did not wait for.
+    settleMs: SETTLE_MS,
     beforeRound: async () => {
       before = await settle(all, 300, 10_000)
     },
@@ -84,6 +86,7 @@ export async function replicateSection(ctx: BenchContext): Promise<SectionResult
   const failing = await oneReplicaDown(ctx, deposit)
   const markdown = [
     `Deposits (POST, new key each) through \`once()\` + \`proxy()\`; the replicate variants are ordered (\`once({ domain })\`, one domain per variant, so each has its own StableArea and log), the single-origin write is the plain unordered failover write (an ordering domain needs \`replicate\`). Origins are bank origins (no added latency) on 127.0.0.1.`,
+    `Every variant answers first and commits right after (the replicas a quorum did not wait for also answer after the client has its answer), so each request of every variant is followed by a ${SETTLE_MS} ms pause: no variant pays for another's background work.`,
     `${settings.rounds} rounds × ${settings.perRound} requests per variant. Messages per replica per request: requests each origin received in a round ÷ requests sent, after the background sends settled (1.00 = ordering rode on the request itself, no extra messages).`,
     '',
     ...table(
