@@ -3,6 +3,7 @@ import type { OrderedLink, RelayLink } from '../origin-adapter/relay-link.js'
 import type { FilledAck } from '../origin-adapter/strategies/replicate.js'
 import type { ForwardRequest, LogEntry, OrderedSlot, RelayPlan, ReplicaAck } from '../origin-adapter/types.js'
 import type { Admission } from './admission.js'
+import type { StoredRelay } from './admit.js'
 
 /**
  * The {@link RelayLink} of one request admitted by `once()`: what
@@ -17,29 +18,53 @@ export class AdmissionLink implements RelayLink {
   readonly requestId: string
   readonly sends: number
   readonly order: OrderedLink | undefined
+  readonly request: ForwardRequest | undefined
   #dispatches = 0
+  /** proxy()'s answer to the stored request, with its status and headers as they were then. */
+  #answer: { res: Response; status: number; headers: string } | undefined
 
   /**
    * @param admission - the request's hold on its record
    * @param key - the client's key
-   * @param request - the request as stored with the admit, on a `proxy()` route
+   * @param stored - the request as stored with the admit and the proxy() that sends it, on a `proxy()` route
    */
   constructor(
     private readonly admission: Admission,
     readonly key: string,
-    readonly request: ForwardRequest | undefined,
+    private readonly stored: StoredRelay | undefined,
   ) {
     this.requestId = admission.requestId
     this.sends = admission.relay?.sends ?? 0
     this.order = admission.order ? new AdmissionOrder(admission, admission.order) : undefined
+    this.request = stored?.request
   }
 
   nextDispatch(): number {
     return ++this.#dispatches
   }
 
+  storedFor(owner: object): boolean {
+    return this.stored !== undefined && this.stored.owner === owner
+  }
+
   async record(request: ForwardRequest, plan: RelayPlan): Promise<void> {
-    if (this.admission.relay === undefined) await this.admission.recordRelay({ request, plan, key: this.key })
+    if (this.admission.relay === undefined || request !== this.request) await this.admission.recordRelay({ request, plan, key: this.key })
+  }
+
+  answered(res: Response): void {
+    this.#answer = { res, status: res.status, headers: headerText(res.headers) }
+  }
+
+  /**
+   * Whether `res` is proxy()'s answer to the stored request, unchanged (the same object, status and headers):
+   * then the origins hold it under the request id, and once() may answer it before its commit.
+   *
+   * @param res - the response the route ended with
+   * @returns true only for that very answer
+   */
+  isStoredRequestAnswer(res: Response): boolean {
+    const a = this.#answer
+    return a !== undefined && a.res === res && res.status === a.status && headerText(res.headers) === a.headers
   }
 
   sent(n: number): void {
@@ -70,3 +95,6 @@ class AdmissionOrder implements OrderedLink {
     return this.admission.acknowledge(acks, failed, filled)
   }
 }
+
+/** A response's headers as one comparable text. */
+const headerText = (headers: Headers): string => JSON.stringify([...headers])

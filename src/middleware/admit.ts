@@ -22,12 +22,18 @@ import { callWithRetry, rpcProblem } from './rpc.js'
 export const isolateCounts = { cacheReplays: 0, cacheMismatches: 0 }
 
 /** A request admitted to run: its hold on the record, and which attempt this is. */
+/** The request stored with the admit for the route's `proxy()`, and that proxy's origin group (its owner). */
+export interface StoredRelay {
+  request: ForwardRequest
+  owner: object
+}
+
 export interface Admitted {
   admission: Admission
   /** 1 on the first run; 2+ when a retry took over after a failure or a crashed Worker. */
   attempt: number
-  /** The request stored with the relay, for the proxy() that sends it. */
-  relayed?: ForwardRequest | undefined
+  /** The request stored with the relay, and the proxy() origin group that sends it. */
+  relayed?: StoredRelay | undefined
 }
 
 /**
@@ -73,7 +79,8 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
   // Typed by its RPC surface: the generated stub type is too deep for the checker.
   const connect = (): StableAreaApi => id.ns.get(objectId, options) as unknown as StableAreaApi
   // A route that proxy() handles: the request is stored with the admit, so a dead Worker's relay is resent.
-  const routePlan = relayPlanOf(c)
+  const route = relayPlanOf(c)
+  const routePlan = route?.plan
   // The route's reply policy travels with the relay: a reply the alarm commits is kept as this Worker would keep it.
   const plan = routePlan && {
     ...routePlan,
@@ -126,7 +133,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
       return {
         admission: new Admission(connect, lookup, admitted.token, admitted.requestId, config.leaseMs, admitted.sends, admitted.order),
         attempt: admitted.attempt,
-        relayed: relay?.request,
+        relayed: relay && route ? { request: relay.request, owner: route.owner } : undefined,
       }
   }
 }

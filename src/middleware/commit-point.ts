@@ -9,7 +9,7 @@ import { problem } from './problem.js'
 import { isFinalStatus } from '../shared/applied.js'
 import { captureReply, REPLAYED_HEADER, replayedByDefault, replayResponse } from '../shared/reply.js'
 import { cacheKeyOf } from './reply-cache.js'
-import { inBackground, nextTurn } from '../shared/background.js'
+import { nextTurn, waitUntilOf } from '../shared/background.js'
 import type { CommitOptions } from './types.js'
 
 /**
@@ -56,14 +56,15 @@ export class CommitPoint {
    * @param config - resolved options
    * @param id - the request's identity
    * @param admission - its admission
-   * @param answerFirst - the reply is `proxy()`'s answer to a relay stored with the admit (or, ordered, a log
-   *   entry): the client gets it while the commit lands in the background (see {@link finish})
+   * @param answersFirst - whether a response is `proxy()`'s answer to the request stored with the admit (its
+   *   relay, or an ordered request's log entry), unchanged: the client gets it while the commit lands in the
+   *   background (see {@link finish})
    */
   constructor(
     private readonly config: OnceConfig,
     private readonly id: Identity,
     private readonly admission: Admission,
-    private readonly answerFirst = false,
+    private readonly answersFirst: (res: Response) => boolean = () => false,
   ) {}
 
   /**
@@ -96,15 +97,16 @@ export class CommitPoint {
    * final commit that fails is logged: the client still gets its answer,
    * which was not stored, so a retry after the lease may run the handler again.
    *
-   * On a `proxy()` route, whose request was stored with the admit (its relay,
-   * or its log entry in an ordering domain), the final reply is answered
-   * first and committed in the background (`waitUntil`): one durable round
-   * trip on the client's path instead of two. Nothing is lost by it: the
-   * origins keep the answer under the request id (their dedupe record,
-   * written with the effect), and if the commit never lands the stable
-   * area's alarm sends the stored request again when the lease ends and
-   * commits the answer the origins replay. Duplicates meanwhile wait for
-   * the commit (`waitMs`), as for any request still in flight.
+   * When the route ends with `proxy()`'s own answer, unchanged, to the
+   * request stored with the admit (its relay, or its log entry in an
+   * ordering domain), and the runtime gives a `waitUntil`, the final reply is
+   * answered first and committed in the background: one durable round trip
+   * on the client's path instead of two. Nothing is lost by it: the origins
+   * keep the answer under the request id (their dedupe record, written with
+   * the effect), and if the commit never lands the stable area's alarm sends
+   * the stored request again when the lease ends and commits the answer the
+   * origins replay. Duplicates meanwhile wait for the commit (`waitMs`), as
+   * for any request still in flight. Every other answer waits for its commit.
    */
   async finish(c: Context): Promise<void> {
     if (this.#phase === 'abandoned') return
@@ -119,6 +121,8 @@ export class CommitPoint {
       return
     }
     if (this.#phase === 'running' && failed) return this.abandon()
+    // Decided on the route's own answer, before it is read: only proxy()'s, unchanged, and only with a waitUntil to finish the commit.
+    const waitUntil = this.#phase === 'running' && this.answersFirst(c.res) ? waitUntilOf(c) : undefined
     let captured: { reply: StoredReply; response: Response }
     if (this.#phase === 'applied' && failed) {
       // commit() was called and could not store; the handler then gave up. It took effect all the same.
@@ -138,18 +142,20 @@ export class CommitPoint {
     const { reply, response } = captured
     c.res = undefined
     c.res = response
-    if (this.answerFirst && this.#phase === 'running') {
+    if (waitUntil) {
       this.#phase = 'final'
-      // Sent in the next turn, once the answer is in the runtime's hands: where the object shares this thread (as under
-      // `wrangler dev`), its synchronous SQLite commit would otherwise hold the answer back.
-      // Waiting on the commit (an ordered write's background comparison) ends when it lands or fails, not with the request.
       this.committingAfterAnswer = true
-      inBackground(
-        c,
+      // Sent in the next turn, once the answer is in the runtime's hands: where the object shares this thread (as under
+      // `wrangler dev`), its synchronous SQLite commit would otherwise hold the answer back. The lease is renewed, and
+      // an ordered write's comparison waits, until the commit lands or fails.
+      waitUntil(
         nextTurn()
           .then(() => this.#store(reply, false))
           .catch((err: unknown) => this.#notStored(err))
-          .finally(() => this.admission.stopWaiting()),
+          .finally(() => {
+            this.admission.stopRenewing()
+            this.admission.stopWaiting()
+          }),
       )
       return
     }
@@ -163,7 +169,7 @@ export class CommitPoint {
 
   /** Logs a final reply that was not stored, and what happens next. */
   #notStored(err: unknown): void {
-    const after = this.answerFirst ? "the alarm sends it again and commits the origins' answer once its lease ends" : 'a retry may run the handler again once its lease ends'
+    const after = this.committingAfterAnswer ? "the alarm sends it again and commits the origins' answer once its lease ends" : 'a retry may run the handler again once its lease ends'
     console.error(`hono-once: the reply of ${this.id.key} (request ${this.admission.requestId}) was not stored; ${after}`, err)
   }
 

@@ -27,8 +27,9 @@ import { AdmissionLink } from './admission-link.js'
  */
 export async function run(c: Context, next: Next, config: OnceConfig, id: Identity, admitted: Admitted): Promise<Response | undefined> {
   const { admission, attempt } = admitted
-  // proxy()'s answer to a request stored with the admit is answered first, then committed (CommitPoint.finish).
-  const point = new CommitPoint(config, id, admission, admitted.relayed !== undefined)
+  const link = new AdmissionLink(admission, id.key, admitted.relayed)
+  // proxy()'s answer to the request stored with the admit is answered first, then committed (CommitPoint.finish).
+  const point = new CommitPoint(config, id, admission, (res) => link.isStoredRequestAnswer(res))
   c.set('once', {
     key: id.key,
     scope: id.scope,
@@ -40,7 +41,7 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     commit: point.commit,
   })
 
-  setRelayLink(c, new AdmissionLink(admission, id.key, admitted.relayed))
+  setRelayLink(c, link)
   admission.startRenewing(config.maxRunMs)
   const work = (async () => {
     try {
@@ -60,7 +61,10 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     admission.abort(new DOMException(`hono-once: the handler ran past maxRunMs (${config.maxRunMs} ms)`, 'TimeoutError'))
     return await point.timedOut()
   } finally {
-    admission.stopRenewing()
-    if (!point.committingAfterAnswer) admission.stopWaiting()
+    // A commit after the answer keeps the lease renewed, and the ordered comparison waiting, until it lands.
+    if (!point.committingAfterAnswer) {
+      admission.stopRenewing()
+      admission.stopWaiting()
+    }
   }
 }

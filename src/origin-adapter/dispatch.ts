@@ -111,7 +111,7 @@ export function proxyWith(group: OriginGroup): Handler {
   const handler: Handler = async function proxy(c) {
     return forward(c, c.req.raw, group)
   }
-  markProxy(handler, group.plan)
+  markProxy(handler, group.plan, group)
   return handler
 }
 
@@ -172,9 +172,10 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
   if (secret && 'missing' in secret) {
     return problem('misconfigured', { detail: `The proxy's signing secret is not set: env.${secret.missing} is missing (set it, e.g. wrangler secret put ${secret.missing}).`, instance })
   }
-  // Behind once() on a proxy() route the request was read and stored with the admit: send those very bytes.
+  // Behind once() on a proxy() route the request was read and stored with the admit: this proxy() sends those very bytes.
+  const stored = link?.request !== undefined && req === c.req.raw && link.storedFor(group)
   const request =
-    link?.request && req === c.req.raw
+    stored && link?.request
       ? link.request
       : forwardRequest(req, SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer()), {
           allow: options.forwardHeaders,
@@ -184,6 +185,13 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
   // The request's first dispatch is the logical request (its relay is durable); a further one in the same handler
   // is another request to the origins, so it gets its own id (`<id>/2`, …), which origins dedupe just as well.
   const nth = link ? link.nextDispatch() : 1
+  if (link?.order && nth === 1 && !stored) {
+    // Its log entry, which replicas are fed from, is the request once() stored: another one would split the replicas.
+    return problem('misconfigured', {
+      detail: "An ordered request is sent by the route's proxy() as once() stored it; dispatch() of another request cannot take its place.",
+      instance,
+    })
+  }
   if (link && nth === 1 && plan) await link.record(request, plan)
   const requestId = link ? (nth === 1 ? link.requestId : `${link.requestId}/${nth}`) : uuidv7()
 
@@ -232,6 +240,8 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
   const res = answer(outcome, instance, link?.key)
   // The request's place in its domain's order, on the answer (DESIGN §3.7).
   if (link?.order && strategy === 'replicate') res.headers.set(ONCE_HEADERS.sequence, String(link.order.slot.sequence))
+  // proxy()'s answer to the stored request: the origins keep it under the request id, so once() may answer before its commit.
+  if (link && nth === 1 && stored) link.answered(res)
   // An applied answer is final whatever its status (a `reply-lost`, an origin's recorded 5xx): once() commits it,
   // where its own rule would give the key back for a retry that the origins would only replay.
   const once = c.get('once')

@@ -1,8 +1,8 @@
 import type { Context } from 'hono'
 import type { RelayPlan } from './types.js'
 
-/** Handlers made by `proxy()`, with the relay plan for a method (undefined: nothing to relay). */
-const proxies = new WeakMap<object, (method: string) => RelayPlan | undefined>()
+/** Handlers made by `proxy()`, with the relay plan for a method (undefined: nothing to relay) and their origin group. */
+const proxies = new WeakMap<object, { planFor: (method: string) => RelayPlan | undefined; owner: object }>()
 /** Whether any proxy() exists in this isolate: apps that use once() alone skip the route scan on every admit. */
 let anyProxy = false
 
@@ -13,11 +13,12 @@ let anyProxy = false
  *
  * @param handler - the handler `proxy()` returns
  * @param planFor - the relay plan for a request method
+ * @param owner - what sends it (the proxy's origin group): a dispatch sends the stored request only if it is its owner
  * @example
- * markProxy(handler, (method) => (method === 'GET' ? undefined : plan))
+ * markProxy(handler, (method) => (method === 'GET' ? undefined : plan), group)
  */
-export function markProxy(handler: object, planFor: (method: string) => RelayPlan | undefined): void {
-  proxies.set(handler, planFor)
+export function markProxy(handler: object, planFor: (method: string) => RelayPlan | undefined, owner: object): void {
+  proxies.set(handler, { planFor, owner })
   anyProxy = true
 }
 
@@ -27,19 +28,21 @@ export function markProxy(handler: object, planFor: (method: string) => RelayPla
  * the admit).
  *
  * @param c - the request context, inside a middleware
- * @returns the plan, or undefined when no proxy() handles the request
+ * @returns the plan and the proxy's origin group (`owner`), or undefined when no proxy() handles the request
  * @example
- * const plan = relayPlanOf(c) // in once(), before the admit
+ * const route = relayPlanOf(c) // in once(), before the admit
  */
-export function relayPlanOf(c: Context): RelayPlan | undefined {
+export function relayPlanOf(c: Context): { plan: RelayPlan; owner: object } | undefined {
   // `matchedRoutes` is deprecated in favour of hono/route, which the oldest hono supported lacks.
   if (!anyProxy) return undefined
   const req = c.req as unknown as { matchedRoutes?: { handler: object }[]; routeIndex?: number }
   const routes = req.matchedRoutes
   if (!routes) return undefined
   for (let i = (req.routeIndex ?? 0) + 1; i < routes.length; i++) {
-    const planFor = proxies.get(routes[i]!.handler)
-    if (planFor) return planFor(c.req.method)
+    const marked = proxies.get(routes[i]!.handler)
+    if (!marked) continue
+    const plan = marked.planFor(c.req.method)
+    return plan && { plan, owner: marked.owner }
   }
   return undefined
 }

@@ -29,8 +29,15 @@ export interface RelayLink {
   readonly order: OrderedLink | undefined
   /** Numbers this request's dispatches: 1 is the logical request itself; a further one gets its own request id. */
   nextDispatch(): number
-  /** Makes the relay of the first dispatch durable: one more round trip, unless the admit already stored it. */
+  /** Whether the request stored with the admit is the one `owner` (a proxy's origin group) sends: its proxy() was the route's. */
+  storedFor(owner: object): boolean
+  /**
+   * Makes the relay of the first dispatch durable: one more round trip, unless the admit already stored this very
+   * request (another request replaces what the admit stored, so a resend sends what was sent).
+   */
   record(request: ForwardRequest, plan: RelayPlan): Promise<void>
+  /** Marks `res` as the answer to the stored request, as `proxy()` returns it: once() may answer it before its commit. */
+  answered(res: Response): void
   /** Counts the sends the first dispatch made; they are stored with the commit or release. */
   sent(n: number): void
 }

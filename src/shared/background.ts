@@ -12,10 +12,28 @@ import type { Context } from 'hono'
  * inBackground(c, stub.commit(request).catch((err) => console.error('commit failed', err)))
  */
 export function inBackground(c: Context, work: Promise<unknown>): void {
+  const waitUntil = waitUntilOf(c)
+  if (waitUntil) waitUntil(work)
+  else void work
+}
+
+/**
+ * The runtime's `waitUntil` for this request, or undefined when there is no
+ * execution context (`app.fetch(req, env)` without one): then nothing keeps
+ * work alive after the answer.
+ *
+ * @param c - the request context
+ * @returns `executionCtx.waitUntil`, bound, or undefined
+ * @example
+ * const waitUntil = waitUntilOf(c)
+ * if (waitUntil) waitUntil(work) else await work
+ */
+export function waitUntilOf(c: Context): ((work: Promise<unknown>) => void) | undefined {
   try {
-    c.executionCtx.waitUntil(work)
+    const ctx = c.executionCtx
+    return ctx.waitUntil.bind(ctx)
   } catch {
-    void work
+    return undefined
   }
 }
 

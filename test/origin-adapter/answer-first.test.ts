@@ -1,9 +1,10 @@
 import { env } from 'cloudflare:workers'
-import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
 import { describe, expect, it, vi } from 'vitest'
 import { dispatch, once, proxy, type ProxyOptions } from '../../src/index.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
+import { lookupKey } from '../../src/middleware/identity.js'
 import { type FarmOrigin, startOrigins } from '../farm.js'
 import { expireLeases, newKey, recordOf, stubFor, until } from '../helpers.js'
 
@@ -19,12 +20,13 @@ const body = JSON.stringify({ amount: 100 })
 
 type CommitMode = 'pass' | 'hold' | 'drop'
 
-/** The stable area with its commits under the test's control: passed, held until `open()`, or dropped (the Worker died). */
+/** The stable area with its commits under the test's control: passed, held until `open()`, or dropped with the renewals (the Worker died). */
 function commitsUnderControl() {
   let mode: CommitMode = 'pass'
   let open = () => {}
   let gate = Promise.resolve()
   let calls = 0
+  let renewals = 0
   const ns = {
     idFromName: (name: string) => env.ONCE.idFromName(name),
     get: (id: DurableObjectId) => {
@@ -32,6 +34,11 @@ function commitsUnderControl() {
       const chosen = mode // each request's stub is made at its admit: its commit follows the mode of that moment
       return new Proxy(real, {
         get(target, prop) {
+          // A Worker that died renews nothing either (a live one renews its lease until the commit lands).
+          if (prop === 'renew') {
+            if (chosen === 'drop') return () => new Promise(() => {})
+            return (...a: Parameters<StableAreaApi['renew']>) => (renewals++, real.renew(...a))
+          }
           if (prop !== 'commit') return Reflect.get(target, prop)
           return async (r: Parameters<StableAreaApi['commit']>[0]) => {
             calls++
@@ -51,6 +58,7 @@ function commitsUnderControl() {
     },
     open: () => open(),
     calls: () => calls,
+    renewals: () => renewals,
     /** Bounded wait until the commit was sent (it goes out in the turn after the answer). */
     async sent(n = 1) {
       for (let i = 0; i < 500 && calls < n; i++) await scheduler.wait(2)
@@ -62,14 +70,21 @@ function commitsUnderControl() {
 function edge(origins: FarmOrigin[], ns: typeof env.ONCE) {
   const options: ProxyOptions = { origins: origins.map(({ name, url }) => ({ name, url })), strategy: 'failover', timeoutMs: 1000, deadlineMs: 3000 }
   const app = new Hono()
-  app.use('/accounts/*', once({ namespace: () => ns, leaseMs: 3000, replayCache: false }))
+  app.use('*', once({ namespace: () => ns, leaseMs: 3000, replayCache: false }))
   app.post('/accounts/:id/deposits', proxy(options))
-  // dispatch() in a handler: the relay is stored after the admit and the handler could change the answer.
-  app.post('/accounts/:id/dispatched', async (c) =>
-    dispatch(c, new Request(c.req.url.replace('/dispatched', '/deposits'), { method: 'POST', headers: c.req.raw.headers, body: await c.req.arrayBuffer() }), options),
+  // Routes where a proxy() is matched (a catch-all registered last), but the answer is not its answer to the stored request:
+  // a handler of the app's own (its effect is nowhere else), a check that answers itself, a middleware that rewrites
+  // proxy()'s answer, and dispatch() of another request in a handler.
+  app.post('/other/:id/local', (c) => c.json({ local: true }, 201))
+  app.post('/other/:id/checked', (c) => c.json({ error: 'amount must be positive' }, 400))
+  app.post('/other/:id/wrapped', async (c, next) => {
+    await next()
+    c.res = new Response(JSON.stringify({ wrapped: await c.res.text() }), { status: c.res.status, headers: { 'content-type': 'application/json' } })
+  })
+  app.post('/other/:id/dispatched', async (c) =>
+    dispatch(c, new Request(c.req.url.replace('/other/', '/accounts/').replace('/dispatched', '/deposits'), { method: 'POST', headers: c.req.raw.headers, body: await c.req.arrayBuffer() }), options),
   )
-  // A handler of the app's own: its effect is nowhere else.
-  app.post('/accounts/:id/local', (c) => c.json({ local: true }, 201))
+  app.post('/other/*', proxy(options))
   // An ordered write: its log entry is stored with the admit.
   const ordered = new Hono()
   ordered.post(
@@ -77,8 +92,14 @@ function edge(origins: FarmOrigin[], ns: typeof env.ONCE) {
     once({ namespace: () => ns, leaseMs: 3000, replayCache: false, domain: (c) => `af-${c.req.param('id') ?? ''}` }),
     proxy({ ...options, strategy: 'replicate' }),
   )
-  const post = (path: string, key: string) =>
-    (path.startsWith('/ordered/') ? ordered : app).request(path.slice(path.startsWith('/ordered/') ? 8 : 0), { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body }, env)
+  /** A deposit with an execution context (as on Workers), or without one (`app.fetch(req, env)` alone). */
+  const post = (path: string, key: string, withContext = true) =>
+    (path.startsWith('/ordered/') ? ordered : app).request(
+      path.slice(path.startsWith('/ordered/') ? 8 : 0),
+      { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body },
+      env,
+      withContext ? createExecutionContext() : undefined,
+    )
   return { post }
 }
 
@@ -112,8 +133,9 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
     const firstBody = await first.text()
     await control.sent() // the commit was sent after the answer, and is held
     expect(await recordOf(key)).toMatchObject({ state: 'in_flight' })
-    // A duplicate now waits (waitMs) for the commit instead of running again.
+    // A duplicate now waits (waitMs) for the commit, inside the object, instead of running again.
     const duplicate = post('/accounts/af1/deposits', key)
+    await until(key, (info) => (info?.waiters ?? 0) >= 1)
     control.open()
     const replay = await duplicate
     expect(replay.status).toBe(201)
@@ -214,9 +236,32 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
     error.mockRestore()
   })
 
-  it('routes whose reply is not proxy()\'s answer to the stored request (a handler of the app\'s own, dispatch() in a handler) still commit before they answer', async () => {
+  it('the lease is renewed while the commit after the answer is on its way', async () => {
     const [eu] = await startOrigins(['eu'])
-    for (const path of ['/accounts/af4/local', '/accounts/af4/dispatched']) {
+    const control = commitsUnderControl()
+    const { post } = edge([eu!], control.ns)
+    const key = newKey()
+    control.set('hold')
+    expect((await post('/accounts/af8/deposits', key)).status).toBe(201)
+    await control.sent()
+    const before = (await recordOf(key))?.lease_until as number
+    // leaseMs 3000: a renewal every second, bounded here at 2.5 s.
+    for (let i = 0; i < 250 && control.renewals() === 0; i++) await scheduler.wait(10)
+    expect(control.renewals()).toBeGreaterThan(0)
+    expect((await recordOf(key))?.lease_until as number).toBeGreaterThan(before)
+    control.open()
+    await until(key, (info) => info?.state === 'committed')
+  })
+
+  it("routes whose answer is not proxy()'s answer to the stored request commit before they answer, though a proxy() is matched", async () => {
+    const [eu] = await startOrigins(['eu'])
+    const routes: [string, number][] = [
+      ['/other/af4/local', 201], // a handler of the app's own
+      ['/other/af4/checked', 400], // a check between once() and proxy() that answers itself
+      ['/other/af4/wrapped', 404], // proxy()'s answer (the origin has no such path), rewritten by a middleware
+      ['/other/af4/dispatched', 201], // dispatch() of another request in a handler
+    ]
+    for (const [path, status] of routes) {
       const control = commitsUnderControl()
       const { post } = edge([eu!], control.ns)
       const key = newKey()
@@ -226,10 +271,42 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
       await control.sent()
       // The commit is held: give an answer that does not wait for it a few turns to arrive (it must not).
       await scheduler.wait(20)
-      expect(watched.settled()).toBe(false)
+      expect(watched.settled(), path).toBe(false)
       control.open()
-      expect((await pending).status).toBe(201)
+      expect((await pending).status, path).toBe(status)
       expect(await recordOf(key)).toMatchObject({ state: 'committed' })
     }
+    // The request dispatch() sent is the relay stored for a resend, not the one the admit stored for the matched proxy().
+    expect((await eu!.stats()).balances).toEqual({ af4: 100 })
+  })
+
+  it('without an execution context (no waitUntil to finish it) a proxy() route commits before it answers', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const control = commitsUnderControl()
+    const { post } = edge([eu!], control.ns)
+    const key = newKey()
+    control.set('hold')
+    const pending = post('/accounts/af6/deposits', key, false)
+    const watched = watch(Promise.resolve(pending))
+    await control.sent()
+    await scheduler.wait(20)
+    expect(watched.settled()).toBe(false)
+    control.open()
+    expect((await pending).status).toBe(201)
+    expect(await recordOf(key)).toMatchObject({ state: 'committed' })
+  })
+
+  it('dispatch() of another request under a matched proxy(): the relay a resend would send is the request dispatch() sent', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const control = commitsUnderControl()
+    const { post } = edge([eu!], control.ns)
+    const key = newKey()
+    control.set('hold')
+    const pending = post('/other/af7/dispatched', key)
+    await control.sent()
+    const relay = await runInDurableObject(await stubFor(key), (_o, state) => state.storage.sql.exec('SELECT method, path FROM relays WHERE lookup = ?', lookupKey('', key)).toArray()[0])
+    control.open()
+    expect((await pending).status).toBe(201)
+    expect(relay).toEqual({ method: 'POST', path: '/accounts/af7/deposits' })
   })
 })
