@@ -103,6 +103,14 @@ function edge(origins: FarmOrigin[], ns: typeof env.ONCE) {
   return { post }
 }
 
+/** One origin, the stable area with its commits in `mode`, the edge in front of them, and a new key. */
+async function scene(mode: CommitMode = 'pass') {
+  const [eu] = await startOrigins(['eu'])
+  const control = commitsUnderControl()
+  control.set(mode)
+  return { eu: eu!, control, post: edge([eu!], control.ns).post, key: newKey() }
+}
+
 /** The object of an ordering domain, and its one record (each test's domain is new). */
 const domainObject = (domain: string) => env.ONCE.get(env.ONCE.idFromName(`once/domain/${domain}`))
 const domainRecord = async (domain: string) =>
@@ -123,11 +131,7 @@ function watch(p: Promise<unknown>): { settled: () => boolean } {
 
 describe('proxy() routes answer first, then commit (one durable round trip on the client path)', () => {
   it('the client has the answer while the commit is held; a duplicate waits for it and replays the same bytes', async () => {
-    const [eu] = await startOrigins(['eu'])
-    const control = commitsUnderControl()
-    const { post } = edge([eu!], control.ns)
-    const key = newKey()
-    control.set('hold')
+    const { eu, control, post, key } = await scene('hold')
     const first = await post('/accounts/af1/deposits', key)
     expect(first.status).toBe(201)
     const firstBody = await first.text()
@@ -141,18 +145,14 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
     expect(replay.status).toBe(201)
     expect(replay.headers.get('idempotent-replayed')).toBe('true')
     expect(await replay.text()).toBe(firstBody)
-    const stats = await eu!.stats()
+    const stats = await eu.stats()
     expect(stats.balances).toEqual({ af1: 100 })
     expect(stats.requests).toBe(1)
   })
 
   it('a Worker that dies after answering (its commit never sent): the alarm resends the relay, the origin replays, the record holds what the client got', async () => {
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
-    const [eu] = await startOrigins(['eu'])
-    const control = commitsUnderControl()
-    const { post } = edge([eu!], control.ns)
-    const key = newKey()
-    control.set('drop')
+    const { eu, control, post, key } = await scene('drop')
     const first = await post('/accounts/af2/deposits', key)
     expect(first.status).toBe(201)
     const firstBody = await first.text()
@@ -169,7 +169,7 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
     expect(replay.headers.get('idempotent-replayed')).toBe('true')
     expect(await replay.text()).toBe(firstBody)
     expect(kept(replay.headers)).toEqual(kept(first.headers))
-    const stats = await eu!.stats()
+    const stats = await eu.stats()
     expect(stats.byRequestId[requestId]).toMatchObject({ received: 2, applied: 1 }) // the resend was only replayed
     expect(stats.balances).toEqual({ af2: 100 })
     error.mockRestore()
@@ -177,9 +177,7 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
 
   it('the kind: 12 deposits, every other commit dropped; after the alarm each was applied once and replays what its client got', async () => {
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
-    const [eu] = await startOrigins(['eu'])
-    const control = commitsUnderControl()
-    const { post } = edge([eu!], control.ns)
+    const { eu, control, post } = await scene()
     const firsts: { key: string; account: string; body: string }[] = []
     for (let i = 0; i < 12; i++) {
       const key = newKey()
@@ -199,7 +197,7 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
       expect(replay.headers.get('idempotent-replayed')).toBe('true')
       expect(await replay.text()).toBe(firstBody)
     }
-    const stats = await eu!.stats()
+    const stats = await eu.stats()
     expect(Object.values(stats.balances)).toEqual(Array(12).fill(100))
     for (const { applied } of Object.values(stats.byRequestId)) expect(applied).toBe(1)
     // The six dropped commits were recovered by the alarm's resend (received twice, applied once).
@@ -209,11 +207,7 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
 
   it('an ordered write (replicate) too: a Worker that dies after answering leaves a log entry the alarm finishes; the replica applied it once', async () => {
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
-    const [eu] = await startOrigins(['eu'])
-    const control = commitsUnderControl()
-    const { post } = edge([eu!], control.ns)
-    const key = newKey()
-    control.set('drop')
+    const { eu, control, post, key } = await scene('drop')
     const first = await post('/ordered/accounts/af5/deposits', key)
     expect(first.status).toBe(201)
     expect(first.headers.get('once-sequence')).toBe('1')
@@ -230,18 +224,14 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
     expect(replay.headers.get('idempotent-replayed')).toBe('true')
     expect(await replay.text()).toBe(firstBody)
     expect(kept(replay.headers)).toEqual(kept(first.headers))
-    const stats = await eu!.stats()
+    const stats = await eu.stats()
     expect(stats.byRequestId[record!.request_id as string]).toMatchObject({ received: 2, applied: 1 })
     expect(stats.balances).toEqual({ af5: 100 })
     error.mockRestore()
   })
 
   it('the lease is renewed while the commit after the answer is on its way', async () => {
-    const [eu] = await startOrigins(['eu'])
-    const control = commitsUnderControl()
-    const { post } = edge([eu!], control.ns)
-    const key = newKey()
-    control.set('hold')
+    const { eu, control, post, key } = await scene('hold')
     expect((await post('/accounts/af8/deposits', key)).status).toBe(201)
     await control.sent()
     const before = (await recordOf(key))?.lease_until as number
@@ -281,11 +271,7 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
   })
 
   it('without an execution context (no waitUntil to finish it) a proxy() route commits before it answers', async () => {
-    const [eu] = await startOrigins(['eu'])
-    const control = commitsUnderControl()
-    const { post } = edge([eu!], control.ns)
-    const key = newKey()
-    control.set('hold')
+    const { eu, control, post, key } = await scene('hold')
     const pending = post('/accounts/af6/deposits', key, false)
     const watched = watch(Promise.resolve(pending))
     await control.sent()
@@ -297,11 +283,7 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
   })
 
   it('dispatch() of another request under a matched proxy(): the relay a resend would send is the request dispatch() sent', async () => {
-    const [eu] = await startOrigins(['eu'])
-    const control = commitsUnderControl()
-    const { post } = edge([eu!], control.ns)
-    const key = newKey()
-    control.set('hold')
+    const { eu, control, post, key } = await scene('hold')
     const pending = post('/other/af7/dispatched', key)
     await control.sent()
     const relay = await runInDurableObject(await stubFor(key), (_o, state) => state.storage.sql.exec('SELECT method, path FROM relays WHERE lookup = ?', lookupKey('', key)).toArray()[0])
