@@ -4,6 +4,8 @@ import type { FilledAck } from '../origin-adapter/strategies/replicate.js'
 import type { ForwardRequest, LogEntry, OrderedSlot, RelayPlan, ReplicaAck } from '../origin-adapter/types.js'
 import type { Admission } from './admission.js'
 import type { StoredRelay } from './admit.js'
+import type { StoredReply } from '../durable/types.js'
+import { bufferedBody, storesAs } from '../shared/reply.js'
 
 /**
  * The {@link RelayLink} of one request admitted by `once()`: what
@@ -20,8 +22,8 @@ export class AdmissionLink implements RelayLink {
   readonly order: OrderedLink | undefined
   readonly request: ForwardRequest | undefined
   #dispatches = 0
-  /** proxy()'s answer to the stored request, with its status and headers as they were then. */
-  #answer: { res: Response; status: number; headers: string } | undefined
+  /** proxy()'s answer to the stored request: its status, a copy of its headers and its bytes, as they were then. */
+  #answer: { status: number; headers: Headers; body: Uint8Array | undefined } | undefined
 
   /**
    * @param admission - the request's hold on its record
@@ -52,19 +54,21 @@ export class AdmissionLink implements RelayLink {
   }
 
   answered(res: Response): void {
-    this.#answer = { res, status: res.status, headers: headerText(res.headers) }
+    this.#answer = { status: res.status, headers: new Headers(res.headers), body: bufferedBody(res) }
   }
 
   /**
-   * Whether `res` is proxy()'s answer to the stored request, unchanged (the same object, status and headers):
-   * then the origins hold it under the request id, and once() may answer it before its commit.
+   * Whether `reply`, the route's final answer as once() stores it, is what proxy()'s answer to the stored
+   * request stores as (the same status, replayed headers and bytes): then the origins hold it under the request
+   * id, and once() may answer before its commit. Headers outer middleware set for this caller (CORS, a request id)
+   * are not stored, so they do not count; a middleware that changed the body, status or a stored header does.
    *
-   * @param res - the response the route ended with
-   * @returns true only for that very answer
+   * @param reply - the route's answer in its stored form
+   * @param replayed - which headers are stored (the route's reply policy)
+   * @returns true only for proxy()'s answer, as it was
    */
-  isStoredRequestAnswer(res: Response): boolean {
-    const a = this.#answer
-    return a !== undefined && a.res === res && res.status === a.status && headerText(res.headers) === a.headers
+  isStoredRequestAnswer(reply: StoredReply, replayed: (name: string) => boolean): boolean {
+    return this.#answer !== undefined && storesAs(this.#answer, reply, replayed)
   }
 
   sent(n: number): void {
@@ -95,6 +99,3 @@ class AdmissionOrder implements OrderedLink {
     return this.admission.acknowledge(acks, failed, filled)
   }
 }
-
-/** A response's headers as one comparable text. */
-const headerText = (headers: Headers): string => JSON.stringify([...headers])

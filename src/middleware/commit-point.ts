@@ -56,15 +56,15 @@ export class CommitPoint {
    * @param config - resolved options
    * @param id - the request's identity
    * @param admission - its admission
-   * @param answersFirst - whether a response is `proxy()`'s answer to the request stored with the admit (its
-   *   relay, or an ordered request's log entry), unchanged: the client gets it while the commit lands in the
-   *   background (see {@link finish})
+   * @param answersFirst - whether a final reply, as stored, is `proxy()`'s answer to the request stored with the
+   *   admit (its relay, or an ordered request's log entry), unchanged: the client gets it while the commit lands
+   *   in the background (see {@link finish})
    */
   constructor(
     private readonly config: OnceConfig,
     private readonly id: Identity,
     private readonly admission: Admission,
-    private readonly answersFirst: (res: Response) => boolean = () => false,
+    private readonly answersFirst: (reply: StoredReply) => boolean = () => false,
   ) {}
 
   /**
@@ -97,8 +97,8 @@ export class CommitPoint {
    * final commit that fails is logged: the client still gets its answer,
    * which was not stored, so a retry after the lease may run the handler again.
    *
-   * When the route ends with `proxy()`'s own answer, unchanged, to the
-   * request stored with the admit (its relay, or its log entry in an
+   * When the route ends with `proxy()`'s own answer (as stored: status,
+   * replayed headers, bytes unchanged) to the request stored with the admit (its relay, or its log entry in an
    * ordering domain), and the runtime gives a `waitUntil`, the final reply is
    * answered first and committed in the background: one durable round trip
    * on the client's path instead of two. Nothing is lost by it: the origins
@@ -121,8 +121,6 @@ export class CommitPoint {
       return
     }
     if (this.#phase === 'running' && failed) return this.abandon()
-    // Decided on the route's own answer, before it is read: only proxy()'s, unchanged, and only with a waitUntil to finish the commit.
-    const waitUntil = this.#phase === 'running' && this.answersFirst(c.res) ? waitUntilOf(c) : undefined
     let captured: { reply: StoredReply; response: Response }
     if (this.#phase === 'applied' && failed) {
       // commit() was called and could not store; the handler then gave up. It took effect all the same.
@@ -142,6 +140,8 @@ export class CommitPoint {
     const { reply, response } = captured
     c.res = undefined
     c.res = response
+    // Only proxy()'s answer as the origins keep it (nothing stored changed on the way), and only with a waitUntil.
+    const waitUntil = this.#phase === 'running' && this.answersFirst(reply) ? waitUntilOf(c) : undefined
     if (waitUntil) {
       this.#phase = 'final'
       this.committingAfterAnswer = true

@@ -29,7 +29,7 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
   const { admission, attempt } = admitted
   const link = new AdmissionLink(admission, id.key, admitted.relayed)
   // proxy()'s answer to the request stored with the admit is answered first, then committed (CommitPoint.finish).
-  const point = new CommitPoint(config, id, admission, (res) => link.isStoredRequestAnswer(res))
+  const point = new CommitPoint(config, id, admission, (reply) => link.isStoredRequestAnswer(reply, config.replayed))
   c.set('once', {
     key: id.key,
     scope: id.scope,

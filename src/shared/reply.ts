@@ -164,6 +164,33 @@ export async function readStoredReply(res: Response, stored: (name: string) => b
   return { status: res.status, headers: storedHeaders(res.headers, stored), body }
 }
 
+/**
+ * Whether `res`, as {@link captureReply} would store it with `replayed`, is
+ * `reply` byte for byte: the same status, stored headers and body. Only a
+ * response built from bytes in memory ({@link bufferedResponse}) can tell;
+ * any other gives false.
+ *
+ * @param res - a response that has not been read
+ * @param reply - a stored reply
+ * @param replayed - which headers are stored
+ * @returns true when storing `res` would store `reply`
+ * @example
+ * if (storesAs(proxied, reply, replayedByDefault)) { … } // the route did not change proxy()'s answer
+ */
+export function storesAs(res: { status: number; headers: Headers; body: Uint8Array | undefined }, reply: StoredReply, replayed: (name: string) => boolean): boolean {
+  const body = res.body
+  if (!body || res.status !== reply.status || body.byteLength !== reply.body.byteLength) return false
+  if (JSON.stringify(storedHeaders(res.headers, replayed)) !== JSON.stringify(reply.headers)) return false
+  if (body === reply.body) return true
+  for (let i = 0; i < body.byteLength; i++) if (body[i] !== reply.body[i]) return false
+  return true
+}
+
+/** The bytes of a response made by {@link bufferedResponse}, while unread; else undefined. */
+export function bufferedBody(res: Response): Uint8Array<ArrayBuffer> | undefined {
+  return res.bodyUsed ? undefined : BUFFERED.get(res)
+}
+
 /** The headers `stored` keeps, in order; Set-Cookie may not be joined, and Headers yields it once per cookie, so it is taken apart. */
 function storedHeaders(all: Headers, stored: (name: string) => boolean): [string, string][] {
   const headers: [string, string][] = []

@@ -1,6 +1,8 @@
 import { env } from 'cloudflare:workers'
 import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
+import { cors } from 'hono/cors'
+import { requestId } from 'hono/request-id'
 import { describe, expect, it, vi } from 'vitest'
 import { dispatch, once, proxy, type ProxyOptions } from '../../src/index.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
@@ -80,6 +82,10 @@ function edge(origins: FarmOrigin[], ns: typeof env.ONCE) {
   app.post('/other/:id/wrapped', async (c, next) => {
     await next()
     c.res = new Response(JSON.stringify({ wrapped: await c.res.text() }), { status: c.res.status, headers: { 'content-type': 'application/json' } })
+  })
+  app.post('/other/:id/tagged', async (c, next) => {
+    await next()
+    c.res.headers.set('x-tag', 'added after proxy()') // a header that is stored, set on proxy()'s answer in place
   })
   app.post('/other/:id/dispatched', async (c) =>
     dispatch(c, new Request(c.req.url.replace('/other/', '/accounts/').replace('/dispatched', '/deposits'), { method: 'POST', headers: c.req.raw.headers, body: await c.req.arrayBuffer() }), options),
@@ -249,6 +255,7 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
       ['/other/af4/local', 201], // a handler of the app's own
       ['/other/af4/checked', 400], // a check between once() and proxy() that answers itself
       ['/other/af4/wrapped', 404], // proxy()'s answer (the origin has no such path), rewritten by a middleware
+      ['/other/af4/tagged', 404], // proxy()'s answer with a stored header added in place
       ['/other/af4/dispatched', 201], // dispatch() of another request in a handler
     ]
     for (const [path, status] of routes) {
@@ -268,6 +275,22 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
     }
     // The request dispatch() sent is the relay stored for a resend, not the one the admit stored for the matched proxy().
     expect((await eu!.stats()).balances).toEqual({ af4: 100 })
+  })
+
+  it("headers outer middleware set for the caller (cors(), requestId()) are not stored: proxy()'s answer still goes first", async () => {
+    const { eu, control, key } = await scene('hold')
+    const app = new Hono()
+    app.use(cors({ origin: 'https://a.example', credentials: true }), requestId())
+    app.use(once({ namespace: () => control.ns, leaseMs: 3000, replayCache: false }))
+    app.post('/accounts/:id/deposits', proxy({ origins: [{ name: 'eu', url: eu.url }], strategy: 'failover' }))
+    const init = { method: 'POST', headers: { 'idempotency-key': `"${key}"`, origin: 'https://a.example', 'content-type': 'application/json' }, body }
+    const res = await app.request('/accounts/af9/deposits', init, env, createExecutionContext())
+    expect(res.status).toBe(201)
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://a.example')
+    await control.sent()
+    expect(await recordOf(key)).toMatchObject({ state: 'in_flight' }) // answered while the commit is held
+    control.open()
+    await until(key, (info) => info?.state === 'committed')
   })
 
   it('without an execution context (no waitUntil to finish it) a proxy() route commits before it answers', async () => {
