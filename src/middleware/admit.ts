@@ -21,13 +21,13 @@ import { callWithRetry, rpcProblem } from './rpc.js'
  */
 export const isolateCounts = { cacheReplays: 0, cacheMismatches: 0 }
 
-/** A request admitted to run: its hold on the record, and which attempt this is. */
 /** The request stored with the admit for the route's `proxy()`, and that proxy's origin group (its owner). */
 export interface StoredRelay {
   request: ForwardRequest
   owner: object
 }
 
+/** A request admitted to run: its hold on the record, and which attempt this is. */
 export interface Admitted {
   admission: Admission
   /** 1 on the first run; 2+ when a retry took over after a failure or a crashed Worker. */

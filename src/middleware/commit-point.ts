@@ -98,9 +98,9 @@ export class CommitPoint {
    * which was not stored, so a retry after the lease may run the handler again.
    *
    * When the route ends with `proxy()`'s own answer (as stored: status,
-   * replayed headers, bytes unchanged) to the request stored with the admit (its relay, or its log entry in an
-   * ordering domain), and the runtime gives a `waitUntil`, the final reply is
-   * answered first and committed in the background: one durable round trip
+   * replayed headers, bytes unchanged) to the request stored with the admit
+   * (its relay, or its log entry in an ordering domain), and the runtime
+   * gives a `waitUntil`, the final reply is answered first and committed in the background: one durable round trip
    * on the client's path instead of two. Nothing is lost by it: the origins
    * keep the answer under the request id (their dedupe record, written with
    * the effect), and if the commit never lands the stable area's alarm sends

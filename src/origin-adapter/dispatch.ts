@@ -173,14 +173,14 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
     return problem('misconfigured', { detail: `The proxy's signing secret is not set: env.${secret.missing} is missing (set it, e.g. wrangler secret put ${secret.missing}).`, instance })
   }
   // Behind once() on a proxy() route the request was read and stored with the admit: this proxy() sends those very bytes.
-  const stored = link?.request !== undefined && req === c.req.raw && link.storedFor(group)
+  const storedRequest = link && req === c.req.raw && link.storedFor(group) ? link.request : undefined
+  const stored = storedRequest !== undefined
   const request =
-    stored && link?.request
-      ? link.request
-      : forwardRequest(req, SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer()), {
-          allow: options.forwardHeaders,
-          principal: principalOf(c, c.get('once')?.scope),
-        })
+    storedRequest ??
+    forwardRequest(req, SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer()), {
+      allow: options.forwardHeaders,
+      principal: principalOf(c, c.get('once')?.scope),
+    })
   const plan = group.plan(method)
   // The request's first dispatch is the logical request (its relay is durable); a further one in the same handler
   // is another request to the origins, so it gets its own id (`<id>/2`, …), which origins dedupe just as well.

@@ -167,10 +167,10 @@ export async function readStoredReply(res: Response, stored: (name: string) => b
 /**
  * Whether `res`, as {@link captureReply} would store it with `replayed`, is
  * `reply` byte for byte: the same status, stored headers and body. Only a
- * response built from bytes in memory ({@link bufferedResponse}) can tell;
- * any other gives false.
+ * response whose bytes were known when it was made ({@link bufferedBody})
+ * can tell; without them the answer is false.
  *
- * @param res - a response that has not been read
+ * @param res - a response's status, headers and bytes, as taken when it was made
  * @param reply - a stored reply
  * @param replayed - which headers are stored
  * @returns true when storing `res` would store `reply`
