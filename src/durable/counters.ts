@@ -60,6 +60,21 @@ export const COUNTERS_SCHEMA = `
   );
   ${STATUS_SCHEMA}`
 
+/**
+ * Schema step 9: every row inserted into `records` (a new key's admit, the
+ * only statement that inserts there) adds one to the `admits` counter, in
+ * the same statement and so in the same transaction (see
+ * {@link Counters.admitted}).
+ *
+ * @example
+ * MIGRATIONS.push(ADMIT_COUNT_TRIGGER)
+ */
+export const ADMIT_COUNT_TRIGGER = `
+  CREATE TRIGGER IF NOT EXISTS records_count_admits AFTER INSERT ON records
+  BEGIN
+    INSERT INTO counters (name, total) VALUES ('admits', 1) ON CONFLICT (name) DO UPDATE SET total = total + 1;
+  END;`
+
 export { STATUS_OBJECT, type StatusApi, type StatusDomain, type StatusReport, type StatusSnapshot } from './status-figures.js'
 
 /**
@@ -118,9 +133,27 @@ export class Counters {
     else this.#due(now)
   }
 
+  /**
+   * An admit that its own write counted: a new key's record insert, which
+   * adds one to `admits` by the `records_count_admits` trigger (schema step
+   * 9), in the same statement. Writes whatever else was counted in memory,
+   * as {@link count} does for an admit, and makes a report due; with nothing
+   * else counted, it costs no statement of its own.
+   *
+   * Measured (bench section 1): every statement a request runs costs it
+   * about 60 µs under `wrangler dev`, whatever it does; the admit count as a
+   * statement of its own was one of three on a new key's path.
+   *
+   * @param now - ms since epoch
+   */
+  admitted(now: number): void {
+    if (this.#unsaved.size > 0 || !this.#started) this.#flush(now)
+    else this.#due(now)
+  }
+
   /** Writes what was counted in memory, in the caller's synchronous step (its implicit transaction). */
   #flush(now: number): void {
-    if (this.#unsaved.size === 0) return
+    if (this.#unsaved.size === 0 && this.#started) return
     const sql = this.storage.sql
     for (const [name, n] of this.#unsaved) sql.exec('INSERT INTO counters (name, total) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET total = total + excluded.total', name, n)
     if (!this.#started) sql.exec(`INSERT INTO counters (name, total) VALUES ('since', ?) ON CONFLICT (name) DO NOTHING`, now)

@@ -55,8 +55,20 @@ export class Records {
     this.#schedule = schedule
   }
 
-  /** One admission attempt (no waiting): `new`, `replay`, `in_flight` or `mismatch` (see `StableArea.admit`). */
-  admit(request: AdmitRequest): AdmitResult {
+  /**
+   * One admission attempt (no waiting): `new`, `replay`, `in_flight` or `mismatch` (see `StableArea.admit`).
+   * `counted`: a new key's record was inserted, which counted the admit (the `records_count_admits` trigger).
+   */
+  admit(request: AdmitRequest): { result: AdmitResult; counted: boolean } {
+    const result = this.#admit(request)
+    return { result, counted: this.#inserted }
+  }
+
+  /** Whether the last {@link admit} inserted a record (set by #admit). */
+  #inserted = false
+
+  #admit(request: AdmitRequest): AdmitResult {
+    this.#inserted = false
     const { lookup, fingerprint, leaseMs, ttlMs } = request
     const now = Date.now()
     const token = crypto.randomUUID()
@@ -89,6 +101,7 @@ export class Records {
         })
       : insert()
     if (fresh) {
+      this.#inserted = true
       // A relayed request needs the alarm when its lease ends (its Worker may die); any other only at expiry.
       this.#schedule(relay ? leaseUntil : expiresAt)
       if (!relay) return { kind: 'new', requestId, token, attempt: 1, leaseUntil }

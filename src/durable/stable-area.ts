@@ -91,9 +91,10 @@ export class StableArea extends DurableObject implements StableAreaApi {
     this.#usable()
     const deadline = Date.now() + request.waitMs
     for (;;) {
-      const result = this.#records.admit(request)
+      const { result, counted } = this.#records.admit(request)
       if (result.kind !== 'in_flight') {
-        this.#count(result.kind)
+        if (counted) this.#counters.admitted(Date.now())
+        else this.#count(result.kind)
         return result
       }
       const now = Date.now()

@@ -185,6 +185,53 @@ describe('the status figures tell the truth (item 17)', () => {
     expect(await again.stats()).toMatchObject({ admits: 2, replays: 1, conflicts: 1, mismatches: 1 })
   })
 
+  it('counts every admit once, whichever statement made it: a new key (its insert counts it), a retry taking a released key over, a key whose record expired; an insert rolled back counts nothing', async () => {
+    const raw = env.ONCE.get(env.ONCE.idFromName(`counters-test/${crypto.randomUUID()}`))
+    const stub = raw as unknown as StableAreaApi
+    const admit = (lookup: string, ttlMs = 60_000) => stub.admit({ lookup, fingerprint: 'f1', leaseMs: 10_000, ttlMs, waitMs: 0 })
+    const admits = () => runInDurableObject(raw, (_i, state) => state.storage.sql.exec<{ total: number }>(`SELECT total FROM counters WHERE name = 'admits'`).toArray()[0]?.total ?? 0)
+    const first = await admit('a')
+    if (first.kind !== 'new') throw new Error('unreachable')
+    expect(await admits()).toBe(1)
+    // A failed attempt gives the key back; the retry takes the record over (an update, not an insert).
+    expect(await stub.release('a', first.token)).toBe(true)
+    expect(await admit('a')).toMatchObject({ kind: 'new', attempt: 2, requestId: first.requestId })
+    expect(await admits()).toBe(2)
+    // A record that expired is taken over by a new request with its key.
+    const short = await admit('short', 1)
+    if (short.kind !== 'new') throw new Error('unreachable')
+    await stub.commit({ lookup: 'short', token: short.token, ttlMs: 1, reply: { status: 201, headers: [], body: new Uint8Array() } })
+    await new Promise((r) => setTimeout(r, 5))
+    expect(await admit('short')).toMatchObject({ kind: 'new', attempt: 1 })
+    expect(await admits()).toBe(4)
+    // An insert whose transaction rolls back (an ordered admit that failed after it) takes its count back with it.
+    await runInDurableObject(raw, (_i, state) => {
+      expect(() =>
+        state.storage.transactionSync(() => {
+          state.storage.sql.exec(`INSERT INTO records (lookup, fingerprint, request_id, state, attempt, expires_at, created_at) VALUES ('x', 'f', 'r', 'in_flight', 1, 1, 1)`)
+          throw new Error('the admit failed after its insert')
+        }),
+      ).toThrow('the admit failed')
+    })
+    expect(await admits()).toBe(4)
+    expect(await stub.stats()).toMatchObject({ admits: 4 })
+  })
+
+  it('an object whose storage is at schema step 8 counts its new keys after the upgrade, once each', async () => {
+    const raw = env.ONCE.get(env.ONCE.idFromName(`counters-test/${crypto.randomUUID()}`))
+    const stub = raw as unknown as StableAreaApi
+    expect((await stub.admit({ lookup: 'a', fingerprint: 'f1', leaseMs: 10_000, ttlMs: 60_000, waitMs: 0 })).kind).toBe('new')
+    // As an object of the release before left it: no trigger, at version 8.
+    await runInDurableObject(raw, (_i, state) => {
+      state.storage.sql.exec('DROP TRIGGER records_count_admits')
+      state.storage.sql.exec(`UPDATE meta SET v = 8 WHERE k = 'schema_version'`)
+      state.abort('restart for the test')
+    }).catch(() => {})
+    const again = env.ONCE.get(raw.id) as unknown as StableAreaApi
+    expect((await again.admit({ lookup: 'b', fingerprint: 'f1', leaseMs: 10_000, ttlMs: 60_000, waitMs: 0 })).kind).toBe('new')
+    expect(await again.stats()).toMatchObject({ admits: 2 })
+  })
+
   it('an object that only replays writes its counts by its report alarm, due within one and a half intervals', async () => {
     const raw = env.ONCE.get(env.ONCE.idFromName(`counters-test/${crypto.randomUUID()}`))
     const stub = raw as unknown as StableAreaApi
