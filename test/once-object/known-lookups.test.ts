@@ -1,0 +1,97 @@
+/**
+ * An OnceObject tells a new key from memory, without reading its record
+ * (OnceRecords' known lookups): never wrong in the dangerous direction. Every
+ * key with a live record is found after restarts, expiries, sweeps, rolled
+ * back runs, on both paths; past the limit of known lookups it reads every
+ * key, as before. Effects are counted in the object's ledger.
+ */
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { KNOWN_LOOKUPS_MAX } from '../../src/durable/once-object-records.js'
+import { lookupKey } from '../../src/middleware/identity.js'
+import { callEdge, edge, effects, inside, newAccount, newKey, stubOf } from './helpers.js'
+
+type Step =
+  | { kind: 'send'; key: number; amount: number; path: 'app' | 'call'; failing: boolean }
+  | { kind: 'restart' }
+  | { kind: 'expire'; key: number }
+
+const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('send' as const), key: fc.nat(3), amount: fc.constantFrom(1, 2), path: fc.constantFrom('app' as const, 'call' as const), failing: fc.boolean({ depthSize: 'small' }) }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'restart' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('expire' as const), key: fc.nat(3) }) },
+)
+
+describe('known lookups (a new key told without a read)', () => {
+  it('never takes a key with a live record for a new one: every request is run, replayed or refused as the records say, across restarts, expiries and rolled-back runs', async () => {
+    const app = edge({ replayCache: false })
+    const call = callEdge({ replayCache: false })
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 4, maxLength: 14 }), async (steps) => {
+        const a = newAccount()
+        const keys = [newKey(), newKey(), newKey(), newKey()]
+        // The model: per key, its live record (the amount it was made for; committed, or released by a failed run),
+        // and its effects.
+        const live: ({ amount: number; committed: boolean } | undefined)[] = [undefined, undefined, undefined, undefined]
+        const applied = [0, 0, 0, 0]
+        for (const s of steps) {
+          if (s.kind === 'restart') {
+            await stubOf(a).restart().catch(() => {})
+            continue
+          }
+          if (s.kind === 'expire') {
+            await inside(a, (sql) => sql.exec('UPDATE once_records SET expires_at = ? WHERE lookup = ?', Date.now() - 1, lookupKey('', keys[s.key]!)))
+            live[s.key] = undefined
+            continue
+          }
+          const { send } = s.path === 'app' ? app : call
+          // A failing run (503) rolls its effect back and leaves the key free, with its fingerprint kept.
+          const res = await send(a, keys[s.key], { body: { amount: s.amount }, ...(s.failing ? { mode: 'fail' as const } : {}) })
+          const was = live[s.key]
+          if (was !== undefined && was.amount !== s.amount) {
+            expect(res.status).toBe(422)
+          } else if (was?.committed) {
+            expect(res.status).toBe(201)
+            expect(res.headers.get('idempotent-replayed')).toBe('true')
+          } else if (s.failing) {
+            expect(res.status).toBe(503)
+            live[s.key] = { amount: s.amount, committed: false }
+          } else {
+            expect(res.status).toBe(201)
+            expect(res.headers.get('idempotent-replayed')).toBeNull()
+            live[s.key] = { amount: s.amount, committed: true }
+            applied[s.key]!++
+          }
+          await res.arrayBuffer()
+        }
+        for (let i = 0; i < keys.length; i++) expect(await effects(a, keys[i]!)).toBe(applied[i])
+      }),
+      { numRuns: 12 },
+    )
+  })
+
+  it(`past ${KNOWN_LOOKUPS_MAX} records reads every key, as before: a key from before a restart is still replayed, a new one runs`, async () => {
+    const { send } = callEdge({ replayCache: false })
+    const a = newAccount()
+    const k = newKey()
+    const first = await send(a, k, { body: { amount: 7 } })
+    expect(first.status).toBe(201)
+    const body = await first.text()
+    // Other keys' records, more than the object keeps in memory; then a fresh instance loads what it can.
+    await inside(a, (sql) => {
+      for (let i = 0; i < KNOWN_LOOKUPS_MAX + 5; i++) {
+        sql.exec(`INSERT INTO once_records (lookup, fingerprint, request_id, state, attempt, expires_at) VALUES (?, 'f', 'r', 'released', 1, ?)`, `filler-${i}`, Date.now() + 60_000)
+      }
+    })
+    await stubOf(a).restart().catch(() => {})
+    const again = await send(a, k, { body: { amount: 7 } })
+    expect(again.headers.get('idempotent-replayed')).toBe('true')
+    expect(await again.text()).toBe(body)
+    expect((await send(a, k, { body: { amount: 8 } })).status).toBe(422)
+    const other = newKey()
+    expect((await send(a, other)).status).toBe(201)
+    expect((await send(a, other)).headers.get('idempotent-replayed')).toBe('true')
+    expect(await effects(a, k)).toBe(1)
+    expect(await effects(a, other)).toBe(1)
+  })
+})
