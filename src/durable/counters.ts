@@ -147,20 +147,27 @@ export class Counters {
    * @param now - ms since epoch
    */
   admitted(now: number): void {
-    if (this.#unsaved.size > 0 || !this.#started) this.#flush(now)
-    else this.#due(now)
+    if (this.#unsaved.size > 0) return this.#flush(now)
+    this.#start(now)
+    this.#due(now)
+    this.#started = true
   }
 
   /** Writes what was counted in memory, in the caller's synchronous step (its implicit transaction). */
   #flush(now: number): void {
-    if (this.#unsaved.size === 0 && this.#started) return
+    if (this.#unsaved.size === 0) return
     const sql = this.storage.sql
     for (const [name, n] of this.#unsaved) sql.exec('INSERT INTO counters (name, total) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET total = total + excluded.total', name, n)
-    if (!this.#started) sql.exec(`INSERT INTO counters (name, total) VALUES ('since', ?) ON CONFLICT (name) DO NOTHING`, now)
+    this.#start(now)
     this.#due(now)
     // Only now: a statement above that throws rolls its transaction back, and the counts stay to be written again.
     this.#unsaved.clear()
     this.#started = true
+  }
+
+  /** Writes when counting began, unless this instance did (the first count ever keeps its time); the caller marks it done. */
+  #start(now: number): void {
+    if (!this.#started) this.storage.sql.exec(`INSERT INTO counters (name, total) VALUES ('since', ?) ON CONFLICT (name) DO NOTHING`, now)
   }
 
   /** Unless a report is due already, makes one due an interval (plus a random spread) from now, and wakes the alarm for it. */

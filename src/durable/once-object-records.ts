@@ -187,6 +187,8 @@ export class OnceRecords {
   /** Writes the chunks of a body too large for one row; returns how many (0: the body fits inline). */
   #chunksOf(lookup: string, body: Uint8Array): number {
     if (body.byteLength <= CHUNK_BYTES) return 0
+    // Any chunks left by an earlier row go first, whether or not the caller saw that row (a large reply is rare).
+    this.#deleteChunks(lookup)
     const chunks = Math.ceil(body.byteLength / CHUNK_BYTES)
     for (let i = 0; i < chunks; i++) {
       this.sql.exec('INSERT INTO once_reply_chunks (lookup, idx, data) VALUES (?, ?, ?)', lookup, i, body.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES))

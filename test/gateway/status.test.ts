@@ -197,14 +197,17 @@ describe('the status figures tell the truth (item 17)', () => {
     expect(await stub.release('a', first.token)).toBe(true)
     expect(await admit('a')).toMatchObject({ kind: 'new', attempt: 2, requestId: first.requestId })
     expect(await admits()).toBe(2)
-    // A record that expired is taken over by a new request with its key.
-    const short = await admit('short', 1)
-    if (short.kind !== 'new') throw new Error('unreachable')
-    await stub.commit({ lookup: 'short', token: short.token, ttlMs: 1, reply: { status: 201, headers: [], body: new Uint8Array() } })
-    await new Promise((r) => setTimeout(r, 5))
-    expect(await admit('short')).toMatchObject({ kind: 'new', attempt: 1 })
+    // A record that expired (and is still there: no alarm ran) is taken over by a new request with its key (an update).
+    const old = await admit('old')
+    if (old.kind !== 'new') throw new Error('unreachable')
+    await stub.commit({ lookup: 'old', token: old.token, ttlMs: 60_000, reply: { status: 201, headers: [], body: new Uint8Array() } })
+    await runInDurableObject(raw, (_i, state) => state.storage.sql.exec(`UPDATE records SET expires_at = ? WHERE lookup = 'old'`, Date.now() - 1))
+    const renewed = await admit('old')
+    expect(renewed).toMatchObject({ kind: 'new', attempt: 1 })
+    expect(renewed.kind === 'new' && renewed.requestId).not.toBe(old.requestId)
     expect(await admits()).toBe(4)
-    // An insert whose transaction rolls back (an ordered admit that failed after it) takes its count back with it.
+    // The trigger's count is part of the insert's transaction: an insert rolled back (as an ordered admit that fails
+    // after its insert is, ordered-rollback.test.ts) takes its count back with it.
     await runInDurableObject(raw, (_i, state) => {
       expect(() =>
         state.storage.transactionSync(() => {
