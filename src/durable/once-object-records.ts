@@ -91,7 +91,8 @@ export class OnceRecords {
    */
   commit(lookup: string, previous: OnceRow | undefined, fingerprint: string, requestId: string, attempt: number, reply: StoredReply, expiresAt: number): void {
     this.#remember(lookup)
-    if (previous && previous.chunks > 0) this.#deleteChunks(lookup)
+    // A reply in chunks clears its lookup's old chunks itself (#chunksOf).
+    if (previous && previous.chunks > 0 && reply.body.byteLength <= CHUNK_BYTES) this.#deleteChunks(lookup)
     const chunks = this.#chunksOf(lookup, reply.body)
     this.sql.exec(
       `INSERT INTO once_records (lookup, fingerprint, request_id, state, token, attempt, expires_at, status, headers, body, chunks)
@@ -168,20 +169,24 @@ export class OnceRecords {
 
   /** Whether `lookup` may have a row: true unless the known lookups are kept and lack it. */
   #mayHave(lookup: string): boolean {
-    if (!this.#loaded) {
-      this.#loaded = true
-      const rows = this.sql.exec<{ lookup: string }>(`SELECT lookup FROM once_records LIMIT ${KNOWN_LOOKUPS_MAX + 1}`).toArray()
-      if (rows.length <= KNOWN_LOOKUPS_MAX) this.#known = new Set(rows.map((r) => r.lookup))
-    }
+    this.#load()
     return this.#known === undefined || this.#known.has(lookup)
   }
 
   /** Adds `lookup` to the known lookups before its row is written (they are given up past the limit). */
   #remember(lookup: string): void {
-    if (!this.#loaded) this.#mayHave(lookup)
+    this.#load()
     if (!this.#known) return
     this.#known.add(lookup)
     if (this.#known.size > KNOWN_LOOKUPS_MAX) this.#known = undefined
+  }
+
+  /** Reads the lookups the table holds, once per instance, unless there are more than {@link KNOWN_LOOKUPS_MAX}. */
+  #load(): void {
+    if (this.#loaded) return
+    this.#loaded = true
+    const rows = this.sql.exec<{ lookup: string }>(`SELECT lookup FROM once_records LIMIT ${KNOWN_LOOKUPS_MAX + 1}`).toArray()
+    if (rows.length <= KNOWN_LOOKUPS_MAX) this.#known = new Set(rows.map((r) => r.lookup))
   }
 
   /** Writes the chunks of a body too large for one row; returns how many (0: the body fits inline). */
