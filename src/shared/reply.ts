@@ -138,7 +138,7 @@ export async function captureReply(
   replayed: (name: string) => boolean,
   maxBytes: number,
 ): Promise<{ reply: StoredReply; response: Response; tooLarge: boolean }> {
-  const known = res.bodyUsed ? undefined : BUFFERED.get(res)
+  const known = bufferedBody(res)
   const body = known ?? new Uint8Array(await res.arrayBuffer())
   // Unread, `res` itself goes on; else a new one built on `res` as its init, so an already-encoded body
   // (encodeBody: 'manual') stays as it is.
