@@ -50,6 +50,8 @@ export function createBankSchema(db: DatabaseSync): void {
  * - `POST /accounts/:id/deposits {"amount":n}` → 201 `{ id, balance }`
  * - `POST /accounts/:id/withdrawals {"amount":n}` → 201 `{ id, balance }`, or 422 problem when funds are short
  * - `GET /accounts/:id` → 200 `{ id, balance }` (0 for an account never seen)
+ * - `DELETE /accounts/:id` → 204 (no body): closes an account whose balance is 0 (a ledger row of kind `close`
+ *   records it), or 422 problem while it holds money
  *
  * @param options - database, store and knobs
  * @returns the Hono app
@@ -68,30 +70,8 @@ export function bankApp(options: BankAppOptions): Hono<Env> {
       ...(gapWaitMs === undefined ? {} : { gapWaitMs }),
     }))
 
-  app.get('/accounts/:id', async (c) => {
-    const id = c.req.param('id')
-    return c.json({ id, balance: await store.exclusive((conn) => balanceOf(conn, id)) })
-  })
-
-  const movement = (kind: 'deposit' | 'withdrawal') => async (c: Context<Env>) => {
-    const id = c.req.param('id') ?? ''
-    const amount = await readAmount(c)
-    if (typeof amount === 'string') return problem(c, 400, 'invalid-amount', 'Invalid amount', amount)
-    const receiver = c.get('receiver') as Env['Variables']['receiver'] | undefined
-    onRun?.(receiver?.requestId)
-    const apply = (conn: DatabaseSync): Response => {
-      const before = balanceOf(conn, id)
-      if (kind === 'withdrawal' && before < amount) {
-        return problem(c, 422, 'insufficient-funds', 'Insufficient funds', `Account ${id} holds ${before}; cannot withdraw ${amount}.`)
-      }
-      const balance = kind === 'deposit' ? before + amount + (wrongBalance() ? 1 : 0) : before - amount
-      conn.prepare('INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET balance = excluded.balance').run(id, balance)
-      conn
-        .prepare('INSERT INTO ledger (request_id, account, kind, amount, balance) VALUES (?, ?, ?, ?, ?)')
-        .run(receiver?.requestId ?? null, id, kind, amount, balance)
-      return c.json({ id, balance }, 201)
-    }
-    // With a request id the write joins the receiver's transaction; without one (no secrets set) it is a plain one.
+  /** Runs `apply`: with a request id in the receiver's transaction (with its dedupe record); without one (no secrets set) in a plain one. */
+  const applied = (receiver: Env['Variables']['receiver'] | undefined, apply: (conn: DatabaseSync) => Response): Response | Promise<Response> => {
     if (receiver) return apply(receiver.tx)
     return store.exclusive((conn) => {
       conn.exec('BEGIN IMMEDIATE')
@@ -105,8 +85,46 @@ export function bankApp(options: BankAppOptions): Hono<Env> {
       }
     })
   }
+
+  app.get('/accounts/:id', async (c) => {
+    const id = c.req.param('id')
+    return c.json({ id, balance: await store.exclusive((conn) => balanceOf(conn, id)) })
+  })
+
+  const movement = (kind: 'deposit' | 'withdrawal') => async (c: Context<Env>) => {
+    const id = c.req.param('id') ?? ''
+    const amount = await readAmount(c)
+    if (typeof amount === 'string') return problem(c, 400, 'invalid-amount', 'Invalid amount', amount)
+    const receiver = c.get('receiver') as Env['Variables']['receiver'] | undefined
+    onRun?.(receiver?.requestId)
+    return applied(receiver, (conn) => {
+      const before = balanceOf(conn, id)
+      if (kind === 'withdrawal' && before < amount) {
+        return problem(c, 422, 'insufficient-funds', 'Insufficient funds', `Account ${id} holds ${before}; cannot withdraw ${amount}.`)
+      }
+      const balance = kind === 'deposit' ? before + amount + (wrongBalance() ? 1 : 0) : before - amount
+      conn.prepare('INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET balance = excluded.balance').run(id, balance)
+      conn
+        .prepare('INSERT INTO ledger (request_id, account, kind, amount, balance) VALUES (?, ?, ?, ?, ?)')
+        .run(receiver?.requestId ?? null, id, kind, amount, balance)
+      return c.json({ id, balance }, 201)
+    })
+  }
   app.post('/accounts/:id/deposits', movement('deposit'))
   app.post('/accounts/:id/withdrawals', movement('withdrawal'))
+  app.delete('/accounts/:id', (c) => {
+    const id = c.req.param('id')
+    const receiver = c.get('receiver') as Env['Variables']['receiver'] | undefined
+    onRun?.(receiver?.requestId)
+    return applied(receiver, (conn) => {
+      const balance = balanceOf(conn, id)
+      if (balance !== 0) return problem(c, 422, 'account-not-empty', 'Account not empty', `Account ${id} holds ${balance}; withdraw it before closing.`)
+      conn.prepare('DELETE FROM accounts WHERE id = ?').run(id)
+      conn.prepare("INSERT INTO ledger (request_id, account, kind, amount, balance) VALUES (?, ?, 'close', 0, 0)").run(receiver?.requestId ?? null, id)
+      return c.body(null, 204)
+    })
+  })
+
   return app
 }
 

@@ -105,6 +105,7 @@ const BUFFERED = new WeakMap<Response, Uint8Array<ArrayBuffer>>()
  * A response whose body is bytes already in memory (an origin's reply that
  * `proxy()` read whole): {@link captureReply} takes those bytes as they are,
  * without streaming the body again, and the response itself can still go out.
+ * A null body (a 204, 205 or 304 answer) is known too: no bytes.
  *
  * @param body - the body, or null for none
  * @param init - status and headers
@@ -114,7 +115,7 @@ const BUFFERED = new WeakMap<Response, Uint8Array<ArrayBuffer>>()
  */
 export function bufferedResponse(body: Uint8Array<ArrayBuffer> | null, init: ResponseInit): Response {
   const res = new Response(body, init)
-  if (body) BUFFERED.set(res, body)
+  BUFFERED.set(res, body ?? new Uint8Array())
   return res
 }
 

@@ -74,6 +74,7 @@ function edge(origins: FarmOrigin[], ns: typeof env.ONCE) {
   const app = new Hono()
   app.use('*', once({ namespace: () => ns, leaseMs: 3000, replayCache: false }))
   app.post('/accounts/:id/deposits', proxy(options))
+  app.delete('/accounts/:id', proxy(options)) // closing an account: 204, no body
   // Routes where a proxy() is matched (a catch-all registered last), but the answer is not its answer to the stored request:
   // a handler of the app's own (its effect is nowhere else), a check that answers itself, a middleware that rewrites
   // proxy()'s answer, and dispatch() of another request in a handler.
@@ -106,7 +107,10 @@ function edge(origins: FarmOrigin[], ns: typeof env.ONCE) {
       env,
       withContext ? createExecutionContext() : undefined,
     )
-  return { post }
+  /** Closes an account (DELETE, no body). */
+  const close = (account: string, key: string) =>
+    app.request(`/accounts/${account}`, { method: 'DELETE', headers: { 'idempotency-key': `"${key}"` } }, env, createExecutionContext())
+  return { post, close }
 }
 
 /** One origin, the stable area with its commits in `mode`, the edge in front of them, and a new key. */
@@ -114,7 +118,8 @@ async function scene(mode: CommitMode = 'pass') {
   const [eu] = await startOrigins(['eu'])
   const control = commitsUnderControl()
   control.set(mode)
-  return { eu: eu!, control, post: edge([eu!], control.ns).post, key: newKey() }
+  const { post, close } = edge([eu!], control.ns)
+  return { eu: eu!, control, post, close, key: newKey() }
 }
 
 /** The object of an ordering domain, and its one record (each test's domain is new). */
@@ -291,6 +296,37 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
     expect(await recordOf(key)).toMatchObject({ state: 'in_flight' }) // answered while the commit is held
     control.open()
     await until(key, (info) => info?.state === 'committed')
+  })
+
+  it('an answer without a body (204 from closing an account) goes first too, and its duplicate replays 204 with no body', async () => {
+    const { eu, control, post, close, key } = await scene('hold')
+    const pending = close('af10', key)
+    const watched = watch(Promise.resolve(pending))
+    await control.sent() // the commit was sent, and is held
+    for (let i = 0; i < 100 && !watched.settled(); i++) await scheduler.wait(5)
+    expect(watched.settled()).toBe(true) // answered before its commit
+    const first = await pending
+    expect(first.status).toBe(204)
+    expect(first.body).toBeNull()
+    expect(await recordOf(key)).toMatchObject({ state: 'in_flight' })
+    const duplicate = close('af10', key)
+    await until(key, (info) => (info?.waiters ?? 0) >= 1)
+    control.open()
+    const replay = await duplicate
+    expect(replay.status).toBe(204)
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    expect(await replay.text()).toBe('')
+    expect(await recordOf(key)).toMatchObject({ state: 'committed', status: 204 })
+    const stats = await eu.stats()
+    expect(stats.requests).toBe(1)
+    expect(Object.values(stats.byRequestId)).toEqual([expect.objectContaining({ received: 1, applied: 1 })]) // closed once
+    // An account that holds money is not closed: a 422 problem, final as well.
+    control.set('pass')
+    expect((await post('/accounts/af10/deposits', newKey())).status).toBe(201)
+    const refused = await close('af10', newKey())
+    expect(refused.status).toBe(422)
+    expect(await refused.json()).toMatchObject({ type: 'https://hono-once.dev/examples/bank/account-not-empty' })
+    expect((await eu.stats()).balances).toEqual({ af10: 100 })
   })
 
   it('without an execution context (no waitUntil to finish it) a proxy() route commits before it answers', async () => {
