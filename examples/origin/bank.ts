@@ -2,7 +2,7 @@ import type { DatabaseSync } from 'node:sqlite'
 import { Hono, type Context } from 'hono'
 import { onceReceiver, type ReceiverVariables, type SqliteStore } from '../../src/origin/index.js'
 
-/** The bank's own tables. `ledger` has one row per applied deposit or withdrawal: the effects, counted by request id. */
+/** The bank's own tables. `ledger` has one row per applied deposit, withdrawal or closing: the effects, counted by request id. */
 const BANK_SCHEMA = [
   'CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, balance INTEGER NOT NULL)',
   'CREATE TABLE IF NOT EXISTS ledger (n INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT, account TEXT NOT NULL, kind TEXT NOT NULL, amount INTEGER NOT NULL, balance INTEGER NOT NULL)',
@@ -50,8 +50,8 @@ export function createBankSchema(db: DatabaseSync): void {
  * - `POST /accounts/:id/deposits {"amount":n}` → 201 `{ id, balance }`
  * - `POST /accounts/:id/withdrawals {"amount":n}` → 201 `{ id, balance }`, or 422 problem when funds are short
  * - `GET /accounts/:id` → 200 `{ id, balance }` (0 for an account never seen)
- * - `DELETE /accounts/:id` → 204 (no body): closes an account whose balance is 0 (a ledger row of kind `close`
- *   records it), or 422 problem while it holds money
+ * - `DELETE /accounts/:id` → 204 (no body): closes an account whose balance is 0, one never seen included (a ledger
+ *   row of kind `close` records it), or 422 problem while it holds money
  *
  * @param options - database, store and knobs
  * @returns the Hono app

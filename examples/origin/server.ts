@@ -56,7 +56,7 @@ export interface RequestIdStats {
   received: number
   /** Handler runs, committed or rolled back. */
   runs: number
-  /** Effects: committed deposits and withdrawals (ledger rows). Exactly once means 1. */
+  /** Effects: committed deposits, withdrawals and closings (ledger rows). Exactly once means 1. */
   applied: number
   /** Requests whose client closed the connection before the answer was sent. */
   aborted: number
