@@ -3,8 +3,6 @@
  * which methods a call may name, and running one inside the caller's
  * `transactionSync()`.
  */
-import { isFinalStatus } from '../shared/applied.js'
-import type { StoredReply } from '../shared/reply.js'
 import { failedReply, methodReply, Rollback } from './once-object-reply.js'
 import type { OnceMethodRequest } from './once-object-types.js'
 import { MISCONFIGURED } from './schema.js'
@@ -67,7 +65,7 @@ export function runMethod(
   request: OnceMethodRequest,
   requestId: string,
   key: string,
-): { answer: StoredReply; stored: StoredReply } {
+): ReturnType<typeof methodReply> {
   const name = JSON.stringify(request.method)
   let result: unknown
   try {
@@ -87,12 +85,12 @@ export function runMethod(
       ),
     )
   }
-  let reply: { answer: StoredReply; stored: StoredReply }
+  let reply: ReturnType<typeof methodReply>
   try {
     reply = methodReply(result, request.status, request.policy, requestId, key)
   } catch (err) {
     throw new Rollback(failedReply(`The method ${name} returned ${err instanceof Error ? err.message : String(err)}. Nothing was applied.`, requestId, key))
   }
-  if (!isFinalStatus(reply.answer.status)) throw new Rollback(reply.answer)
+  if (!reply.final) throw new Rollback(reply.answer)
   return reply
 }

@@ -15,7 +15,8 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS once_records (
     status      INTEGER,
     headers     TEXT,
     body        BLOB,
-    chunks      INTEGER NOT NULL DEFAULT 0
+    chunks      INTEGER NOT NULL DEFAULT 0,
+    manual_encoding INTEGER NOT NULL DEFAULT 0
   ) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS once_records_by_expiry ON once_records (expires_at);
   ${replyChunksTable('once_reply_chunks')}`
@@ -32,6 +33,8 @@ export interface OnceRow extends Record<string, SqlStorageValue> {
   headers: string | null
   body: ArrayBuffer | null
   chunks: number
+  /** 1: the body is already in its Content-Encoding (replayed as it is). */
+  manual_encoding: number
 }
 
 /**
@@ -72,6 +75,12 @@ export class OnceRecords {
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(SCHEMA)
+    // Tables made before replies could be already encoded lack the column; it is added with its default (0).
+    try {
+      sql.exec('SELECT manual_encoding FROM once_records LIMIT 0')
+    } catch {
+      sql.exec('ALTER TABLE once_records ADD COLUMN manual_encoding INTEGER NOT NULL DEFAULT 0')
+    }
   }
 
   /** The record of `lookup`, live or not; undefined when there is none (told from memory for a key never seen). */
@@ -79,7 +88,7 @@ export class OnceRecords {
     if (!this.#mayHave(lookup)) return undefined
     return this.sql
       .exec<OnceRow>(
-        'SELECT fingerprint, request_id, state, token, attempt, expires_at, status, headers, body, chunks FROM once_records WHERE lookup = ?',
+        'SELECT fingerprint, request_id, state, token, attempt, expires_at, status, headers, body, chunks, manual_encoding FROM once_records WHERE lookup = ?',
         lookup,
       )
       .toArray()[0]
@@ -95,11 +104,11 @@ export class OnceRecords {
     if (previous && previous.chunks > 0 && reply.body.byteLength <= CHUNK_BYTES) this.#deleteChunks(lookup)
     const chunks = this.#chunksOf(lookup, reply.body)
     this.sql.exec(
-      `INSERT INTO once_records (lookup, fingerprint, request_id, state, token, attempt, expires_at, status, headers, body, chunks)
-       VALUES (?, ?, ?, 'committed', NULL, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO once_records (lookup, fingerprint, request_id, state, token, attempt, expires_at, status, headers, body, chunks, manual_encoding)
+       VALUES (?, ?, ?, 'committed', NULL, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (lookup) DO UPDATE SET fingerprint = excluded.fingerprint, request_id = excluded.request_id, state = 'committed',
          token = NULL, attempt = excluded.attempt, expires_at = excluded.expires_at, status = excluded.status,
-         headers = excluded.headers, body = excluded.body, chunks = excluded.chunks`,
+         headers = excluded.headers, body = excluded.body, chunks = excluded.chunks, manual_encoding = excluded.manual_encoding`,
       lookup,
       fingerprint,
       requestId,
@@ -109,6 +118,7 @@ export class OnceRecords {
       JSON.stringify(reply.headers),
       chunks === 0 ? reply.body : null,
       chunks,
+      reply.encoded ? 1 : 0,
     )
   }
 
@@ -125,7 +135,7 @@ export class OnceRecords {
        VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (lookup) DO UPDATE SET fingerprint = excluded.fingerprint, request_id = excluded.request_id, state = excluded.state,
          token = excluded.token, attempt = excluded.attempt, expires_at = excluded.expires_at, status = NULL, headers = NULL,
-         body = NULL, chunks = 0`,
+         body = NULL, chunks = 0, manual_encoding = 0`,
       lookup,
       fingerprint,
       requestId,
@@ -144,7 +154,9 @@ export class OnceRecords {
   /** The stored reply of a committed row. */
   reply(lookup: string, row: OnceRow): StoredReply {
     const body = row.chunks > 0 ? readChunks(this.sql, 'once_reply_chunks', lookup) : new Uint8Array(row.body ?? new ArrayBuffer(0))
-    return { status: row.status ?? 500, headers: JSON.parse(row.headers ?? '[]') as [string, string][], body }
+    const reply: StoredReply = { status: row.status ?? 500, headers: JSON.parse(row.headers ?? '[]') as [string, string][], body }
+    if (row.manual_encoding === 1) reply.encoded = true
+    return reply
   }
 
   /**

@@ -1,6 +1,8 @@
+import { isFinalStatus } from '../shared/applied.js'
 import { problemParts } from '../shared/problem.js'
-import { replayFilter, type StoredReply } from '../shared/reply.js'
+import { headerPairs, readStoredReply, replayFilter, type StoredReply } from '../shared/reply.js'
 import type { OnceCallPolicy } from './once-object-types.js'
+import { MAX_RPC_BODY_BYTES } from './types.js'
 
 const encoder = new TextEncoder()
 
@@ -36,23 +38,16 @@ export async function readReply(
   policy: OnceCallPolicy,
   requestId: string,
   key: string,
-): Promise<{ answer: StoredReply; stored: StoredReply }> {
-  const body = new Uint8Array(await res.arrayBuffer())
-  const headers: [string, string][] = []
-  const kept: [string, string][] = []
-  const allowed = replayFilter(policy.allow && new Set(policy.allow))
-  res.headers.forEach((value, name) => {
-    if (name === 'set-cookie') return
-    headers.push([name, value])
-    if (allowed(name)) kept.push([name, value])
-  })
-  // Set-Cookie is the one header that may not be joined: one pair per cookie.
-  for (const cookie of res.headers.getSetCookie()) {
-    headers.push(['set-cookie', cookie])
-    if (allowed('set-cookie')) kept.push(['set-cookie', cookie])
-  }
-  return storedForms({ status: res.status, headers, body }, kept, policy, requestId, key)
+): Promise<{ answer: StoredReply; stored: StoredReply; final: boolean }> {
+  // The one reader the edge uses too: the stored headers, the bytes and whether they are already encoded.
+  const reply = await readStoredReply(res, replayFilter(policy.allow && new Set(policy.allow)))
+  const answer: StoredReply = { status: reply.status, headers: headerPairs(res.headers, everyHeader), body: reply.body }
+  if (reply.encoded) answer.encoded = true
+  return storedForms(answer, reply.headers, policy, requestId, key)
 }
+
+/** The client at hand gets every header; only the stored form is filtered. */
+const everyHeader = () => true
 
 /**
  * The reply a method call answers (onceObject()'s `call` option): what
@@ -100,7 +95,7 @@ export function methodReply(
   policy: OnceCallPolicy,
   requestId: string,
   key: string,
-): { answer: StoredReply; stored: StoredReply } {
+): { answer: StoredReply; stored: StoredReply; final: boolean } {
   if (result instanceof Response) throw new TypeError('a Response, which a method call cannot send: return a JSON value, or an OnceReply for a status or headers of its own')
   const own = result instanceof OnceReply ? result : undefined
   if (own && !(Number.isInteger(own.status) && own.status >= 200 && own.status <= 599)) {
@@ -144,13 +139,22 @@ function storedForms(
   policy: OnceCallPolicy,
   requestId: string,
   key: string,
-): { answer: StoredReply; stored: StoredReply } {
+): { answer: StoredReply; stored: StoredReply; final: boolean } {
   const { status, body } = answer
-  if (body.byteLength <= policy.maxReplyBytes) return { answer, stored: { status, headers: kept, body } }
-  // The one catalogue's problem, as the edge builds it for once() (policy.lost is for objects of the release before).
+  const final = isFinalStatus(status)
+  if (body.byteLength > MAX_RPC_BODY_BYTES) {
+    // Not even the client at hand can get it: the answer travels back in one RPC. Both forms say what happened.
+    const size = `its reply (${body.byteLength} bytes) is larger than one call from the object can carry (${MAX_RPC_BODY_BYTES} bytes)`
+    const lost = final
+      ? problemReply('reply-lost', `The request took effect with status ${status}, but ${size} and was not stored. It will not run again.`, requestId, key)
+      : failedReply(`The handler answered ${status}, and ${size}. Nothing was applied.`, requestId, key)
+    return { answer: lost, stored: lost, final }
+  }
+  if (body.byteLength <= policy.maxReplyBytes) return { answer, stored: { ...answer, headers: kept }, final }
+  // The one catalogue's problem, as the edge builds it for once().
   const detail = `The request took effect with status ${status}, but its reply (${body.byteLength} bytes) exceeds maxReplyBytes (${policy.maxReplyBytes}) and was not stored. It will not run again.`
   const lost = problemReply('reply-lost', detail, requestId, key)
-  return { answer, stored: lost }
+  return { answer, stored: lost, final }
 }
 
 /**

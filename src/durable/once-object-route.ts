@@ -44,26 +44,33 @@ export function onceRoute(options: OnceRouteOptions = {}): MiddlewareHandler {
   return marker
 }
 
-/** Hono's router, as far as finding a request's handlers needs it. */
+/** Hono's router and its path of a request, as far as finding a request's handlers needs them. */
 export interface RoutedApp {
   router: { match(method: string, path: string): unknown }
+  /** The path the app routes a request by (Hono's: percent-decoded; without a trailing slash when `strict: false`). */
+  getPath?(request: Request, options?: { env?: unknown }): string
 }
 
 /**
- * Whether the route `app` matches for `method` and `path` declared
- * `onceRoute({ lease: true })`.
+ * Whether the route `app` runs for `request` declared
+ * `onceRoute({ lease: true })`. The request is matched as the app itself
+ * routes it (its `getPath`: `/acct/x/%63alls` is `/acct/x/calls`, and so is
+ * `/acct/x/calls/` in a `strict: false` app; a HEAD runs the GET route), so
+ * no spelling of a lease route's path runs it inside a transaction.
  *
  * @param app - the object's Hono app
- * @param method - request method
- * @param path - request path
+ * @param requestOf - makes the request as the app will get it (called only when some route declared a lease)
+ * @param env - the object's env (a custom `getPath` may read it)
  * @returns true for a lease route
  * @example
- * if (leaseDeclared(this.app, 'POST', '/transfers')) …
+ * if (leaseDeclared(this.app, () => request, this.env)) …
  */
-export function leaseDeclared(app: RoutedApp, method: string, path: string): boolean {
+export function leaseDeclared(app: RoutedApp, requestOf: () => Request, env?: unknown): boolean {
   if (leaseMarkersMade === 0) return false
+  const request = requestOf()
+  const path = typeof app.getPath === 'function' ? app.getPath(request, { env }) : new URL(request.url).pathname
   // Hono's routers answer [[[handler, route], params][], stash].
-  const matched = app.router.match(method, path) as [[[object, unknown], unknown][], unknown]
+  const matched = app.router.match(request.method === 'HEAD' ? 'GET' : request.method, path) as [[[object, unknown], unknown][], unknown]
   for (const [[handler]] of matched[0]) if (leaseMarkers.has(unwrap(handler))) return true
   return false
 }

@@ -1,6 +1,9 @@
 /**
  * What crosses the one RPC between `onceObject()` at the edge and an
  * {@link OnceObject}: plain structured-clone data, no classes, no functions.
+ * Edge and object speak the shapes of one hono-once release: an object
+ * bound from another Worker script (`script_name`) runs the same release as
+ * the edge that calls it, deployed before it.
  */
 import type { StoredReply } from './types.js'
 
@@ -26,12 +29,6 @@ export interface OnceCallPolicy {
   maxReplyBytes: number
   /** Lower-case response headers that may be stored, or undefined for the default rule (`replayedByDefault`). */
   allow?: string[] | undefined
-  /**
-   * The `reply-lost` problem's fixed members (type, title, status, retryable). Objects of this release build
-   * the problem from the shared catalogue (`problemParts`) and ignore it; the edge still sends it for objects of
-   * the release before, which a rolling deploy may still run.
-   */
-  lost: { type: string; title: string; status: number; retryable: boolean }
 }
 
 /** The request the edge forwards, body already read. */

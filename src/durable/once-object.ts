@@ -1,6 +1,5 @@
 import { DurableObject } from 'cloudflare:workers'
 import { v7 as uuidv7 } from 'uuid'
-import { isFinalStatus } from '../shared/applied.js'
 import { OnceRecords, type OnceRow } from './once-object-records.js'
 import { findMethod, type ObjectMethod, runMethod } from './once-object-method.js'
 import { readReply, Rollback } from './once-object-reply.js'
@@ -16,6 +15,8 @@ import { Waiters } from '../shared/waiters.js'
 export interface OnceObjectApp {
   fetch(request: Request, env?: unknown, executionCtx?: ExecutionContext): Response | Promise<Response>
   router: { match(method: string, path: string): unknown }
+  /** The path the app routes a request by (Hono's `getPath`); the URL's pathname when absent. */
+  getPath?(request: Request, options?: { env?: unknown }): string
 }
 
 const decoder = new TextDecoder()
@@ -28,8 +29,8 @@ const decoder = new TextDecoder()
 class BufferedRequest extends Request {
   readonly #bytes: Uint8Array
 
-  constructor(url: string, method: string, headers: Headers, bytes: Uint8Array) {
-    super(url, { method, headers, body: bytes })
+  constructor(url: string, method: string, headers: Headers, bytes: Uint8Array, signal: AbortSignal | undefined) {
+    super(url, signal ? { method, headers, body: bytes, signal } : { method, headers, body: bytes })
     this.#bytes = bytes
   }
 
@@ -158,7 +159,8 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     for (;;) {
       const seen = this.#classify(id, Date.now())
       if (seen.kind === 'free') {
-        return leaseDeclared(this.app, call.method, new URL(call.url).pathname) ? this.#runLeased(call, id, seen) : this.#runAtomic(call, id, seen)
+        // Decided on the path the app routes by, however the client spelled it.
+        return leaseDeclared(this.app, () => this.#request(call, undefined), this.env) ? this.#runLeased(call, id, seen) : this.#runAtomic(call, id, seen)
       }
       if (seen.kind !== 'in_flight') return seen
       const left = deadline - Date.now()
@@ -285,8 +287,8 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
         if (seen.kind !== 'free') return seen
         free = seen
         const res = await this.#fetch(call, seen.requestId)
-        const { answer, stored } = await readReply(res, call.policy, seen.requestId, id.key)
-        if (!isFinalStatus(answer.status)) throw new Rollback(answer)
+        const { answer, stored, final } = await readReply(res, call.policy, seen.requestId, id.key)
+        if (!final) throw new Rollback(answer)
         const expiresAt = Date.now() + call.policy.ttlMs
         this.#records.commit(id.lookup, seen.row, id.fingerprint, seen.requestId, seen.attempt, stored, expiresAt)
         return { kind: 'new', requestId: seen.requestId, reply: answer, committed: true, expiresAt }
@@ -301,11 +303,13 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
 
   /** Runs a method call with {@link onceRequestId} set while it runs (synchronously: no other call can see it). */
   #runMethod(method: ObjectMethod, request: OnceMethodRequest, requestId: string, key: string): ReturnType<typeof runMethod> {
+    // A method may call another keyed method call of its own object: the outer one's id comes back after it.
+    const outer = this.#calling
     this.#calling = requestId === '' ? undefined : requestId
     try {
       return runMethod(this, method, request, requestId, key)
     } finally {
-      this.#calling = undefined
+      this.#calling = outer
     }
   }
 
@@ -332,6 +336,8 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     this.#records.hold(lookup, free.row, id.fingerprint, free.requestId, free.attempt, token, Date.now() + policy.ttlMs + policy.maxRunMs)
     this.#running.set(lookup, token)
     let timer: ReturnType<typeof setTimeout> | undefined
+    // Aborted at maxRunMs, when the key is released: the handler's cue (c.req.raw.signal) to stop before it writes.
+    const abandoned = new AbortController()
     const release = () => {
       if (this.#records.holds(lookup, token)) {
         this.#records.hold(lookup, undefined, id.fingerprint, free.requestId, free.attempt, null, Date.now() + policy.ttlMs)
@@ -340,7 +346,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     try {
       const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), policy.maxRunMs)))
       const work = (async () => {
-        const res = await this.#fetch(call, free.requestId)
+        const res = await this.#fetch(call, free.requestId, abandoned.signal)
         return readReply(res, policy, free.requestId, id.key)
       })()
       let outcome: Awaited<typeof work> | 'timeout'
@@ -354,10 +360,11 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
         work.catch(() => {}) // a hung handler that fails later has nobody left to tell
         console.warn(`hono-once: handler of ${free.requestId} ran past maxRunMs (${policy.maxRunMs} ms); its key is released`)
         release()
+        abandoned.abort(new Error(`hono-once: the handler ran past maxRunMs (${policy.maxRunMs} ms); its key is released and a retry may run it again`))
         return { kind: 'timed_out', requestId: free.requestId }
       }
-      const { answer, stored } = outcome
-      if (!isFinalStatus(answer.status)) {
+      const { answer, stored, final } = outcome
+      if (!final) {
         release()
         return { kind: 'new', requestId: free.requestId, reply: answer, committed: false, expiresAt: Date.now() + policy.ttlMs }
       }
@@ -371,13 +378,20 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     }
   }
 
-  /** The forwarded request as the app sees it: the original method, URL and headers, plus `Once-Request-Id` when keyed. */
-  #fetch(call: OnceCall, requestId: string | undefined): Promise<Response> | Response {
-    const headers = new Headers(call.headers)
-    if (requestId !== undefined) headers.set('once-request-id', requestId)
-    const bodyless = call.method === 'GET' || call.method === 'HEAD'
-    const request = bodyless ? new Request(call.url, { method: call.method, headers }) : new BufferedRequest(call.url, call.method, headers, call.body)
-    return this.app.fetch(request, this.env, this.#executionCtx)
+  /** Runs the app on the forwarded request. */
+  #fetch(call: OnceCall, requestId: string | undefined, signal?: AbortSignal): Promise<Response> | Response {
+    return this.app.fetch(this.#request(call, requestId, signal), this.env, this.#executionCtx)
   }
 
+  /**
+   * The forwarded request as the app sees it: the original method, URL and headers, with `Once-Request-Id` set
+   * when keyed and removed when not (the header is the object's word, never the client's), and `signal` when given.
+   */
+  #request(call: OnceCall, requestId: string | undefined, signal?: AbortSignal): Request {
+    const headers = new Headers(call.headers)
+    if (requestId !== undefined) headers.set('once-request-id', requestId)
+    else headers.delete('once-request-id')
+    if (call.method === 'GET' || call.method === 'HEAD') return new Request(call.url, signal ? { method: call.method, headers, signal } : { method: call.method, headers })
+    return new BufferedRequest(call.url, call.method, headers, call.body, signal)
+  }
 }

@@ -12,6 +12,18 @@ export type { AckQuorum, JsonValue, ReplicaAck, StoredReply }
 
 
 /**
+ * Largest body (a request's, or a reply's) that travels in one RPC between
+ * the edge and a Durable Object, bytes: workerd refuses a serialized RPC
+ * message over 32 MiB, and the rest is room for the other fields. Bounds
+ * `maxReplyBytes` (replies go to the StableArea or come back from an
+ * `OnceObject`) and `onceObject()`'s `maxBodyBytes`.
+ *
+ * @example
+ * if (reply.body.byteLength > MAX_RPC_BODY_BYTES) … // cannot be sent in one call
+ */
+export const MAX_RPC_BODY_BYTES = 24 * 1024 * 1024
+
+/**
  * A request the Worker relays to origins (DESIGN §4 relays; seed 003's relay
  * server): stored before the first send, so that if the Worker dies the
  * object's alarm resends it with the same request id.

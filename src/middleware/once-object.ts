@@ -1,7 +1,7 @@
 import type { Context, Env, MiddlewareHandler } from 'hono'
 import type { OnceObject } from '../durable/once-object.js'
 import type { OnceAnswer, OnceCall, OnceCallPolicy, OnceMethodRequest, OnceObjectApi } from '../durable/once-object-types.js'
-import type { StoredReply } from '../durable/types.js'
+import { MAX_RPC_BODY_BYTES, type StoredReply } from '../durable/types.js'
 import { MISCONFIGURED } from '../durable/schema.js'
 import { optionsError } from '../shared/options.js'
 import { resolveConfig } from './config.js'
@@ -151,6 +151,9 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
   validateOptions(onceOptions, 'onceObject()')
   const foreign = Object.keys(options ?? {}).filter((k) => !ALLOWED.has(k))
   if (foreign.length > 0) throw optionsError('onceObject()', foreign.map((k) => `${k}: not an option of onceObject() (the record lives in the object)`))
+  if ((onceOptions.maxBodyBytes ?? 0) > MAX_RPC_BODY_BYTES) {
+    throw optionsError('onceObject()', [`maxBodyBytes: at most ${MAX_RPC_BODY_BYTES} (24 MiB) here: the body travels to the object in one RPC, which carries at most 32 MiB`])
+  }
   // once()'s front half finds "its" stable area through the namespace option; here the records live in the
   // object, so the namespace is an anchor only: one reply cache per onceObject() instance hangs off it.
   const anchor = { idFromName: () => { throw new Error('hono-once: onceObject() has no StableArea') } } as unknown as Namespace
@@ -171,12 +174,15 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
   const send = (stub: OnceObjectApi, request: OnceCall | OnceMethodRequest): Promise<OnceAnswer> =>
     'args' in request ? stub.onceCall(request) : stub.once(request)
 
-  /** Calls the object once, and once more through a fresh stub when the runtime says that may pass (the key makes it safe). */
+  /**
+   * Calls the object once; a keyed request once more through a fresh stub when the runtime says that may pass (its
+   * key makes a second delivery safe). A request without a key is never sent twice: it may have taken effect.
+   */
   const call = async (c: Context<E>, stub: OnceObjectApi, request: OnceCall | OnceMethodRequest): Promise<OnceAnswer> => {
     try {
       return await send(stub, request)
     } catch (err) {
-      if (rpcFault(err) !== 'retryable') throw err
+      if (!request.identity || rpcFault(err) !== 'retryable') throw err
       return send(connect(c), request)
     }
   }
@@ -186,7 +192,7 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
    * (a Response when the option's answer is not a method call).
    */
   const requestOf = async (c: Context<E>, body: Uint8Array, identity: OnceCall['identity']): Promise<OnceCall | OnceMethodRequest | Response> => {
-    const policy = await policyOf()
+    const policy = policyOf()
     if (!methodOf) {
       const request: OnceCall = { method: c.req.method, url: c.req.url, headers: [...c.req.raw.headers], body, policy }
       if (identity) request.identity = identity
@@ -206,18 +212,14 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
   }
 
   /** The same for every request of this onceObject(): built once. */
-  const policyOf = async (): Promise<OnceCallPolicy> => {
-    if (policy) return policy
-    const lost = (await problem('reply-lost', { detail: '' }).json()) as OnceCallPolicy['lost']
-    return (policy = {
+  const policyOf = (): OnceCallPolicy =>
+    (policy ??= {
       ttlMs: config.ttlMs,
       waitMs: config.waitMs,
       maxRunMs: config.maxRunMs,
       maxReplyBytes: config.maxReplyBytes,
       allow: config.allow && [...config.allow],
-      lost: { type: lost.type, title: lost.title, status: lost.status, retryable: lost.retryable },
     })
-  }
 
   const failed = (err: unknown, instance: string, key: string): Response => {
     if (err instanceof StubError) {
@@ -225,6 +227,13 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
       return problem('misconfigured', { detail: `The stubOf function of onceObject() threw: ${String(err.cause)}`, instance })
     }
     console.error('hono-once: the OnceObject call failed', err)
+    // Over the runtime's limit for one RPC (the call option's arguments; a body is held under it): no retry can pass.
+    if (TOO_LARGE_FOR_RPC.test(String(err))) {
+      return problem('body-too-large', {
+        detail: `The request is larger than one call to the object can carry (${String(err).replace(/^\w*Error: /, '')}).`,
+        instance,
+      })
+    }
     // Only the call option's arguments can fail to serialise (the rest is plain data): no retry can pass.
     if ((err as { name?: unknown } | null)?.name === 'DataCloneError') {
       return problem('misconfigured', {
@@ -342,8 +351,9 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
         key = parsed.key
       }
     }
-    if (c.req.method === 'GET' || c.req.method === 'HEAD') return plain(c)
+    // A gated method with its key gets a record, a GET among `methods` too (as once() does).
     if (key !== undefined) return keyed(c, key)
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return plain(c)
     // A keyless body is held to maxBodyBytes too: read within the limit (a 413 otherwise), then sent as it is.
     await readBody(c as Context, config.maxBodyBytes)
     return plain(c)
@@ -362,6 +372,9 @@ class StubError extends Error {
   }
 }
 
+/** workerd's error for an RPC whose arguments or result serialise past its limit (32 MiB). */
+const TOO_LARGE_FOR_RPC = /RPC arguments or return values are limited/i
+
 const NO_REPLY: StoredReply = { status: 500, headers: [], body: new Uint8Array() }
 
 /** The first answer of a request: the reply as the app gave it, without the replay mark. */
@@ -372,5 +385,5 @@ function fresh(reply: StoredReply): Response {
 /** The reply as duplicates get it: only the headers the replay rules keep (the object stored the same). */
 function kept(reply: StoredReply, allow: ReadonlySet<string> | undefined): StoredReply {
   const keep = replayFilter(allow)
-  return { status: reply.status, headers: reply.headers.filter(([name]) => keep(name)), body: reply.body }
+  return { ...reply, headers: reply.headers.filter(([name]) => keep(name)) }
 }

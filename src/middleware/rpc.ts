@@ -83,6 +83,14 @@ export function rpcProblem(err: unknown, instance: string, key: string): Respons
       headers: { 'retry-after': String(5 + Math.floor(Math.random() * 11)) },
     })
   }
+  if (key === '') {
+    // onceObject() passing on a request without a key: nothing tells a retry apart from a second request.
+    return problem('stable-area-unavailable', {
+      detail: 'The object could not be reached. The request carried no Idempotency-Key: it may have taken effect, and a retry may apply it again.',
+      instance,
+      headers: { 'retry-after': '1' },
+    })
+  }
   return problem('stable-area-unavailable', {
     detail: 'The idempotency store could not be reached; retry with the same key.',
     instance,

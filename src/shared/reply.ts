@@ -140,19 +140,21 @@ export async function captureReply(
   maxBytes: number,
 ): Promise<{ reply: StoredReply; response: Response; tooLarge: boolean }> {
   const known = bufferedBody(res)
-  const body = known ?? new Uint8Array(await res.arrayBuffer())
+  const reply = await readStoredReply(res, replayed)
   // Unread, `res` itself goes on; else a new one built on `res` as its init, so an already-encoded body
   // (encodeBody: 'manual') stays as it is.
-  const response = known ? res : new Response(nullBodyStatus(res.status) ? null : body, res)
-  const reply: StoredReply = { status: res.status, headers: storedHeaders(res.headers, replayed), body }
-  if (await alreadyEncoded(res.headers.get('content-encoding'), body)) reply.encoded = true
-  return { reply, response, tooLarge: body.byteLength > maxBytes }
+  const response = known ? res : new Response(nullBodyStatus(res.status) ? null : reply.body, res)
+  return { reply, response, tooLarge: reply.body.byteLength > maxBytes }
 }
 
 /**
  * Reads a response whole into a {@link StoredReply}: its status, the
- * headers `stored` keeps (repeated `Set-Cookie` kept apart) and the exact
- * body bytes. The response's body is consumed.
+ * headers `stored` keeps (repeated `Set-Cookie` kept apart), the exact
+ * body bytes, and whether they are already in their `Content-Encoding`
+ * (`encoded`: replayed as they are, never encoded twice). The one reader of
+ * replies: `once()` ({@link captureReply}), an `OnceObject` and an origin's
+ * receiver all store what it returns. The response's body is consumed
+ * (unless it was made by {@link bufferedResponse}).
  *
  * @param res - the response
  * @param stored - which headers are kept
@@ -161,8 +163,10 @@ export async function captureReply(
  * const reply = await readStoredReply(res, (name) => name !== 'content-length')
  */
 export async function readStoredReply(res: Response, stored: (name: string) => boolean): Promise<StoredReply> {
-  const body = new Uint8Array(await res.arrayBuffer())
-  return { status: res.status, headers: storedHeaders(res.headers, stored), body }
+  const body = bufferedBody(res) ?? new Uint8Array(await res.arrayBuffer())
+  const reply: StoredReply = { status: res.status, headers: headerPairs(res.headers, stored), body }
+  if (await alreadyEncoded(res.headers.get('content-encoding'), body)) reply.encoded = true
+  return reply
 }
 
 /**
@@ -181,7 +185,7 @@ export async function readStoredReply(res: Response, stored: (name: string) => b
 export function storesAs(res: { status: number; headers: Headers; body: Uint8Array | undefined }, reply: StoredReply, replayed: (name: string) => boolean): boolean {
   const body = res.body
   if (!body || res.status !== reply.status || body.byteLength !== reply.body.byteLength) return false
-  if (JSON.stringify(storedHeaders(res.headers, replayed)) !== JSON.stringify(reply.headers)) return false
+  if (JSON.stringify(headerPairs(res.headers, replayed)) !== JSON.stringify(reply.headers)) return false
   if (body === reply.body) return true
   for (let i = 0; i < body.byteLength; i++) if (body[i] !== reply.body[i]) return false
   return true
@@ -192,8 +196,17 @@ export function bufferedBody(res: Response): Uint8Array<ArrayBuffer> | undefined
   return res.bodyUsed ? undefined : BUFFERED.get(res)
 }
 
-/** The headers `stored` keeps, in order; Set-Cookie may not be joined, and Headers yields it once per cookie, so it is taken apart. */
-function storedHeaders(all: Headers, stored: (name: string) => boolean): [string, string][] {
+/**
+ * The headers `stored` keeps, as name/value pairs in order. `Set-Cookie`
+ * may not be joined, so it comes as one pair per cookie.
+ *
+ * @param all - the response's headers
+ * @param stored - which names are kept (lower-case names)
+ * @returns the pairs
+ * @example
+ * headerPairs(res.headers, replayedByDefault) // [['content-type', 'application/json'], …]
+ */
+export function headerPairs(all: Headers, stored: (name: string) => boolean): [string, string][] {
   const headers: [string, string][] = []
   all.forEach((value, name) => {
     if (name !== 'set-cookie' && stored(name)) headers.push([name, value])

@@ -18,10 +18,10 @@ afterAll(async () => {
 })
 
 /** A POST whose answer is read as raw bytes (Node's fetch would gunzip it). */
-function rawPost(path: string, key: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function rawPost(path: string, key: string | undefined): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   const url = new URL(dev.url)
   return new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, path, method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'accept-encoding': 'gzip' } }, (res) => {
+    const req = request({ host: url.hostname, port: url.port, path, method: 'POST', headers: { ...(key === undefined ? {} : { 'idempotency-key': `"${key}"` }), 'accept-encoding': 'gzip' } }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
@@ -53,6 +53,20 @@ describe('bytes on the wire, under wrangler dev', () => {
     expect(again.headers['content-encoding']).toBe('gzip')
     expect(again.body.equals(first.body)).toBe(true)
     expect(JSON.parse(gunzipSync(again.body).toString())).toMatchObject({ report: expect.stringContaining('all good') })
+  })
+
+  it("sends an OnceObject app's already-gzipped reply as it is: the first answer, the replay from the object, and an ungated request", async () => {
+    const key = `gz-object-${Date.now()}`
+    const first = await rawPost('/object-gzip', key)
+    const again = await rawPost('/object-gzip', key)
+    const keyless = await rawPost('/object-gzip', undefined)
+    expect(first.status).toBe(201)
+    expect(again.headers['idempotent-replayed']).toBe('true')
+    for (const answer of [first, again, keyless]) {
+      expect(answer.headers['content-encoding']).toBe('gzip')
+      expect(JSON.parse(gunzipSync(answer.body).toString())).toMatchObject({ report: expect.stringContaining('all good') })
+    }
+    expect(again.body.equals(first.body)).toBe(true)
   })
 
   it('refuses keys wrapped in bytes outside printable ASCII; only SP and HTAB around a value are stripped by the runtime (issue 7.12)', async () => {

@@ -15,6 +15,7 @@ export type Mode = 'ok' | 'fail' | 'throw' | 'bad-request' | 'abort' | 'abort-no
 
 export class OnceAccount extends OnceObject {
   readonly #gates = new Map<string, { promise: Promise<void>; open: () => void }>()
+  #slowRuns = 0
 
   app = new Hono()
     .post('/acct/:name/deposits', async (c) => this.#deposit(c.req.raw, (await c.req.json<{ amount: number }>()).amount, c.req.header('x-mode') as Mode))
@@ -25,6 +26,14 @@ export class OnceAccount extends OnceObject {
       return this.#deposit(c.req.raw, amount, c.req.header('x-mode') as Mode)
     })
     .get('/acct/:name/balance', (c) => c.json({ balance: this.balance() }))
+    // A lease route that takes `x-sleep` ms (a slow call out), then writes unless its request was abandoned at maxRunMs.
+    .post('/acct/:name/slow', onceRoute({ lease: true }), async (c) => {
+      const { amount } = await c.req.json<{ amount: number }>()
+      await scheduler.wait(Number(c.req.header('x-sleep') ?? 0))
+      this.#slowRuns++
+      if (c.req.raw.signal.aborted) return c.json({ abandoned: true }, 503)
+      return this.#deposit(c.req.raw, amount, undefined)
+    })
     // The same lease route in a sub-app with its own error handler, which Hono wraps when it mounts it.
     .route(
       '/acct/:name/sub',
@@ -140,6 +149,27 @@ export class OnceAccount extends OnceObject {
         void this.ctx.storage.put(`kv:${key}`, 1)
         return { kv: true }
     }
+  }
+
+  /** How many runs of the slow lease route got past their wait. */
+  slowRuns(): number {
+    return this.#slowRuns
+  }
+
+  /**
+   * A method call that makes a keyed method call of its own object (an inner deposit under `inner`) and tells
+   * the request id it saw before and after.
+   */
+  reenter(inner: string): unknown {
+    const before = this.onceRequestId ?? null
+    void this.onceCall({
+      method: 'depositCall',
+      args: [1, inner, undefined, 0],
+      status: 201,
+      identity: { key: inner, lookup: `inner:${inner}`, fingerprint: 'inner' },
+      policy: { ttlMs: 60_000, waitMs: 0, maxRunMs: 1000, maxReplyBytes: 1 << 20 },
+    })
+    return { before, after: this.onceRequestId ?? null }
   }
 
   /** A plain RPC deposit, no idempotency: the floor the bench compares with. */
