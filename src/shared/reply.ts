@@ -143,7 +143,7 @@ export async function captureReply(
   const reply = await readStoredReply(res, replayed)
   // Unread, `res` itself goes on; else a new one built on `res` as its init, so an already-encoded body
   // (encodeBody: 'manual') stays as it is.
-  const response = known ? res : new Response(nullBodyStatus(res.status) ? null : reply.body, res)
+  const response = known ? res : new Response(nullBodyStatus(res.status) ? null : (reply.body as Uint8Array<ArrayBuffer>), res)
   return { reply, response, tooLarge: reply.body.byteLength > maxBytes }
 }
 
