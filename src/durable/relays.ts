@@ -46,12 +46,15 @@ export class Relays {
       .one().sends
   }
 
-  /** Marks the relay completed (its reply is committed) and drops the stored request. */
+  /** Marks the relay completed (its reply is committed); its stored request goes ({@link RELAY_REQUEST_TRIGGER}). */
   complete(lookup: string, sends: number): void {
-    this.sql.exec(`UPDATE relays SET state = 'completed', sends = max(sends, ?), headers = '[]', body = NULL WHERE lookup = ?`, sends, lookup)
+    this.sql.exec(`UPDATE relays SET state = 'completed', sends = max(sends, ?) WHERE lookup = ?`, sends, lookup)
   }
 
-  /** The Worker gave the key back (every origin failed): the client's retry takes it over; the alarm leaves it. */
+  /**
+   * The Worker gave the key back (every origin failed): the client's retry takes it over, bringing its request
+   * again; the alarm leaves it. Its stored request goes ({@link RELAY_REQUEST_TRIGGER}).
+   */
   release(lookup: string, sends: number | undefined): void {
     this.sql.exec(`UPDATE relays SET state = 'released', sends = max(sends, ?) WHERE lookup = ?`, sends ?? 0, lookup)
   }
@@ -156,3 +159,23 @@ export const RELAYS_SCHEMA = `CREATE TABLE IF NOT EXISTS relays (
      created_at INTEGER NOT NULL
    );
    CREATE INDEX IF NOT EXISTS relays_processing ON relays (state) WHERE state = 'processing';`
+
+/**
+ * The rule for what a relay keeps of its request (method and path stay, for
+ * operators): the headers (forwarded credentials among them, when a route's
+ * `forwardHeaders` lists them) and the body only while it is `processing`,
+ * when the alarm may have to resend them. The moment a relay leaves that
+ * state (completed, released) this trigger clears them, whoever changed the
+ * state; schema step 10 adds it and clears the relays already past it.
+ *
+ * @example
+ * MIGRATIONS.push(RELAY_REQUEST_TRIGGER)
+ */
+export const RELAY_REQUEST_TRIGGER = `
+  CREATE TRIGGER IF NOT EXISTS relays_keep_request_while_processing
+  AFTER UPDATE OF state ON relays
+  WHEN NEW.state <> 'processing' AND (NEW.headers <> '[]' OR NEW.body IS NOT NULL)
+  BEGIN
+    UPDATE relays SET headers = '[]', body = NULL WHERE lookup = NEW.lookup;
+  END;
+  UPDATE relays SET headers = '[]', body = NULL WHERE state <> 'processing';`

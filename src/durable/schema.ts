@@ -1,4 +1,4 @@
-import { RELAYS_SCHEMA } from './relays.js'
+import { RELAY_REQUEST_TRIGGER, RELAYS_SCHEMA } from './relays.js'
 import { ADMIT_COUNT_TRIGGER, COUNTERS_SCHEMA } from './counters.js'
 import { DIRECTORY_SCHEMA } from './directory.js'
 import { REPLICA_SET_COLUMNS } from './replica-sets.js'
@@ -170,6 +170,9 @@ export const MIGRATIONS: readonly string[] = [
   // 9: a new key's record insert counts its admit in the same statement (Counters.admitted): one statement fewer on
   // every new key's path. An admit that takes an existing record over (an UPDATE) is still counted by Counters.count.
   ADMIT_COUNT_TRIGGER,
+  // 10: a relay keeps its request's headers and body only while it is processing (credentials a route forwards
+  // included): cleared when it completes or is released, and for the relays already past it.
+  RELAY_REQUEST_TRIGGER,
 ]
 
 /**

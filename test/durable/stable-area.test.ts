@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { abortAllDurableObjects, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
-import { SCHEMA_VERSION } from '../../src/durable/schema.js'
+import { migrate, SCHEMA_VERSION } from '../../src/durable/schema.js'
 import type { StableArea } from '../../src/durable/stable-area.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
 import { lookupKey } from '../../src/middleware/identity.js'
@@ -182,5 +182,30 @@ describe('storage stays bounded', () => {
     )
     expect(version).toBe(SCHEMA_VERSION)
     expect(await recordOf(key)).toMatchObject({ state: 'in_flight' })
+  })
+
+  it('schema step 10 clears the request of every relay already past processing, and keeps it on the ones still processing', async () => {
+    const key = newKey()
+    await crashedWorker(key)
+    const relays = await runInDurableObject(await stubFor(key), (_o: StableArea, s) => {
+      const sql = s.storage.sql
+      // As an object at step 9 left them: the trigger not there yet, a released relay still holding its request.
+      sql.exec('DROP TRIGGER relays_keep_request_while_processing')
+      sql.exec("UPDATE meta SET v = 9 WHERE k = 'schema_version'")
+      const row = (lookup: string, state: string) =>
+        sql.exec(
+          `INSERT INTO relays (lookup, request_id, state, plan, method, path, headers, body, key, ttl_ms, created_at) VALUES (?, 'r', ?, '{}', 'POST', '/a', '[["authorization","Bearer T"]]', x'01', 'k', 1000, 0)`,
+          lookup,
+          state,
+        )
+      row('old-released', 'released')
+      row('old-processing', 'processing')
+      migrate(s.storage)
+      return sql.exec("SELECT lookup, headers, body IS NULL AS gone FROM relays WHERE lookup LIKE 'old-%' ORDER BY lookup").toArray()
+    })
+    expect(relays).toEqual([
+      { lookup: 'old-processing', headers: '[["authorization","Bearer T"]]', gone: 0 },
+      { lookup: 'old-released', headers: '[]', gone: 1 },
+    ])
   })
 })

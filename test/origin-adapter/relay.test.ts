@@ -153,4 +153,43 @@ describe('relays: a Worker that dies mid-dispatch (seed 003, Figs. 14–18)', ()
     expect(ids).toHaveLength(2)
     expect(ids.some((id) => id.endsWith('/2'))).toBe(true)
   })
+
+  it("keeps a request's forwarded headers and body only while its relay is processing: a released relay (every origin down) holds no credential; the retry brings them again", async () => {
+    const [eu] = await startOrigins(['eu'])
+    await eu!.faults({ down: true })
+    const app = new Hono()
+    app.use('/accounts/*', once({ leaseMs: 3000, replayCache: false }))
+    app.post('/accounts/*', proxy({ origins: [{ name: 'eu', url: eu!.url }], strategy: 'failover', timeoutMs: 1000, deadlineMs: 3000, forwardHeaders: ['authorization', 'content-type'] }))
+    const key = newKey()
+    const deposit = () =>
+      app.request('/accounts/gi/deposits', { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json', authorization: 'Bearer SECRET-TOKEN' }, body }, env)
+    const relayRow = async () =>
+      (await import('cloudflare:test')).runInDurableObject(await stubFor(key), (_o, state) =>
+        // The caller's Authorization scopes the key: the relay is found by its key.
+        state.storage.sql.exec<{ state: string; headers: string; body: ArrayBuffer | null }>('SELECT state, headers, body FROM relays WHERE key = ?', key).one(),
+      )
+    expect((await deposit()).status).toBe(502)
+    const released = await relayRow()
+    expect(released).toMatchObject({ state: 'released', headers: '[]', body: null })
+    await eu!.faults({ down: false })
+    expect((await deposit()).status).toBe(201)
+    expect(await relayRow()).toMatchObject({ state: 'completed', headers: '[]', body: null })
+    expect((await eu!.stats()).balances).toEqual({ gi: 100 })
+  })
+
+  it('a processing relay keeps its request for the resend, and loses it once the resend is committed', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const key = newKey()
+    await crashedRelay(key, 'ha', [eu!])
+    const relayRow = async () =>
+      (await import('cloudflare:test')).runInDurableObject(await stubFor(key), (_o, state) =>
+        state.storage.sql.exec<{ state: string; headers: string; body: ArrayBuffer | null }>('SELECT state, headers, body FROM relays WHERE lookup = ?', lookupKey('', key)).one(),
+      )
+    const processing = await relayRow()
+    expect(processing.state).toBe('processing')
+    expect(processing.body).not.toBeNull()
+    await expireLeases(key)
+    await runDurableObjectAlarm(await stubFor(key))
+    expect(await relayRow()).toMatchObject({ state: 'completed', headers: '[]', body: null })
+  })
 })
