@@ -23,6 +23,9 @@ export const INDEX_TS = `// The hono-once gateway, deployed from the npm package
 export { default, StableArea } from 'hono-once/gateway'
 `
 
+/** What Cloudflare accepts as a Worker's name. */
+const WORKER_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
+
 /**
  * The wrangler config for a Worker named `name`.
  *
@@ -34,7 +37,7 @@ export function wranglerToml(name) {
 # Docs: node_modules/hono-once/docs/gateway.md
 #
 # Secrets to set before \`npx wrangler deploy\` (for \`wrangler dev\`, put them in .dev.vars):
-#   npx wrangler secret put ONCE_SIGNING_SECRET   # signs every forwarded request; give the same secret to onceReceiver({ secret }) on your origins
+#   npx wrangler secret put ONCE_SIGNING_SECRET   # signs every forwarded request; give it to your origins: onceReceiver({ secrets: { ONCE_SIGNING_SECRET: … } })
 #   npx wrangler secret put ONCE_STATUS_TOKEN     # opens GET /__once/status (without it the page answers 401)
 name = ${JSON.stringify(name)}
 main = "src/index.ts"
@@ -75,10 +78,14 @@ ONCE_CONFIG = '''
  * @param {string} dir - the project folder (created when missing)
  * @param {{ name?: string, force?: boolean }} [options] - the Worker's name (default: the folder's name), overwrite
  * @returns {{ written: string[], kept: string[] }} paths written, and existing paths left alone
+ * @throws {TypeError} naming `--name` when it is not a Worker name
  */
 export function init(dir, options = {}) {
   const root = resolve(dir)
-  const name = options.name ?? (basename(root).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'hono-once-gateway')
+  if (options.name !== undefined && !WORKER_NAME.test(options.name)) {
+    throw new TypeError(`--name ${JSON.stringify(options.name)}: a Worker name is 1–63 lower-case letters, digits and dashes, not starting or ending with a dash`)
+  }
+  const name = options.name ?? (basename(root).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '') || 'hono-once-gateway')
   const files = { 'wrangler.toml': wranglerToml(name), 'src/index.ts': INDEX_TS }
   const written = []
   const kept = []
@@ -112,7 +119,15 @@ function main(argv) {
     console.error(`hono-once: unknown command ${JSON.stringify([command, ...rest].join(' '))}\n\n${USAGE}`)
     return 2
   }
-  const { written, kept } = init(dir, { name: parsed.values.name, force: parsed.values.force })
+  let done
+  try {
+    done = init(dir, { name: parsed.values.name, force: parsed.values.force })
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error
+    console.error(`hono-once: ${error.message}\n\n${USAGE}`)
+    return 2
+  }
+  const { written, kept } = done
   for (const path of written) console.log(`wrote ${join(dir, path)}`)
   for (const path of kept) console.log(`kept ${join(dir, path)} (exists; --force overwrites it)`)
   console.log(`

@@ -93,7 +93,7 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
       let error: unknown
       let reason: RetryReason | undefined
       try {
-        response = await transport(attemptRequest(base, headers, body, attemptSignal))
+        response = await untilAborted(transport(attemptRequest(base, headers, body, attemptSignal)), signal ? [timeout.signal, signal] : [timeout.signal])
         reason = await retryReason(response)
       } catch (err) {
         if (signal?.aborted) throw aborted(attempt)
@@ -153,6 +153,34 @@ function attemptRequest(base: Request, headers: Headers, body: ArrayBuffer | und
   if (typeof referrer === 'string') init.referrer = referrer
   if (typeof referrerPolicy === 'string') init.referrerPolicy = referrerPolicy
   return new Request(base, init as RequestInit)
+}
+
+/**
+ * `work`, or a rejection with the reason of the first of `signals` to abort,
+ * whichever comes first. The attempt's timeout, the call's deadline and the
+ * caller's abort hold whatever the transport does with the request's signal:
+ * Node's fetch loses the signal of a `Request` built from another once a
+ * garbage collection has run (nodejs/undici#4068), and a custom transport
+ * may ignore it. Listens on the source signals themselves, which the
+ * attempt's timer and the caller hold, not on a composite one. A response
+ * that arrives after the abort has its body cancelled.
+ */
+function untilAborted<T>(work: Promise<T>, signals: AbortSignal[]): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const stop = (event: Event) => {
+      done()
+      reject((event.target as AbortSignal).reason)
+      work.then((late) => void (late as { body?: ReadableStream | null } | undefined)?.body?.cancel().catch(() => {}), () => {})
+    }
+    const done = () => signals.forEach((s) => s.removeEventListener('abort', stop))
+    const already = signals.find((s) => s.aborted)
+    if (already) return stop({ target: already } as unknown as Event)
+    signals.forEach((s) => s.addEventListener('abort', stop, { once: true }))
+    work.then(
+      (value) => (done(), resolve(value)),
+      (err: unknown) => (done(), reject(err)),
+    )
+  })
 }
 
 const defaultFetch = createOnceFetch()

@@ -1,5 +1,9 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import { describe, expect, it } from 'vitest'
-import { onceFetch, onceInfo } from '../../src/client/index.js'
+import { OnceFetchError, onceFetch, onceInfo } from '../../src/client/index.js'
 
 /**
  * The client in Node (undici's fetch), where browsers' request options exist
@@ -82,3 +86,54 @@ describe('onceFetch in Node', () => {
     ])
   })
 })
+
+describe('onceFetch in Node against a server that never answers, with garbage collections meanwhile', () => {
+  // Node's fetch loses the signal of a Request built from another after a GC (nodejs/undici#4068): the attempt's
+  // timeout, the deadline and the caller's abort must hold anyway.
+  v8.setFlagsFromString('--expose-gc')
+  const gc = vm.runInNewContext('gc') as () => void
+
+  /** A server that takes every request and never answers; closed after `f`. */
+  async function withHungServer<T>(f: (url: string) => Promise<T>): Promise<T> {
+    const server: Server = createServer(() => {})
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      return await f(`http://127.0.0.1:${(server.address() as AddressInfo).port}/x`)
+    } finally {
+      server.closeAllConnections()
+      server.close()
+    }
+  }
+
+  /** Forces collections every 20 ms while `work` runs. */
+  async function collecting<T>(work: Promise<T>): Promise<T> {
+    const timer = setInterval(gc, 20)
+    try {
+      return await work
+    } finally {
+      clearInterval(timer)
+    }
+  }
+
+  it('times each attempt out and stops at the deadline', async () => {
+    await withHungServer(async (url) => {
+      const started = Date.now()
+      const err = await collecting(onceFetch(url, { method: 'POST', body: 'x' }, { retries: 2, timeoutMs: 200, deadlineMs: 1000, baseDelayMs: 1, budget: false })).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(OnceFetchError)
+      expect((err as OnceFetchError).reason).toMatch(/timeout|deadline/)
+      expect(Date.now() - started).toBeLessThan(2500)
+    })
+  })
+
+  it("stops when the caller's signal aborts", async () => {
+    await withHungServer(async (url) => {
+      const controller = new AbortController()
+      setTimeout(() => controller.abort(new Error('user left')), 300)
+      const started = Date.now()
+      const err = await collecting(onceFetch(url, { method: 'POST', body: 'x', signal: controller.signal }, { timeoutMs: 10_000, budget: false })).catch((e: unknown) => e)
+      expect(err).toMatchObject({ reason: 'aborted' })
+      expect(Date.now() - started).toBeLessThan(2000)
+    })
+  })
+})
+

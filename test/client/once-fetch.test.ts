@@ -201,6 +201,16 @@ describe('limits', () => {
     expect(Date.now() - started).toBeLessThan(1000)
   })
 
+  it('holds the timeout and the caller abort against a transport that ignores the signal (never settles)', async () => {
+    const deaf = () => new Promise<Response>(() => {})
+    const timedOut = await onceFetch(`http://${freshHost()}/y`, { method: 'POST' }, { fetch: deaf, timeoutMs: 40, deadlineMs: 150, baseDelayMs: 1 }).catch((e: unknown) => e)
+    expect((timedOut as OnceFetchError).reason).toMatch(/timeout|deadline/)
+    const controller = new AbortController()
+    setTimeout(() => controller.abort(new Error('user left')), 30)
+    const aborted = await onceFetch(`http://${freshHost()}/y`, { method: 'POST', signal: controller.signal }, { fetch: deaf, timeoutMs: 10_000 }).catch((e: unknown) => e)
+    expect(aborted).toMatchObject({ reason: 'aborted', attempts: 1 })
+  })
+
   it('stops at once when the caller aborts, mid-backoff, with an OnceFetchError that carries the key', async () => {
     const controller = new AbortController()
     const left = new Error('user left')

@@ -13,8 +13,8 @@ const own = manifest('package.json')
 describe("the package's Node range (engines) is within what its runtime dependencies claim", () => {
   const claimed = own.engines?.node ?? '*'
 
-  it('claims Node >= 18.17: the client runs there (AbortSignal.any); the README says what each other part needs', () => {
-    expect(semver.minVersion(claimed)?.version).toBe('18.17.0')
+  it('claims Node >= 20.3: the client runs there (AbortSignal.any, the global crypto its keys need); the README says what each other part needs', () => {
+    expect(semver.minVersion(claimed)?.version).toBe('20.3.0')
   })
 
   // A dependency whose engines start above ours prints EBADENGINE at a user's `npm install`.

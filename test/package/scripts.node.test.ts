@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -43,8 +43,8 @@ describe('npx hono-once init (bin/hono-once.mjs)', () => {
     expect(readFileSync(join(target, 'wrangler.toml'), 'utf8')).toContain('name = "other"')
   })
 
-  it('an unknown command or option exits 2 with the usage', async () => {
-    for (const args of [['deploy'], ['init', '--nope'], []]) {
+  it('an unknown command or option, or a --name that is no Worker name, exits 2 with the usage and writes nothing', async () => {
+    for (const args of [['deploy'], ['init', '--nope'], [], ['init', join(dir, 'named'), '--name', 'Bad Name!'], ['init', join(dir, 'named'), '--name', '-dash'], ['init', join(dir, 'named'), '--name', 'x'.repeat(64)]]) {
       const error = (await run(process.execPath, [cli, ...args], { timeout: 30_000 }).then(
         () => undefined,
         (e: unknown) => e,
@@ -52,5 +52,6 @@ describe('npx hono-once init (bin/hono-once.mjs)', () => {
       expect(error?.code, args.join(' ')).toBe(2)
       expect(error!.stdout + error!.stderr).toContain('Usage: npx hono-once init')
     }
+    expect(existsSync(join(dir, 'named'))).toBe(false)
   })
 })
