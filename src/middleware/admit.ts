@@ -11,6 +11,7 @@ import { shardName } from './identity.js'
 import { inFlight, problem } from './problem.js'
 import { cacheKeyOf } from './reply-cache.js'
 import { callWithRetry, rpcProblem } from './rpc.js'
+import { listedCredentials } from '../shared/send.js'
 
 /**
  * What this isolate answered without a round trip, for a status page: the
@@ -100,6 +101,14 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
   if (id.domain !== undefined && plan?.strategy !== 'replicate') {
     return problem('misconfigured', {
       detail: "An ordering domain (once({ domain })) needs proxy({ strategy: 'replicate' }) on the route: the domain's log is applied by its replicas.",
+      instance,
+    })
+  }
+  const credentials = id.domain !== undefined ? listedCredentials(plan?.forwardHeaders) : []
+  if (credentials.length > 0) {
+    // A relay forgets its request when it ends; a domain's log keeps it for replicas that catch up, days maybe.
+    return problem('misconfigured', {
+      detail: `An ordered route keeps each request in its domain's log for replicas that catch up (for the log's retention), so proxy()'s forwardHeaders may not list a credential there (${credentials.join(', ')}): the replicas read the caller from Once-Principal.`,
       instance,
     })
   }

@@ -43,6 +43,19 @@ async function catchUp(domain: string, names: string[], tries = 40) {
 const history = async (o: FarmOrigin, domain: string) => (await o.stats()).applied.filter((a) => a.domain === domain)
 
 describe('replicate: ordered replication (seeds 000/001, 002)', () => {
+  it('refuses an ordered route whose forwardHeaders list a credential: the log would keep it for its retention; nothing is sent or stored', async () => {
+    const [r1] = await startOrigins(['r1'])
+    const app = new Hono()
+    app.use('/accounts/*', once({ replayCache: false, domain: (c) => c.req.path.split('/')[2]! }))
+    app.post('/accounts/*', proxy({ origins: asReplicas([r1!]), strategy: 'replicate', forwardHeaders: ['Authorization', 'content-type'] }))
+    const domain = `cred-${crypto.randomUUID()}`
+    const res = await app.request(`/accounts/${domain}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"`, authorization: 'Bearer T' }, body: '{"amount":1}' }, env)
+    expect(res.status).toBe(500)
+    expect((await problemOf(res)).detail).toMatch(/may not list a credential there \(authorization\)/)
+    expect((await r1!.stats()).requests).toBe(0)
+    expect(await domainState(domain)).toBeUndefined()
+  })
+
   it('every replica applies a domain in one order, and receives exactly one request per logical request when healthy', async () => {
     const origins = await startOrigins(['r1', 'r2', 'r3'])
     const { deposit } = replicatedBank(asReplicas(origins))
