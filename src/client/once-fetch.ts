@@ -93,8 +93,12 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
       let error: unknown
       let reason: RetryReason | undefined
       try {
-        response = await untilAborted(transport(attemptRequest(base, headers, body, attemptSignal)), signal ? [timeout.signal, signal] : [timeout.signal])
-        reason = await retryReason(response)
+        // The answer and what it says (a problem's body is read for `retryable`) are both within the attempt's time.
+        const answered = (async () => {
+          const res = await transport(attemptRequest(base, headers, body, attemptSignal))
+          return { res, why: await retryReason(res) }
+        })()
+        ;({ res: response, why: reason } = await untilAborted(answered, signal ? [timeout.signal, signal] : [timeout.signal]))
       } catch (err) {
         if (signal?.aborted) throw aborted(attempt)
         error = err
@@ -165,12 +169,12 @@ function attemptRequest(base: Request, headers: Headers, body: ArrayBuffer | und
  * attempt's timer and the caller hold, not on a composite one. A response
  * that arrives after the abort has its body cancelled.
  */
-function untilAborted<T>(work: Promise<T>, signals: AbortSignal[]): Promise<T> {
+function untilAborted<T extends { res: Response }>(work: Promise<T>, signals: AbortSignal[]): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const stop = (event: Event) => {
       done()
       reject((event.target as AbortSignal).reason)
-      work.then((late) => void (late as { body?: ReadableStream | null } | undefined)?.body?.cancel().catch(() => {}), () => {})
+      work.then((late) => void late.res.body?.cancel().catch(() => {}), () => {})
     }
     const done = () => signals.forEach((s) => s.removeEventListener('abort', stop))
     const already = signals.find((s) => s.aborted)

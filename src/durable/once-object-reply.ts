@@ -143,11 +143,16 @@ function storedForms(
   const { status, body } = answer
   const final = isFinalStatus(status)
   if (body.byteLength > MAX_RPC_BODY_BYTES) {
-    // Not even the client at hand can get it: the answer travels back in one RPC. Both forms say what happened.
+    // Not even the client at hand can get it: the answer travels back in one RPC.
     const size = `its reply (${body.byteLength} bytes) is larger than one call from the object can carry (${MAX_RPC_BODY_BYTES} bytes)`
-    const lost = final
-      ? problemReply('reply-lost', `The request took effect with status ${status}, but ${size} and was not stored. It will not run again.`, requestId, key)
-      : failedReply(`The handler answered ${status}, and ${size}. Nothing was applied.`, requestId, key)
+    console.warn(`hono-once: the OnceObject app answered ${status}, but ${size}; the client gets ${final ? 'a reply-lost problem' : 'the bare status'}`)
+    // A non-final answer keeps its status, bare: whether its writes stay depends on the route (a transaction rolls them back).
+    if (!final) return { answer: { status, headers: [], body: new Uint8Array() }, stored: { status, headers: [], body: new Uint8Array() }, final }
+    const detail =
+      key === ''
+        ? `The request ran with status ${status}, but ${size}. Nothing records it.`
+        : `The request took effect with status ${status}, but ${size} and was not stored. It will not run again.`
+    const lost = problemReply('reply-lost', detail, requestId, key)
     return { answer: lost, stored: lost, final }
   }
   if (body.byteLength <= policy.maxReplyBytes) return { answer, stored: { ...answer, headers: kept }, final }

@@ -59,7 +59,7 @@ export interface RoutedApp {
  * no spelling of a lease route's path runs it inside a transaction.
  *
  * @param app - the object's Hono app
- * @param requestOf - makes the request as the app will get it (called only when some route declared a lease)
+ * @param requestOf - makes the request (method, URL, headers; no body) as the app will see it, called only when some route declared a lease
  * @param env - the object's env (a custom `getPath` may read it)
  * @returns true for a lease route
  * @example
@@ -68,7 +68,15 @@ export interface RoutedApp {
 export function leaseDeclared(app: RoutedApp, requestOf: () => Request, env?: unknown): boolean {
   if (leaseMarkersMade === 0) return false
   const request = requestOf()
-  const path = typeof app.getPath === 'function' ? app.getPath(request, { env }) : new URL(request.url).pathname
+  let path = new URL(request.url).pathname
+  if (typeof app.getPath === 'function') {
+    try {
+      path = app.getPath(request, { env })
+    } catch (err) {
+      // The app will fail the same way on this request; the URL's path decides meanwhile.
+      console.error("hono-once: the app's getPath threw; the lease decision takes the URL's path", err)
+    }
+  }
   // Hono's routers answer [[[handler, route], params][], stash].
   const matched = app.router.match(request.method === 'HEAD' ? 'GET' : request.method, path) as [[[object, unknown], unknown][], unknown]
   for (const [[handler]] of matched[0]) if (leaseMarkers.has(unwrap(handler))) return true

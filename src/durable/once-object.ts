@@ -160,7 +160,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       const seen = this.#classify(id, Date.now())
       if (seen.kind === 'free') {
         // Decided on the path the app routes by, however the client spelled it.
-        return leaseDeclared(this.app, () => this.#request(call, undefined), this.env) ? this.#runLeased(call, id, seen) : this.#runAtomic(call, id, seen)
+        return leaseDeclared(this.app, () => new Request(call.url, { method: call.method, headers: call.headers }), this.env) ? this.#runLeased(call, id, seen) : this.#runAtomic(call, id, seen)
       }
       if (seen.kind !== 'in_flight') return seen
       const left = deadline - Date.now()
@@ -255,6 +255,12 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
    * @returns the app's response
    */
   override async fetch(request: Request): Promise<Response> {
+    // Once-Request-Id is the object's word: a caller's own never reaches the app.
+    if (request.headers.has('once-request-id')) {
+      const headers = new Headers(request.headers)
+      headers.delete('once-request-id')
+      request = new Request(request, { headers })
+    }
     return this.app.fetch(request, this.env, this.#executionCtx)
   }
 

@@ -46,17 +46,20 @@ export class Relays {
       .one().sends
   }
 
-  /** Marks the relay completed (its reply is committed); its stored request goes ({@link RELAY_REQUEST_TRIGGER}). */
+  /**
+   * Marks the relay completed (its reply is committed) and drops its stored request, in the same write (the
+   * trigger {@link RELAY_REQUEST_TRIGGER} then has nothing left to clear).
+   */
   complete(lookup: string, sends: number): void {
-    this.sql.exec(`UPDATE relays SET state = 'completed', sends = max(sends, ?) WHERE lookup = ?`, sends, lookup)
+    this.sql.exec(`UPDATE relays SET state = 'completed', sends = max(sends, ?), headers = '[]', body = NULL WHERE lookup = ?`, sends, lookup)
   }
 
   /**
    * The Worker gave the key back (every origin failed): the client's retry takes it over, bringing its request
-   * again; the alarm leaves it. Its stored request goes ({@link RELAY_REQUEST_TRIGGER}).
+   * again; the alarm leaves it. Its stored request goes in the same write.
    */
   release(lookup: string, sends: number | undefined): void {
-    this.sql.exec(`UPDATE relays SET state = 'released', sends = max(sends, ?) WHERE lookup = ?`, sends ?? 0, lookup)
+    this.sql.exec(`UPDATE relays SET state = 'released', sends = max(sends, ?), headers = '[]', body = NULL WHERE lookup = ?`, sends ?? 0, lookup)
   }
 
   /** Relays left `processing` by a Worker whose lease ran out, due for a resend now. */
@@ -164,9 +167,10 @@ export const RELAYS_SCHEMA = `CREATE TABLE IF NOT EXISTS relays (
  * The rule for what a relay keeps of its request (method and path stay, for
  * operators): the headers (forwarded credentials among them, when a route's
  * `forwardHeaders` lists them) and the body only while it is `processing`,
- * when the alarm may have to resend them. The moment a relay leaves that
- * state (completed, released) this trigger clears them, whoever changed the
- * state; schema step 10 adds it and clears the relays already past it.
+ * when the alarm may have to resend them. `complete` and `release` clear
+ * them as they change the state; this trigger is the rule for any other
+ * writer (it clears what a change of state past `processing` left behind);
+ * schema step 10 adds it and clears the relays already past it.
  *
  * @example
  * MIGRATIONS.push(RELAY_REQUEST_TRIGGER)

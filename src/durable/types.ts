@@ -14,14 +14,14 @@ export type { AckQuorum, JsonValue, ReplicaAck, StoredReply }
 /**
  * Largest body (a request's, or a reply's) that travels in one RPC between
  * the edge and a Durable Object, bytes: workerd refuses a serialized RPC
- * message over 32 MiB, and the rest is room for the other fields. Bounds
- * `maxReplyBytes` (replies go to the StableArea or come back from an
- * `OnceObject`) and `onceObject()`'s `maxBodyBytes`.
+ * message over 32 MiB, and 256 KiB is room for the rest of the message
+ * (headers are at most 128 KiB). Bounds `onceObject()`'s `maxBodyBytes` and
+ * the reply an `OnceObject` can answer with.
  *
  * @example
  * if (reply.body.byteLength > MAX_RPC_BODY_BYTES) … // cannot be sent in one call
  */
-export const MAX_RPC_BODY_BYTES = 24 * 1024 * 1024
+export const MAX_RPC_BODY_BYTES = 32 * 1024 * 1024 - 256 * 1024
 
 /**
  * A request the Worker relays to origins (DESIGN §4 relays; seed 003's relay

@@ -1,7 +1,6 @@
 import * as z from 'zod/mini'
 import { originUrlOption } from '../origin-adapter/options.js'
 import { assertOptions } from '../shared/options.js'
-import { MAX_RPC_BODY_BYTES } from '../durable/types.js'
 
 /** One origin of the gateway's config. */
 export interface GatewayOrigin {
@@ -128,7 +127,7 @@ const schema = z.strictObject({
       waitMs: int(0, 5 * 60_000),
       inFlight: z.optional(z.enum(['wait', 'reject'])),
       maxBodyBytes: int(1, 100 * 1024 * 1024),
-      maxReplyBytes: int(1, MAX_RPC_BODY_BYTES),
+      maxReplyBytes: int(1, 24 * 1024 * 1024),
       scope: z.optional(z.string().check(z.regex(/^(authorization|none|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected authorization, none or header:<name>'))),
     }),
   ),

@@ -152,7 +152,7 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
   const foreign = Object.keys(options ?? {}).filter((k) => !ALLOWED.has(k))
   if (foreign.length > 0) throw optionsError('onceObject()', foreign.map((k) => `${k}: not an option of onceObject() (the record lives in the object)`))
   if ((onceOptions.maxBodyBytes ?? 0) > MAX_RPC_BODY_BYTES) {
-    throw optionsError('onceObject()', [`maxBodyBytes: at most ${MAX_RPC_BODY_BYTES} (24 MiB) here: the body travels to the object in one RPC, which carries at most 32 MiB`])
+    throw optionsError('onceObject()', [`maxBodyBytes: at most ${MAX_RPC_BODY_BYTES} (32 MiB less 256 KiB) here: the body travels to the object in one RPC, which carries at most 32 MiB`])
   }
   // once()'s front half finds "its" stable area through the namespace option; here the records live in the
   // object, so the namespace is an anchor only: one reply cache per onceObject() instance hangs off it.
@@ -175,14 +175,16 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
     'args' in request ? stub.onceCall(request) : stub.once(request)
 
   /**
-   * Calls the object once; a keyed request once more through a fresh stub when the runtime says that may pass (its
-   * key makes a second delivery safe). A request without a key is never sent twice: it may have taken effect.
+   * Calls the object once, and once more through a fresh stub when the runtime says that may pass and a second
+   * delivery is safe: a keyed request (its key), or a GET or HEAD through the app. Any other request without a key
+   * is never sent twice: it may have taken effect.
    */
   const call = async (c: Context<E>, stub: OnceObjectApi, request: OnceCall | OnceMethodRequest): Promise<OnceAnswer> => {
     try {
       return await send(stub, request)
     } catch (err) {
-      if (!request.identity || rpcFault(err) !== 'retryable') throw err
+      const safe = request.identity !== undefined || ('url' in request && (request.method === 'GET' || request.method === 'HEAD'))
+      if (!safe || rpcFault(err) !== 'retryable') throw err
       return send(connect(c), request)
     }
   }

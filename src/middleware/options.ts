@@ -2,7 +2,7 @@ import type { Context } from 'hono'
 import * as z from 'zod/mini'
 import { assertOptions, functionOption } from '../shared/options.js'
 import type { StableArea } from '../durable/stable-area.js'
-import { type JsonValue, MAX_RPC_BODY_BYTES } from '../durable/types.js'
+import type { JsonValue } from '../durable/types.js'
 import type { FingerprintOptions } from './fingerprint.js'
 import type { ReplyCacheOptions } from './reply-cache.js'
 
@@ -112,7 +112,7 @@ const schema = z.strictObject({
   inFlight: z.optional(z.enum(['wait', 'reject'])),
   waitMs: int(0, 5 * 60_000),
   maxBodyBytes: int(1, 100 * 1024 * 1024),
-  maxReplyBytes: int(1, MAX_RPC_BODY_BYTES),
+  maxReplyBytes: int(1, 24 * 1024 * 1024),
   replayHeaders: z.optional(headerNames),
   onDuplicate: fn,
   replayCache: z.optional(

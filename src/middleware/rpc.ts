@@ -77,9 +77,9 @@ export function rpcProblem(err: unknown, instance: string, key: string): Respons
   }
   if (fault === 'overloaded') {
     return problem('stable-area-unavailable', {
-      detail: 'The idempotency store is overloaded; retry later with the same key.',
+      detail: key === '' ? 'The object is overloaded; retry later.' : 'The idempotency store is overloaded; retry later with the same key.',
       instance,
-      idempotencyKey: key,
+      ...(key === '' ? {} : { idempotencyKey: key }),
       headers: { 'retry-after': String(5 + Math.floor(Math.random() * 11)) },
     })
   }

@@ -93,9 +93,13 @@ describe('onceFetch in Node against a server that never answers, with garbage co
   v8.setFlagsFromString('--expose-gc')
   const gc = vm.runInNewContext('gc') as () => void
 
-  /** A server that takes every request and never answers; closed after `f`. */
-  async function withHungServer<T>(f: (url: string) => Promise<T>): Promise<T> {
-    const server: Server = createServer(() => {})
+  /** A server that takes every request and never answers (or, `stalled`, starts a problem's body and never ends it); closed after `f`. */
+  async function withHungServer<T>(f: (url: string) => Promise<T>, stalled = false): Promise<T> {
+    const server: Server = createServer((_req, res) => {
+      if (!stalled) return
+      res.writeHead(500, { 'content-type': 'application/problem+json' })
+      res.write('{"type":')
+    })
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     try {
       return await f(`http://127.0.0.1:${(server.address() as AddressInfo).port}/x`)
@@ -135,5 +139,14 @@ describe('onceFetch in Node against a server that never answers, with garbage co
       expect(Date.now() - started).toBeLessThan(2000)
     })
   })
-})
 
+  it("times out an attempt whose answer's problem body stalls, rather than returning it as final", async () => {
+    await withHungServer(async (url) => {
+      const started = Date.now()
+      const err = await collecting(onceFetch(url, { method: 'POST', body: 'x' }, { retries: 1, timeoutMs: 200, deadlineMs: 1000, baseDelayMs: 1, budget: false })).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(OnceFetchError)
+      expect((err as OnceFetchError).reason).toMatch(/timeout|deadline/)
+      expect(Date.now() - started).toBeLessThan(2500)
+    }, true)
+  })
+})

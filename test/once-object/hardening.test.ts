@@ -11,6 +11,7 @@ import { type Context, Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { onceObject, onceRoute } from '../../src/index.js'
 import { leaseDeclared } from '../../src/durable/once-object-route.js'
+import { MAX_RPC_BODY_BYTES } from '../../src/durable/types.js'
 import type { OnceAnswer, OnceCall, OnceObjectApi } from '../../src/durable/once-object-types.js'
 import { edge, effects, inside, newAccount, newKey, problemOf, recordOf, stubOf, until } from './helpers.js'
 
@@ -95,6 +96,9 @@ describe('Once-Request-Id is the object word, never the client', () => {
     const id = ((await keyed.json()) as { requestId: string }).requestId
     expect(id).not.toBe('forged-by-client')
     expect(id).toBe((await recordOf(a, key))?.requestId)
+    // The object's own fetch() (the app without records) drops it too.
+    const direct = await stubOf(a).fetch(new Request(`http://object/acct/${a}/deposits`, { method: 'POST', headers: { 'once-request-id': 'forged-by-client' }, body: '{"amount":1}' }))
+    expect(((await direct.json()) as { requestId: string | null }).requestId).toBeNull()
   })
 })
 
@@ -119,6 +123,15 @@ describe('a request without a key is sent to the object once', () => {
     const body = await problemOf(res)
     expect(body).not.toHaveProperty('idempotency_key')
     expect(String(body.detail)).toMatch(/no Idempotency-Key: it may have taken effect/)
+  })
+
+  it('a keyless GET is sent once more (a GET is safe to repeat); its 503 carries no key', async () => {
+    const { stub, applied } = flaky()
+    const app = new Hono().get('/x', onceObject(() => stub as never))
+    const res = await app.request('/x')
+    expect(res.status).toBe(503)
+    expect(applied()).toBe(2)
+    expect(await problemOf(res)).not.toHaveProperty('idempotency_key')
   })
 
   it('a keyed POST is sent once more through a fresh stub (its key makes a second delivery safe)', async () => {
@@ -148,25 +161,35 @@ describe('a GET among `methods`', () => {
 })
 
 describe('sizes one RPC cannot carry', () => {
-  it('maxBodyBytes over 24 MiB is refused at start-up, naming the option', () => {
-    expect(() => onceObject(() => stubOf('x'), { maxBodyBytes: 25 * 1024 * 1024 })).toThrow(/maxBodyBytes: at most 25165824/)
-    expect(() => onceObject(() => stubOf('x'), { maxBodyBytes: 24 * 1024 * 1024 })).not.toThrow()
+  it('maxBodyBytes over what one RPC carries is refused at start-up, naming the option', () => {
+    expect(() => onceObject(() => stubOf('x'), { maxBodyBytes: MAX_RPC_BODY_BYTES + 1 })).toThrow(/maxBodyBytes: at most 33292288/)
+    expect(() => onceObject(() => stubOf('x'), { maxBodyBytes: MAX_RPC_BODY_BYTES })).not.toThrow()
   })
 
-  it('a reply over 24 MiB: applied once, the client and every duplicate get the reply-lost problem (not a 503 to retry)', async () => {
-    const { send } = edge({ replayCache: false })
+  it('a 28 MiB reply still travels (keyed, and keyless); one over the RPC limit is applied once and answered reply-lost, not a 503 to retry', async () => {
+    const { send } = edge({ replayCache: false, required: false })
     const a = newAccount()
+    const big = String(28 * 1024 * 1024)
+    const keyed = await send(a, newKey(), { headers: { 'x-reply-bytes': big } })
+    expect(keyed.status).toBe(201)
+    expect((await keyed.arrayBuffer()).byteLength).toBeGreaterThan(28 * 1024 * 1024)
+    const keyless = await send(a, undefined, { headers: { 'x-reply-bytes': big } })
+    expect(keyless.status).toBe(201)
     const key = newKey()
-    const first = await send(a, key, { headers: { 'x-reply-bytes': String(25 * 1024 * 1024) } })
+    const tooBig = String(32 * 1024 * 1024)
+    const first = await send(a, key, { headers: { 'x-reply-bytes': tooBig } })
     expect(first.status).toBe(500)
     const problem = await problemOf(first)
     expect(problem.type).toMatch(/reply-lost$/)
     expect(String(problem.detail)).toMatch(/took effect with status 201.*larger than one call from the object can carry/)
     expect(await effects(a, key)).toBe(1)
-    const again = await send(a, key, { headers: { 'x-reply-bytes': String(25 * 1024 * 1024) } })
+    const again = await send(a, key, { headers: { 'x-reply-bytes': tooBig } })
     expect(again.status).toBe(500)
     expect(again.headers.get('idempotent-replayed')).toBe('true')
     expect(await effects(a, key)).toBe(1)
+    // Without a key nothing records the request: its problem says so, and no "will not run again".
+    const unrecorded = await problemOf(await send(a, undefined, { headers: { 'x-reply-bytes': tooBig } }))
+    expect(String(unrecorded.detail)).toMatch(/ran with status 201.*Nothing records it/)
   })
 
   it('method-call arguments over the RPC limit are a 413, not a 503 to retry for ever; nothing applied', async () => {
