@@ -2,6 +2,7 @@ import { DurableObject } from 'cloudflare:workers'
 import { v7 as uuidv7 } from 'uuid'
 import { OnceRecords, type OnceRow } from './once-object-records.js'
 import { findMethod, type ObjectMethod, runMethod } from './once-object-method.js'
+import { BufferedRequest } from './buffered-request.js'
 import { readReply, Rollback } from './once-object-reply.js'
 import { leaseDeclared } from './once-object-route.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceMethodRequest, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
@@ -17,34 +18,6 @@ export interface OnceObjectApp {
   router: { match(method: string, path: string): unknown }
   /** The path the app routes a request by (Hono's `getPath`); the URL's pathname when absent. */
   getPath?(request: Request, options?: { env?: unknown }): string
-}
-
-const decoder = new TextDecoder()
-
-/**
- * A request whose body is already in memory (it came in the RPC): `json()`,
- * `text()` and `arrayBuffer()` answer from the bytes without streaming them
- * again, which Hono's `c.req.json()` and validators call.
- */
-class BufferedRequest extends Request {
-  readonly #bytes: Uint8Array
-
-  constructor(url: string, method: string, headers: Headers, bytes: Uint8Array, signal: AbortSignal | undefined) {
-    super(url, signal ? { method, headers, body: bytes, signal } : { method, headers, body: bytes })
-    this.#bytes = bytes
-  }
-
-  override arrayBuffer(): Promise<ArrayBuffer> {
-    return Promise.resolve(this.#bytes.slice().buffer)
-  }
-
-  override text(): Promise<string> {
-    return Promise.resolve(decoder.decode(this.#bytes))
-  }
-
-  override json<T>(): Promise<T> {
-    return this.text().then((text) => JSON.parse(text) as T)
-  }
 }
 
 /** The answer of a free key, before it runs: the request id and attempt it runs as, and the row it replaces. */

@@ -119,34 +119,25 @@ describe('onceFetch in Node against a server that never answers, with garbage co
     }
   }
 
-  it('times each attempt out and stops at the deadline', async () => {
+  /** Calls a hung server under collections; the call must fail with `reason` within `withinMs`. */
+  async function stops(reason: RegExp, withinMs: number, init: RequestInit, options: Parameters<typeof onceFetch>[2], stalled = false): Promise<void> {
     await withHungServer(async (url) => {
       const started = Date.now()
-      const err = await collecting(onceFetch(url, { method: 'POST', body: 'x' }, { retries: 2, timeoutMs: 200, deadlineMs: 1000, baseDelayMs: 1, budget: false })).catch((e: unknown) => e)
+      const err = await collecting(onceFetch(url, { method: 'POST', body: 'x', ...init }, { baseDelayMs: 1, budget: false, ...options })).catch((e: unknown) => e)
       expect(err).toBeInstanceOf(OnceFetchError)
-      expect((err as OnceFetchError).reason).toMatch(/timeout|deadline/)
-      expect(Date.now() - started).toBeLessThan(2500)
-    })
-  })
+      expect((err as OnceFetchError).reason).toMatch(reason)
+      expect(Date.now() - started).toBeLessThan(withinMs)
+    }, stalled)
+  }
+
+  it('times each attempt out and stops at the deadline', () => stops(/timeout|deadline/, 2500, {}, { retries: 2, timeoutMs: 200, deadlineMs: 1000 }))
 
   it("stops when the caller's signal aborts", async () => {
-    await withHungServer(async (url) => {
-      const controller = new AbortController()
-      setTimeout(() => controller.abort(new Error('user left')), 300)
-      const started = Date.now()
-      const err = await collecting(onceFetch(url, { method: 'POST', body: 'x', signal: controller.signal }, { timeoutMs: 10_000, budget: false })).catch((e: unknown) => e)
-      expect(err).toMatchObject({ reason: 'aborted' })
-      expect(Date.now() - started).toBeLessThan(2000)
-    })
+    const controller = new AbortController()
+    setTimeout(() => controller.abort(new Error('user left')), 300)
+    await stops(/aborted/, 2000, { signal: controller.signal }, { timeoutMs: 10_000 })
   })
 
-  it("times out an attempt whose answer's problem body stalls, rather than returning it as final", async () => {
-    await withHungServer(async (url) => {
-      const started = Date.now()
-      const err = await collecting(onceFetch(url, { method: 'POST', body: 'x' }, { retries: 1, timeoutMs: 200, deadlineMs: 1000, baseDelayMs: 1, budget: false })).catch((e: unknown) => e)
-      expect(err).toBeInstanceOf(OnceFetchError)
-      expect((err as OnceFetchError).reason).toMatch(/timeout|deadline/)
-      expect(Date.now() - started).toBeLessThan(2500)
-    }, true)
-  })
+  it("times out an attempt whose answer's problem body stalls, rather than returning it as final", () =>
+    stops(/timeout|deadline/, 2500, {}, { retries: 1, timeoutMs: 200, deadlineMs: 1000 }, true))
 })
