@@ -1,6 +1,6 @@
 import { isFinalStatus } from '../shared/applied.js'
 import { problemParts } from '../shared/problem.js'
-import { headerPairs, readStoredReply, replayFilter, type StoredReply } from '../shared/reply.js'
+import { readStoredReply, replayFilter, type StoredReply } from '../shared/reply.js'
 import type { OnceCallPolicy } from './once-object-types.js'
 import { MAX_RPC_BODY_BYTES } from './types.js'
 
@@ -39,15 +39,12 @@ export async function readReply(
   requestId: string,
   key: string,
 ): Promise<{ answer: StoredReply; stored: StoredReply; final: boolean }> {
-  // The one reader the edge uses too: the stored headers, the bytes and whether they are already encoded.
-  const reply = await readStoredReply(res, replayFilter(policy.allow && new Set(policy.allow)))
-  const answer: StoredReply = { status: reply.status, headers: headerPairs(res.headers, everyHeader), body: reply.body }
-  if (reply.encoded) answer.encoded = true
-  return storedForms(answer, reply.headers, policy, requestId, key)
+  // The one reader the edge uses too (the bytes, and whether they are already encoded). The client at hand gets
+  // every header; only the stored form is filtered.
+  const answer = await readStoredReply(res, () => true)
+  const allowed = replayFilter(policy.allow && new Set(policy.allow))
+  return storedForms(answer, answer.headers.filter(([name]) => allowed(name)), policy, requestId, key)
 }
-
-/** The client at hand gets every header; only the stored form is filtered. */
-const everyHeader = () => true
 
 /**
  * The reply a method call answers (onceObject()'s `call` option): what

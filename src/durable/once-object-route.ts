@@ -68,15 +68,14 @@ export interface RoutedApp {
 export function leaseDeclared(app: RoutedApp, requestOf: () => Request, env?: unknown): boolean {
   if (leaseMarkersMade === 0) return false
   const request = requestOf()
-  let path = new URL(request.url).pathname
-  if (typeof app.getPath === 'function') {
-    try {
-      path = app.getPath(request, { env })
-    } catch (err) {
-      // The app will fail the same way on this request; the URL's path decides meanwhile.
-      console.error("hono-once: the app's getPath threw; the lease decision takes the URL's path", err)
-    }
+  let path: string | undefined
+  try {
+    path = app.getPath?.(request, { env })
+  } catch (err) {
+    // The app will fail the same way on this request; the URL's path decides meanwhile.
+    console.error("hono-once: the app's getPath threw; the lease decision takes the URL's path", err)
   }
+  path ??= new URL(request.url).pathname
   // Hono's routers answer [[[handler, route], params][], stash].
   const matched = app.router.match(request.method === 'HEAD' ? 'GET' : request.method, path) as [[[object, unknown], unknown][], unknown]
   for (const [[handler]] of matched[0]) if (leaseMarkers.has(unwrap(handler))) return true

@@ -357,20 +357,18 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     }
   }
 
-  /** Runs the app on the forwarded request. */
-  #fetch(call: OnceCall, requestId: string | undefined, signal?: AbortSignal): Promise<Response> | Response {
-    return this.app.fetch(this.#request(call, requestId, signal), this.env, this.#executionCtx)
-  }
-
   /**
-   * The forwarded request as the app sees it: the original method, URL and headers, with `Once-Request-Id` set
-   * when keyed and removed when not (the header is the object's word, never the client's), and `signal` when given.
+   * Runs the app on the forwarded request: the original method, URL and headers, with `Once-Request-Id` set when
+   * keyed and removed when not (the header is the object's word, never the client's), and `signal` when given.
    */
-  #request(call: OnceCall, requestId: string | undefined, signal?: AbortSignal): Request {
+  #fetch(call: OnceCall, requestId: string | undefined, signal?: AbortSignal): Promise<Response> | Response {
     const headers = new Headers(call.headers)
     if (requestId !== undefined) headers.set('once-request-id', requestId)
     else headers.delete('once-request-id')
-    if (call.method === 'GET' || call.method === 'HEAD') return new Request(call.url, signal ? { method: call.method, headers, signal } : { method: call.method, headers })
-    return new BufferedRequest(call.url, call.method, headers, call.body, signal)
+    const bodyless = call.method === 'GET' || call.method === 'HEAD'
+    const request = bodyless
+      ? new Request(call.url, signal ? { method: call.method, headers, signal } : { method: call.method, headers })
+      : new BufferedRequest(call.url, call.method, headers, call.body, signal)
+    return this.app.fetch(request, this.env, this.#executionCtx)
   }
 }

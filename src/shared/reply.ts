@@ -206,7 +206,7 @@ export function bufferedBody(res: Response): Uint8Array<ArrayBuffer> | undefined
  * @example
  * headerPairs(res.headers, replayedByDefault) // [['content-type', 'application/json'], …]
  */
-export function headerPairs(all: Headers, stored: (name: string) => boolean): [string, string][] {
+function headerPairs(all: Headers, stored: (name: string) => boolean): [string, string][] {
   const headers: [string, string][] = []
   all.forEach((value, name) => {
     if (name !== 'set-cookie' && stored(name)) headers.push([name, value])
