@@ -7,7 +7,7 @@ import { resolveSecret, sendAttempt } from '../shared/send.js'
 import { quorumOf, readReplicaAnswer } from '../shared/quorum.js'
 import type { OriginReply } from '../shared/types.js'
 import type { OrderedDomains } from './ordered.js'
-import type { CommitRequest, CommitResult, LogEntry, RelayPlan, ReplicaView, ReplyPolicy, StoredReply } from './types.js'
+import type { CommitRequest, CommitResult, DivergenceEvent, LogEntry, RelayPlan, ReplicaView, ReplyPolicy, StoredReply } from './types.js'
 
 /** What the catch-up needs from the object it runs in. */
 export interface CatchUpHost {
@@ -199,8 +199,7 @@ async function feed(
         break
       }
       if (outcome.kind === 'applied') {
-        const events = host.transact(() => ordered.acknowledge(domain, entry.sequence, entry.requestId, [outcome.ack], [], Date.now()))
-        for (const e of events) console.warn(`hono-once: replica ${e.origin} diverged at ${e.domain}#${e.sequence}: ${e.status} vs ${e.expected.status}`)
+        const events = warned(host.transact(() => ordered.acknowledge(domain, entry.sequence, entry.requestId, [outcome.ack], [], Date.now())))
         if (!replies.has(`${domain}\n${entry.sequence}`)) replies.set(`${domain}\n${entry.sequence}`, { origin: replica.name, reply: outcome.reply })
         // It just became suspect: feeding it more would only spread the divergence.
         if (events.some((e) => e.origin === replica.name)) return
@@ -241,31 +240,50 @@ async function completePending(host: CatchUpHost, p: Pending, replies: Map<strin
   const got: { origin: string; reply: OriginReply; digest: string }[] = first ? [{ ...first, digest: digestHex(first.reply.body) }] : []
   let tried = 0
   let refused = 0
-  for (const r of inRotation) {
-    const turn = r.acked === p.sequence - 1
-    if (!turn && !(r.acked >= p.sequence && !answered.has(r.name) && !first)) continue
+  const ask = async (r: ReplicaView): Promise<void> => {
     tried++
     const sent = await send(host, plan, p.domain, r, entry)
     const outcome = sent.ok ? readReplicaAnswer(r.name, sent.reply) : undefined
     if (outcome?.kind !== 'applied') {
       // Only a refusal that will not pass by itself counts towards poison; a temporary or lost answer says nothing.
       if (outcome?.kind === 'failed' && outcome.permanent) refused++
-      continue
+      return
     }
-    host.transact(() => ordered.acknowledge(p.domain, p.sequence, p.request_id, [outcome.ack], [], Date.now()))
+    warned(host.transact(() => ordered.acknowledge(p.domain, p.sequence, p.request_id, [outcome.ack], [], Date.now())))
     answered.add(r.name)
     got.push({ origin: r.name, reply: outcome.reply, digest: outcome.ack.digest })
     first ??= { origin: r.name, reply: outcome.reply }
+  }
+  for (const r of inRotation) {
+    const turn = r.acked === p.sequence - 1
+    if (turn || (r.acked >= p.sequence && !answered.has(r.name) && !first)) await ask(r)
   }
   const active = inRotation.filter((r) => r.state === 'active').length
   const need = quorumOf(plan.ackQuorum ?? 1, active || inRotation.length)
   // The TTL counts from the commit, like every record's.
   const ttlMs = Math.max(1000, p.ttl_ms)
-  const commit = (reply: StoredReply) => host.commit({ lookup: p.lookup, token, reply, ttlMs, order: { acks: [], failed: [] } })
+  const commit = (reply: StoredReply, from?: { origin: string; reply: OriginReply }) => {
+    // The answer the reply is made from is the log entry's reference (its ack is recorded already).
+    const reference = from && got.find((g) => g.origin === from.origin)
+    const acks = reference ? [{ origin: reference.origin, status: reference.reply.status, digest: reference.digest }] : []
+    const result = host.commit({ lookup: p.lookup, token, reply, ttlMs, order: { acks, failed: [] } })
+    if (result.ok) warned(result.divergences ?? [])
+    return result
+  }
   // With a quorum of more than one, the committed answer is one a majority of the replicas gave (as in the Worker).
-  const chosen = (plan.ackQuorum ?? 1) === 1 ? first : majorityAnswer(sql, p, got, Math.floor((active || inRotation.length) / 2) + 1)
+  const choose = () => ((plan.ackQuorum ?? 1) === 1 ? first : majorityAnswer(sql, p, got, Math.floor((active || inRotation.length) / 2) + 1))
+  let chosen = choose()
+  // Enough replicas acknowledged it (their answers reached the object: gap fill by a later write, the Worker's
+  // background report after its commit failed, a feed of an earlier run), but no answer is in hand to commit: a
+  // replica that acknowledged it replays its answer, so ask those, one at a time, until one will do.
+  for (const r of inRotation) {
+    if (chosen || answered.size < need) break
+    if (r.acked < p.sequence || got.some((g) => g.origin === r.name)) continue
+    await ask(r)
+    chosen = choose()
+  }
   if (chosen && answered.size >= need) {
-    commit(storedFrom(chosen, plan.reply, p.sequence))
+    commit(storedFrom(chosen, plan.reply, p.sequence), chosen)
     return
   }
   // A poison request (DESIGN §6): it is next in line at every replica in rotation, and every one of them refused it
@@ -295,6 +313,15 @@ async function completePending(host: CatchUpHost, p: Pending, replies: Map<strin
     sql.exec(`UPDATE records SET lease_until = ? WHERE lookup = ? AND token = ?`, Date.now(), p.lookup, token)
     ordered.deferEntry(p.domain, p.sequence, Date.now())
   })
+}
+
+/**
+ * Logs the divergences the alarm found: they run in the object, where no `onDivergence` is (the replica is
+ * `suspect`, with its reason, on the status page).
+ */
+function warned(events: DivergenceEvent[]): DivergenceEvent[] {
+  for (const e of events) console.warn(`hono-once: replica ${e.origin} diverged at ${e.domain}#${e.sequence}: ${e.status} vs ${e.expected.status} (found by the alarm)`)
+  return events
 }
 
 /** Among the answers in hand, one whose status and body digest at least `agree` replicas gave (by the answers recorded). */

@@ -6,8 +6,13 @@ const DIVERGED = 'answered sequence'
 /**
  * Compares the replicas' answers to one sequence (seed 004): with three or
  * more the majority decides; with two, the log entry's reference answer
- * (the committed reply) does. A replica that differs becomes `suspect`; one
- * suspected on a comparison that more answers overturn goes back to `lagging`.
+ * (the answer the committed reply was made from) does. A replica that
+ * differs becomes `suspect`; one suspected on a comparison that more answers
+ * overturn goes back to `lagging`. A tie that nothing breaks (two replicas,
+ * or two against two, with no reply committed) makes every replica in it
+ * `suspect`: no answer can be trusted over another, so the domain waits for
+ * a later answer or an operator (`setReplica`) rather than go on with
+ * replicas whose states differ.
  * Synchronous SQL, inside the caller's transaction.
  *
  * @param sql - the object's SQL storage
@@ -28,16 +33,17 @@ export function findDivergences(sql: SqlStorage, domain: string, sequence: numbe
   if (rows.length < 2) return []
   const votes = new Map<string, number>()
   for (const r of rows) votes.set(`${r.status} ${r.digest}`, (votes.get(`${r.status} ${r.digest}`) ?? 0) + 1)
-  let expected: string
+  let expected: string | undefined
   const [top, second] = [...votes.entries()].sort((a, b) => b[1] - a[1])
   if (votes.size === 1) return [] // the replicas agree
   if (rows.length >= 3 && top && (!second || top[1] > second[1])) expected = top[0]
   else if (reference) expected = `${reference.status} ${reference.digest}`
-  else return []
-  const [status, digest] = expected.split(' ') as [string, string]
+  // Otherwise a tie nothing breaks (two replicas, or two against two, and no reply committed): every replica in it
+  // is suspect, each against the other answer, until a later answer breaks the tie or an operator clears one.
   const events: DivergenceEvent[] = []
   for (const r of rows) {
-    if (`${r.status} ${r.digest}` === expected) {
+    const own = `${r.status} ${r.digest}`
+    if (own === expected) {
       // Suspected on a comparison that more answers now overturn: it agrees with the majority after all. It goes
       // back to `lagging`, is fed what it missed meanwhile, and is `active` again once at the head.
       sql.exec(
@@ -52,6 +58,7 @@ export function findDivergences(sql: SqlStorage, domain: string, sequence: numbe
     }
     const state = sql.exec<{ state: string }>('SELECT state FROM replicas WHERE domain = ? AND name = ?', domain, r.origin).toArray()[0]?.state
     if (state === 'suspect') continue
+    const [status, digest] = (expected ?? [...votes.keys()].find((v) => v !== own)!).split(' ') as [string, string]
     sql.exec(
       `UPDATE replicas SET state = 'suspect', reason = ?, updated_at = ? WHERE domain = ? AND name = ?`,
       `${DIVERGED} ${sequence} with ${r.status} (body ${r.digest.slice(0, 12)}…), others with ${status} (${digest.slice(0, 12)}…)`,

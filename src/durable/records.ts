@@ -161,7 +161,9 @@ export class Records {
         // An ordered request keeps its slot on every attempt: it is in the log and is never given a second one.
         if (live && row.sequence !== null && row.domain === domain) {
           this.#sql.exec('UPDATE records SET domain = ?, sequence = ? WHERE lookup = ?', domain, row.sequence, lookup)
-          order = this.#ordered().slot(domain, row.sequence)
+          // One sequence, one request at every replica: the retry sends the log's, whatever headers it came with.
+          const logged = this.#ordered().entry(domain, row.sequence)
+          order = { ...this.#ordered().slot(domain, row.sequence), ...(logged ? { request: logged.request } : {}) }
         } else {
           order = this.#order(lookup, domain, id, relay, now)
         }
@@ -249,8 +251,8 @@ export class Records {
         sql.exec(`UPDATE records SET ${set} WHERE ${open}`, ...values, lookup, token)
         if (relay && !provisional && row.domain === null) this.#relays().complete(lookup, relay.sends)
         if (row.domain !== null && row.sequence !== null && !provisional) {
-          // The committed reply is the reference when too few replicas answered for a majority.
-          this.#ordered().committed(row.domain, row.sequence, { origin: '', status: reply.status, digest: digestHex(reply.body) })
+          // The answer the reply was made from is the reference when too few replicas answered for a majority.
+          this.#ordered().committed(row.domain, row.sequence, order?.acks[0] ?? { origin: '', status: reply.status, digest: digestHex(reply.body) })
           divergences = this.#ordered().acknowledge(row.domain, row.sequence, row.request_id, order?.acks ?? [], order?.failed ?? [], now)
         }
         for (let i = 0; i < chunks; i++) {

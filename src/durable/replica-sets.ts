@@ -172,11 +172,17 @@ export function adoptReplicaSets(host: { sql: SqlStorage; ordered: DomainPlans }
 }
 
 /**
+ * The reason an operator's `setReplica()` gives a state: a replica an operator drained stays out of rotation
+ * through config syncs (a deploy), until an operator puts it back; only a config's own `drain` is undone by it.
+ */
+export const BY_OPERATOR = 'set by an operator'
+
+/**
  * Brings a domain's replicas in line with a plan (a write's, or one the
  * directory pushed), inside the object's transaction: a new origin joins (in
  * a domain with history it starts `joining` and is fed the log; in a new
  * domain it is `active` at once), `drain` takes one out of rotation keeping
- * its progress, and an origin no longer listed is removed, its progress kept
+ * its progress (and its removal puts it back, unless an operator drained it), and an origin no longer listed is removed, its progress kept
  * aside (`removed_replicas`): listed again at the same URL, it resumes where
  * it was (not one removed while `suspect` or `stale`: it comes back new). A listed origin whose URL changes is another server: it starts
  * over as a new one (its progress was the old server's).
@@ -206,8 +212,8 @@ export function syncReplicas(sql: SqlStorage, domain: string, plan: RelayPlan, n
     sql.exec(
       `INSERT INTO replicas (domain, name, url, state, acked, updated_at) VALUES (?1, ?2, ?3, ?4, ?7, ?5)
        ON CONFLICT (domain, name) DO UPDATE SET
-         updated_at = CASE WHEN ?6 OR state = 'draining' THEN excluded.updated_at ELSE updated_at END,
-         state = CASE WHEN ?6 THEN 'draining' WHEN state = 'draining' THEN 'lagging' ELSE state END`,
+         updated_at = CASE WHEN ?6 OR (state = 'draining' AND reason IS NOT ?8) THEN excluded.updated_at ELSE updated_at END,
+         state = CASE WHEN ?6 THEN 'draining' WHEN state = 'draining' AND reason IS NOT ?8 THEN 'lagging' ELSE state END`,
       domain,
       o.name,
       o.url,
@@ -215,6 +221,7 @@ export function syncReplicas(sql: SqlStorage, domain: string, plan: RelayPlan, n
       now,
       o.drain ? 1 : 0,
       acked,
+      BY_OPERATOR,
     )
   }
   for (const r of sql.exec<KeptReplica & { name: string }>('SELECT name, url, acked, state FROM replicas WHERE domain = ?', domain).toArray()) {

@@ -10,7 +10,7 @@ import { resendRelay, type Resender } from './resend.js'
 import { migrate, MISCONFIGURED } from './schema.js'
 import { directoryWake } from './directory.js'
 import { spreadReplicaSets } from './directory-spread.js'
-import { adoptReplicaSets } from './replica-sets.js'
+import { adoptReplicaSets, BY_OPERATOR } from './replica-sets.js'
 
 export { MISCONFIGURED }
 import { Counters, type StatusReport, type StatusSnapshot } from './counters.js'
@@ -257,7 +257,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
     this.#usable()
     const exists = this.#ordered.status().some((d) => d.domain === domain && d.replicas.some((r) => r.name === name))
     if (!exists) return false
-    this.#ordered.setState(domain, name, state === 'active' ? 'lagging' : state, `set by an operator`, Date.now())
+    this.#ordered.setState(domain, name, state === 'active' ? 'lagging' : state, BY_OPERATOR, Date.now())
     await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS)
     return true
   }

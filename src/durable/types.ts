@@ -95,7 +95,12 @@ export interface CommitRequest {
   leaseMs?: number
   /** The record has a relay: mark it completed in the same transaction, with the sends made. */
   relay?: { sends: number }
-  /** An ordered request: the replicas' answers that made the quorum, and the replicas that gave none. */
+  /**
+   * An ordered request: the replicas' answers that made the quorum, and the replicas that gave none. The first
+   * ack is the answer the reply was made from: the log entry's reference answer (two replicas are judged by it),
+   * which the stored reply's own digest is only when no ack came (a reply that is not a replica's bytes, such as a
+   * `reply-lost`, would make every replica look divergent).
+   */
   order?: { acks: ReplicaAck[]; failed: string[] }
 }
 
@@ -210,6 +215,11 @@ export interface OrderedSlot {
   domain: string
   sequence: number
   replicas: ReplicaView[]
+  /**
+   * On an attempt after the first (the slot is kept): the request as the domain's log holds it, which is what
+   * every replica gets for this sequence (the alarm and gap fill send it too), not the retry's own headers.
+   */
+  request?: ForwardRequest
 }
 
 /** A log entry, as sent to a replica that must catch up. */

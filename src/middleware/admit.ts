@@ -142,7 +142,8 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
       return {
         admission: new Admission(connect, lookup, admitted.token, admitted.requestId, config.leaseMs, admitted.sends, admitted.order),
         attempt: admitted.attempt,
-        relayed: relay && route ? { request: relay.request, owner: route.owner } : undefined,
+        // A retry of an ordered request sends it as its domain's log holds it (one request per sequence everywhere).
+        relayed: relay && route ? { request: admitted.order?.request ?? relay.request, owner: route.owner } : undefined,
       }
   }
 }

@@ -228,7 +228,12 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
       const events = [...(await order.committed), ...(await order.acknowledge(acks, [...failed, ...conflicts], filled))]
       for (const event of events) {
         console.warn(`hono-once: replica ${event.origin} diverged at ${event.domain}#${event.sequence}`)
-        await options.onDivergence?.(event)
+        // Each event on its own: a callback that fails (its alerting service down) does not hide the others.
+        try {
+          await options.onDivergence?.(event)
+        } catch (err) {
+          console.error(`hono-once: onDivergence threw on ${event.origin} at ${event.domain}#${event.sequence}`, err)
+        }
       }
     })
     inBackground(c, background.catch((err: unknown) => console.error('hono-once: background replication failed', err)))

@@ -136,6 +136,20 @@ export function validateProxyOptions(options: unknown, where: string): void {
   if (o.strategy === 'replicate' && o.origins.some((origin) => !('url' in origin))) {
     throw new TypeError(`hono-once: invalid ${where} options: origins: the 'replicate' strategy needs url origins (the stable area feeds lagging replicas itself)`)
   }
+  if (o.origins.every((origin) => 'drain' in origin && origin.drain === true)) {
+    throw new TypeError(`hono-once: invalid ${where} options: origins: every origin has drain: true, so no request could be sent; leave at least one in rotation`)
+  }
+  if (o.strategy === 'replicate') {
+    // One server under two names would count twice towards a quorum: 'majority' of three could be one machine.
+    const byUrl = new Map<string, string>()
+    for (const origin of o.origins) {
+      if (!('url' in origin)) continue
+      const url = new URL(origin.url).href
+      const other = byUrl.get(url)
+      if (other !== undefined) throw new TypeError(`hono-once: invalid ${where} options: origins: ${other} and ${origin.name} have one URL (${url}); each replica needs its own`)
+      byUrl.set(url, origin.name)
+    }
+  }
   if (o.deadlineMs !== undefined && o.timeoutMs !== undefined && o.timeoutMs > o.deadlineMs) {
     throw new TypeError(`hono-once: invalid ${where} options: timeoutMs: expected at most deadlineMs (${o.deadlineMs})`)
   }

@@ -33,6 +33,13 @@ export type ReplicaOutcome =
  * on); `sequence-pruned` is applied with its answer gone; a refusal of
  * type `sequence-conflict` means the replica's history differs.
  *
+ * A replica runs `onceReceiver()` (only the receiver keeps the order), which
+ * marks every answer with `Once-Applied`. An answer without it is not the
+ * replica's: a redirect of its load balancer, a proxy's or WAF's page, a
+ * host that is not the receiver. It is no acknowledgement, whatever its
+ * status (the one rule's fallback for origins without the receiver does not
+ * apply here): a failed send, so the replica lags and is fed again later.
+ *
  * @param origin - the replica's name
  * @param reply - its answer
  * @returns what it means for the replica's progress
@@ -44,6 +51,7 @@ export function readReplicaAnswer(origin: string, reply: OriginReply): ReplicaOu
   if (verdict.kind === 'gap') return { kind: 'gap', expected: verdict.expected }
   if (verdict.kind === 'applied') {
     if (verdict.answerGone) return { kind: 'pruned' }
+    if (!reply.headers.some(([name]) => name.toLowerCase() === 'once-applied')) return { kind: 'failed', permanent: false }
     return { kind: 'applied', reply, ack: { origin, status: reply.status, digest: digestHex(reply.body) } }
   }
   if (verdict.reason === 'sequence-conflict') return { kind: 'conflict', detail: 'the replica applied another request in this slot' }

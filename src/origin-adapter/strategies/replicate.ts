@@ -20,7 +20,7 @@ export interface FilledAck {
 /** The replicas' answers: the quorum's, and a promise of the rest (for the background). */
 export interface ReplicateResult {
   outcome: DispatchOutcome
-  /** Answers that made the quorum (stored with the commit). */
+  /** Answers that made the quorum (stored with the commit), the client's answer first (the log entry's reference). */
   acks: ReplicaAck[]
   /**
    * Every replica's outcome, once all are in (or the deadline passed): the
@@ -96,12 +96,16 @@ export async function replicate(ordered: ReplicateInput): Promise<ReplicateResul
   })
   if (targets.length === 0) resolveQuorum()
   await quorum
-  const quorumAcks = [...acks]
+  // The client's answer first: it is the log entry's reference answer, which two replicas are compared with.
+  const quorumAcks = chosen ? [...acks.filter((a) => a.origin === chosen!.origin), ...acks.filter((a) => a.origin !== chosen!.origin)] : [...acks]
   // Every answer, the quorum's included: if the commit never lands, these are what tell the object who applied it.
   const rest = Promise.all(tasks).then(() => ({ acks: [...acks], failed, conflicts, filled }))
   if (chosen) return { outcome: { kind: 'answer', origin: chosen.origin, reply: chosen.reply, attempts: log }, acks: quorumAcks, rest }
+  const out = slot.replicas.filter((r) => r.state !== 'active' && r.state !== 'lagging' && r.state !== 'joining')
   const why =
-    quorumAcks.length >= need
+    targets.length === 0
+      ? `No replica of domain ${slot.domain} is in rotation (${out.map((r) => `${r.name} ${r.state}`).join(', ') || 'none listed'}): see the status page; an operator repairs a suspect or stale one, then setReplica(domain, name, 'lagging')`
+      : quorumAcks.length >= need
       ? `The ${quorumAcks.length} replica answers disagree: none was given by ${agree} replicas`
       : `Only ${quorumAcks.length} of the ${need} replica answers needed came in time`
   return { outcome: failure(log, why), acks: quorumAcks, rest }
