@@ -29,6 +29,11 @@ export interface CatchUpHost {
  * Math.ceil(entries / FEED_BATCH) // alarm runs that bring a joining replica up to date on one domain
  */
 export const FEED_BATCH = 100
+/**
+ * Body bytes one feed holds at most (a logged body may be up to 1 MiB): with {@link FEEDS_IN_PARALLEL} feeds, 32 MiB
+ * of an object's 128 MB. The rest of the batch waits for the next run.
+ */
+const FEED_BATCH_BYTES = 8 * 1024 * 1024
 /** Replicas fed in parallel per alarm run (the object's outgoing connections are few). */
 const FEEDS_IN_PARALLEL = 4
 /**
@@ -170,7 +175,7 @@ async function feed(
     return ordered.setState(domain, replica.name, 'stale', reason, Date.now())
   }
   for (let rewinds = 0; rewinds < 3; rewinds++) {
-    const entries = ordered.entries(domain, from, Math.min(head, from + FEED_BATCH - 1))
+    const entries = ordered.entries(domain, from, Math.min(head, from + FEED_BATCH - 1), FEED_BATCH_BYTES)
     let rewind: number | undefined
     for (const entry of entries) {
       // A push or a write may have removed it, or moved its name to another URL, while the batch was on its way.

@@ -101,12 +101,24 @@ export class OrderedDomains {
     return this.#replicaRows(domain).map((r) => ({ name: r.name, url: r.url, state: r.state, acked: r.acked }))
   }
 
-  /** Log entries `from`…`to` of a domain, in order, for a replica that must catch up. */
-  entries(domain: string, from: number, to: number): LogEntry[] {
-    return this.sql
-      .exec<LogRow>('SELECT * FROM log WHERE domain = ? AND sequence BETWEEN ? AND ? ORDER BY sequence', domain, from, to)
-      .toArray()
-      .map(toEntry)
+  /**
+   * Log entries `from`…`to` of a domain, in order, for a replica that must catch up; with `maxBytes`, only as many
+   * as fit in that many body bytes (always the first), so a batch of large requests does not fill the object's memory.
+   */
+  entries(domain: string, from: number, to: number, maxBytes?: number): LogEntry[] {
+    const rows =
+      maxBytes === undefined
+        ? this.sql.exec<LogRow>('SELECT * FROM log WHERE domain = ? AND sequence BETWEEN ? AND ? ORDER BY sequence', domain, from, to)
+        : this.sql.exec<LogRow>(
+            `SELECT * FROM (SELECT *, sum(coalesce(length(body), 0)) OVER (ORDER BY sequence) AS upto FROM log WHERE domain = ? AND sequence BETWEEN ? AND ?)
+             WHERE upto <= ? OR sequence = ? ORDER BY sequence`,
+            domain,
+            from,
+            to,
+            maxBytes,
+            from,
+          )
+    return rows.toArray().map(toEntry)
   }
 
   /**
