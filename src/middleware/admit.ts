@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import type { RelayInput, StableAreaApi } from '../durable/types.js'
 import type { ForwardRequest } from '../origin-adapter/types.js'
-import { forwardRequest, MAX_RELAY_BODY_BYTES, principalOf } from '../origin-adapter/forward.js'
+import { forwardRequest, MAX_RELAY_BODY_BYTES, principalOf, refuseUnsignable } from '../origin-adapter/forward.js'
 import { relayPlanOf } from '../origin-adapter/registry.js'
 import { Admission } from './admission.js'
 import type { OnceConfig } from './config.js'
@@ -97,6 +97,8 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
       })
     }
     relay = { request: forwardRequest(c.req.raw, id.body, { allow: plan.forwardHeaders, principal: principalOf(c, id.scope) }), plan, key }
+    const unsignable = plan.secret !== undefined ? refuseUnsignable(relay.request, instance, key) : undefined
+    if (unsignable) return unsignable
   }
   if (id.domain !== undefined && plan?.strategy !== 'replicate') {
     return problem('misconfigured', {

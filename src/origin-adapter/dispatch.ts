@@ -7,7 +7,7 @@ import { inBackground } from '../shared/background.js'
 import { isFinalStatus } from '../shared/applied.js'
 import { ONCE_HEADERS } from '../shared/wire.js'
 import type { EngineInput } from '../shared/attempt.js'
-import { forwardRequest, principalOf } from './forward.js'
+import { forwardRequest, principalOf, refuseUnsignable } from './forward.js'
 import { resolveSecret } from '../shared/send.js'
 import { OriginHealth } from '../shared/health.js'
 import { defaultStrategy, type ProxyOptions, validateProxyOptions } from './options.js'
@@ -181,6 +181,9 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
       allow: options.forwardHeaders,
       principal: principalOf(c, c.get('once')?.scope),
     })
+  // Signed, a header every signature must cover but none can carry would be refused by every origin, every time.
+  const unsignable = secret && !stored ? refuseUnsignable(request, instance, link?.key) : undefined
+  if (unsignable) return unsignable
   const plan = group.plan(method)
   // The request's first dispatch is the logical request (its relay is durable); a further one in the same handler
   // is another request to the origins, so it gets its own id (`<id>/2`, …), which origins dedupe just as well.

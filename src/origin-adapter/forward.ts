@@ -2,6 +2,8 @@ import type { Context } from 'hono'
 import { type Principal, principalHeader } from '../shared/principal.js'
 import { ONCE_HEADERS } from '../shared/wire.js'
 import { forwardHeaders } from '../shared/send.js'
+import { problem } from '../shared/problem.js'
+import { unsignableHeader } from '../shared/signature.js'
 import type { ForwardRequest } from './types.js'
 
 /**
@@ -70,4 +72,28 @@ export function principalOf(c: Context, scope: string | undefined): Principal | 
     return { iss: typeof jwt.iss === 'string' ? jwt.iss : undefined, sub: jwt.sub }
   }
   return scope ? { scope } : undefined
+}
+
+/**
+ * The 400 `header-unsignable` problem for a request that is to be signed
+ * but carries a header every signature must cover with a value no
+ * signature can carry (see `unsignableHeader`): every receiver would refuse
+ * it on every attempt, so it is refused before anything is stored or sent.
+ *
+ * @param request - the request as it would be forwarded
+ * @param instance - the request's path, for the problem
+ * @param key - the idempotency key, when there is one
+ * @returns the problem, or undefined when the request can be signed
+ * @example
+ * const refused = refuseUnsignable(request, c.req.path, key)
+ * if (refused) return refused
+ */
+export function refuseUnsignable(request: ForwardRequest, instance: string, key: string | undefined): Response | undefined {
+  const name = unsignableHeader(request.headers)
+  if (name === undefined) return undefined
+  return problem('header-unsignable', {
+    detail: `The ${name} header has bytes outside printable ASCII, which the signature to the origins cannot cover (RFC 9421), so no origin would accept the request. Send it in ASCII (RFC 8187's filename*= for names).`,
+    instance,
+    ...(key === undefined ? {} : { idempotencyKey: key }),
+  })
 }

@@ -45,6 +45,14 @@ export interface ReceiverOptions<Tx = unknown> {
    * 0 answers the gap at once. Keep it well below the edge's `timeoutMs`. Default 250.
    */
   gapWaitMs?: number
+  /**
+   * How long a deduped handler may run, in ms. Past it the receiver gives the request up: its writes are rolled
+   * back (a statement it runs later through `c.var.receiver.tx` throws, or is dropped), its locks are released,
+   * and it answers 504 `handler-timeout` (`Once-Applied: ?0`; the edge sends it again). A handler that never
+   * settles (a `fetch()` without a timeout) would otherwise hold its request id, its domain and, on
+   * `sqliteStore`, the connection for every other request, until the process restarts. Default 30000.
+   */
+  maxRunMs?: number
 }
 
 const isStore = (v: unknown): boolean => {
@@ -69,6 +77,7 @@ const schema = z.strictObject({
   waitMs: int(0, 5 * 60_000),
   methods: z.optional(z.array(z.string().check(z.regex(/^[A-Za-z]+$/, 'expected HTTP method names such as "POST"'))).check(z.minLength(1))),
   gapWaitMs: int(0, 60_000),
+  maxRunMs: int(1, 15 * 60_000),
 })
 
 /**

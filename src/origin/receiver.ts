@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler, Next } from 'hono'
-import { isFinalStatus } from '../shared/applied.js'
+import { isFinalStatus, parseApplied } from '../shared/applied.js'
 import { checkContentDigest } from '../shared/content-digest.js'
 import { HOP_BY_HOP } from '../shared/headers.js'
 import { parsePrincipal } from '../shared/principal.js'
@@ -8,6 +8,7 @@ import { verifyRequest } from '../shared/signature.js'
 import { ONCE_HEADERS } from '../shared/wire.js'
 import { readOnceHeaders, type OnceRequestHeaders } from './headers.js'
 import { KeyedLock } from './locks.js'
+import { WritesRefused } from './refused.js'
 import { validateReceiverOptions, type ReceiverOptions } from './options.js'
 import type { ApplyOutcome, ReceiverVariables, StoredReply } from './types.js'
 import { readUpTo } from '../shared/read-limited.js'
@@ -43,10 +44,16 @@ const advancedByStore = new WeakMap<object, Waiters>()
  *   in sequence order per domain: a gap answers 409 with
  *   `Once-Expected-Sequence`, an old sequence its stored answer, and
  *   `Once-Noop: ?1` records the slot without running the handler (204);
- * - records a final answer (2xx, 3xx, 4xx but 408 and 429) in the same
- *   transaction as the handler's writes through `c.var.receiver.tx`; a 5xx,
- *   408 or 429 rolls everything back and is passed on as the app gave it; a
- *   thrown error rolls back and answers 500 `handler-failed`;
+ * - records a final answer (2xx, 3xx, 4xx but 408 and 429, a Hono
+ *   `HTTPException`'s included) in the same transaction as the handler's
+ *   writes through `c.var.receiver.tx`; a 5xx, 408 or 429, Hono's not-found
+ *   404 (no handler after the receiver: a route this origin lacks) and an
+ *   answer marked `Once-Applied: ?0` (a relayed upstream's refusal) roll
+ *   everything back and are passed on as given; any other thrown error, or
+ *   a handler that returns no response, rolls back and answers 500
+ *   `handler-failed`;
+ * - steps aside when another `onceReceiver()` already runs for the request
+ *   (mounted twice: the outer one does the work);
  * - says on every answer to a deduped request whether it applied it:
  *   `Once-Applied: ?1` on a recorded or replayed answer (the no-op's 204 and
  *   `sequence-pruned` too), `?0` on every refusal and rollback.
@@ -83,7 +90,7 @@ const advancedByStore = new WeakMap<object, Waiters>()
  */
 export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandler<{ Variables: ReceiverVariables<Tx> }> => {
   validateReceiverOptions(options)
-  const { store, secrets, waitMs = 5000, methods = DEFAULT_METHODS, gapWaitMs = 250, maxBodyBytes = 1024 * 1024 } = options
+  const { store, secrets, waitMs = 5000, methods = DEFAULT_METHODS, gapWaitMs = 250, maxBodyBytes = 1024 * 1024, maxRunMs = 30_000 } = options
   const signed = secrets !== undefined
   const required = new Set(methods.map((m) => m.toUpperCase()))
   const locks = locksByStore.get(store) ?? new KeyedLock()
@@ -107,17 +114,23 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
           if (!unlockDomain) return busy(`Domain ${JSON.stringify(domain)} is still applying an earlier request; retry after the delay given.`)
         }
         let outcome: ApplyOutcome
+        /** What the chain gave when it is not an answer to record (set when the work rolls back). */
+        let given: ChainResult | undefined
         try {
           outcome = await store.apply({ requestId, domain, sequence, noop }, async (tx) => {
             if (noop) return NOOP_REPLY
             c.set('receiver', { requestId, key: h.key, domain, sequence, attempt: h.attempt, principal, tx })
-            await next()
-            if (c.error !== undefined || !isFinalStatus(c.res.status)) return undefined
+            given = await withinDeadline(runChain(c, next), maxRunMs)
+            if (given.kind !== 'answer') return undefined
             const reply = await readStoredReply(c.res, storedByReceiver)
             respond(c, applied(stored(reply), true))
             return reply
           })
         } catch (err) {
+          if (err instanceof WritesRefused) {
+            // The same request would fail the same way every time: the handler's failure, not a passing outage.
+            return respond(c, problemAnswer('handler-failed', { detail: `The handler's writes were refused: ${err.message.slice(0, 200)}; nothing was applied.`, instance, requestId }))
+          }
           console.error('hono-once: onceReceiver could not apply request', requestId, err)
           return respond(
             c,
@@ -134,12 +147,23 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             if (domain !== undefined) advanced.wake(domain)
             return noop ? respond(c, applied(stored(NOOP_REPLY), true)) : undefined
           case 'rolled-back':
-            if (c.error !== undefined) {
-              // The app threw: nothing was applied, and the edge may count it towards poison (DESIGN §6).
-              const error = c.error instanceof Error ? `${c.error.name}: ${c.error.message}` : String(c.error)
-              return respond(c, problemAnswer('handler-failed', { detail: `The handler threw (${error.slice(0, 200)}); its writes were rolled back.`, instance, requestId }))
+            if (given?.kind === 'timed-out') {
+              return respond(
+                c,
+                problemAnswer('handler-timeout', {
+                  detail: `The handler ran past maxRunMs (${maxRunMs} ms) and was given up: its writes were rolled back; send it again.`,
+                  instance,
+                  requestId,
+                  headers: { 'retry-after': '1' },
+                }),
+              )
             }
-            // A 5xx, 408 or 429 of the app: passed on as it gave it, rolled back.
+            if (given?.kind === 'failed') {
+              // The app threw, or gave no answer: nothing was applied, and the edge may count it towards poison (DESIGN §6).
+              return respond(c, problemAnswer('handler-failed', { detail: `${given.detail}; its writes were rolled back.`, instance, requestId }))
+            }
+            // A 5xx, 408 or 429 of the app, a route this origin does not have, an answer that says nothing was
+            // applied: passed on as it was given, rolled back, to be tried again.
             return respond(c, applied(c.res, false))
           case 'replay':
             return respond(c, applied(stored(outcome.reply), true))
@@ -191,6 +215,9 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
   }
 
   return async function onceReceiver(c, next) {
+    // Mounted twice on a route (app.use and the route, a sub-app's own): the outer one verifies, dedupes and orders;
+    // this one steps aside (it would wait for the outer one's lock and answer in-flight, which the outer would record).
+    if (c.get('receiver') !== undefined) return next()
     const instance = c.req.path
     const method = c.req.method.toUpperCase()
     const headers = c.req.raw.headers
@@ -218,7 +245,10 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
     try {
       body = await readBody(c, maxBodyBytes)
     } catch {
-      return problemAnswer('bad-request', { detail: 'The request body could not be read.', instance, requestId })
+      const detail = c.req.raw.bodyUsed
+        ? 'The request body was read before onceReceiver() ran (by a middleware mounted before it): mount onceReceiver() first, so it can check the body against its digest.'
+        : 'The request body could not be read.'
+      return problemAnswer('bad-request', { detail, instance, requestId })
     }
     if (body === 'too-large') {
       return problemAnswer('body-too-large', { detail: `The request body is larger than this receiver's maxBodyBytes (${maxBodyBytes} bytes).`, instance, requestId })
@@ -239,6 +269,56 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
     if (!deduped || h.kind !== 'ok') return next()
     return applyOnce(c, next, h)
   }
+}
+
+/** What the handler chain gave: an answer to record, one to pass on without recording, a failure, or nothing in time. */
+type ChainResult = { kind: 'answer' } | { kind: 'passed' } | { kind: 'failed'; detail: string } | { kind: 'timed-out' }
+
+/** The chain's result, or `timed-out` after `ms` (the chain goes on, unheard: its store refuses what it does later). */
+async function withinDeadline(chain: Promise<ChainResult>, ms: number): Promise<ChainResult> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const deadline = new Promise<ChainResult>((resolve) => (timer = setTimeout(() => resolve({ kind: 'timed-out' }), ms)))
+  try {
+    return await Promise.race([chain, deadline])
+  } finally {
+    if (timer !== undefined) clearTimeout(timer)
+  }
+}
+
+/**
+ * Runs the chain after the receiver and reads what it gave, by one rule for every way it can end:
+ *
+ * - a final status (2xx, 3xx, 4xx but 408 and 429) the app answered is an **answer**, recorded: a Hono
+ *   `HTTPException` too (a validator's 400, an auth middleware's 401, the app's `throw new HTTPException(403)`),
+ *   as the app's error handler turned it into a response;
+ * - **passed on**, rolled back, to be tried again: a 5xx, 408 or 429; Hono's not-found 404 when no handler after
+ *   the receiver ran (a route this origin does not have yet, in a rolling deploy: recording it would skip the
+ *   request here for good); an answer that says itself nothing was applied (`Once-Applied: ?0`: a relayed
+ *   upstream's refusal);
+ * - **failed** (500 `handler-failed`, which the edge counts towards poison): any other throw, and a handler that
+ *   returned no response (a missing `return`), which Hono alone would answer 404.
+ */
+async function runChain(c: Context, next: Next): Promise<ChainResult> {
+  const before = c.req.routeIndex
+  try {
+    await next()
+  } catch (err) {
+    // Not an Error (`throw 'x'`): Hono's error handler never saw it.
+    return { kind: 'failed', detail: `The handler threw (${String(err).slice(0, 200)})` }
+  }
+  if (c.error !== undefined && !isHttpException(c.error)) {
+    const error = c.error instanceof Error ? `${c.error.name}: ${c.error.message}` : String(c.error)
+    return { kind: 'failed', detail: `The handler threw (${error.slice(0, 200)})` }
+  }
+  if (!c.finalized) return { kind: 'failed', detail: 'The handler returned no response (a missing return?)' }
+  if (c.error === undefined && c.req.routeIndex === before && c.res.status === 404) return { kind: 'passed' }
+  if (parseApplied(c.res.headers.get(ONCE_HEADERS.applied)) === false) return { kind: 'passed' }
+  return isFinalStatus(c.res.status) ? { kind: 'answer' } : { kind: 'passed' }
+}
+
+/** Hono's `HTTPException` (by its shape: an app may bundle another copy of Hono): an answer thrown, not a failure. */
+function isHttpException(err: unknown): boolean {
+  return err instanceof Error && typeof (err as { getResponse?: unknown }).getResponse === 'function' && typeof (err as { status?: unknown }).status === 'number'
 }
 
 /**

@@ -33,6 +33,7 @@ const PROBLEMS = {
   'request-abandoned': [502, 'No replica could apply this request', false],
   'not-found': [404, 'No such route', false],
   'domain-invalid': [400, 'The ordering domain of this request is invalid', false],
+  'header-unsignable': [400, 'A request header cannot be signed for the origins', false],
   unauthorized: [401, 'A valid bearer token is needed', false],
   'bad-request': [400, 'Malformed request to the receiver', false],
   'handler-failed': [500, 'The handler threw; nothing was applied', false],
@@ -63,6 +64,7 @@ export type ReceiverProblem = Extract<
   | 'bad-request'
   | 'body-too-large'
   | 'handler-failed'
+  | 'handler-timeout'
   | 'signature-invalid'
   | 'request-id-missing'
   | 'in-flight'

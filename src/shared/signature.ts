@@ -164,6 +164,23 @@ export interface VerifyRequestOptions {
 const MUST_COVER = new Set(['content-type', 'idempotency-key'])
 
 /**
+ * The first header of a request to be signed that {@link verifyRequest}
+ * requires the signature to cover but {@link signRequest} cannot (a value
+ * outside printable ASCII): such a request would be refused by every
+ * receiver, on every attempt, so the edge refuses it before it stores or
+ * sends anything. `Once-*` and `Idempotency-Key` are ASCII by construction.
+ *
+ * @param headers - the headers to be sent, lower-case names
+ * @returns the header's name, or undefined when every required one can be covered
+ * @example
+ * unsignableHeader([['content-type', 'text/plain; name="résumé.txt"']]) // 'content-type'
+ */
+export function unsignableHeader(headers: readonly (readonly [string, string])[]): string | undefined {
+  for (const [name, value] of headers) if (MUST_COVER.has(name) && !isCovered(name, value)) return name
+  return undefined
+}
+
+/**
  * Checks the edge's signature of a request from its headers alone (the
  * body is not read: `Content-Digest` is covered, so check the body against
  * it with `checkContentDigest` afterwards). Refused: no `once` signature;

@@ -27,6 +27,7 @@ const KINDS: Record<ProblemKind, true> = {
   'request-abandoned': true,
   'not-found': true,
   'domain-invalid': true,
+  'header-unsignable': true,
   unauthorized: true,
   'bad-request': true,
   'handler-failed': true,

@@ -31,7 +31,7 @@ afterEach(() => {
   globalThis.fetch = realFetch
 })
 
-describe('review s27: divergence between two replicas under a quorum of two', () => {
+describe('divergence between two replicas under a quorum of two', () => {
   it("ackQuorum 'majority', two replicas answering differently: both reported and suspect, the retry told why, and the request finished once an operator clears one", async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const origins = await startOrigins(['r1', 'r2'])
@@ -87,7 +87,7 @@ function failingCommits() {
   return { ns, heal: () => void (failing = false), tries: () => tries }
 }
 
-describe('review s27: the alarm finishes a pending ordered request every replica acknowledged', () => {
+describe('the alarm finishes a pending ordered request every replica acknowledged', () => {
   it("the Worker's commit fails after every replica answered (acks reported): the alarm commits it without a client retry", async () => {
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
@@ -113,7 +113,7 @@ describe('review s27: the alarm finishes a pending ordered request every replica
   })
 })
 
-describe('review s27: one sequence, one request at every replica', () => {
+describe('one sequence, one request at every replica', () => {
   it("a client retry of a pending ordered request sends the log entry's request, not its own headers (replicas fed from the log get the first)", async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const origins = await startOrigins(['r1', 'r2', 'r3'])
@@ -155,7 +155,7 @@ describe('review s27: one sequence, one request at every replica', () => {
   })
 })
 
-describe('review s27: an answer without Once-Applied from a replica', () => {
+describe('an answer without Once-Applied from a replica', () => {
   it('a replica URL that only redirects (302, e.g. http→https at its load balancer) is no acknowledgement: the client does not get the 302, the good replica is not suspected', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const [r1] = await startOrigins(['r1'], { latencyMs: 50 })
@@ -180,7 +180,7 @@ describe('review s27: an answer without Once-Applied from a replica', () => {
   })
 })
 
-describe('review s27: a Worker that dies between admit and its sends, then a later write gap-fills its entry', () => {
+describe('a Worker that dies between admit and its sends, then a later write gap-fills its entry', () => {
   it('the dead Worker\'s entry, applied at every replica by gap fill, is committed by the alarm, and the log is pruned past it', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const origins = await startOrigins(['r1', 'r2'])
@@ -220,7 +220,7 @@ describe('review s27: a Worker that dies between admit and its sends, then a lat
   })
 })
 
-describe('review s27: two replicas, the committed reply is not any replica\'s answer', () => {
+describe('two replicas, the committed reply is not any replica\'s answer', () => {
   it("once()'s maxReplyBytes keeps a reply-lost: one replica diverging marks that one suspect, not both (the domain would stall)", async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
@@ -247,7 +247,7 @@ describe('review s27: two replicas, the committed reply is not any replica\'s an
   })
 })
 
-describe('review s27: bad replicate configurations fail at start-up, naming the option', () => {
+describe('bad replicate configurations fail at start-up, naming the option', () => {
   const u = (n: number) => `https://r${n}.example.com`
   it.each([
     ['two replica names at one URL (one server counted twice towards the quorum)', { origins: [{ name: 'r1', url: u(1) }, { name: 'r2', url: u(1) }, { name: 'r3', url: u(3) }], ackQuorum: 'majority' }],
@@ -277,7 +277,7 @@ describe("review s27: an operator's setReplica(…, 'draining')", () => {
   })
 })
 
-describe('review s27: divergences the alarm finds', () => {
+describe('divergences the alarm finds', () => {
   it('a lagging replica caught up by the alarm that answers differently: suspect with its reason on the status, and logged as found by the alarm (as the docs say)', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const origins = await startOrigins(['r1', 'r2', 'r3'])
@@ -308,7 +308,7 @@ describe('review s27: divergences the alarm finds', () => {
   })
 })
 
-describe('review s27: an onDivergence that throws', () => {
+describe('an onDivergence that throws', () => {
   it('does not swallow the other divergences of the same write', async () => {
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})

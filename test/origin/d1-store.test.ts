@@ -97,10 +97,11 @@ describe('d1Store behind onceReceiver', () => {
       { [ONCE_HEADERS.requestId]: r2, [ONCE_HEADERS.domain]: acct, [ONCE_HEADERS.sequence]: '1' },
       { amount: -5 },
     )
-    expect(bad.status).toBe(503)
-    expect(quiet).toHaveBeenCalledOnce()
+    // It would fail the same way on every attempt: the handler's failure (permanent), not a passing store outage.
+    expect(bad.status).toBe(500)
     quiet.mockRestore()
-    expect((await bad.json()) as { type: string }).toMatchObject({ type: `${PROBLEM_BASE}store-unavailable`, retryable: true })
+    expect((await bad.json()) as { type: string }).toMatchObject({ type: `${PROBLEM_BASE}handler-failed`, retryable: false })
+    expect(bad.headers.get(ONCE_HEADERS.applied)).toBe('?0')
     expect(await effects(r2)).toBe(0)
     expect(await d1Store(db).nextSequence(acct)).toBe(1)
     expect((await d1Store(db).applied(acct)).length).toBe(0)

@@ -270,3 +270,27 @@ describe('the gateway signs, or refuses (issue 15.9)', () => {
     expect(() => parseGatewayConfig({ origins: [{ name: 'eu', url: open!.url }], routes: [{ path: '/*' }], signing: 'maybe' })).toThrow(/signing/)
   })
 })
+
+describe('a header the signature must cover but cannot carry (review s27 origin F5)', () => {
+  // verifyRequest requires Content-Type covered whenever present; signRequest cannot cover a value outside printable
+  // ASCII. Sent anyway, every origin would refuse it (401) on every attempt, and an ordered domain would stall on it.
+  it.each([
+    ['behind once() (stored with the admit)', true],
+    ['proxy() alone', false],
+  ])('is refused at the edge with 400 header-unsignable, before anything is stored or sent: %s', async (_how, keyed) => {
+    const cap = capturing()
+    const app = new Hono()
+    if (keyed) app.use('/uploads', once({ replayCache: false }))
+    app.post('/uploads', proxy({ origins: [cap.origin], strategy: 'failover', secret }))
+    const headers: Record<string, string> = { 'content-type': 'text/plain; name="r\u00e9sum\u00e9.txt"' }
+    if (keyed) headers['idempotency-key'] = newKey()
+    const res = await app.request('/uploads', { method: 'POST', headers, body: 'hi' }, env)
+    expect(res.status).toBe(400)
+    expect((await problemOf(res)).type).toMatch(/\/header-unsignable$/)
+    expect(cap.seen).toHaveLength(0)
+    // Its ASCII neighbours go through, signed and accepted.
+    const ok = await app.request('/uploads', { method: 'POST', headers: { ...headers, 'content-type': `text/plain; name*=UTF-8''r%C3%A9sum%C3%A9.txt`, ...(keyed ? { 'idempotency-key': newKey() } : {}) }, body: 'hi' }, env)
+    expect(ok.status).toBe(201)
+    expect(await verifyRequest(cap.seen[0]!.request, { secrets })).toMatchObject({ ok: true })
+  })
+})

@@ -1,3 +1,4 @@
+import { refusedForGood, WritesRefused } from '../refused.js'
 import { decide, type ClaimState } from '../decide.js'
 import type { ApplyClaim, ApplyOutcome, ApplyWork, AppliedEntry, ReceiverStore } from '../types.js'
 import { insertParams, SCHEMA, SQL, toApplied, toNextMap, toRecord } from './sql.js'
@@ -63,7 +64,8 @@ export interface D1Tx<DB extends D1DatabaseLike = D1DatabaseLike> {
  * another, unordered request can write the same rows meanwhile: write
  * relative updates (`balance = balance + ?`) or guarded ones (`WHERE balance >= ?`).
  * A D1 row holds at most 2 MB: a larger answer fails its batch (nothing is
- * applied, the request answers 503). The tables are created on first use.
+ * applied), and so does a pushed statement that breaks a constraint; such a
+ * request answers 500 `handler-failed` (it would fail the same way again). The tables are created on first use.
  *
  * @param db - the D1 binding
  * @returns the store
@@ -73,7 +75,7 @@ export interface D1Tx<DB extends D1DatabaseLike = D1DatabaseLike> {
  * import { d1Store, onceReceiver, type D1Tx, type ReceiverVariables } from 'hono-once/origin'
  *
  * const app = new Hono<{ Variables: ReceiverVariables<D1Tx<D1Database>> }>()
- * app.use('/accounts/*', onceReceiver({ store: d1Store(env.DB), secret: env.ONCE_SECRET }))
+ * app.use('/accounts/*', onceReceiver({ store: d1Store(env.DB), secrets: { ONCE_SIGNING_SECRET: env.ONCE_SIGNING_SECRET } }))
  * app.post('/accounts/:id/deposits', async (c) => {
  *   const { amount } = await c.req.json<{ amount: number }>()
  *   const { tx } = c.var.receiver
@@ -133,7 +135,7 @@ export function d1Store<DB extends D1DatabaseLike>(db: DB): ReceiverStore<D1Tx<D
       } catch (err) {
         // Lost a race (a constraint failed)? Then answer what is stored now; otherwise it is a real failure.
         const after = decide(claim, await state(claim))
-        if (after.kind === 'run') throw err
+        if (after.kind === 'run') throw refusedForGood(err) ? new WritesRefused(err) : err
         return after
       }
     },

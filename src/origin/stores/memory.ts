@@ -10,7 +10,7 @@ import type { ApplyClaim, ApplyOutcome, ApplyWork, AppliedEntry, ReceiverStore, 
  * c.var.receiver.tx.onCommit(() => balances.set(id, balance))
  */
 export interface MemoryTx {
-  /** Runs `effect` right after the record commits; never when the request rolls back. */
+  /** Runs `effect` right after the record commits; never when the request rolls back. One that throws is logged: the request stays applied. */
   onCommit(effect: () => void): void
 }
 
@@ -82,7 +82,14 @@ export function memoryStore(): ReceiverStore<MemoryTx> {
         if (!bySeq) slots.set(domain, (bySeq = new Map()))
         bySeq.set(sequence, claim.requestId)
       }
-      for (const effect of effects) effect()
+      // Recorded: the request is applied whatever an effect does now. One that throws is logged, and the rest still run.
+      for (const effect of effects) {
+        try {
+          effect()
+        } catch (err) {
+          console.error(`hono-once: an onCommit effect of ${claim.requestId} threw after its record was committed`, err)
+        }
+      }
       return { kind: 'applied' }
     },
     nextSequence: async (domain) => next.get(domain) ?? 1,

@@ -1,7 +1,11 @@
 import { decide } from '../decide.js'
+import { refusedForGood, WritesRefused } from '../refused.js'
 import { Mutex } from '../locks.js'
 import type { ApplyClaim, ApplyOutcome, ApplyWork, AppliedEntry, ReceiverStore } from '../types.js'
 import { insertParams, SCHEMA, SQL, toApplied, toNextMap, toRecord } from './sql.js'
+
+/** SQLite's "another connection holds the write lock" (node:sqlite and better-sqlite3 say it alike). */
+const BUSY = /SQLITE_BUSY|database is locked/i
 
 /** One mutex per connection, so two stores made on one connection still take turns. */
 const mutexes = new WeakMap<object, Mutex>()
@@ -63,7 +67,9 @@ export interface SqliteStoreOptions {
 
 /**
  * A {@link ReceiverStore} on one SQLite connection, whose transaction handle
- * (`c.var.receiver.tx`) is the connection itself.
+ * (`c.var.receiver.tx`) is the connection, guarded: its statements run only
+ * while the request's transaction is open (after it, or after SQLite ended
+ * it by itself, they throw instead of committing on their own).
  *
  * @example
  * const store: SqliteStore<DatabaseSync> = sqliteStore(new DatabaseSync(':memory:'))
@@ -102,12 +108,17 @@ export interface SqliteStore<DB extends SqliteDatabaseLike> extends ReceiverStor
  * them. Use {@link SqliteStore.exclusive} for the app's other access to the
  * connection. Never run `BEGIN`/`COMMIT` in a handler. Several processes on
  * one database file are safe too (`BEGIN IMMEDIATE` and the constraints
- * hold across connections); set `PRAGMA busy_timeout` so they wait for each
- * other rather than fail with SQLITE_BUSY.
+ * hold across connections): a request waits for another process's running
+ * one asynchronously, up to `waitMs` (then 503), without SQLite's
+ * `busy_timeout`, which would sleep on the thread and freeze every route of
+ * the waiting process meanwhile. (Use WAL mode, so readers never wait.)
  *
  * If SQLite rolls the transaction back by itself while the handler runs
  * (a full disk, an I/O error), the request fails (503 `store-unavailable`)
- * rather than being recorded outside a transaction.
+ * rather than being recorded outside a transaction, and every statement the
+ * handler runs through `c.var.receiver.tx` from then on throws (it would
+ * commit on its own); so does one it runs after its request was answered
+ * (a handler Hono's `timeout()` gave up on, a promise it did not await).
  *
  * @param db - the connection; the store takes over its transactions
  * @param options - see {@link SqliteStoreOptions}
@@ -130,6 +141,8 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
     throw new TypeError(`hono-once: invalid sqliteStore() options: waitMs: expected an integer >= 0 and <= 600000, got ${String(options.waitMs)}`)
   }
   for (const statement of SCHEMA) db.exec(statement)
+  // The app's own setting, kept for its statements; the store's BEGIN waits for other processes without it (below).
+  const busyTimeout = Number((db.prepare('PRAGMA busy_timeout').get() as { timeout?: number } | undefined)?.timeout ?? 0)
   const mutex = mutexes.get(db) ?? new Mutex()
   mutexes.set(db, mutex)
   const stmt = Object.fromEntries(Object.entries(SQL).map(([name, sql]) => [name, db.prepare(sql)])) as Record<keyof typeof SQL, SqliteStatementLike>
@@ -150,6 +163,27 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
     }
   }
 
+  /**
+   * `BEGIN IMMEDIATE`, waiting for another process's write transaction on the file asynchronously (up to
+   * `waitMs`): SQLite's own busy handler (`PRAGMA busy_timeout`) sleeps on the thread, which would freeze every
+   * route of this process while it waits. The connection's own setting is back in place for the app's statements.
+   */
+  const begin = async (): Promise<void> => {
+    const until = Date.now() + waitMs
+    for (let pause = 5; ; pause = Math.min(100, pause * 2)) {
+      if (busyTimeout > 0) db.exec('PRAGMA busy_timeout = 0')
+      try {
+        db.exec('BEGIN IMMEDIATE')
+        return
+      } catch (err) {
+        if (!BUSY.test(String((err as { code?: unknown } | null)?.code ?? '') + String(err)) || Date.now() + pause > until) throw err
+      } finally {
+        if (busyTimeout > 0) db.exec(`PRAGMA busy_timeout = ${busyTimeout}`)
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause))
+    }
+  }
+
   /** Whether the connection is inside a transaction; undefined for a driver that does not say. */
   const inTransaction = (): boolean | undefined => db.isTransaction ?? db.inTransaction
   const turn = <T>(what: string, fn: () => T | Promise<T>): Promise<T> =>
@@ -158,20 +192,31 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
   return {
     apply(claim: ApplyClaim, work: ApplyWork<DB>): Promise<ApplyOutcome> {
       return turn('apply', async () => {
-        db.exec('BEGIN IMMEDIATE')
+        await begin()
         try {
           const decision = decide(claim, state(claim))
           if (decision.kind !== 'run') {
             rollback()
             return decision
           }
-          const reply = await work(db)
+          // The handler writes through a handle that refuses every statement once this transaction is over (the
+          // handler outlived the receiver: Hono's timeout(), a promise it did not await) or SQLite ended it by itself:
+          // such a write would commit on its own, while the answer says nothing was applied.
+          let open = true
+          const tx = guarded(db, () => open && inTransaction() !== false)
+          let reply: Awaited<ReturnType<ApplyWork<DB>>>
+          try {
+            reply = await work(tx)
+          } finally {
+            open = false
+          }
+          // SQLite ended the transaction itself mid-handler (whatever the handler made of its refused statements): the
+          // store failed, not the app; what follows would run in autocommit and consume the slot without its writes.
+          if (inTransaction() === false) throw new Error('hono-once: SQLite rolled the receiver transaction back during the handler (disk full or I/O error?); nothing was recorded')
           if (!reply) {
             rollback()
             return { kind: 'rolled-back' }
           }
-          // SQLite ended the transaction itself mid-handler: what follows would run in autocommit and consume the slot without the app's writes.
-          if (inTransaction() === false) throw new Error('hono-once: SQLite rolled the receiver transaction back during the handler (disk full or I/O error?); nothing was recorded')
           if (claim.domain === undefined || claim.sequence === undefined) {
             stmt.insertUnordered.run(...insertParams(claim.requestId, undefined, false, reply, Date.now()))
           } else {
@@ -179,7 +224,12 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
             stmt.insertOrdered.run(...insertParams(claim.requestId, { domain: claim.domain, sequence: claim.sequence }, claim.noop, reply, Date.now()))
             stmt.advance.run(claim.domain)
           }
-          db.exec('COMMIT')
+          try {
+            db.exec('COMMIT')
+          } catch (err) {
+            // A deferred foreign key the handler broke fails the COMMIT, the same way on every attempt.
+            throw refusedForGood(err) ? new WritesRefused(err) : err
+          }
           return { kind: 'applied' }
         } catch (err) {
           rollback()
@@ -194,4 +244,51 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
     prune: (appliedBefore) => turn('prune', () => Number((stmt.prune.run(appliedBefore) as { changes?: number | bigint }).changes ?? 0)),
     exclusive: (fn) => turn('exclusive()', () => fn(db)),
   }
+}
+
+/**
+ * The connection as a handler sees it: `exec()`, and every statement it prepares (`run`, `get`, `all`, `iterate`),
+ * throw unless `usable()` says its transaction is still open.
+ */
+function guarded<DB extends SqliteDatabaseLike>(db: DB, usable: () => boolean): DB {
+  const check = () => {
+    if (!usable()) {
+      throw new Error(
+        "hono-once: this request's transaction is over (it was answered, or SQLite rolled it back by itself): a statement now would commit on its own, outside it",
+      )
+    }
+  }
+  const statement = (target: object): object =>
+    new Proxy(target, {
+      get(t, prop) {
+        const value: unknown = Reflect.get(t, prop, t)
+        if (typeof value !== 'function') return value
+        if (prop === 'run' || prop === 'get' || prop === 'all' || prop === 'iterate') {
+          return (...args: unknown[]) => {
+            check()
+            return (value as (...a: unknown[]) => unknown).apply(t, args)
+          }
+        }
+        return (value as (...a: unknown[]) => unknown).bind(t)
+      },
+    })
+  return new Proxy(db, {
+    get(t, prop) {
+      const value: unknown = Reflect.get(t, prop, t)
+      if (typeof value !== 'function') return value
+      if (prop === 'exec') {
+        return (...args: unknown[]) => {
+          check()
+          return (value as (...a: unknown[]) => unknown).apply(t, args)
+        }
+      }
+      if (prop === 'prepare') {
+        return (...args: unknown[]) => {
+          check()
+          return statement((value as (...a: unknown[]) => object).apply(t, args))
+        }
+      }
+      return (value as (...a: unknown[]) => unknown).bind(t)
+    },
+  })
 }
