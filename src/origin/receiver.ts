@@ -12,7 +12,7 @@ import { WritesRefused } from './refused.js'
 import { validateReceiverOptions, type ReceiverOptions } from './options.js'
 import type { ApplyOutcome, ReceiverVariables, StoredReply } from './types.js'
 import { readUpTo } from '../shared/read-limited.js'
-import { readStoredReply, replayResponse } from '../shared/reply.js'
+import { readStoredReply, replayResponse, restoreEncoded } from '../shared/reply.js'
 import { Waiters } from '../shared/waiters.js'
 
 const DEFAULT_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE']
@@ -166,7 +166,8 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             // applied: passed on as it was given, rolled back, to be tried again.
             return respond(c, applied(c.res, false))
           case 'replay':
-            return respond(c, applied(stored(outcome.reply), true))
+            // The SQL and D1 stores keep no `encoded` flag: told again from the bytes.
+            return respond(c, applied(stored(await restoreEncoded(outcome.reply)), true))
           case 'gap':
             if (!final && gapWaitMs > 0) return 'wait'
             return respond(
@@ -354,7 +355,10 @@ function storedByReceiver(name: string): boolean {
  * view of memory it reuses.
  */
 function stored(reply: StoredReply): Response {
-  return replayResponse({ status: reply.status, headers: reply.headers, body: new Uint8Array(reply.body) }, false)
+  const copy: StoredReply = { status: reply.status, headers: reply.headers, body: new Uint8Array(reply.body) }
+  // An answer the app encoded itself goes out as it is (on Workers, the runtime would encode it again).
+  if (reply.encoded) copy.encoded = true
+  return replayResponse(copy, false)
 }
 
 /**

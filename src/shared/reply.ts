@@ -216,6 +216,23 @@ function headerPairs(all: Headers, stored: (name: string) => boolean): [string, 
 }
 
 /**
+ * A stored reply whose `encoded` flag a store did not keep (the origin's
+ * SQL and D1 tables have no column for it), told again from its bytes as
+ * {@link readStoredReply} told it: replayed with its `Content-Encoding`, an
+ * already-encoded body must go out as it is, never encoded a second time.
+ *
+ * @param reply - the reply as a store returned it
+ * @returns the same reply, with `encoded` set when its body is already encoded
+ * @example
+ * return replayResponse(await restoreEncoded(outcome.reply), false)
+ */
+export async function restoreEncoded(reply: StoredReply): Promise<StoredReply> {
+  if (reply.encoded !== undefined) return reply
+  const encoding = reply.headers.find(([name]) => name.toLowerCase() === 'content-encoding')?.[1] ?? null
+  return (await alreadyEncoded(encoding, reply.body as Uint8Array<ArrayBuffer>)) ? { ...reply, encoded: true } : reply
+}
+
+/**
  * Whether `body` is already in its `Content-Encoding` (the handler encoded
  * it and sent it with `encodeBody: 'manual'`) rather than plain bytes the
  * runtime encodes on the way out. Workers do not expose the flag, so gzip

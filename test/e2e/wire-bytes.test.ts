@@ -18,10 +18,10 @@ afterAll(async () => {
 })
 
 /** A POST whose answer is read as raw bytes (Node's fetch would gunzip it). */
-function rawPost(path: string, key: string | undefined): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function rawPost(path: string, key: string | undefined, extra: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   const url = new URL(dev.url)
   return new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, path, method: 'POST', headers: { ...(key === undefined ? {} : { 'idempotency-key': `"${key}"` }), 'accept-encoding': 'gzip' } }, (res) => {
+    const req = request({ host: url.hostname, port: url.port, path, method: 'POST', headers: { ...(key === undefined ? {} : { 'idempotency-key': `"${key}"` }), 'accept-encoding': 'gzip', ...extra } }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
@@ -63,6 +63,19 @@ describe('bytes on the wire, under wrangler dev', () => {
     expect(first.status).toBe(201)
     expect(again.headers['idempotent-replayed']).toBe('true')
     for (const answer of [first, again, keyless]) {
+      expect(answer.headers['content-encoding']).toBe('gzip')
+      expect(JSON.parse(gunzipSync(answer.body).toString())).toMatchObject({ report: expect.stringContaining('all good') })
+    }
+    expect(again.body.equals(first.body)).toBe(true)
+  })
+
+  it("sends an origin's own gzip answer on Workers as it is: the receiver's first answer and its replay from D1 (review s27 origin F8)", async () => {
+    const id = { 'once-request-id': `gz-origin-${Date.now()}` }
+    const first = await rawPost('/origin-gzip', undefined, id)
+    const again = await rawPost('/origin-gzip', undefined, id)
+    expect(first.status).toBe(201)
+    for (const answer of [first, again]) {
+      expect(answer.headers['once-applied']).toBe('?1')
       expect(answer.headers['content-encoding']).toBe('gzip')
       expect(JSON.parse(gunzipSync(answer.body).toString())).toMatchObject({ report: expect.stringContaining('all good') })
     }
