@@ -81,7 +81,7 @@ const LEASE_MARGIN_MS = 5000
  * await catchUpDomains({ ordered, sql, env, health, commit, now: Date.now() })
  */
 export async function catchUpDomains(host: CatchUpHost): Promise<void> {
-  const replies = new Map<string, { origin: string; reply: OriginReply }>()
+  const replies = new Replies()
   // A pair another run of this object is still feeding (an alarm run by hand, as tests and operators may, while the
   // scheduled one awaits its sends) is left to it: two feeds would send the same entries twice.
   const busy = feeding.get(host.ordered) ?? new Set<string>()
@@ -117,6 +117,24 @@ export async function catchUpDomains(host: CatchUpHost): Promise<void> {
   host.ordered.promote(Date.now())
 }
 
+/** Answer bytes one alarm run keeps for the pending requests it may finish (a feed's answers can be up to 8 MiB each). */
+const REPLIES_BYTES = 16 * 1024 * 1024
+
+/**
+ * The first answer the feeds of one alarm run got for each entry, by domain and sequence, kept for
+ * `completePending` (an answer in hand spares it a send) within {@link REPLIES_BYTES}: past it, it sends again.
+ */
+class Replies extends Map<string, { origin: string; reply: OriginReply }> {
+  #bytes = 0
+
+  /** Keeps the first answer of an entry, while the run's budget lasts. */
+  keep(key: string, answer: { origin: string; reply: OriginReply }): void {
+    if (this.has(key) || this.#bytes + answer.reply.body.byteLength > REPLIES_BYTES) return
+    this.#bytes += answer.reply.body.byteLength
+    this.set(key, answer)
+  }
+}
+
 /** Per object (its ordered domains), the domain and replica pairs a feed is under way for. */
 const feeding = new WeakMap<OrderedDomains, Set<string>>()
 
@@ -149,7 +167,7 @@ async function send(host: CatchUpHost, plan: RelayPlan, domain: string, replica:
     signal: new AbortController().signal,
   })
   // An applied answer over the limit is still applied: the final reply-lost (the one rule, shared/applied.ts).
-  const lost = !result.ok && result.reason === 'too-large' && result.head ? tooLargeAnswer(result.head, plan.maxResponseBytes) : undefined
+  const lost = !result.ok && result.reason === 'too-large' && result.head ? tooLargeAnswer(result.head, plan.maxResponseBytes, true) : undefined
   return lost ? ({ ok: true, reply: lost, ms: result.ms } as const) : result
 }
 
@@ -160,7 +178,7 @@ async function feed(
   replica: ReplicaView,
   head: number,
   prunedThrough: number,
-  replies: Map<string, { origin: string; reply: OriginReply }>,
+  replies: Replies,
 ): Promise<void> {
   const plan = host.ordered.plan(domain)
   if (!plan) return
@@ -205,7 +223,7 @@ async function feed(
       }
       if (outcome.kind === 'applied') {
         const events = warned(host.transact(() => ordered.acknowledge(domain, entry.sequence, entry.requestId, [outcome.ack], [], Date.now())))
-        if (!replies.has(`${domain}\n${entry.sequence}`)) replies.set(`${domain}\n${entry.sequence}`, { origin: replica.name, reply: outcome.reply })
+        replies.keep(`${domain}\n${entry.sequence}`, { origin: replica.name, reply: outcome.reply })
         // It just became suspect: feeding it more would only spread the divergence.
         if (events.some((e) => e.origin === replica.name)) return
       } else {
@@ -218,7 +236,7 @@ async function feed(
 }
 
 /** Finishes an ordered request its Worker left: commits a quorum's answer, or abandons a poison request. */
-async function completePending(host: CatchUpHost, p: Pending, replies: Map<string, { origin: string; reply: OriginReply }>): Promise<void> {
+async function completePending(host: CatchUpHost, p: Pending, replies: Replies): Promise<void> {
   const { ordered, sql } = host
   const entry = ordered.entry(p.domain, p.sequence)
   const plan = ordered.plan(p.domain)
@@ -276,7 +294,10 @@ async function completePending(host: CatchUpHost, p: Pending, replies: Map<strin
     return result
   }
   // With a quorum of more than one, the committed answer is one a majority of the replicas gave (as in the Worker).
-  const choose = () => ((plan.ackQuorum ?? 1) === 1 ? first : majorityAnswer(sql, p, got, Math.floor((active || inRotation.length) / 2) + 1))
+  // With ackQuorum 1, the answer the client got when the Worker reported it (the slot's reference), else the first.
+  const reference = ordered.reference(p.domain, p.sequence)
+  const asReference = (g: { reply: OriginReply; digest: string }) => !reference || (g.reply.status === reference.status && g.digest === reference.digest)
+  const choose = () => ((plan.ackQuorum ?? 1) === 1 ? got.find(asReference) : majorityAnswer(sql, p, got, Math.floor((active || inRotation.length) / 2) + 1))
   let chosen = choose()
   // Enough replicas acknowledged it (their answers reached the object: gap fill by a later write, the Worker's
   // background report after its commit failed, a feed of an earlier run), but no answer is in hand to commit: a

@@ -1,4 +1,4 @@
-import type { DivergenceEvent } from './types.js'
+import type { AckQuorum, DivergenceEvent } from './types.js'
 
 /** How the reason of a replica suspected on a divergence begins (it is cleared when more answers overturn it). */
 const DIVERGED = 'answered sequence'
@@ -38,8 +38,11 @@ export function findDivergences(sql: SqlStorage, domain: string, sequence: numbe
   if (votes.size === 1) return [] // the replicas agree
   if (rows.length >= 3 && top && (!second || top[1] > second[1])) expected = top[0]
   else if (reference) expected = `${reference.status} ${reference.digest}`
-  // Otherwise a tie nothing breaks (two replicas, or two against two, and no reply committed): every replica in it
-  // is suspect, each against the other answer, until a later answer breaks the tie or an operator clears one.
+  // With ackQuorum 1 the client's answer decides, once it is known (the commit, or the Worker's report, sets it).
+  else if (quorumOf(sql, domain) === 1) return []
+  // Otherwise a tie nothing breaks (two replicas, or two against two, under 'majority' or 'all', and nothing
+  // committed): every replica in it is suspect, each against the other answer, until a later answer breaks the tie
+  // or an operator clears one.
   const events: DivergenceEvent[] = []
   for (const r of rows) {
     const own = `${r.status} ${r.digest}`
@@ -69,4 +72,15 @@ export function findDivergences(sql: SqlStorage, domain: string, sequence: numbe
     events.push({ domain, sequence, requestId, origin: r.origin, status: r.status, digest: r.digest, expected: { status: Number(status), digest } })
   }
   return events
+}
+
+/** The domain's `ackQuorum`, from the plan its last write stored (1 when it names none). */
+function quorumOf(sql: SqlStorage, domain: string): AckQuorum {
+  const plan = sql.exec<{ plan: string | null }>('SELECT plan FROM domains WHERE domain = ?', domain).toArray()[0]?.plan
+  if (!plan) return 1
+  try {
+    return (JSON.parse(plan) as { ackQuorum?: AckQuorum }).ackQuorum ?? 1
+  } catch {
+    return 1
+  }
 }

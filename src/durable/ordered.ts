@@ -177,6 +177,28 @@ export class OrderedDomains {
     )
   }
 
+  /**
+   * The answer a slot's client got (its reference answer, which two replicas are judged by), as the Worker reports
+   * it with its replicas' answers before or without its commit; kept only when the slot has none yet.
+   */
+  setReference(domain: string, sequence: number, reference: ReplicaAck): void {
+    this.sql.exec(
+      `UPDATE log SET ref_status = ?, ref_digest = ? WHERE domain = ? AND sequence = ? AND ref_status IS NULL AND noop = 0`,
+      reference.status,
+      reference.digest,
+      domain,
+      sequence,
+    )
+  }
+
+  /** A slot's reference answer (status and body digest), if it has one. */
+  reference(domain: string, sequence: number): { status: number; digest: string } | undefined {
+    const row = this.sql
+      .exec<{ status: number | null; digest: string | null }>('SELECT ref_status AS status, ref_digest AS digest FROM log WHERE domain = ? AND sequence = ?', domain, sequence)
+      .toArray()[0]
+    return row?.status != null && row.digest ? { status: row.status, digest: row.digest } : undefined
+  }
+
   /** Turns a slot no replica could apply into a no-op every replica records as such (seed 002's null message). */
   abandon(domain: string, sequence: number): void {
     // What every replica answers a no-op with (204, empty) is the slot's reference answer from now on.

@@ -172,10 +172,11 @@ export function adoptReplicaSets(host: { sql: SqlStorage; ordered: DomainPlans }
 }
 
 /**
- * The reason an operator's `setReplica()` gives a state: a replica an operator drained stays out of rotation
- * through config syncs (a deploy), until an operator puts it back; only a config's own `drain` is undone by it.
+ * The reason an operator's `setReplica(…, 'draining')` gives the replica: a replica an operator drained stays out
+ * of rotation through config syncs (a deploy), until an operator puts it back; only a config's own `drain` (any
+ * other reason) is undone by the config.
  */
-export const BY_OPERATOR = 'set by an operator'
+export const DRAINED_BY_OPERATOR = 'drained by an operator'
 
 /**
  * Brings a domain's replicas in line with a plan (a write's, or one the
@@ -221,7 +222,7 @@ export function syncReplicas(sql: SqlStorage, domain: string, plan: RelayPlan, n
       now,
       o.drain ? 1 : 0,
       acked,
-      BY_OPERATOR,
+      DRAINED_BY_OPERATOR,
     )
   }
   for (const r of sql.exec<KeptReplica & { name: string }>('SELECT name, url, acked, state FROM replicas WHERE domain = ?', domain).toArray()) {

@@ -10,7 +10,7 @@ import { resendRelay, type Resender } from './resend.js'
 import { migrate, MISCONFIGURED } from './schema.js'
 import { directoryWake } from './directory.js'
 import { spreadReplicaSets } from './directory-spread.js'
-import { adoptReplicaSets, BY_OPERATOR } from './replica-sets.js'
+import { adoptReplicaSets, DRAINED_BY_OPERATOR } from './replica-sets.js'
 
 export { MISCONFIGURED }
 import { Counters, type StatusReport, type StatusSnapshot } from './counters.js'
@@ -220,13 +220,18 @@ export class StableArea extends DurableObject implements StableAreaApi {
    * none; compares them (seed 004) and reports the divergences, whose
    * replicas are now `suspect`.
    *
+   * @param reference - the answer the client got, when the Worker reports it (kept as the slot's reference
+   *   answer if its commit has not set one: two replicas are judged by it)
    * @returns divergences found
    * @example
    * const events = await stub.acknowledge('acct-1', 7, requestId, [{ origin: 'r2', status: 201, digest }], [])
    */
-  async acknowledge(domain: string, sequence: number, requestId: string, acks: ReplicaAck[], failed: string[]): Promise<DivergenceEvent[]> {
+  async acknowledge(domain: string, sequence: number, requestId: string, acks: ReplicaAck[], failed: string[], reference?: ReplicaAck): Promise<DivergenceEvent[]> {
     this.#usable()
-    const events = this.ctx.storage.transactionSync(() => this.#ordered.acknowledge(domain, sequence, requestId, acks, failed, Date.now()))
+    const events = this.ctx.storage.transactionSync(() => {
+      if (reference) this.#ordered.setReference(domain, sequence, reference)
+      return this.#ordered.acknowledge(domain, sequence, requestId, acks, failed, Date.now())
+    })
     if (failed.length > 0) await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS)
     return events
   }
@@ -257,7 +262,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
     this.#usable()
     const exists = this.#ordered.status().some((d) => d.domain === domain && d.replicas.some((r) => r.name === name))
     if (!exists) return false
-    this.#ordered.setState(domain, name, state === 'active' ? 'lagging' : state, BY_OPERATOR, Date.now())
+    this.#ordered.setState(domain, name, state === 'active' ? 'lagging' : state, state === 'draining' ? DRAINED_BY_OPERATOR : 'set by an operator', Date.now())
     await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS)
     return true
   }

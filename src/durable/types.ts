@@ -153,7 +153,7 @@ export interface StableAreaApi {
   renew(lookup: string, token: string, leaseMs: number): Promise<boolean>
   inspect(lookup: string): Promise<RecordInfo | null>
   logEntries(domain: string, from: number, to: number): Promise<LogEntry[]>
-  acknowledge(domain: string, sequence: number, requestId: string, acks: ReplicaAck[], failed: string[]): Promise<DivergenceEvent[]>
+  acknowledge(domain: string, sequence: number, requestId: string, acks: ReplicaAck[], failed: string[], reference?: ReplicaAck): Promise<DivergenceEvent[]>
   domains(): Promise<DomainStatus[]>
   stats(): Promise<AdmitCounts>
   setReplica(domain: string, name: string, state: ReplicaState): Promise<boolean>

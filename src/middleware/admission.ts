@@ -213,9 +213,12 @@ export class Admission {
       else calls.push([f.sequence, f.requestId, [f.ack], []])
     }
     if (acks.length > 0 || failed.length > 0) calls.push([order.sequence, this.requestId, acks, failed])
+    // The client's answer (the quorum's first) is its slot's reference, should the commit not land to set it.
+    const reference = this.acks?.acks[0]
     for (const [sequence, requestId, a, f] of calls) {
       try {
-        events.push(...(await this.connect().acknowledge(order.domain, sequence, requestId, a, f)))
+        const own = sequence === order.sequence && reference !== undefined
+        events.push(...(await (own ? this.connect().acknowledge(order.domain, sequence, requestId, a, f, reference) : this.connect().acknowledge(order.domain, sequence, requestId, a, f))))
       } catch (err) {
         console.error(`hono-once: could not report replica answers of ${requestId}; the alarm will collect them`, err)
       }

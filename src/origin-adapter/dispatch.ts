@@ -224,7 +224,9 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
     }
     // Not the handler's signal: the replicas the client does not wait for go on after the answer, to the deadline.
     const result = await replicate({ ...input, signal: undefined, slot: order.slot, quorum: options.ackQuorum ?? 1, entries: (from, to) => order.entries(from, to) })
-    order.quorum(result.acks, [])
+    // The client's answer first: stored with the commit, and its slot's reference should the commit not land. No
+    // answer, no reference (a tie is not broken by whichever answer came first).
+    if (result.outcome.kind === 'answer') order.quorum(result.acks, [])
     // The replicas the client did not wait for finish in the background; their answers are compared in the object.
     const background = result.rest.then(async ({ acks, failed, conflicts, filled }) => {
       // After the commit: it stores the quorum's answers, which the later ones are compared with.

@@ -136,15 +136,16 @@ export function validateProxyOptions(options: unknown, where: string): void {
   if (o.strategy === 'replicate' && o.origins.some((origin) => !('url' in origin))) {
     throw new TypeError(`hono-once: invalid ${where} options: origins: the 'replicate' strategy needs url origins (the stable area feeds lagging replicas itself)`)
   }
-  if (o.origins.every((origin) => 'drain' in origin && origin.drain === true)) {
-    throw new TypeError(`hono-once: invalid ${where} options: origins: every origin has drain: true, so no request could be sent; leave at least one in rotation`)
-  }
   if (o.strategy === 'replicate') {
+    // `drain` takes a replica out of an ordering domain's rotation; with all of them out, every write would be logged and wait.
+    if (o.origins.every((origin) => 'drain' in origin && origin.drain === true)) {
+      throw new TypeError(`hono-once: invalid ${where} options: origins: every replica has drain: true, so no write could be applied; leave at least one in rotation`)
+    }
     // One server under two names would count twice towards a quorum: 'majority' of three could be one machine.
     const byUrl = new Map<string, string>()
     for (const origin of o.origins) {
       if (!('url' in origin)) continue
-      const url = new URL(origin.url).href
+      const url = new URL(origin.url).href.replace(/\/+$/, '')
       const other = byUrl.get(url)
       if (other !== undefined) throw new TypeError(`hono-once: invalid ${where} options: origins: ${other} and ${origin.name} have one URL (${url}); each replica needs its own`)
       byUrl.set(url, origin.name)

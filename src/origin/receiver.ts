@@ -1,18 +1,17 @@
 import type { Context, MiddlewareHandler, Next } from 'hono'
-import { isFinalStatus, parseApplied } from '../shared/applied.js'
 import { checkContentDigest } from '../shared/content-digest.js'
-import { HOP_BY_HOP } from '../shared/headers.js'
 import { parsePrincipal } from '../shared/principal.js'
 import { problem, type ProblemInit, type ReceiverProblem } from '../shared/problem.js'
 import { verifyRequest } from '../shared/signature.js'
 import { ONCE_HEADERS } from '../shared/wire.js'
 import { readOnceHeaders, type OnceRequestHeaders } from './headers.js'
+import { runChain, withinDeadline, type ChainResult } from './chain.js'
 import { KeyedLock } from './locks.js'
 import { WritesRefused } from './refused.js'
 import { validateReceiverOptions, type ReceiverOptions } from './options.js'
 import type { ApplyOutcome, ReceiverVariables, StoredReply } from './types.js'
 import { readUpTo } from '../shared/read-limited.js'
-import { readStoredReply, replayResponse, restoreEncoded } from '../shared/reply.js'
+import { replayResponse, restoreEncoded } from '../shared/reply.js'
 import { Waiters } from '../shared/waiters.js'
 
 const DEFAULT_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE']
@@ -21,6 +20,8 @@ const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
 const EMPTY = new Uint8Array()
 /** What a `Once-Noop: ?1` slot answers, now and on every repeat. */
 const NOOP_REPLY: StoredReply = { status: 204, headers: [], body: new Uint8Array() }
+/** The store of the receiver that is applying a request, by its context: a receiver mounted inside it steps aside. */
+const outerStores = new WeakMap<Context, object>()
 /** Receivers sharing a store share its locks. */
 const locksByStore = new WeakMap<object, KeyedLock>()
 /** …and learn from each other when a domain moves on (waiting on the domain's name). */
@@ -44,16 +45,17 @@ const advancedByStore = new WeakMap<object, Waiters>()
  *   in sequence order per domain: a gap answers 409 with
  *   `Once-Expected-Sequence`, an old sequence its stored answer, and
  *   `Once-Noop: ?1` records the slot without running the handler (204);
- * - records a final answer (2xx, 3xx, 4xx but 408 and 429, a Hono
- *   `HTTPException`'s included) in the same transaction as the handler's
- *   writes through `c.var.receiver.tx`; a 5xx, 408 or 429, Hono's not-found
- *   404 (no handler after the receiver: a route this origin lacks) and an
- *   answer marked `Once-Applied: ?0` (a relayed upstream's refusal) roll
- *   everything back and are passed on as given; any other thrown error, or
- *   a handler that returns no response, rolls back and answers 500
- *   `handler-failed`;
- * - steps aside when another `onceReceiver()` already runs for the request
- *   (mounted twice: the outer one does the work);
+ * - records a final answer (2xx, 3xx, 4xx but 408 and 429) in the same
+ *   transaction as the handler's writes through `c.var.receiver.tx`; a Hono
+ *   `HTTPException` with a final status is recorded as the answer without
+ *   the writes made before the throw; a 5xx, 408 or 429 (an
+ *   `HTTPException`'s too) and an answer marked `Once-Applied: ?0` (a
+ *   relayed upstream's refusal) roll everything back and are passed on as
+ *   given; any other thrown error, or a handler that returns no response,
+ *   rolls back and answers 500 `handler-failed`; a handler (with the reading
+ *   of its answer) past `maxRunMs` is given up: 504 `handler-timeout`;
+ * - steps aside, after its own checks, when another `onceReceiver()` on the
+ *   same store is already applying the request (mounted twice);
  * - says on every answer to a deduped request whether it applied it:
  *   `Once-Applied: ?1` on a recorded or replayed answer (the no-op's 204 and
  *   `sequence-pruned` too), `?0` on every refusal and rollback.
@@ -114,18 +116,26 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
           if (!unlockDomain) return busy(`Domain ${JSON.stringify(domain)} is still applying an earlier request; retry after the delay given.`)
         }
         let outcome: ApplyOutcome
-        /** What the chain gave when it is not an answer to record (set when the work rolls back). */
+        /** What the chain gave when it is not an answer to record with its writes (set when the work rolls back). */
         let given: ChainResult | undefined
+        const claim = { requestId, domain, sequence, noop }
         try {
-          outcome = await store.apply({ requestId, domain, sequence, noop }, async (tx) => {
+          outcome = await store.apply(claim, async (tx) => {
             if (noop) return NOOP_REPLY
             c.set('receiver', { requestId, key: h.key, domain, sequence, attempt: h.attempt, principal, tx })
+            outerStores.set(c, store)
             given = await withinDeadline(runChain(c, next), maxRunMs)
-            if (given.kind !== 'answer') return undefined
-            const reply = await readStoredReply(c.res, storedByReceiver)
-            respond(c, applied(stored(reply), true))
-            return reply
+            if (given.kind !== 'answer' || given.withoutWrites) return undefined
+            respond(c, applied(stored(given.reply), true))
+            return given.reply
           })
+          if (outcome.kind === 'rolled-back' && given?.kind === 'answer') {
+            // A thrown HTTPException: its answer is recorded without the writes it was thrown to abort, in a
+            // transaction of its own (the first rolled them back; the locks are still held).
+            const thrown = given.reply
+            outcome = await store.apply(claim, async () => thrown)
+            if (outcome.kind === 'applied') return respond(c, applied(stored(thrown), true))
+          }
         } catch (err) {
           if (err instanceof WritesRefused) {
             // The same request would fail the same way every time: the handler's failure, not a passing outage.
@@ -216,9 +226,6 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
   }
 
   return async function onceReceiver(c, next) {
-    // Mounted twice on a route (app.use and the route, a sub-app's own): the outer one verifies, dedupes and orders;
-    // this one steps aside (it would wait for the outer one's lock and answer in-flight, which the outer would record).
-    if (c.get('receiver') !== undefined) return next()
     const instance = c.req.path
     const method = c.req.method.toUpperCase()
     const headers = c.req.raw.headers
@@ -268,58 +275,16 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
       }
     }
     if (!deduped || h.kind !== 'ok') return next()
+    // Mounted twice on a route (app.use and the route, a sub-app's own): the outer one dedupes and orders, this one
+    // has checked what it was given to check (its secrets, its limits) and steps aside (it would wait for the outer
+    // one's lock and answer in-flight, which the outer would record). Two stores on one route cannot both hold it.
+    const outer = outerStores.get(c)
+    if (outer !== undefined) {
+      if (outer !== store) throw new Error('hono-once: two onceReceiver() with different stores run for one request; the handler can write through one transaction only')
+      return next()
+    }
     return applyOnce(c, next, h)
   }
-}
-
-/** What the handler chain gave: an answer to record, one to pass on without recording, a failure, or nothing in time. */
-type ChainResult = { kind: 'answer' } | { kind: 'passed' } | { kind: 'failed'; detail: string } | { kind: 'timed-out' }
-
-/** The chain's result, or `timed-out` after `ms` (the chain goes on, unheard: its store refuses what it does later). */
-async function withinDeadline(chain: Promise<ChainResult>, ms: number): Promise<ChainResult> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const deadline = new Promise<ChainResult>((resolve) => (timer = setTimeout(() => resolve({ kind: 'timed-out' }), ms)))
-  try {
-    return await Promise.race([chain, deadline])
-  } finally {
-    if (timer !== undefined) clearTimeout(timer)
-  }
-}
-
-/**
- * Runs the chain after the receiver and reads what it gave, by one rule for every way it can end:
- *
- * - a final status (2xx, 3xx, 4xx but 408 and 429) the app answered is an **answer**, recorded: a Hono
- *   `HTTPException` too (a validator's 400, an auth middleware's 401, the app's `throw new HTTPException(403)`),
- *   as the app's error handler turned it into a response;
- * - **passed on**, rolled back, to be tried again: a 5xx, 408 or 429; Hono's not-found 404 when no handler after
- *   the receiver ran (a route this origin does not have yet, in a rolling deploy: recording it would skip the
- *   request here for good); an answer that says itself nothing was applied (`Once-Applied: ?0`: a relayed
- *   upstream's refusal);
- * - **failed** (500 `handler-failed`, which the edge counts towards poison): any other throw, and a handler that
- *   returned no response (a missing `return`), which Hono alone would answer 404.
- */
-async function runChain(c: Context, next: Next): Promise<ChainResult> {
-  const before = c.req.routeIndex
-  try {
-    await next()
-  } catch (err) {
-    // Not an Error (`throw 'x'`): Hono's error handler never saw it.
-    return { kind: 'failed', detail: `The handler threw (${String(err).slice(0, 200)})` }
-  }
-  if (c.error !== undefined && !isHttpException(c.error)) {
-    const error = c.error instanceof Error ? `${c.error.name}: ${c.error.message}` : String(c.error)
-    return { kind: 'failed', detail: `The handler threw (${error.slice(0, 200)})` }
-  }
-  if (!c.finalized) return { kind: 'failed', detail: 'The handler returned no response (a missing return?)' }
-  if (c.error === undefined && c.req.routeIndex === before && c.res.status === 404) return { kind: 'passed' }
-  if (parseApplied(c.res.headers.get(ONCE_HEADERS.applied)) === false) return { kind: 'passed' }
-  return isFinalStatus(c.res.status) ? { kind: 'answer' } : { kind: 'passed' }
-}
-
-/** Hono's `HTTPException` (by its shape: an app may bundle another copy of Hono): an answer thrown, not a failure. */
-function isHttpException(err: unknown): boolean {
-  return err instanceof Error && typeof (err as { getResponse?: unknown }).getResponse === 'function' && typeof (err as { status?: unknown }).status === 'number'
 }
 
 /**
@@ -344,10 +309,6 @@ async function readBody(c: Context, max: number): Promise<Uint8Array | 'too-larg
   return body
 }
 
-/** Which headers of an answer the receiver stores: all but hop-by-hop ones, and Content-Length (recomputed from the body). */
-function storedByReceiver(name: string): boolean {
-  return name !== 'content-length' && !HOP_BY_HOP.includes(name)
-}
 
 /**
  * A stored answer as a response, byte for byte, without the edge's replay

@@ -19,7 +19,8 @@ export class WritesRefused extends Error {
 }
 
 /** What SQLite (and D1, which says the same) answers for a statement that will fail the same way every time. */
-const FOR_GOOD = /SQLITE_(CONSTRAINT|TOOBIG|MISMATCH|RANGE)|constraint failed|too big|syntax error|no such (table|column)|has no column named/i
+const FOR_GOOD =
+  /SQLITE_(CONSTRAINT|TOOBIG|MISMATCH|RANGE)|constraint failed|too big|syntax error|incomplete input|no such (table|column|function)|has no column named|too many (SQL variables|terms)/i
 
 /**
  * Whether a database error is one the same statements would meet again

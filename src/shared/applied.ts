@@ -161,12 +161,26 @@ export function replyLost(status: number, limit: string): { status: number; head
  * headers alone (its body was not kept): the final {@link replyLost} when
  * it was applied; undefined when it applied nothing (send it again).
  *
+ * With `receiverOnly` (a replica, which must run the receiver), only an
+ * answer that says `Once-Applied: ?1` itself was applied: a big page
+ * without it (a load balancer's, a WAF's) is no acknowledgement.
+ *
  * @param head - status and headers of the answer that was too large
  * @param maxResponseBytes - the limit it went over
+ * @param receiverOnly - read it as a replica's answer (see above)
  * @returns the reply to keep, or undefined
  * @example
  * tooLargeAnswer({ status: 201, headers: [] }, 1024) // a 502 reply-lost, applied
+ * tooLargeAnswer({ status: 201, headers: [] }, 1024, true) // undefined: not the receiver's word
  */
-export function tooLargeAnswer(head: { status: number; headers: AnswerHeaders }, maxResponseBytes: number): ReturnType<typeof replyLost> | undefined {
-  return verdictOf(head.status, head.headers).kind === 'applied' ? replyLost(head.status, `maxResponseBytes (${maxResponseBytes} bytes)`) : undefined
+export function tooLargeAnswer(head: { status: number; headers: AnswerHeaders }, maxResponseBytes: number, receiverOnly = false): ReturnType<typeof replyLost> | undefined {
+  if (verdictOf(head.status, head.headers).kind !== 'applied') return undefined
+  if (receiverOnly && !hasApplied(head.headers)) return undefined
+  return replyLost(head.status, `maxResponseBytes (${maxResponseBytes} bytes)`)
+}
+
+/** Whether the answer carries `Once-Applied` at all (the receiver's word). */
+function hasApplied(headers: AnswerHeaders): boolean {
+  if (headers instanceof Headers) return headers.has('once-applied')
+  return headers.some(([name]) => name.toLowerCase() === 'once-applied')
 }

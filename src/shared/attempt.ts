@@ -24,6 +24,8 @@ export interface EngineInput {
   signal?: AbortSignal | undefined
   /** Caps the attempts in flight at once (a Worker has 6 outgoing connections); none: no cap. */
   connections?: Connections | undefined
+  /** Replicas (`replicate`): only an answer with `Once-Applied` is the receiver's, an oversized one too. */
+  receiverOnly?: boolean | undefined
 }
 
 /**
@@ -47,13 +49,14 @@ export function judge(result: SendResult): AnswerVerdict | undefined {
  *
  * @param result - one attempt's result
  * @param maxResponseBytes - the limit it went over
+ * @param receiverOnly - a replica's answer (see `tooLargeAnswer`)
  * @returns the result to read
  * @example
  * const result = keepable(await sendAttempt(input), input.maxResponseBytes)
  */
-export function keepable(result: SendResult, maxResponseBytes: number): SendResult {
+export function keepable(result: SendResult, maxResponseBytes: number, receiverOnly = false): SendResult {
   if (result.ok || result.reason !== 'too-large' || !result.head) return result
-  const lost = tooLargeAnswer(result.head, maxResponseBytes)
+  const lost = tooLargeAnswer(result.head, maxResponseBytes, receiverOnly)
   return lost ? { ok: true, reply: lost, ms: result.ms } : result
 }
 
@@ -90,7 +93,7 @@ async function attemptNow(input: EngineInput, origin: Origin, n: number, log: At
     maxResponseBytes: input.maxResponseBytes,
     signal,
   })
-  const kept = keepable(result, input.maxResponseBytes)
+  const kept = keepable(result, input.maxResponseBytes, input.receiverOnly)
   log.push({ origin: origin.name, attempt: n, outcome: result.ok ? result.reply.status : result.reason, ms: result.ms })
   const verdict = judge(kept)
   if (verdict?.kind === 'not-applied') {

@@ -251,6 +251,7 @@ describe('bad replicate configurations fail at start-up, naming the option', () 
   const u = (n: number) => `https://r${n}.example.com`
   it.each([
     ['two replica names at one URL (one server counted twice towards the quorum)', { origins: [{ name: 'r1', url: u(1) }, { name: 'r2', url: u(1) }, { name: 'r3', url: u(3) }], ackQuorum: 'majority' }],
+    ['two replica names at one URL, spelled with and without a trailing slash', { origins: [{ name: 'r1', url: `${u(1)}/api` }, { name: 'r2', url: `${u(1)}/api/` }], ackQuorum: 'majority' }],
     ['every replica drain: true (no replica gets a write: every write 504, pending for ever)', { origins: [{ name: 'r1', url: u(1), drain: true }, { name: 'r2', url: u(2), drain: true }] }],
   ] as const)('%s', (_why, options) => {
     expect(() => proxy({ strategy: 'replicate', secret: { env: 'S' }, ...(options as unknown as Partial<ProxyOptions>), origins: options.origins as unknown as ProxyOptions['origins'] })).toThrow(/origins/)

@@ -281,19 +281,6 @@ describe('LOW — a handler that returns no Response', () => {
   })
 })
 
-describe('a path no handler serves', () => {
-  it('F14: Hono’s notFound 404 (a route not deployed on this replica yet) is recorded as applied (?1) and consumes the ordered slot', async () => {
-    const store = memoryStore()
-    const app = new Hono<{ Variables: ReceiverVariables<MemoryTx> }>()
-    app.use('*', onceReceiver({ store, gapWaitMs: 0 }))
-    app.post('/accounts/:id/deposits', (c) => c.json({ ok: true }, 201))
-    const res = await post(app, '/accounts/a1/transfers', { [ONCE_HEADERS.requestId]: 'r-404', [ONCE_HEADERS.domain]: 'a1', [ONCE_HEADERS.sequence]: '1' })
-    expect(res.status).toBe(404)
-    // No handler ran: nothing was applied, and slot 1 must stay open for when the route exists.
-    expect({ applied: res.headers.get(ONCE_HEADERS.applied), next: await store.nextSequence('a1') }).toEqual({ applied: '?0', next: 1 })
-  })
-})
-
 describe('several connections on one file, as the docs advise (PRAGMA busy_timeout)', () => {
   it('F15: a second connection waiting for the write lock blocks the whole event loop (busy_timeout is a synchronous spin)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 's27-busy-'))

@@ -613,14 +613,20 @@ describe('sqliteStore: bounded waits, and a transaction SQLite rolled back by it
   }
   const post = (a: Hono<{ Variables: ReceiverVariables<DatabaseSync> }>, r: string) => a.request('/x', { method: 'POST', headers: { [ONCE_HEADERS.requestId]: r }, body: '{}' })
 
-  it('fails the request (503, ?0) when SQLite rolled back mid-handler, instead of recording it in autocommit; the retry applies it', async () => {
+  it('fails the request (503, ?0) when SQLite rolled back mid-handler, keeps none of its writes, and the retry applies it once', async () => {
     const db = new DatabaseSync(':memory:')
     db.exec('CREATE TABLE t (v TEXT)')
+    // What SQLite does by itself on a full disk or an I/O error: the transaction ends under the handler.
+    db.exec('CREATE TABLE full (v TEXT)')
+    db.exec("CREATE TRIGGER full_disk BEFORE INSERT ON full BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END")
     const store = sqliteStore(db)
     let selfRollback = true
     const a = app(store, (c) => {
-      // What SQLite does by itself on a full disk or an I/O error: the transaction ends under the handler.
-      if (selfRollback) c.var.receiver.tx.exec('ROLLBACK')
+      try {
+        if (selfRollback) c.var.receiver.tx.prepare('INSERT INTO full VALUES (?)').run('x')
+      } catch {
+        // a handler that carries on after a failed statement
+      }
       c.var.receiver.tx.prepare('INSERT INTO t VALUES (?)').run('write')
       return c.json({ ok: true }, 201)
     })
@@ -629,10 +635,28 @@ describe('sqliteStore: bounded waits, and a transaction SQLite rolled back by it
     expect(res.headers.get(ONCE_HEADERS.applied)).toBe('?0')
     expect(await store.applied()).toEqual([])
     expect(db.prepare('SELECT COUNT(*) AS n FROM once_requests').get()).toEqual({ n: 0 })
+    expect(db.prepare('SELECT COUNT(*) AS n FROM t').get()).toEqual({ n: 0 })
     selfRollback = false
     const retry = await post(a, 'r-1')
     expect(retry.status).toBe(201)
     expect(db.prepare('SELECT COUNT(*) AS n FROM once_requests').get()).toEqual({ n: 1 })
+    expect(db.prepare('SELECT COUNT(*) AS n FROM t').get()).toEqual({ n: 1 })
+  })
+
+  it.each(['ROLLBACK', 'COMMIT', 'BEGIN', ' savepoint x', 'RELEASE x', 'END'])('refuses a handler\'s own %s through tx: nothing of it is kept', async (statement) => {
+    const db = new DatabaseSync(':memory:')
+    db.exec('CREATE TABLE t (v TEXT)')
+    const store = sqliteStore(db)
+    const a = app(store, (c) => {
+      c.var.receiver.tx.prepare('INSERT INTO t VALUES (?)').run('write')
+      c.var.receiver.tx.exec(statement)
+      return c.json({ ok: true }, 201)
+    })
+    const res = await post(a, 'r-1')
+    expect(res.status).toBe(500)
+    expect(res.headers.get(ONCE_HEADERS.applied)).toBe('?0')
+    expect(db.prepare('SELECT COUNT(*) AS n FROM t').get()).toEqual({ n: 0 })
+    expect(db.prepare('SELECT COUNT(*) AS n FROM once_requests').get()).toEqual({ n: 0 })
   })
 
   it('exclusive() called from inside a handler gives up after waitMs instead of deadlocking the store for good', async () => {

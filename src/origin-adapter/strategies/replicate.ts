@@ -63,6 +63,7 @@ export async function replicate(ordered: ReplicateInput): Promise<ReplicateResul
     ...ordered,
     wire: { ...ordered.wire, domain: slot.domain, sequence: slot.sequence },
     connections: ordered.connections ?? new Connections(),
+    receiverOnly: true,
   }
   const log: AttemptRecord[] = []
   const targets = sendTargets(slot.replicas)

@@ -4,6 +4,9 @@ import { Mutex } from '../locks.js'
 import type { ApplyClaim, ApplyOutcome, ApplyWork, AppliedEntry, ReceiverStore } from '../types.js'
 import { insertParams, SCHEMA, SQL, toApplied, toNextMap, toRecord } from './sql.js'
 
+/** Statements that would end or split the receiver's transaction, refused through the handler's `tx`. */
+const TRANSACTION_CONTROL = /^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b/i
+
 /** SQLite's "another connection holds the write lock" (node:sqlite and better-sqlite3 say it alike). */
 const BUSY = /SQLITE_BUSY|database is locked/i
 
@@ -141,8 +144,6 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
     throw new TypeError(`hono-once: invalid sqliteStore() options: waitMs: expected an integer >= 0 and <= 600000, got ${String(options.waitMs)}`)
   }
   for (const statement of SCHEMA) db.exec(statement)
-  // The app's own setting, kept for its statements; the store's BEGIN waits for other processes without it (below).
-  const busyTimeout = Number((db.prepare('PRAGMA busy_timeout').get() as { timeout?: number } | undefined)?.timeout ?? 0)
   const mutex = mutexes.get(db) ?? new Mutex()
   mutexes.set(db, mutex)
   const stmt = Object.fromEntries(Object.entries(SQL).map(([name, sql]) => [name, db.prepare(sql)])) as Record<keyof typeof SQL, SqliteStatementLike>
@@ -170,6 +171,8 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
    */
   const begin = async (): Promise<void> => {
     const until = Date.now() + waitMs
+    // The app's setting as it is now (it may have changed since the store was made), put back after each try.
+    const busyTimeout = Number((db.prepare('PRAGMA busy_timeout').get() as { timeout?: number } | undefined)?.timeout ?? 0)
     for (let pause = 5; ; pause = Math.min(100, pause * 2)) {
       if (busyTimeout > 0) db.exec('PRAGMA busy_timeout = 0')
       try {
@@ -251,7 +254,10 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
  * throw unless `usable()` says its transaction is still open.
  */
 function guarded<DB extends SqliteDatabaseLike>(db: DB, usable: () => boolean): DB {
-  const check = () => {
+  const check = (sql?: unknown) => {
+    if (typeof sql === 'string' && TRANSACTION_CONTROL.test(sql)) {
+      throw new Error("hono-once: a handler may not run BEGIN, COMMIT, ROLLBACK, SAVEPOINT or RELEASE: the receiver's transaction holds its writes and its record together")
+    }
     if (!usable()) {
       throw new Error(
         "hono-once: this request's transaction is over (it was answered, or SQLite rolled it back by itself): a statement now would commit on its own, outside it",
@@ -262,29 +268,33 @@ function guarded<DB extends SqliteDatabaseLike>(db: DB, usable: () => boolean): 
     new Proxy(target, {
       get(t, prop) {
         const value: unknown = Reflect.get(t, prop, t)
-        if (typeof value !== 'function') return value
+        if (typeof value !== 'function' || prop === 'constructor') return value
         if (prop === 'run' || prop === 'get' || prop === 'all' || prop === 'iterate') {
           return (...args: unknown[]) => {
             check()
             return (value as (...a: unknown[]) => unknown).apply(t, args)
           }
         }
-        return (value as (...a: unknown[]) => unknown).bind(t)
+        // better-sqlite3's chaining (`bind()`, `pluck()`, `raw()`, …) returns the statement itself: guarded again.
+        return (...args: unknown[]) => {
+          const out = (value as (...a: unknown[]) => unknown).apply(t, args)
+          return out === t ? statement(t) : out
+        }
       },
     })
   return new Proxy(db, {
     get(t, prop) {
       const value: unknown = Reflect.get(t, prop, t)
-      if (typeof value !== 'function') return value
+      if (typeof value !== 'function' || prop === 'constructor') return value
       if (prop === 'exec') {
         return (...args: unknown[]) => {
-          check()
+          check(args[0])
           return (value as (...a: unknown[]) => unknown).apply(t, args)
         }
       }
       if (prop === 'prepare') {
         return (...args: unknown[]) => {
-          check()
+          check(args[0])
           return statement((value as (...a: unknown[]) => object).apply(t, args))
         }
       }
