@@ -4,27 +4,13 @@ import { Hono } from 'hono'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { once, proxy, type DivergenceEvent, type ProxyOptions } from '../../src/index.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
-import { badOrigin, eventually, type FarmOrigin, startOrigins } from '../farm.js'
+import { badOrigin, eventually, startOrigins } from '../farm.js'
 import { newKey } from '../helpers.js'
+import { bank, failingCommits, list, recordsOf, sql, stateOf, stubOf } from './domains.js'
 
 /*
  * Found by an adversarial review of the edge's replication and ordering (s27); each test failed on a7c798f.
  */
-
-const list = (origins: FarmOrigin[]) => origins.map(({ name, url }) => ({ name, url }))
-const stubOf = (domain: string) => env.ONCE.get(env.ONCE.idFromName(`once/domain/${domain}`))
-const stateOf = async (domain: string) => (await (stubOf(domain) as unknown as StableAreaApi).domains()).find((d) => d.domain === domain)
-const recordsOf = (domain: string) =>
-  runInDurableObject(stubOf(domain), (_o, s) => s.storage.sql.exec('SELECT state, status, sequence, request_id, lease_until FROM records ORDER BY sequence').toArray())
-const sql = (domain: string, statement: string) => runInDurableObject(stubOf(domain), (_o, s) => void s.storage.sql.exec(statement))
-
-function bank(origins: { name: string; url: string }[], options: Partial<ProxyOptions> = {}, ns?: typeof env.ONCE) {
-  const app = new Hono()
-  app.use('/accounts/*', once({ leaseMs: 3000, replayCache: false, domain: (c) => c.req.path.split('/')[2]!, ...(ns ? { namespace: () => ns } : {}) }))
-  app.post('/accounts/*', proxy({ origins, strategy: 'replicate', timeoutMs: 1000, deadlineMs: 3000, ...options }))
-  return (account: string, key: string, amount = 1, headers: Record<string, string> = {}) =>
-    app.request(`/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json', ...headers }, body: JSON.stringify({ amount }) }, env)
-}
 
 const realFetch = globalThis.fetch
 afterEach(() => {
@@ -63,29 +49,6 @@ describe('divergence between two replicas under a quorum of two', () => {
     warn.mockRestore()
   })
 })
-
-/** The stable area, with the Worker's commits failing (the object briefly unreachable for them); everything else passes. */
-function failingCommits() {
-  let failing = true
-  let tries = 0
-  const ns = {
-    idFromName: (name: string) => env.ONCE.idFromName(name),
-    get: (id: DurableObjectId) => {
-      const real = env.ONCE.get(id) as unknown as StableAreaApi
-      return new Proxy(real, {
-        get(target, prop) {
-          if (prop !== 'commit') return Reflect.get(target, prop)
-          return async (r: Parameters<StableAreaApi['commit']>[0]) => {
-            tries++
-            if (failing) throw new Error('Network connection lost.')
-            return real.commit(r)
-          }
-        },
-      })
-    },
-  } as unknown as typeof env.ONCE
-  return { ns, heal: () => void (failing = false), tries: () => tries }
-}
 
 describe('the alarm finishes a pending ordered request every replica acknowledged', () => {
   it("the Worker's commit fails after every replica answered (acks reported): the alarm commits it without a client retry", async () => {

@@ -1,58 +1,23 @@
 import { env } from 'cloudflare:workers'
-import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import { runDurableObjectAlarm } from 'cloudflare:test'
 import { Hono } from 'hono'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { dispatch, once, proxy, type ProxyOptions } from '../../src/index.js'
 import gateway from '../../src/gateway.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
 import { originGroup, proxyWith } from '../../src/origin-adapter/dispatch.js'
-import { badOrigin, eventually, type FarmOrigin, startOrigins } from '../farm.js'
+import { badOrigin, eventually, startOrigins } from '../farm.js'
 import { newKey } from '../helpers.js'
+import { bank, failingCommits, list, recordsOf, sql, stateOf, stubOf } from './domains.js'
 
 /*
  * Found by a review of the s27 fixes (a7c798f..4190292), edge half; each test failed at 4190292.
  */
 
-const list = (origins: FarmOrigin[]) => origins.map(({ name, url }) => ({ name, url }))
-const stubOf = (domain: string) => env.ONCE.get(env.ONCE.idFromName(`once/domain/${domain}`))
-const stateOf = async (domain: string) => (await (stubOf(domain) as unknown as StableAreaApi).domains()).find((d) => d.domain === domain)
-const recordsOf = (domain: string) =>
-  runInDurableObject(stubOf(domain), (_o, s) => s.storage.sql.exec('SELECT state, status, sequence, request_id, lease_until FROM records ORDER BY sequence').toArray())
-const sql = (domain: string, statement: string) => runInDurableObject(stubOf(domain), (_o, s) => void s.storage.sql.exec(statement))
-
-function bank(origins: { name: string; url: string }[], options: Partial<ProxyOptions> = {}, ns?: typeof env.ONCE) {
-  const app = new Hono()
-  app.use('/accounts/*', once({ leaseMs: 3000, replayCache: false, domain: (c) => c.req.path.split('/')[2]!, ...(ns ? { namespace: () => ns } : {}) }))
-  app.post('/accounts/*', proxy({ origins, strategy: 'replicate', timeoutMs: 1000, deadlineMs: 3000, ...options }))
-  return (account: string, key: string, amount = 1) =>
-    app.request(`/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) }, env)
-}
-
 const realFetch = globalThis.fetch
 afterEach(() => {
   globalThis.fetch = realFetch
 })
-
-/** The stable area, with the Worker's commits failing; everything else passes. */
-function failingCommits() {
-  let failing = true
-  const ns = {
-    idFromName: (name: string) => env.ONCE.idFromName(name),
-    get: (id: DurableObjectId) => {
-      const real = env.ONCE.get(id) as unknown as StableAreaApi
-      return new Proxy(real, {
-        get(target, prop) {
-          if (prop !== 'commit') return Reflect.get(target, prop)
-          return async (r: Parameters<StableAreaApi['commit']>[0]) => {
-            if (failing) throw new Error('Network connection lost.')
-            return real.commit(r)
-          }
-        },
-      })
-    },
-  } as unknown as typeof env.ONCE
-  return { ns, heal: () => void (failing = false) }
-}
 
 describe('E1: the tie rule under ackQuorum 1 (docs: ties are for majority/all)', () => {
   it('two replicas, ackQuorum 1, one diverges, the Worker’s commit fails: the diverging one is suspect, the client’s 201 is committed by the alarm, the domain goes on', async () => {
