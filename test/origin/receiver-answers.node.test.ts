@@ -83,7 +83,7 @@ describe('D4: maxRunMs does not cover the answer’s body', () => {
     app.use('*', onceReceiver({ store, waitMs: 200, gapWaitMs: 0, maxRunMs: 200 }))
     app.post('/relay', () => new Response(new ReadableStream({ start() {} }), { status: 200 }))
     app.post('/ok', (c) => c.json({ ok: true }, 201))
-    const hung = post(app, '/relay', { [ONCE_HEADERS.requestId]: 'r-stall' })
+    const hung = Promise.resolve(post(app, '/relay', { [ONCE_HEADERS.requestId]: 'r-stall' }))
     const within = <T>(p: Promise<T>, ms: number) => Promise.race([p.then((v) => v), new Promise<'still running'>((r) => setTimeout(() => r('still running'), ms))])
     const first = await within(hung, 1500)
     // And meanwhile every other request of the process waits for the connection (503 after waitMs).
