@@ -9,8 +9,9 @@ const DIVERGED = 'answered sequence'
  * (the answer the committed reply was made from) does. A replica that
  * differs becomes `suspect`; one suspected on a comparison that more answers
  * overturn goes back to `lagging`. A tie that nothing breaks (two replicas,
- * or two against two, with no reply committed) makes every replica in it
- * `suspect`: no answer can be trusted over another, so the domain waits for
+ * or two against two, with no reference yet) under `'majority'` or `'all'`
+ * makes every replica in it `suspect` (with `ackQuorum` 1 the client's
+ * answer decides, once the commit or the Worker's report sets it): no answer can be trusted over another, so the domain waits for
  * a later answer or an operator (`setReplica`) rather than go on with
  * replicas whose states differ.
  * Synchronous SQL, inside the caller's transaction.
@@ -20,11 +21,12 @@ const DIVERGED = 'answered sequence'
  * @param sequence - the sequence whose answers are compared
  * @param requestId - its request id, for the events
  * @param now - the time of the comparison
+ * @param ackQuorum - the domain's `ackQuorum` (read only for a tie: with 1, the client's answer decides once known)
  * @returns the divergences found
  * @example
- * const events = findDivergences(ctx.storage.sql, 'acct-1', 7, requestId, Date.now())
+ * const events = findDivergences(ctx.storage.sql, 'acct-1', 7, requestId, Date.now(), () => 'majority')
  */
-export function findDivergences(sql: SqlStorage, domain: string, sequence: number, requestId: string, now: number): DivergenceEvent[] {
+export function findDivergences(sql: SqlStorage, domain: string, sequence: number, requestId: string, now: number, ackQuorum: () => AckQuorum): DivergenceEvent[] {
   const stored = sql
     .exec<{ ref_status: number | null; ref_digest: string | null }>('SELECT ref_status, ref_digest FROM log WHERE domain = ? AND sequence = ?', domain, sequence)
     .toArray()[0]
@@ -39,7 +41,7 @@ export function findDivergences(sql: SqlStorage, domain: string, sequence: numbe
   if (rows.length >= 3 && top && (!second || top[1] > second[1])) expected = top[0]
   else if (reference) expected = `${reference.status} ${reference.digest}`
   // With ackQuorum 1 the client's answer decides, once it is known (the commit, or the Worker's report, sets it).
-  else if (quorumOf(sql, domain) === 1) return []
+  else if (ackQuorum() === 1) return []
   // Otherwise a tie nothing breaks (two replicas, or two against two, under 'majority' or 'all', and nothing
   // committed): every replica in it is suspect, each against the other answer, until a later answer breaks the tie
   // or an operator clears one.
@@ -74,13 +76,3 @@ export function findDivergences(sql: SqlStorage, domain: string, sequence: numbe
   return events
 }
 
-/** The domain's `ackQuorum`, from the plan its last write stored (1 when it names none). */
-function quorumOf(sql: SqlStorage, domain: string): AckQuorum {
-  const plan = sql.exec<{ plan: string | null }>('SELECT plan FROM domains WHERE domain = ?', domain).toArray()[0]?.plan
-  if (!plan) return 1
-  try {
-    return (JSON.parse(plan) as { ackQuorum?: AckQuorum }).ackQuorum ?? 1
-  } catch {
-    return 1
-  }
-}

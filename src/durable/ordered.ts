@@ -159,7 +159,7 @@ export class OrderedDomains {
         sequence,
       )
     }
-    return findDivergences(this.sql, domain, sequence, requestId, now)
+    return findDivergences(this.sql, domain, sequence, requestId, now, () => this.plan(domain)?.ackQuorum ?? 1)
   }
 
   /** Marks a log entry committed (its reply is stored), keeping the reply's digest as the reference answer. */

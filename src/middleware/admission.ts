@@ -217,8 +217,7 @@ export class Admission {
     const reference = this.acks?.acks[0]
     for (const [sequence, requestId, a, f] of calls) {
       try {
-        const own = sequence === order.sequence && reference !== undefined
-        events.push(...(await (own ? this.connect().acknowledge(order.domain, sequence, requestId, a, f, reference) : this.connect().acknowledge(order.domain, sequence, requestId, a, f))))
+        events.push(...(await this.connect().acknowledge(order.domain, sequence, requestId, a, f, sequence === order.sequence ? reference : undefined)))
       } catch (err) {
         console.error(`hono-once: could not report replica answers of ${requestId}; the alarm will collect them`, err)
       }

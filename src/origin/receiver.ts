@@ -172,8 +172,8 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
               // The app threw, or gave no answer: nothing was applied, and the edge may count it towards poison (DESIGN §6).
               return respond(c, problemAnswer('handler-failed', { detail: `${given.detail}; its writes were rolled back.`, instance, requestId }))
             }
-            // A 5xx, 408 or 429 of the app, a route this origin does not have, an answer that says nothing was
-            // applied: passed on as it was given, rolled back, to be tried again.
+            // A 5xx, 408 or 429 of the app (an HTTPException's too), an answer that says nothing was applied: passed
+            // on as it was given, rolled back, to be tried again.
             return respond(c, applied(c.res, false))
           case 'replay':
             // The SQL and D1 stores keep no `encoded` flag: told again from the bytes.

@@ -179,8 +179,15 @@ export function tooLargeAnswer(head: { status: number; headers: AnswerHeaders },
   return replyLost(head.status, `maxResponseBytes (${maxResponseBytes} bytes)`)
 }
 
-/** Whether the answer carries `Once-Applied` at all (the receiver's word). */
-function hasApplied(headers: AnswerHeaders): boolean {
+/**
+ * Whether an answer carries `Once-Applied` at all: the receiver's word, which a replica's answer must have.
+ *
+ * @param headers - the answer's headers
+ * @returns true when the header is there, whatever its value
+ * @example
+ * hasApplied([['once-applied', '?1']]) // true
+ */
+export function hasApplied(headers: AnswerHeaders): boolean {
   if (headers instanceof Headers) return headers.has('once-applied')
   return headers.some(([name]) => name.toLowerCase() === 'once-applied')
 }

@@ -1,4 +1,4 @@
-import { verdictOf } from './applied.js'
+import { hasApplied, verdictOf } from './applied.js'
 import { digestHex } from './digest.js'
 import type { AckQuorum, OriginReply, ReplicaAck } from './types.js'
 
@@ -51,7 +51,7 @@ export function readReplicaAnswer(origin: string, reply: OriginReply): ReplicaOu
   if (verdict.kind === 'gap') return { kind: 'gap', expected: verdict.expected }
   if (verdict.kind === 'applied') {
     if (verdict.answerGone) return { kind: 'pruned' }
-    if (!reply.headers.some(([name]) => name.toLowerCase() === 'once-applied')) return { kind: 'failed', permanent: false }
+    if (!hasApplied(reply.headers)) return { kind: 'failed', permanent: false }
     return { kind: 'applied', reply, ack: { origin, status: reply.status, digest: digestHex(reply.body) } }
   }
   if (verdict.reason === 'sequence-conflict') return { kind: 'conflict', detail: 'the replica applied another request in this slot' }
