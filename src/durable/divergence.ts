@@ -27,10 +27,7 @@ const DIVERGED = 'answered sequence'
  * const events = findDivergences(ctx.storage.sql, 'acct-1', 7, requestId, Date.now(), () => 'majority')
  */
 export function findDivergences(sql: SqlStorage, domain: string, sequence: number, requestId: string, now: number, ackQuorum: () => AckQuorum): DivergenceEvent[] {
-  const stored = sql
-    .exec<{ ref_status: number | null; ref_digest: string | null }>('SELECT ref_status, ref_digest FROM log WHERE domain = ? AND sequence = ?', domain, sequence)
-    .toArray()[0]
-  const reference = (stored?.ref_status != null && stored.ref_digest ? { origin: '', status: stored.ref_status, digest: stored.ref_digest } : undefined)
+  const reference = referenceOf(sql, domain, sequence)
   const rows = sql.exec<{ origin: string; status: number; digest: string }>('SELECT origin, status, digest FROM results WHERE domain = ? AND sequence = ?', domain, sequence).toArray()
   if (rows.length < 2) return []
   const votes = new Map<string, number>()
@@ -76,3 +73,16 @@ export function findDivergences(sql: SqlStorage, domain: string, sequence: numbe
   return events
 }
 
+/**
+ * A slot's reference answer (status and body digest): the answer its client got, set by the commit or the
+ * Worker's report; undefined before either.
+ *
+ * @example
+ * referenceOf(ctx.storage.sql, 'acct-1', 7) // { status: 201, digest: '…' }
+ */
+export function referenceOf(sql: SqlStorage, domain: string, sequence: number): { status: number; digest: string } | undefined {
+  const row = sql
+    .exec<{ status: number | null; digest: string | null }>('SELECT ref_status AS status, ref_digest AS digest FROM log WHERE domain = ? AND sequence = ?', domain, sequence)
+    .toArray()[0]
+  return row?.status != null && row.digest ? { status: row.status, digest: row.digest } : undefined
+}

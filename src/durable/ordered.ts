@@ -1,4 +1,4 @@
-import { findDivergences } from './divergence.js'
+import { findDivergences, referenceOf } from './divergence.js'
 import { noteWrittenPlan, replicaSetOf, syncReplicas } from './replica-sets.js'
 import { pruneLog } from './prune.js'
 import type { DivergenceEvent, DomainStatus, LogEntry, OrderedSlot, RelayInput, RelayPlan, ReplicaAck, ReplicaState, ReplicaView } from './types.js'
@@ -193,10 +193,7 @@ export class OrderedDomains {
 
   /** A slot's reference answer (status and body digest), if it has one. */
   reference(domain: string, sequence: number): { status: number; digest: string } | undefined {
-    const row = this.sql
-      .exec<{ status: number | null; digest: string | null }>('SELECT ref_status AS status, ref_digest AS digest FROM log WHERE domain = ? AND sequence = ?', domain, sequence)
-      .toArray()[0]
-    return row?.status != null && row.digest ? { status: row.status, digest: row.digest } : undefined
+    return referenceOf(this.sql, domain, sequence)
   }
 
   /** Turns a slot no replica could apply into a no-op every replica records as such (seed 002's null message). */

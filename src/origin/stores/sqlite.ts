@@ -172,6 +172,7 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
   const begin = async (): Promise<void> => {
     const until = Date.now() + waitMs
     // The app's setting as it is now (it may have changed since the store was made), put back after each try.
+    // Prepared each time: SQLite compiles this pragma's value into the statement, so a statement kept would answer the old one.
     const busyTimeout = Number((db.prepare('PRAGMA busy_timeout').get() as { timeout?: number } | undefined)?.timeout ?? 0)
     for (let pause = 5; ; pause = Math.min(100, pause * 2)) {
       if (busyTimeout > 0) db.exec('PRAGMA busy_timeout = 0')
