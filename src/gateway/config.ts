@@ -1,6 +1,7 @@
 import * as z from 'zod/mini'
 import { originUrlOption } from '../origin-adapter/options.js'
 import { assertOptions } from '../shared/options.js'
+import { listedCredentials } from '../shared/send.js'
 
 /** One origin of the gateway's config. */
 export interface GatewayOrigin {
@@ -128,7 +129,16 @@ const schema = z.strictObject({
       inFlight: z.optional(z.enum(['wait', 'reject'])),
       maxBodyBytes: int(1, 100 * 1024 * 1024),
       maxReplyBytes: int(1, 24 * 1024 * 1024),
-      scope: z.optional(z.string().check(z.regex(/^(authorization|none|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected authorization, none or header:<name>'))),
+      scope: z.optional(
+        z.string().check(
+          z.regex(/^(authorization|none|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected authorization, none or header:<name>'),
+          // The scope is stored with every record and sent to origins: a credential header's value would be kept as it is.
+          z.refine(
+            (scope) => !scope.startsWith('header:') || listedCredentials([scope.slice('header:'.length)]).length === 0,
+            'a credential header (Authorization, Cookie, Proxy-Authorization) would be stored as it is: use authorization (its hash), or a header naming the tenant',
+          ),
+        ),
+      ),
     }),
   ),
   shards: int(1, 4096),

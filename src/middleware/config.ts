@@ -9,6 +9,8 @@ import type { Namespace } from './rpc.js'
 
 /** The unscoped-fallback warning is said once per isolate, however many `once()` instances there are. */
 let warnedUnscoped = false
+/** Whether the Basic-credential warning was logged in this isolate. */
+let warnedBasic = false
 
 /** `once()`'s options with every default filled in, and what is derived from them once. */
 export interface OnceConfig {
@@ -82,7 +84,15 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     scope:
       scope ??
       (async (c) => {
-        const { scope: tenant, unscoped: fallback } = await defaultScope(c)
+        const { scope: tenant, unscoped: fallback, basic } = await defaultScope(c)
+        if (basic && !warnedBasic) {
+          warnedBasic = true
+          console.warn(
+            'hono-once: the default scope of a request with Basic credentials is the SHA-256 of user:password, which is kept in ' +
+              'the stable area (and sent to origins as Once-Principal): a guessed password can be checked against it offline. ' +
+              'Scope by the user your auth middleware verified instead, e.g. scope: (c) => c.get(\'user\').id.',
+          )
+        }
         if (fallback && !warnedUnscoped && unscoped !== 'shared') {
           warnedUnscoped = true
           console.warn(

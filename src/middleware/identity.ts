@@ -33,6 +33,9 @@ export async function shardName(lookup: string, shards: number): Promise<string>
   return `once/${Number.parseInt(hex.slice(0, 8), 16) % shards}`
 }
 
+/** An `Authorization` header of the `Basic` scheme (RFC 7617; the scheme name is case-insensitive). */
+const BASIC = /^\s*basic(\s|$)/i
+
 /** The claims of a JWT verified by Hono's `jwt()` or `jwk()` middleware, as far as scoping needs them. */
 interface JwtPrincipal {
   iss?: unknown
@@ -48,21 +51,23 @@ interface JwtPrincipal {
  *    the same subject finds its records; another subject never does.
  * 2. Otherwise the SHA-256 of the `Authorization` header (an API key or
  *    static token; a bearer token that is refreshed lands in a new scope).
+ *    For `Basic` credentials that hash is of `user:password`, a guessable
+ *    secret: `basic` says so, and `once()` warns (give a `scope` instead).
  * 3. Otherwise '' (unscoped): requests of every caller share keys. Give a
  *    `scope` option for cookie sessions, e.g. `(c) => c.var.session.userId`.
  *
  * @param c - the request context
- * @returns the scope, and whether it is the unscoped fallback
+ * @returns the scope, whether it is the unscoped fallback, and whether it hashes a `Basic` credential
  * @example
- * await defaultScope(c) // { scope: 'jwt:3f2a…', unscoped: false }
+ * await defaultScope(c) // { scope: 'jwt:3f2a…', unscoped: false, basic: false }
  */
-export async function defaultScope(c: Context): Promise<{ scope: string; unscoped: boolean }> {
+export async function defaultScope(c: Context): Promise<{ scope: string; unscoped: boolean; basic: boolean }> {
   const jwt = c.get('jwtPayload' as never) as JwtPrincipal | undefined
   if (jwt && typeof jwt === 'object' && typeof jwt.sub === 'string' && jwt.sub !== '') {
     const iss = typeof jwt.iss === 'string' ? jwt.iss : ''
-    return { scope: `jwt:${await sha256Hex(`${iss.length}:${iss}:${jwt.sub}`)}`, unscoped: false }
+    return { scope: `jwt:${await sha256Hex(`${iss.length}:${iss}:${jwt.sub}`)}`, unscoped: false, basic: false }
   }
   const authorization = c.req.header('authorization')
-  if (authorization) return { scope: await sha256Hex(authorization), unscoped: false }
-  return { scope: '', unscoped: true }
+  if (authorization) return { scope: await sha256Hex(authorization), unscoped: false, basic: BASIC.test(authorization) }
+  return { scope: '', unscoped: true, basic: false }
 }

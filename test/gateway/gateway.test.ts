@@ -46,6 +46,12 @@ describe('the config-driven gateway', () => {
     ['an unknown origin', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*', origins: ['us'] }] }, /routes\.0\.origins: no origin is named "us"/],
     ['a domain without replicate', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/a/:id', domain: 'param:id' }] }, /routes\.0\.domain/],
     ['an unknown field', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*' }], retries: 3 }, /retries: unrecognized option/],
+    // The scope is stored with every record and sent to origins: a credential header's value would be kept as it is.
+    ...['Authorization', 'cookie', 'PROXY-AUTHORIZATION'].map((header) => [
+      `a credential header as the scope (${header})`,
+      { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*' }], keys: { scope: `header:${header}` } },
+      /keys\.scope: a credential header .* would be stored as it is/,
+    ] as const),
     [
       'two ordered routes to different origins (their domain names would share one log)',
       {
@@ -64,6 +70,12 @@ describe('the config-driven gateway', () => {
     expect(p.detail).toMatch(message)
     expect(JSON.stringify(p)).not.toMatch(/at .*\.ts:\d+/) // no stack trace
     expect(() => parseGatewayConfig(config)).toThrow(message)
+  })
+
+  it('accepts a tenant header, authorization and none as the scope', () => {
+    for (const scope of ['header:X-Account', 'header:x-authorization-tenant', 'authorization', 'none']) {
+      expect(() => parseGatewayConfig({ origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*' }], keys: { scope } })).not.toThrow()
+    }
   })
 
   it('accepts ordered routes that share their origins (listed in any order, or all by default), and unordered routes to others', () => {

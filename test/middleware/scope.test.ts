@@ -55,4 +55,26 @@ describe('the default scope (issue 11.3)', () => {
     expect(warn.mock.calls.filter(([m]) => /unscoped/.test(String(m)))).toHaveLength(1)
     warn.mockRestore()
   })
+
+  it('keeps Basic callers apart, and warns once that their scope hashes user:password (a guessable secret), never for a bearer token', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    let runs = 0
+    const app = new Hono().post('/x', once({ replayCache: false }), (c) => c.text(`run ${++runs}`, 201))
+    const post = (key: string, authorization: string) => app.request('/x', { method: 'POST', headers: { 'idempotency-key': key, authorization } }, env)
+    const basic = (pair: string) => `Basic ${btoa(pair)}`
+    const key = newKey()
+    await post(newKey(), 'Bearer opaque-api-key-0123456789')
+    expect(warn.mock.calls.filter(([m]) => /Basic/.test(String(m)))).toHaveLength(0)
+    expect((await post(key, basic('alice:pw1'))).status).toBe(201)
+    expect((await post(key, basic('alice:pw1'))).headers.get('idempotent-replayed')).toBe('true')
+    // Another user, or the same user with another password: not the same caller as far as once() can tell.
+    expect((await post(key, basic('bob:pw1'))).headers.get('idempotent-replayed')).toBeNull()
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    await post(newKey(), `bAsIc ${btoa('carol:pw')}`)
+    const said = warn.mock.calls.filter(([m]) => /Basic credentials/.test(String(m)))
+    expect(said).toHaveLength(1)
+    expect(String(said[0]![0])).toMatch(/scope: \(c\) =>/)
+    expect(runs).toBe(4)
+    warn.mockRestore()
+  })
 })
