@@ -1,7 +1,7 @@
 import * as z from 'zod/mini'
 import { originUrlOption } from '../origin-adapter/options.js'
 import { assertOptions } from '../shared/options.js'
-import { listedCredentials } from '../shared/send.js'
+import { listedCredentials } from '../shared/credentials.js'
 
 /** One origin of the gateway's config. */
 export interface GatewayOrigin {

@@ -11,7 +11,7 @@ import { shardName } from './identity.js'
 import { inFlight, problem } from './problem.js'
 import { cacheKeyOf } from './reply-cache.js'
 import { callWithRetry, rpcProblem } from './rpc.js'
-import { listedCredentials } from '../shared/send.js'
+import { listedCredentials } from '../shared/credentials.js'
 
 /**
  * What this isolate answered without a round trip, for a status page: the

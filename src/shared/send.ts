@@ -1,5 +1,6 @@
 import { contentDigest } from './content-digest.js'
 import { HOP_BY_HOP } from './headers.js'
+import { CREDENTIALS } from './credentials.js'
 import { signRequest, type SigningKey } from './signature.js'
 import { readUpTo } from './read-limited.js'
 import { ONCE_HEADERS } from './wire.js'
@@ -21,22 +22,6 @@ const NOT_FORWARDED = new Set([
   'signature-input',
 ])
 
-/** The client's credentials: a logical request is stored and resent, so they stay at the edge unless a route lists them (DESIGN §6). */
-const CREDENTIALS = new Set(['authorization', 'cookie', 'proxy-authorization'])
-
-/**
- * The client credentials a route's `forwardHeaders` lists (`Authorization`,
- * `Cookie`, `Proxy-Authorization`), lower-case: forwarded, and so stored
- * with the request while it may be sent again.
- *
- * @param allow - the route's `forwardHeaders`
- * @returns the listed credentials, none when it lists none
- * @example
- * listedCredentials(['Authorization', 'x-tenant']) // ['authorization']
- */
-export function listedCredentials(allow: readonly string[] | undefined): string[] {
-  return (allow ?? []).map((name) => name.toLowerCase()).filter((name) => CREDENTIALS.has(name))
-}
 
 /** Methods whose requests are not logical: never stored, so they may carry credentials. */
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
