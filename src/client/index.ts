@@ -11,4 +11,5 @@
 export { createOnceFetch, onceFetch, onceInfo, type OnceFetch } from './once-fetch.js'
 export { RetryBudget, type RetryBudgetOptions } from '../shared/retry-budget.js'
 export { backoffDelay, retryAfterMs } from '../shared/backoff.js'
+export { headerOfKey } from './key.js'
 export { OnceFetchError, type OnceFetchErrorReason, type OnceFetchOptions, type OnceInfo, type RetryInfo, type RetryReason } from './types.js'

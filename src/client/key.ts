@@ -12,7 +12,9 @@
  * keyOfHeader('"abc') // undefined
  */
 export function keyOfHeader(header: string): string | undefined {
-  const value = header.trim()
+  // As the server reads it: only HTTP's optional whitespace (SP, HTAB) is trimmed. String#trim would also drop
+  // NBSP, VT or FF, and send `abc\u00a0` as `"abc"`: the alias of another call's key that the server refuses.
+  const value = header.replace(/^[ \t]+|[ \t]+$/g, '')
   const quoted = /^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])+)"$/.exec(value)
   if (quoted) return quoted[1]!.replace(/\\(["\\])/g, '$1')
   return /^[\x21\x23-\x7e]+$/.test(value) ? value : undefined
@@ -20,6 +22,8 @@ export function keyOfHeader(header: string): string | undefined {
 
 /**
  * The `Idempotency-Key` header value for a key: always the sf-string form.
+ * Use it to send a key again later (`OnceFetchError#key` is the bare key,
+ * which may hold a space or a `"`).
  *
  * @param key - the bare key
  * @returns the key quoted, `"` and `\` escaped

@@ -3,6 +3,7 @@ import { backoffDelay, retryAfterMs } from '../shared/backoff.js'
 import { headerOfKey, keyOfHeader } from './key.js'
 import { assertClientOptions } from './options.js'
 import { RetryBudget } from '../shared/retry-budget.js'
+import { PROBLEM_BASE } from '../shared/problem.js'
 import { type OnceFetchOptions, type OnceInfo, OnceFetchError, type RetryReason } from './types.js'
 
 /** A `fetch` with hono-once's retries: same signature, so it drops in anywhere, Hono's `hc` included. */
@@ -21,8 +22,10 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
  * (seed 003's client library; Stripe's SDKs). A state-changing call gets one
  * `Idempotency-Key`, kept on every retry, so the server applies it once
  * however many attempts it takes. Retries: network errors, timeouts, 409
- * with `Retry-After` (still in flight), 429, 502, 503, 504 and problem+json
- * answers with `retryable: true`; never 422 or other final answers. A call
+ * in flight (`Retry-After`, or the in-flight problem type), 429, 502, 503,
+ * 504 and problem+json answers with `retryable: true`; never a replay
+ * (`Idempotent-Replayed: true`), a problem with `retryable: false` whatever
+ * its status (a `502 reply-lost`), 422 or other final answers. A call
  * without a key is retried only when its method is idempotent (GET, HEAD,
  * OPTIONS, TRACE, PUT, DELETE); other keyless calls get one attempt. Each
  * attempt keeps every request option the caller gave (credentials, mode,
@@ -76,19 +79,36 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
     }
     // Without a key, only an idempotent method may reach the server twice.
     const maxRetries = key !== undefined || IDEMPOTENT.has(method) ? retries : 0
-    // Buffered once, so every attempt sends the same bytes.
-    const body = base.body ? await base.arrayBuffer() : undefined
     const host = new URL(base.url).host
     const aborted = (attempts: number) =>
       new OnceFetchError(`${base.method} ${base.url} aborted after ${attempts} attempts`, 'aborted', attempts, key, { cause: signal?.reason })
+    const pastDeadline = (attempts: number, cause?: unknown) =>
+      new OnceFetchError(`${base.method} ${base.url}: deadline of ${deadlineMs} ms passed after ${attempts} attempts`, 'deadline', attempts, key, { cause })
+    // Buffered once, so every attempt sends the same bytes; a body that stalls is held to the deadline and the caller's signal.
+    let body: ArrayBuffer | undefined
+    if (base.body) {
+      const cut = new AbortController()
+      const timer = setTimeout(() => cut.abort(new DOMException('deadline passed', 'TimeoutError')), deadline - Date.now())
+      try {
+        body = await untilAborted(base.arrayBuffer(), signal ? [cut.signal, signal] : [cut.signal])
+      } catch (err) {
+        if (signal?.aborted) throw aborted(0)
+        if (cut.signal.aborted) throw pastDeadline(0, err)
+        throw err
+      } finally {
+        clearTimeout(timer)
+      }
+    }
 
     for (let attempt = 1; ; attempt++) {
       if (signal?.aborted) throw aborted(attempt - 1)
       const left = deadline - Date.now()
-      if (left <= 0) throw new OnceFetchError(`deadline of ${deadlineMs} ms passed after ${attempt - 1} attempts`, 'deadline', attempt - 1, key)
+      if (left <= 0) throw pastDeadline(attempt - 1)
+      // The attempt's time: its own timeout, or what is left of the call's deadline when that is shorter.
+      const allowed = Math.min(timeoutMs, left)
       const timeout = new AbortController()
-      const timer = setTimeout(() => timeout.abort(new DOMException('attempt timed out', 'TimeoutError')), Math.min(timeoutMs, left))
-      const attemptSignal = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal
+      const timer = setTimeout(() => timeout.abort(new DOMException('attempt timed out', 'TimeoutError')), allowed)
+      const attemptSignal = signal ? anySignal([signal, timeout.signal]) : timeout.signal
       let response: Response | undefined
       let error: unknown
       let reason: RetryReason | undefined
@@ -98,9 +118,17 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
           const res = await transport(attemptRequest(base, headers, body, attemptSignal))
           return { res, why: await retryReason(res) }
         })()
-        ;({ res: response, why: reason } = await untilAborted(answered, signal ? [timeout.signal, signal] : [timeout.signal]))
+        const late = (given: { res: Response }) => void given.res.body?.cancel().catch(() => {})
+        ;({ res: response, why: reason } = await untilAborted(answered, signal ? [timeout.signal, signal] : [timeout.signal], late))
       } catch (err) {
         if (signal?.aborted) throw aborted(attempt)
+        if (timeout.signal.aborted && allowed < timeoutMs) throw pastDeadline(attempt, err)
+        if (isProgrammingError(err)) {
+          throw new TypeError(
+            "hono-once/client: the fetch option was called without its object (Illegal invocation): pass (request) => env.API.fetch(request), not env.API.fetch",
+            { cause: err },
+          )
+        }
         error = err
         reason = timeout.signal.aborted ? 'timeout' : 'network'
       } finally {
@@ -116,7 +144,8 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
       const waiting = reason === 'in-flight'
       if (budget && !waiting) budget.onFailure(host)
 
-      const asked = response ? retryAfterMs(response.headers.get('retry-after')) : undefined
+      // The server's in-flight problem asks for 1 s; a cross-origin browser may not see that header (see docs/client.md).
+      const asked = response ? (retryAfterMs(response.headers.get('retry-after')) ?? (waiting ? 1000 : undefined)) : undefined
       const delayMs = asked ?? backoffDelay(attempt, baseDelayMs, maxDelayMs)
       const retry =
         attempt <= maxRetries &&
@@ -125,14 +154,20 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
         Date.now() + delayMs < deadline
       if (!retry) {
         if (response) {
-          infos.set(response, { key, attempts: attempt, replayed: false })
+          infos.set(response, { key, attempts: attempt, replayed: response.headers.get('idempotent-replayed') === 'true' })
           return response
         }
-        const what = reason === 'timeout' ? `timed out after ${timeoutMs} ms` : 'failed'
+        const what = reason === 'timeout' ? `timed out after ${allowed} ms` : 'failed'
         throw new OnceFetchError(`${base.method} ${base.url} ${what} (${attempt} attempts)`, reason === 'timeout' ? 'timeout' : 'network', attempt, key, { cause: error })
       }
-      onRetry?.({ attempt, delayMs, reason: reason ?? 'network', key, ...(response ? { response } : { error }) })
-      await response?.body?.cancel()
+      try {
+        onRetry?.({ attempt, delayMs, reason: reason ?? 'network', key, ...(response ? { response } : { error }) })
+      } catch (err) {
+        // The caller's hook: its failure must not lose the call (nor its key) in the middle of a retry.
+        console.error('hono-once/client: onRetry threw; retrying anyway', err)
+      }
+      // Unless onRetry is reading it: then the body is the hook's.
+      if (response?.body && !response.body.locked) await response.body.cancel().catch(() => {})
       try {
         await sleep(delayMs, signal)
       } catch {
@@ -166,15 +201,15 @@ function attemptRequest(base: Request, headers: Headers, body: ArrayBuffer | und
  * Node's fetch loses the signal of a `Request` built from another once a
  * garbage collection has run (nodejs/undici#4068), and a custom transport
  * may ignore it. Listens on the source signals themselves, which the
- * attempt's timer and the caller hold, not on a composite one. A response
- * that arrives after the abort has its body cancelled.
+ * attempt's timer and the caller hold, not on a composite one. What
+ * arrives after the abort is given to `late` (a response's body is cancelled there).
  */
-function untilAborted<T extends { res: Response }>(work: Promise<T>, signals: AbortSignal[]): Promise<T> {
+function untilAborted<T>(work: Promise<T>, signals: AbortSignal[], late?: (value: T) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const stop = (event: Event) => {
       done()
       reject((event.target as AbortSignal).reason)
-      work.then((late) => void late.res.body?.cancel().catch(() => {}), () => {})
+      work.then((value) => late?.(value), () => {})
     }
     const done = () => signals.forEach((s) => s.removeEventListener('abort', stop))
     const already = signals.find((s) => s.aborted)
@@ -222,15 +257,43 @@ export function onceInfo(response: object): OnceInfo | undefined {
   return infos.get(response)
 }
 
-/** Why an answer should be retried, or undefined when it is final. */
+/**
+ * Why an answer should be retried, or undefined when it is final. The
+ * server's word comes first: a replay (`Idempotent-Replayed: true`) is the
+ * stored answer and never changes, and a problem saying `retryable: false`
+ * is final whatever its status (a `502 reply-lost`: applied, its answer
+ * gone). Then the status: 409 in flight (its `Retry-After`, or the
+ * problem type where a cross-origin browser hides the header), 429, 502,
+ * 503, 504; then a problem saying `retryable: true`.
+ */
 async function retryReason(res: Response): Promise<RetryReason | undefined> {
-  if (res.status === 409 && res.headers.has('retry-after')) return 'in-flight'
+  if (res.status < 400 || res.headers.get('idempotent-replayed') === 'true') return undefined
+  // Media types are case-insensitive (RFC 9110 §8.3.1).
+  const problem = res.headers.get('content-type')?.toLowerCase().startsWith('application/problem+json')
+    ? ((await res.clone().json().catch(() => null)) as { type?: unknown; retryable?: unknown } | null)
+    : null
+  if (problem?.retryable === false) return undefined
+  if (res.status === 409 && (res.headers.has('retry-after') || problem?.type === `${PROBLEM_BASE}in-flight`)) return 'in-flight'
   if ([429, 502, 503, 504].includes(res.status)) return 'status'
-  if (res.status >= 400 && res.headers.get('content-type')?.startsWith('application/problem+json')) {
-    const problem = (await res.clone().json().catch(() => null)) as { retryable?: unknown } | null
-    if (problem?.retryable === true) return 'retryable-problem'
-  }
+  if (problem?.retryable === true) return 'retryable-problem'
   return undefined
+}
+
+/** `AbortSignal.any`, or the same built by hand where a runtime lacks it (Safari < 17.4, Chrome < 116, Firefox < 124). */
+function anySignal(signals: AbortSignal[]): AbortSignal {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any(signals)
+  const both = new AbortController()
+  const stop = (event: Event) => both.abort((event.target as AbortSignal).reason)
+  for (const s of signals) {
+    if (s.aborted) return AbortSignal.abort(s.reason)
+    s.addEventListener('abort', stop, { once: true })
+  }
+  return both.signal
+}
+
+/** A transport that cannot work whatever the network does: a method passed without its object (`env.API.fetch`). */
+function isProgrammingError(err: unknown): boolean {
+  return err instanceof TypeError && /Illegal invocation/.test(err.message)
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -16,12 +16,15 @@ const fn: Check = (v) => (typeof v === 'function' ? undefined : 'expected a func
 
 // Hand-written rather than zod: zod/mini alone would put the browser bundle over its 8 KB (gzipped) target.
 // Typed by OnceFetchOptions' keys, so a new option cannot go unchecked.
+/** The longest timer a runtime keeps: `setTimeout` takes a 32-bit signed delay, and a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 const checks: Record<keyof OnceFetchOptions, Check> = {
   retries: int(0, 10),
-  timeoutMs: int(1),
-  deadlineMs: int(1),
-  baseDelayMs: int(0),
-  maxDelayMs: int(0),
+  timeoutMs: int(1, MAX_TIMER_MS),
+  deadlineMs: int(1, MAX_TIMER_MS),
+  baseDelayMs: int(0, MAX_TIMER_MS),
+  maxDelayMs: int(0, MAX_TIMER_MS),
   methods: (v) => (Array.isArray(v) && v.every((m) => typeof m === 'string' && /^[A-Za-z]+$/.test(m)) ? undefined : 'expected HTTP method names'),
   generateKey: fn,
   budget: (v) => (v === false || v instanceof RetryBudget ? undefined : 'expected false or a RetryBudget'),

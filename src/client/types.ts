@@ -12,7 +12,7 @@ export interface RetryInfo {
   reason: RetryReason
   /** The bare idempotency key every attempt of this call carries (sent as `"key"`); undefined for a call without one. */
   key: string | undefined
-  /** The failed answer, when there was one. Its body is unread. */
+  /** The failed answer, when there was one. Its body is unread: yours to read (the client then leaves it alone). */
   response?: Response
   /** The error, for network errors and timeouts. */
   error?: unknown
@@ -51,7 +51,7 @@ export interface OnceFetchOptions {
    * PATCH, DELETE. A call without a key is retried only when its method is idempotent (RFC 9110 §9.2.2:
    * GET, HEAD, OPTIONS, TRACE, PUT, DELETE); any other method without a key gets one attempt.
    */
-  methods?: string[]
+  methods?: readonly string[]
   /** Makes a key per logical call. Default: UUIDv7. A key the caller set in the headers wins. */
   generateKey?: () => string
   /**
@@ -60,15 +60,19 @@ export interface OnceFetchOptions {
    * asking to wait, not a failure: it takes no token and is retried even when the budget is low.
    */
   budget?: RetryBudget | false
-  /** Called before each retry. */
+  /** Called before each retry; a throw is logged, and the retry goes on. */
   onRetry?: (info: RetryInfo) => void
-  /** The transport. Default: the global `fetch`. */
-  fetch?: (request: Request) => Promise<Response>
+  /**
+   * The transport. Default: the global `fetch`. A method needs its object: `(request) => env.API.fetch(request)`,
+   * not `env.API.fetch`. Hono's `app.request` or `app.fetch` fit as test doubles.
+   */
+  fetch?: (request: Request) => Response | Promise<Response>
 }
 
 /**
  * Why a call ended without an answer: `network` (the last attempt failed to connect or lost its answer),
- * `timeout` (the last attempt timed out), `deadline` (`deadlineMs` passed), `aborted` (the caller's signal
+ * `timeout` (the last attempt timed out), `deadline` (`deadlineMs` passed, also while an attempt or the body's
+ * read was under way), `aborted` (the caller's signal
  * fired; its reason is the error's `cause`).
  */
 export type OnceFetchErrorReason = 'network' | 'timeout' | 'deadline' | 'aborted'
@@ -77,15 +81,15 @@ export type OnceFetchErrorReason = 'network' | 'timeout' | 'deadline' | 'aborted
  * Thrown when a call ends without an answer: every attempt failed, the
  * deadline passed, or the caller aborted. `key` is the bare key every
  * attempt carried: the server may have applied the call, so to try again
- * later send the same request with `Idempotency-Key: "<key>"`, and the
- * server answers it once. When the caller aborts, `reason` is `aborted` and
+ * later send the same request with `Idempotency-Key: headerOfKey(key)`, and
+ * the server answers it once (within the same scope: see docs/client.md). When the caller aborts, `reason` is `aborted` and
  * `cause` is the signal's reason (an `AbortError` `DOMException` unless you
  * gave one).
  *
  * @example
  * try { await onceFetch(url, { method: 'POST', body, signal }) } catch (e) {
  *   if (e instanceof OnceFetchError) console.log(e.reason, e.attempts, e.key) // 'aborted', 1, '0193…'
- *   // later: onceFetch(url, { method: 'POST', body, headers: { 'idempotency-key': `"${e.key}"` } })
+ *   // later: onceFetch(url, { method: 'POST', body, headers: { 'idempotency-key': headerOfKey(e.key) } })
  * }
  */
 export class OnceFetchError extends Error {

@@ -80,7 +80,8 @@ export function rpcProblem(err: unknown, instance: string, key: string): Respons
       detail: key === '' ? 'The object is overloaded; retry later.' : 'The idempotency store is overloaded; retry later with the same key.',
       instance,
       ...(key === '' ? {} : { idempotencyKey: key }),
-      headers: { 'retry-after': String(5 + Math.floor(Math.random() * 11)) },
+      // 5–10 s: spread out, and within hono-once/client's default maxDelayMs (10 s), so the client waits it out rather than giving up.
+      headers: { 'retry-after': String(5 + Math.floor(Math.random() * 6)) },
     })
   }
   if (key === '') {

@@ -59,7 +59,8 @@ describe('an overloaded stable area (issue 11.7)', () => {
       expect(await problemOf(res)).toMatchObject({ retryable: true })
       const after = Number(res.headers.get('retry-after'))
       expect(after).toBeGreaterThanOrEqual(5)
-      expect(after).toBeLessThanOrEqual(15)
+      // Within hono-once/client's default maxDelayMs (10 s): the client waits it out instead of giving up.
+      expect(after).toBeLessThanOrEqual(10)
       seen.add(String(after))
     }
     expect(seen.size).toBeGreaterThan(1)
