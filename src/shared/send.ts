@@ -204,7 +204,8 @@ export async function sendAttempt(input: SendInput): Promise<SendResult> {
 
 async function buildRequest(input: SendInput, key: SigningKey | undefined, signal: AbortSignal): Promise<Request> {
   const { origin, request, wire, attempt } = input
-  const url = 'url' in origin ? originUrl(origin.url, request.path) : new URL(request.path, 'https://origin.invalid').href
+  // The path the edge routed, for a service binding too: `new URL(path, base)` would read `//host/admin` as a host and a path.
+  const url = originUrl('url' in origin ? origin.url : 'https://origin.invalid', request.path)
   const headers = new Headers(request.headers)
   if (wire.key !== undefined) headers.set(ONCE_HEADERS.idempotencyKey, `"${wire.key.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`)
   headers.set(ONCE_HEADERS.requestId, wire.requestId)
