@@ -17,6 +17,7 @@ import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createNetServer, type Server as NetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
 import type { TestProject } from 'vitest/node'
 
 // The same declaration as in test/env.d.ts, which the Node program does not see.
@@ -43,6 +44,8 @@ const BAD_MODES = {
   huge: 'huge',
   /** Accepts the connection and never answers. */
   hang: 'hang',
+  /** A 20 MB body of "a", gzip-encoded to ~20 KB, with Content-Length the encoded size (as every compressing server sends it). */
+  'gzip-bomb': 'gzip-bomb',
 } as const
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -87,6 +90,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
           socket.on('error', () => {})
           socket.once('data', () => {
             if (mode === 'hang') return
+            if (mode === 'gzip-bomb') {
+              const gz = gzipSync(Buffer.alloc(20 * 1024 * 1024, 0x61))
+              socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-encoding: gzip\r\ncontent-length: ${gz.length}\r\n\r\n`)
+              socket.end(gz)
+              return
+            }
             if (mode === 'huge') {
               socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n')
               const chunk = 'a'.repeat(64 * 1024)

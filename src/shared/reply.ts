@@ -244,13 +244,25 @@ async function alreadyEncoded(encoding: string | null, body: Uint8Array<ArrayBuf
   if (!coding || coding === 'identity' || body.byteLength === 0) return false
   const format = coding === 'gzip' || coding === 'x-gzip' ? 'gzip' : coding === 'deflate' ? 'deflate' : undefined
   if (!format) return true
+  // Decoded as a stream and let go, up to DECODE_PROBE_BYTES of output: a small stored body may inflate a
+  // thousandfold (a gzip bomb), and only whether it decodes matters here.
+  const reader = new Blob([body]).stream().pipeThrough(new DecompressionStream(format)).getReader()
   try {
-    await new Response(new Blob([body]).stream().pipeThrough(new DecompressionStream(format))).arrayBuffer()
+    for (let seen = 0; seen < DECODE_PROBE_BYTES; ) {
+      const { done, value } = await reader.read()
+      if (done) return true
+      seen += value.byteLength
+    }
     return true
   } catch {
     return false
+  } finally {
+    reader.cancel().catch(() => {})
   }
 }
+
+/** How much of a stored body's decoded form {@link alreadyEncoded} reads to know that it decodes. */
+const DECODE_PROBE_BYTES = 1024 * 1024
 
 /**
  * Rebuilds the response a duplicate gets: the stored status, headers and

@@ -235,7 +235,10 @@ async function readLimited(res: Response, max: number, signal: AbortSignal): Pro
   }
   if (!res.body) return new Uint8Array()
   // A declared length within the limit: the runtime reads it natively (and fails on a body that does not match).
-  if (declared >= 0) return new Uint8Array(await res.arrayBuffer())
+  // Not when the body is encoded: the runtime decodes it, and the length declared is the encoded one (a 20 KB gzip
+  // answer is 20 MB read), so such a body is counted as it is read, like one of unknown length.
+  const encoded = (res.headers.get('content-encoding') ?? 'identity').trim().toLowerCase() !== 'identity'
+  if (declared >= 0 && !encoded) return new Uint8Array(await res.arrayBuffer())
   const reader = res.body.getReader()
   const body = await readUpTo(reader, max, signal)
   if (body) return body

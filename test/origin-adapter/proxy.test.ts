@@ -189,6 +189,20 @@ describe('proxy(): bad origins', () => {
     expect(await problemOf(failed)).toMatchObject({ retryable: true })
   })
 
+  it('maxResponseBytes bounds an encoded answer as decoded: a 20 KB gzip body that inflates to 20 MB is not read past it', async () => {
+    const url = await badOrigin('gzip-bomb')
+    const reads = new Hono()
+    reads.get('/*', proxy({ origins: [{ name: 'eu', url }], strategy: 'hedge', maxResponseBytes: 1024 * 1024, maxAttempts: 1 }))
+    const read = await reads.request('/report', {}, env)
+    expect(read.status).toBe(502)
+    expect((await read.arrayBuffer()).byteLength).toBeLessThan(64 * 1024)
+    const writes = new Hono()
+    writes.use('/*', once({ replayCache: false }))
+    writes.post('/*', proxy({ origins: [{ name: 'eu', url }], strategy: 'failover', maxResponseBytes: 1024 * 1024, maxAttempts: 1 }))
+    const write = await writes.request('/pay', { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"`, 'content-type': 'application/json' }, body: '{}' }, env)
+    expect((await write.arrayBuffer()).byteLength).toBeLessThan(64 * 1024)
+  })
+
   it('does not follow a redirect: the 3xx is the answer', async () => {
     const url = await badOrigin('redirect')
     const { balance } = edge([{ name: 'r', url }])
