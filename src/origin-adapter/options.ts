@@ -7,20 +7,33 @@ export type { DivergenceEvent } from '../durable/types.js'
 
 /**
  * Schema of an origin URL option: absolute http(s), without query or
- * fragment (the request's path and query are appended to it).
+ * fragment (the request's path and query are appended to it), and without
+ * credentials (`user:pass@`): they are not sent (origins authenticate the
+ * edge by its signature, or are service bindings), and the URL is kept in
+ * relay plans and shown on the status page.
  *
  * @example
  * z.strictObject({ name: z.string(), url: originUrlOption })
  */
 export const originUrlOption = z.string().check(
-  z.refine((v) => {
-    try {
+  z.refine(
+    (v) => {
+      try {
+        const u = new URL(v)
+        return (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === ''
+      } catch {
+        return false
+      }
+    },
+    { message: 'expected an absolute http(s) URL without query or fragment', abort: true },
+  ),
+  z.refine(
+    (v) => {
       const u = new URL(v)
-      return (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === ''
-    } catch {
-      return false
-    }
-  }, 'expected an absolute http(s) URL without query or fragment'),
+      return u.username === '' && u.password === ''
+    },
+    'expected no credentials in the URL (user:password@): they are not sent, and the URL is stored in relay plans and shown on the status page; origins trust the edge by its signature (secret)',
+  ),
 )
 
 /** Options of {@link proxy} and {@link dispatch}. */

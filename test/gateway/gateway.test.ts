@@ -48,6 +48,7 @@ describe('the config-driven gateway', () => {
     ['an unknown field', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*' }], retries: 3 }, /retries: unrecognized option/],
     // The scope is stored with every record and sent to origins: a credential header's value would be kept as it is.
     ['a credential header as the scope', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*' }], keys: { scope: 'header:Authorization' } }, /keys\.scope: a credential header .* would be stored as it is/],
+    ['credentials in an origin URL (not sent; stored in relays, shown on the status page)', { origins: [{ name: 'eu', url: 'https://svc:hunter2@eu.example' }], routes: [{ path: '/*' }] }, /origins\.0\.url: expected no credentials in the URL/],
     ['a cookie as the scope', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*' }], keys: { scope: 'header:cookie' } }, /keys\.scope: a credential header/],
     ['a proxy credential as the scope', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*' }], keys: { scope: 'header:PROXY-AUTHORIZATION' } }, /keys\.scope: a credential header/],
     [

@@ -225,6 +225,9 @@ describe('proxy() options are validated when it is built', () => {
   it.each([
     [{ origins: [] }, /origins: expected at least 1/],
     [{ origins: [{ name: 'eu', url: 'not a url' }] }, /origins\.0/],
+    [{ origins: [{ name: 'eu', url: 'https://svc:hunter2@a.example' }] }, /origins\.0\.url: expected no credentials in the URL/],
+    [{ origins: [{ name: 'eu', url: 'https://a.example' }, { name: 'us', url: 'http://token@b.example/api' }] }, /origins\.1\.url: expected no credentials/],
+    [{ origins: [{ name: 'eu', url: 'https://:pw@a.example' }] }, /origins\.0\.url: expected no credentials/],
     [{ origins: [{ name: 'eu', url: 'https://a.example' }, { name: 'eu', url: 'https://b.example' }] }, /unique origin names/],
     [{ origins: [{ name: 'eu', url: 'https://a.example' }], strategy: 'fastest' }, /strategy/],
     [{ origins: [{ name: 'eu', url: 'https://a.example' }], timeoutMs: -1 }, /timeoutMs/],
