@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { parseBoolean } from './wire.js'
 
 /**
  * Whether a status is a final answer when nothing else is known: everything
@@ -24,7 +25,8 @@ export function isFinalStatus(status: number): boolean {
 }
 
 /**
- * Reads `Once-Applied`, an RFC 8941 Boolean: `?1` true, `?0` false.
+ * Reads `Once-Applied`, an RFC 8941 Boolean item: `?1` true, `?0` false,
+ * parameters allowed (`?0;reason="busy"`).
  *
  * @param value - the header value, or null when absent
  * @returns the flag; undefined when absent or not a Boolean (then the status decides)
@@ -33,11 +35,7 @@ export function isFinalStatus(status: number): boolean {
  * parseApplied(null) // undefined
  */
 export function parseApplied(value: string | null): boolean | undefined {
-  if (value === null) return undefined
-  const v = value.trim()
-  if (v === '?1') return true
-  if (v === '?0') return false
-  return undefined
+  return value === null ? undefined : parseBoolean(value)
 }
 
 /**

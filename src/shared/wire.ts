@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { parseItem } from 'structured-headers'
+
 /**
  * The headers of the wire contract, by role.
  *
@@ -62,16 +64,32 @@ export function parseSequence(value: string): number | undefined {
 }
 
 /**
- * Reads `Once-Noop`, an RFC 8941 Boolean: `?1` is true, `?0` false.
+ * Reads a header that is an RFC 8941 Boolean item (`Once-Applied`,
+ * `Once-Noop`): `?1` true, `?0` false; parameters, which an item may carry
+ * (`?0;reason="busy"`), are allowed and ignored.
+ *
+ * @param value - the header value
+ * @returns the flag, or undefined when the value is not a Boolean item
+ * @example
+ * parseBoolean('?1') // true
+ * parseBoolean('?0;reason="busy"') // false
+ * parseBoolean('yes') // undefined
+ */
+export function parseBoolean(value: string): boolean | undefined {
+  try {
+    const [item] = parseItem(value)
+    return typeof item === 'boolean' ? item : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Reads `Once-Noop` (see {@link parseBoolean}).
  *
  * @param value - the header value
  * @returns the flag, or undefined when invalid
  * @example
  * parseNoop('?1') // true
- * parseNoop('yes') // undefined
  */
-export function parseNoop(value: string): boolean | undefined {
-  if (value === '?1') return true
-  if (value === '?0') return false
-  return undefined
-}
+export const parseNoop = parseBoolean

@@ -26,6 +26,17 @@ describe('the one rule: was it applied? (DESIGN §6)', () => {
     expect(verdictOf(409, [['once-applied', '?1'], PJ], problem('https://hono-once.dev/problems/sequence-pruned', 409))).toEqual({ kind: 'applied', answerGone: true })
   })
 
+  it('Once-Applied is an RFC 8941 Boolean item: parameters are allowed and do not change it; anything else is no word', () => {
+    expect(verdictOf(409, [['once-applied', '?0;reason="busy"']])).toMatchObject({ kind: 'not-applied' })
+    expect(verdictOf(503, [['once-applied', '?1;at=1']])).toEqual({ kind: 'applied' })
+    expect(verdictOf(503, [['once-applied', ' ?1 ']])).toEqual({ kind: 'applied' })
+    // Not Booleans: the status decides.
+    for (const v of ['1', 'true', '?', '?2', '"?1"', '?1, ?0', '']) {
+      expect(verdictOf(503, [['once-applied', v]]).kind).toBe('not-applied')
+      expect(verdictOf(201, [['once-applied', v]]).kind).toBe('applied')
+    }
+  })
+
   it('without the header: final unless 5xx, 408 or 429 (an app 403, a 409 with Retry-After, an app type ending in /bad-request are applied)', () => {
     expect(verdictOf(403, [])).toEqual({ kind: 'applied' })
     expect(verdictOf(409, [['retry-after', '5']])).toEqual({ kind: 'applied' })

@@ -41,9 +41,10 @@ describe('parseSequence', () => {
 })
 
 describe('parseNoop', () => {
-  it('reads RFC 8941 booleans only', () => {
+  it('reads RFC 8941 Boolean items only (their parameters ignored)', () => {
     expect(parseNoop('?1')).toBe(true)
     expect(parseNoop('?0')).toBe(false)
-    for (const v of ['1', 'true', '?', '?2', '?1;a=1', '']) expect(parseNoop(v)).toBeUndefined()
+    expect(parseNoop('?1;a=1')).toBe(true)
+    for (const v of ['1', 'true', '?', '?2', '"?1"', '?1, ?0', '']) expect(parseNoop(v)).toBeUndefined()
   })
 })
