@@ -65,7 +65,8 @@ export async function resendRelay(host: Resender, due: DueRelay): Promise<void> 
   }
   console.warn(`hono-once: resend of ${due.requestId} got no final answer (round ${due.resends + 1}): ${outcome.detail}`)
   host.storage.transactionSync(() => {
-    if (due.resends + 1 >= MAX_RESENDS) {
+    // Refused for good (the app throws on it, its body is over the limit): another round would be refused again.
+    if (due.resends + 1 >= MAX_RESENDS || outcome.refusal) {
       host.records.release(lookup, token, undefined, Date.now())
       host.relays.release(lookup, sends)
     } else {

@@ -15,7 +15,7 @@ import { markProxy } from './registry.js'
 import { failover } from '../shared/failover.js'
 import { hedge } from './strategies/hedge.js'
 import { replicate } from './strategies/replicate.js'
-import type { AttemptRecord, DispatchOutcome, RelayPlan, Strategy } from './types.js'
+import type { AttemptRecord, DispatchOutcome, OriginReply, RelayPlan, Strategy } from './types.js'
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 
@@ -268,9 +268,14 @@ function hedgeDelay(group: OriginGroup): number {
   return group.health.latencyOf(preferred).percentile(95) ?? Math.min(FIRST_HEDGE_AFTER_MS, group.timeoutMs)
 }
 
-/** The client's answer: the winning origin's reply with `Once-Origin` and `Server-Timing`, or a retryable problem. */
+/**
+ * The client's answer: the winning origin's reply with `Once-Origin` and
+ * `Server-Timing`; an origin's refusal for good as it gave it (its problem
+ * says `retryable: false`); or a retryable problem.
+ */
 function answer(outcome: DispatchOutcome, instance: string, key: string | undefined): Response {
   const timing = serverTiming(outcome.attempts)
+  if (outcome.kind === 'failed' && outcome.refusal) return originAnswer(outcome.refusal.origin, outcome.refusal.reply, timing)
   if (outcome.kind === 'failed') {
     const res = problem(outcome.status === 504 ? 'origin-timeout' : 'origin-failed', {
       detail: outcome.detail,
@@ -281,13 +286,18 @@ function answer(outcome: DispatchOutcome, instance: string, key: string | undefi
     if (timing) res.headers.set('server-timing', timing)
     return res
   }
+  return originAnswer(outcome.origin, outcome.reply, timing)
+}
+
+/** An origin's reply as the client gets it: without `Once-Applied`, with `Once-Origin` and `Server-Timing`. */
+function originAnswer(origin: string, reply: OriginReply, timing: string | undefined): Response {
   const headers = new Headers()
   // `Once-Applied` is the origin's word to the edge, not part of the answer the client gets (or a replay repeats).
-  for (const [name, value] of outcome.reply.headers) if (name !== 'once-applied') headers.append(name, value)
-  headers.set(ONCE_HEADERS.origin, outcome.origin)
+  for (const [name, value] of reply.headers) if (name !== 'once-applied') headers.append(name, value)
+  headers.set(ONCE_HEADERS.origin, origin)
   if (timing) headers.append('server-timing', timing)
   // Its bytes are in memory: once() stores them from there instead of reading the body again.
-  return bufferedResponse(nullBodyStatus(outcome.reply.status) ? null : (outcome.reply.body as Uint8Array<ArrayBuffer>), { status: outcome.reply.status, headers })
+  return bufferedResponse(nullBodyStatus(reply.status) ? null : (reply.body as Uint8Array<ArrayBuffer>), { status: reply.status, headers })
 }
 
 /**

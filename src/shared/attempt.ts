@@ -2,7 +2,7 @@ import { retryAfterMs } from './backoff.js'
 import { type AnswerVerdict, tooLargeAnswer, verdictOf } from './applied.js'
 import type { OriginHealth } from './health.js'
 import { type SendResult, type SendSecret, sendAttempt } from './send.js'
-import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, WireIdentity } from './types.js'
+import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'
 
 /** Everything a strategy needs to run one logical request. */
 export interface EngineInput {
@@ -96,26 +96,81 @@ async function attemptNow(input: EngineInput, origin: Origin, n: number, log: At
   const kept = keepable(result, input.maxResponseBytes, input.receiverOnly)
   log.push({ origin: origin.name, attempt: n, outcome: result.ok ? result.reply.status : result.reason, ms: result.ms })
   const verdict = judge(kept)
-  if (verdict?.kind === 'not-applied') {
+  if (verdict?.kind === 'not-applied' && !aboutTheRequest(verdict)) {
     const retryAfter = kept.ok ? kept.reply.headers.find(([name]) => name === 'retry-after')?.[1] : undefined
     input.health.failed(origin.name, Date.now(), retryAfter === undefined ? undefined : retryAfterOf(retryAfter))
   } else if (verdict) {
+    // A final answer, or a refusal about this request (the origin works): the origin answered.
     input.health.succeeded(origin.name, result.ms)
-  } else if (!result.ok && result.reason === 'aborted') {
+  } else if (!result.ok && result.reason === 'aborted' && !(signal.reason === LOST_RACE && result.ms >= (input.hedgeAfterMs ?? Number.POSITIVE_INFINITY))) {
     input.health.aborted(origin.name, Date.now())
   } else {
+    // A timeout, a network error, or a hedge lost after waiting the whole hedge delay without an answer: an origin
+    // that never answers loses every race, and must open its breaker rather than be asked first for ever.
     input.health.failed(origin.name, Date.now())
   }
   return kept
 }
 
 /**
- * The origin to try next: available ones (breaker not open, no
- * `Retry-After` pending) before doubtful ones, then the least tried in this
- * request, then the order of preference. So a healthy origin is always
- * preferred to an open one, retries cycle through the group, and when every
- * origin is doubtful the request still goes somewhere: an answer from a
- * doubtful origin beats none. Claims the half-open probe of the one it picks.
+ * The reason a strategy aborts the attempts that lost: the first final
+ * answer came from another origin. Compared by identity.
+ *
+ * @example
+ * loser.controller.abort(LOST_RACE)
+ */
+export const LOST_RACE = new DOMException('another origin answered first', 'AbortError')
+
+/**
+ * Whether a refusal is about the request, not the origin's health: a
+ * permanent one (the app throws on this request, its body is over the
+ * limit) or the receiver busy with this very request (`in-flight`). The
+ * origin answered; it counts as answering.
+ */
+function aboutTheRequest(verdict: Extract<AnswerVerdict, { kind: 'not-applied' }>): boolean {
+  return verdict.permanent || verdict.reason === 'in-flight'
+}
+
+/**
+ * A refusal that will not pass by itself (DESIGN §6: `handler-failed`,
+ * `body-too-large`): sending the request elsewhere runs the same handler on
+ * the same body, so a strategy stops there and the client gets the refusal.
+ *
+ * @param result - one attempt's result
+ * @returns the origin's refusal, or undefined for any other result
+ * @example
+ * const refusal = permanentRefusal(result)
+ * if (refusal) return refused(log, origin, refusal)
+ */
+export function permanentRefusal(result: SendResult): OriginReply | undefined {
+  const verdict = judge(result)
+  return result.ok && verdict?.kind === 'not-applied' && verdict.permanent ? result.reply : undefined
+}
+
+/**
+ * The outcome of a request an origin refused for good: failed, with the
+ * refusal to pass on (its own status and problem, `retryable: false`).
+ *
+ * @param log - the attempt log
+ * @param origin - the origin that refused
+ * @param refusal - its answer
+ * @returns the failed outcome
+ * @example
+ * return refused(log, origin, refusal)
+ */
+export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginReply): DispatchOutcome {
+  return { kind: 'failed', status: 502, detail: `${origin.name} refused the request for good (${outcomes(log)})`, attempts: log, refusal: { origin: origin.name, reply: refusal } }
+}
+
+/**
+ * The origin to try next: origins in rotation before drained ones
+ * (`drain: true`), available ones (breaker not open, no `Retry-After`
+ * pending) before doubtful ones, then the least tried in this request, then
+ * the order of preference. So a healthy origin is always preferred to an
+ * open one, a drained one is asked only when no other can be, retries cycle
+ * through the group, and when every origin is doubtful the request still
+ * goes somewhere: an answer from a doubtful origin beats none. Claims the
+ * half-open probe of the one it picks.
  *
  * @param input - the request's engine input
  * @param tried - origins this request has already sent to, one entry per send
@@ -126,8 +181,14 @@ async function attemptNow(input: EngineInput, origin: Origin, n: number, log: At
 export function nextOrigin(input: EngineInput, tried: readonly Origin[]): Origin {
   const now = Date.now()
   const ranked = input.origins
-    .map((origin, index) => ({ origin, index, available: input.health.available(origin.name, now), sends: tried.filter((t) => t === origin).length }))
-    .sort((a, b) => Number(b.available) - Number(a.available) || a.sends - b.sends || a.index - b.index)
+    .map((origin, index) => ({
+      origin,
+      index,
+      drained: 'url' in origin && origin.drain === true,
+      available: input.health.available(origin.name, now),
+      sends: tried.filter((t) => t === origin).length,
+    }))
+    .sort((a, b) => Number(a.drained) - Number(b.drained) || Number(b.available) - Number(a.available) || a.sends - b.sends || a.index - b.index)
   const pick = ranked[0]!.origin
   input.health.claim(pick.name, now)
   return pick

@@ -66,9 +66,6 @@ export class Breaker {
   }
 }
 
-/** The one key of a group's budget. */
-const GROUP = 'origins'
-
 /** Recent latencies of one origin, for `hedgeAfterMs: 'auto'` and the status page. */
 export class LatencyWindow {
   readonly #samples: number[] = []
@@ -113,9 +110,9 @@ export interface OriginHealthReport {
 }
 
 /**
- * Health of an origin group as one isolate sees it: a breaker and a latency
- * window per origin, a `Retry-After` embargo per origin, and one retry
- * throttle for the group. It lives in isolate memory on purpose: it is read
+ * Health of an origin group as one isolate sees it: a breaker, a latency
+ * window, a `Retry-After` embargo and a retry throttle per origin. It lives
+ * in isolate memory on purpose: it is read
  * on every attempt, so a round trip to a Durable Object per read would cost
  * more than it saves; each isolate learns an outage from its own failures
  * within a few requests, and forgets it when evicted.
@@ -128,18 +125,22 @@ export class OriginHealth {
   readonly #breakers = new Map<string, Breaker>()
   readonly #latency = new Map<string, LatencyWindow>()
   readonly #notBefore = new Map<string, number>()
-  /** gRPC-style retry throttling for the group: the client's budget, with the group as its one host. */
+  /**
+   * gRPC-style retry throttling per origin: the client's budget, with each origin as a host. Per origin, not per
+   * group: a retry to a healthy origin after a dead or flapping one failed is the failover the group is for, and
+   * must not be held back by the other's failures; when every origin fails, every budget runs low and retries stop.
+   */
   readonly #budget = new RetryBudget()
 
   constructor(private readonly breaker: BreakerOptions = {}) {}
 
   /**
    * Whether an attempt after a request's first (a retry or a hedge) may go
-   * out: only while more than half the tokens are left, so that when more
-   * than about one attempt in ten fails, an outage is not multiplied.
+   * to `name`: only while more than half its tokens are left, so that when
+   * more than about one attempt in ten at it fails, an outage is not multiplied.
    */
-  canRetry(): boolean {
-    return this.#budget.canRetry(GROUP)
+  canRetry(name: string): boolean {
+    return this.#budget.canRetry(name)
   }
 
   breakerOf(name: string): Breaker {
@@ -167,7 +168,7 @@ export class OriginHealth {
   succeeded(name: string, ms: number): void {
     this.breakerOf(name).success()
     this.latencyOf(name).add(ms)
-    this.#budget.onSuccess(GROUP)
+    this.#budget.onSuccess(name)
   }
 
   /** An attempt at `name` was aborted before it ended. */
@@ -177,7 +178,7 @@ export class OriginHealth {
 
   failed(name: string, now: number, retryAfterMs?: number): void {
     this.breakerOf(name).failure(now)
-    this.#budget.onFailure(GROUP)
+    this.#budget.onFailure(name)
     if (retryAfterMs !== undefined) this.#notBefore.set(name, now + retryAfterMs)
   }
 

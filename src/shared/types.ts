@@ -76,7 +76,14 @@ export interface OriginReply {
 /** The result of a dispatch: the winning answer, or why there was none. */
 export type DispatchOutcome =
   | { kind: 'answer'; origin: string; reply: OriginReply; attempts: AttemptRecord[] }
-  | { kind: 'failed'; status: 502 | 504; detail: string; attempts: AttemptRecord[] }
+  | {
+      kind: 'failed'
+      status: 502 | 504
+      detail: string
+      attempts: AttemptRecord[]
+      /** An origin's refusal that will not pass by itself (`handler-failed`, `body-too-large`): what the client gets. */
+      refusal?: { origin: string; reply: OriginReply }
+    }
 
 /** One replica's final answer to one sequence: what divergence is judged on. */
 export interface ReplicaAck {

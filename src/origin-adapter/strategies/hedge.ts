@@ -1,4 +1,4 @@
-import { attempt, type EngineInput, failure, judge, nextOrigin } from '../../shared/attempt.js'
+import { attempt, type EngineInput, failure, judge, LOST_RACE, nextOrigin, permanentRefusal, refused } from '../../shared/attempt.js'
 import type { SendResult } from '../../shared/send.js'
 import type { AttemptRecord, DispatchOutcome, Origin } from '../types.js'
 
@@ -7,8 +7,11 @@ import type { AttemptRecord, DispatchOutcome, Origin } from '../types.js'
  * preferred origin; if it has not answered after `hedgeAfterMs`, also ask
  * the next one, and so on up to `maxAttempts`. The first final answer wins
  * and the others are aborted. An attempt that fails outright starts the
- * next one at once. Hedges and retries spend the group's throttle tokens,
- * so an outage never multiplies the load on the origins.
+ * next one at once; a refusal for good (`handler-failed`,
+ * `body-too-large`) ends the request. Each hedge or retry needs its
+ * origin's throttle tokens, so an outage never multiplies the load on the
+ * origins. An attempt that loses after waiting the whole hedge delay counts
+ * as a failure of its origin (one that never answers opens its breaker).
  *
  * A state-changing request may be hedged only because every copy carries
  * the same `Once-Request-Id` and origins apply it once (`onceReceiver`).
@@ -25,9 +28,17 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
   const inFlight = new Map<number, { origin: Origin; controller: AbortController; done: Promise<{ n: number; origin: Origin; result: SendResult }> }>()
   const hedgeAfterMs = input.hedgeAfterMs ?? Number.POSITIVE_INFINITY
 
-  const launch = (): void => {
+  let throttled = false
+  /** Starts the next attempt; false when its origin's retry tokens are spent (a first attempt always goes). */
+  const launch = (): boolean => {
     const n = input.firstAttempt + tried.length
     const origin = nextOrigin(input, tried)
+    if (tried.length > 0 && !input.health.canRetry(origin.name)) {
+      // Gives back the half-open probe nextOrigin may have claimed.
+      input.health.aborted(origin.name, Date.now())
+      throttled = true
+      return false
+    }
     tried.push(origin)
     const controller = new AbortController()
     const onOuter = () => controller.abort(outer.reason)
@@ -37,8 +48,9 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
       return { n, origin, result }
     })
     inFlight.set(n, { origin, controller, done })
+    return true
   }
-  const canLaunch = () => tried.length < input.maxAttempts && Date.now() < input.deadline && !outer.aborted && (tried.length === 0 || input.health.canRetry())
+  const canLaunch = () => !throttled && tried.length < input.maxAttempts && Date.now() < input.deadline && !outer.aborted
 
   launch()
   while (inFlight.size > 0) {
@@ -54,11 +66,13 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
     }
     inFlight.delete(settled.n)
     const { result, origin } = settled
-    if (result.ok && judge(result)?.kind === 'applied') {
-      for (const loser of inFlight.values()) loser.controller.abort(new DOMException('another origin answered first', 'AbortError'))
+    const refusal = permanentRefusal(result)
+    if ((result.ok && judge(result)?.kind === 'applied') || refusal) {
+      for (const loser of inFlight.values()) loser.controller.abort(LOST_RACE)
       // The losers settle at once (their attempts race the abort); their 'aborted' lands in the log.
       await Promise.all([...inFlight.values()].map((f) => f.done))
-      return { kind: 'answer', origin: origin.name, reply: result.reply, attempts: log }
+      if (refusal) return refused(log, origin, refusal)
+      return { kind: 'answer', origin: origin.name, reply: (result as Extract<typeof result, { ok: true }>).reply, attempts: log }
     }
     if (canLaunch()) launch()
   }

@@ -139,7 +139,7 @@ async function applyAt(input: ReplicateInput, replica: ReplicaView, log: Attempt
   for (let n = 0, fills = 0; n < input.maxAttempts && Date.now() < input.deadline && !signal.aborted; ) {
     if (n > 0) {
       await pause(Math.min(1000, 50 * 2 ** n) * (0.5 + Math.random() / 2), input.deadline)
-      if (!input.health.canRetry()) break
+      if (!input.health.canRetry(origin.name)) break
     }
     // An open breaker (or a pending Retry-After) sends nothing: the alarm takes the replica over.
     if (!input.health.claim(origin.name, Date.now())) {
