@@ -92,7 +92,7 @@ export function refuseUnsignable(request: ForwardRequest, instance: string, key:
   const name = unsignableHeader(request.headers)
   if (name === undefined) return undefined
   return problem('header-unsignable', {
-    detail: `The ${name} header has bytes outside printable ASCII, which the signature to the origins cannot cover (RFC 9421), so no origin would accept the request. Send it in ASCII (RFC 8187's filename*= for names).`,
+    detail: `The ${name} header has bytes outside printable ASCII, which the signature to the origins cannot cover (RFC 9421), so no origin would accept the request. Send it in ASCII (e.g. RFC 8187's filename*= for names, percent-encoding for other values).`,
     instance,
     ...(key === undefined ? {} : { idempotencyKey: key }),
   })

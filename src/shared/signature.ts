@@ -80,7 +80,12 @@ const FIELD_VALUE = /^[\x20-\x7e\t]*$/
  * isCovered('x-forwarded-for', '10.0.0.1') // false
  */
 export function isCovered(name: string, value: string): boolean {
-  return !NOT_COVERED.has(name) && !name.startsWith('x-forwarded-') && FIELD_VALUE.test(value)
+  return !describesHop(name) && FIELD_VALUE.test(value)
+}
+
+/** A header that describes a hop (a proxy on the way may rewrite it), which no signature covers. */
+function describesHop(name: string): boolean {
+  return NOT_COVERED.has(name) || name.startsWith('x-forwarded-')
 }
 
 /**
@@ -164,19 +169,24 @@ export interface VerifyRequestOptions {
 const MUST_COVER = new Set(['content-type', 'idempotency-key'])
 
 /**
- * The first header of a request to be signed that {@link verifyRequest}
- * requires the signature to cover but {@link signRequest} cannot (a value
- * outside printable ASCII): such a request would be refused by every
- * receiver, on every attempt, so the edge refuses it before it stores or
- * sends anything. `Once-*` and `Idempotency-Key` are ASCII by construction.
+ * The first header of a request to be signed that the signature cannot
+ * cover though the origin may act on it: any header but the hop
+ * descriptions (`Forwarded`, `Via`, `X-Forwarded-*`, …) whose value is
+ * outside printable ASCII (RFC 9421 covers values byte for byte only as
+ * ASCII on every stack). Sent anyway, the origin's app would read a header
+ * nobody signed, or (`Content-Type`, which {@link verifyRequest} requires
+ * covered) every receiver would refuse it on every attempt; so the edge
+ * refuses it before it stores or sends anything. `Once-*` and
+ * `Idempotency-Key` are ASCII by construction.
  *
  * @param headers - the headers to be sent, lower-case names
- * @returns the header's name, or undefined when every required one can be covered
+ * @returns the header's name, or undefined when every one can be covered
  * @example
  * unsignableHeader([['content-type', 'text/plain; name="résumé.txt"']]) // 'content-type'
+ * unsignableHeader([['x-note', 'pay to René']]) // 'x-note'
  */
 export function unsignableHeader(headers: readonly (readonly [string, string])[]): string | undefined {
-  for (const [name, value] of headers) if (MUST_COVER.has(name) && !isCovered(name, value)) return name
+  for (const [name, value] of headers) if (!describesHop(name) && !isCovered(name, value)) return name
   return undefined
 }
 

@@ -293,4 +293,24 @@ describe('a header the signature must cover but cannot carry (review s27 origin 
     expect(ok.status).toBe(201)
     expect(await verifyRequest(cap.seen[0]!.request, { secrets })).toMatchObject({ ok: true })
   })
+
+  it('the same for any header an origin may act on (review s28 F16): a Latin-1 x-note is refused, never forwarded unsigned; hop headers are not signed and pass', async () => {
+    const cap = capturing()
+    const app = new Hono()
+    app.use('/pay', once({ replayCache: false }))
+    app.post('/pay', proxy({ origins: [cap.origin], strategy: 'failover', secret }))
+    const post = (extra: Record<string, string>) =>
+      app.request('/pay', { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': newKey(), ...extra }, body: '{"amount":1}' }, env)
+    for (const [name, value] of [['x-note', 'pay to Ren\u00e9'], ['x-tenant', '\u00c5land'], ['accept-language', 'fr;q=0.9, \u00e9']]) {
+      const res = await post({ [name]: value })
+      expect(res.status).toBe(400)
+      expect(await problemOf(res)).toMatchObject({ type: expect.stringMatching(/\/header-unsignable$/), detail: expect.stringContaining(`The ${name} header`) })
+    }
+    expect(cap.seen).toHaveLength(0)
+    const ok = await post({ 'x-note': 'pay to Rene', 'x-forwarded-for': '10.0.0.1' })
+    expect(ok.status).toBe(201)
+    const sent = cap.seen[0]!.request
+    expect(sent.headers.get('signature-input')).toContain('"x-note"')
+    expect(await verifyRequest(sent, { secrets })).toMatchObject({ ok: true })
+  })
 })
