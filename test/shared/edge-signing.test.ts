@@ -301,7 +301,7 @@ describe('a header the signature must cover but cannot carry (review s27 origin 
     app.post('/pay', proxy({ origins: [cap.origin], strategy: 'failover', secret }))
     const post = (extra: Record<string, string>) =>
       app.request('/pay', { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': newKey(), ...extra }, body: '{"amount":1}' }, env)
-    for (const [name, value] of [['x-note', 'pay to Ren\u00e9'], ['x-tenant', '\u00c5land'], ['accept-language', 'fr;q=0.9, \u00e9']]) {
+    for (const [name, value] of [['x-note', 'pay to Ren\u00e9'], ['x-tenant', '\u00c5land'], ['accept-language', 'fr;q=0.9, \u00e9']] as const) {
       const res = await post({ [name]: value })
       expect(res.status).toBe(400)
       expect(await problemOf(res)).toMatchObject({ type: expect.stringMatching(/\/header-unsignable$/), detail: expect.stringContaining(`The ${name} header`) })
