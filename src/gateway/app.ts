@@ -48,6 +48,13 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
     if (safe.length > 0) app.on(safe, route.path, handler)
   })
   app.notFound((c) => problemNotFound(c))
+  // Hono compiles its router at the first match: done here, a path it rejects throws inside the Worker's try (a 500
+  // problem naming it), not at every request. parseGatewayConfig names each bad path; this catches the rest.
+  try {
+    app.router.match('GET', '/')
+  } catch (err) {
+    throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes: Hono cannot compile the routes (${err instanceof Error ? err.message : String(err)})`)
+  }
   return { app, state }
 }
 

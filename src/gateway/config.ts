@@ -2,6 +2,7 @@ import * as z from 'zod/mini'
 import { originUrlOption } from '../origin-adapter/options.js'
 import { assertOptions } from '../shared/options.js'
 import { listedCredentials } from '../shared/credentials.js'
+import { pathProblem } from './paths.js'
 
 /** One origin of the gateway's config. */
 export interface GatewayOrigin {
@@ -13,7 +14,7 @@ export interface GatewayOrigin {
 
 /** One route of the gateway's config: which requests go to which origins, how. */
 export interface GatewayRoute {
-  /** Hono path pattern, e.g. `/accounts/:id/*`. */
+  /** Hono path pattern, e.g. `/accounts/:id/*` (a regex parameter is `:name{regex}`); one Hono cannot compile is refused. */
   path: string
   /** Methods of this route. Default: GET and HEAD for `hedge`, POST, PUT, PATCH and DELETE otherwise. */
   methods?: string[]
@@ -148,8 +149,9 @@ const schema = z.strictObject({
 
 /**
  * Reads and validates the gateway's config from the `ONCE_CONFIG` var:
- * JSON, the schema, and cross-checks (routes name known origins; a
- * `domain` needs `replicate`). Throws a `TypeError` naming the bad field.
+ * JSON, the schema, and cross-checks (route paths Hono compiles; routes
+ * name known origins; a `domain` needs `replicate`). Throws a `TypeError`
+ * naming the bad field.
  *
  * @param raw - the var's value (a JSON string, or the object wrangler parsed)
  * @returns the config
@@ -171,6 +173,8 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
   const config = value as GatewayConfig
   const names = new Set(config.origins.map((o) => o.name))
   config.routes.forEach((route, i) => {
+    const path = pathProblem(route.path)
+    if (path) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.path: ${path}`)
     const unknown = route.origins?.find((n) => !names.has(n))
     if (unknown) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.origins: no origin is named ${JSON.stringify(unknown)}`)
     const writes = writesOf(route)

@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import gateway, { parseGatewayConfig } from '../../src/gateway.js'
+import gateway, { buildGateway, parseGatewayConfig } from '../../src/gateway.js'
 import type { GatewayConfig } from '../../src/gateway/config.js'
 import { type FarmOrigin, startOrigins } from '../farm.js'
 import { newKey, problemOf } from '../helpers.js'
@@ -19,6 +19,8 @@ function configFor(origins: FarmOrigin[]): GatewayConfig {
     keys: { leaseMs: 3000 },
   }
 }
+const eu = [{ name: 'eu', url: 'https://eu.example' }]
+const oneRoute = (route: object, extra: object = {}) => ({ origins: eu, routes: [route], ...extra })
 const deposit = (config: GatewayConfig, account: string, key: string, amount = 100) =>
   call(config, `/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) })
 
@@ -61,6 +63,17 @@ describe('the config-driven gateway', () => {
       },
       /routes\.1\.origins: routes\.0 and routes\.1 both order writes by domain, to different origins \(a1, a2 \/ b1\)/,
     ],
+    // A path Hono's router cannot compile would throw at every request (the status page too): named at start-up.
+    ['a regex parameter that is not a regular expression', oneRoute({ path: '/a/:id{[}' }), /routes\.0\.path: Hono cannot compile it \(.*regular expression/],
+    ['an unbalanced group in a regex parameter', oneRoute({ path: '/a/:id{a(}' }), /routes\.0\.path: Hono cannot compile it/],
+    ['a regex parameter Hono rewrites into a broken one (a named group)', oneRoute({ path: '/a/:id{(?<n>a)}' }), /routes\.0\.path: Hono cannot compile it/],
+    ['a bad path on a later route', { origins: eu, routes: [{ path: '/ok/*' }, { path: '/a/:id{a\\}' }] }, /routes\.1\.path: Hono cannot compile it/],
+    // Braces Hono does not read as a parameter's regex are literal text no request path holds: the route never matches.
+    ['an unclosed regex parameter', oneRoute({ path: '/a/:id{[0-9]+' }), /routes\.0\.path: the "\{" at 6 is never closed/],
+    ['a parameter in braces (OpenAPI style)', oneRoute({ path: '/accounts/{id}/*' }), /routes\.0\.path: a "\{" opens only a parameter's regex.*write a path parameter as :id/],
+    ['a closing brace with no opening one', oneRoute({ path: '/a/:id}' }), /routes\.0\.path: the "\}" at 6 closes nothing/],
+    ['text after a regex parameter', oneRoute({ path: '/a/:id{[0-9]+}x' }), /routes\.0\.path: a parameter's regex ends its segment/],
+    ['an empty regex parameter', oneRoute({ path: '/a/:id{}' }), /routes\.0\.path: the regex of :id is empty/],
   ])('answers every request with a 500 problem naming the bad field: %s', async (_name, config, message) => {
     const res = await call(config, '/accounts/x')
     expect(res.status).toBe(500)
@@ -68,6 +81,20 @@ describe('the config-driven gateway', () => {
     expect(p.detail).toMatch(message)
     expect(JSON.stringify(p)).not.toMatch(/at .*\.ts:\d+/) // no stack trace
     expect(() => parseGatewayConfig(config)).toThrow(message)
+  })
+
+  it('accepts the neighbours of what is refused: regex parameters Hono compiles, options a strategy of the route reads, limits within their caps', () => {
+    const ok = (config: unknown) => expect(() => parseGatewayConfig(config)).not.toThrow()
+    for (const path of ['/a/:id{[0-9]+}', '/a/:id{[0-9]{2}}/b', '/a/:id{(a|b)}', '/a/:p{.+/.+}', '/a/:id{[}]}/x', '/a/:id{[0-9]+}?', '/a/:id?', '/a/:id/*', '/*']) ok(oneRoute({ path }))
+  })
+
+  it('a route path Hono cannot compile: the status page answers the same 500 problem as for any bad field, and buildGateway compiles the routes', async () => {
+    const config = oneRoute({ path: '/a/:id{[}', methods: ['GET'] })
+    const res = await call(config, '/__once/status', { headers: { authorization: 'Bearer status-token-for-tests' } }, { ONCE_STATUS_TOKEN: 'status-token-for-tests' })
+    expect(res.status).toBe(500)
+    expect((await problemOf(res)).detail).toMatch(/routes\.0\.path: Hono cannot compile it/)
+    // Past the config's checks, any path the router rejects throws at build time (inside the Worker's try), not at a request.
+    expect(() => buildGateway(config as GatewayConfig)).toThrow(/ONCE_CONFIG options: routes: Hono cannot compile the routes/)
   })
 
   it('accepts a tenant header, authorization and none as the scope', () => {
