@@ -16,7 +16,10 @@ export interface GatewayOrigin {
 export interface GatewayRoute {
   /** Hono path pattern, e.g. `/accounts/:id/*` (a regex parameter is `:name{regex}`); one Hono cannot compile is refused. */
   path: string
-  /** Methods of this route. Default: GET and HEAD for `hedge`, POST, PUT, PATCH and DELETE otherwise. */
+  /**
+   * Methods of this route. Default: all six without a strategy, GET and HEAD for `hedge`, POST, PUT, PATCH and DELETE
+   * otherwise. A GET route serves HEAD too; HEAD without GET is refused (it would never match).
+   */
   methods?: string[]
   /** Default: `hedge` for GET/HEAD-only routes, `failover` otherwise. */
   strategy?: 'hedge' | 'failover' | 'replicate'
@@ -40,6 +43,7 @@ export interface GatewayRoute {
 
 /** The idempotency-key policy, for every route's state-changing methods. */
 export interface GatewayKeys {
+  /** Default true. `false` is refused with a `hedge` or `replicate` route taking writes (it sends a write only under its key). */
   required?: boolean
   ttlSeconds?: number
   leaseMs?: number
@@ -175,6 +179,17 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
   config.routes.forEach((route, i) => {
     const path = pathProblem(route.path)
     if (path) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.path: ${path}`)
+    const methods = methodsOf(route)
+    if (methods.includes('HEAD') && !methods.includes('GET')) {
+      throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.methods: HEAD is answered by the route's GET (Hono serves a HEAD request with the GET handler, without the body), so a route with HEAD and no GET never matches it: add GET`)
+    }
+    // Hedged copies and replicas apply a write once by the request id once() gives it, which a keyless request has none of.
+    const keyed = (['hedge', 'replicate'] as const).find((s) => route.strategy === s && methods.some((m) => !SAFE.has(m)))
+    if (keyed && config.keys?.required === false) {
+      throw new TypeError(
+        `hono-once: invalid ONCE_CONFIG options: routes.${i}.strategy: "${keyed}" sends a write only under its idempotency key (the origins apply its copies once by the request id once() gives the key), and keys.required is false, so a write without Idempotency-Key would be a 500: set keys.required to true, or give keyless writes a "failover" route`,
+      )
+    }
     const unknown = route.origins?.find((n) => !names.has(n))
     if (unknown) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.origins: no origin is named ${JSON.stringify(unknown)}`)
     const writes = writesOf(route)
@@ -193,9 +208,27 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
   return config
 }
 
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/**
+ * The methods a route serves: its `methods`, or by default GET and HEAD for
+ * `hedge`, the state-changing ones for `failover` and `replicate`, and all
+ * of them without a strategy.
+ *
+ * @param route - a route of a validated config
+ * @returns upper-case method names
+ * @example
+ * methodsOf({ path: '/a/*', strategy: 'hedge' }) // ['GET', 'HEAD']
+ */
+export function methodsOf(route: GatewayRoute): string[] {
+  if (route.methods) return route.methods.map((m) => m.toUpperCase())
+  if (route.strategy === undefined) return ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']
+  return route.strategy === 'hedge' ? ['GET', 'HEAD'] : ['POST', 'PUT', 'PATCH', 'DELETE']
+}
+
 /** Whether a route takes state-changing methods (only they are ordered and logged). */
 function writesOf(route: GatewayRoute): boolean {
-  return (route.methods ?? ['POST']).some((m) => !['GET', 'HEAD', 'OPTIONS'].includes(m.toUpperCase()))
+  return methodsOf(route).some((m) => !SAFE.has(m))
 }
 
 /**

@@ -74,6 +74,12 @@ describe('the config-driven gateway', () => {
     ['a closing brace with no opening one', oneRoute({ path: '/a/:id}' }), /routes\.0\.path: the "\}" at 6 closes nothing/],
     ['text after a regex parameter', oneRoute({ path: '/a/:id{[0-9]+}x' }), /routes\.0\.path: a parameter's regex ends its segment/],
     ['an empty regex parameter', oneRoute({ path: '/a/:id{}' }), /routes\.0\.path: the regex of :id is empty/],
+    // A keyless write has no request id for once() to give: hedge and replicate cannot send it (failover can).
+    ['keyless writes on a hedge route', oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'hedge' }, { keys: { required: false } }), /routes\.0\.strategy: "hedge" sends a write only under its idempotency key .* keys\.required is false/],
+    ['keyless writes on a replicate route', oneRoute({ path: '/a/:id/*', strategy: 'replicate', domain: 'param:id' }, { keys: { required: false } }), /routes\.0\.strategy: "replicate" sends a write only under its idempotency key .* keys\.required is false/],
+    // Hono answers HEAD with a route's GET: a HEAD without GET is never matched.
+    ['HEAD without GET', oneRoute({ path: '/a/*', methods: ['HEAD'] }), /routes\.0\.methods: HEAD is answered by the route's GET .* add GET/],
+    ['HEAD without GET, with a write', oneRoute({ path: '/a/*', methods: ['HEAD', 'POST'] }), /routes\.0\.methods: HEAD is answered by the route's GET/],
   ])('answers every request with a 500 problem naming the bad field: %s', async (_name, config, message) => {
     const res = await call(config, '/accounts/x')
     expect(res.status).toBe(500)
@@ -86,6 +92,11 @@ describe('the config-driven gateway', () => {
   it('accepts the neighbours of what is refused: regex parameters Hono compiles, options a strategy of the route reads, limits within their caps', () => {
     const ok = (config: unknown) => expect(() => parseGatewayConfig(config)).not.toThrow()
     for (const path of ['/a/:id{[0-9]+}', '/a/:id{[0-9]{2}}/b', '/a/:id{(a|b)}', '/a/:p{.+/.+}', '/a/:id{[}]}/x', '/a/:id{[0-9]+}?', '/a/:id?', '/a/:id/*', '/*']) ok(oneRoute({ path }))
+    ok(oneRoute({ path: '/a/*' }, { keys: { required: false } })) // the default strategy fails writes over
+    ok(oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'failover' }, { keys: { required: false } }))
+    ok(oneRoute({ path: '/a/*', strategy: 'hedge' }, { keys: { required: false } })) // GET and HEAD: no key needed
+    ok(oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'hedge' }, { keys: { required: true } }))
+    for (const methods of [['GET'], ['GET', 'HEAD'], ['HEAD', 'GET', 'POST'], ['POST']]) ok(oneRoute({ path: '/a/*', methods }))
   })
 
   it('a route path Hono cannot compile: the status page answers the same 500 problem as for any bad field, and buildGateway compiles the routes', async () => {
@@ -95,6 +106,16 @@ describe('the config-driven gateway', () => {
     expect((await problemOf(res)).detail).toMatch(/routes\.0\.path: Hono cannot compile it/)
     // Past the config's checks, any path the router rejects throws at build time (inside the Worker's try), not at a request.
     expect(() => buildGateway(config as GatewayConfig)).toThrow(/ONCE_CONFIG options: routes: Hono cannot compile the routes/)
+  })
+
+  it('serves HEAD by a GET route, and a keyless write on a failover route with keys.required false', async () => {
+    const [origin] = await startOrigins(['eu'])
+    const config = { origins: [{ name: 'eu', url: origin!.url }], routes: [{ path: '/accounts/*', methods: ['GET', 'POST'] }], keys: { required: false } }
+    const head = await call(config, `/accounts/acct-${crypto.randomUUID().slice(0, 8)}`, { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(head.headers.get('once-origin')).toBe('eu')
+    const write = await call(config, `/accounts/acct-${crypto.randomUUID().slice(0, 8)}/deposits`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":5}' })
+    expect(write.status).toBe(201)
   })
 
   it('accepts a tenant header, authorization and none as the scope', () => {
