@@ -4,7 +4,7 @@ import type { OnceOptions } from '../middleware/options.js'
 import { problem } from '../shared/problem.js'
 import { originGroup, proxyWith } from '../origin-adapter/dispatch.js'
 import type { ProxyOptions } from '../origin-adapter/options.js'
-import { methodsOf, type GatewayConfig, type GatewayKeys, type GatewayRoute } from './config.js'
+import { DEFAULT_MAX_RUN_MS, methodsOf, type GatewayConfig, type GatewayKeys, type GatewayRoute } from './config.js'
 import { handOffIsolateCounts, statusRoutes } from './status.js'
 import type { GatewayBindings, GatewayState } from './types.js'
 
@@ -67,7 +67,9 @@ function pick<T extends object, K extends keyof T>(from: T, keys: K[]): Partial<
 function onceOptions(config: GatewayConfig, route: GatewayRoute): OnceOptions {
   const keys: GatewayKeys = config.keys ?? {}
   const options: OnceOptions = {
-    ...pick(keys, ['required', 'ttlSeconds', 'leaseMs', 'maxRunMs', 'waitMs', 'inFlight', 'maxBodyBytes', 'maxReplyBytes']),
+    ...pick(keys, ['required', 'ttlSeconds', 'leaseMs', 'waitMs', 'inFlight', 'maxBodyBytes', 'maxReplyBytes']),
+    // The gateway's own default, which its config checks route deadlines against.
+    maxRunMs: keys.maxRunMs ?? DEFAULT_MAX_RUN_MS,
     ...(config.shards ? { shards: config.shards } : {}),
     ...(config.locationHint ? { locationHint: config.locationHint } : {}),
   }

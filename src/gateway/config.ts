@@ -1,5 +1,5 @@
 import * as z from 'zod/mini'
-import { originUrlOption } from '../origin-adapter/options.js'
+import { DEFAULT_DEADLINE_MS, defaultStrategy, MAX_ORIGINS, originUrlOption } from '../origin-adapter/options.js'
 import { assertOptions } from '../shared/options.js'
 import { listedCredentials } from '../shared/credentials.js'
 import { pathProblem } from './paths.js'
@@ -31,13 +31,18 @@ export interface GatewayRoute {
    * `header:<name>`. A `param:` the path does not declare is refused at start-up.
    */
   domain?: string
+  /** `replicate` writes only; on a route that has none it is refused, as every option the route's sends never read. */
   ackQuorum?: 1 | 'majority' | 'all'
+  /** At most `deadlineMs` (default 8000). */
   timeoutMs?: number
+  /** On a route that takes writes, at most `keys.maxRunMs`. */
   deadlineMs?: number
+  /** Hedged sends only: a `hedge` route, GET and HEAD of a `replicate` route or of one without a strategy. */
   hedgeAfterMs?: number | 'auto'
   maxAttempts?: number
   maxResponseBytes?: number
   breaker?: { failures?: number; cooldownMs?: number }
+  /** `replicate` writes only. */
   logRetentionMs?: number
 }
 
@@ -93,6 +98,9 @@ export interface GatewayConfig {
   locationHint?: 'wnam' | 'enam' | 'sam' | 'weur' | 'eeur' | 'apac' | 'oc' | 'afr' | 'me'
 }
 
+/** `keys.maxRunMs` when the config gives none; the gateway passes it to once() (whose default it is too), and checks deadlines against it. */
+export const DEFAULT_MAX_RUN_MS = 30_000
+
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const METHOD = /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/
 const int = (min: number, max: number) => z.optional(z.number().check(z.int(), z.gte(min), z.lte(max)))
@@ -103,6 +111,7 @@ const schema = z.strictObject({
     .array(z.strictObject({ name: z.string().check(z.regex(NAME, 'expected 1–64 letters, digits, _ or -')), url, drain: z.optional(z.boolean()) }))
     .check(
       z.minLength(1),
+      z.maxLength(MAX_ORIGINS),
       z.refine((list) => new Set(list.map((o) => o.name)).size === list.length, 'expected unique origin names'),
     ),
   routes: z
@@ -199,8 +208,20 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
     if (route.domain && route.strategy !== 'replicate') throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.domain: an ordering domain needs strategy "replicate"`)
     const absent = route.domain && absentDomain(route.path, route.domain)
     if (absent) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.domain: ${absent}`)
-    if (route.timeoutMs !== undefined && route.deadlineMs !== undefined && route.timeoutMs > route.deadlineMs) {
-      throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.timeoutMs: expected at most deadlineMs (${route.deadlineMs})`)
+    const unread = unreadOption(route, methods)
+    if (unread) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.${unread}`)
+    // proxy() and once() would cut these to the other's value: refused rather than silently capped.
+    const deadline = route.deadlineMs ?? DEFAULT_DEADLINE_MS
+    if (route.timeoutMs !== undefined && route.timeoutMs > deadline) {
+      const which = route.deadlineMs === undefined ? `${deadline}, the default` : `${deadline}`
+      throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.timeoutMs: expected at most deadlineMs (${which}): the deadline bounds every attempt, so a longer timeout is cut to it`)
+    }
+    const maxRunMs = config.keys?.maxRunMs ?? DEFAULT_MAX_RUN_MS
+    if (route.deadlineMs !== undefined && route.deadlineMs > maxRunMs && writesOf(route)) {
+      const which = config.keys?.maxRunMs === undefined ? `${maxRunMs}, the default` : `${maxRunMs}`
+      throw new TypeError(
+        `hono-once: invalid ONCE_CONFIG options: routes.${i}.deadlineMs: expected at most keys.maxRunMs (${which}) on a route that takes writes: once() gives a write up at maxRunMs (a retryable 504), so a longer deadline is never reached; raise keys.maxRunMs too`,
+      )
     }
   })
   const clash = orderedOriginsClash(config, [...names])
@@ -224,6 +245,36 @@ export function methodsOf(route: GatewayRoute): string[] {
   if (route.methods) return route.methods.map((m) => m.toUpperCase())
   if (route.strategy === undefined) return ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']
   return route.strategy === 'hedge' ? ['GET', 'HEAD'] : ['POST', 'PUT', 'PATCH', 'DELETE']
+}
+
+/** How a route sends a request of one method: by its strategy, except that a `replicate` route's reads are hedged (not ordered). */
+type Sending = 'hedge' | 'failover' | 'replicate'
+
+function sendingOf(method: string, strategy: GatewayRoute['strategy']): Sending {
+  const s = defaultStrategy(method, strategy)
+  return s === 'replicate' && SAFE.has(method) ? 'hedge' : s
+}
+
+/**
+ * The route options only some ways of sending read; proxy() ignores them otherwise. One that none of a route's
+ * methods is sent by is refused (as a `domain` without `replicate` is): an operator who writes `ackQuorum: "all"`
+ * on a failover route believes writes wait for every origin, and they go to one.
+ */
+const READ_BY: Record<'ackQuorum' | 'logRetentionMs' | 'hedgeAfterMs', { by: Sending[]; what: string }> = {
+  ackQuorum: { by: ['replicate'], what: '"replicate" writes' },
+  logRetentionMs: { by: ['replicate'], what: '"replicate" writes (it keeps their log)' },
+  hedgeAfterMs: { by: ['hedge'], what: '"hedge" sends (every method of a "hedge" route; GET and HEAD of a "replicate" route or of one without a strategy)' },
+}
+
+/** `<option>: why` for an option set on `route` that none of its methods' sendings reads, or undefined. */
+function unreadOption(route: GatewayRoute, methods: string[]): string | undefined {
+  const sendings = methods.map((m) => sendingOf(m, route.strategy))
+  for (const [option, { by, what }] of Object.entries(READ_BY)) {
+    if (route[option as keyof typeof READ_BY] === undefined || sendings.some((s) => by.includes(s))) continue
+    const sends = [...new Set(sendings)].map((s) => `${methods.filter((_, n) => sendings[n] === s).join(', ')} by "${s}"`).join(' and ')
+    return `${option}: read only by ${what}; this route sends ${sends}, so it would be ignored`
+  }
+  return undefined
 }
 
 /** Whether a route takes state-changing methods (only they are ordered and logged). */

@@ -77,6 +77,18 @@ describe('the config-driven gateway', () => {
     // A keyless write has no request id for once() to give: hedge and replicate cannot send it (failover can).
     ['keyless writes on a hedge route', oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'hedge' }, { keys: { required: false } }), /routes\.0\.strategy: "hedge" sends a write only under its idempotency key .* keys\.required is false/],
     ['keyless writes on a replicate route', oneRoute({ path: '/a/:id/*', strategy: 'replicate', domain: 'param:id' }, { keys: { required: false } }), /routes\.0\.strategy: "replicate" sends a write only under its idempotency key .* keys\.required is false/],
+    // An option no strategy of the route reads would be ignored (as a domain without replicate is refused).
+    ['ackQuorum on a failover route', oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'failover', ackQuorum: 'all' }), /routes\.0\.ackQuorum: read only by "replicate" writes; this route sends POST by "failover"/],
+    ['ackQuorum on a route with the default strategy', oneRoute({ path: '/a/*', ackQuorum: 'majority' }), /routes\.0\.ackQuorum: .*this route sends GET, HEAD by "hedge" and POST, PUT, PATCH, DELETE by "failover"/],
+    ['ackQuorum on a read-only replicate route (its reads are hedged)', oneRoute({ path: '/a/*', methods: ['GET'], strategy: 'replicate', ackQuorum: 'all' }), /routes\.0\.ackQuorum: .*this route sends GET by "hedge"/],
+    ['logRetentionMs on a hedge route', oneRoute({ path: '/a/*', strategy: 'hedge', logRetentionMs: 1000 }), /routes\.0\.logRetentionMs: read only by "replicate" writes/],
+    ['hedgeAfterMs on a failover route', oneRoute({ path: '/a/*', strategy: 'failover', hedgeAfterMs: 50 }), /routes\.0\.hedgeAfterMs: read only by "hedge" sends .*this route sends POST, PUT, PATCH, DELETE by "failover"/],
+    ['hedgeAfterMs on a write-only replicate route', oneRoute({ path: '/a/:id/*', strategy: 'replicate', domain: 'param:id', hedgeAfterMs: 50 }), /routes\.0\.hedgeAfterMs: .*by "replicate"/],
+    // A cap the config does not show: the deadline (default 8000) bounds each attempt, once()'s maxRunMs bounds a write.
+    ['timeoutMs above the default deadline', oneRoute({ path: '/a/*', timeoutMs: 20_000 }), /routes\.0\.timeoutMs: expected at most deadlineMs \(8000, the default\)/],
+    ['deadlineMs above the default maxRunMs on a write route', oneRoute({ path: '/a/*', methods: ['POST'], deadlineMs: 60_000 }), /routes\.0\.deadlineMs: expected at most keys\.maxRunMs \(30000, the default\)/],
+    ['deadlineMs above keys.maxRunMs on a write route', oneRoute({ path: '/a/*', deadlineMs: 20_000 }, { keys: { maxRunMs: 10_000 } }), /routes\.0\.deadlineMs: expected at most keys\.maxRunMs \(10000\)/],
+    ['more origins than proxy() takes', { origins: Array.from({ length: 17 }, (_, n) => ({ name: `o${n}`, url: `https://o${n}.example` })), routes: [{ path: '/*' }] }, /ONCE_CONFIG options: origins: expected at most 16 items/],
     // Hono answers HEAD with a route's GET: a HEAD without GET is never matched.
     ['HEAD without GET', oneRoute({ path: '/a/*', methods: ['HEAD'] }), /routes\.0\.methods: HEAD is answered by the route's GET .* add GET/],
     ['HEAD without GET, with a write', oneRoute({ path: '/a/*', methods: ['HEAD', 'POST'] }), /routes\.0\.methods: HEAD is answered by the route's GET/],
@@ -96,6 +108,15 @@ describe('the config-driven gateway', () => {
     ok(oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'failover' }, { keys: { required: false } }))
     ok(oneRoute({ path: '/a/*', strategy: 'hedge' }, { keys: { required: false } })) // GET and HEAD: no key needed
     ok(oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'hedge' }, { keys: { required: true } }))
+    ok(oneRoute({ path: '/a/:id/*', strategy: 'replicate', domain: 'param:id', ackQuorum: 'all', logRetentionMs: 0 }))
+    ok(oneRoute({ path: '/a/:id/*', methods: ['GET', 'POST'], strategy: 'replicate', domain: 'param:id', hedgeAfterMs: 50 })) // its GET is hedged
+    ok(oneRoute({ path: '/a/*', hedgeAfterMs: 'auto' })) // the default strategy hedges GET
+    ok(oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'hedge', hedgeAfterMs: 50 }))
+    ok(oneRoute({ path: '/a/*', timeoutMs: 8000 }))
+    ok(oneRoute({ path: '/a/*', timeoutMs: 20_000, deadlineMs: 25_000 }))
+    ok(oneRoute({ path: '/a/*', methods: ['GET'], deadlineMs: 600_000 })) // a read runs outside once()
+    ok(oneRoute({ path: '/a/*', deadlineMs: 60_000 }, { keys: { maxRunMs: 60_000 } }))
+    ok({ origins: Array.from({ length: 16 }, (_, n) => ({ name: `o${n}`, url: `https://o${n}.example` })), routes: [{ path: '/*' }] })
     for (const methods of [['GET'], ['GET', 'HEAD'], ['HEAD', 'GET', 'POST'], ['POST']]) ok(oneRoute({ path: '/a/*', methods }))
   })
 
