@@ -1,5 +1,5 @@
 import * as z from 'zod/mini'
-import { DEFAULT_DEADLINE_MS, defaultStrategy, MAX_ORIGINS, originUrlOption } from '../origin-adapter/options.js'
+import { DEFAULT_DEADLINE_MS, defaultStrategy, MAX_ORIGINS, MAX_RELAY_BODY_BYTES, originUrlOption } from '../origin-adapter/options.js'
 import { assertOptions } from '../shared/options.js'
 import { listedCredentials } from '../shared/credentials.js'
 import { pathProblem } from './paths.js'
@@ -55,6 +55,7 @@ export interface GatewayKeys {
   maxRunMs?: number
   waitMs?: number
   inFlight?: 'wait' | 'reject'
+  /** At most 1 MiB (the default): every gateway write is a relay, whose body is capped there. */
   maxBodyBytes?: number
   maxReplyBytes?: number
   /**
@@ -141,7 +142,14 @@ const schema = z.strictObject({
       maxRunMs: int(100, 60 * 60_000),
       waitMs: int(0, 5 * 60_000),
       inFlight: z.optional(z.enum(['wait', 'reject'])),
-      maxBodyBytes: int(1, 100 * 1024 * 1024),
+      // Every gateway write is a relay, stored before it is sent: its body is capped there whatever this says.
+      maxBodyBytes: z.optional(
+        z.number().check(
+          z.int(),
+          z.gte(1),
+          z.lte(MAX_RELAY_BODY_BYTES, `expected at most ${MAX_RELAY_BODY_BYTES} bytes: every gateway write is relayed, stored before it is sent, and a relayed body is at most that (a larger one is a 413 whatever maxBodyBytes says)`),
+        ),
+      ),
       maxReplyBytes: int(1, 24 * 1024 * 1024),
       scope: z.optional(
         z.string().check(

@@ -73,6 +73,15 @@ export interface ProxyOptions {
   poisonAfterMs?: number
 }
 
+/**
+ * Largest request body a relay stores (a SQLite row holds at most 2 MB);
+ * a larger relayed request is refused with 413 before anything is sent.
+ *
+ * @example
+ * if (body.byteLength > MAX_RELAY_BODY_BYTES) return problem('body-too-large', …)
+ */
+export const MAX_RELAY_BODY_BYTES = 1024 * 1024
+
 /** Most origins one proxy() takes (the gateway's config is held to it too). */
 export const MAX_ORIGINS = 16
 /** `deadlineMs` when the options give none (the gateway checks a route's `timeoutMs` against it). */

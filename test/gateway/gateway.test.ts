@@ -89,6 +89,8 @@ describe('the config-driven gateway', () => {
     ['deadlineMs above the default maxRunMs on a write route', oneRoute({ path: '/a/*', methods: ['POST'], deadlineMs: 60_000 }), /routes\.0\.deadlineMs: expected at most keys\.maxRunMs \(30000, the default\)/],
     ['deadlineMs above keys.maxRunMs on a write route', oneRoute({ path: '/a/*', deadlineMs: 20_000 }, { keys: { maxRunMs: 10_000 } }), /routes\.0\.deadlineMs: expected at most keys\.maxRunMs \(10000\)/],
     ['more origins than proxy() takes', { origins: Array.from({ length: 17 }, (_, n) => ({ name: `o${n}`, url: `https://o${n}.example` })), routes: [{ path: '/*' }] }, /ONCE_CONFIG options: origins: expected at most 16 items/],
+    // Every gateway write is a relay, stored before it is sent: its body is capped at MAX_RELAY_BODY_BYTES whatever maxBodyBytes says.
+    ['keys.maxBodyBytes above the relay limit', oneRoute({ path: '/*' }, { keys: { maxBodyBytes: 4 * 1024 * 1024 } }), /keys\.maxBodyBytes: expected at most 1048576 bytes/],
     // Hono answers HEAD with a route's GET: a HEAD without GET is never matched.
     ['HEAD without GET', oneRoute({ path: '/a/*', methods: ['HEAD'] }), /routes\.0\.methods: HEAD is answered by the route's GET .* add GET/],
     ['HEAD without GET, with a write', oneRoute({ path: '/a/*', methods: ['HEAD', 'POST'] }), /routes\.0\.methods: HEAD is answered by the route's GET/],
@@ -117,6 +119,7 @@ describe('the config-driven gateway', () => {
     ok(oneRoute({ path: '/a/*', methods: ['GET'], deadlineMs: 600_000 })) // a read runs outside once()
     ok(oneRoute({ path: '/a/*', deadlineMs: 60_000 }, { keys: { maxRunMs: 60_000 } }))
     ok({ origins: Array.from({ length: 16 }, (_, n) => ({ name: `o${n}`, url: `https://o${n}.example` })), routes: [{ path: '/*' }] })
+    ok(oneRoute({ path: '/*' }, { keys: { maxBodyBytes: 1024 * 1024 } }))
     for (const methods of [['GET'], ['GET', 'HEAD'], ['HEAD', 'GET', 'POST'], ['POST']]) ok(oneRoute({ path: '/a/*', methods }))
   })
 
