@@ -4,7 +4,7 @@ import type { OnceOptions } from '../middleware/options.js'
 import { problem } from '../shared/problem.js'
 import { originGroup, proxyWith } from '../origin-adapter/dispatch.js'
 import type { ProxyOptions } from '../origin-adapter/options.js'
-import type { GatewayConfig, GatewayKeys, GatewayRoute } from './config.js'
+import { DEFAULT_MAX_RUN_MS, methodsOf, type GatewayConfig, type GatewayKeys, type GatewayRoute } from './config.js'
 import { handOffIsolateCounts, statusRoutes } from './status.js'
 import type { GatewayBindings, GatewayState } from './types.js'
 
@@ -30,7 +30,7 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
   statusRoutes(app, state)
   config.routes.forEach((route, i) => {
     const strategy = route.strategy
-    const methods = (route.methods ?? (strategy === 'hedge' || strategy === undefined ? defaultMethods(route) : ['POST', 'PUT', 'PATCH', 'DELETE'])).map((m) => m.toUpperCase())
+    const methods = methodsOf(route)
     const origins = config.origins.filter((o) => !route.origins || route.origins.includes(o.name)).map((o) => ({ name: o.name, url: o.url, ...(o.drain ? { drain: true } : {}) }))
     const options: ProxyOptions = {
       origins,
@@ -48,11 +48,14 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
     if (safe.length > 0) app.on(safe, route.path, handler)
   })
   app.notFound((c) => problemNotFound(c))
+  // Hono compiles its router at the first match: done here, a path it rejects throws inside the Worker's try (a 500
+  // problem naming it), not at every request. parseGatewayConfig names each bad path; this catches the rest.
+  try {
+    app.router.match('GET', '/')
+  } catch (err) {
+    throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes: Hono cannot compile the routes (${err instanceof Error ? err.message : String(err)})`)
+  }
   return { app, state }
-}
-
-function defaultMethods(route: GatewayRoute): string[] {
-  return route.strategy === undefined ? ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] : ['GET', 'HEAD']
 }
 
 function pick<T extends object, K extends keyof T>(from: T, keys: K[]): Partial<Pick<T, K>> {
@@ -64,7 +67,9 @@ function pick<T extends object, K extends keyof T>(from: T, keys: K[]): Partial<
 function onceOptions(config: GatewayConfig, route: GatewayRoute): OnceOptions {
   const keys: GatewayKeys = config.keys ?? {}
   const options: OnceOptions = {
-    ...pick(keys, ['required', 'ttlSeconds', 'leaseMs', 'maxRunMs', 'waitMs', 'inFlight', 'maxBodyBytes', 'maxReplyBytes']),
+    ...pick(keys, ['required', 'ttlSeconds', 'leaseMs', 'waitMs', 'inFlight', 'maxBodyBytes', 'maxReplyBytes']),
+    // The gateway's own default, which its config checks route deadlines against.
+    maxRunMs: keys.maxRunMs ?? DEFAULT_MAX_RUN_MS,
     ...(config.shards ? { shards: config.shards } : {}),
     ...(config.locationHint ? { locationHint: config.locationHint } : {}),
   }

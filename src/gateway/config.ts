@@ -1,7 +1,8 @@
 import * as z from 'zod/mini'
-import { originUrlOption } from '../origin-adapter/options.js'
+import { DEFAULT_DEADLINE_MS, defaultStrategy, MAX_ORIGINS, MAX_RELAY_BODY_BYTES, originUrlOption } from '../origin-adapter/options.js'
 import { assertOptions } from '../shared/options.js'
 import { listedCredentials } from '../shared/credentials.js'
+import { pathProblem } from './paths.js'
 
 /** One origin of the gateway's config. */
 export interface GatewayOrigin {
@@ -13,9 +14,12 @@ export interface GatewayOrigin {
 
 /** One route of the gateway's config: which requests go to which origins, how. */
 export interface GatewayRoute {
-  /** Hono path pattern, e.g. `/accounts/:id/*`. */
+  /** Hono path pattern, e.g. `/accounts/:id/*` (a regex parameter is `:name{regex}`); one Hono cannot compile is refused. */
   path: string
-  /** Methods of this route. Default: GET and HEAD for `hedge`, POST, PUT, PATCH and DELETE otherwise. */
+  /**
+   * Methods of this route. Default: all six without a strategy, GET and HEAD for `hedge`, POST, PUT, PATCH and DELETE
+   * otherwise. A GET route serves HEAD too; HEAD without GET is refused (it would never match).
+   */
   methods?: string[]
   /** Default: `hedge` for GET/HEAD-only routes, `failover` otherwise. */
   strategy?: 'hedge' | 'failover' | 'replicate'
@@ -27,24 +31,31 @@ export interface GatewayRoute {
    * `header:<name>`. A `param:` the path does not declare is refused at start-up.
    */
   domain?: string
+  /** `replicate` writes only; on a route that has none it is refused, as every option the route's sends never read. */
   ackQuorum?: 1 | 'majority' | 'all'
+  /** At most `deadlineMs` (default 8000). */
   timeoutMs?: number
+  /** On a route that takes writes, at most `keys.maxRunMs`. */
   deadlineMs?: number
+  /** Hedged sends only: a `hedge` route, GET and HEAD of a `replicate` route or of one without a strategy. */
   hedgeAfterMs?: number | 'auto'
   maxAttempts?: number
   maxResponseBytes?: number
   breaker?: { failures?: number; cooldownMs?: number }
+  /** `replicate` writes only. */
   logRetentionMs?: number
 }
 
 /** The idempotency-key policy, for every route's state-changing methods. */
 export interface GatewayKeys {
+  /** Default true. `false` is refused with a `hedge` or `replicate` route taking writes (it sends a write only under its key). */
   required?: boolean
   ttlSeconds?: number
   leaseMs?: number
   maxRunMs?: number
   waitMs?: number
   inFlight?: 'wait' | 'reject'
+  /** At most 1 MiB (the default): every gateway write is a relay, whose body is capped there. */
   maxBodyBytes?: number
   maxReplyBytes?: number
   /**
@@ -88,6 +99,9 @@ export interface GatewayConfig {
   locationHint?: 'wnam' | 'enam' | 'sam' | 'weur' | 'eeur' | 'apac' | 'oc' | 'afr' | 'me'
 }
 
+/** `keys.maxRunMs` when the config gives none; the gateway passes it to once() (whose default it is too), and checks deadlines against it. */
+export const DEFAULT_MAX_RUN_MS = 30_000
+
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const METHOD = /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/
 const int = (min: number, max: number) => z.optional(z.number().check(z.int(), z.gte(min), z.lte(max)))
@@ -98,6 +112,7 @@ const schema = z.strictObject({
     .array(z.strictObject({ name: z.string().check(z.regex(NAME, 'expected 1–64 letters, digits, _ or -')), url, drain: z.optional(z.boolean()) }))
     .check(
       z.minLength(1),
+      z.maxLength(MAX_ORIGINS),
       z.refine((list) => new Set(list.map((o) => o.name)).size === list.length, 'expected unique origin names'),
     ),
   routes: z
@@ -127,7 +142,14 @@ const schema = z.strictObject({
       maxRunMs: int(100, 60 * 60_000),
       waitMs: int(0, 5 * 60_000),
       inFlight: z.optional(z.enum(['wait', 'reject'])),
-      maxBodyBytes: int(1, 100 * 1024 * 1024),
+      // Every gateway write is a relay, stored before it is sent: its body is capped there whatever this says.
+      maxBodyBytes: z.optional(
+        z.number().check(
+          z.int(),
+          z.gte(1),
+          z.lte(MAX_RELAY_BODY_BYTES, `expected at most ${MAX_RELAY_BODY_BYTES} bytes: every gateway write is relayed, stored before it is sent, and a relayed body is at most that (a larger one is a 413 whatever maxBodyBytes says)`),
+        ),
+      ),
       maxReplyBytes: int(1, 24 * 1024 * 1024),
       scope: z.optional(
         z.string().check(
@@ -148,8 +170,9 @@ const schema = z.strictObject({
 
 /**
  * Reads and validates the gateway's config from the `ONCE_CONFIG` var:
- * JSON, the schema, and cross-checks (routes name known origins; a
- * `domain` needs `replicate`). Throws a `TypeError` naming the bad field.
+ * JSON, the schema, and cross-checks (route paths Hono compiles; routes
+ * name known origins; a `domain` needs `replicate`). Throws a `TypeError`
+ * naming the bad field.
  *
  * @param raw - the var's value (a JSON string, or the object wrangler parsed)
  * @returns the config
@@ -171,6 +194,19 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
   const config = value as GatewayConfig
   const names = new Set(config.origins.map((o) => o.name))
   config.routes.forEach((route, i) => {
+    const path = pathProblem(route.path)
+    if (path) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.path: ${path}`)
+    const methods = methodsOf(route)
+    if (methods.includes('HEAD') && !methods.includes('GET')) {
+      throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.methods: HEAD is answered by the route's GET (Hono serves a HEAD request with the GET handler, without the body), so a route with HEAD and no GET never matches it: add GET`)
+    }
+    // Hedged copies and replicas apply a write once by the request id once() gives it, which a keyless request has none of.
+    const keyed = (['hedge', 'replicate'] as const).find((s) => route.strategy === s && methods.some((m) => !SAFE.has(m)))
+    if (keyed && config.keys?.required === false) {
+      throw new TypeError(
+        `hono-once: invalid ONCE_CONFIG options: routes.${i}.strategy: "${keyed}" sends a write only under its idempotency key (the origins apply its copies once by the request id once() gives the key), and keys.required is false, so a write without Idempotency-Key would be a 500: set keys.required to true, or give keyless writes a "failover" route`,
+      )
+    }
     const unknown = route.origins?.find((n) => !names.has(n))
     if (unknown) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.origins: no origin is named ${JSON.stringify(unknown)}`)
     const writes = writesOf(route)
@@ -180,8 +216,20 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
     if (route.domain && route.strategy !== 'replicate') throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.domain: an ordering domain needs strategy "replicate"`)
     const absent = route.domain && absentDomain(route.path, route.domain)
     if (absent) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.domain: ${absent}`)
-    if (route.timeoutMs !== undefined && route.deadlineMs !== undefined && route.timeoutMs > route.deadlineMs) {
-      throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.timeoutMs: expected at most deadlineMs (${route.deadlineMs})`)
+    const unread = unreadOption(route, methods)
+    if (unread) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.${unread}`)
+    // proxy() and once() would cut these to the other's value: refused rather than silently capped.
+    const deadline = route.deadlineMs ?? DEFAULT_DEADLINE_MS
+    if (route.timeoutMs !== undefined && route.timeoutMs > deadline) {
+      const which = route.deadlineMs === undefined ? `${deadline}, the default` : `${deadline}`
+      throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.timeoutMs: expected at most deadlineMs (${which}): the deadline bounds every attempt, so a longer timeout is cut to it`)
+    }
+    const maxRunMs = config.keys?.maxRunMs ?? DEFAULT_MAX_RUN_MS
+    if (route.deadlineMs !== undefined && route.deadlineMs > maxRunMs && writesOf(route)) {
+      const which = config.keys?.maxRunMs === undefined ? `${maxRunMs}, the default` : `${maxRunMs}`
+      throw new TypeError(
+        `hono-once: invalid ONCE_CONFIG options: routes.${i}.deadlineMs: expected at most keys.maxRunMs (${which}) on a route that takes writes: once() gives a write up at maxRunMs (a retryable 504), so a longer deadline is never reached; raise keys.maxRunMs too`,
+      )
     }
   })
   const clash = orderedOriginsClash(config, [...names])
@@ -189,9 +237,57 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
   return config
 }
 
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/**
+ * The methods a route serves: its `methods`, or by default GET and HEAD for
+ * `hedge`, the state-changing ones for `failover` and `replicate`, and all
+ * of them without a strategy.
+ *
+ * @param route - a route of a validated config
+ * @returns upper-case method names
+ * @example
+ * methodsOf({ path: '/a/*', strategy: 'hedge' }) // ['GET', 'HEAD']
+ */
+export function methodsOf(route: GatewayRoute): string[] {
+  if (route.methods) return route.methods.map((m) => m.toUpperCase())
+  if (route.strategy === undefined) return ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']
+  return route.strategy === 'hedge' ? ['GET', 'HEAD'] : ['POST', 'PUT', 'PATCH', 'DELETE']
+}
+
+/** How a route sends a request of one method: by its strategy, except that a `replicate` route's reads are hedged (not ordered). */
+type Sending = 'hedge' | 'failover' | 'replicate'
+
+function sendingOf(method: string, strategy: GatewayRoute['strategy']): Sending {
+  const s = defaultStrategy(method, strategy)
+  return s === 'replicate' && SAFE.has(method) ? 'hedge' : s
+}
+
+/**
+ * The route options only some ways of sending read; proxy() ignores them otherwise. One that none of a route's
+ * methods is sent by is refused (as a `domain` without `replicate` is): an operator who writes `ackQuorum: "all"`
+ * on a failover route believes writes wait for every origin, and they go to one.
+ */
+const READ_BY: Record<'ackQuorum' | 'logRetentionMs' | 'hedgeAfterMs', { by: Sending[]; what: string }> = {
+  ackQuorum: { by: ['replicate'], what: '"replicate" writes' },
+  logRetentionMs: { by: ['replicate'], what: '"replicate" writes (it keeps their log)' },
+  hedgeAfterMs: { by: ['hedge'], what: '"hedge" sends (every method of a "hedge" route; GET and HEAD of a "replicate" route or of one without a strategy)' },
+}
+
+/** `<option>: why` for an option set on `route` that none of its methods' sendings reads, or undefined. */
+function unreadOption(route: GatewayRoute, methods: string[]): string | undefined {
+  const sendings = methods.map((m) => sendingOf(m, route.strategy))
+  for (const [option, { by, what }] of Object.entries(READ_BY)) {
+    if (route[option as keyof typeof READ_BY] === undefined || sendings.some((s) => by.includes(s))) continue
+    const sends = [...new Set(sendings)].map((s) => `${methods.filter((_, n) => sendings[n] === s).join(', ')} by "${s}"`).join(' and ')
+    return `${option}: read only by ${what}; this route sends ${sends}, so it would be ignored`
+  }
+  return undefined
+}
+
 /** Whether a route takes state-changing methods (only they are ordered and logged). */
 function writesOf(route: GatewayRoute): boolean {
-  return (route.methods ?? ['POST']).some((m) => !['GET', 'HEAD', 'OPTIONS'].includes(m.toUpperCase()))
+  return methodsOf(route).some((m) => !SAFE.has(m))
 }
 
 /**

@@ -10,7 +10,7 @@ import type { EngineInput } from '../shared/attempt.js'
 import { forwardRequest, principalOf, refuseUnsignable } from './forward.js'
 import { resolveSecret } from '../shared/send.js'
 import { OriginHealth } from '../shared/health.js'
-import { defaultStrategy, type ProxyOptions, validateProxyOptions } from './options.js'
+import { DEFAULT_DEADLINE_MS, defaultStrategy, type ProxyOptions, validateProxyOptions } from './options.js'
 import { markProxy } from './registry.js'
 import { failover } from '../shared/failover.js'
 import { hedge } from './strategies/hedge.js'
@@ -45,7 +45,7 @@ export interface OriginGroup {
  */
 export function originGroup(options: ProxyOptions, where: string): OriginGroup {
   validateProxyOptions(options, where)
-  const { timeoutMs = 3000, deadlineMs = 8000, maxAttempts = 3, maxResponseBytes = 8 * 1024 * 1024, logRetentionMs = 86_400_000 } = options
+  const { timeoutMs = 3000, deadlineMs = DEFAULT_DEADLINE_MS, maxAttempts = 3, maxResponseBytes = 8 * 1024 * 1024, logRetentionMs = 86_400_000 } = options
   const urls = options.origins.flatMap((o) => ('url' in o ? [{ name: o.name, url: o.url, ...(o.drain ? { drain: true } : {}) }] : []))
   return {
     options,

@@ -6,14 +6,8 @@ import { problem } from '../shared/problem.js'
 import { unsignableHeader } from '../shared/signature.js'
 import type { ForwardRequest } from './types.js'
 
-/**
- * Largest request body a relay stores (a SQLite row holds at most 2 MB);
- * a larger relayed request is refused with 413 before anything is sent.
- *
- * @example
- * if (body.byteLength > MAX_RELAY_BODY_BYTES) return problem('body-too-large', …)
- */
-export const MAX_RELAY_BODY_BYTES = 1024 * 1024
+// Defined with the options (which the gateway's config reads without the sending code).
+export { MAX_RELAY_BODY_BYTES } from './options.js'
 
 /**
  * How a request is forwarded: the route's header allow-list (`forwardHeaders`)

@@ -86,6 +86,20 @@ export interface ProxyOptions {
   poisonAfterMs?: number
 }
 
+/**
+ * Largest request body a relay stores (a SQLite row holds at most 2 MB);
+ * a larger relayed request is refused with 413 before anything is sent.
+ *
+ * @example
+ * if (body.byteLength > MAX_RELAY_BODY_BYTES) return problem('body-too-large', …)
+ */
+export const MAX_RELAY_BODY_BYTES = 1024 * 1024
+
+/** Most origins one proxy() takes (the gateway's config is held to it too). */
+export const MAX_ORIGINS = 16
+/** `deadlineMs` when the options give none (the gateway checks a route's `timeoutMs` against it). */
+export const DEFAULT_DEADLINE_MS = 8000
+
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/
 /** A keyid travels as an sf-string in `Signature-Input`: printable ASCII. */
@@ -103,7 +117,7 @@ const origin = z.union([
 const schema = z.strictObject({
   origins: z.array(origin).check(
     z.minLength(1),
-    z.maxLength(16),
+    z.maxLength(MAX_ORIGINS),
     z.refine((list) => new Set(list.map((o) => o.name)).size === list.length, 'expected unique origin names'),
   ),
   strategy: z.optional(z.enum(['hedge', 'failover', 'replicate'])),

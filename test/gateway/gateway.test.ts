@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import gateway, { parseGatewayConfig } from '../../src/gateway.js'
+import gateway, { buildGateway, parseGatewayConfig } from '../../src/gateway.js'
 import type { GatewayConfig } from '../../src/gateway/config.js'
 import { type FarmOrigin, startOrigins } from '../farm.js'
 import { newKey, problemOf } from '../helpers.js'
@@ -19,6 +19,8 @@ function configFor(origins: FarmOrigin[]): GatewayConfig {
     keys: { leaseMs: 3000 },
   }
 }
+const eu = [{ name: 'eu', url: 'https://eu.example' }]
+const oneRoute = (route: object, extra: object = {}) => ({ origins: eu, routes: [route], ...extra })
 const deposit = (config: GatewayConfig, account: string, key: string, amount = 100) =>
   call(config, `/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) })
 
@@ -62,6 +64,37 @@ describe('the config-driven gateway', () => {
       },
       /routes\.1\.origins: routes\.0 and routes\.1 both order writes by domain, to different origins \(a1, a2 \/ b1\)/,
     ],
+    // A path Hono's router cannot compile would throw at every request (the status page too): named at start-up.
+    ['a regex parameter that is not a regular expression', oneRoute({ path: '/a/:id{[}' }), /routes\.0\.path: Hono cannot compile it \(.*regular expression/],
+    ['an unbalanced group in a regex parameter', oneRoute({ path: '/a/:id{a(}' }), /routes\.0\.path: Hono cannot compile it/],
+    ['a regex parameter Hono rewrites into a broken one (a named group)', oneRoute({ path: '/a/:id{(?<n>a)}' }), /routes\.0\.path: Hono cannot compile it/],
+    ['a bad path on a later route', { origins: eu, routes: [{ path: '/ok/*' }, { path: '/a/:id{a\\}' }] }, /routes\.1\.path: Hono cannot compile it/],
+    // Braces Hono does not read as a parameter's regex are literal text no request path holds: the route never matches.
+    ['an unclosed regex parameter', oneRoute({ path: '/a/:id{[0-9]+' }), /routes\.0\.path: the "\{" at 6 is never closed/],
+    ['a parameter in braces (OpenAPI style)', oneRoute({ path: '/accounts/{id}/*' }), /routes\.0\.path: a "\{" opens only a parameter's regex.*write a path parameter as :id/],
+    ['a closing brace with no opening one', oneRoute({ path: '/a/:id}' }), /routes\.0\.path: the "\}" at 6 closes nothing/],
+    ['text after a regex parameter', oneRoute({ path: '/a/:id{[0-9]+}x' }), /routes\.0\.path: a parameter's regex ends its segment/],
+    ['an empty regex parameter', oneRoute({ path: '/a/:id{}' }), /routes\.0\.path: the regex of :id is empty/],
+    // A keyless write has no request id for once() to give: hedge and replicate cannot send it (failover can).
+    ['keyless writes on a hedge route', oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'hedge' }, { keys: { required: false } }), /routes\.0\.strategy: "hedge" sends a write only under its idempotency key .* keys\.required is false/],
+    ['keyless writes on a replicate route', oneRoute({ path: '/a/:id/*', strategy: 'replicate', domain: 'param:id' }, { keys: { required: false } }), /routes\.0\.strategy: "replicate" sends a write only under its idempotency key .* keys\.required is false/],
+    // An option no strategy of the route reads would be ignored (as a domain without replicate is refused).
+    ['ackQuorum on a failover route', oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'failover', ackQuorum: 'all' }), /routes\.0\.ackQuorum: read only by "replicate" writes; this route sends POST by "failover"/],
+    ['ackQuorum on a route with the default strategy', oneRoute({ path: '/a/*', ackQuorum: 'majority' }), /routes\.0\.ackQuorum: .*this route sends GET, HEAD by "hedge" and POST, PUT, PATCH, DELETE by "failover"/],
+    ['ackQuorum on a read-only replicate route (its reads are hedged)', oneRoute({ path: '/a/*', methods: ['GET'], strategy: 'replicate', ackQuorum: 'all' }), /routes\.0\.ackQuorum: .*this route sends GET by "hedge"/],
+    ['logRetentionMs on a hedge route', oneRoute({ path: '/a/*', strategy: 'hedge', logRetentionMs: 1000 }), /routes\.0\.logRetentionMs: read only by "replicate" writes/],
+    ['hedgeAfterMs on a failover route', oneRoute({ path: '/a/*', strategy: 'failover', hedgeAfterMs: 50 }), /routes\.0\.hedgeAfterMs: read only by "hedge" sends .*this route sends POST, PUT, PATCH, DELETE by "failover"/],
+    ['hedgeAfterMs on a write-only replicate route', oneRoute({ path: '/a/:id/*', strategy: 'replicate', domain: 'param:id', hedgeAfterMs: 50 }), /routes\.0\.hedgeAfterMs: .*by "replicate"/],
+    // A cap the config does not show: the deadline (default 8000) bounds each attempt, once()'s maxRunMs bounds a write.
+    ['timeoutMs above the default deadline', oneRoute({ path: '/a/*', timeoutMs: 20_000 }), /routes\.0\.timeoutMs: expected at most deadlineMs \(8000, the default\)/],
+    ['deadlineMs above the default maxRunMs on a write route', oneRoute({ path: '/a/*', methods: ['POST'], deadlineMs: 60_000 }), /routes\.0\.deadlineMs: expected at most keys\.maxRunMs \(30000, the default\)/],
+    ['deadlineMs above keys.maxRunMs on a write route', oneRoute({ path: '/a/*', deadlineMs: 20_000 }, { keys: { maxRunMs: 10_000 } }), /routes\.0\.deadlineMs: expected at most keys\.maxRunMs \(10000\)/],
+    ['more origins than proxy() takes', { origins: Array.from({ length: 17 }, (_, n) => ({ name: `o${n}`, url: `https://o${n}.example` })), routes: [{ path: '/*' }] }, /ONCE_CONFIG options: origins: expected at most 16 items/],
+    // Every gateway write is a relay, stored before it is sent: its body is capped at MAX_RELAY_BODY_BYTES whatever maxBodyBytes says.
+    ['keys.maxBodyBytes above the relay limit', oneRoute({ path: '/*' }, { keys: { maxBodyBytes: 4 * 1024 * 1024 } }), /keys\.maxBodyBytes: expected at most 1048576 bytes/],
+    // Hono answers HEAD with a route's GET: a HEAD without GET is never matched.
+    ['HEAD without GET', oneRoute({ path: '/a/*', methods: ['HEAD'] }), /routes\.0\.methods: HEAD is answered by the route's GET .* add GET/],
+    ['HEAD without GET, with a write', oneRoute({ path: '/a/*', methods: ['HEAD', 'POST'] }), /routes\.0\.methods: HEAD is answered by the route's GET/],
   ])('answers every request with a 500 problem naming the bad field: %s', async (_name, config, message) => {
     const res = await call(config, '/accounts/x')
     expect(res.status).toBe(500)
@@ -69,6 +102,45 @@ describe('the config-driven gateway', () => {
     expect(p.detail).toMatch(message)
     expect(JSON.stringify(p)).not.toMatch(/at .*\.ts:\d+/) // no stack trace
     expect(() => parseGatewayConfig(config)).toThrow(message)
+  })
+
+  it('accepts the neighbours of what is refused: regex parameters Hono compiles, options a strategy of the route reads, limits within their caps', () => {
+    const ok = (config: unknown) => expect(() => parseGatewayConfig(config)).not.toThrow()
+    for (const path of ['/a/:id{[0-9]+}', '/a/:id{[0-9]{2}}/b', '/a/:id{(a|b)}', '/a/:p{.+/.+}', '/a/:id{[}]}/x', '/a/:id{[0-9]+}?', '/a/:id?', '/a/:id/*', '/*']) ok(oneRoute({ path }))
+    ok(oneRoute({ path: '/a/*' }, { keys: { required: false } })) // the default strategy fails writes over
+    ok(oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'failover' }, { keys: { required: false } }))
+    ok(oneRoute({ path: '/a/*', strategy: 'hedge' }, { keys: { required: false } })) // GET and HEAD: no key needed
+    ok(oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'hedge' }, { keys: { required: true } }))
+    ok(oneRoute({ path: '/a/:id/*', strategy: 'replicate', domain: 'param:id', ackQuorum: 'all', logRetentionMs: 0 }))
+    ok(oneRoute({ path: '/a/:id/*', methods: ['GET', 'POST'], strategy: 'replicate', domain: 'param:id', hedgeAfterMs: 50 })) // its GET is hedged
+    ok(oneRoute({ path: '/a/*', hedgeAfterMs: 'auto' })) // the default strategy hedges GET
+    ok(oneRoute({ path: '/a/*', methods: ['POST'], strategy: 'hedge', hedgeAfterMs: 50 }))
+    ok(oneRoute({ path: '/a/*', timeoutMs: 8000 }))
+    ok(oneRoute({ path: '/a/*', timeoutMs: 20_000, deadlineMs: 25_000 }))
+    ok(oneRoute({ path: '/a/*', methods: ['GET'], deadlineMs: 600_000 })) // a read runs outside once()
+    ok(oneRoute({ path: '/a/*', deadlineMs: 60_000 }, { keys: { maxRunMs: 60_000 } }))
+    ok({ origins: Array.from({ length: 16 }, (_, n) => ({ name: `o${n}`, url: `https://o${n}.example` })), routes: [{ path: '/*' }] })
+    ok(oneRoute({ path: '/*' }, { keys: { maxBodyBytes: 1024 * 1024 } }))
+    for (const methods of [['GET'], ['GET', 'HEAD'], ['HEAD', 'GET', 'POST'], ['POST']]) ok(oneRoute({ path: '/a/*', methods }))
+  })
+
+  it('a route path Hono cannot compile: the status page answers the same 500 problem as for any bad field, and buildGateway compiles the routes', async () => {
+    const config = oneRoute({ path: '/a/:id{[}', methods: ['GET'] })
+    const res = await call(config, '/__once/status', { headers: { authorization: 'Bearer status-token-for-tests' } }, { ONCE_STATUS_TOKEN: 'status-token-for-tests' })
+    expect(res.status).toBe(500)
+    expect((await problemOf(res)).detail).toMatch(/routes\.0\.path: Hono cannot compile it/)
+    // Past the config's checks, any path the router rejects throws at build time (inside the Worker's try), not at a request.
+    expect(() => buildGateway(config as GatewayConfig)).toThrow(/ONCE_CONFIG options: routes: Hono cannot compile the routes/)
+  })
+
+  it('serves HEAD by a GET route, and a keyless write on a failover route with keys.required false', async () => {
+    const [origin] = await startOrigins(['eu'])
+    const config = { origins: [{ name: 'eu', url: origin!.url }], routes: [{ path: '/accounts/*', methods: ['GET', 'POST'] }], keys: { required: false } }
+    const head = await call(config, `/accounts/acct-${crypto.randomUUID().slice(0, 8)}`, { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(head.headers.get('once-origin')).toBe('eu')
+    const write = await call(config, `/accounts/acct-${crypto.randomUUID().slice(0, 8)}/deposits`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":5}' })
+    expect(write.status).toBe(201)
   })
 
   it('accepts a tenant header, authorization and none as the scope', () => {
