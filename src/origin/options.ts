@@ -1,5 +1,6 @@
 import * as z from 'zod/mini'
 import { assertOptions, optionsError } from '../shared/options.js'
+import { MIN_SECRET_LENGTH } from '../shared/signature.js'
 import type { ReceiverStore } from './types.js'
 
 /**
@@ -61,7 +62,8 @@ const isStore = (v: unknown): boolean => {
   return ['apply', 'nextSequence', 'nextSequences', 'applied', 'prune'].every((m) => typeof s[m] === 'function')
 }
 
-const secret = z.string().check(z.minLength(1), z.maxLength(1024))
+// As long as the edge's: an HMAC key of fewer characters can be guessed offline from one signed request.
+const secret = z.string().check(z.minLength(MIN_SECRET_LENGTH, `expected at least ${MIN_SECRET_LENGTH} characters (give a random one, e.g. openssl rand -base64 32)`), z.maxLength(1024))
 /** A keyid travels as an sf-string in `Signature-Input`. */
 const KEYID = /^[\x20-\x7e]{1,128}$/
 const int = (min: number, max: number) => z.optional(z.number().check(z.int(), z.gte(min), z.lte(max)))

@@ -1,7 +1,7 @@
 import { contentDigest } from './content-digest.js'
 import { HOP_BY_HOP } from './headers.js'
 import { CREDENTIALS } from './credentials.js'
-import { signRequest, type SigningKey } from './signature.js'
+import { MIN_SECRET_LENGTH, signRequest, type SigningKey } from './signature.js'
 import { readUpTo } from './read-limited.js'
 import { ONCE_HEADERS } from './wire.js'
 import type { ForwardRequest, Origin, OriginReply, SecretOption, WireIdentity } from './types.js'
@@ -88,13 +88,14 @@ export function originUrl(base: string, path: string): string {
  * @example
  * const s: SendSecret = { keyid: 'ONCE_SIGNING_SECRET', missing: 'ONCE_SIGNING_SECRET' }
  */
-export type SendSecret = SigningKey | { keyid: string; missing: string }
+export type SendSecret = SigningKey | { keyid: string; missing: string; why: string }
+
 
 /**
  * Resolves a named signing secret from the environment, at send time (it is
- * never stored): `{ keyid, secret }` when `env[name]` is a non-empty
- * string, `{ keyid, missing }` when it is not, undefined when no secret is
- * configured.
+ * never stored): `{ keyid, secret }` when `env[name]` is a string of at
+ * least {@link MIN_SECRET_LENGTH} characters, `{ keyid, missing, why }` when
+ * it is not (unset, or too short), undefined when no secret is configured.
  *
  * @param secret - `proxy()`'s `secret` (or a relay plan's)
  * @param env - the Worker's (or the object's) env
@@ -105,10 +106,14 @@ export type SendSecret = SigningKey | { keyid: string; missing: string }
 export function resolveSecret(secret: SecretOption | undefined, env: unknown): SendSecret | undefined {
   if (secret === undefined) return undefined
   // A plan stored before secrets were named may hold the value itself: it is not used (name the secret with { env }).
-  if (typeof secret !== 'object' || secret === null || typeof secret.env !== 'string') return { keyid: 'unnamed', missing: '(a literal secret from an older relay plan)' }
+  if (typeof secret !== 'object' || secret === null || typeof secret.env !== 'string') {
+    return { keyid: 'unnamed', missing: '(a literal secret from an older relay plan)', why: 'is not a named secret' }
+  }
   const keyid = secret.keyid ?? secret.env
   const value = (env as Record<string, unknown> | undefined)?.[secret.env]
-  return typeof value === 'string' && value !== '' ? { keyid, secret: value } : { keyid, missing: secret.env }
+  if (typeof value !== 'string' || value === '') return { keyid, missing: secret.env, why: 'is not set' }
+  if (value.length < MIN_SECRET_LENGTH) return { keyid, missing: secret.env, why: `is shorter than ${MIN_SECRET_LENGTH} characters (give a random one, e.g. openssl rand -base64 32)` }
+  return { keyid, secret: value }
 }
 
 /** What one attempt needs. */
@@ -169,7 +174,7 @@ export async function sendAttempt(input: SendInput): Promise<SendResult> {
   })
   const secret = input.secret
   if (secret && 'missing' in secret) {
-    const error = new Error(`hono-once: not sent: the signing secret env.${secret.missing} is not set, and a request is never sent unsigned`)
+    const error = new Error(`hono-once: not sent: the signing secret env.${secret.missing} ${secret.why}, and a request is never sent unsigned`)
     console.error(`${error.message} (request ${wire.requestId} to ${origin.name})`)
     clearTimeout(timer)
     input.signal.removeEventListener('abort', onAbort)

@@ -59,6 +59,16 @@ export interface SignatureFields {
 }
 
 /**
+ * The shortest signing secret used: an HMAC key of fewer characters can be
+ * guessed offline from one signed request (RFC 2104 asks for keys of the
+ * hash's length, 32 bytes for SHA-256; 16 random characters is the floor).
+ *
+ * @example
+ * secret.length >= MIN_SECRET_LENGTH
+ */
+export const MIN_SECRET_LENGTH = 16
+
+/**
  * Headers a signature never covers: they describe a hop, so a proxy on the
  * way may rewrite them (and the signature headers themselves).
  */

@@ -64,7 +64,7 @@ describe('the unscoped warning (issue 16)', () => {
 describe('the gateway: scope and domain (issue 15.16)', () => {
   const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext
   const call = (config: unknown, path: string, init: RequestInit = {}) =>
-    gateway.fetch!(new Request(`http://gateway.test${path}`, init) as Request<unknown, IncomingRequestCfProperties>, { ONCE: env.ONCE, ONCE_CONFIG: JSON.stringify(config), ONCE_SIGNING_SECRET: 'test-secret' }, ctx)
+    gateway.fetch!(new Request(`http://gateway.test${path}`, init) as Request<unknown, IncomingRequestCfProperties>, { ONCE: env.ONCE, ONCE_CONFIG: JSON.stringify(config), ONCE_SIGNING_SECRET: 'test-secret-0123456789' }, ctx)
   const origins = [{ name: 'eu', url: 'https://eu.example' }]
 
   it.each([

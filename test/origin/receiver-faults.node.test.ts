@@ -215,7 +215,7 @@ describe('docs that do not run as written', () => {
     const line = readFileSync('src/origin/stores/d1.ts', 'utf8').split('\n').find((l) => l.includes('onceReceiver({ store: d1Store('))
     expect(line).toBeDefined()
     // The example's options, as written, given to onceReceiver():
-    const run = () => onceReceiver({ store: memoryStore(), ...(/secret: /.test(line!) ? { secret: 'x' } : { secrets: { K: 'x' } }) } as never)
+    const run = () => onceReceiver({ store: memoryStore(), ...(/secret: /.test(line!) ? { secret: 'x' } : { secrets: { K: 'x'.repeat(16) } }) } as never)
     expect(run).not.toThrow()
   })
 })

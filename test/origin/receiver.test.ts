@@ -42,6 +42,7 @@ describe('onceReceiver() options', () => {
     [{ store, toleranceSeconds: 300 }, /toleranceSeconds: replaced by secrets/],
     [{ store, secrets: {} }, /secrets: expected 1 to 8 secrets/],
     [{ store, secrets: { k: '' } }, /secrets\.k/],
+    [{ store, secrets: { k: 'short-secret' } }, /secrets\.k: expected at least 16 characters/],
     [{ store, secrets: ['s'] }, /secrets/],
     [{ store, secrets: { 'k\u00e9': 'secret' } }, /secrets/],
     [{ store, waitMs: -1 }, /waitMs: expected a number >= 0/],
@@ -64,7 +65,7 @@ describe('onceReceiver() options', () => {
       applied: async () => [],
       prune: async () => 0,
     }
-    expect(() => onceReceiver({ store: own, methods: ['post'], waitMs: 0, secrets: { old: 'a', new: 'b' }, maxBodyBytes: 1024 })).not.toThrow()
+    expect(() => onceReceiver({ store: own, methods: ['post'], waitMs: 0, secrets: { old: 'old-secret-0123456789', new: 'new-secret-0123456789' }, maxBodyBytes: 1024 })).not.toThrow()
   })
 })
 

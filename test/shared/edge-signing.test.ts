@@ -119,7 +119,7 @@ describe('the edge signs what it sends (RFC 9421 + RFC 9530, issue 15.7)', () =>
   it('resolves a named secret at send time; a literal one left in an older stored plan is never used', () => {
     expect(resolveSecret({ env: 'TEST_SIGNING_SECRET' }, env)).toEqual({ keyid: 'TEST_SIGNING_SECRET', secret: env.TEST_SIGNING_SECRET })
     expect(resolveSecret({ env: 'TEST_SIGNING_SECRET', keyid: 'k-2026' }, env)).toEqual({ keyid: 'k-2026', secret: env.TEST_SIGNING_SECRET })
-    expect(resolveSecret({ env: 'NO_SUCH_SECRET' }, env)).toEqual({ keyid: 'NO_SUCH_SECRET', missing: 'NO_SUCH_SECRET' })
+    expect(resolveSecret({ env: 'NO_SUCH_SECRET' }, env)).toEqual({ keyid: 'NO_SUCH_SECRET', missing: 'NO_SUCH_SECRET', why: 'is not set' })
     expect(resolveSecret('a-literal-secret-0123456789' as never, env)).toMatchObject({ missing: expect.stringContaining('literal') })
     expect(resolveSecret(undefined, env)).toBeUndefined()
   })
@@ -268,6 +268,21 @@ describe('the gateway signs, or refuses (issue 15.9)', () => {
     const [open] = await startOrigins(['eu'])
     expect((await post(buildGateway(config({ signing: 'off' }, open!.url)).app as unknown as Hono<never>, {})).status).toBe(201)
     expect(() => parseGatewayConfig({ origins: [{ name: 'eu', url: open!.url }], routes: [{ path: '/*' }], signing: 'maybe' })).toThrow(/signing/)
+  })
+})
+
+describe('a signing secret shorter than 16 characters', () => {
+  it('is never signed with: the edge answers 500 misconfigured naming it and sends nothing; the receiver refuses it at start-up', async () => {
+    const cap = capturing()
+    const app = new Hono()
+    app.use('/pay', once({ replayCache: false }))
+    app.post('/pay', proxy({ origins: [cap.origin], strategy: 'failover', secret: { env: 'SHORT_SECRET' } }))
+    const res = await app.request('/pay', { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': newKey() }, body: '{}' }, { ...env, SHORT_SECRET: 'x'.repeat(15) })
+    expect(res.status).toBe(500)
+    expect(await problemOf(res)).toMatchObject({ type: expect.stringMatching(/misconfigured$/), detail: expect.stringContaining('env.SHORT_SECRET is shorter than 16 characters') })
+    expect(cap.seen).toHaveLength(0)
+    const ok = await app.request('/pay', { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': newKey() }, body: '{}' }, { ...env, SHORT_SECRET: 'x'.repeat(16) })
+    expect(ok.status).toBe(201)
   })
 })
 
