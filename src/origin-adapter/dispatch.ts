@@ -281,7 +281,8 @@ function answer(outcome: DispatchOutcome, instance: string, key: string | undefi
       detail: outcome.detail,
       instance,
       ...(key === undefined ? {} : { idempotencyKey: key }),
-      headers: { 'retry-after': '1' },
+      // When the origins asked to wait (Retry-After), that long; else a second.
+      headers: { 'retry-after': String(Math.max(1, Math.ceil((outcome.retryAfterMs ?? 0) / 1000))) },
     })
     if (timing) res.headers.set('server-timing', timing)
     return res

@@ -60,8 +60,18 @@ export function keepable(result: SendResult, maxResponseBytes: number, receiverO
   return lost ? { ok: true, reply: lost, ms: result.ms } : result
 }
 
-/** `Retry-After` as the client reads it (seconds or an HTTP-date), kept to what an embargo may sensibly last. */
-function retryAfterOf(value: string | undefined): number | undefined {
+/**
+ * How long an answer asked to wait before the request is sent to its origin
+ * again (`Retry-After`, seconds or an HTTP-date, as the client reads it),
+ * kept to what a wait may sensibly last; undefined when it asked nothing.
+ *
+ * @param result - one attempt's result
+ * @returns milliseconds, or undefined
+ * @example
+ * retryAfterOf(result) // 30000 for a 429 with Retry-After: 30
+ */
+export function retryAfterOf(result: SendResult): number | undefined {
+  const value = result.ok ? result.reply.headers.find(([name]) => name === 'retry-after')?.[1] : undefined
   const ms = value === undefined ? undefined : retryAfterMs(value)
   return ms === undefined || ms > MAX_RETRY_AFTER_MS ? undefined : ms
 }
@@ -97,8 +107,9 @@ async function attemptNow(input: EngineInput, origin: Origin, n: number, log: At
   log.push({ origin: origin.name, attempt: n, outcome: result.ok ? result.reply.status : result.reason, ms: result.ms })
   const verdict = judge(kept)
   if (verdict?.kind === 'not-applied' && !aboutTheRequest(verdict)) {
-    const retryAfter = kept.ok ? kept.reply.headers.find(([name]) => name === 'retry-after')?.[1] : undefined
-    input.health.failed(origin.name, Date.now(), retryAfter === undefined ? undefined : retryAfterOf(retryAfter))
+    // A 503's Retry-After is the origin's (down for maintenance, overloaded): every request keeps off it that long.
+    // A 429's is often about one caller (a tenant over its rate): only this request waits (see retryAfterOf).
+    input.health.failed(origin.name, Date.now(), kept.ok && kept.reply.status === 503 ? retryAfterOf(kept) : undefined)
   } else if (verdict) {
     // A final answer, or a refusal about this request (the origin works): the origin answered.
     input.health.succeeded(origin.name, result.ms)
@@ -178,9 +189,10 @@ export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginRep
  * @example
  * const origin = nextOrigin(input, tried)
  */
-export function nextOrigin(input: EngineInput, tried: readonly Origin[]): Origin {
+export function nextOrigin(input: EngineInput, tried: readonly Origin[], asked: Waits = new Map()): Origin | undefined {
   const now = Date.now()
   const ranked = input.origins
+    .filter((origin) => readyAt(input, origin, asked) <= now)
     .map((origin, index) => ({
       origin,
       index,
@@ -189,9 +201,48 @@ export function nextOrigin(input: EngineInput, tried: readonly Origin[]): Origin
       sends: tried.filter((t) => t === origin).length,
     }))
     .sort((a, b) => Number(a.drained) - Number(b.drained) || Number(b.available) - Number(a.available) || a.sends - b.sends || a.index - b.index)
-  const pick = ranked[0]!.origin
-  input.health.claim(pick.name, now)
+  const pick = ranked[0]?.origin
+  if (pick) input.health.claim(pick.name, now)
   return pick
+}
+
+/** What the origins asked this request to wait for (`Retry-After`): origin name → time (ms since epoch). */
+export type Waits = Map<string, number>
+
+/**
+ * Notes the wait an attempt's answer asked for (its `Retry-After`), for the
+ * rest of the request: its origin is not sent the request again before.
+ *
+ * @param asked - the request's waits
+ * @param origin - the origin that answered
+ * @param result - its answer
+ * @example
+ * noteWait(asked, origin, result)
+ */
+export function noteWait(asked: Waits, origin: Origin, result: SendResult): void {
+  const ms = retryAfterOf(result)
+  if (ms !== undefined) asked.set(origin.name, Date.now() + ms)
+}
+
+/** When `origin` may be sent this request: after its `Retry-After`, the isolate's (a 503's) or this request's. */
+function readyAt(input: EngineInput, origin: Origin, asked: Waits): number {
+  return Math.max(input.health.embargoedUntil(origin.name), asked.get(origin.name) ?? 0)
+}
+
+/**
+ * The earliest time an origin may be sent this request again, when every
+ * one asked to wait (`Retry-After`); undefined when one may be sent now.
+ *
+ * @param input - the request's engine input
+ * @param asked - its waits
+ * @returns the time (ms since epoch), or undefined
+ * @example
+ * const at = firstReady(input, asked) // Date.now() + 30000 after every origin said Retry-After: 30
+ */
+export function firstReady(input: EngineInput, asked: Waits): number | undefined {
+  const now = Date.now()
+  const at = Math.min(...input.origins.map((origin) => readyAt(input, origin, asked)))
+  return at > now ? at : undefined
 }
 
 /**
@@ -201,14 +252,31 @@ export function nextOrigin(input: EngineInput, tried: readonly Origin[]): Origin
  *
  * @param log - the attempt log
  * @param why - the first sentence
+ * @param retryAt - when the origins asked the request to come back (`Retry-After`), if they did
  * @returns the failed outcome
  * @example
  * failure(log, 'No origin gave a final answer') // detail: 'No origin gave a final answer (eu: 503 ×3; us: timeout)'
  */
-export function failure(log: AttemptRecord[], why: string): DispatchOutcome {
+export function failure(log: AttemptRecord[], why: string, retryAt?: number): DispatchOutcome {
   const timeouts = log.filter((a) => a.outcome === 'timeout').length
   const status = log.length === 0 || timeouts === log.length ? 504 : 502
-  return { kind: 'failed', status, detail: `${why}${log.length > 0 ? ` (${outcomes(log)})` : ''}`, attempts: log }
+  const outcome: DispatchOutcome = { kind: 'failed', status, detail: `${why}${log.length > 0 ? ` (${outcomes(log)})` : ''}`, attempts: log }
+  if (retryAt !== undefined) outcome.retryAfterMs = Math.max(0, retryAt - Date.now())
+  return outcome
+}
+
+/**
+ * The failure when every origin asked to wait (`Retry-After`) past what is
+ * left of the deadline: the client is told the earliest one.
+ *
+ * @param log - the attempt log
+ * @param at - the earliest time an origin may be sent the request again
+ * @returns the failed outcome, with `retryAfterMs`
+ * @example
+ * return waitedOut(log, at)
+ */
+export function waitedOut(log: AttemptRecord[], at: number): DispatchOutcome {
+  return failure(log, 'Every origin asked to wait (Retry-After) past the deadline', at)
 }
 
 /**

@@ -1,4 +1,4 @@
-import { attempt, type EngineInput, failure, judge, nextOrigin, permanentRefusal, refused } from './attempt.js'
+import { attempt, type EngineInput, failure, firstReady, judge, nextOrigin, noteWait, permanentRefusal, refused, type Waits, waitedOut } from './attempt.js'
 import type { AttemptRecord, DispatchOutcome, Origin } from './types.js'
 
 /**
@@ -8,7 +8,9 @@ import type { AttemptRecord, DispatchOutcome, Origin } from './types.js'
  * `Once-Attempt`), cycling through the group until an answer is final, an
  * origin refuses it for good (`handler-failed`, `body-too-large`: every
  * origin would), the attempts or the next origin's retry tokens run out, or
- * the deadline passes.
+ * the deadline passes. An origin that answered with `Retry-After` is not
+ * sent the request again before then; when every origin asked to wait, the
+ * request waits for the first, or ends telling the client when to come back.
  *
  * @param input - origins, request, identity and limits
  * @returns the first final answer, or why there was none
@@ -18,10 +20,19 @@ import type { AttemptRecord, DispatchOutcome, Origin } from './types.js'
 export async function failover(input: EngineInput): Promise<DispatchOutcome> {
   const log: AttemptRecord[] = []
   const tried: Origin[] = []
+  const asked: Waits = new Map()
   const signal = input.signal ?? new AbortController().signal
-  for (let i = 0; i < input.maxAttempts; i++) {
+  while (tried.length < input.maxAttempts) {
+    const i = tried.length
     if (Date.now() >= input.deadline || signal.aborted) break
-    const origin = nextOrigin(input, tried)
+    const origin = nextOrigin(input, tried, asked)
+    if (!origin) {
+      // Every origin asked to wait (Retry-After): wait for the first, or tell the client when, past the deadline.
+      const at = firstReady(input, asked) ?? Date.now()
+      if (at >= input.deadline) return waitedOut(log, at)
+      await pause(at - Date.now(), input.deadline)
+      continue
+    }
     if (i > 0 && !input.health.canRetry(origin.name)) {
       // Gives back the half-open probe nextOrigin may have claimed.
       input.health.aborted(origin.name, Date.now())
@@ -32,10 +43,11 @@ export async function failover(input: EngineInput): Promise<DispatchOutcome> {
     tried.push(origin)
     const result = await attempt(input, origin, input.firstAttempt + i, log, signal)
     if (result.ok && judge(result)?.kind === 'applied') return { kind: 'answer', origin: origin.name, reply: result.reply, attempts: log }
+    noteWait(asked, origin, result)
     const refusal = permanentRefusal(result)
     if (refusal) return refused(log, origin, refusal)
   }
-  return failure(log, 'No origin gave a final answer')
+  return failure(log, 'No origin gave a final answer', firstReady(input, asked))
 }
 
 function pause(ms: number, deadline: number): Promise<void> {

@@ -83,6 +83,8 @@ export type DispatchOutcome =
       attempts: AttemptRecord[]
       /** An origin's refusal that will not pass by itself (`handler-failed`, `body-too-large`): what the client gets. */
       refusal?: { origin: string; reply: OriginReply }
+      /** How long the origins asked to wait (`Retry-After`), when they did: the client's `Retry-After`. */
+      retryAfterMs?: number
     }
 
 /** One replica's final answer to one sequence: what divergence is judged on. */

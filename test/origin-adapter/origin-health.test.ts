@@ -141,3 +141,50 @@ describe('a drained origin (drain: true)', () => {
     expect((await alone.request('/accounts/a', {}, env)).headers.get('once-origin')).toBe('eu')
   })
 })
+
+describe('Retry-After, honoured', () => {
+  const answering = (name: string, answers: Response[], sends: { n: number }) => ({
+    name,
+    fetcher: { fetch: async () => (sends.n++, answers.shift()?.clone() ?? ok(name, 201)) },
+  })
+  const slowDown = (status: 429 | 503, seconds: number) => new Response('slow down', { status, headers: { 'retry-after': String(seconds) } })
+  const writes = (origins: ReturnType<typeof answering>[], strategy: 'failover' | 'hedge') => {
+    const app = new Hono()
+    app.use('/*', once({ replayCache: false }))
+    app.post('/*', proxy({ origins, strategy, maxAttempts: 3, hedgeAfterMs: 50, deadlineMs: 4000 }))
+    return () => app.request('/pay', { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"`, 'content-type': 'application/json' }, body: '{}' }, env)
+  }
+
+  it.each(['failover', 'hedge'] as const)('%s: an origin that asked to wait past the deadline is not sent the request again, and the client is told when to come back', async (strategy) => {
+    const sends = { n: 0 }
+    const post = writes([answering('eu', [slowDown(429, 30), slowDown(429, 30)], sends)], strategy)
+    const res = await post()
+    expect(res.status).toBe(502)
+    expect(sends.n).toBe(1)
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(29)
+  })
+
+  it('failover: a wait within the deadline is waited out, then the request is sent again', async () => {
+    const sends = { n: 0 }
+    const started = Date.now()
+    const res = await writes([answering('eu', [slowDown(503, 1)], sends)], 'failover')()
+    expect(res.status).toBe(201)
+    expect(sends.n).toBe(2)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900)
+  })
+
+  it("a 429's wait is this request's (often one caller over its rate); a 503's keeps every request off the origin", async () => {
+    const eu = { n: 0 }
+    const us = { n: 0 }
+    const post = writes([answering('eu', [slowDown(429, 3600)], eu), answering('us', [], us)], 'failover')
+    expect((await post()).headers.get('once-origin')).toBe('us')
+    // The next request (another caller) goes to eu again.
+    expect((await post()).headers.get('once-origin')).toBe('eu')
+    const eu2 = { n: 0 }
+    const us2 = { n: 0 }
+    const post2 = writes([answering('eu', [slowDown(503, 3600)], eu2), answering('us', [], us2)], 'failover')
+    expect((await post2()).headers.get('once-origin')).toBe('us')
+    expect((await post2()).headers.get('once-origin')).toBe('us')
+    expect(eu2.n).toBe(1)
+  })
+})

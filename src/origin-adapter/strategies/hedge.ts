@@ -1,4 +1,4 @@
-import { attempt, type EngineInput, failure, judge, LOST_RACE, nextOrigin, permanentRefusal, refused } from '../../shared/attempt.js'
+import { attempt, type EngineInput, failure, firstReady, judge, LOST_RACE, nextOrigin, noteWait, permanentRefusal, refused, type Waits, waitedOut } from '../../shared/attempt.js'
 import type { SendResult } from '../../shared/send.js'
 import type { AttemptRecord, DispatchOutcome, Origin } from '../types.js'
 
@@ -10,7 +10,8 @@ import type { AttemptRecord, DispatchOutcome, Origin } from '../types.js'
  * next one at once; a refusal for good (`handler-failed`,
  * `body-too-large`) ends the request. Each hedge or retry needs its
  * origin's throttle tokens, so an outage never multiplies the load on the
- * origins. An attempt that loses after waiting the whole hedge delay counts
+ * origins; an origin that answered with `Retry-After` is not sent the
+ * request again before then. An attempt that loses after waiting the whole hedge delay counts
  * as a failure of its origin (one that never answers opens its breaker).
  *
  * A state-changing request may be hedged only because every copy carries
@@ -29,10 +30,15 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
   const hedgeAfterMs = input.hedgeAfterMs ?? Number.POSITIVE_INFINITY
 
   let throttled = false
-  /** Starts the next attempt; false when its origin's retry tokens are spent (a first attempt always goes). */
+  const asked: Waits = new Map()
+  /**
+   * Starts the next attempt; false when no origin may be sent it now (each asked to wait) or its origin's retry
+   * tokens are spent (a first attempt always goes).
+   */
   const launch = (): boolean => {
     const n = input.firstAttempt + tried.length
-    const origin = nextOrigin(input, tried)
+    const origin = nextOrigin(input, tried, asked)
+    if (!origin) return false
     if (tried.length > 0 && !input.health.canRetry(origin.name)) {
       // Gives back the half-open probe nextOrigin may have claimed.
       input.health.aborted(origin.name, Date.now())
@@ -45,6 +51,7 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
     outer.addEventListener('abort', onOuter, { once: true })
     const done = attempt(input, origin, n, log, controller.signal).then((result) => {
       outer.removeEventListener('abort', onOuter)
+      noteWait(asked, origin, result)
       return { n, origin, result }
     })
     inFlight.set(n, { origin, controller, done })
@@ -52,6 +59,11 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
   }
   const canLaunch = () => !throttled && tried.length < input.maxAttempts && Date.now() < input.deadline && !outer.aborted
 
+  // Every origin asked every request to wait (a 503's Retry-After): wait for the first, or tell the client when.
+  for (let at = firstReady(input, asked); at !== undefined; at = firstReady(input, asked)) {
+    if (at >= input.deadline || outer.aborted) return waitedOut(log, at)
+    await new Promise((r) => setTimeout(r, at - Date.now()))
+  }
   launch()
   while (inFlight.size > 0) {
     let hedgeTimer: ReturnType<typeof setTimeout> | undefined
@@ -76,5 +88,5 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
     }
     if (canLaunch()) launch()
   }
-  return failure(log, 'No origin gave a final answer')
+  return failure(log, 'No origin gave a final answer', firstReady(input, asked))
 }
