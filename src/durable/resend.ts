@@ -55,6 +55,8 @@ export async function resendRelay(host: Resender, due: DueRelay): Promise<void> 
     maxAttempts: plan.maxAttempts,
     maxResponseBytes: plan.maxResponseBytes,
     firstAttempt: due.sends + 1,
+    // A relay is a write: signed, an answer without Once-Applied is not the receiver's (as in the Worker).
+    receiverOnly: plan.secret !== undefined,
   })
   const sends = due.sends + outcome.attempts.length
   // An answer is applied by the one rule (failover returns no other): commit it, whatever its status.

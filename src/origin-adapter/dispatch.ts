@@ -5,7 +5,7 @@ import { problem } from '../shared/problem.js'
 import { bufferedResponse, nullBodyStatus } from '../shared/reply.js'
 import { inBackground } from '../shared/background.js'
 import { isFinalStatus } from '../shared/applied.js'
-import { ONCE_HEADERS } from '../shared/wire.js'
+import { ONCE_HEADERS, SAFE_METHODS as SAFE } from '../shared/wire.js'
 import type { EngineInput } from '../shared/attempt.js'
 import { forwardRequest, principalOf, refuseUnsignable } from './forward.js'
 import { resolveSecret } from '../shared/send.js'
@@ -17,7 +17,6 @@ import { hedge } from './strategies/hedge.js'
 import { replicate } from './strategies/replicate.js'
 import type { AttemptRecord, DispatchOutcome, OriginReply, RelayPlan, Strategy } from './types.js'
 
-const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 
 /** Used before `'auto'` hedging has seen enough answers of the preferred origin. */
 const FIRST_HEDGE_AFTER_MS = 100
@@ -212,6 +211,8 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
     firstAttempt: nth === 1 ? (link?.sends ?? 0) + 1 : 1,
     hedgeAfterMs: strategy === 'failover' ? undefined : hedgeDelay(group),
     signal: c.get('once')?.signal,
+    // Signed, every origin runs onceReceiver(), which marks each answer to a write: one without the mark is not its.
+    receiverOnly: secret !== undefined && !SAFE.has(method),
   }
   let outcome: DispatchOutcome
   if (strategy === 'replicate' && !SAFE.has(method)) {

@@ -3,7 +3,7 @@ import { checkContentDigest } from '../shared/content-digest.js'
 import { parsePrincipal } from '../shared/principal.js'
 import { problem, type ProblemInit, type ReceiverProblem } from '../shared/problem.js'
 import { verifyRequest } from '../shared/signature.js'
-import { ONCE_HEADERS } from '../shared/wire.js'
+import { ONCE_HEADERS, SAFE_METHODS as SAFE } from '../shared/wire.js'
 import { readOnceHeaders, type OnceRequestHeaders } from './headers.js'
 import { runChain, withinDeadline, type ChainResult } from './chain.js'
 import { KeyedLock } from './locks.js'
@@ -15,8 +15,6 @@ import { replayResponse, restoreEncoded } from '../shared/reply.js'
 import { Waiters } from '../shared/waiters.js'
 
 const DEFAULT_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE']
-/** Never deduped: a hedged read may carry a request id for tracing, and is never recorded. */
-const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
 const EMPTY = new Uint8Array()
 /** What a `Once-Noop: ?1` slot answers, now and on every repeat. */
 const NOOP_REPLY: StoredReply = { status: 204, headers: [], body: new Uint8Array() }
@@ -236,7 +234,7 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
         return problemAnswer('signature-invalid', { detail: verdict.detail, instance, requestId: headers.get(ONCE_HEADERS.requestId) ?? undefined })
       }
     }
-    // A read is never recorded (a hedged one may carry a request id for tracing): its Once-* headers are not checked.
+    // A read (a safe method) is never recorded (a hedged one may carry a request id for tracing): its Once-* headers are not checked.
     const h: OnceRequestHeaders = SAFE.has(method) ? { kind: 'none' } : readOnceHeaders(headers)
     if (h.kind === 'bad') return problemAnswer('bad-request', { detail: h.detail, instance })
     const deduped = h.kind === 'ok'

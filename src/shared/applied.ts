@@ -87,13 +87,15 @@ const LEGACY_REFUSALS = new Set(['signature-invalid', 'request-id-missing', 'bad
  * @param status - the answer's HTTP status
  * @param headers - its headers
  * @param body - its body, when read (a receiver problem's `type` is read from it)
+ * @param receiverOnly - every answer must carry `Once-Applied` (a signed write reaches `onceReceiver()`, which
+ *   marks every answer to it): one without it applied nothing, whatever its status
  * @returns the verdict
  * @example
  * verdictOf(201, [['once-applied', '?1']]) // { kind: 'applied' }
  * verdictOf(503, []) // { kind: 'not-applied', permanent: false }
  * verdictOf(409, [['once-expected-sequence', '4']]) // { kind: 'gap', expected: 4 }
  */
-export function verdictOf(status: number, headers: AnswerHeaders, body?: Uint8Array): AnswerVerdict {
+export function verdictOf(status: number, headers: AnswerHeaders, body?: Uint8Array, receiverOnly = false): AnswerVerdict {
   const get = (name: string): string | null => {
     if (headers instanceof Headers) return headers.get(name)
     for (const [n, v] of headers) if (n.toLowerCase() === name) return v
@@ -109,6 +111,9 @@ export function verdictOf(status: number, headers: AnswerHeaders, body?: Uint8Ar
   if (applied === true) return { kind: 'applied' }
   if (applied === false) return { kind: 'not-applied', reason, permanent: reason !== undefined && PERMANENT.has(reason) }
   if (reason !== undefined && LEGACY_REFUSALS.has(reason)) return { kind: 'not-applied', reason, permanent: false }
+  // Where every answer must be the receiver's (a signed write, a replica): one without its word came from something
+  // on the way (a load balancer's redirect, a WAF page), which applied nothing.
+  if (receiverOnly) return { kind: 'not-applied', permanent: false }
   return isFinalStatus(status) ? { kind: 'applied' } : { kind: 'not-applied', permanent: false }
 }
 

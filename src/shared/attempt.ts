@@ -24,7 +24,10 @@ export interface EngineInput {
   signal?: AbortSignal | undefined
   /** Caps the attempts in flight at once (a Worker has 6 outgoing connections); none: no cap. */
   connections?: Connections | undefined
-  /** Replicas (`replicate`): only an answer with `Once-Applied` is the receiver's, an oversized one too. */
+  /**
+   * Only an answer with `Once-Applied` is the receiver's, an oversized one too; one without it applied nothing:
+   * replicas (`replicate`), and signed writes (every origin runs `onceReceiver()`, which marks each answer to them).
+   */
   receiverOnly?: boolean | undefined
 }
 
@@ -34,12 +37,13 @@ export interface EngineInput {
  * network error, abort: unknown, the request may have been applied).
  *
  * @param result - one attempt's result, after {@link keepable}
+ * @param receiverOnly - see {@link EngineInput.receiverOnly}
  * @returns the verdict, or undefined when unknown
  * @example
  * judge(await sendAttempt(input))?.kind === 'applied'
  */
-export function judge(result: SendResult): AnswerVerdict | undefined {
-  return result.ok ? verdictOf(result.reply.status, result.reply.headers, result.reply.body) : undefined
+export function judge(result: SendResult, receiverOnly = false): AnswerVerdict | undefined {
+  return result.ok ? verdictOf(result.reply.status, result.reply.headers, result.reply.body, receiverOnly) : undefined
 }
 
 /**
@@ -105,7 +109,7 @@ async function attemptNow(input: EngineInput, origin: Origin, n: number, log: At
   })
   const kept = keepable(result, input.maxResponseBytes, input.receiverOnly)
   log.push({ origin: origin.name, attempt: n, outcome: result.ok ? result.reply.status : result.reason, ms: result.ms })
-  const verdict = judge(kept)
+  const verdict = judge(kept, input.receiverOnly)
   if (verdict?.kind === 'not-applied' && !aboutTheRequest(verdict)) {
     // A 503's Retry-After is the origin's (down for maintenance, overloaded): every request keeps off it that long.
     // A 429's is often about one caller (a tenant over its rate): only this request waits (see retryAfterOf).

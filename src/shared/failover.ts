@@ -42,7 +42,7 @@ export async function failover(input: EngineInput): Promise<DispatchOutcome> {
     if (tried.includes(origin)) await pause(Math.min(50 * 2 ** (i - input.origins.length), 1000) * Math.random(), input.deadline)
     tried.push(origin)
     const result = await attempt(input, origin, input.firstAttempt + i, log, signal)
-    if (result.ok && judge(result)?.kind === 'applied') return { kind: 'answer', origin: origin.name, reply: result.reply, attempts: log }
+    if (result.ok && judge(result, input.receiverOnly)?.kind === 'applied') return { kind: 'answer', origin: origin.name, reply: result.reply, attempts: log }
     noteWait(asked, origin, result)
     const refusal = permanentRefusal(result)
     if (refusal) return refused(log, origin, refusal)

@@ -3,7 +3,7 @@ import { HOP_BY_HOP } from './headers.js'
 import { CREDENTIALS } from './credentials.js'
 import { MIN_SECRET_LENGTH, signRequest, type SigningKey } from './signature.js'
 import { readUpTo } from './read-limited.js'
-import { ONCE_HEADERS } from './wire.js'
+import { ONCE_HEADERS, SAFE_METHODS as SAFE } from './wire.js'
 import type { ForwardRequest, Origin, OriginReply, SecretOption, WireIdentity } from './types.js'
 
 /**
@@ -24,7 +24,6 @@ const NOT_FORWARDED = new Set([
 
 
 /** Methods whose requests are not logical: never stored, so they may carry credentials. */
-const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 
 /** Response headers dropped from an origin's answer: hop-by-hop, and the encoding `fetch` already undid. */
 const NOT_RETURNED = new Set([

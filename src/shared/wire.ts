@@ -64,6 +64,16 @@ export function parseSequence(value: string): number | undefined {
 }
 
 /**
+ * The safe methods (RFC 9110 §9.2.1): never recorded, deduped or
+ * replicated; a write is every other method. One set for the edge and the
+ * receiver, so both tell a read from a write alike.
+ *
+ * @example
+ * SAFE_METHODS.has('GET') // true
+ */
+export const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
+
+/**
  * Reads a header that is an RFC 8941 Boolean item (`Once-Applied`,
  * `Once-Noop`): `?1` true, `?0` false; parameters, which an item may carry
  * (`?0;reason="busy"`), are allowed and ignored.

@@ -11,7 +11,7 @@ import { once, proxy, type ProxyOptions } from '../../src/index.js'
 import { verifyRequest } from '../../src/shared/signature.js'
 import { checkContentDigest } from '../../src/shared/content-digest.js'
 import { expireLeases, newKey, problemOf, stubFor } from '../helpers.js'
-import { startOrigins } from '../farm.js'
+import { badOrigin, startOrigins } from '../farm.js'
 
 const secret = { env: 'TEST_SIGNING_SECRET' }
 const secrets = { TEST_SIGNING_SECRET: env.TEST_SIGNING_SECRET }
@@ -268,6 +268,26 @@ describe('the gateway signs, or refuses (issue 15.9)', () => {
     const [open] = await startOrigins(['eu'])
     expect((await post(buildGateway(config({ signing: 'off' }, open!.url)).app as unknown as Hono<never>, {})).status).toBe(201)
     expect(() => parseGatewayConfig({ origins: [{ name: 'eu', url: open!.url }], routes: [{ path: '/*' }], signing: 'maybe' })).toThrow(/signing/)
+  })
+})
+
+describe('a signed write and an answer without Once-Applied (review s28 F12)', () => {
+  // Signed, every origin runs onceReceiver(), which marks each answer to a write: one without the mark came from
+  // something on the way (a load balancer's redirect, a WAF page) and applied nothing.
+  it.each(['failover', 'hedge'] as const)("%s: a load balancer's 302 in front of eu is not the write's answer: us applies it", async (strategy) => {
+    const [us] = await startOrigins(['us'], { secrets })
+    const lb = await badOrigin('redirect')
+    const app = new Hono()
+    app.use('/accounts/*', once({ replayCache: false }))
+    app.post('/accounts/*', proxy({ origins: [{ name: 'eu', url: lb }, { name: 'us', url: us!.url }], strategy, secret, hedgeAfterMs: 1000 }))
+    const res = await app.request(`/accounts/a-${crypto.randomUUID().slice(0, 8)}/deposits`, { method: 'POST', headers: { 'idempotency-key': newKey(), 'content-type': 'application/json' }, body: '{"amount":1}' }, env)
+    expect(res.status).toBe(201)
+    expect(res.headers.get('once-origin')).toBe('us')
+    // Unsigned, an origin may run no receiver: a final status without the mark is its answer (the one rule).
+    const open = new Hono()
+    open.use('/accounts/*', once({ replayCache: false }))
+    open.post('/accounts/*', proxy({ origins: [{ name: 'eu', url: lb }], strategy: 'failover' }))
+    expect((await open.request('/accounts/b/deposits', { method: 'POST', headers: { 'idempotency-key': newKey(), 'content-type': 'application/json' }, body: '{"amount":1}' }, env)).status).toBe(302)
   })
 })
 

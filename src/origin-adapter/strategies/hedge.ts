@@ -79,7 +79,7 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
     inFlight.delete(settled.n)
     const { result, origin } = settled
     const refusal = permanentRefusal(result)
-    if ((result.ok && judge(result)?.kind === 'applied') || refusal) {
+    if ((result.ok && judge(result, input.receiverOnly)?.kind === 'applied') || refusal) {
       for (const loser of inFlight.values()) loser.controller.abort(LOST_RACE)
       // The losers settle at once (their attempts race the abort); their 'aborted' lands in the log.
       await Promise.all([...inFlight.values()].map((f) => f.done))
