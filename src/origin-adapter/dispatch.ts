@@ -6,7 +6,7 @@ import { bufferedResponse, nullBodyStatus } from '../shared/reply.js'
 import { inBackground } from '../shared/background.js'
 import { isFinalStatus } from '../shared/applied.js'
 import { ONCE_HEADERS, SAFE_METHODS as SAFE } from '../shared/wire.js'
-import type { EngineInput } from '../shared/attempt.js'
+import { Connections, type EngineInput } from '../shared/attempt.js'
 import { forwardRequest, principalOf, refuseUnsignable } from './forward.js'
 import { resolveSecret } from '../shared/send.js'
 import { OriginHealth } from '../shared/health.js'
@@ -213,6 +213,8 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
     signal: c.get('once')?.signal,
     // Signed, every origin runs onceReceiver(), which marks each answer to a write: one without the mark is not its.
     receiverOnly: secret !== undefined && !SAFE.has(method),
+    // Hedges run side by side: past the invocation's 6 connections a queued one would spend its timeout waiting.
+    connections: new Connections(),
   }
   let outcome: DispatchOutcome
   if (strategy === 'replicate' && !SAFE.has(method)) {

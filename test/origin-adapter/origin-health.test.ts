@@ -188,3 +188,24 @@ describe('Retry-After, honoured', () => {
     expect(eu2.n).toBe(1)
   })
 })
+
+describe("a request's hedges and the invocation's connections", () => {
+  it('never holds more than 6 attempts open at once (a Worker invocation has 6 connections); the queued ones start their timeout when sent', async () => {
+    let open = 0
+    let most = 0
+    const hanging = (name: string) => ({
+      name,
+      fetcher: {
+        fetch: (req: Request) => {
+          most = Math.max(most, ++open)
+          return new Promise<Response>((_, reject) => req.signal.addEventListener('abort', () => (open--, reject(req.signal.reason))))
+        },
+      },
+    })
+    const app = new Hono()
+    app.get('/*', proxy({ origins: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map(hanging), strategy: 'hedge', hedgeAfterMs: 1, maxAttempts: 8, timeoutMs: 200, deadlineMs: 2000 }))
+    const res = await app.request('/accounts/a', {}, env)
+    expect(res.status).toBe(504)
+    expect(most).toBe(6)
+  })
+})
