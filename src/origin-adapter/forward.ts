@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import { type Principal, principalHeader } from '../shared/principal.js'
-import { ONCE_HEADERS } from '../shared/wire.js'
+import { ONCE_HEADERS, SAFE_METHODS } from '../shared/wire.js'
 import { forwardHeaders } from '../shared/send.js'
 import { problem } from '../shared/problem.js'
 import { unsignableHeader } from '../shared/signature.js'
@@ -83,7 +83,7 @@ export function principalOf(c: Context, scope: string | undefined): Principal | 
  * if (refused) return refused
  */
 export function refuseUnsignable(request: ForwardRequest, instance: string, key: string | undefined): Response | undefined {
-  const name = unsignableHeader(request.headers)
+  const name = unsignableHeader(request.headers, !SAFE_METHODS.has(request.method.toUpperCase()))
   if (name === undefined) return undefined
   return problem('header-unsignable', {
     detail: `The ${name} header has bytes outside printable ASCII, which the signature to the origins cannot cover (RFC 9421), so no origin would accept the request. Send it in ASCII (e.g. RFC 8187's filename*= for names, percent-encoding for other values).`,

@@ -62,8 +62,7 @@ const isStore = (v: unknown): boolean => {
   return ['apply', 'nextSequence', 'nextSequences', 'applied', 'prune'].every((m) => typeof s[m] === 'function')
 }
 
-// As long as the edge's: an HMAC key of fewer characters can be guessed offline from one signed request.
-const secret = z.string().check(z.minLength(MIN_SECRET_LENGTH, `expected at least ${MIN_SECRET_LENGTH} characters (give a random one, e.g. openssl rand -base64 32)`), z.maxLength(1024))
+const secret = z.string().check(z.minLength(1), z.maxLength(1024))
 /** A keyid travels as an sf-string in `Signature-Input`. */
 const KEYID = /^[\x20-\x7e]{1,128}$/
 const int = (min: number, max: number) => z.optional(z.number().check(z.int(), z.gte(min), z.lte(max)))
@@ -99,4 +98,14 @@ export function validateReceiverOptions(options: unknown): void {
     ])
   }
   assertOptions(schema, options, 'onceReceiver()')
+  // The edge signs with no secret shorter than MIN_SECRET_LENGTH (it can be guessed offline from one signed request);
+  // a receiver still accepts one, so a rotation off it holds the old and the new while the edge moves, and says so.
+  for (const [keyid, value] of Object.entries((options as { secrets?: Record<string, string> }).secrets ?? {})) {
+    if (value.length < MIN_SECRET_LENGTH) {
+      console.warn(
+        `hono-once: onceReceiver() secrets.${keyid} is shorter than ${MIN_SECRET_LENGTH} characters: the edge does not sign with it. ` +
+          'Add a random one (openssl rand -base64 32) under a new keyid, move the edge to it, then remove this one.',
+      )
+    }
+  }
 }

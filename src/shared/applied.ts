@@ -67,6 +67,9 @@ export type AnswerHeaders = Headers | readonly (readonly [string, string])[]
 /** Base of the receiver's problem `type` URIs; only a full match is read as the receiver's own word. */
 const RECEIVER_PROBLEMS = 'https://hono-once.dev/problems/'
 
+/** The `reason` of an answer without `Once-Applied` where every answer must be the receiver's (`receiverOnly`). */
+export const UNMARKED = 'unmarked'
+
 /** Refusals that will not pass by themselves: the app threw on this request, or its body is over the receiver's limit. */
 const PERMANENT = new Set(['handler-failed', 'body-too-large'])
 
@@ -113,7 +116,7 @@ export function verdictOf(status: number, headers: AnswerHeaders, body?: Uint8Ar
   if (reason !== undefined && LEGACY_REFUSALS.has(reason)) return { kind: 'not-applied', reason, permanent: false }
   // Where every answer must be the receiver's (a signed write, a replica): one without its word came from something
   // on the way (a load balancer's redirect, a WAF page), which applied nothing.
-  if (receiverOnly) return { kind: 'not-applied', permanent: false }
+  if (receiverOnly) return { kind: 'not-applied', reason: UNMARKED, permanent: false }
   return isFinalStatus(status) ? { kind: 'applied' } : { kind: 'not-applied', permanent: false }
 }
 

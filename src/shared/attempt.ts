@@ -1,5 +1,5 @@
 import { retryAfterMs } from './backoff.js'
-import { type AnswerVerdict, tooLargeAnswer, verdictOf } from './applied.js'
+import { type AnswerVerdict, tooLargeAnswer, UNMARKED, verdictOf } from './applied.js'
 import type { OriginHealth } from './health.js'
 import { type SendResult, type SendSecret, sendAttempt } from './send.js'
 import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'
@@ -120,46 +120,64 @@ async function attemptNow(input: EngineInput, origin: Origin, n: number, log: At
   } else if (!result.ok && result.reason === 'aborted' && !(signal.reason === LOST_RACE && result.ms >= (input.hedgeAfterMs ?? Number.POSITIVE_INFINITY))) {
     input.health.aborted(origin.name, Date.now())
   } else {
-    // A timeout, a network error, or a hedge lost after waiting the whole hedge delay without an answer: an origin
-    // that never answers loses every race, and must open its breaker rather than be asked first for ever.
+    // A timeout, a network error, or a race lost to a later attempt after waiting the whole hedge delay without an
+    // answer: an origin that never answers loses every race, and must open its breaker rather than be asked first for ever.
     input.health.failed(origin.name, Date.now())
   }
   return kept
 }
 
 /**
- * The reason a strategy aborts the attempts that lost: the first final
- * answer came from another origin. Compared by identity.
+ * The reason a strategy aborts an attempt that lost to one launched after
+ * it (it was hedged because it had not answered, and the hedge won): its
+ * origin is charged when it had waited the whole hedge delay. Attempts
+ * launched after the winner are aborted with another reason and charged
+ * nothing. Compared by identity.
  *
  * @example
- * loser.controller.abort(LOST_RACE)
+ * loser.controller.abort(loser.n < winner.n ? LOST_RACE : OVERTAKEN)
  */
 export const LOST_RACE = new DOMException('another origin answered first', 'AbortError')
 
 /**
+ * The reason a strategy aborts an attempt launched after the one that
+ * answered (or the request ended otherwise): it says nothing of its origin.
+ *
+ * @example
+ * loser.controller.abort(OVERTAKEN)
+ */
+export const OVERTAKEN = new DOMException('an earlier attempt answered first', 'AbortError')
+
+/**
  * Whether a refusal is about the request, not the origin's health: a
  * permanent one (the app throws on this request, its body is over the
- * limit) or the receiver busy with this very request (`in-flight`). The
- * origin answered; it counts as answering.
+ * limit), the receiver busy with this very request (`in-flight`), or an
+ * answer without the receiver's mark where one was due (a path outside its
+ * mount, a WAF page). The origin answered; it counts as answering.
  */
 function aboutTheRequest(verdict: Extract<AnswerVerdict, { kind: 'not-applied' }>): boolean {
-  return verdict.permanent || verdict.reason === 'in-flight'
+  return verdict.permanent || verdict.reason === 'in-flight' || verdict.reason === UNMARKED
 }
 
 /**
- * A refusal that will not pass by itself (DESIGN §6: `handler-failed`,
- * `body-too-large`): sending the request elsewhere runs the same handler on
- * the same body, so a strategy stops there and the client gets the refusal.
+ * An answer that applied nothing and would be the same if sent to this
+ * origin again: a refusal the receiver calls permanent (`handler-failed`,
+ * `body-too-large`), or, where every answer must be the receiver's
+ * (`receiverOnly`), one without its mark. A strategy asks no more of that
+ * origin for this request but goes on to the others (an app's throw may be
+ * passing, another origin's limit larger, a load balancer in front of one
+ * origin only); when none applies it, the client gets such an answer as the
+ * origin gave it ({@link refused}), not a retryable 502.
  *
  * @param result - one attempt's result
- * @returns the origin's refusal, or undefined for any other result
+ * @param receiverOnly - see {@link EngineInput.receiverOnly}
+ * @returns the origin's answer, or undefined for any other result
  * @example
- * const refusal = permanentRefusal(result)
- * if (refusal) return refused(log, origin, refusal)
+ * const last = passedOn(result, input.receiverOnly)
  */
-export function permanentRefusal(result: SendResult): OriginReply | undefined {
-  const verdict = judge(result)
-  return result.ok && verdict?.kind === 'not-applied' && verdict.permanent ? result.reply : undefined
+export function passedOn(result: SendResult, receiverOnly = false): OriginReply | undefined {
+  const verdict = judge(result, receiverOnly)
+  return result.ok && verdict?.kind === 'not-applied' && (verdict.permanent || verdict.reason === UNMARKED) ? result.reply : undefined
 }
 
 /**
@@ -174,7 +192,7 @@ export function permanentRefusal(result: SendResult): OriginReply | undefined {
  * return refused(log, origin, refusal)
  */
 export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginReply): DispatchOutcome {
-  return { kind: 'failed', status: 502, detail: `${origin.name} refused the request for good (${outcomes(log)})`, attempts: log, refusal: { origin: origin.name, reply: refusal } }
+  return { kind: 'failed', status: 502, detail: `No origin applied the request; ${origin.name}'s answer is passed on (${outcomes(log)})`, attempts: log, refusal: { origin: origin.name, reply: refusal } }
 }
 
 /**
@@ -185,18 +203,22 @@ export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginRep
  * open one, a drained one is asked only when no other can be, retries cycle
  * through the group, and when every origin is doubtful the request still
  * goes somewhere: an answer from a doubtful origin beats none. Claims the
- * half-open probe of the one it picks.
+ * half-open probe of the one it picks. Left out for this request: an
+ * origin that asked it to wait (`Retry-After`) until then, one whose answer
+ * would not change (see {@link passedOn}), and, after the first attempt, one
+ * whose retry tokens are spent (see `OriginHealth.canRetry`).
  *
  * @param input - the request's engine input
  * @param tried - origins this request has already sent to, one entry per send
- * @returns the origin to send to
+ * @param asked - what the origins asked this request (see {@link noteWait})
+ * @returns the origin to send to, or undefined when none may be sent it now
  * @example
- * const origin = nextOrigin(input, tried)
+ * const origin = nextOrigin(input, tried, asked)
  */
 export function nextOrigin(input: EngineInput, tried: readonly Origin[], asked: Waits = new Map()): Origin | undefined {
   const now = Date.now()
   const ranked = input.origins
-    .filter((origin) => readyAt(input, origin, asked) <= now)
+    .filter((origin) => (asked.get(origin.name) ?? 0) <= now && (tried.length === 0 || input.health.canRetry(origin.name)))
     .map((origin, index) => ({
       origin,
       index,
@@ -210,43 +232,43 @@ export function nextOrigin(input: EngineInput, tried: readonly Origin[], asked: 
   return pick
 }
 
-/** What the origins asked this request to wait for (`Retry-After`): origin name → time (ms since epoch). */
+/**
+ * What the origins asked this request: origin name → the time (ms since
+ * epoch) before which it is not sent the request again (its `Retry-After`),
+ * or `Infinity` when its answer would not change ({@link passedOn}).
+ */
 export type Waits = Map<string, number>
 
 /**
- * Notes the wait an attempt's answer asked for (its `Retry-After`), for the
- * rest of the request: its origin is not sent the request again before.
+ * Notes what an attempt's answer asked of the rest of the request: its
+ * `Retry-After`, or, for an answer that would not change, never again.
  *
  * @param asked - the request's waits
  * @param origin - the origin that answered
  * @param result - its answer
+ * @param receiverOnly - see {@link EngineInput.receiverOnly}
  * @example
- * noteWait(asked, origin, result)
+ * noteWait(asked, origin, result, input.receiverOnly)
  */
-export function noteWait(asked: Waits, origin: Origin, result: SendResult): void {
+export function noteWait(asked: Waits, origin: Origin, result: SendResult, receiverOnly = false): void {
+  if (passedOn(result, receiverOnly)) return void asked.set(origin.name, Number.POSITIVE_INFINITY)
   const ms = retryAfterOf(result)
   if (ms !== undefined) asked.set(origin.name, Date.now() + ms)
 }
 
-/** When `origin` may be sent this request: after its `Retry-After`, the isolate's (a 503's) or this request's. */
-function readyAt(input: EngineInput, origin: Origin, asked: Waits): number {
-  return Math.max(input.health.embargoedUntil(origin.name), asked.get(origin.name) ?? 0)
-}
-
 /**
- * The earliest time an origin may be sent this request again, when every
- * one asked to wait (`Retry-After`); undefined when one may be sent now.
+ * The earliest time an origin that asked this request to wait
+ * (`Retry-After`) may be sent it again; undefined when none is waiting.
  *
- * @param input - the request's engine input
- * @param asked - its waits
+ * @param asked - the request's waits
  * @returns the time (ms since epoch), or undefined
  * @example
- * const at = firstReady(input, asked) // Date.now() + 30000 after every origin said Retry-After: 30
+ * const at = firstReady(asked) // Date.now() + 30000 after an origin said Retry-After: 30
  */
-export function firstReady(input: EngineInput, asked: Waits): number | undefined {
+export function firstReady(asked: Waits): number | undefined {
   const now = Date.now()
-  const at = Math.min(...input.origins.map((origin) => readyAt(input, origin, asked)))
-  return at > now ? at : undefined
+  const waits = [...asked.values()].filter((at) => at > now && Number.isFinite(at))
+  return waits.length > 0 ? Math.min(...waits) : undefined
 }
 
 /**

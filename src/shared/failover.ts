@@ -1,16 +1,17 @@
-import { attempt, type EngineInput, failure, firstReady, judge, nextOrigin, noteWait, permanentRefusal, refused, type Waits, waitedOut } from './attempt.js'
-import type { AttemptRecord, DispatchOutcome, Origin } from './types.js'
+import { attempt, type EngineInput, failure, firstReady, judge, nextOrigin, noteWait, passedOn, refused, type Waits, waitedOut } from './attempt.js'
+import type { AttemptRecord, DispatchOutcome, Origin, OriginReply } from './types.js'
 
 /**
  * `failover`: one origin at a time, in order of preference, each attempt
  * bounded by `timeoutMs`; on an answer that applied nothing (DESIGN §6's one rule), a timeout or a network error the next
  * origin gets the same request (same `Once-Request-Id`, next
- * `Once-Attempt`), cycling through the group until an answer is final, an
- * origin refuses it for good (`handler-failed`, `body-too-large`: every
- * origin would), the attempts or the next origin's retry tokens run out, or
- * the deadline passes. An origin that answered with `Retry-After` is not
- * sent the request again before then; when every origin asked to wait, the
- * request waits for the first, or ends telling the client when to come back.
+ * `Once-Attempt`), cycling through the group until an answer is final, the
+ * attempts or the retry tokens of every origin left run out, or the
+ * deadline passes. An origin that answered with `Retry-After` is not sent
+ * the request again before then (when every origin asked to wait, the
+ * request waits for the first, or ends telling the client when to come
+ * back); one whose answer would not change (`passedOn`) is not sent it
+ * again, and when no origin applies it the client gets that answer.
  *
  * @param input - origins, request, identity and limits
  * @returns the first final answer, or why there was none
@@ -22,32 +23,33 @@ export async function failover(input: EngineInput): Promise<DispatchOutcome> {
   const tried: Origin[] = []
   const asked: Waits = new Map()
   const signal = input.signal ?? new AbortController().signal
+  /** The last answer to pass on should no origin apply the request (see passedOn). */
+  let last: { origin: Origin; reply: OriginReply } | undefined
   while (tried.length < input.maxAttempts) {
     const i = tried.length
     if (Date.now() >= input.deadline || signal.aborted) break
     const origin = nextOrigin(input, tried, asked)
     if (!origin) {
-      // Every origin asked to wait (Retry-After): wait for the first, or tell the client when, past the deadline.
-      const at = firstReady(input, asked) ?? Date.now()
-      if (at >= input.deadline) return waitedOut(log, at)
+      // The origins left asked to wait (Retry-After): wait for the first within the deadline, else say when.
+      const at = firstReady(asked)
+      if (at === undefined) break
+      if (at >= input.deadline) return last ? refused(log, last.origin, last.reply) : waitedOut(log, at)
       await pause(at - Date.now(), input.deadline)
       continue
-    }
-    if (i > 0 && !input.health.canRetry(origin.name)) {
-      // Gives back the half-open probe nextOrigin may have claimed.
-      input.health.aborted(origin.name, Date.now())
-      return failure(log, `Retries are throttled: too many recent failures at ${origin.name}`)
     }
     // Back to an origin already tried: a short jittered pause first, not a hammering loop.
     if (tried.includes(origin)) await pause(Math.min(50 * 2 ** (i - input.origins.length), 1000) * Math.random(), input.deadline)
     tried.push(origin)
     const result = await attempt(input, origin, input.firstAttempt + i, log, signal)
     if (result.ok && judge(result, input.receiverOnly)?.kind === 'applied') return { kind: 'answer', origin: origin.name, reply: result.reply, attempts: log }
-    noteWait(asked, origin, result)
-    const refusal = permanentRefusal(result)
-    if (refusal) return refused(log, origin, refusal)
+    noteWait(asked, origin, result, input.receiverOnly)
+    const passed = passedOn(result, input.receiverOnly)
+    if (passed) last = { origin, reply: passed }
   }
-  return failure(log, 'No origin gave a final answer', firstReady(input, asked))
+  if (last) return refused(log, last.origin, last.reply)
+  // Attempts left but no origin to send them to: the retry tokens of every origin left are spent.
+  const why = tried.length > 0 && tried.length < input.maxAttempts && !signal.aborted && Date.now() < input.deadline ? 'Retries are throttled: too many recent failures at every origin left' : 'No origin gave a final answer'
+  return failure(log, why, firstReady(asked))
 }
 
 function pause(ms: number, deadline: number): Promise<void> {

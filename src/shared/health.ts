@@ -160,11 +160,6 @@ export class OriginHealth {
     return (this.#notBefore.get(name) ?? 0) <= now && this.breakerOf(name).available(now)
   }
 
-  /** Until when `name` asked every request to wait (a 503's `Retry-After`); 0 when it did not. */
-  embargoedUntil(name: string): number {
-    return this.#notBefore.get(name) ?? 0
-  }
-
   /** Claims `name` for an attempt (the half-open probe, if due). */
   claim(name: string, now: number): boolean {
     return (this.#notBefore.get(name) ?? 0) <= now && this.breakerOf(name).allow(now)

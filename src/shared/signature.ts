@@ -190,13 +190,16 @@ const MUST_COVER = new Set(['content-type', 'idempotency-key'])
  * `Idempotency-Key` are ASCII by construction.
  *
  * @param headers - the headers to be sent, lower-case names
+ * @param write - a write (any method but the safe ones): every header checked; a read, which is never stored
+ *   or resent, only the ones a receiver requires covered (`Content-Type`), the others forwarded uncovered (a
+ *   browser's raw UTF-8 cookie must not make every read of its user fail)
  * @returns the header's name, or undefined when every one can be covered
  * @example
  * unsignableHeader([['content-type', 'text/plain; name="résumé.txt"']]) // 'content-type'
  * unsignableHeader([['x-note', 'pay to René']]) // 'x-note'
  */
-export function unsignableHeader(headers: readonly (readonly [string, string])[]): string | undefined {
-  for (const [name, value] of headers) if (!describesHop(name) && !isCovered(name, value)) return name
+export function unsignableHeader(headers: readonly (readonly [string, string])[], write = true): string | undefined {
+  for (const [name, value] of headers) if ((write ? !describesHop(name) : MUST_COVER.has(name)) && !isCovered(name, value)) return name
   return undefined
 }
 
