@@ -24,6 +24,7 @@ export class AdmissionLink implements RelayLink {
   #dispatches = 0
   /** proxy()'s answer to the stored request: its status, a copy of its headers and its bytes, as they were then. */
   #answer: { status: number; headers: Headers; body: Uint8Array | undefined } | undefined
+  #passedOn: Response | undefined
 
   /**
    * @param admission - the request's hold on its record
@@ -55,6 +56,21 @@ export class AdmissionLink implements RelayLink {
 
   answered(res: Response): void {
     this.#answer = { status: res.status, headers: new Headers(res.headers), body: bufferedBody(res) }
+  }
+
+  passedOn(res: Response): void {
+    this.#passedOn = res
+  }
+
+  /**
+   * Whether `res`, the route's answer, is the one `proxy()` passed on though no origin applied the request
+   * (the same object: a middleware that made another answer made its own, which is stored by its status).
+   *
+   * @param res - the route's answer
+   * @returns true only for proxy()'s passed-on answer, as it was
+   */
+  appliedNothing(res: Response): boolean {
+    return this.#passedOn !== undefined && res === this.#passedOn
   }
 
   /**

@@ -59,12 +59,16 @@ export class CommitPoint {
    * @param answersFirst - whether a final reply, as stored, is `proxy()`'s answer to the request stored with the
    *   admit (its relay, or an ordered request's log entry), unchanged: the client gets it while the commit lands
    *   in the background (see {@link finish})
+   * @param appliedNothing - whether the route's answer is one `proxy()` passed on though no origin applied the
+   *   request (an origin's refusal, an answer that never reached its receiver): the key is given back, whatever
+   *   its status, as for any answer that applied nothing
    */
   constructor(
     private readonly config: OnceConfig,
     private readonly id: Identity,
     private readonly admission: Admission,
     private readonly answersFirst: (reply: StoredReply) => boolean = () => false,
+    private readonly appliedNothing: (res: Response) => boolean = () => false,
   ) {}
 
   /**
@@ -110,7 +114,7 @@ export class CommitPoint {
    */
   async finish(c: Context): Promise<void> {
     if (this.#phase === 'abandoned') return
-    const failed = !isFinalStatus(c.res.status)
+    const failed = !isFinalStatus(c.res.status) || this.appliedNothing(c.res)
     if (this.#phase === 'final') {
       // Past the roll-forward point a failure answers with the committed reply.
       if (failed && this.#reply && this.#reply.args === undefined) {

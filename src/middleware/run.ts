@@ -29,7 +29,13 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
   const { admission, attempt } = admitted
   const link = new AdmissionLink(admission, id.key, admitted.relayed)
   // proxy()'s answer to the request stored with the admit is answered first, then committed (CommitPoint.finish).
-  const point = new CommitPoint(config, id, admission, (reply) => link.isStoredRequestAnswer(reply, config.replayed))
+  const point = new CommitPoint(
+    config,
+    id,
+    admission,
+    (reply) => link.isStoredRequestAnswer(reply, config.replayed),
+    (res) => link.appliedNothing(res),
+  )
   c.set('once', {
     key: id.key,
     scope: id.scope,

@@ -254,7 +254,11 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
   // The request's place in its domain's order, on the answer (DESIGN §3.7).
   if (link?.order && strategy === 'replicate') res.headers.set(ONCE_HEADERS.sequence, String(link.order.slot.sequence))
   // proxy()'s answer to the stored request: the origins keep it under the request id, so once() may answer before its commit.
-  if (link && nth === 1 && stored) link.answered(res)
+  // Only an applied answer: the origins keep it under the request id, so once() may answer before its commit. One
+  // passed on though no origin applied the request (a refusal, an answer that never reached a receiver) is not kept
+  // anywhere, and gives the key back.
+  if (link && nth === 1 && stored && outcome.kind === 'answer') link.answered(res)
+  if (link && nth === 1 && outcome.kind === 'failed' && outcome.refusal) link.passedOn(res)
   // An applied answer is final whatever its status (a `reply-lost`, an origin's recorded 5xx): once() commits it,
   // where its own rule would give the key back for a retry that the origins would only replay.
   const once = c.get('once')

@@ -38,6 +38,8 @@ export interface RelayLink {
   record(request: ForwardRequest, plan: RelayPlan): Promise<void>
   /** Marks `res` as the answer to the stored request, as `proxy()` returns it: once() may answer it before its commit. */
   answered(res: Response): void
+  /** Marks `res` as an answer `proxy()` passes on though no origin applied the request: once() gives the key back. */
+  passedOn(res: Response): void
   /** Counts the sends the first dispatch made; they are stored with the commit or release. */
   sent(n: number): void
 }

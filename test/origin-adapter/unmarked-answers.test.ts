@@ -66,3 +66,25 @@ describe('a transient throw at one origin', () => {
     expect(res.status).toBe(201)
   })
 })
+
+describe('an answer passed on though no origin applied the request', () => {
+  it('is not stored for the key: once the way to the receiver is fixed, a retry with the same key is applied (and only then stored)', async () => {
+    const sends: string[] = []
+    let lb = true
+    const behind = originApp('eu', sends)
+    // A load balancer in front of the only origin redirects every request to https, until it is fixed.
+    const eu = { name: 'eu', fetcher: { fetch: async (req: Request) => (lb ? new Response(null, { status: 302, headers: { location: 'https://eu.example/' } }) : behind.fetcher.fetch(req)) } }
+    const app = new Hono()
+    app.use('/*', once({ replayCache: false }))
+    app.post('/*', proxy({ origins: [eu], strategy: 'failover', secret: { env: 'TEST_SIGNING_SECRET' } }))
+    const key = `"${newKey()}"`
+    const send = () => app.request('/accounts/a/deposits', { method: 'POST', headers: { 'idempotency-key': key, 'content-type': 'application/json' }, body: '{"amount":1}' }, env)
+    expect((await send()).status).toBe(302)
+    lb = false
+    const again = await send()
+    expect(again.status).toBe(201)
+    expect(again.headers.get('idempotent-replayed')).toBeNull()
+    expect((await send()).headers.get('idempotent-replayed')).toBe('true')
+    expect(sends.filter((s) => s === 'eu')).toHaveLength(1)
+  })
+})
