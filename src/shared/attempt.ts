@@ -111,8 +111,8 @@ async function attemptNow(input: EngineInput, origin: Origin, n: number, log: At
   log.push({ origin: origin.name, attempt: n, outcome: result.ok ? result.reply.status : result.reason, ms: result.ms })
   const verdict = judge(kept, input.receiverOnly)
   if (verdict?.kind === 'not-applied' && !aboutTheRequest(verdict)) {
-    // A 503's Retry-After is the origin's (down for maintenance, overloaded): every request keeps off it that long.
-    // A 429's is often about one caller (a tenant over its rate): only this request waits (see retryAfterOf).
+    // A 503's Retry-After is the origin's (down for maintenance, overloaded): it is last in line for every request that
+    // long. A 429's is often about one caller (a tenant over its rate): only this request waits (see noteWait).
     input.health.failed(origin.name, Date.now(), kept.ok && kept.reply.status === 503 ? retryAfterOf(kept) : undefined)
   } else if (verdict) {
     // A final answer, or a refusal about this request (the origin works): the origin answered.
