@@ -68,13 +68,8 @@ export function keepable(result: SendResult, maxResponseBytes: number, receiverO
  * How long an answer asked to wait before the request is sent to its origin
  * again (`Retry-After`, seconds or an HTTP-date, as the client reads it),
  * kept to what a wait may sensibly last; undefined when it asked nothing.
- *
- * @param result - one attempt's result
- * @returns milliseconds, or undefined
- * @example
- * retryAfterOf(result) // 30000 for a 429 with Retry-After: 30
  */
-export function retryAfterOf(result: SendResult): number | undefined {
+function retryAfterOf(result: SendResult): number | undefined {
   const value = result.ok ? result.reply.headers.find(([name]) => name === 'retry-after')?.[1] : undefined
   const ms = value === undefined ? undefined : retryAfterMs(value)
   return ms === undefined || ms > MAX_RETRY_AFTER_MS ? undefined : ms
@@ -160,27 +155,6 @@ function aboutTheRequest(verdict: Extract<AnswerVerdict, { kind: 'not-applied' }
 }
 
 /**
- * An answer that applied nothing and would be the same if sent to this
- * origin again: a refusal the receiver calls permanent (`handler-failed`,
- * `body-too-large`), or, where every answer must be the receiver's
- * (`receiverOnly`), one without its mark. A strategy asks no more of that
- * origin for this request but goes on to the others (an app's throw may be
- * passing, another origin's limit larger, a load balancer in front of one
- * origin only); when none applies it, the client gets such an answer as the
- * origin gave it ({@link refused}), not a retryable 502.
- *
- * @param result - one attempt's result
- * @param receiverOnly - see {@link EngineInput.receiverOnly}
- * @returns the origin's answer, or undefined for any other result
- * @example
- * const last = passedOn(result, input.receiverOnly)
- */
-export function passedOn(result: SendResult, receiverOnly = false): OriginReply | undefined {
-  const verdict = judge(result, receiverOnly)
-  return result.ok && verdict?.kind === 'not-applied' && (verdict.permanent || verdict.reason === UNMARKED) ? result.reply : undefined
-}
-
-/**
  * The outcome of a request an origin refused for good: failed, with the
  * refusal to pass on (its own status and problem, `retryable: false`).
  *
@@ -205,7 +179,7 @@ export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginRep
  * goes somewhere: an answer from a doubtful origin beats none. Claims the
  * half-open probe of the one it picks. Left out for this request: an
  * origin that asked it to wait (`Retry-After`) until then, one whose answer
- * would not change (see {@link passedOn}), and, after the first attempt, one
+ * would not change (see {@link settle}), and, after the first attempt, one
  * whose retry tokens are spent (see `OriginHealth.canRetry`).
  *
  * @param input - the request's engine input
@@ -235,25 +209,44 @@ export function nextOrigin(input: EngineInput, tried: readonly Origin[], asked: 
 /**
  * What the origins asked this request: origin name → the time (ms since
  * epoch) before which it is not sent the request again (its `Retry-After`),
- * or `Infinity` when its answer would not change ({@link passedOn}).
+ * or `Infinity` when its answer would not change (see {@link settle}).
  */
 export type Waits = Map<string, number>
 
 /**
- * Notes what an attempt's answer asked of the rest of the request: its
- * `Retry-After`, or, for an answer that would not change, never again.
+ * Reads an attempt's result for a strategy, once: the answer when it was
+ * applied (the strategy's answer); an answer that applied nothing and would
+ * be the same if sent to this origin again: a refusal the receiver calls
+ * permanent (`handler-failed`, `body-too-large`) or, where every answer must
+ * be the receiver's (`receiverOnly`), one without its mark (`passed`: the
+ * strategy asks no more of that origin for this request but goes on to the
+ * others, for an app's throw may pass, another origin's limit be larger, a
+ * load balancer stand before one origin only; when none applies it, the
+ * client gets such an answer as the origin gave it, {@link refused}, not a
+ * retryable 502); else undefined. Notes in `asked` what the answer asked of
+ * the rest of the request: never again for a passed one, else its
+ * `Retry-After`.
  *
  * @param asked - the request's waits
  * @param origin - the origin that answered
  * @param result - its answer
  * @param receiverOnly - see {@link EngineInput.receiverOnly}
+ * @returns the applied answer, the answer to pass on, or undefined
  * @example
- * noteWait(asked, origin, result, input.receiverOnly)
+ * const read = settle(asked, origin, result, input.receiverOnly)
+ * if (read && 'applied' in read) return { kind: 'answer', origin: origin.name, reply: read.applied, attempts: log }
  */
-export function noteWait(asked: Waits, origin: Origin, result: SendResult, receiverOnly = false): void {
-  if (passedOn(result, receiverOnly)) return void asked.set(origin.name, Number.POSITIVE_INFINITY)
+export function settle(asked: Waits, origin: Origin, result: SendResult, receiverOnly = false): { applied: OriginReply } | { passed: OriginReply } | undefined {
+  if (!result.ok) return undefined
+  const verdict = judge(result, receiverOnly)
+  if (verdict?.kind === 'applied') return { applied: result.reply }
+  if (verdict?.kind === 'not-applied' && (verdict.permanent || verdict.reason === UNMARKED)) {
+    asked.set(origin.name, Number.POSITIVE_INFINITY)
+    return { passed: result.reply }
+  }
   const ms = retryAfterOf(result)
   if (ms !== undefined) asked.set(origin.name, Date.now() + ms)
+  return undefined
 }
 
 /**

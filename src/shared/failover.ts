@@ -1,4 +1,4 @@
-import { attempt, type EngineInput, failure, firstReady, judge, nextOrigin, noteWait, passedOn, refused, type Waits, waitedOut } from './attempt.js'
+import { attempt, type EngineInput, failure, firstReady, nextOrigin, refused, settle, type Waits, waitedOut } from './attempt.js'
 import type { AttemptRecord, DispatchOutcome, Origin, OriginReply } from './types.js'
 
 /**
@@ -10,7 +10,7 @@ import type { AttemptRecord, DispatchOutcome, Origin, OriginReply } from './type
  * deadline passes. An origin that answered with `Retry-After` is not sent
  * the request again before then (when every origin asked to wait, the
  * request waits for the first, or ends telling the client when to come
- * back); one whose answer would not change (`passedOn`) is not sent it
+ * back); one whose answer would not change (see `settle`) is not sent it
  * again, and when no origin applies it the client gets that answer.
  *
  * @param input - origins, request, identity and limits
@@ -23,7 +23,7 @@ export async function failover(input: EngineInput): Promise<DispatchOutcome> {
   const tried: Origin[] = []
   const asked: Waits = new Map()
   const signal = input.signal ?? new AbortController().signal
-  /** The last answer to pass on should no origin apply the request (see passedOn). */
+  /** The last answer to pass on should no origin apply the request (see settle). */
   let last: { origin: Origin; reply: OriginReply } | undefined
   while (tried.length < input.maxAttempts) {
     const i = tried.length
@@ -40,11 +40,9 @@ export async function failover(input: EngineInput): Promise<DispatchOutcome> {
     // Back to an origin already tried: a short jittered pause first, not a hammering loop.
     if (tried.includes(origin)) await pause(Math.min(50 * 2 ** (i - input.origins.length), 1000) * Math.random(), input.deadline)
     tried.push(origin)
-    const result = await attempt(input, origin, input.firstAttempt + i, log, signal)
-    if (result.ok && judge(result, input.receiverOnly)?.kind === 'applied') return { kind: 'answer', origin: origin.name, reply: result.reply, attempts: log }
-    noteWait(asked, origin, result, input.receiverOnly)
-    const passed = passedOn(result, input.receiverOnly)
-    if (passed) last = { origin, reply: passed }
+    const read = settle(asked, origin, await attempt(input, origin, input.firstAttempt + i, log, signal), input.receiverOnly)
+    if (read && 'applied' in read) return { kind: 'answer', origin: origin.name, reply: read.applied, attempts: log }
+    if (read) last = { origin, reply: read.passed }
   }
   if (last) return refused(log, last.origin, last.reply)
   // Attempts left but no origin to send them to: the retry tokens of every origin left are spent.

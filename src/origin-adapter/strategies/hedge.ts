@@ -1,4 +1,4 @@
-import { attempt, type EngineInput, failure, firstReady, judge, LOST_RACE, nextOrigin, noteWait, OVERTAKEN, passedOn, refused, type Waits, waitedOut } from '../../shared/attempt.js'
+import { attempt, type EngineInput, failure, firstReady, LOST_RACE, nextOrigin, OVERTAKEN, refused, settle, type Waits, waitedOut } from '../../shared/attempt.js'
 import type { SendResult } from '../../shared/send.js'
 import type { AttemptRecord, DispatchOutcome, Origin, OriginReply } from '../types.js'
 
@@ -14,7 +14,7 @@ import type { AttemptRecord, DispatchOutcome, Origin, OriginReply } from '../typ
  * loses to a later one after waiting the whole hedge delay counts as a
  * failure of its origin (one that never answers opens its breaker); one
  * launched after the winner counts nothing. An answer that would not change
- * (`passedOn`) waits for the copies still in flight, which may apply the
+ * (see `settle`) waits for the copies still in flight, which may apply the
  * request, and is the client's answer if none does.
  *
  * A state-changing request may be hedged only because every copy carries
@@ -32,7 +32,7 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
   const inFlight = new Map<number, { origin: Origin; controller: AbortController; done: Promise<{ n: number; origin: Origin; result: SendResult }> }>()
   const hedgeAfterMs = input.hedgeAfterMs ?? Number.POSITIVE_INFINITY
   const asked: Waits = new Map()
-  /** The last answer to pass on should no origin apply the request (see passedOn). */
+  /** The last answer to pass on should no origin apply the request (see settle). */
   let last: { origin: Origin; reply: OriginReply } | undefined
 
   /** Starts the next attempt; false when no origin may be sent it now (see nextOrigin). */
@@ -46,7 +46,6 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
     outer.addEventListener('abort', onOuter, { once: true })
     const done = attempt(input, origin, n, log, controller.signal).then((result) => {
       outer.removeEventListener('abort', onOuter)
-      noteWait(asked, origin, result, input.receiverOnly)
       return { n, origin, result }
     })
     inFlight.set(n, { origin, controller, done })
@@ -68,17 +67,17 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
         continue
       }
       inFlight.delete(settled.n)
-      const { result, origin } = settled
-      if (result.ok && judge(result, input.receiverOnly)?.kind === 'applied') {
+      const { origin } = settled
+      const read = settle(asked, origin, settled.result, input.receiverOnly)
+      if (read && 'applied' in read) {
         // Charged only when launched before the winner (it had its chance first); later ones say nothing of their origin.
         for (const [n, loser] of inFlight) loser.controller.abort(n < settled.n ? LOST_RACE : OVERTAKEN)
         // The losers settle at once (their attempts race the abort); their 'aborted' lands in the log.
         await Promise.all([...inFlight.values()].map((f) => f.done))
-        return { kind: 'answer', origin: origin.name, reply: result.reply, attempts: log }
+        return { kind: 'answer', origin: origin.name, reply: read.applied, attempts: log }
       }
       // An answer that would not change is kept for the client, but the copies still in flight may yet apply it.
-      const passed = passedOn(result, input.receiverOnly)
-      if (passed) last = { origin, reply: passed }
+      if (read) last = { origin, reply: read.passed }
       if (canLaunch()) launch()
     }
     // Nothing in flight: the origins left may have asked to wait (Retry-After); within the deadline, wait and go on.
