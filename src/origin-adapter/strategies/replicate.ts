@@ -45,7 +45,7 @@ export interface ReplicateResult {
  *
  * Attempts are bounded (DESIGN §6): per replica at most `maxAttempts` sends
  * of this request, each through the replica's breaker, retries through the
- * group's retry budget, `Retry-After` honoured. A replica that reports a
+ * replica's retry budget, `Retry-After` honoured. A replica that reports a
  * gap is sent the missing log entries in order (each as the log holds it
  * when it is sent), then the request again. A replica that still has not
  * applied it is left to the stable area's alarm, which resends with backoff.
@@ -130,7 +130,7 @@ function sendTargets(replicas: ReplicaView[]): ReplicaView[] {
 /**
  * Sends the request to one replica until it answers finally, filling gaps
  * from the log: at most `maxAttempts` sends of this request, each through
- * the replica's breaker, every retry through the group's retry budget.
+ * the replica's breaker, every retry through the replica's retry budget.
  */
 async function applyAt(input: ReplicateInput, replica: ReplicaView, log: AttemptRecord[], filled: FilledAck[]): Promise<ReplicaOutcome> {
   const origin: Origin = { name: replica.name, url: replica.url }
