@@ -82,7 +82,8 @@ try {
   dev = await startWranglerDev({
     config: 'bench/wrangler.toml',
     persistTo,
-    vars: { BENCH_ORIGINS: JSON.stringify(Object.fromEntries(Object.entries(origins).map(([n, o]) => [n, o.url]))), ONCE_SIGNING_SECRET: signingSecret },
+    vars: { BENCH_ORIGINS: JSON.stringify(Object.fromEntries(Object.entries(origins).map(([n, o]) => [n, o.url]))) },
+    secrets: { ONCE_SIGNING_SECRET: signingSecret },
   })
 } catch (err) {
   await closeAll()

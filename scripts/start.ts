@@ -127,7 +127,9 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       persistTo: join(dataDir, 'state'),
       timeoutMs: options.timeoutMs ?? 60_000,
       // wrangler splits --var on the first ':' only, so JSON with colons (URLs) arrives whole.
-      vars: { ONCE_CONFIG: JSON.stringify(config), ONCE_SIGNING_SECRET: secret, ONCE_STATUS_TOKEN: statusToken },
+      vars: { ONCE_CONFIG: JSON.stringify(config) },
+      // In a file only this user can read, not on wrangler's command line (where `ps` shows it to every local user).
+      secrets: { ONCE_SIGNING_SECRET: secret, ONCE_STATUS_TOKEN: statusToken },
     })
     relayLiveLines(dev, onLine)
     const url = dev.url

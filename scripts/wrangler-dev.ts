@@ -1,5 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 /** A `wrangler dev` process serving a Worker on loopback. */
 export interface DevServer {
@@ -26,8 +29,10 @@ export function freePort(): Promise<number> {
 /**
  * Starts `wrangler dev` on 127.0.0.1 and waits (bounded) until it answers.
  *
- * @param options - config file, port, where Durable Object state persists, and
- *   `vars`: Worker vars given on the command line (`--var NAME:VALUE`), over the config's
+ * @param options - config file, port, where Durable Object state persists,
+ *   `vars`: Worker vars given on the command line (`--var NAME:VALUE`), over the config's, and `secrets`: Worker
+ *   secrets, given in a file only this user can read (`--env-file`, removed when the server stops), never on the
+ *   command line, where any local user's `ps` would show them
  * @returns the running server
  * @example
  * const dev = await startWranglerDev({ config: 'wrangler.toml' })
@@ -35,7 +40,7 @@ export function freePort(): Promise<number> {
  * await dev.stop()
  */
 export async function startWranglerDev(
-  options: { config?: string; port?: number; persistTo?: string; timeoutMs?: number; vars?: Record<string, string> } = {},
+  options: { config?: string; port?: number; persistTo?: string; timeoutMs?: number; vars?: Record<string, string>; secrets?: Record<string, string> } = {},
 ): Promise<DevServer> {
   const port = options.port ?? (await freePort())
   const args = ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--config', options.config ?? 'wrangler.toml', '--show-interactive-dev-session=false']
@@ -45,11 +50,23 @@ export async function startWranglerDev(
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new TypeError(`startWranglerDev: invalid var name ${JSON.stringify(name)}`)
     args.push('--var', `${name}:${value}`)
   }
+  const secretsDir = options.secrets ? mkdtempSync(join(tmpdir(), 'hono-once-secrets-')) : undefined
+  if (secretsDir) {
+    const lines = Object.entries(options.secrets ?? {}).map(([name, value]) => {
+      // Single-quoted .env values are taken literally: no expansion, no escapes.
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || /['\r\n]/.test(value)) throw new TypeError(`startWranglerDev: secret ${JSON.stringify(name)} cannot be written to an .env file`)
+      return `${name}='${value}'`
+    })
+    const file = join(secretsDir, 'secrets.env')
+    writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 })
+    args.push('--env-file', file)
+  }
+  const removeSecrets = () => secretsDir && rmSync(secretsDir, { recursive: true, force: true })
   const child = spawn('npx', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' } })
   let log = ''
   child.stdout?.on('data', (d: Buffer) => (log += d.toString()))
   child.stderr?.on('data', (d: Buffer) => (log += d.toString()))
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const exited = new Promise<void>((resolve) => child.once('exit', () => (removeSecrets(), resolve())))
   const url = `http://127.0.0.1:${port}`
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child.exitCode !== null) return

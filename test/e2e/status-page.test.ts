@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser, Page } from 'puppeteer-core'
@@ -48,6 +48,22 @@ describe('the status page in headless Chromium (the demo gateway under wrangler 
   })
 
   const stateOf = (name: string) => page.$eval(`#origins tr[data-origin="${name}"] td.state`, (td) => td.textContent)
+
+  it("keeps its secrets off every command line of the demo's processes (which any local user's ps shows)", () => {
+    const pgid = demo!.dev.process.pid!
+    const cmdlines: string[] = []
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        // Field 5 of /proc/<pid>/stat is the process group, after the command name in parentheses.
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid) cmdlines.push(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '))
+      } catch {
+        // gone meanwhile
+      }
+    }
+    expect(cmdlines.some((line) => line.includes('wrangler'))).toBe(true)
+    for (const line of cmdlines) expect(line).not.toContain(demo!.statusToken)
+  })
 
   it('needs the token: 401 problem without it (the figures; the page itself holds none)', async () => {
     const res = await fetch(`${demo!.url}/__once/status`, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(10_000) })
