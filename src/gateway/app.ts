@@ -7,10 +7,10 @@ import type { ProxyOptions } from '../origin-adapter/options.js'
 import { DEFAULT_MAX_RUN_MS, methodsOf, type GatewayConfig, type GatewayKeys, type GatewayRoute } from './config.js'
 import { handOffIsolateCounts, statusRoutes } from './status.js'
 import type { GatewayBindings, GatewayState } from './types.js'
+import { SAFE_METHODS as SAFE } from '../shared/wire.js'
 
 export type { GatewayBindings, GatewayState } from './types.js'
 
-const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /**
  * Builds the gateway app from a validated config: per route, `once()` on

@@ -3,6 +3,7 @@ import { DEFAULT_DEADLINE_MS, defaultStrategy, MAX_ORIGINS, MAX_RELAY_BODY_BYTES
 import { assertOptions } from '../shared/options.js'
 import { listedCredentials } from '../shared/credentials.js'
 import { pathProblem } from './paths.js'
+import { SAFE_METHODS as SAFE } from '../shared/wire.js'
 
 /** One origin of the gateway's config. */
 export interface GatewayOrigin {
@@ -236,8 +237,6 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
   if (clash) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${clash.second}.origins: ${clash.why}`)
   return config
 }
-
-const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /**
  * The methods a route serves: its `methods`, or by default GET and HEAD for
