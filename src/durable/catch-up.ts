@@ -1,6 +1,5 @@
 import { problem } from '../shared/problem.js'
 import { replayFilter } from '../shared/reply.js'
-import type { OriginHealth } from '../shared/health.js'
 import { replyLost, tooLargeAnswer } from '../shared/applied.js'
 import { digestHex } from '../shared/digest.js'
 import { resolveSecret, sendAttempt } from '../shared/send.js'
@@ -14,7 +13,6 @@ export interface CatchUpHost {
   ordered: OrderedDomains
   sql: SqlStorage
   env: Record<string, unknown>
-  health: OriginHealth
   /** Commits a record (the object's own commit, synchronous). */
   commit: (request: CommitRequest) => CommitResult
   /** Runs `fn` in one storage transaction. */
@@ -78,7 +76,7 @@ const LEASE_MARGIN_MS = 5000
  *
  * @param host - the object's tables and commit
  * @example
- * await catchUpDomains({ ordered, sql, env, health, commit, now: Date.now() })
+ * await catchUpDomains({ ordered, sql, env, commit, now: Date.now() })
  */
 export async function catchUpDomains(host: CatchUpHost): Promise<void> {
   const replies = new Replies()

@@ -1,8 +1,9 @@
 import { failover } from '../shared/failover.js'
-import type { OriginHealth } from '../shared/health.js'
+import { OriginHealth } from '../shared/health.js'
 import { resolveSecret } from '../shared/send.js'
 import { storedFrom } from './catch-up.js'
 import type { Records } from './records.js'
+import type { RelayPlan } from './types.js'
 import type { DueRelay, Relays } from './relays.js'
 import type { Waiters } from '../shared/waiters.js'
 
@@ -12,13 +13,43 @@ const MAX_RESENDS = 5
 /** The lease the alarm holds while resending: the plan's deadline plus this. */
 const RESEND_LEASE_MARGIN_MS = 5000
 
+/** Sets of origins whose health one object keeps (one per route that proxies, as a rule). */
+const HEALTH_SETS = 64
+
+/**
+ * The health of the origins an object resends to, one {@link OriginHealth}
+ * (breakers with the default settings, retry tokens) per set of origins,
+ * names with their URLs: the relays of one object come from many routes,
+ * and two routes may give one name to two origins, whose breakers and
+ * tokens must not be one. At most {@link HEALTH_SETS} sets are kept, the
+ * least recently used dropped.
+ *
+ * @example
+ * const health = new HealthBySet()
+ * health.of(plan.origins).succeeded('eu', 12)
+ */
+export class HealthBySet {
+  readonly #sets = new Map<string, OriginHealth>()
+
+  /** The health of `origins`, made when first asked for. */
+  of(origins: RelayPlan['origins']): OriginHealth {
+    const key = origins.map(({ name, url }) => `${name} ${url}`).join('\n')
+    let health = this.#sets.get(key)
+    if (health) this.#sets.delete(key)
+    else health = new OriginHealth()
+    this.#sets.set(key, health)
+    if (this.#sets.size > HEALTH_SETS) this.#sets.delete(this.#sets.keys().next().value!)
+    return health
+  }
+}
+
 /** What a resend needs of the object. */
 export interface Resender {
   storage: DurableObjectStorage
   records: Records
   relays: Relays
   /** Health of the origins the alarm resends to, as this object has seen them. */
-  health: OriginHealth
+  health: HealthBySet
   env: unknown
   /** The duplicates waiting on a key, woken when its reply is committed or the key released. */
   waiters: Waiters
@@ -48,7 +79,7 @@ export async function resendRelay(host: Resender, due: DueRelay): Promise<void> 
     origins: plan.origins,
     request: due.request,
     wire: { requestId: due.requestId, key: due.key },
-    health: host.health,
+    health: host.health.of(plan.origins),
     secret: resolveSecret(plan.secret, host.env),
     timeoutMs: plan.timeoutMs,
     deadline: now + plan.deadlineMs,

@@ -1,12 +1,11 @@
 import { DurableObject } from 'cloudflare:workers'
-import { OriginHealth } from '../shared/health.js'
 import { Relays } from './relays.js'
 import { Waiters } from '../shared/waiters.js'
 import { OrderedDomains } from './ordered.js'
 import { catchUpDomains } from './catch-up.js'
 import { Records } from './records.js'
 import { expireRecords, MIN_ALARM_GAP_MS, nextAlarm, RESENDS_PER_ALARM } from './alarm-plan.js'
-import { resendRelay, type Resender } from './resend.js'
+import { HealthBySet, resendRelay, type Resender } from './resend.js'
 import { migrate, MISCONFIGURED } from './schema.js'
 import { directoryWake } from './directory.js'
 import { spreadReplicaSets } from './directory-spread.js'
@@ -50,7 +49,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
   /** Why this object cannot work (its class was migrated without SQLite storage), or null. */
   #misconfigured: string | null = null
   /** Health of the origins the alarm resends to, as this object has seen them. */
-  readonly #health = new OriginHealth()
+  readonly #health = new HealthBySet()
   #relaysTable: Relays | undefined
   /** What this object answered, counted in its storage with each admit (counters.ts), reported to the status object. */
   readonly #counters = new Counters(this.ctx.storage, (at) => void this.#scheduleAlarm(at).catch(() => {}))
@@ -345,7 +344,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
         return result
       }
       const transact = <T>(fn: () => T): T => this.ctx.storage.transactionSync(fn)
-      await catchUpDomains({ ordered: this.#ordered, sql, env: this.env as unknown as Record<string, unknown>, health: this.#health, commit, transact, now })
+      await catchUpDomains({ ordered: this.#ordered, sql, env: this.env as unknown as Record<string, unknown>, commit, transact, now })
       this.ctx.storage.transactionSync(() => this.#ordered.prune(Date.now()))
       await this.#counters.report(this.ctx, this.env, () => this.#ordered.status())
       await spreadReplicaSets(this.ctx, this.env) // the status object's directory: new replica sets to quiet domains

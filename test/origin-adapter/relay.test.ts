@@ -12,7 +12,7 @@ import { eventually, type FarmOrigin, startOrigins } from '../farm.js'
 import { expireLeases, newKey, recordOf, stubFor } from '../helpers.js'
 
 const body = JSON.stringify({ amount: 100 })
-const planFor = (origins: FarmOrigin[]): RelayPlan => ({
+const planFor = (origins: Pick<FarmOrigin, 'name' | 'url'>[]): RelayPlan => ({
   strategy: 'failover',
   origins: origins.map(({ name, url }) => ({ name, url })),
   timeoutMs: 1000,
@@ -22,7 +22,7 @@ const planFor = (origins: FarmOrigin[]): RelayPlan => ({
 })
 
 /** Plays a Worker that admitted a relayed deposit (its relay durable), then died before sending anything. */
-async function crashedRelay(key: string, account: string, origins: FarmOrigin[]) {
+async function crashedRelay(key: string, account: string, origins: Pick<FarmOrigin, 'name' | 'url'>[]) {
   const url = `http://localhost/accounts/${account}/deposits`
   const req = new Request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
   const bytes = new TextEncoder().encode(body)
@@ -191,5 +191,27 @@ describe('relays: a Worker that dies mid-dispatch (seed 003, Figs. 14–18)', ()
     await expireLeases(key)
     await runDurableObjectAlarm(await stubFor(key))
     expect(await relayRow()).toMatchObject({ state: 'completed', headers: '[]', body: null })
+  })
+
+  it("one route's dead origin does not take the retries of another route's origin of the same name (health is kept per set of origins)", async () => {
+    const [dead, live] = await startOrigins(['eu', 'eu2'])
+    await dead!.faults({ down: true })
+    // Two routes (two gateways' routes, or two proxy() calls) both call their origin "eu"; their relays share a shard.
+    const routeA = [{ name: 'eu', url: dead!.url }]
+    const routeB = [{ name: 'eu', url: live!.url }]
+    const keysA = [newKey(), newKey(), newKey(), newKey()]
+    for (const [i, key] of keysA.entries()) await crashedRelay(key, `ra${i}`, routeA)
+    await expireLeases(keysA[0]!)
+    // Four resends of route A, all failing: they spend the retry tokens of (and open the breaker of) their "eu".
+    await runDurableObjectAlarm(await stubFor(keysA[0]!))
+    expect(await recordOf(keysA[0]!)).toMatchObject({ state: 'in_flight' })
+    const key = newKey()
+    const admitted = await crashedRelay(key, 'rb', routeB)
+    await expireLeases(key)
+    // Route B's origin fails its first send: the resend's retry to it must go (its own tokens are all there).
+    await live!.faults({ failNext: 1 })
+    await runDurableObjectAlarm(await stubFor(key))
+    expect(await recordOf(key)).toMatchObject({ state: 'committed', status: 201, request_id: admitted.requestId })
+    expect((await live!.stats()).byRequestId[admitted.requestId]).toMatchObject({ applied: 1 })
   })
 })
