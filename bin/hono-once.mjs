@@ -6,7 +6,7 @@
  *
  * Plain JavaScript (no build step, Node >= 18); it writes files and nothing else.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
@@ -22,6 +22,30 @@ export const INDEX_TS = `// The hono-once gateway, deployed from the npm package
 // Its config is the ONCE_CONFIG var in wrangler.toml; see node_modules/hono-once/docs/gateway.md.
 export { default, StableArea } from 'hono-once/gateway'
 `
+
+/** Why init wrote nothing in a folder it cannot scaffold (not a usage error). */
+export class InitRefused extends Error {}
+
+/** wrangler's JSON config files, which it reads before a wrangler.toml. */
+const JSON_CONFIGS = ['wrangler.json', 'wrangler.jsonc']
+
+/** What a wrangler.json(c) needs for the gateway, as JSON: the binding, its migration and ONCE_CONFIG. */
+function jsonFragment() {
+  const config = {
+    origins: [{ name: 'eu', url: 'https://eu.origin.example.com' }, { name: 'us', url: 'https://us.origin.example.com' }],
+    routes: [{ path: '/accounts/:id/*', methods: ['POST'], strategy: 'replicate', domain: 'param:id', ackQuorum: 1 }, { path: '/accounts/*', methods: ['GET'], strategy: 'hedge', hedgeAfterMs: 'auto' }],
+    keys: { ttlSeconds: 86400, leaseMs: 10000 },
+  }
+  return JSON.stringify(
+    {
+      durable_objects: { bindings: [{ name: 'ONCE', class_name: 'StableArea' }] },
+      migrations: [{ tag: 'hono-once-v1', new_sqlite_classes: ['StableArea'] }],
+      vars: { ONCE_CONFIG: JSON.stringify(config) },
+    },
+    null,
+    2,
+  )
+}
 
 /** What Cloudflare accepts as a Worker's name. */
 const WORKER_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
@@ -85,6 +109,14 @@ export function init(dir, options = {}) {
   if (options.name !== undefined && !WORKER_NAME.test(options.name)) {
     throw new TypeError(`--name ${JSON.stringify(options.name)}: a Worker name is 1–63 lower-case letters, digits and dashes, not starting or ending with a dash`)
   }
+  // wrangler reads wrangler.json(c) before wrangler.toml: a toml written next to one would be ignored, the
+  // deploy left without the binding, the migration and the config.
+  const json = JSON_CONFIGS.find((file) => existsSync(join(root, file)))
+  if (json) {
+    throw new InitRefused(
+      `this project's wrangler config is ${json}, which wrangler reads instead of a wrangler.toml; nothing was written. Add these to ${json} and export the gateway from your entry (export { default, StableArea } from 'hono-once/gateway'):\n${jsonFragment()}`,
+    )
+  }
   const name = options.name ?? (basename(root).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '') || 'hono-once-gateway')
   const files = { 'wrangler.toml': wranglerToml(name), 'src/index.ts': INDEX_TS }
   const written = []
@@ -123,6 +155,10 @@ function main(argv) {
   try {
     done = init(dir, { name: parsed.values.name, force: parsed.values.force })
   } catch (error) {
+    if (error instanceof InitRefused) {
+      console.error(`hono-once: ${error.message}`)
+      return 1
+    }
     if (!(error instanceof TypeError)) throw error
     console.error(`hono-once: ${error.message}\n\n${USAGE}`)
     return 2
@@ -130,10 +166,16 @@ function main(argv) {
   const { written, kept } = done
   for (const path of written) console.log(`wrote ${join(dir, path)}`)
   for (const path of kept) console.log(`kept ${join(dir, path)} (exists; --force overwrites it)`)
+  if (kept.includes('src/index.ts') && !readFileSync(join(dir, 'src/index.ts'), 'utf8').includes('hono-once/gateway')) {
+    console.log(`note: the kept src/index.ts does not export the gateway; add: export { default, StableArea } from 'hono-once/gateway'`)
+  }
   console.log(`
 Next:
   1. Fill in ONCE_CONFIG in wrangler.toml (your origins and routes).
-  2. npx wrangler secret put ONCE_SIGNING_SECRET && npx wrangler secret put ONCE_STATUS_TOKEN
+  2. For npx wrangler dev, put the secrets in .dev.vars (this folder; keep it out of git):
+       ONCE_SIGNING_SECRET=<at least 16 random characters, e.g. from: openssl rand -base64 32>
+       ONCE_STATUS_TOKEN=<another one>
+     For the deployed Worker: npx wrangler secret put ONCE_SIGNING_SECRET && npx wrangler secret put ONCE_STATUS_TOKEN
   3. npx wrangler dev    (try it locally)   then   npx wrangler deploy`)
   return 0
 }

@@ -8,6 +8,7 @@ import { leaseDeclared } from './once-object-route.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceMethodRequest, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
 import type { StoredReply } from './types.js'
 import { Waiters } from '../shared/waiters.js'
+import { MISCONFIGURED } from './schema.js'
 
 /**
  * The Hono app of an {@link OnceObject}, as far as the object needs it
@@ -133,7 +134,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       const seen = this.#classify(id, Date.now())
       if (seen.kind === 'free') {
         // Decided on the path the app routes by, however the client spelled it.
-        return leaseDeclared(this.app, () => new Request(call.url, { method: call.method, headers: call.headers }), this.env) ? this.#runLeased(call, id, seen) : this.#runAtomic(call, id, seen)
+        return leaseDeclared(this.#app(), () => new Request(call.url, { method: call.method, headers: call.headers }), this.env) ? this.#runLeased(call, id, seen) : this.#runAtomic(call, id, seen)
       }
       if (seen.kind !== 'in_flight') return seen
       const left = deadline - Date.now()
@@ -234,7 +235,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       headers.delete('once-request-id')
       request = new Request(request, { headers })
     }
-    return this.app.fetch(request, this.env, this.#executionCtx)
+    return this.#app().fetch(request, this.env, this.#executionCtx)
   }
 
   /** What the record of a keyed request says now: an answer, or free to run. */
@@ -369,6 +370,15 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     const request = bodyless
       ? new Request(call.url, signal ? { method: call.method, headers, signal } : { method: call.method, headers })
       : new BufferedRequest(call.url, call.method, headers, call.body, signal)
-    return this.app.fetch(request, this.env, this.#executionCtx)
+    return this.#app().fetch(request, this.env, this.#executionCtx)
+  }
+
+  /** The subclass's app; a class without one (JavaScript, or a silenced type error) is a misconfiguration every request would meet. */
+  #app(): OnceObjectApp {
+    const app = this.app as OnceObjectApp | undefined
+    if (typeof app?.fetch !== 'function') {
+      throw new Error(`${MISCONFIGURED} ${this.constructor.name} has no app: give the OnceObject subclass a Hono app (app = new Hono().post(…)), or send its routes as method calls (onceObject()'s call option)`)
+    }
+    return app
   }
 }

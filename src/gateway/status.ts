@@ -80,7 +80,7 @@ export function statusRoutes(app: Hono<{ Bindings: GatewayBindings }>, state: Ga
       const inQuery = c.req.query('token') !== undefined
       return problem('unauthorized', {
         detail: !token
-          ? 'The status page is closed: set the ONCE_STATUS_TOKEN secret to open it.'
+          ? 'The status page is closed: set the ONCE_STATUS_TOKEN secret to open it (for wrangler dev, in .dev.vars; for a deployed Worker, wrangler secret put ONCE_STATUS_TOKEN).'
           : `GET /__once/status needs the status token as Authorization: Bearer <ONCE_STATUS_TOKEN>${inQuery ? '; a token in the query string is not accepted (it would be logged)' : ''}.`,
         instance: c.req.path,
         headers: { 'www-authenticate': 'Bearer realm="hono-once status"' },

@@ -169,7 +169,7 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
   // Resolved per request from the env, never stored; a named secret that is not set is refused, never sent unsigned.
   const secret = resolveSecret(options.secret, c.env)
   if (secret && 'missing' in secret) {
-    return problem('misconfigured', { detail: `The proxy's signing secret env.${secret.missing} ${secret.why} (set it, e.g. wrangler secret put ${secret.missing}).`, instance })
+    return problem('misconfigured', { detail: `The proxy's signing secret env.${secret.missing} ${secret.why} (for wrangler dev, in .dev.vars; for a deployed Worker, wrangler secret put ${secret.missing}).`, instance })
   }
   // Behind once() on a proxy() route the request was read and stored with the admit: this proxy() sends those very bytes.
   const storedRequest = link && req === c.req.raw && link.storedFor(group) ? link.request : undefined

@@ -62,7 +62,9 @@ const isStore = (v: unknown): boolean => {
   return ['apply', 'nextSequence', 'nextSequences', 'applied', 'prune'].every((m) => typeof s[m] === 'function')
 }
 
-const secret = z.string().check(z.minLength(1), z.maxLength(1024))
+const secret = z
+  .string('expected the secret as a string (an environment variable that is not set gives undefined: check its name)')
+  .check(z.minLength(1, 'the secret is empty (an environment variable that is not set, or set to nothing?): give the one the edge signs with'), z.maxLength(1024))
 /** A keyid travels as an sf-string in `Signature-Input`. */
 const KEYID = /^[\x20-\x7e]{1,128}$/
 const int = (min: number, max: number) => z.optional(z.number().check(z.int(), z.gte(min), z.lte(max)))

@@ -103,8 +103,10 @@ async function attemptNow(input: EngineInput, origin: Origin, n: number, log: At
     signal,
   })
   const kept = keepable(result, input.maxResponseBytes, input.receiverOnly)
-  log.push({ origin: origin.name, attempt: n, outcome: result.ok ? result.reply.status : result.reason, ms: result.ms })
   const verdict = judge(kept, input.receiverOnly)
+  const record: AttemptRecord = { origin: origin.name, attempt: n, outcome: result.ok ? result.reply.status : result.reason, ms: result.ms }
+  if (verdict?.kind === 'not-applied' && verdict.reason !== undefined && verdict.reason !== UNMARKED) record.reason = verdict.reason
+  log.push(record)
   if (verdict?.kind === 'not-applied' && !aboutTheRequest(verdict)) {
     // A 503's Retry-After is the origin's (down for maintenance, overloaded): it is last in line for every request that
     // long. A 429's is often about one caller (a tenant over its rate): only this request waits (see noteWait).
@@ -279,7 +281,9 @@ export function firstReady(asked: Waits): number | undefined {
 export function failure(log: AttemptRecord[], why: string, retryAt?: number): DispatchOutcome {
   const timeouts = log.filter((a) => a.outcome === 'timeout').length
   const status = log.length === 0 || timeouts === log.length ? 504 : 502
-  const outcome: DispatchOutcome = { kind: 'failed', status, detail: `${why}${log.length > 0 ? ` (${outcomes(log)})` : ''}`, attempts: log }
+  // A refused signature is a setup fault no retry mends by itself: say where to look, not only the status.
+  const hint = log.some((a) => a.reason !== undefined && SIGNATURE_REFUSALS.has(a.reason)) ? SIGNATURE_HINT : ''
+  const outcome: DispatchOutcome = { kind: 'failed', status, detail: `${why}${log.length > 0 ? ` (${outcomes(log)})` : ''}${hint}`, attempts: log }
   if (retryAt !== undefined) outcome.retryAfterMs = Math.max(0, retryAt - Date.now())
   return outcome
 }
@@ -308,10 +312,19 @@ export function waitedOut(log: AttemptRecord[], at: number): DispatchOutcome {
  * outcomes([{ origin: 'eu', attempt: 1, outcome: 503, ms: 3 }]) // 'eu: 503'
  */
 export function outcomes(log: readonly AttemptRecord[]): string {
-  const by = new Map<string, { last: AttemptRecord['outcome']; sends: number }>()
-  for (const a of log) by.set(a.origin, { last: a.outcome, sends: (by.get(a.origin)?.sends ?? 0) + 1 })
-  return [...by].map(([origin, { last, sends }]) => `${origin}: ${last}${sends > 1 ? ` ×${sends}` : ''}`).join('; ')
+  const by = new Map<string, { last: AttemptRecord; sends: number }>()
+  for (const a of log) by.set(a.origin, { last: a, sends: (by.get(a.origin)?.sends ?? 0) + 1 })
+  return [...by]
+    .map(([origin, { last, sends }]) => `${origin}: ${last.outcome}${last.reason === undefined ? '' : ` ${last.reason}`}${sends > 1 ? ` ×${sends}` : ''}`)
+    .join('; ')
 }
+
+/** The receiver's refusals of a request's signature or its missing request id (DESIGN §6): the edge's setup, not the origin's health. */
+const SIGNATURE_REFUSALS: ReadonlySet<string> = new Set(['signature-invalid', 'request-id-missing'])
+
+/** What a failure says when an origin refused the edge's signature. */
+const SIGNATURE_HINT =
+  '. An origin refused the signature: give the edge and every origin the same signing secret under the same name (the keyid, e.g. ONCE_SIGNING_SECRET), and check that nothing between them rewrites the path or drops headers, and that their clocks agree within 60 s'
 
 /**
  * A cap on the attempts in flight at once: a deployed Worker opens at most

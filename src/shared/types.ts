@@ -64,6 +64,8 @@ export interface AttemptRecord {
   /** HTTP status, or why there was none. */
   outcome: number | 'timeout' | 'network' | 'aborted' | 'too-large' | 'skipped'
   ms: number
+  /** The receiver's problem (`signature-invalid`, `handler-failed`, …) when it refused the request. */
+  reason?: string
 }
 
 /** An origin's answer, read whole. */

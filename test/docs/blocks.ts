@@ -3,7 +3,9 @@
  * (code-blocks.node.test.ts). A fragment (a handler that uses an `app` shown earlier, a placeholder
  * `createOrder()`) gets what it needs from an HTML comment right above its fence, which renders as nothing:
  * `<!-- check: import { Hono } from 'hono'; declare const app: Hono -->`; it is compiled in front of the
- * block. A block opts out with `nocheck` after its language (```ts nocheck): say in the text why.
+ * block. A block opts out with `nocheck` after its language (```ts nocheck): say in the text why. A block named
+ * with `file=` after its language (```ts file=worker.ts) can be imported by the other blocks of its page
+ * (`import type { BankApp } from './worker'`).
  *
  * @module
  */

@@ -42,9 +42,14 @@ function optionsFor(root: string, runtime: BlockRuntime): ts.CompilerOptions {
   }
 }
 
-/** The virtual file name of a block: beside the repository's files, so node_modules resolves as for real code. */
+/**
+ * The virtual file name of a block: beside the repository's files, so node_modules resolves as for real code; one
+ * folder per page, so a block may import another of its page by the name its fence gives it (```ts file=worker.ts:
+ * `import type { BankApp } from './worker'`), as a reader's project would hold them.
+ */
 function virtualName(root: string, block: CodeBlock): string {
-  return join(root, '.docs-check', `${block.file.replace(/[/.]/g, '_')}_L${block.line}.ts`)
+  const named = block.flags.find((flag) => flag.startsWith('file='))?.slice('file='.length)
+  return join(root, '.docs-check', block.file.replace(/[/.]/g, '_'), named ?? `L${block.line}.ts`)
 }
 
 /**
@@ -72,6 +77,9 @@ export function typecheckBlocks(root: string, blocks: CodeBlock[]): BlockProblem
       return `${block.context.replace(/\n/g, ' ')}\n${block.code}\nexport {}\n`
     }
     host.fileExists = (name) => byName.has(name) || fileExists.call(host, name)
+    // The pages' folders exist only here: module resolution asks for them before a block's relative import.
+    const { directoryExists } = host
+    host.directoryExists = (dir) => [...byName.keys()].some((name) => name.startsWith(`${dir}/`)) || (directoryExists?.call(host, dir) ?? ts.sys.directoryExists(dir))
     host.readFile = (name) => (byName.has(name) ? source(name) : readFile.call(host, name))
     host.getSourceFile = (name, version, onError, create) =>
       byName.has(name) ? ts.createSourceFile(name, source(name), version, true, ts.ScriptKind.TS) : getSourceFile.call(host, name, version, onError, create)

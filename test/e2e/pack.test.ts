@@ -83,6 +83,17 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
     expect(readFileSync(join(pkg, 'LICENSE'), 'utf8')).toMatch(/^MIT License/)
   })
 
+  it('loads from a CommonJS project too (npm init -y writes "type": "commonjs"): hono-once/client and hono-once/origin through require()', async () => {
+    const cjs = join(work, 'cjs-app')
+    mkdirSync(join(cjs, 'node_modules'), { recursive: true })
+    writeFileSync(join(cjs, 'package.json'), JSON.stringify({ name: 'cjs-app', private: true, type: 'commonjs' }))
+    for (const name of ['hono-once', 'hono']) symlinkSync(join(app, 'node_modules', name), join(cjs, 'node_modules', name), 'dir')
+    // Node 20.19+ and 22.12+ load an ES module through require() (the package has no top-level await).
+    const script = "const { createOnceFetch } = require('hono-once/client'); const { onceReceiver, memoryStore } = require('hono-once/origin'); console.log(typeof createOnceFetch, typeof onceReceiver, typeof memoryStore)"
+    const { stdout } = await run(process.execPath, ['-e', script], { cwd: cjs, env, timeout: 30_000 })
+    expect(stdout.trim()).toBe('function function function')
+  })
+
   it('`npx hono-once init` scaffolds wrangler.toml (binding, SQLite migration, ONCE_CONFIG, secrets) and src/index.ts', async () => {
     const { stdout } = await run('npx', ['--no-install', 'hono-once', 'init'], { cwd: app, env, timeout: 60_000 })
     expect(stdout).toContain('wrote wrangler.toml')

@@ -4,6 +4,7 @@
  * duplicates, TTL and restart. Effects are counted in the object's own ledger.
  */
 import { env } from 'cloudflare:workers'
+import { runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { onceObject, PROBLEM_BASE } from '../../src/index.js'
@@ -353,6 +354,28 @@ describe('configuration', () => {
       const res = await app.request(path, { method: 'POST', headers: { 'idempotency-key': newKey() }, body: '{}' }, env)
       expect(res.status).toBe(500)
       expect(await problemOf(res)).toMatchObject({ type: `${PROBLEM_BASE}misconfigured`, retryable: false })
+    }
+  })
+
+  it('answers 500 misconfigured naming the class when the OnceObject has no app (JavaScript, a silenced type error), every time, and writes no record', async () => {
+    const a = newAccount()
+    const { send } = edge()
+    const hidden = await runInDurableObject(stubOf(a), (object: { app: unknown }) => {
+      const app = object.app
+      object.app = undefined
+      return app
+    })
+    try {
+      const k = newKey()
+      // The retry too: nothing was written that would answer it otherwise.
+      for (const key of [k, k]) {
+        const res = await send(a, key)
+        expect(res.status).toBe(500)
+        expect(await problemOf(res)).toMatchObject({ type: `${PROBLEM_BASE}misconfigured`, retryable: false, detail: expect.stringMatching(/^OnceAccount has no app: give the OnceObject subclass a Hono app/) })
+      }
+      expect(await recordOf(a, k)).toBeNull()
+    } finally {
+      await runInDurableObject(stubOf(a), (object: { app: unknown }) => void (object.app = hidden))
     }
   })
 })

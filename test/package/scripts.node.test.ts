@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -41,6 +41,36 @@ describe('npx hono-once init (bin/hono-once.mjs)', () => {
     await run(process.execPath, [cli, 'init', target, '--name', 'other', '--force'], { timeout: 30_000 })
     expect(readFileSync(join(target, 'src/index.ts'), 'utf8')).toContain("from 'hono-once/gateway'")
     expect(readFileSync(join(target, 'wrangler.toml'), 'utf8')).toContain('name = "other"')
+  })
+
+  it('refuses a folder whose wrangler config is wrangler.json(c), which wrangler reads before a toml: writes nothing, names the file, shows what to add', async () => {
+    for (const file of ['wrangler.jsonc', 'wrangler.json']) {
+      const target = join(dir, `c3-${file}`)
+      mkdirSync(join(target, 'src'), { recursive: true })
+      writeFileSync(join(target, file), '{ "name": "c3-app", "main": "src/index.ts" }\n')
+      const error = (await run(process.execPath, [cli, 'init', target], { timeout: 30_000 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { code: number; stderr: string } | undefined
+      expect(error?.code, file).toBe(1)
+      expect(error!.stderr).toContain(`this project's wrangler config is ${file}`)
+      const fragment = JSON.parse(error!.stderr.slice(error!.stderr.indexOf('\n{'))) as { durable_objects: unknown; migrations: unknown; vars: { ONCE_CONFIG: string } }
+      expect(fragment.durable_objects).toEqual({ bindings: [{ name: 'ONCE', class_name: 'StableArea' }] })
+      const { parseGatewayConfig } = await import('../../src/gateway/config.js')
+      expect(parseGatewayConfig(fragment.vars.ONCE_CONFIG).routes).toHaveLength(2)
+      expect(existsSync(join(target, 'wrangler.toml'))).toBe(false)
+      expect(existsSync(join(target, 'src/index.ts'))).toBe(false)
+    }
+  })
+
+  it('says how the secrets reach wrangler dev (.dev.vars) and a deployed Worker (wrangler secret put), and when a kept entry is not the gateway', async () => {
+    const target = join(dir, 'own-entry')
+    mkdirSync(join(target, 'src'), { recursive: true })
+    writeFileSync(join(target, 'src/index.ts'), 'export default { fetch: () => new Response("hi") }\n')
+    const { stdout } = await run(process.execPath, [cli, 'init', target], { timeout: 30_000 })
+    expect(stdout).toMatch(/npx wrangler dev, put the secrets in \.dev\.vars/)
+    expect(stdout).toContain('wrangler secret put ONCE_SIGNING_SECRET')
+    expect(stdout).toContain("the kept src/index.ts does not export the gateway; add: export { default, StableArea } from 'hono-once/gateway'")
   })
 
   it('an unknown command or option, or a --name that is no Worker name, exits 2 with the usage and writes nothing', async () => {

@@ -12,6 +12,8 @@ import { verifyRequest } from '../../src/shared/signature.js'
 import { checkContentDigest } from '../../src/shared/content-digest.js'
 import { expireLeases, newKey, problemOf, stubFor } from '../helpers.js'
 import { badOrigin, startOrigins } from '../farm.js'
+import { memoryStore, onceReceiver } from '../../src/origin/index.js'
+import { testOrigin } from '../../src/testing.js'
 
 const secret = { env: 'TEST_SIGNING_SECRET' }
 const secrets = { TEST_SIGNING_SECRET: env.TEST_SIGNING_SECRET }
@@ -92,6 +94,28 @@ describe('the edge signs what it sends (RFC 9421 + RFC 9530, issue 15.7)', () =>
     const stripped = new Headers(sent.headers)
     stripped.delete('once-noop')
     expect(await verifyRequest(new Request(sent.url, { method: 'POST', headers: stripped }), { secrets })).toMatchObject({ ok: false, reason: 'mismatch' })
+  })
+
+  it("an origin that refuses the edge's signature (another secret, or the one secret under another keyid) is named as such in the 502, and nothing runs", async () => {
+    let runs = 0
+    const ran = () => {
+      runs++
+      return new Response('{"ok":true}', { status: 201 })
+    }
+    for (const [name, receiverSecrets] of [
+      ['another secret', { TEST_SIGNING_SECRET: 'the-origins-own-secret-0123456789' }],
+      ['another keyid', { OTHER_NAME: env.TEST_SIGNING_SECRET }],
+    ] as const) {
+      const origin = new Hono().post('/accounts/:id/deposits', onceReceiver({ store: memoryStore(), secrets: receiverSecrets }), ran)
+      const eu = testOrigin('eu', (request) => origin.fetch(request))
+      const us = testOrigin('us', (request) => origin.fetch(request))
+      const app = new Hono().post('/accounts/:id/deposits', once({ scope: () => 'me' }), proxy({ origins: [eu.origin, us.origin], strategy: 'failover', secret }))
+      const res = await app.request('/accounts/a/deposits', { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"`, 'content-type': 'application/json' }, body: '{"amount":1}' }, { ...env, ...secrets })
+      expect(res.status, name).toBe(502)
+      const { detail } = await problemOf(res)
+      expect(detail, name).toMatch(/^No origin gave a final answer \(eu: 401 signature-invalid( ×\d)?; us: 401 signature-invalid( ×\d)?\)\. An origin refused the signature: give the edge and every origin the same signing secret/)
+    }
+    expect(runs).toBe(0)
   })
 
   it('a send whose named secret is not in the environment fails loudly and sends nothing', async () => {
