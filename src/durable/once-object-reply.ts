@@ -41,9 +41,13 @@ export async function readReply(
 ): Promise<{ answer: StoredReply; stored: StoredReply; final: boolean }> {
   // The one reader the edge uses too (the bytes, and whether they are already encoded). The client at hand gets
   // every header; only the stored form is filtered.
-  const answer = await readStoredReply(res, () => true)
+  // Read no further than one RPC can carry: a larger answer cannot go back, and is never held whole.
+  const read = await readStoredReply(res, () => true, MAX_RPC_BODY_BYTES)
+  const over = 'rest' in read
+  if (over) void read.rest.cancel().catch(() => {})
+  const answer = over ? read.head : read
   const allowed = replayFilter(policy.allow && new Set(policy.allow))
-  return storedForms(answer, answer.headers.filter(([name]) => allowed(name)), policy, requestId, key)
+  return storedForms(answer, answer.headers.filter(([name]) => allowed(name)), policy, requestId, key, over)
 }
 
 /**
@@ -111,7 +115,7 @@ export function methodReply(
   if (json === undefined) throw new TypeError(`a value that is not JSON: a ${typeof value}`)
   const body = encoder.encode(json)
   const allowed = replayFilter(policy.allow && new Set(policy.allow))
-  return storedForms({ status: own ? own.status : status, headers, body }, headers.filter(([name]) => allowed(name)), policy, requestId, key)
+  return storedForms({ status: own ? own.status : status, headers, body }, headers.filter(([name]) => allowed(name)), policy, requestId, key, body.byteLength > MAX_RPC_BODY_BYTES)
 }
 
 /** An OnceReply's headers as `Headers` would send them (names lower-case, values as strings), or a TypeError for one it refuses. */
@@ -136,12 +140,13 @@ function storedForms(
   policy: OnceCallPolicy,
   requestId: string,
   key: string,
+  overRpc: boolean,
 ): { answer: StoredReply; stored: StoredReply; final: boolean } {
   const { status, body } = answer
   const final = isFinalStatus(status)
-  if (body.byteLength > MAX_RPC_BODY_BYTES) {
+  if (overRpc) {
     // Not even the client at hand can get it: the answer travels back in one RPC.
-    const size = `its reply (${body.byteLength} bytes) is larger than one call from the object can carry (${MAX_RPC_BODY_BYTES} bytes)`
+    const size = `its reply is larger than one call from the object can carry (${MAX_RPC_BODY_BYTES} bytes)`
     console.warn(`hono-once: the OnceObject app answered ${status}, but ${size}; the client gets ${final ? 'a reply-lost problem' : 'the bare status'}`)
     // A non-final answer keeps its status, bare: whether its writes stay depends on the route (a transaction rolls them back).
     if (!final) return { answer: { status, headers: [], body: new Uint8Array() }, stored: { status, headers: [], body: new Uint8Array() }, final }

@@ -243,7 +243,7 @@ export class Records {
       if (row.token !== token) return { ok: false, reason: 'lease_lost' }
       if (row.state === 'committed' && row.provisional === 0) {
         // A retried commit whose first try landed (its answer was lost) succeeds again.
-        return provisional ? { ok: false, reason: 'committed' } : { ok: true, expiresAt: row.expires_at }
+        return provisional ? { ok: false, reason: 'committed' } : { ok: true, expiresAt: row.expires_at, again: true }
       }
       let divergences: DivergenceEvent[] = []
       this.#storage.transactionSync(() => {
@@ -344,11 +344,15 @@ export class Records {
 
 }
 
-/** A record counts until it expires; a running one never expires under its lease, even with a TTL shorter than the handler. */
+/**
+ * A record counts until it expires; a running one (in flight, or provisionally committed: `commit()` without a reply,
+ * the handler still going) never expires under its lease, even with a TTL shorter than the handler.
+ */
 export function isLive(row: RecordRow, now: number): boolean {
   // An admitted ordered request lives until its commit, whatever its TTL: a retry waits for it or replays it.
   if (row.state === 'in_flight' && row.sequence !== null) return true
-  return row.expires_at > now || (row.state === 'in_flight' && (row.lease_until ?? 0) > now)
+  const running = row.state === 'in_flight' || row.provisional === 1
+  return row.expires_at > now || (running && (row.lease_until ?? 0) > now)
 }
 
 /**

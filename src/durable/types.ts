@@ -111,6 +111,11 @@ export type CommitResult =
       expiresAt: number
       /** Ordered requests: replicas whose answer differed from the others' (they are now `suspect`). */
       divergences?: DivergenceEvent[]
+      /**
+       * The record was already final under this token (a commit whose answer was lost, tried again; or a second
+       * final commit of one lease): nothing was written, and the reply it holds may differ from this one.
+       */
+      again?: true
     }
   /** `lease_lost`: another attempt took the record over; `committed`: it is already final. */
   | { ok: false; reason: 'lease_lost' | 'committed' | 'missing' }

@@ -29,6 +29,8 @@ export class Admission {
   readonly #controller = new AbortController()
   #lost = false
   #committed = false
+  /** A final commit of this lease was sent (see #lose). */
+  #committing = false
   #expire: () => void = () => {}
   #runDeadline = Number.POSITIVE_INFINITY
   #renewing = false
@@ -127,8 +129,9 @@ export class Admission {
   }
 
   #lose(): void {
-    // A renewal that raced the final commit (the record is committed, so it matches nothing): not a takeover.
-    if (this.#committed) return
+    // A renewal that raced a final commit of this lease (sent, its answer maybe not back yet: the record is committed,
+    // so the renewal matches nothing): not a takeover. Should the commit find the lease gone, it says so itself.
+    if (this.#committed || this.#committing) return
     this.#lost = true
     this.stopRenewing()
     console.warn(`hono-once: the lease of ${this.requestId} was taken over by another attempt; this attempt's reply will not be stored`)
@@ -146,7 +149,7 @@ export class Admission {
     reply: StoredReply,
     provisional: boolean,
     ttlMs: number,
-  ): Promise<{ ok: true; expiresAt: number } | { ok: false; reason: CommitFailure; error?: unknown }> {
+  ): Promise<{ ok: true; expiresAt: number; again?: true } | { ok: false; reason: CommitFailure; error?: unknown }> {
     if (this.#lost) return { ok: false, reason: 'lease_lost' }
     for (let attempt = 0; ; attempt++) {
       try {
@@ -177,6 +180,7 @@ export class Admission {
   }
 
   async #commitOnce(request: Parameters<StableAreaApi['commit']>[0]): ReturnType<StableAreaApi['commit']> {
+    if (!request.provisional) this.#committing = true
     const result = await this.#stub.commit(request)
     if (result.ok && !request.provisional) {
       this.#committed = true

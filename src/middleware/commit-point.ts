@@ -15,9 +15,11 @@ import type { CommitOptions } from './types.js'
 /**
  * Where a request stands relative to its roll-forward point. `applied`:
  * `commit()` was called (so the effect happened) but nothing is stored yet,
- * or storing it failed; from `applied` on the key is never released.
+ * or storing it failed; `returned`: the handler returned a final status,
+ * whose reply is being read and stored. From either on the key is never
+ * released.
  */
-type Phase = 'running' | 'applied' | 'provisional' | 'final' | 'abandoned'
+type Phase = 'running' | 'applied' | 'returned' | 'provisional' | 'final' | 'abandoned'
 
 let warnedArgs = false
 
@@ -49,6 +51,8 @@ let warnedArgs = false
 export class CommitPoint {
   #phase: Phase = 'running'
   #reply: StoredReply | undefined
+  /** {@link timedOut} answered for the request: what the handler's side does after it changes nothing (see {@link finish}). */
+  #answered = false
   /** The final reply was answered and its commit goes on in the background (see {@link finish}). */
   committingAfterAnswer = false
 
@@ -125,6 +129,8 @@ export class CommitPoint {
       return
     }
     if (this.#phase === 'running' && failed) return this.abandon()
+    // A final status: it took effect. From here no failure, maxRunMs included, releases the key.
+    if (this.#phase === 'running') this.#phase = 'returned'
     let captured: { reply: StoredReply; response: Response }
     if (this.#phase === 'applied' && failed) {
       // commit() was called and could not store; the handler then gave up. It took effect all the same.
@@ -141,11 +147,13 @@ export class CommitPoint {
         captured.response.headers.delete(REPLAYED_HEADER)
       }
     }
+    // Past maxRunMs while the reply was read: the client was answered, and what duplicates get is stored (timedOut).
+    if (this.#answered) return
     const { reply, response } = captured
     c.res = undefined
     c.res = response
     // Only proxy()'s answer as the origins keep it (nothing stored changed on the way), and only with a waitUntil.
-    const waitUntil = this.#phase === 'running' && this.answersFirst(reply) ? waitUntilOf(c) : undefined
+    const waitUntil = this.#phase === 'returned' && this.answersFirst(reply) ? waitUntilOf(c) : undefined
     if (waitUntil) {
       this.#phase = 'final'
       this.committingAfterAnswer = true
@@ -183,7 +191,7 @@ export class CommitPoint {
    * after `commit()` was called, a `reply-lost` record is stored instead.
    */
   async abandon(): Promise<void> {
-    if (this.#phase === 'applied') return this.#keepApplied('its handler then threw')
+    if (this.#phase === 'applied' || this.#phase === 'provisional') return this.#keepApplied('its handler then threw')
     if (this.#phase !== 'running') return
     this.#phase = 'abandoned'
     await this.admission.release()
@@ -191,20 +199,29 @@ export class CommitPoint {
 
   /**
    * The handler ran past `maxRunMs`: it is presumed dead. Before the commit
-   * point the key is freed and the client told to retry; after it, the
-   * client gets what duplicates get.
+   * point the key is freed and the client told to retry; after it (`commit()`
+   * was called, or the handler had returned a final status whose reply was
+   * still being read, stored, or held by a middleware after `once()`), the
+   * client gets what duplicates get: the committed reply, or `reply-lost`,
+   * stored as final at once.
+   *
+   * @param c - the request context: a final `c.res` there is the handler's answer, returned before the deadline
    */
-  async timedOut(): Promise<Response> {
+  async timedOut(c: Context): Promise<Response> {
     const { instance, key } = this.id
+    this.#answered = true
     if (this.#phase === 'final' && this.#reply && this.#reply.args === undefined) {
       const res = replayResponse(this.#reply)
       res.headers.delete(REPLAYED_HEADER)
       return res
     }
-    if (this.#phase === 'applied') await this.#keepApplied(`its handler did not finish within ${this.config.maxRunMs} ms`)
-    if (this.#phase === 'applied' || this.#phase === 'provisional' || this.#phase === 'final') {
+    // The handler answered and something after it (a middleware after once(), the reply's stream) ran long.
+    if (this.#phase === 'running' && c.finalized && isFinalStatus(c.res.status) && !this.appliedNothing(c.res)) this.#phase = 'returned'
+    if (this.#phase === 'applied' || this.#phase === 'returned' || this.#phase === 'provisional') {
+      await this.#keepApplied(`its handler did not finish within ${this.config.maxRunMs} ms`)
+    }
+    if (this.#phase !== 'running') {
       this.#phase = 'abandoned'
-      // The lease lapses; duplicates then get the placeholder.
       return problem('reply-lost', {
         detail: `The request took effect, but its handler did not finish within ${this.config.maxRunMs} ms. It will not run again.`,
         instance,
@@ -222,9 +239,14 @@ export class CommitPoint {
     })
   }
 
-  /** commit() was called but nothing is stored, and no reply will come: store that it took effect (best effort, logged). */
+  /**
+   * The request took effect (commit() was called, or the handler returned a final status) but no final reply is
+   * stored, and none will come: store that it took effect, as final (best effort, logged), so duplicates get
+   * `reply-lost` at once rather than a 409 until the lease lapses.
+   */
   async #keepApplied(why: string): Promise<void> {
-    console.error(`hono-once: ${this.admission.requestId} called commit(), which was not stored, and ${why}; duplicates get reply-lost`)
+    const what = this.#phase === 'returned' ? 'returned a final status, whose reply was not stored' : this.#phase === 'provisional' ? 'called commit() without a reply' : 'called commit(), which was not stored'
+    console.error(`hono-once: ${this.admission.requestId} ${what}, and ${why}; duplicates get reply-lost`)
     try {
       await this.#store(await this.#placeholder('The request took effect, but its reply could not be stored. It will not run again.'), false)
       this.#phase = 'final'
@@ -236,8 +258,9 @@ export class CommitPoint {
   async #store(reply: StoredReply, provisional: boolean): Promise<void> {
     const stored = await this.admission.commit(reply, provisional, this.config.ttlMs)
     if (!stored.ok) throw new OnceCommitError(stored.reason, this.admission.requestId, { cause: stored.error })
-    // Only a final reply enters a cache: a provisional one is replaced.
-    if (!provisional) {
+    // Only a final reply enters a cache: a provisional one is replaced; and only the one the record holds (a second
+    // final commit of this lease wrote nothing: a duplicate reads what is stored from the object).
+    if (!provisional && stored.again === undefined) {
       this.config
         .cacheFor(this.id.ns)
         ?.set(cacheKeyOf(this.id), { fingerprint: this.id.fingerprint, requestId: this.admission.requestId, reply, expiresAt: stored.expiresAt })
@@ -265,7 +288,10 @@ export class CommitPoint {
         warnedArgs = true
         console.warn('hono-once: commit(res, { args }) without the onDuplicate option: the reply itself is stored and the args are ignored')
       }
-      return (await this.#captureFinal(res)).reply
+      const { reply, response } = await this.#captureFinal(res)
+      // This copy's client is the handler's own response: an unread rest here would be held for nobody.
+      if (!response.bodyUsed) void response.body?.cancel().catch(() => {})
+      return reply
     } catch (err) {
       console.error(`hono-once: the reply given to commit() by ${this.admission.requestId} could not be read; duplicates get reply-lost`, err)
       return this.#placeholder(`The request took effect with status ${res.status}, but its reply could not be read. It will not run again.`)
@@ -276,12 +302,10 @@ export class CommitPoint {
   async #captureFinal(res: Response): Promise<{ reply: StoredReply; response: Response }> {
     const { reply, response, tooLarge } = await captureReply(res, this.config.replayed, this.config.maxReplyBytes)
     if (!tooLarge) return { reply, response }
-    const size = reply.body.byteLength
-    console.warn(`hono-once: reply of ${this.admission.requestId} is ${size} bytes, over maxReplyBytes; duplicates get a problem`)
+    const max = this.config.maxReplyBytes
+    console.warn(`hono-once: reply of ${this.admission.requestId} is over maxReplyBytes (${max} bytes); duplicates get a problem`)
     return {
-      reply: await this.#placeholder(
-        `The request took effect with status ${reply.status}, but its reply (${size} bytes) exceeds maxReplyBytes (${this.config.maxReplyBytes}) and was not stored. It will not run again.`,
-      ),
+      reply: await this.#placeholder(`The request took effect with status ${reply.status}, but its reply exceeds maxReplyBytes (${max} bytes) and was not stored. It will not run again.`),
       response,
     }
   }

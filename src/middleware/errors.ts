@@ -7,10 +7,11 @@ import type { CommitFailure } from './admission.js'
  * could not be reached after retries).
  *
  * A handler that commits before an effect it must do at most once should
- * let this propagate (or stop there): the key is released and the client's
- * retry runs the handler again. Effects already done before `commit()` may
- * then happen twice, which is why `commit()` belongs right after the one
- * effect that must not repeat.
+ * let this propagate (or stop there), and not go on to that effect: the
+ * request took effect up to `commit()`, so its key is never released
+ * (duplicates get `reply-lost`); with `unavailable` it frees only after its
+ * lease, if the stable area could not be written at all, and a retry may
+ * then run the handler again (logged).
  *
  * @example
  * try {

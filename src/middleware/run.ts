@@ -65,7 +65,12 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     work.catch(() => {}) // a hung handler that fails later has nobody left to tell
     console.warn(`hono-once: handler of ${admission.requestId} ran past maxRunMs (${config.maxRunMs} ms); abandoned`)
     admission.abort(new DOMException(`hono-once: the handler ran past maxRunMs (${config.maxRunMs} ms)`, 'TimeoutError'))
-    return await point.timedOut()
+    const res = await point.timedOut(c)
+    if (!c.finalized) return res
+    // Hono keeps a response the handler already set over one a middleware returns: this answer replaces it.
+    c.res = undefined
+    c.res = res
+    return undefined
   } finally {
     // A commit after the answer keeps the lease renewed, and the ordered comparison waiting, until it lands.
     if (!point.committingAfterAnswer) {

@@ -140,11 +140,26 @@ export async function captureReply(
   maxBytes: number,
 ): Promise<{ reply: StoredReply; response: Response; tooLarge: boolean }> {
   const known = bufferedBody(res)
-  const reply = await readStoredReply(res, replayed)
+  const read = await readStoredReply(res, replayed, maxBytes)
+  if ('rest' in read) {
+    // Not stored, so not held: the client gets the whole body, streamed on from where the limit was passed.
+    return { reply: read.head, response: new Response(read.rest, res), tooLarge: true }
+  }
+  const reply = read
   // Unread, `res` itself goes on; else a new one built on `res` as its init, so an already-encoded body
   // (encodeBody: 'manual') stays as it is.
   const response = known ? res : new Response(nullBodyStatus(res.status) ? null : (reply.body as Uint8Array<ArrayBuffer>), res)
   return { reply, response, tooLarge: reply.body.byteLength > maxBytes }
+}
+
+/**
+ * A reply over the limit a reader was given: its status and kept headers with an empty body (`head`), and the
+ * whole body as a stream (`rest`: the bytes read so far, then the rest as it comes) for whoever still sends it;
+ * cancel `rest` when nobody does.
+ */
+export interface OverLimit {
+  head: StoredReply
+  rest: ReadableStream<Uint8Array>
 }
 
 /**
@@ -162,11 +177,61 @@ export async function captureReply(
  * @example
  * const reply = await readStoredReply(res, (name) => name !== 'content-length')
  */
-export async function readStoredReply(res: Response, stored: (name: string) => boolean): Promise<StoredReply> {
-  const body = bufferedBody(res) ?? new Uint8Array(await res.arrayBuffer())
-  const reply: StoredReply = { status: res.status, headers: headerPairs(res.headers, stored), body }
+export async function readStoredReply(res: Response, stored: (name: string) => boolean): Promise<StoredReply>
+export async function readStoredReply(res: Response, stored: (name: string) => boolean, maxBytes: number): Promise<StoredReply | OverLimit>
+export async function readStoredReply(res: Response, stored: (name: string) => boolean, maxBytes = Number.POSITIVE_INFINITY): Promise<StoredReply | OverLimit> {
+  const headers = headerPairs(res.headers, stored)
+  let body = bufferedBody(res)
+  if (!body && res.body && Number.isFinite(maxBytes)) {
+    // Read no further than the limit: a reply that will not be kept is never held whole (it may be larger than memory).
+    const reader = res.body.getReader()
+    const head = await readHead(reader, maxBytes)
+    if (head.over) return { head: { status: res.status, headers, body: new Uint8Array() }, rest: streamOn(head.chunks, reader) }
+    body = join(head.chunks, head.size)
+  }
+  body ??= new Uint8Array(await res.arrayBuffer())
+  const reply: StoredReply = { status: res.status, headers, body }
   if (await alreadyEncoded(res.headers.get('content-encoding'), body)) reply.encoded = true
   return reply
+}
+
+/** Reads chunks until the stream ends or more than `max` bytes were read (`over`; the reader is left there). */
+async function readHead(reader: ReadableStreamDefaultReader<Uint8Array>, max: number): Promise<{ chunks: Uint8Array[]; size: number; over: boolean }> {
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) return { chunks, size, over: false }
+    chunks.push(value)
+    size += value.byteLength
+    if (size > max) return { chunks, size, over: true }
+  }
+}
+
+/** `chunks` as one buffer of `size` bytes. */
+function join(chunks: readonly Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
+  const body = new Uint8Array(size)
+  let at = 0
+  for (const chunk of chunks) {
+    body.set(chunk, at)
+    at += chunk.byteLength
+  }
+  return body
+}
+
+/** A stream of `chunks`, then of what `reader` still gives; cancelling it cancels the reader. */
+function streamOn(chunks: readonly Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const chunk of chunks) controller.enqueue(chunk)
+    },
+    async pull(controller) {
+      const { done, value } = await reader.read()
+      if (done) controller.close()
+      else controller.enqueue(value)
+    },
+    cancel: (reason) => reader.cancel(reason),
+  })
 }
 
 /**
