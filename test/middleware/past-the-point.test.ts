@@ -118,7 +118,7 @@ describe('commit() without a reply (a provisional commit)', () => {
       throw 'ledger said no' // a non-Error: Hono does not handle it
     })
     const key = newKey()
-    await post(app, '/pay', key).catch(() => undefined)
+    await Promise.resolve(post(app, '/pay', key)).catch(() => undefined)
     const dup = await post(app, '/pay', key)
     expect(dup.status).toBe(500)
     expect(await dup.json()).toMatchObject({ type: `${PROBLEM_BASE}reply-lost` })
