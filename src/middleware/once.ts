@@ -91,6 +91,16 @@ function withCallerHeaders(c: Context, res: Response): Response {
   outer.forEach((value, name) => {
     if (name !== 'content-type' && name !== 'content-length' && name !== 'set-cookie') res.headers.set(name, value)
   })
-  for (const cookie of outer.getSetCookie()) res.headers.append('set-cookie', cookie)
+  const cookies = outer.getSetCookie()
+  if (cookies.length > 0) {
+    // A cookie of this caller's replaces a stored one of the same name (stored when replayHeaders names set-cookie).
+    const names = new Set(cookies.map(cookieName))
+    const kept = res.headers.getSetCookie().filter((cookie) => !names.has(cookieName(cookie)))
+    res.headers.delete('set-cookie')
+    for (const cookie of [...kept, ...cookies]) res.headers.append('set-cookie', cookie)
+  }
   return res
 }
+
+/** The name of a `Set-Cookie` value: what comes before its first `=` (RFC 6265 §5.2), trimmed. */
+const cookieName = (cookie: string): string => cookie.slice(0, Math.max(0, cookie.indexOf('='))).trim()

@@ -262,7 +262,8 @@ export function bufferedBody(res: Response): Uint8Array<ArrayBuffer> | undefined
 }
 
 /**
- * The headers `stored` keeps, as name/value pairs in order. `Set-Cookie`
+ * The headers `stored` keeps, as name/value pairs in order, and
+ * `Content-Encoding` always (it says what the body's bytes are). `Set-Cookie`
  * may not be joined, so it comes as one pair per cookie.
  *
  * @param all - the response's headers
@@ -274,7 +275,8 @@ export function bufferedBody(res: Response): Uint8Array<ArrayBuffer> | undefined
 function headerPairs(all: Headers, stored: (name: string) => boolean): [string, string][] {
   const headers: [string, string][] = []
   all.forEach((value, name) => {
-    if (name !== 'set-cookie' && stored(name)) headers.push([name, value])
+    // Content-Encoding says what the stored bytes are: kept with them, whatever the allow-list.
+    if (name !== 'set-cookie' && (name === 'content-encoding' || stored(name))) headers.push([name, value])
   })
   if (stored('set-cookie')) for (const cookie of all.getSetCookie()) headers.push(['set-cookie', cookie])
   return headers
@@ -301,12 +303,18 @@ export async function restoreEncoded(reply: StoredReply): Promise<StoredReply> {
  * Whether `body` is already in its `Content-Encoding` (the handler encoded
  * it and sent it with `encodeBody: 'manual'`) rather than plain bytes the
  * runtime encodes on the way out. Workers do not expose the flag, so gzip
- * and deflate are told by decoding; other encodings, which Workers cannot
- * decode here, are taken as already encoded.
+ * and deflate are told by decoding. `br`, which Workers encode by themselves
+ * (`brotli_content_encoding`, on since 2024-04-29) but cannot decode here,
+ * is taken as the runtime's to encode there (a handler's own brotli bytes
+ * sent with `encodeBody: 'manual'` cannot be told apart, and would be encoded
+ * twice on a replay: docs/once.md), and as already encoded elsewhere (Node
+ * sends bytes as they are). Other codings, which no runtime applies, are
+ * already encoded.
  */
 async function alreadyEncoded(encoding: string | null, body: Uint8Array<ArrayBuffer>): Promise<boolean> {
   const coding = encoding?.trim().toLowerCase()
   if (!coding || coding === 'identity' || body.byteLength === 0) return false
+  if (coding === 'br') return !ON_WORKERS
   const format = coding === 'gzip' || coding === 'x-gzip' ? 'gzip' : coding === 'deflate' ? 'deflate' : undefined
   if (!format) return true
   // Decoded as a stream and let go, up to DECODE_PROBE_BYTES of output: a small stored body may inflate a
@@ -325,6 +333,9 @@ async function alreadyEncoded(encoding: string | null, body: Uint8Array<ArrayBuf
     reader.cancel().catch(() => {})
   }
 }
+
+/** Whether this code runs on Workers (workerd), whose runtime encodes a body by its `Content-Encoding` on the way out. */
+const ON_WORKERS = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent === 'Cloudflare-Workers'
 
 /** How much of a stored body's decoded form {@link alreadyEncoded} reads to know that it decodes. */
 const DECODE_PROBE_BYTES = 1024 * 1024

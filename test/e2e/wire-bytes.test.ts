@@ -3,7 +3,7 @@ import { request } from 'node:http'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gunzipSync } from 'node:zlib'
+import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startWranglerDev, type DevServer } from '../../scripts/wrangler-dev.js'
 
@@ -53,6 +53,20 @@ describe('bytes on the wire, under wrangler dev', () => {
     expect(again.headers['content-encoding']).toBe('gzip')
     expect(again.body.equals(first.body)).toBe(true)
     expect(JSON.parse(gunzipSync(again.body).toString())).toMatchObject({ report: expect.stringContaining('all good') })
+  })
+
+  it('replays a reply whose Content-Encoding (br, gzip) the runtime applies as the runtime does: it decodes to the first answer (review s29 S10)', async () => {
+    const decode = (coding: unknown, body: Buffer) => (coding === 'br' ? brotliDecompressSync(body) : coding === 'gzip' ? gunzipSync(body) : body).toString()
+    for (const coding of ['br', 'gzip']) {
+      const key = `${coding}-runtime-${Date.now()}`
+      const first = await rawPost(`/${coding}-by-runtime`, key, { 'accept-encoding': coding })
+      const again = await rawPost(`/${coding}-by-runtime`, key, { 'accept-encoding': coding })
+      expect(first.headers['content-encoding'], coding).toBe(coding)
+      expect(again.headers['idempotent-replayed']).toBe('true')
+      expect(again.headers['content-encoding'], coding).toBe(coding)
+      expect(decode(again.headers['content-encoding'], again.body), coding).toBe(decode(first.headers['content-encoding'], first.body))
+      expect(JSON.parse(decode(coding, again.body)), coding).toMatchObject({ report: expect.stringContaining('all good') })
+    }
   })
 
   it("sends an OnceObject app's already-gzipped reply as it is: the first answer, the replay from the object, and an ungated request", async () => {

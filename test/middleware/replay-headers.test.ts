@@ -105,6 +105,39 @@ describe('what is stored for replay (issue 16.4)', () => {
     expect(again.headers.get('x-ratelimit-remaining')).toBe('8')
   })
 
+  it("a caller's cookie replaces a stored one of the same name, so a replay carries each cookie once (review s29 S6)", async () => {
+    const app = new Hono()
+    let session = 0
+    app.use('*', async (c, next) => {
+      c.header('set-cookie', `session=${++session}; Path=/`, { append: true })
+      await next()
+    })
+    app.post('/c', once({ replayHeaders: ['set-cookie', 'content-type'], replayCache: false }), (c) => {
+      c.header('set-cookie', 'cart=full', { append: true })
+      return c.text('ok', 201)
+    })
+    const key = newKey()
+    const send = () => app.request('/c', { method: 'POST', headers: { 'idempotency-key': `"${key}"` }, body: 'x' }, env)
+    expect((await send()).headers.getSetCookie().sort()).toEqual(['cart=full', 'session=1; Path=/'])
+    const again = await send()
+    expect(again.headers.get('idempotent-replayed')).toBe('true')
+    expect(again.headers.getSetCookie().sort()).toEqual(['cart=full', 'session=2; Path=/'])
+  })
+
+  it('a body stored already encoded keeps its Content-Encoding whatever replayHeaders lists: the replay is readable (review s29 S14)', async () => {
+    const app = new Hono()
+    app.post('/r', once({ replayHeaders: ['location'], replayCache: false }), async () => {
+      const gzip = await new Response(new Blob(['{"ok":true}']).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer()
+      return new Response(gzip, { status: 201, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', location: '/r/1' }, encodeBody: 'manual' } as ResponseInit)
+    })
+    const key = newKey()
+    const send = () => app.request('/r', { method: 'POST', headers: { 'idempotency-key': `"${key}"` }, body: 'x' }, env)
+    const first = new Uint8Array(await (await send()).arrayBuffer())
+    const again = await send()
+    expect([again.headers.get('idempotent-replayed'), again.headers.get('content-encoding'), again.headers.get('location')]).toEqual(['true', 'gzip', '/r/1'])
+    expect(new Uint8Array(await again.arrayBuffer())).toEqual(first)
+  })
+
   it('replayHeaders lists exactly what is stored, caller headers included if named', async () => {
     const { app, bare, post } = api({ replayCache: false, replayHeaders: ['location', 'vary'] })
     const key = newKey()
