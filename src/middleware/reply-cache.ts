@@ -12,7 +12,7 @@ export interface CachedReply {
 export interface ReplyCacheOptions {
   /** Most replies kept. Default 1000. */
   maxEntries?: number
-  /** Most body bytes kept in all. Default 8 MiB. */
+  /** Most bytes kept in all (bodies, headers, `onDuplicate` args, keys). Default 8 MiB. */
   maxBytes?: number
 }
 
@@ -27,7 +27,7 @@ export interface ReplyCacheOptions {
  * cache.get('scope:key', Date.now())
  */
 export class ReplyCache {
-  readonly #entries = new Map<string, CachedReply>()
+  readonly #entries = new Map<string, { entry: CachedReply; size: number }>()
   readonly #maxEntries: number
   readonly #maxBytes: number
   #bytes = 0
@@ -39,26 +39,26 @@ export class ReplyCache {
 
   /** The live entry for `lookup`, refreshed as most recently used. */
   get(lookup: string, now: number): CachedReply | undefined {
-    const entry = this.#entries.get(lookup)
-    if (!entry) return undefined
-    this.#delete(lookup, entry)
-    if (entry.expiresAt <= now) return undefined
-    this.#entries.set(lookup, entry)
-    this.#bytes += entry.reply.body.byteLength
-    return entry
+    const kept = this.#entries.get(lookup)
+    if (!kept) return undefined
+    this.#delete(lookup, kept.size)
+    if (kept.entry.expiresAt <= now) return undefined
+    this.#entries.set(lookup, kept)
+    this.#bytes += kept.size
+    return kept.entry
   }
 
   /** Keeps `entry`, evicting the least recently used ones past the bounds. */
   set(lookup: string, entry: CachedReply): void {
-    const size = entry.reply.body.byteLength
+    const size = sizeOf(lookup, entry)
     if (size > this.#maxBytes) return
     const old = this.#entries.get(lookup)
-    if (old) this.#delete(lookup, old)
-    this.#entries.set(lookup, entry)
+    if (old) this.#delete(lookup, old.size)
+    this.#entries.set(lookup, { entry, size })
     this.#bytes += size
     for (const [key, value] of this.#entries) {
       if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) break
-      this.#delete(key, value)
+      this.#delete(key, value.size)
     }
   }
 
@@ -66,10 +66,22 @@ export class ReplyCache {
     return this.#entries.size
   }
 
-  #delete(lookup: string, entry: CachedReply): void {
+  #delete(lookup: string, size: number): void {
     this.#entries.delete(lookup)
-    this.#bytes -= entry.reply.body.byteLength
+    this.#bytes -= size
   }
+}
+
+/**
+ * What an entry weighs against `maxBytes`, roughly in bytes: its body, its headers, the `onDuplicate` args (as
+ * JSON) and its keys. The body alone would let a reply kept as args (an empty body, up to 1 MiB of JSON) count
+ * nothing.
+ */
+function sizeOf(lookup: string, { reply, fingerprint, requestId }: CachedReply): number {
+  let size = reply.body.byteLength + lookup.length + fingerprint.length + requestId.length
+  for (const [name, value] of reply.headers) size += name.length + value.length
+  if (reply.args !== undefined) size += JSON.stringify(reply.args).length
+  return size
 }
 
 /**
