@@ -31,6 +31,8 @@ export class Admission {
   #committed = false
   /** A final commit of this lease was sent (see #lose). */
   #committing = false
+  /** The last renewal sent: a release waits for it, so it cannot land after the release and give the lease back. */
+  #renewal: Promise<boolean> | undefined
   #expire: () => void = () => {}
   #runDeadline = Number.POSITIVE_INFINITY
   #renewing = false
@@ -112,7 +114,9 @@ export class Admission {
     for (let tries = 0; this.#renewing; tries++) {
       const asked = Date.now()
       try {
-        if (!(await this.#stub.renew(this.lookup, this.token, this.leaseMs))) return this.#lose()
+        const renewal = this.#stub.renew(this.lookup, this.token, this.leaseMs)
+        this.#renewal = renewal
+        if (!(await renewal)) return this.#lose()
         this.#heldUntil = asked + this.leaseMs
         break
       } catch (err) {
@@ -231,8 +235,10 @@ export class Admission {
 
   /** Gives the record back before the commit point, so a retry runs again. Never throws. */
   async release(): Promise<void> {
-    // No renewal may land after the release (it would give the record its lease back).
+    // No renewal may land after the release (it would give the record its lease back): none is sent from here on, and
+    // one on its way is waited for (the release goes by another stub, so nothing else orders the two).
     this.stopRenewing()
+    await this.#renewal?.catch(() => {})
     if (this.#lost) return
     await this.connect()
       .release(this.lookup, this.token, this.relay?.sends)

@@ -202,6 +202,26 @@ describe('the lease and the final commit', () => {
     expect({ ok: result.ok, aborted: admission.signal.aborted, lost: admission.lost }).toEqual({ ok: true, aborted: false, lost: false })
   })
 
+  it('a release waits for a renewal already on its way, so the renewal cannot land after it and give the lease back (S12)', async () => {
+    const landed: string[] = []
+    const stub = {
+      renew: async () => {
+        await scheduler.wait(300)
+        landed.push('renew')
+        return true
+      },
+      release: async () => {
+        landed.push('release')
+        return true
+      },
+    } as unknown as StableAreaApi
+    const admission = new Admission(() => stub, 'lookup', 'token', 'req-1', 300)
+    admission.startRenewing(30_000)
+    await scheduler.wait(150) // the first renewal (at 100 ms) is on its way
+    await admission.release()
+    expect(landed).toEqual(['renew', 'release'])
+  })
+
   it('a second final commit of one lease writes nothing and says so (again), so no isolate caches a reply the record does not hold (S7)', async () => {
     const key = newKey()
     const stub = (await stubFor(key)) as unknown as StableAreaApi
