@@ -114,7 +114,7 @@ export function init(dir, options = {}) {
   const json = JSON_CONFIGS.find((file) => existsSync(join(root, file)))
   if (json) {
     throw new InitRefused(
-      `this project's wrangler config is ${json}, which wrangler reads instead of a wrangler.toml; nothing was written. Add these to ${json} and export the gateway from your entry (export { default, StableArea } from 'hono-once/gateway'):\n${jsonFragment()}`,
+      `this project's wrangler config is ${json}, which wrangler reads instead of a wrangler.toml; nothing was written. Add these to ${json} and export the gateway from your entry (export { default, StableArea } from 'hono-once/gateway'); if it has migrations already, append this one after its last instead of replacing them:\n${jsonFragment()}`,
     )
   }
   const name = options.name ?? (basename(root).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '') || 'hono-once-gateway')

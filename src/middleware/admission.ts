@@ -161,9 +161,14 @@ export class Admission {
         if (result.ok) return result
         // 'committed' (already final) and 'missing' (expired and deleted) both mean this token no longer owns the record.
         this.#lost = true
+        this.#committing = false
         return { ok: false, reason: 'lease_lost' }
       } catch (err) {
-        if (attempt >= 2 || rpcFault(err) === 'misconfigured') return { ok: false, reason: 'unavailable', error: err }
+        if (attempt >= 2 || rpcFault(err) === 'misconfigured') {
+          // Not stored: a renewal that says the lease is gone is a takeover again (see #lose).
+          this.#committing = false
+          return { ok: false, reason: 'unavailable', error: err }
+        }
         await new Promise((r) => setTimeout(r, 50 * 4 ** attempt))
         this.#stub = this.connect()
       }

@@ -7,8 +7,9 @@ import { OnceCommitError } from './errors.js'
 import type { Identity } from './identify.js'
 import { problem } from './problem.js'
 import { isFinalStatus } from '../shared/applied.js'
-import { captureReply, REPLAYED_HEADER, replayedByDefault, replayResponse } from '../shared/reply.js'
+import { captureReply, replayedByDefault, replayResponse, replyHead } from '../shared/reply.js'
 import { cacheKeyOf } from './reply-cache.js'
+import { withCallerHeaders } from './caller-headers.js'
 import { nextTurn, waitUntilOf } from '../shared/background.js'
 import type { CommitOptions } from './types.js'
 
@@ -53,6 +54,8 @@ export class CommitPoint {
   #reply: StoredReply | undefined
   /** {@link timedOut} answered for the request: what the handler's side does after it changes nothing (see {@link finish}). */
   #answered = false
+  /** The final reply whose commit was sent (by {@link finish} or `commit(res)`): what the record holds if it landed. */
+  #pending: StoredReply | undefined
   /** The final reply was answered and its commit goes on in the background (see {@link finish}). */
   committingAfterAnswer = false
 
@@ -60,6 +63,7 @@ export class CommitPoint {
    * @param config - resolved options
    * @param id - the request's identity
    * @param admission - its admission
+   * @param caller - the headers the caller's middleware set before the handler ran
    * @param answersFirst - whether a final reply, as stored, is `proxy()`'s answer to the request stored with the
    *   admit (its relay, or an ordered request's log entry), unchanged: the client gets it while the commit lands
    *   in the background (see {@link finish})
@@ -71,6 +75,8 @@ export class CommitPoint {
     private readonly config: OnceConfig,
     private readonly id: Identity,
     private readonly admission: Admission,
+    /** The caller's headers ({@link callerHeaders}), for the answers of once()'s own that replace the handler's. */
+    private readonly caller: Headers,
     private readonly answersFirst: (reply: StoredReply) => boolean = () => false,
     private readonly appliedNothing: (res: Response) => boolean = () => false,
   ) {}
@@ -89,6 +95,7 @@ export class CommitPoint {
     this.#phase = 'applied'
     if (response) {
       const reply = await this.#capture(response.clone(), options.args)
+      this.#pending = reply
       await this.#store(reply, false)
       this.#phase = 'final'
       this.#reply = reply
@@ -123,8 +130,7 @@ export class CommitPoint {
       // Past the roll-forward point a failure answers with the committed reply.
       if (failed && this.#reply && this.#reply.args === undefined) {
         c.res = undefined
-        c.res = replayResponse(this.#reply)
-        c.res.headers.delete(REPLAYED_HEADER)
+        c.res = this.#own(replayResponse(this.#reply, false))
       }
       return
     }
@@ -143,8 +149,7 @@ export class CommitPoint {
         // A final status whose body broke off mid-stream: it took effect, but its reply is gone. Say so, for good.
         console.error(`hono-once: the reply of ${this.admission.requestId} could not be read; duplicates get reply-lost`, err)
         const reply = await this.#placeholder(`The request took effect with status ${c.res.status}, but its reply could not be read. It will not run again.`)
-        captured = { reply, response: replayResponse(reply) }
-        captured.response.headers.delete(REPLAYED_HEADER)
+        captured = { reply, response: this.#own(replayResponse(reply, false)) }
       }
     }
     // Past maxRunMs while the reply was read: the client was answered, and what duplicates get is stored (timedOut).
@@ -171,6 +176,7 @@ export class CommitPoint {
       )
       return
     }
+    this.#pending = reply
     try {
       await this.#store(reply, false)
       this.#phase = 'final'
@@ -205,21 +211,18 @@ export class CommitPoint {
    * client gets what duplicates get: the committed reply, or `reply-lost`,
    * stored as final at once.
    *
-   * @param c - the request context: a final `c.res` there is the handler's answer, returned before the deadline
+   * @param answered - the response the handler set (`c.res` when one was set after once() ran), if any: a final
+   *   status there is its answer, returned before the deadline
    */
-  async timedOut(c: Context): Promise<Response> {
+  async timedOut(answered: Response | undefined): Promise<Response> {
     const { instance, key } = this.id
     this.#answered = true
-    if (this.#phase === 'final' && this.#reply && this.#reply.args === undefined) {
-      const res = replayResponse(this.#reply)
-      res.headers.delete(REPLAYED_HEADER)
-      return res
-    }
     // The handler answered and something after it (a middleware after once(), the reply's stream) ran long.
-    if (this.#phase === 'running' && c.finalized && isFinalStatus(c.res.status) && !this.appliedNothing(c.res)) this.#phase = 'returned'
+    if (this.#phase === 'running' && answered && isFinalStatus(answered.status) && !this.appliedNothing(answered)) this.#phase = 'returned'
     if (this.#phase === 'applied' || this.#phase === 'returned' || this.#phase === 'provisional') {
       await this.#keepApplied(`its handler did not finish within ${this.config.maxRunMs} ms`)
     }
+    if (this.#phase === 'final' && this.#reply && this.#reply.args === undefined) return replayResponse(this.#reply, false)
     if (this.#phase !== 'running') {
       this.#phase = 'abandoned'
       return problem('reply-lost', {
@@ -246,16 +249,19 @@ export class CommitPoint {
    */
   async #keepApplied(why: string): Promise<void> {
     const what = this.#phase === 'returned' ? 'returned a final status, whose reply was not stored' : this.#phase === 'provisional' ? 'called commit() without a reply' : 'called commit(), which was not stored'
-    console.error(`hono-once: ${this.admission.requestId} ${what}, and ${why}; duplicates get reply-lost`)
     try {
-      await this.#store(await this.#placeholder('The request took effect, but its reply could not be stored. It will not run again.'), false)
+      const { again } = await this.#store(await this.#placeholder('The request took effect, but its reply could not be stored. It will not run again.'), false)
       this.#phase = 'final'
+      // The final reply's own commit, still on its way, landed first: the record holds it, and so is it answered.
+      if (again && this.#pending) this.#reply = this.#pending
+      else console.error(`hono-once: ${this.admission.requestId} ${what}, and ${why}; duplicates get reply-lost`)
     } catch (err) {
       console.error(`hono-once: the reply-lost record of ${this.admission.requestId} was not stored either; a retry after the lease may run the handler again`, err)
     }
   }
 
-  async #store(reply: StoredReply, provisional: boolean): Promise<void> {
+  /** Commits `reply`; `again`: the record was already final under this lease (another commit of it landed first). */
+  async #store(reply: StoredReply, provisional: boolean): Promise<{ again: boolean }> {
     const stored = await this.admission.commit(reply, provisional, this.config.ttlMs)
     if (!stored.ok) throw new OnceCommitError(stored.reason, this.admission.requestId, { cause: stored.error })
     // Only a final reply enters a cache: a provisional one is replaced; and only the one the record holds (a second
@@ -265,6 +271,12 @@ export class CommitPoint {
         .cacheFor(this.id.ns)
         ?.set(cacheKeyOf(this.id), { fingerprint: this.id.fingerprint, requestId: this.admission.requestId, reply, expiresAt: stored.expiresAt })
     }
+    return { again: stored.again === true }
+  }
+
+  /** An answer of once()'s own in place of the handler's, with the caller's headers as the handler's had them. */
+  #own(res: Response): Response {
+    return withCallerHeaders(res, this.caller)
   }
 
   /**
@@ -281,8 +293,8 @@ export class CommitPoint {
           console.error(`hono-once: commit() args of ${this.admission.requestId} cannot be stored (${stored}); it took effect, and duplicates get reply-lost`)
           return await this.#placeholder(`The request took effect, but what its handler kept for duplicates (${stored}) could not be stored. It will not run again.`)
         }
-        const { reply } = await captureReply(res, this.config.replayed, Number.MAX_SAFE_INTEGER)
-        return { status: reply.status, headers: reply.headers, body: new Uint8Array(), args: stored.args }
+        // The args stand for the body, which is never read: a reply too large to store may be larger than memory.
+        return { ...replyHead(res, this.config.replayed), args: stored.args }
       }
       if (args !== undefined && !warnedArgs) {
         warnedArgs = true

@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler, Next } from 'hono'
 import { admit } from './admit.js'
+import { callerHeaders, withCallerHeaders } from './caller-headers.js'
 import { type OnceConfig, resolveConfig } from './config.js'
 import { identify } from './identify.js'
 import { parseIdempotencyKey } from './key.js'
@@ -73,34 +74,8 @@ function readKey(c: Context, config: OnceConfig): string | undefined {
 
 async function handleKeyed(c: Context, next: Next, config: OnceConfig, key: string): Promise<Response | undefined> {
   const id = await identify(c, config, key)
-  if (id instanceof Response) return withCallerHeaders(c, id)
+  if (id instanceof Response) return withCallerHeaders(id, callerHeaders(c))
   const admitted = await admit(c, config, id)
-  if (admitted instanceof Response) return withCallerHeaders(c, admitted)
+  if (admitted instanceof Response) return withCallerHeaders(admitted, callerHeaders(c))
   return run(c, next, config, id, admitted)
 }
-
-/**
- * An answer of once()'s own (a replay, a problem) with the headers outer
- * middleware set for this caller before once() ran (`c.header()`: a request
- * id, a rate limit), as a handler's `c.json()` would have them. Hono adds
- * them by itself only when something already made `c.res`; the stored reply
- * holds none of them (see replayedByDefault), and the caller's own win.
- */
-function withCallerHeaders(c: Context, res: Response): Response {
-  const outer = c.newResponse(null, 200).headers
-  outer.forEach((value, name) => {
-    if (name !== 'content-type' && name !== 'content-length' && name !== 'set-cookie') res.headers.set(name, value)
-  })
-  const cookies = outer.getSetCookie()
-  if (cookies.length > 0) {
-    // A cookie of this caller's replaces a stored one of the same name (stored when replayHeaders names set-cookie).
-    const names = new Set(cookies.map(cookieName))
-    const kept = res.headers.getSetCookie().filter((cookie) => !names.has(cookieName(cookie)))
-    res.headers.delete('set-cookie')
-    for (const cookie of [...kept, ...cookies]) res.headers.append('set-cookie', cookie)
-  }
-  return res
-}
-
-/** The name of a `Set-Cookie` value: what comes before its first `=` (RFC 6265 §5.2), trimmed. */
-const cookieName = (cookie: string): string => cookie.slice(0, Math.max(0, cookie.indexOf('='))).trim()

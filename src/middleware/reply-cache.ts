@@ -1,4 +1,4 @@
-import type { StoredReply } from '../durable/types.js'
+import type { JsonValue, StoredReply } from '../durable/types.js'
 
 /** A committed reply as an isolate keeps it. */
 export interface CachedReply {
@@ -27,7 +27,8 @@ export interface ReplyCacheOptions {
  * cache.get('scope:key', Date.now())
  */
 export class ReplyCache {
-  readonly #entries = new Map<string, { entry: CachedReply; size: number }>()
+  /** Entries as kept: `onDuplicate` args as their JSON text (what they weigh), parsed anew on each hit. */
+  readonly #entries = new Map<string, { entry: CachedReply; args: string | undefined; size: number }>()
   readonly #maxEntries: number
   readonly #maxBytes: number
   #bytes = 0
@@ -45,16 +46,23 @@ export class ReplyCache {
     if (kept.entry.expiresAt <= now) return undefined
     this.#entries.set(lookup, kept)
     this.#bytes += kept.size
-    return kept.entry
+    // A fresh copy per hit: what one onDuplicate does to its args never reaches the next.
+    return kept.args === undefined ? kept.entry : { ...kept.entry, reply: { ...kept.entry.reply, args: JSON.parse(kept.args) as JsonValue } }
   }
 
   /** Keeps `entry`, evicting the least recently used ones past the bounds. */
   set(lookup: string, entry: CachedReply): void {
-    const size = sizeOf(lookup, entry)
+    let args: string | undefined
+    if (entry.reply.args !== undefined) {
+      args = JSON.stringify(entry.reply.args)
+      const { args: _parsed, ...reply } = entry.reply
+      entry = { ...entry, reply }
+    }
+    const size = sizeOf(lookup, entry) + (args?.length ?? 0)
     if (size > this.#maxBytes) return
     const old = this.#entries.get(lookup)
     if (old) this.#delete(lookup, old.size)
-    this.#entries.set(lookup, { entry, size })
+    this.#entries.set(lookup, { entry, args, size })
     this.#bytes += size
     for (const [key, value] of this.#entries) {
       if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) break
@@ -73,14 +81,13 @@ export class ReplyCache {
 }
 
 /**
- * What an entry weighs against `maxBytes`, roughly in bytes: its body, its headers, the `onDuplicate` args (as
- * JSON) and its keys. The body alone would let a reply kept as args (an empty body, up to 1 MiB of JSON) count
- * nothing.
+ * What an entry weighs against `maxBytes`, roughly in bytes: its body, its headers and its keys (the
+ * `onDuplicate` args are added as the JSON text they are kept as). The body alone would let a reply kept as args
+ * (an empty body, up to 1 MiB of JSON) count nothing.
  */
 function sizeOf(lookup: string, { reply, fingerprint, requestId }: CachedReply): number {
   let size = reply.body.byteLength + lookup.length + fingerprint.length + requestId.length
   for (const [name, value] of reply.headers) size += name.length + value.length
-  if (reply.args !== undefined) size += JSON.stringify(reply.args).length
   return size
 }
 

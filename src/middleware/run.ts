@@ -5,6 +5,7 @@ import type { OnceConfig } from './config.js'
 import type { Identity } from './identify.js'
 import { setRelayLink } from '../origin-adapter/relay-link.js'
 import { AdmissionLink } from './admission-link.js'
+import { callerHeaders, withCallerHeaders } from './caller-headers.js'
 
 /**
  * Steps 3–5 of a keyed request: runs the handler under the lease, reads its
@@ -28,11 +29,16 @@ import { AdmissionLink } from './admission-link.js'
 export async function run(c: Context, next: Next, config: OnceConfig, id: Identity, admitted: Admitted): Promise<Response | undefined> {
   const { admission, attempt } = admitted
   const link = new AdmissionLink(admission, id.key, admitted.relayed)
+  // What the caller's middleware set, for once()'s own answers; and a response set before the handler ran, which
+  // is no answer of the handler's (see timedOut).
+  const caller = callerHeaders(c)
+  const before = c.finalized ? c.res : undefined
   // proxy()'s answer to the request stored with the admit is answered first, then committed (CommitPoint.finish).
   const point = new CommitPoint(
     config,
     id,
     admission,
+    caller,
     (reply) => link.isStoredRequestAnswer(reply, config.replayed),
     (res) => link.appliedNothing(res),
   )
@@ -65,11 +71,11 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     work.catch(() => {}) // a hung handler that fails later has nobody left to tell
     console.warn(`hono-once: handler of ${admission.requestId} ran past maxRunMs (${config.maxRunMs} ms); abandoned`)
     admission.abort(new DOMException(`hono-once: the handler ran past maxRunMs (${config.maxRunMs} ms)`, 'TimeoutError'))
-    const res = await point.timedOut(c)
+    const res = await point.timedOut(c.finalized && c.res !== before ? c.res : undefined)
     if (!c.finalized) return res
     // Hono keeps a response the handler already set over one a middleware returns: this answer replaces it.
     c.res = undefined
-    c.res = res
+    c.res = withCallerHeaders(res, caller)
     return undefined
   } finally {
     // A commit after the answer keeps the lease renewed, and the ordered comparison waiting, until it lands.

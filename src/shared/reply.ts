@@ -79,15 +79,18 @@ export function replayedByDefault(name: string): boolean {
 
 /**
  * Which response headers a route stores: those its `replayHeaders`
- * allow-list names, or, without one, {@link replayedByDefault}.
+ * allow-list names, or, without one, {@link replayedByDefault}; and
+ * `Content-Encoding` always, with the body it describes (without it stored
+ * bytes already encoded would replay unreadable).
  *
  * @param allow - the route's `replayHeaders`, lower-case
- * @returns the filter {@link captureReply} applies
+ * @returns the filter every stored reply is made with (the edge's, the object's, the alarm's)
  * @example
  * const replayed = replayFilter(new Set(['location']))
+ * replayed('content-encoding') // true
  */
 export function replayFilter(allow: ReadonlySet<string> | undefined): (name: string) => boolean {
-  return allow ? (name) => allow.has(name) : replayedByDefault
+  return allow ? (name) => name === 'content-encoding' || allow.has(name) : replayedByDefault
 }
 
 /**
@@ -150,6 +153,21 @@ export async function captureReply(
   // (encodeBody: 'manual') stays as it is.
   const response = known ? res : new Response(nullBodyStatus(res.status) ? null : (reply.body as Uint8Array<ArrayBuffer>), res)
   return { reply, response, tooLarge: reply.body.byteLength > maxBytes }
+}
+
+/**
+ * The status and stored headers of `res`, its body not read but cancelled:
+ * for a reply kept as `onDuplicate` args, whose bytes are never stored.
+ *
+ * @param res - the response (a copy the client does not get: its body is cancelled)
+ * @param stored - which headers are kept
+ * @returns the reply, with an empty body
+ * @example
+ * const head = replyHead(res.clone(), replayed)
+ */
+export function replyHead(res: Response, stored: (name: string) => boolean): StoredReply {
+  void res.body?.cancel().catch(() => {})
+  return { status: res.status, headers: headerPairs(res.headers, stored), body: new Uint8Array() }
 }
 
 /**
@@ -262,8 +280,7 @@ export function bufferedBody(res: Response): Uint8Array<ArrayBuffer> | undefined
 }
 
 /**
- * The headers `stored` keeps, as name/value pairs in order, and
- * `Content-Encoding` always (it says what the body's bytes are). `Set-Cookie`
+ * The headers `stored` keeps, as name/value pairs in order. `Set-Cookie`
  * may not be joined, so it comes as one pair per cookie.
  *
  * @param all - the response's headers
@@ -275,8 +292,7 @@ export function bufferedBody(res: Response): Uint8Array<ArrayBuffer> | undefined
 function headerPairs(all: Headers, stored: (name: string) => boolean): [string, string][] {
   const headers: [string, string][] = []
   all.forEach((value, name) => {
-    // Content-Encoding says what the stored bytes are: kept with them, whatever the allow-list.
-    if (name !== 'set-cookie' && (name === 'content-encoding' || stored(name))) headers.push([name, value])
+    if (name !== 'set-cookie' && stored(name)) headers.push([name, value])
   })
   if (stored('set-cookie')) for (const cookie of all.getSetCookie()) headers.push(['set-cookie', cookie])
   return headers

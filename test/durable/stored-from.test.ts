@@ -24,4 +24,10 @@ describe('a reply the alarm commits keeps the headers a Worker commit keeps (one
     const kept = storedFrom(answer, { replayHeaders: ['location', 'access-control-allow-origin'], maxReplyBytes: 1024 }).headers.filter(([name]) => name !== 'once-origin')
     expect(kept.map(([name]) => name)).toEqual(['location', 'access-control-allow-origin'])
   })
+
+  it("keeps Content-Encoding whatever replayHeaders lists, as the edge's own commit does (review s29c C4)", () => {
+    const reply = { status: 201, headers: [['content-encoding', 'zstd'], ['location', '/x'], ['x-other', '1']] as [string, string][], body: new Uint8Array([1, 2, 3]) }
+    const stored = storedFrom({ origin: 'eu', reply }, { replayHeaders: ['location'], maxReplyBytes: 1024 })
+    expect(stored.headers).toEqual([['content-encoding', 'zstd'], ['location', '/x']])
+  })
 })

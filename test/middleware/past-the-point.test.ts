@@ -5,6 +5,7 @@
  */
 import { env } from 'cloudflare:workers'
 import { Hono } from 'hono'
+import { cors } from 'hono/cors'
 import { describe, expect, it } from 'vitest'
 import { once, PROBLEM_BASE } from '../../src/index.js'
 import { Admission } from '../../src/middleware/admission.js'
@@ -222,6 +223,23 @@ describe('the lease and the final commit', () => {
     expect(landed).toEqual(['renew', 'release'])
   })
 
+  it('after a final commit that failed, a renewal that finds the lease gone is a takeover again: the signal aborts (review s29c C5)', async () => {
+    let takenOver = false
+    const stub = {
+      renew: async () => !takenOver,
+      commit: async () => {
+        throw new Error('network connection lost')
+      },
+    } as unknown as StableAreaApi
+    const admission = new Admission(() => stub, 'lookup', 'token', 'req-1', 600)
+    admission.startRenewing(30_000)
+    expect(await admission.commit({ status: 201, headers: [], body: new Uint8Array() }, false, 60_000)).toMatchObject({ ok: false, reason: 'unavailable' })
+    takenOver = true
+    await scheduler.wait(500) // a renewal (every 200 ms) answers false
+    admission.stopRenewing()
+    expect({ aborted: admission.signal.aborted, lost: admission.lost }).toEqual({ aborted: true, lost: true })
+  })
+
   it('a second final commit of one lease writes nothing and says so (again), so no isolate caches a reply the record does not hold (S7)', async () => {
     const key = newKey()
     const stub = (await stubFor(key)) as unknown as StableAreaApi
@@ -233,5 +251,148 @@ describe('the lease and the final commit', () => {
     expect(await stub.commit({ lookup, token: admitted.token, reply: reply('second'), ttlMs: 60_000 })).toMatchObject({ ok: true, again: true })
     const replay = await stub.admit({ lookup, fingerprint: 'f', leaseMs: 10_000, ttlMs: 60_000, waitMs: 0 })
     expect(replay.kind === 'replay' && new TextDecoder().decode(replay.reply.body)).toBe('first')
+  })
+})
+
+describe("once()'s own answers in place of the handler's keep the caller's headers (review s29c C1)", () => {
+  /** cors() and a request id around once(), the route given. */
+  function browserApp(route: (app: Hono) => void) {
+    const app = new Hono()
+    app.use('*', cors({ origin: 'https://app.example' }))
+    app.use('*', async (c, next) => {
+      c.header('x-request-id', 'r-1')
+      await next()
+    })
+    route(app)
+    return (key: string) => app.request('/pay', { method: 'POST', headers: { 'idempotency-key': `"${key}"`, origin: 'https://app.example' }, body: '{"amount":1}' }, env)
+  }
+  const callers = (res: Response) => [res.headers.get('access-control-allow-origin'), res.headers.get('x-request-id')]
+
+  it('the reply-lost after maxRunMs when the handler had answered (a middleware after once() ran long)', async () => {
+    const send = browserApp((app) =>
+      app.post(
+        '/pay',
+        once({ leaseMs: 1000, maxRunMs: 500, replayCache: false }),
+        async (_c, next) => {
+          await next()
+          await scheduler.wait(1000)
+        },
+        (c) => c.json({ paid: true }, 201, { location: '/pay/1' }),
+      ),
+    )
+    const first = await send(newKey())
+    expect(first.status).toBe(500)
+    expect(callers(first)).toEqual(['https://app.example', 'r-1'])
+    expect(first.headers.get('location')).toBeNull() // the handler's own headers are not the problem's
+  })
+
+  it('the committed reply that answers for a handler that threw after commit(res)', async () => {
+    const send = browserApp((app) =>
+      app.post('/pay', once({ replayCache: false }), async (c) => {
+        await c.var.once.commit(c.json({ paid: true }, 201))
+        throw new Error('the confirmation email failed')
+      }),
+    )
+    const first = await send(newKey())
+    expect(first.status).toBe(201)
+    expect(first.headers.get('idempotent-replayed')).toBeNull()
+    expect(callers(first)).toEqual(['https://app.example', 'r-1'])
+  })
+
+  it('(as before) the 504 of a handler that never answered', async () => {
+    const send = browserApp((app) =>
+      app.post('/pay', once({ leaseMs: 1000, maxRunMs: 300, replayCache: false }), async (c) => {
+        await scheduler.wait(800)
+        return c.json({ paid: true }, 201)
+      }),
+    )
+    const first = await send(newKey())
+    expect(first.status).toBe(504)
+    expect(callers(first)).toEqual(['https://app.example', 'r-1'])
+  })
+})
+
+describe('maxRunMs: what counts as the handler having answered', () => {
+  it('a response an outer middleware set before once() is not the handler\'s: a hung handler still frees its key (504) and the retry runs (review s29c C2)', async () => {
+    const app = new Hono()
+    let runs = 0
+    app.use('*', async (c, next) => {
+      c.res = c.json({ fallback: true }, 200)
+      await next()
+    })
+    app.post('/pay', once({ leaseMs: 1000, maxRunMs: 300, replayCache: false }), async (c) => {
+      runs++
+      if (runs === 1) await scheduler.wait(800) // hung before any effect
+      return c.json({ runs }, 201)
+    })
+    const key = newKey()
+    expect((await post(app, '/pay', key)).status).toBe(504)
+    // (Hono keeps the outer middleware's response over the handler's return: the retry's status says nothing here.)
+    expect((await post(app, '/pay', key)).headers.get('idempotent-replayed')).toBeNull()
+    expect(runs).toBe(2)
+  })
+
+  it('the commit of the handler\'s reply lands while maxRunMs fires: the first client gets that reply, as its duplicates do (review s29c C3)', async () => {
+    type Ns = { idFromName(name: string): unknown; get(id: unknown, options?: unknown): Record<string, (...args: unknown[]) => Promise<unknown>> }
+    const real = (env as unknown as { ONCE: Ns }).ONCE
+    // The real stable area, whose commit() lands at once but answers 600 ms later (a slow link).
+    const slow: Ns = {
+      idFromName: (name) => real.idFromName(name),
+      get(id, options) {
+        const stub = real.get(id, options)
+        return new Proxy(stub, {
+          get(target, prop) {
+            if (typeof prop !== 'string' || prop === 'then') return undefined
+            if (prop === 'commit') {
+              return async (...args: unknown[]) => {
+                const result = await target.commit!(...args)
+                await scheduler.wait(600)
+                return result
+              }
+            }
+            return (...args: unknown[]) => target[prop]!(...args)
+          },
+        })
+      },
+    }
+    const app = new Hono()
+    app.post('/pay', once({ leaseMs: 3000, maxRunMs: 300, replayCache: false }), (c) => c.json({ paid: true }, 201))
+    const key = newKey()
+    const first = await app.request('/pay', { method: 'POST', headers: { 'idempotency-key': `"${key}"` }, body: '{}' }, { ...(env as object), ONCE: slow })
+    const dup = await app.request('/pay', { method: 'POST', headers: { 'idempotency-key': `"${key}"` }, body: '{}' }, env)
+    expect(dup.headers.get('idempotent-replayed')).toBe('true')
+    expect({ status: first.status, body: await first.text() }).toEqual({ status: 201, body: '{"paid":true}' })
+    expect({ status: dup.status, body: await dup.text() }).toEqual({ status: 201, body: '{"paid":true}' })
+  })
+})
+
+describe('commit(res, { args }) with onDuplicate (review s29c C7)', () => {
+  it('reads none of the body it does not keep: a large streamed reply is not pulled before commit() resolves, and the client gets all of it', async () => {
+    const app = new Hono()
+    let pulled = 0
+    let pulledAtCommit = -1
+    const chunk = new Uint8Array(1024 * 1024).fill(7)
+    app.post('/export', once({ onDuplicate: (args, c) => c.json(args, 201), replayCache: false }), async (c) => {
+      let n = 0
+      const res = new Response(
+        new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (n++ === 64) return controller.close()
+            pulled += chunk.byteLength
+            controller.enqueue(chunk.slice())
+          },
+        }),
+        { status: 201 },
+      )
+      await c.var.once.commit(res, { args: { exportId: 'e1' } })
+      pulledAtCommit = pulled
+      return res
+    })
+    const key = newKey()
+    const res = await post(app, '/export', key)
+    expect(res.status).toBe(201)
+    expect((await res.arrayBuffer()).byteLength).toBe(64 * chunk.byteLength)
+    expect(pulledAtCommit).toBeLessThanOrEqual(2 * chunk.byteLength)
+    expect(await (await post(app, '/export', key)).json()).toEqual({ exportId: 'e1' })
   })
 })

@@ -50,4 +50,12 @@ describe('the isolate reply cache: its byte bound counts what an entry holds (re
       ),
     )
   })
+
+  it('gives each hit its own copy of the onDuplicate args: what one duplicate does to them never reaches the next', () => {
+    const cache = new ReplyCache()
+    cache.set('k', entry({ args: { items: [1, 2] } }))
+    const first = cache.get('k', Date.now())!.reply.args as { items: number[] }
+    first.items.push(3)
+    expect(cache.get('k', Date.now())!.reply.args).toEqual({ items: [1, 2] })
+  })
 })
