@@ -1,4 +1,5 @@
 import { HOP_BY_HOP } from './headers.js'
+import { joinChunks, readHead } from './read-limited.js'
 
 /** JSON value, as stored for a duplicate handler's arguments. */
 export type JsonValue =
@@ -205,36 +206,12 @@ export async function readStoredReply(res: Response, stored: (name: string) => b
     const reader = res.body.getReader()
     const head = await readHead(reader, maxBytes)
     if (head.over) return { head: { status: res.status, headers, body: new Uint8Array() }, rest: streamOn(head.chunks, reader) }
-    body = join(head.chunks, head.size)
+    body = joinChunks(head.chunks, head.size)
   }
   body ??= new Uint8Array(await res.arrayBuffer())
   const reply: StoredReply = { status: res.status, headers, body }
   if (await alreadyEncoded(res.headers.get('content-encoding'), body)) reply.encoded = true
   return reply
-}
-
-/** Reads chunks until the stream ends or more than `max` bytes were read (`over`; the reader is left there). */
-async function readHead(reader: ReadableStreamDefaultReader<Uint8Array>, max: number): Promise<{ chunks: Uint8Array[]; size: number; over: boolean }> {
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) return { chunks, size, over: false }
-    chunks.push(value)
-    size += value.byteLength
-    if (size > max) return { chunks, size, over: true }
-  }
-}
-
-/** `chunks` as one buffer of `size` bytes. */
-function join(chunks: readonly Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
-  const body = new Uint8Array(size)
-  let at = 0
-  for (const chunk of chunks) {
-    body.set(chunk, at)
-    at += chunk.byteLength
-  }
-  return body
 }
 
 /** A stream of `chunks`, then of what `reader` still gives; cancelling it cancels the reader. */

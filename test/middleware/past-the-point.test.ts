@@ -15,6 +15,20 @@ import { newKey, stubFor } from '../helpers.js'
 
 const post = (app: Hono, path: string, key: string) => app.request(path, { method: 'POST', headers: { 'idempotency-key': `"${key}"` }, body: '{"amount":1}' }, env)
 
+/** A large body of `parts` copies of `chunk`, made as it is read: `pulled()` says how much was read so far. */
+function pulledBody(chunk: Uint8Array, parts: number): { body: ReadableStream<Uint8Array>; pulled: () => number } {
+  let n = 0
+  let pulled = 0
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (n++ === parts) return controller.close()
+      pulled += chunk.byteLength
+      controller.enqueue(chunk.slice())
+    },
+  })
+  return { body, pulled: () => pulled }
+}
+
 /** A body that takes `parts` × `ms` to stream. */
 function slowBody(parts: number, ms: number): ReadableStream<Uint8Array> {
   let i = 0
@@ -130,26 +144,17 @@ describe('commit() without a reply (a provisional commit)', () => {
 describe('a reply far over maxReplyBytes (S3)', () => {
   it('reaches the client whole without being held whole: no more than the limit and a chunk is read before the answer', async () => {
     const app = new Hono()
-    let pulled = 0
     const chunk = new Uint8Array(1024 * 1024).fill(7)
+    let made: ReturnType<typeof pulledBody> | undefined
     let runs = 0
     app.post('/export', once({ maxReplyBytes: 1024, replayCache: false }), () => {
       runs++
-      let n = 0
-      return new Response(
-        new ReadableStream<Uint8Array>({
-          pull(controller) {
-            if (n++ === 64) return controller.close()
-            pulled += chunk.byteLength
-            controller.enqueue(chunk.slice())
-          },
-        }),
-        { status: 200 },
-      )
+      made = pulledBody(chunk, 64)
+      return new Response(made.body, { status: 200 })
     })
     const key = newKey()
     const res = await post(app, '/export', key)
-    expect(pulled).toBeLessThanOrEqual(2 * chunk.byteLength)
+    expect(made!.pulled()).toBeLessThanOrEqual(2 * chunk.byteLength)
     expect(res.status).toBe(200)
     expect((await res.arrayBuffer()).byteLength).toBe(64 * chunk.byteLength)
     const dup = await post(app, '/export', key)
@@ -159,22 +164,12 @@ describe('a reply far over maxReplyBytes (S3)', () => {
 
   it('given to commit(res), is read no further than the limit either, and the handler still sends all of it', async () => {
     const app = new Hono()
-    let pulled = 0
     const chunk = new Uint8Array(256 * 1024)
     app.post('/export', once({ maxReplyBytes: 1024, replayCache: false }), async (c) => {
-      let n = 0
-      const res = new Response(
-        new ReadableStream<Uint8Array>({
-          pull(controller) {
-            if (n++ === 32) return controller.close()
-            pulled += chunk.byteLength
-            controller.enqueue(chunk.slice())
-          },
-        }),
-        { status: 201 },
-      )
+      const made = pulledBody(chunk, 32)
+      const res = new Response(made.body, { status: 201 })
       await c.var.once.commit(res)
-      expect(pulled).toBeLessThanOrEqual(2 * chunk.byteLength)
+      expect(made.pulled()).toBeLessThanOrEqual(2 * chunk.byteLength)
       return res
     })
     const res = await post(app, '/export', newKey())
@@ -369,23 +364,13 @@ describe('maxRunMs: what counts as the handler having answered', () => {
 describe('commit(res, { args }) with onDuplicate (review s29c C7)', () => {
   it('reads none of the body it does not keep: a large streamed reply is not pulled before commit() resolves, and the client gets all of it', async () => {
     const app = new Hono()
-    let pulled = 0
     let pulledAtCommit = -1
     const chunk = new Uint8Array(1024 * 1024).fill(7)
     app.post('/export', once({ onDuplicate: (args, c) => c.json(args, 201), replayCache: false }), async (c) => {
-      let n = 0
-      const res = new Response(
-        new ReadableStream<Uint8Array>({
-          pull(controller) {
-            if (n++ === 64) return controller.close()
-            pulled += chunk.byteLength
-            controller.enqueue(chunk.slice())
-          },
-        }),
-        { status: 201 },
-      )
+      const made = pulledBody(chunk, 64)
+      const res = new Response(made.body, { status: 201 })
       await c.var.once.commit(res, { args: { exportId: 'e1' } })
-      pulledAtCommit = pulled
+      pulledAtCommit = made.pulled()
       return res
     })
     const key = newKey()
