@@ -9,6 +9,9 @@ export * from '../examples/bank/worker.js'
 export { default } from '../examples/bank/worker.js'
 export { Account } from '../examples/bank-object/account.js'
 export { OnceAccount } from './once-object/fixture.js'
+import { OnceAccount } from './once-object/fixture.js'
+/** An OnceObject on key-value storage (migrated with new_classes): every call must say so. */
+export class OnceAccountKv extends OnceAccount {}
 
 /** StableArea migrated with `new_classes` (key-value storage, no SQL): every call must say so. */
 export class StableAreaKv extends StableArea {}

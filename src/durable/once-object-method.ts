@@ -10,6 +10,9 @@ import { MISCONFIGURED } from './schema.js'
 /** A method of the subclass, unbound. */
 export type ObjectMethod = (...args: unknown[]) => unknown
 
+/** Whether `fn` is an `async function` (its work after the first `await` runs after any synchronous transaction). */
+const isAsync = (fn: unknown): boolean => (fn as { constructor?: { name?: string } }).constructor?.name === 'AsyncFunction'
+
 /** Methods a method call may never name: OnceObject's and the runtime's own. */
 const NOT_CALLABLE: ReadonlySet<string> = new Set([
   'constructor', 'once', 'onceCall', 'onceRecord', 'fetch', 'alarm', 'webSocketMessage', 'webSocketClose', 'webSocketError',
@@ -33,6 +36,12 @@ export function findMethod(target: object, base: object, name: string): ObjectMe
     while (proto && proto !== base) {
       const found = Object.getOwnPropertyDescriptor(proto, name)
       if (found) {
+        if (typeof found.value === 'function' && isAsync(found.value)) {
+          // Refused before it runs: its work after the first await would escape the transaction and its record.
+          throw new Error(
+            `${MISCONFIGURED} ${target.constructor.name}.${name} is async: a method call runs synchronously in one transaction with its record. Make it synchronous, or serve it through the object's app (with onceRoute({ lease: true }) if it calls out)`,
+          )
+        }
         if (typeof found.value === 'function') return found.value as ObjectMethod
         break
       }
@@ -79,7 +88,7 @@ export function runMethod(
     console.error(`hono-once: the OnceObject method ${name} returned a promise; a method call runs in one synchronous transaction`)
     throw new Rollback(
       failedReply(
-        `The method ${name} returned a promise: a method call runs synchronously in one transaction. Make it synchronous, or serve it through the object's app (with onceRoute({ lease: true }) if it calls out). Nothing was applied.`,
+        `The method ${name} returned a promise: a method call runs synchronously in one transaction. Make it synchronous, or serve it through the object's app (with onceRoute({ lease: true }) if it calls out). Its writes before its first await were rolled back; what it does after that runs outside the transaction and its record.`,
         requestId,
         key,
       ),

@@ -44,10 +44,12 @@ export interface OnceRow extends Record<string, SqlStorageValue> {
  */
 export const KNOWN_LOOKUPS_MAX = 10_000
 
-/** Expired records one sweep deletes at most: a request pays for a few, never for a backlog. */
+/** Expired records one sweep deletes at least, when that many expired (more when more were written: see `sweep`). */
 const SWEEP_ROWS = 16
 /** A sweep runs at most this often (ms). */
 const SWEEP_EVERY_MS = 1000
+/** Lookups one DELETE statement names (a Durable Object's SQL binds at most 100 values per statement). */
+const SWEEP_BATCH = 64
 
 /**
  * Reads and writes the records table. Every method is synchronous SQL, so
@@ -72,6 +74,8 @@ export class OnceRecords {
    */
   #known: Set<string> | undefined
   #loaded = false
+  /** Records written since the last sweep: the next one deletes up to twice as many expired ones. */
+  #written = 0
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(SCHEMA)
@@ -100,6 +104,7 @@ export class OnceRecords {
    */
   commit(lookup: string, previous: OnceRow | undefined, fingerprint: string, requestId: string, attempt: number, reply: StoredReply, expiresAt: number): void {
     this.#remember(lookup)
+    this.#written++
     // A reply in chunks clears its lookup's old chunks itself (#chunksOf).
     if (previous && previous.chunks > 0 && reply.body.byteLength <= CHUNK_BYTES) this.#deleteChunks(lookup)
     const chunks = this.#chunksOf(lookup, reply.body)
@@ -160,22 +165,38 @@ export class OnceRecords {
   }
 
   /**
-   * Deletes a few expired records (at most {@link SWEEP_ROWS}, at most once a
-   * second), so storage stays bounded without taking the object's alarm,
-   * which stays the subclass's own. A record is also treated as gone the
-   * moment it expires, swept or not.
+   * Deletes expired records, at most once a second: up to twice as many as
+   * were written since the last sweep (at least {@link SWEEP_ROWS}), so
+   * storage stays bounded at any rate of new keys without taking the
+   * object's alarm, which stays the subclass's own. A record is also treated
+   * as gone the moment it expires, swept or not.
    *
    * @param now - the time, ms
    */
   sweep(now: number): void {
     if (now - this.#sweptAt < SWEEP_EVERY_MS) return
     this.#sweptAt = now
+    try {
+      this.#sweep(now)
+    } catch (err) {
+      // Housekeeping never fails the request that happens to run it; the next sweep tries again.
+      console.error('hono-once: sweeping expired OnceObject records failed', err)
+    }
+  }
+
+  #sweep(now: number): void {
+    // Twice what was written since the last sweep (at least SWEEP_ROWS): expiry keeps pace with any rate of new keys.
+    const limit = Math.max(SWEEP_ROWS, 2 * this.#written)
+    this.#written = 0
     const expired = this.sql
-      .exec<{ lookup: string; chunks: number }>(`SELECT lookup, chunks FROM once_records WHERE expires_at <= ? LIMIT ${SWEEP_ROWS}`, now)
+      .exec<{ lookup: string; chunks: number }>('SELECT lookup, chunks FROM once_records WHERE expires_at <= ? LIMIT ?', now, limit)
       .toArray()
-    for (const { lookup, chunks } of expired) {
-      if (chunks > 0) this.#deleteChunks(lookup)
-      if (this.sql.exec('DELETE FROM once_records WHERE lookup = ? AND expires_at <= ?', lookup, now).rowsWritten > 0) this.#known?.delete(lookup)
+    for (const { lookup, chunks } of expired) if (chunks > 0) this.#deleteChunks(lookup)
+    // One statement per batch, not per row: each costs a request about the same, whatever it deletes.
+    for (let i = 0; i < expired.length; i += SWEEP_BATCH) {
+      const batch = expired.slice(i, i + SWEEP_BATCH).map((row) => row.lookup)
+      this.sql.exec(`DELETE FROM once_records WHERE expires_at <= ? AND lookup IN (${batch.map(() => '?').join(', ')})`, now, ...batch)
+      for (const lookup of batch) this.#known?.delete(lookup)
     }
   }
 

@@ -179,6 +179,39 @@ export function failedReply(detail: string, requestId: string, key: string): Sto
   return problemReply('handler-failed', detail, requestId, key)
 }
 
+/**
+ * The reply of a request that took effect but whose reply cannot be kept (it
+ * broke off, or was still being read at `maxRunMs`): a `reply-lost` problem,
+ * final, so the key is never run again.
+ *
+ * @param detail - what happened, for the client
+ * @param requestId - the logical request's id
+ * @param key - the idempotency key
+ * @returns the reply
+ * @example
+ * lostReply('The request took effect with status 201, but its reply could not be read. It will not run again.', requestId, 'dep-1')
+ */
+export function lostReply(detail: string, requestId: string, key: string): StoredReply {
+  return problemReply('reply-lost', detail, requestId, key)
+}
+
+/**
+ * The reply for an app that failed without an answer Hono makes (a thrown
+ * non-Error, a body that broke off): a `handler-failed` problem, logged.
+ *
+ * @param err - what was thrown
+ * @param requestId - the logical request's id
+ * @param key - the idempotency key
+ * @param outcome - what became of the app's writes, for the client
+ * @returns the reply
+ * @example
+ * throw new Rollback(appFailed(err, requestId, key, 'its writes were rolled back; nothing was applied'))
+ */
+export function appFailed(err: unknown, requestId: string, key: string, outcome: string): StoredReply {
+  console.error(`hono-once: the OnceObject app failed on ${requestId}`, err)
+  return failedReply(`The app failed: ${err instanceof Error ? err.message : String(err)}; ${outcome}.`, requestId, key)
+}
+
 /** A problem of the shared catalogue as a stored reply; the key and request id are left out when '' (an ungated call). */
 function problemReply(kind: 'reply-lost' | 'handler-failed', detail: string, requestId: string, key: string): StoredReply {
   const parts = problemParts(kind, {

@@ -34,14 +34,33 @@ let leaseMarkersMade = 0
  * })
  */
 export function onceRoute(options: OnceRouteOptions = {}): MiddlewareHandler {
-  const marker: MiddlewareHandler = async function onceRoute(_c, next) {
+  const marker: MiddlewareHandler = async function onceRoute(c, next) {
     await next()
+    // The route's answer, for the lease's run: middleware around the route may still run long after it.
+    if (c.finalized) answered.set(c.req.raw, c.res.status)
   }
   if (options.lease === true) {
     leaseMarkers.add(marker)
     leaseMarkersMade++
   }
   return marker
+}
+
+/** The status a lease route answered, by the request the object gave its app (see {@link answeredStatus}). */
+const answered = new WeakMap<Request, number>()
+
+/**
+ * The status the route of `request` answered, once its handler (and what
+ * runs after `onceRoute()` on the route) returned; undefined before, or when
+ * a middleware gave the route another request object.
+ *
+ * @param request - the request the object gave its app
+ * @returns the answer's status, or undefined
+ * @example
+ * if (isFinalStatus(answeredStatus(request) ?? 500)) … // took effect, though the app's middleware still runs
+ */
+export function answeredStatus(request: Request): number | undefined {
+  return answered.get(request)
 }
 
 /** Hono's router and its path of a request, as far as finding a request's handlers needs them. */

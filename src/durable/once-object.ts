@@ -3,8 +3,9 @@ import { v7 as uuidv7 } from 'uuid'
 import { OnceRecords, type OnceRow } from './once-object-records.js'
 import { findMethod, type ObjectMethod, runMethod } from './once-object-method.js'
 import { BufferedRequest } from './buffered-request.js'
-import { readReply, Rollback } from './once-object-reply.js'
+import { appFailed, readReply, Rollback } from './once-object-reply.js'
 import { leaseDeclared } from './once-object-route.js'
+import { type Free, type LeaseHost, runLeased } from './once-object-lease.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceMethodRequest, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
 import type { StoredReply } from './types.js'
 import { Waiters } from '../shared/waiters.js'
@@ -21,13 +22,6 @@ export interface OnceObjectApp {
   getPath?(request: Request, options?: { env?: unknown }): string
 }
 
-/** The answer of a free key, before it runs: the request id and attempt it runs as, and the row it replaces. */
-interface Free {
-  kind: 'free'
-  requestId: string
-  attempt: number
-  row: OnceRow | undefined
-}
 
 /**
  * A SQLite-backed Durable Object whose state is the effect, with exactly-once
@@ -79,11 +73,21 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
    */
   protected abstract readonly app: OnceObjectApp
 
-  readonly #records: OnceRecords
+  readonly #table: OnceRecords | undefined
+  /** Why this object cannot keep records (its class was migrated without SQLite storage), or undefined. */
+  readonly #misconfigured: string | undefined
   /** Lease routes running in this instance, by lookup, with their token: memory that dies with the instance. */
   readonly #running = new Map<string, string>()
   /** Duplicates of a running lease route, woken when it commits or releases. */
   readonly #waiters = new Waiters()
+  /** What a lease route's run needs of this object (once-object-lease.ts). */
+  readonly #lease: LeaseHost = {
+    records: () => this.#records,
+    running: this.#running,
+    waiters: this.#waiters,
+    request: (call, requestId, signal) => this.#request(call, requestId, signal),
+    fetch: (request) => this.#app().fetch(request, this.env, this.#executionCtx),
+  }
   readonly #executionCtx: ExecutionContext
   /** The request id of the keyed method call running now, if any. */
   #calling: string | undefined
@@ -106,7 +110,13 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
-    this.#records = new OnceRecords(ctx.storage.sql)
+    try {
+      this.#table = new OnceRecords(ctx.storage.sql)
+    } catch (err) {
+      // Every call would fail the same way: callers get a 500 that says so, not a retryable 503 for ever.
+      if (!/SQL/i.test(String(err))) throw err
+      this.#misconfigured = `${this.constructor.name} needs SQLite storage: declare it under new_sqlite_classes in a wrangler.toml migration (${String(err)})`
+    }
     this.#executionCtx = { waitUntil: (p) => ctx.waitUntil(p), passThroughOnException: () => {}, props: {} } as ExecutionContext
   }
 
@@ -134,7 +144,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       const seen = this.#classify(id, Date.now())
       if (seen.kind === 'free') {
         // Decided on the path the app routes by, however the client spelled it.
-        return leaseDeclared(this.#app(), () => new Request(call.url, { method: call.method, headers: call.headers }), this.env) ? this.#runLeased(call, id, seen) : this.#runAtomic(call, id, seen)
+        return leaseDeclared(this.#app(), () => new Request(call.url, { method: call.method, headers: call.headers }), this.env) ? runLeased(this.#lease, call, id, seen) : this.#runAtomic(call, id, seen)
       }
       if (seen.kind !== 'in_flight') return seen
       const left = deadline - Date.now()
@@ -266,8 +276,14 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
         const seen = stillSynchronous ?? this.#classify(id, Date.now())
         if (seen.kind !== 'free') return seen
         free = seen
-        const res = await this.#fetch(call, seen.requestId)
-        const { answer, stored, final } = await readReply(res, call.policy, seen.requestId, id.key)
+        let read: Awaited<ReturnType<typeof readReply>>
+        try {
+          read = await readReply(await this.#fetch(call, seen.requestId), call.policy, seen.requestId, id.key)
+        } catch (err) {
+          // A thrown non-Error (Hono answers the rest), a body that broke off: rolled back, nothing applied.
+          throw new Rollback(appFailed(err, seen.requestId, id.key, 'its writes were rolled back; nothing was applied'))
+        }
+        const { answer, stored, final } = read
         if (!final) throw new Rollback(answer)
         const expiresAt = Date.now() + call.policy.ttlMs
         this.#records.commit(id.lookup, seen.row, id.fingerprint, seen.requestId, seen.attempt, stored, expiresAt)
@@ -304,73 +320,28 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
   }
 
   /**
-   * Runs a lease route as `once()` runs a handler: the record is in flight
-   * while the app runs (duplicates wait or get `in_flight`), then holds the
-   * final reply, or is released for a retry. Bounded by `maxRunMs`.
-   */
-  async #runLeased(call: OnceCall, id: OnceCallIdentity, free: Free): Promise<OnceAnswer> {
-    const { lookup } = id
-    const { policy } = call
-    const token = crypto.randomUUID()
-    // Kept past its TTL while it may still run, so no sweep takes a running record.
-    this.#records.hold(lookup, free.row, id.fingerprint, free.requestId, free.attempt, token, Date.now() + policy.ttlMs + policy.maxRunMs)
-    this.#running.set(lookup, token)
-    let timer: ReturnType<typeof setTimeout> | undefined
-    // Aborted at maxRunMs, when the key is released: the handler's cue (c.req.raw.signal) to stop before it writes.
-    const abandoned = new AbortController()
-    const release = () => {
-      if (this.#records.holds(lookup, token)) {
-        this.#records.hold(lookup, undefined, id.fingerprint, free.requestId, free.attempt, null, Date.now() + policy.ttlMs)
-      }
-    }
-    try {
-      const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), policy.maxRunMs)))
-      const work = (async () => {
-        const res = await this.#fetch(call, free.requestId, abandoned.signal)
-        return readReply(res, policy, free.requestId, id.key)
-      })()
-      let outcome: Awaited<typeof work> | 'timeout'
-      try {
-        outcome = await Promise.race([work, timeout])
-      } catch (err) {
-        release()
-        throw err
-      }
-      if (outcome === 'timeout') {
-        work.catch(() => {}) // a hung handler that fails later has nobody left to tell
-        console.warn(`hono-once: handler of ${free.requestId} ran past maxRunMs (${policy.maxRunMs} ms); its key is released`)
-        release()
-        abandoned.abort(new Error(`hono-once: the handler ran past maxRunMs (${policy.maxRunMs} ms); its key is released and a retry may run it again`))
-        return { kind: 'timed_out', requestId: free.requestId }
-      }
-      const { answer, stored, final } = outcome
-      if (!final) {
-        release()
-        return { kind: 'new', requestId: free.requestId, reply: answer, committed: false, expiresAt: Date.now() + policy.ttlMs }
-      }
-      const expiresAt = Date.now() + policy.ttlMs
-      if (this.#records.holds(lookup, token)) this.#records.commit(lookup, undefined, id.fingerprint, free.requestId, free.attempt, stored, expiresAt)
-      return { kind: 'new', requestId: free.requestId, reply: answer, committed: true, expiresAt }
-    } finally {
-      if (timer !== undefined) clearTimeout(timer)
-      if (this.#running.get(lookup) === token) this.#running.delete(lookup)
-      this.#waiters.wake(lookup)
-    }
-  }
-
-  /**
    * Runs the app on the forwarded request: the original method, URL and headers, with `Once-Request-Id` set when
    * keyed and removed when not (the header is the object's word, never the client's), and `signal` when given.
    */
-  #fetch(call: OnceCall, requestId: string | undefined, signal?: AbortSignal): Promise<Response> | Response {
+  #fetch(call: OnceCall, requestId: string | undefined): Promise<Response> | Response {
+    return this.#app().fetch(this.#request(call, requestId), this.env, this.#executionCtx)
+  }
+
+  /** The request the app gets for a forwarded one (see {@link #fetch}), with `signal` when given. */
+  #request(call: OnceCall, requestId: string | undefined, signal?: AbortSignal): Request {
     const headers = new Headers(call.headers)
     if (requestId !== undefined) headers.set('once-request-id', requestId)
     else headers.delete('once-request-id')
     const bodyless = call.method === 'GET' || call.method === 'HEAD'
-    const request = bodyless
+    return bodyless
       ? new Request(call.url, signal ? { method: call.method, headers, signal } : { method: call.method, headers })
       : new BufferedRequest(call.url, call.method, headers, call.body, signal)
-    return this.#app().fetch(request, this.env, this.#executionCtx)
+  }
+
+  /** The records table; throws the misconfiguration found at start-up, if any. */
+  get #records(): OnceRecords {
+    if (!this.#table) throw new Error(`${MISCONFIGURED} ${this.#misconfigured ?? 'no records table'}`)
+    return this.#table
   }
 
   /** The subclass's app; a class without one (JavaScript, or a silenced type error) is a misconfiguration every request would meet. */

@@ -45,6 +45,26 @@ export function withCallerHeaders(res: Response, outer: Headers): Response {
   return res
 }
 
+/**
+ * Answers with `res`, an answer of the middleware's own, as the caller's
+ * answer: with the caller's headers ({@link withCallerHeaders}), set as
+ * `c.res` in place of whatever was there. Returned to Hono as it is, a
+ * response is merged with an existing `c.res`, whose cookies then replace
+ * all of the answer's (a replay's stored ones, an object's session cookie).
+ *
+ * @param c - the request context
+ * @param res - the answer
+ * @param caller - the caller's headers, taken before anything ran
+ * @returns the answer as set on `c`
+ * @example
+ * return answerWith(c, replayResponse(reply), caller)
+ */
+export function answerWith(c: Context, res: Response, caller: Headers): Response {
+  c.res = undefined
+  c.res = withCallerHeaders(res, caller)
+  return c.res
+}
+
 /** Headers that describe a body: an answer keeps its own. */
 const BODY_HEADERS: ReadonlySet<string> = new Set(['content-type', 'content-length', 'content-encoding'])
 

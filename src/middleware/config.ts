@@ -79,7 +79,7 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     namespace,
     shards,
     locationHint,
-    gated: new Set(methods.map((m) => m.toUpperCase())),
+    gated: gatedMethods(methods),
     required,
     scope:
       scope ??
@@ -125,4 +125,15 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
       return cache
     },
   }
+}
+
+/**
+ * The methods a route gates: those `methods` names, and HEAD with GET (Hono
+ * runs a GET route for a HEAD, so an ungated HEAD would run a gated GET's
+ * handler without a key or a record).
+ */
+function gatedMethods(methods: readonly string[]): ReadonlySet<string> {
+  const gated = new Set(methods.map((m) => m.toUpperCase()))
+  if (gated.has('GET')) gated.add('HEAD')
+  return gated
 }

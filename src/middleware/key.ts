@@ -1,4 +1,6 @@
+import type { Context } from 'hono'
 import { parseItem } from 'structured-headers'
+import { problemException } from './problem.js'
 
 /**
  * Longest key accepted, as Stripe does.
@@ -50,4 +52,35 @@ export function parseIdempotencyKey(header: string): { ok: true; key: string } |
   if (key.length > MAX_KEY_LENGTH) return { ok: false, error: 'too-long' }
   if (!PRINTABLE.test(key)) return { ok: false, error: 'malformed' }
   return { ok: true, key }
+}
+
+const KEY_ERRORS = {
+  empty: 'The Idempotency-Key header is empty.',
+  'too-long': 'The Idempotency-Key is longer than 255 characters.',
+  malformed: 'The Idempotency-Key must be a structured-field string ("...") or a bare token of printable ASCII.',
+} as const satisfies Record<KeyError, string>
+
+/**
+ * The key of a request, as `once()` and `onceObject()` read it: the parsed
+ * `Idempotency-Key`, or undefined when there is none and none is required.
+ *
+ * @param c - the request context
+ * @param config - whether a key is required
+ * @returns the key, or undefined
+ * @throws HTTPException carrying a 400 problem: `key-missing` (required, none given) or `key-malformed`
+ * @example
+ * const key = readKey(c, config) // 'order-17' for Idempotency-Key: "order-17"
+ */
+export function readKey(c: Context, config: { required: boolean }): string | undefined {
+  const header = c.req.header('idempotency-key')
+  if (header === undefined) {
+    if (!config.required) return undefined
+    throw problemException('key-missing', {
+      detail: `${c.req.method} requests need an Idempotency-Key header, e.g. Idempotency-Key: "${crypto.randomUUID()}".`,
+      instance: c.req.path,
+    })
+  }
+  const parsed = parseIdempotencyKey(header)
+  if (!parsed.ok) throw problemException('key-malformed', { detail: KEY_ERRORS[parsed.error], instance: c.req.path })
+  return parsed.key
 }

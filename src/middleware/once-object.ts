@@ -6,8 +6,9 @@ import { MISCONFIGURED } from '../durable/schema.js'
 import { optionsError } from '../shared/options.js'
 import { resolveConfig } from './config.js'
 import { readBody } from './body.js'
+import { answerWith, callerHeaders } from './caller-headers.js'
 import { identify } from './identify.js'
-import { parseIdempotencyKey } from './key.js'
+import { readKey } from './key.js'
 import type { OnceOptions } from './options.js'
 import { validateOptions } from './options.js'
 import { inFlight, problem, problemException } from './problem.js'
@@ -69,6 +70,7 @@ export type OnceObjectOnceOptions = Pick<
   | 'methods'
   | 'required'
   | 'scope'
+  | 'unscoped'
   | 'fingerprint'
   | 'ttlSeconds'
   | 'maxRunMs'
@@ -92,6 +94,7 @@ const ALLOWED: ReadonlySet<string> = new Set<keyof OnceObjectOptions>([
   'methods',
   'required',
   'scope',
+  'unscoped',
   'fingerprint',
   'ttlSeconds',
   'maxRunMs',
@@ -102,12 +105,6 @@ const ALLOWED: ReadonlySet<string> = new Set<keyof OnceObjectOptions>([
   'replayHeaders',
   'replayCache',
 ])
-
-const KEY_ERRORS = {
-  empty: 'The Idempotency-Key header is empty.',
-  'too-long': 'The Idempotency-Key is longer than 255 characters.',
-  malformed: 'The Idempotency-Key must be a structured-field string ("...") or a bare token of printable ASCII.',
-} as const
 
 /**
  * Exactly-once in one round trip, for state that lives in a Durable Object
@@ -338,21 +335,13 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
   }
 
   return async function onceObject(c) {
-    let key: string | undefined
-    if (config.gated.has(c.req.method)) {
-      const header = c.req.header('idempotency-key')
-      if (header === undefined && config.required) {
-        throw problemException('key-missing', {
-          detail: `${c.req.method} requests need an Idempotency-Key header, e.g. Idempotency-Key: "${crypto.randomUUID()}".`,
-          instance: c.req.path,
-        })
-      }
-      if (header !== undefined) {
-        const parsed = parseIdempotencyKey(header)
-        if (!parsed.ok) throw problemException('key-malformed', { detail: KEY_ERRORS[parsed.error], instance: c.req.path })
-        key = parsed.key
-      }
-    }
+    // Every answer is the object's or this middleware's own: the caller's headers go onto it (caller-headers.ts).
+    const caller = callerHeaders(c)
+    return answerWith(c, await answer(c), caller)
+  }
+
+  async function answer(c: Context<E>): Promise<Response> {
+    const key = config.gated.has(c.req.method) ? readKey(c as Context, config) : undefined
     // A gated method with its key gets a record, a GET among `methods` too (as once() does).
     if (key !== undefined) return keyed(c, key)
     if (c.req.method === 'GET' || c.req.method === 'HEAD') return plain(c)

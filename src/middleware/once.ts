@@ -1,19 +1,13 @@
 import type { Context, MiddlewareHandler, Next } from 'hono'
 import { admit } from './admit.js'
-import { callerHeaders, withCallerHeaders } from './caller-headers.js'
+import { answerWith, callerHeaders } from './caller-headers.js'
 import { type OnceConfig, resolveConfig } from './config.js'
 import { identify } from './identify.js'
-import { parseIdempotencyKey } from './key.js'
+import { readKey } from './key.js'
 import type { OnceOptions } from './options.js'
-import { problemException } from './problem.js'
 import { run } from './run.js'
 import type { OnceVariables } from './types.js'
 
-const KEY_ERRORS = {
-  empty: 'The Idempotency-Key header is empty.',
-  'too-long': 'The Idempotency-Key is longer than 255 characters.',
-  malformed: 'The Idempotency-Key must be a structured-field string ("...") or a bare token of printable ASCII.',
-} as const
 
 /**
  * Exactly-once middleware: each state-changing request with an
@@ -57,25 +51,10 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
   }
 }
 
-/** The parsed key, or undefined when there is none and none is required; a bad key throws a 400 problem. */
-function readKey(c: Context, config: OnceConfig): string | undefined {
-  const header = c.req.header('idempotency-key')
-  if (header === undefined) {
-    if (!config.required) return undefined
-    throw problemException('key-missing', {
-      detail: `${c.req.method} requests need an Idempotency-Key header, e.g. Idempotency-Key: "${crypto.randomUUID()}".`,
-      instance: c.req.path,
-    })
-  }
-  const parsed = parseIdempotencyKey(header)
-  if (!parsed.ok) throw problemException('key-malformed', { detail: KEY_ERRORS[parsed.error], instance: c.req.path })
-  return parsed.key
-}
-
 async function handleKeyed(c: Context, next: Next, config: OnceConfig, key: string): Promise<Response | undefined> {
   const id = await identify(c, config, key)
-  if (id instanceof Response) return withCallerHeaders(id, callerHeaders(c))
+  if (id instanceof Response) return answerWith(c, id, callerHeaders(c))
   const admitted = await admit(c, config, id)
-  if (admitted instanceof Response) return withCallerHeaders(admitted, callerHeaders(c))
+  if (admitted instanceof Response) return answerWith(c, admitted, callerHeaders(c))
   return run(c, next, config, id, admitted)
 }

@@ -26,7 +26,8 @@ export type RpcFault = 'misconfigured' | 'overloaded' | 'retryable' | 'unavailab
  */
 export function rpcFault(err: unknown): RpcFault {
   const text = String(err)
-  if (text.includes(MISCONFIGURED) || /does not implement|not a function|RPC receiver|is not a Durable Object/i.test(text)) return 'misconfigured'
+  // The runtime's own word for a class migrated without SQLite storage: every call fails alike.
+  if (text.includes(MISCONFIGURED) || /does not implement|not a function|RPC receiver|is not a Durable Object|SQL is not enabled/i.test(text)) return 'misconfigured'
   const flags = (typeof err === 'object' && err !== null ? err : {}) as { retryable?: unknown; overloaded?: unknown }
   if (flags.overloaded === true) return 'overloaded'
   if (flags.retryable === true) return 'retryable'

@@ -1,0 +1,125 @@
+/**
+ * Lease routes of an `OnceObject` (`onceRoute({ lease: true })`): a
+ * handler that calls out cannot run in one storage transaction, so it runs
+ * as `once()` runs a handler: its record in flight while the app runs,
+ * renewed by nothing (the object itself runs it), bounded by `maxRunMs`.
+ */
+import { isFinalStatus } from '../shared/applied.js'
+import type { Waiters } from '../shared/waiters.js'
+import type { OnceRecords, OnceRow } from './once-object-records.js'
+import { appFailed, lostReply, readReply } from './once-object-reply.js'
+import { answeredStatus } from './once-object-route.js'
+import type { OnceAnswer, OnceCall, OnceCallIdentity } from './once-object-types.js'
+import type { StoredReply } from './types.js'
+
+/** The answer of a free key, before it runs: the request id and attempt it runs as, and the row it replaces. */
+export interface Free {
+  kind: 'free'
+  requestId: string
+  attempt: number
+  row: OnceRow | undefined
+}
+
+/** What a lease route's run needs of its `OnceObject`. */
+export interface LeaseHost {
+  records: () => OnceRecords
+  /** Lookups whose lease route runs in this instance, with the run's token. */
+  running: Map<string, string>
+  waiters: Waiters
+  /** The request the object's app gets for the forwarded one. */
+  request: (call: OnceCall, requestId: string, signal: AbortSignal) => Request
+  /** Runs the object's app on it. */
+  fetch: (request: Request) => Promise<Response> | Response
+}
+
+/**
+ * Runs a lease route: the record is in flight while the app runs (duplicates
+ * wait or get `in_flight`), then holds the final reply, or is released for a
+ * retry. Past `maxRunMs` before the app answered, the key is released (the
+ * app's signal aborts; the client gets a retryable 504). Once it answered a
+ * final status the request took effect: nothing releases the key, and a
+ * reply that breaks off or is still being read at `maxRunMs` is stored as
+ * `reply-lost` (docs/once.md's rule, as `once()` keeps it).
+ *
+ * @param host - the object's records, running lease routes, waiters and app
+ * @param call - the forwarded request
+ * @param id - its identity
+ * @param free - the free record it runs as
+ * @returns the outcome
+ * @example
+ * return runLeased(this.#lease, call, id, seen)
+ */
+export async function runLeased(host: LeaseHost, call: OnceCall, id: OnceCallIdentity, free: Free): Promise<OnceAnswer> {
+const records = host.records()
+  const { lookup } = id
+  const { policy } = call
+  const { requestId } = free
+  const token = crypto.randomUUID()
+  // Kept past its TTL while it may still run, so no sweep takes a running record.
+  records.hold(lookup, free.row, id.fingerprint, requestId, free.attempt, token, Date.now() + policy.ttlMs + policy.maxRunMs)
+  host.running.set(lookup, token)
+  let timer: ReturnType<typeof setTimeout> | undefined
+  // Aborted at maxRunMs, when the key is released: the handler's cue (c.req.raw.signal) to stop before it writes.
+  const abandoned = new AbortController()
+  const holds = () => records.holds(lookup, token)
+  const release = () => {
+    if (holds()) records.hold(lookup, undefined, id.fingerprint, requestId, free.attempt, null, Date.now() + policy.ttlMs)
+  }
+  /** Commits `stored` as the final reply, while this run still holds the key. */
+  const commit = (stored: StoredReply, expiresAt: number) => {
+    if (holds()) records.commit(lookup, undefined, id.fingerprint, requestId, free.attempt, stored, expiresAt)
+  }
+  try {
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), policy.maxRunMs)))
+    const request = host.request(call, requestId, abandoned.signal)
+    let res: Response | 'timeout'
+    try {
+      res = await Promise.race([host.fetch(request), timeout])
+    } catch (err) {
+      // What Hono does not turn into an answer (a thrown non-Error): nothing final was answered.
+      release()
+      return { kind: 'new', requestId, reply: appFailed(err, requestId, id.key, 'its key is free for the retry (a lease route\'s writes are not rolled back)'), committed: false, expiresAt: Date.now() + policy.ttlMs }
+    }
+    if (res === 'timeout' && isFinalStatus(answeredStatus(request) ?? 500)) {
+      // The route answered a final status (it took effect); middleware around it ran long: never released.
+      const expiresAt = Date.now() + policy.ttlMs
+      const lost = lostReply(`The request took effect with status ${answeredStatus(request)}, but the app did not finish within maxRunMs (${policy.maxRunMs} ms). It will not run again.`, requestId, id.key)
+      commit(lost, expiresAt)
+      return { kind: 'new', requestId, reply: lost, committed: true, expiresAt }
+    }
+    if (res === 'timeout') {
+      console.warn(`hono-once: handler of ${requestId} ran past maxRunMs (${policy.maxRunMs} ms); its key is released`)
+      release()
+      abandoned.abort(new Error(`hono-once: the handler ran past maxRunMs (${policy.maxRunMs} ms); its key is released and a retry may run it again`))
+      return { kind: 'timed_out', requestId }
+    }
+    if (!isFinalStatus(res.status)) {
+      // Nothing final: the key is given back whatever the reply's body does.
+      release()
+      const { answer } = await readReply(res, policy, requestId, id.key).catch(() => ({ answer: { status: res.status, headers: [], body: new Uint8Array() } }))
+      return { kind: 'new', requestId, reply: answer, committed: false, expiresAt: Date.now() + policy.ttlMs }
+    }
+    // A final status: it took effect. From here nothing releases the key; what cannot be read is reply-lost.
+    const status = res.status
+    let read: Awaited<ReturnType<typeof readReply>> | 'timeout' | 'broken'
+    try {
+      read = await Promise.race([readReply(res, policy, requestId, id.key), timeout])
+    } catch (err) {
+      console.error(`hono-once: the reply of ${requestId} broke off; duplicates get reply-lost`, err)
+      read = 'broken'
+    }
+    const expiresAt = Date.now() + policy.ttlMs
+    if (read === 'timeout' || read === 'broken') {
+      const why = read === 'timeout' ? `its reply was still being read at maxRunMs (${policy.maxRunMs} ms)` : 'its reply could not be read'
+      const lost = lostReply(`The request took effect with status ${status}, but ${why}. It will not run again.`, requestId, id.key)
+      commit(lost, expiresAt)
+      return { kind: 'new', requestId, reply: lost, committed: true, expiresAt }
+    }
+    commit(read.stored, expiresAt)
+    return { kind: 'new', requestId, reply: read.answer, committed: true, expiresAt }
+  } finally {
+    if (timer !== undefined) clearTimeout(timer)
+    if (host.running.get(lookup) === token) host.running.delete(lookup)
+    host.waiters.wake(lookup)
+  }
+}
