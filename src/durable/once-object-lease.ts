@@ -8,7 +8,7 @@ import { isFinalStatus } from '../shared/applied.js'
 import type { Waiters } from '../shared/waiters.js'
 import type { OnceRecords, OnceRow } from './once-object-records.js'
 import { appFailed, lostReply, readReply } from './once-object-reply.js'
-import { answeredStatus } from './once-object-route.js'
+import { answeredStatus, forgetAnswer } from './once-object-route.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity } from './once-object-types.js'
 import type { StoredReply } from './types.js'
 
@@ -69,23 +69,31 @@ const records = host.records()
   const commit = (stored: StoredReply, expiresAt: number) => {
     if (holds()) records.commit(lookup, undefined, id.fingerprint, requestId, free.attempt, stored, expiresAt)
   }
+  /** What duplicates get when the route answered a final status (it took effect) and `why` no reply can be kept. */
+  const kept = (status: number, why: string): OnceAnswer => {
+    const expiresAt = Date.now() + policy.ttlMs
+    const lost = lostReply(`The request took effect with status ${status}, but ${why}. It will not run again.`, requestId, id.key)
+    commit(lost, expiresAt)
+    return { kind: 'new', requestId, reply: lost, committed: true, expiresAt }
+  }
+  forgetAnswer(requestId) // an earlier attempt's, in this isolate
   try {
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), policy.maxRunMs)))
-    const request = host.request(call, requestId, abandoned.signal)
     let res: Response | 'timeout'
     try {
-      res = await Promise.race([host.fetch(request), timeout])
+      res = await Promise.race([host.fetch(host.request(call, requestId, abandoned.signal)), timeout])
     } catch (err) {
-      // What Hono does not turn into an answer (a thrown non-Error): nothing final was answered.
+      // What Hono does not turn into an answer (a thrown non-Error), by the route or by middleware around it.
+      const answered = answeredStatus(requestId)
+      if (answered !== undefined && isFinalStatus(answered)) return kept(answered, `the app then failed (${String(err).slice(0, 200)})`)
       release()
-      return { kind: 'new', requestId, reply: appFailed(err, requestId, id.key, 'its key is free for the retry (a lease route\'s writes are not rolled back)'), committed: false, expiresAt: Date.now() + policy.ttlMs }
+      return { kind: 'new', requestId, reply: appFailed(err, requestId, id.key, "its key is free for the retry (a lease route's writes are not rolled back)"), committed: false, expiresAt: Date.now() + policy.ttlMs }
     }
-    if (res === 'timeout' && isFinalStatus(answeredStatus(request) ?? 500)) {
-      // The route answered a final status (it took effect); middleware around it ran long: never released.
-      const expiresAt = Date.now() + policy.ttlMs
-      const lost = lostReply(`The request took effect with status ${answeredStatus(request)}, but the app did not finish within maxRunMs (${policy.maxRunMs} ms). It will not run again.`, requestId, id.key)
-      commit(lost, expiresAt)
-      return { kind: 'new', requestId, reply: lost, committed: true, expiresAt }
+    // The route's own answer, when onceRoute() saw it: middleware around the route may have answered another since.
+    const answered = answeredStatus(requestId)
+    if (answered !== undefined && isFinalStatus(answered) && (res === 'timeout' || !isFinalStatus(res.status))) {
+      // It took effect; then middleware around it ran long, or failed (a 500 of Hono's): never released.
+      return kept(answered, res === 'timeout' ? `the app did not finish within maxRunMs (${policy.maxRunMs} ms)` : `the app then answered ${res.status}`)
     }
     if (res === 'timeout') {
       console.warn(`hono-once: handler of ${requestId} ran past maxRunMs (${policy.maxRunMs} ms); its key is released`)
@@ -94,13 +102,14 @@ const records = host.records()
       return { kind: 'timed_out', requestId }
     }
     if (!isFinalStatus(res.status)) {
-      // Nothing final: the key is given back whatever the reply's body does.
+      // Nothing final: the key is given back, whatever the reply's body does (read within maxRunMs, else dropped).
       release()
-      const { answer } = await readReply(res, policy, requestId, id.key).catch(() => ({ answer: { status: res.status, headers: [], body: new Uint8Array() } }))
-      return { kind: 'new', requestId, reply: answer, committed: false, expiresAt: Date.now() + policy.ttlMs }
+      const bare = { status: res.status, headers: [] as [string, string][], body: new Uint8Array() }
+      const read = await Promise.race([readReply(res, policy, requestId, id.key).catch(() => undefined), timeout])
+      if (read === 'timeout') void res.body?.cancel().catch(() => {})
+      return { kind: 'new', requestId, reply: read === 'timeout' || read === undefined ? bare : read.answer, committed: false, expiresAt: Date.now() + policy.ttlMs }
     }
     // A final status: it took effect. From here nothing releases the key; what cannot be read is reply-lost.
-    const status = res.status
     let read: Awaited<ReturnType<typeof readReply>> | 'timeout' | 'broken'
     try {
       read = await Promise.race([readReply(res, policy, requestId, id.key), timeout])
@@ -108,17 +117,14 @@ const records = host.records()
       console.error(`hono-once: the reply of ${requestId} broke off; duplicates get reply-lost`, err)
       read = 'broken'
     }
+    if (read === 'timeout') return kept(res.status, `its reply was still being read at maxRunMs (${policy.maxRunMs} ms)`)
+    if (read === 'broken') return kept(res.status, 'its reply could not be read')
     const expiresAt = Date.now() + policy.ttlMs
-    if (read === 'timeout' || read === 'broken') {
-      const why = read === 'timeout' ? `its reply was still being read at maxRunMs (${policy.maxRunMs} ms)` : 'its reply could not be read'
-      const lost = lostReply(`The request took effect with status ${status}, but ${why}. It will not run again.`, requestId, id.key)
-      commit(lost, expiresAt)
-      return { kind: 'new', requestId, reply: lost, committed: true, expiresAt }
-    }
     commit(read.stored, expiresAt)
     return { kind: 'new', requestId, reply: read.answer, committed: true, expiresAt }
   } finally {
     if (timer !== undefined) clearTimeout(timer)
+    forgetAnswer(requestId)
     if (host.running.get(lookup) === token) host.running.delete(lookup)
     host.waiters.wake(lookup)
   }

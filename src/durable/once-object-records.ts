@@ -74,7 +74,7 @@ export class OnceRecords {
    */
   #known: Set<string> | undefined
   #loaded = false
-  /** Records written since the last sweep: the next one deletes up to twice as many expired ones. */
+  /** Record rows written since the last sweep (committed, held or released): the next one deletes up to twice as many expired ones. */
   #written = 0
 
   constructor(private readonly sql: SqlStorage) {
@@ -134,6 +134,7 @@ export class OnceRecords {
    */
   hold(lookup: string, previous: OnceRow | undefined, fingerprint: string, requestId: string, attempt: number, token: string | null, expiresAt: number): void {
     this.#remember(lookup)
+    this.#written++
     if (previous && previous.chunks > 0) this.#deleteChunks(lookup)
     this.sql.exec(
       `INSERT INTO once_records (lookup, fingerprint, request_id, state, token, attempt, expires_at)

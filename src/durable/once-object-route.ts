@@ -34,33 +34,46 @@ let leaseMarkersMade = 0
  * })
  */
 export function onceRoute(options: OnceRouteOptions = {}): MiddlewareHandler {
+  const lease = options.lease === true
   const marker: MiddlewareHandler = async function onceRoute(c, next) {
     await next()
-    // The route's answer, for the lease's run: middleware around the route may still run long after it.
-    if (c.finalized) answered.set(c.req.raw, c.res.status)
+    // The route's answer, for the lease's run: middleware around the route may still run long, or fail, after it.
+    // By the request id the object set (a header survives a middleware that gives the route another request).
+    const requestId = c.req.header('once-request-id')
+    if (lease && requestId !== undefined && c.finalized) answered.set(requestId, c.res.status)
   }
-  if (options.lease === true) {
+  if (lease) {
     leaseMarkers.add(marker)
     leaseMarkersMade++
   }
   return marker
 }
 
-/** The status a lease route answered, by the request the object gave its app (see {@link answeredStatus}). */
-const answered = new WeakMap<Request, number>()
+/** The status a lease route answered, by the request id the object gave its run (see {@link answeredStatus}). */
+const answered = new Map<string, number>()
 
 /**
- * The status the route of `request` answered, once its handler (and what
- * runs after `onceRoute()` on the route) returned; undefined before, or when
- * a middleware gave the route another request object.
+ * The status the lease route of a run answered, once its handler (and what
+ * runs after `onceRoute()` on the route) returned; undefined before.
  *
- * @param request - the request the object gave its app
+ * @param requestId - the run's request id (`Once-Request-Id`, set by the object)
  * @returns the answer's status, or undefined
  * @example
- * if (isFinalStatus(answeredStatus(request) ?? 500)) … // took effect, though the app's middleware still runs
+ * if (isFinalStatus(answeredStatus(requestId) ?? 500)) … // took effect, though the app's middleware still runs
  */
-export function answeredStatus(request: Request): number | undefined {
-  return answered.get(request)
+export function answeredStatus(requestId: string): number | undefined {
+  return answered.get(requestId)
+}
+
+/**
+ * Forgets what a run answered: before it starts (an earlier attempt's) and once it ended.
+ *
+ * @param requestId - the run's request id
+ * @example
+ * forgetAnswer(requestId)
+ */
+export function forgetAnswer(requestId: string): void {
+  answered.delete(requestId)
 }
 
 /** Hono's router and its path of a request, as far as finding a request's handlers needs them. */

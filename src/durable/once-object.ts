@@ -114,7 +114,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       this.#table = new OnceRecords(ctx.storage.sql)
     } catch (err) {
       // Every call would fail the same way: callers get a 500 that says so, not a retryable 503 for ever.
-      if (!/SQL/i.test(String(err))) throw err
+      if (!/SQL is not enabled|new_sqlite_classes/i.test(String(err))) throw err
       this.#misconfigured = `${this.constructor.name} needs SQLite storage: declare it under new_sqlite_classes in a wrangler.toml migration (${String(err)})`
     }
     this.#executionCtx = { waitUntil: (p) => ctx.waitUntil(p), passThroughOnException: () => {}, props: {} } as ExecutionContext
@@ -136,8 +136,13 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     this.#records.sweep(now)
     const id = call.identity
     if (!id) {
-      const res = await this.#fetch(call, undefined)
-      return { kind: 'plain', reply: (await readReply(res, { ...call.policy, maxReplyBytes: Number.MAX_SAFE_INTEGER }, '', '')).answer }
+      try {
+        const res = await this.#fetch(call, undefined)
+        return { kind: 'plain', reply: (await readReply(res, { ...call.policy, maxReplyBytes: Number.MAX_SAFE_INTEGER }, '', '')).answer }
+      } catch (err) {
+        // The app's failure (a thrown non-Error, a body that broke off), not the object's: nothing records the request.
+        return { kind: 'plain', reply: appFailed(err, '', '', 'nothing records this request (it had no key)') }
+      }
     }
     const deadline = now + call.policy.waitMs
     for (;;) {
