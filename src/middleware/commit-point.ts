@@ -9,7 +9,7 @@ import { problem } from './problem.js'
 import { isFinalStatus } from '../shared/applied.js'
 import { captureReply, replayedByDefault, replayResponse, replyHead } from '../shared/reply.js'
 import { cacheKeyOf } from './reply-cache.js'
-import { withCallerHeaders } from './caller-headers.js'
+import { answerWith, withCallerHeaders } from './caller-headers.js'
 import { nextTurn, waitUntilOf } from '../shared/background.js'
 import type { CommitOptions } from './types.js'
 
@@ -128,10 +128,7 @@ export class CommitPoint {
     const failed = !isFinalStatus(c.res.status) || this.appliedNothing(c.res)
     if (this.#phase === 'final') {
       // Past the roll-forward point a failure answers with the committed reply.
-      if (failed && this.#reply && this.#reply.args === undefined) {
-        c.res = undefined
-        c.res = this.#own(replayResponse(this.#reply, false))
-      }
+      if (failed && this.#reply && this.#reply.args === undefined) answerWith(c, replayResponse(this.#reply, false), this.caller)
       return
     }
     if (this.#phase === 'running' && failed) return this.abandon()
@@ -149,7 +146,7 @@ export class CommitPoint {
         // A final status whose body broke off mid-stream: it took effect, but its reply is gone. Say so, for good.
         console.error(`hono-once: the reply of ${this.admission.requestId} could not be read; duplicates get reply-lost`, err)
         const reply = await this.#placeholder(`The request took effect with status ${c.res.status}, but its reply could not be read. It will not run again.`)
-        captured = { reply, response: this.#own(replayResponse(reply, false)) }
+        captured = { reply, response: withCallerHeaders(replayResponse(reply, false), this.caller) }
       }
     }
     // Past maxRunMs while the reply was read: the client was answered, and what duplicates get is stored (timedOut).
@@ -272,11 +269,6 @@ export class CommitPoint {
         ?.set(cacheKeyOf(this.id), { fingerprint: this.id.fingerprint, requestId: this.admission.requestId, reply, expiresAt: stored.expiresAt })
     }
     return { again: stored.again === true }
-  }
-
-  /** An answer of once()'s own in place of the handler's, with the caller's headers as the handler's had them. */
-  #own(res: Response): Response {
-    return withCallerHeaders(res, this.caller)
   }
 
   /**

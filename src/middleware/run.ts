@@ -5,7 +5,7 @@ import type { OnceConfig } from './config.js'
 import type { Identity } from './identify.js'
 import { setRelayLink } from '../origin-adapter/relay-link.js'
 import { AdmissionLink } from './admission-link.js'
-import { callerHeaders, withCallerHeaders } from './caller-headers.js'
+import { answerWith, callerHeaders } from './caller-headers.js'
 
 /**
  * Steps 3–5 of a keyed request: runs the handler under the lease, reads its
@@ -74,8 +74,7 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
     const res = await point.timedOut(c.finalized && c.res !== before ? c.res : undefined)
     if (!c.finalized) return res
     // Hono keeps a response the handler already set over one a middleware returns: this answer replaces it.
-    c.res = undefined
-    c.res = withCallerHeaders(res, caller)
+    answerWith(c, res, caller)
     return undefined
   } finally {
     // A commit after the answer keeps the lease renewed, and the ordered comparison waiting, until it lands.

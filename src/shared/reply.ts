@@ -188,11 +188,14 @@ export interface OverLimit {
  * (`encoded`: replayed as they are, never encoded twice). The one reader of
  * replies: `once()` ({@link captureReply}), an `OnceObject` and an origin's
  * receiver all store what it returns. The response's body is consumed
- * (unless it was made by {@link bufferedResponse}).
+ * (unless it was made by {@link bufferedResponse}). Given `maxBytes`, it
+ * reads no further than that and a chunk: a larger body comes back as
+ * {@link OverLimit} (its head, and the whole body as a stream to send on).
  *
  * @param res - the response
  * @param stored - which headers are kept
- * @returns the stored form
+ * @param maxBytes - the largest body read whole (default: no limit)
+ * @returns the stored form, or the head and the stream of a body over `maxBytes`
  * @example
  * const reply = await readStoredReply(res, (name) => name !== 'content-length')
  */

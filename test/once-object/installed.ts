@@ -7,11 +7,10 @@ import { runInDurableObject } from 'cloudflare:test'
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { onceObject, type OnceObjectOptions } from '../../src/index.js'
+import { stubOf } from './helpers.js'
 import type { OnceAccount } from '../once-object/fixture.js'
 
-export const newAccount = (): string => `acct-${crypto.randomUUID()}`
-export const newKey = (): string => `k-${crypto.randomUUID()}`
-export const stubOf = (name: string) => env.ONCE_ACCOUNT.get(env.ONCE_ACCOUNT.idFromName(name))
+export { newAccount, newKey, stubOf, until } from './helpers.js'
 
 /** Replaces the object's app (this instance only) with what `make` builds; `make` runs inside the object. */
 export function install(account: string, make: (obj: OnceAccount, state: DurableObjectState) => Hono): Promise<void> {
@@ -29,16 +28,16 @@ export function addMethods(account: string, make: (obj: OnceAccount, state: Dura
   })
 }
 
-/** A table `r29d` (key, note) the replaced apps write their effects to, one row per effect. */
-export const ensureTable = (sql: SqlStorage) => sql.exec('CREATE TABLE IF NOT EXISTS r29d (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT, note TEXT)')
+/** A table `installed_effects` (key, note) the replaced apps write their effects to, one row per effect. */
+export const ensureTable = (sql: SqlStorage) => sql.exec('CREATE TABLE IF NOT EXISTS installed_effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT, note TEXT)')
 export const write = (sql: SqlStorage, key: string | null | undefined, note = '') => {
   ensureTable(sql)
-  sql.exec('INSERT INTO r29d (key, note) VALUES (?, ?)', key ?? null, note)
+  sql.exec('INSERT INTO installed_effects (key, note) VALUES (?, ?)', key ?? null, note)
 }
 export const rows = (account: string, key: string): Promise<number> =>
   runInDurableObject(stubOf(account), (_obj: OnceAccount, state) => {
     ensureTable(state.storage.sql)
-    return state.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM r29d WHERE key = ?', key).one().n
+    return state.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM installed_effects WHERE key = ?', key).one().n
   })
 
 /** The edge: onceObject() in front of the account named in the path, with outer middleware `use` first. */
@@ -60,11 +59,3 @@ export function edge(options: OnceObjectOptions = {}, use: MiddlewareHandler[] =
   return { app, send }
 }
 
-/** Polls `check` until it holds. */
-export async function until(check: () => Promise<boolean>, tries = 500): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return
-    await scheduler.wait(5)
-  }
-  throw new Error('the condition never held')
-}
