@@ -86,7 +86,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     running: this.#running,
     waiters: this.#waiters,
     request: (call, requestId, signal) => this.#request(call, requestId, signal),
-    fetch: (request) => this.#app().fetch(request, this.env, this.#executionCtx),
+    fetch: (request) => this.#serve(request),
   }
   readonly #executionCtx: ExecutionContext
   /** The request id of the keyed method call running now, if any. */
@@ -250,7 +250,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       headers.delete('once-request-id')
       request = new Request(request, { headers })
     }
-    return this.#app().fetch(request, this.env, this.#executionCtx)
+    return this.#serve(request)
   }
 
   /** What the record of a keyed request says now: an answer, or free to run. */
@@ -326,10 +326,15 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
 
   /**
    * Runs the app on the forwarded request: the original method, URL and headers, with `Once-Request-Id` set when
-   * keyed and removed when not (the header is the object's word, never the client's), and `signal` when given.
+   * keyed and removed when not (the header is the object's word, never the client's).
    */
   #fetch(call: OnceCall, requestId: string | undefined): Promise<Response> | Response {
-    return this.#app().fetch(this.#request(call, requestId), this.env, this.#executionCtx)
+    return this.#serve(this.#request(call, requestId))
+  }
+
+  /** Runs the subclass's app on `request`, with this object's env and execution context. */
+  #serve(request: Request): Promise<Response> | Response {
+    return this.#app().fetch(request, this.env, this.#executionCtx)
   }
 
   /** The request the app gets for a forwarded one (see {@link #fetch}), with `signal` when given. */
