@@ -9,7 +9,7 @@ import { type Free, type LeaseHost, runLeased } from './once-object-lease.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceMethodRequest, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
 import type { StoredReply } from './types.js'
 import { Waiters } from '../shared/waiters.js'
-import { MISCONFIGURED } from './schema.js'
+import { MISCONFIGURED, startupFault } from './schema.js'
 
 /**
  * The Hono app of an {@link OnceObject}, as far as the object needs it
@@ -114,8 +114,9 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       this.#table = new OnceRecords(ctx.storage.sql)
     } catch (err) {
       // Every call would fail the same way: callers get a 500 that says so, not a retryable 503 for ever.
-      if (!/SQL is not enabled|new_sqlite_classes/i.test(String(err))) throw err
-      this.#misconfigured = `${this.constructor.name} needs SQLite storage: declare it under new_sqlite_classes in a wrangler.toml migration (${String(err)})`
+      const why = startupFault(this.constructor.name, ctx.storage, err)
+      if (why === undefined) throw err
+      this.#misconfigured = why
     }
     this.#executionCtx = { waitUntil: (p) => ctx.waitUntil(p), passThroughOnException: () => {}, props: {} } as ExecutionContext
   }

@@ -198,7 +198,7 @@ export function migrate(storage: DurableObjectStorage): number {
   const row = sql.exec<{ v: number }>("SELECT v FROM meta WHERE k = 'schema_version'").toArray()[0]
   const from = row?.v ?? 0
   if (from > SCHEMA_VERSION) {
-    throw new Error(`StableArea storage is at schema version ${from}, newer than this code (${SCHEMA_VERSION}); deploy the newer hono-once`)
+    throw new NewerSchema(`StableArea storage is at schema version ${from}, newer than this code (${SCHEMA_VERSION}); deploy the newer hono-once`)
   }
   if (from === SCHEMA_VERSION) return from
   storage.transactionSync(() => {
@@ -206,6 +206,35 @@ export function migrate(storage: DurableObjectStorage): number {
     sql.exec("INSERT INTO meta (k, v) VALUES ('schema_version', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", SCHEMA_VERSION)
   })
   return from
+}
+
+/** What {@link migrate} throws for storage newer than the code: every start fails alike until the newer code is deployed. */
+export class NewerSchema extends Error {}
+
+/** The runtime's words when a class migrated without SQLite storage (`new_classes`) touches `storage.sql`. */
+export const NO_SQLITE = /SQL is not enabled|new_sqlite_classes/i
+
+/**
+ * Whether what an object's start-up threw makes it unusable until its
+ * configuration or code changes (no SQLite storage, a schema newer than the
+ * code), and why. Any other error may pass (a storage hiccup): rethrow it,
+ * so the runtime resets the object and the next call starts it again,
+ * rather than answering `misconfigured` for the object's lifetime.
+ *
+ * @param className - the object's class, named in the message
+ * @param storage - the object's storage
+ * @param err - what start-up threw
+ * @returns the reason (callers prefix {@link MISCONFIGURED}), or undefined to rethrow `err`
+ * @example
+ * const why = startupFault('StableArea', ctx.storage, err)
+ * if (why === undefined) throw err
+ */
+export function startupFault(className: string, storage: DurableObjectStorage, err: unknown): string | undefined {
+  if (!(storage as Partial<DurableObjectStorage>).sql || NO_SQLITE.test(String(err))) {
+    return `the ${className} class needs SQLite storage: declare it under new_sqlite_classes in a wrangler.toml migration (${String(err)})`
+  }
+  if (err instanceof NewerSchema) return err.message
+  return undefined
 }
 
 /**

@@ -6,7 +6,7 @@ import { catchUpDomains } from './catch-up.js'
 import { Records } from './records.js'
 import { expireRecords, MIN_ALARM_GAP_MS, nextAlarm, RESENDS_PER_ALARM } from './alarm-plan.js'
 import { HealthBySet, resendRelay, type Resender } from './resend.js'
-import { migrate, MISCONFIGURED } from './schema.js'
+import { migrate, MISCONFIGURED, startupFault } from './schema.js'
 import { directoryWake } from './directory.js'
 import { spreadReplicaSets } from './directory-spread.js'
 import { adoptReplicaSets, DRAINED_BY_OPERATOR } from './replica-sets.js'
@@ -62,12 +62,12 @@ export class StableArea extends DurableObject implements StableAreaApi {
       try {
         migrate(ctx.storage)
       } catch (err) {
-        // Not retryable: every call would fail the same way. Callers get a 500 that says so.
-        if (!(ctx.storage as Partial<DurableObjectStorage>).sql || /SQL|sqlite/i.test(String(err))) {
-          this.#misconfigured = `the StableArea class needs SQLite storage: declare it under new_sqlite_classes in a wrangler.toml migration (${String(err)})`
-          return
-        }
-        throw err
+        // No SQLite, or a schema newer than the code: every call would fail alike, so callers get a 500 that says
+        // why. Anything else may pass: thrown, the runtime resets the object and the next call migrates again.
+        const why = startupFault('StableArea', ctx.storage, err)
+        if (why === undefined) throw err
+        this.#misconfigured = why
+        return
       }
       this.#alarmAt = await ctx.storage.getAlarm()
     })

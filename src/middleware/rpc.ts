@@ -1,5 +1,5 @@
 import type { StableArea } from '../durable/stable-area.js'
-import { MISCONFIGURED } from '../durable/schema.js'
+import { MISCONFIGURED, NO_SQLITE } from '../durable/schema.js'
 import type { StableAreaApi } from '../durable/types.js'
 import { problem } from './problem.js'
 
@@ -27,7 +27,7 @@ export type RpcFault = 'misconfigured' | 'overloaded' | 'retryable' | 'unavailab
 export function rpcFault(err: unknown): RpcFault {
   const text = String(err)
   // The runtime's own word for a class migrated without SQLite storage: every call fails alike.
-  if (text.includes(MISCONFIGURED) || /does not implement|not a function|RPC receiver|is not a Durable Object|SQL is not enabled/i.test(text)) return 'misconfigured'
+  if (text.includes(MISCONFIGURED) || /does not implement|not a function|RPC receiver|is not a Durable Object/i.test(text) || NO_SQLITE.test(text)) return 'misconfigured'
   const flags = (typeof err === 'object' && err !== null ? err : {}) as { retryable?: unknown; overloaded?: unknown }
   if (flags.overloaded === true) return 'overloaded'
   if (flags.retryable === true) return 'retryable'

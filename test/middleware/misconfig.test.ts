@@ -1,8 +1,11 @@
 import { env } from 'cloudflare:workers'
+import { evictDurableObject, runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { once, PROBLEM_BASE } from '../../src/index.js'
-import { bank, newKey, problemOf } from '../helpers.js'
+import { SCHEMA_VERSION } from '../../src/durable/schema.js'
+import type { StableArea } from '../../src/durable/stable-area.js'
+import { bank, newKey, problemOf, stubFor } from '../helpers.js'
 
 describe('a user function that throws (issue 7.9)', () => {
   it.each([
@@ -77,5 +80,28 @@ describe('option errors name the path (issue 7.11)', () => {
     [{ locationHint: 'mars' }, /locationHint/],
   ])('%j', (options, message) => {
     expect(() => once(options as never)).toThrow(message)
+  })
+})
+
+describe('a StableArea whose storage is at a newer schema than the code (a rollback after a deploy)', () => {
+  it('answers a non-retryable 500 that says so, not a 503 clients retry for ever', async () => {
+    const { post, effects } = bank()
+    const key = newKey()
+    const stub = await stubFor(key)
+    const setVersion = (v: number) => runInDurableObject(stub, (_o: StableArea, s) => void s.storage.sql.exec("UPDATE meta SET v = ? WHERE k = 'schema_version'", v))
+    await setVersion(SCHEMA_VERSION + 1)
+    await evictDurableObject(stub)
+    try {
+      const res = await post(key)
+      expect(res.status).toBe(500)
+      const p = await problemOf(res)
+      expect(p).toMatchObject({ type: `${PROBLEM_BASE}misconfigured`, retryable: false })
+      expect(p.detail).toMatch(/schema version \d+, newer than this code/)
+      expect(effects.size).toBe(0)
+    } finally {
+      await setVersion(SCHEMA_VERSION)
+      await evictDurableObject(stub)
+    }
+    expect((await post(key)).status).toBe(201) // the newer code deployed: the same key runs
   })
 })
