@@ -183,7 +183,8 @@ export const DRAINED_BY_OPERATOR = 'drained by an operator'
  * directory pushed), inside the object's transaction: a new origin joins (in
  * a domain with history it starts `joining` and is fed the log; in a new
  * domain it is `active` at once), `drain` takes one out of rotation keeping
- * its progress (and its removal puts it back, unless an operator drained it), and an origin no longer listed is removed, its progress kept
+ * its progress (and its removal puts it back, unless an operator drained it; a `suspect` or `stale` replica is out
+ * of rotation already and stays as it is, so a drain never clears suspicion), and an origin no longer listed is removed, its progress kept
  * aside (`removed_replicas`): listed again at the same URL, it resumes where
  * it was (not one removed while `suspect` or `stale`: it comes back new). A listed origin whose URL changes is another server: it starts
  * over as a new one (its progress was the old server's).
@@ -213,8 +214,8 @@ export function syncReplicas(sql: SqlStorage, domain: string, plan: RelayPlan, n
     sql.exec(
       `INSERT INTO replicas (domain, name, url, state, acked, updated_at) VALUES (?1, ?2, ?3, ?4, ?7, ?5)
        ON CONFLICT (domain, name) DO UPDATE SET
-         updated_at = CASE WHEN ?6 OR (state = 'draining' AND reason IS NOT ?8) THEN excluded.updated_at ELSE updated_at END,
-         state = CASE WHEN ?6 THEN 'draining' WHEN state = 'draining' AND reason IS NOT ?8 THEN 'lagging' ELSE state END`,
+         updated_at = CASE WHEN state IN ('suspect', 'stale') THEN updated_at WHEN ?6 OR (state = 'draining' AND reason IS NOT ?8) THEN excluded.updated_at ELSE updated_at END,
+         state = CASE WHEN state IN ('suspect', 'stale') THEN state WHEN ?6 THEN 'draining' WHEN state = 'draining' AND reason IS NOT ?8 THEN 'lagging' ELSE state END`,
       domain,
       o.name,
       o.url,

@@ -46,8 +46,9 @@ export function parseApplied(value: string | null): boolean | undefined {
  * - `not-applied`: nothing was applied (`Once-Applied: ?0`, or no header and
  *   5xx/408/429): safe to send again, to this origin or another. `reason` is
  *   the receiver's problem slug when it gave one; `permanent` when the
- *   refusal will not pass by itself (`handler-failed`, `body-too-large`):
- *   the only answers that count towards poison;
+ *   refusal will not pass by itself (`handler-failed`, `body-too-large`, or
+ *   an app's own 5xx passed on `?0` other than 502, 503 and 504): the only
+ *   answers that count towards poison;
  * - `gap`: the origin needs earlier sequences first (409 with
  *   `Once-Expected-Sequence`, whatever `Once-Applied` says).
  * A timeout or a lost answer is none of these: it is unknown, and the
@@ -72,6 +73,9 @@ export const UNMARKED = 'unmarked'
 
 /** Refusals that will not pass by themselves: the app threw on this request, or its body is over the receiver's limit. */
 const PERMANENT = new Set(['handler-failed', 'body-too-large'])
+
+/** The 5xx statuses that say "not now" (DESIGN §6's temporary answers, with 408 and 429): an app's other 5xx is its last word on the request. */
+const PASSING_5XX = new Set([502, 503, 504])
 
 /**
  * What a receiver from before `Once-Applied` meant by its own problems (it
@@ -112,7 +116,9 @@ export function verdictOf(status: number, headers: AnswerHeaders, body?: Uint8Ar
   const reason = receiverProblem(get('content-type'), body)
   if (reason === 'sequence-pruned' && applied !== false) return { kind: 'applied', answerGone: true }
   if (applied === true) return { kind: 'applied' }
-  if (applied === false) return { kind: 'not-applied', reason, permanent: reason !== undefined && PERMANENT.has(reason) }
+  // `?0` without a receiver problem: the app's own non-final answer, passed on. A 500 it returned (a `catch` that
+  // answers 500) will come again for the same request, as a throw would: permanent, unless a status that says "not now".
+  if (applied === false) return { kind: 'not-applied', reason, permanent: reason === undefined ? status >= 500 && !PASSING_5XX.has(status) : PERMANENT.has(reason) }
   if (reason !== undefined && LEGACY_REFUSALS.has(reason)) return { kind: 'not-applied', reason, permanent: false }
   // Where every answer must be the receiver's (a signed write, a replica): one without its word came from something
   // on the way (a load balancer's redirect, a WAF page), which applied nothing.
@@ -186,14 +192,17 @@ export function tooLargeAnswer(head: { status: number; headers: AnswerHeaders },
 }
 
 /**
- * Whether an answer carries `Once-Applied` at all: the receiver's word, which a replica's answer must have.
+ * Whether an answer carries the receiver's word: a `Once-Applied` that is an
+ * RFC 8941 Boolean (`?1` or `?0`), which a replica's answer must have. A
+ * header of another value is no word (as {@link verdictOf} reads it).
  *
  * @param headers - the answer's headers
- * @returns true when the header is there, whatever its value
+ * @returns true when the header is there and a Boolean
  * @example
  * hasApplied([['once-applied', '?1']]) // true
+ * hasApplied([['once-applied', 'true']]) // false
  */
 export function hasApplied(headers: AnswerHeaders): boolean {
-  if (headers instanceof Headers) return headers.has('once-applied')
-  return headers.some(([name]) => name.toLowerCase() === 'once-applied')
+  if (headers instanceof Headers) return parseApplied(headers.get('once-applied')) !== undefined
+  return headers.some(([name, value]) => name.toLowerCase() === 'once-applied' && parseApplied(value) !== undefined)
 }

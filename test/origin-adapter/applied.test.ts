@@ -5,6 +5,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { once, proxy, type OnceOptions, type ProxyOptions } from '../../src/index.js'
 import { verdictOf } from '../../src/shared/applied.js'
+import { readReplicaAnswer } from '../../src/shared/quorum.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
 import { eventually, type FarmOrigin, startOrigins } from '../farm.js'
 import { newKey, problemOf } from '../helpers.js'
@@ -35,6 +36,22 @@ describe('the one rule: was it applied? (DESIGN §6)', () => {
       expect(verdictOf(503, [['once-applied', v]]).kind).toBe('not-applied')
       expect(verdictOf(201, [['once-applied', v]]).kind).toBe('applied')
     }
+  })
+
+  it("a replica's answer acknowledges only with Once-Applied a Boolean: another value is no word, whatever the status", () => {
+    const reply = (value: string) => ({ status: 201, headers: [['once-applied', value]] as [string, string][], body: new Uint8Array() })
+    for (const v of ['1', 'true', 'yes', '?', '"?1"']) expect(readReplicaAnswer('r1', reply(v))).toEqual({ kind: 'failed', permanent: false })
+    expect(readReplicaAnswer('r1', reply('?1')).kind).toBe('applied')
+    expect(readReplicaAnswer('r1', reply('?1;at=1')).kind).toBe('applied')
+  })
+
+  it("an app's own 5xx passed on ?0 is its last word (permanent, counts towards poison) unless 502, 503 or 504; 408 and 429 never", () => {
+    for (const status of [500, 501, 505, 599]) expect(verdictOf(status, [['once-applied', '?0']])).toMatchObject({ kind: 'not-applied', permanent: true })
+    for (const status of [502, 503, 504, 408, 429, 201, 409]) expect(verdictOf(status, [['once-applied', '?0']])).toMatchObject({ kind: 'not-applied', permanent: false })
+    // The receiver's own temporary refusals keep their word, whatever their status.
+    expect(verdictOf(500, [['once-applied', '?0'], PJ], problem('https://hono-once.dev/problems/store-unavailable', 500))).toMatchObject({ permanent: false })
+    // Without Once-Applied (an origin without the receiver) a 500 stays temporary: it may be the server, not the request.
+    expect(verdictOf(500, [])).toMatchObject({ kind: 'not-applied', permanent: false })
   })
 
   it('without the header: final unless 5xx, 408 or 429 (an app 403, a 409 with Retry-After, an app type ending in /bad-request are applied)', () => {
