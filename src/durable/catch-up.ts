@@ -63,7 +63,7 @@ const LEASE_MARGIN_MS = 5000
  *    it was never released) is finished: once a quorum of replicas has
  *    answered it, the first answer is committed for the client's retry; if
  *    every replica in rotation refused it for good (`handler-failed`,
- *    `body-too-large`) over `poisonAfterMs` (default 10 minutes), it is a poison
+ *    `body-too-large`, an app's own 500) over `poisonAfterMs` (default 10 minutes), it is a poison
  *    request: committed as a 502 (`retryable: false`) and its slot turned
  *    into a no-op every replica records, so the domain never stalls.
  *
@@ -228,7 +228,12 @@ async function feed(
         ordered.advance(domain, replica.name, entry.sequence, Date.now()) // pruned at the replica: applied, answer gone
       }
     }
-    if (rewind === undefined) return // one batch per run; `promote` makes it active once it reaches the head
+    if (rewind === undefined) {
+      // One batch per run. Having reached the head it was given, it is active again, though writes admitted since
+      // (a busy domain always has some) are not yet its: they come to it as to any active replica that missed one.
+      if (entries.at(-1)?.sequence === head) ordered.promoteReplica(domain, replica.name, head, Date.now())
+      return
+    }
     from = rewind
   }
 }

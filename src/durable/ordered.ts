@@ -253,12 +253,31 @@ export class OrderedDomains {
     this.sql.exec('UPDATE replicas SET acked = max(acked, ?), failures = 0, next_at = NULL, updated_at = ? WHERE domain = ? AND name = ?', sequence, now, domain, name)
   }
 
-  /** Joining and lagging replicas that have every entry up to the head become `active` again. */
+  /**
+   * Joining and lagging replicas that have every entry the alarm may feed them become `active` again: up to the
+   * head, or to just before the first entry a live Worker still holds (in a busy domain the head itself is always
+   * a little ahead). The entries they have not had come to them as to any active replica that missed one: a live
+   * write's gap fill, or the alarm's feed once their Workers are done.
+   */
   promote(now: number): void {
     this.sql.exec(
-      `UPDATE replicas SET state = 'active', reason = NULL, updated_at = ?
-       WHERE state IN ('joining', 'lagging') AND acked >= (SELECT d.next - 1 FROM domains d WHERE d.domain = replicas.domain)`,
+      `UPDATE replicas SET state = 'active', reason = NULL, updated_at = ?1
+       WHERE state IN ('joining', 'lagging') AND acked >= (SELECT ${feedable('?1')} FROM domains d WHERE d.domain = replicas.domain)`,
       now,
+    )
+  }
+
+  /**
+   * One joining or lagging replica the alarm fed up to `head` (what it might feed when its run began) becomes
+   * `active`, as {@link promote} would have made it then: writes admitted during the run do not keep it out.
+   */
+  promoteReplica(domain: string, name: string, head: number, now: number): void {
+    this.sql.exec(
+      `UPDATE replicas SET state = 'active', reason = NULL, updated_at = ? WHERE domain = ? AND name = ? AND state IN ('joining', 'lagging') AND acked >= ?`,
+      now,
+      domain,
+      name,
+      head,
     )
   }
 
