@@ -1,3 +1,5 @@
+import { trimOws } from '../shared/ows.js'
+
 /**
  * The key inside an `Idempotency-Key` header value: an RFC 8941 sf-string
  * (`"abc"`, with `\"` and `\\` escapes) or a bare value (`abc`), as the
@@ -14,7 +16,7 @@
 export function keyOfHeader(header: string): string | undefined {
   // As the server reads it: only HTTP's optional whitespace (SP, HTAB) is trimmed. String#trim would also drop
   // NBSP, VT or FF, and send `abc\u00a0` as `"abc"`: the alias of another call's key that the server refuses.
-  const value = header.replace(/^[ \t]+|[ \t]+$/g, '')
+  const value = trimOws(header)
   const quoted = /^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])+)"$/.exec(value)
   if (quoted) return quoted[1]!.replace(/\\(["\\])/g, '$1')
   return /^[\x21\x23-\x7e]+$/.test(value) ? value : undefined

@@ -69,6 +69,9 @@ export function canonicalUrlEncoded(body: Uint8Array): Uint8Array {
   return lengthPrefixed(pieces)
 }
 
+/** The longest `Content-Type` read for its boundary: a real one is far shorter (RFC 6838 names ≤ 127, a boundary ≤ 70). */
+const MAX_MEDIA_TYPE = 1024
+
 /**
  * A `Content-Type` value without its `boundary` parameter, for a
  * fingerprint that lists `content-type` among its headers.
@@ -77,11 +80,14 @@ export function canonicalUrlEncoded(body: Uint8Array): Uint8Array {
  * withoutBoundary('multipart/form-data; boundary=x') // 'multipart/form-data'
  */
 export function withoutBoundary(contentType: string): string {
+  // Its regex backtracks over runs of blanks: a value longer than any real media type is kept whole.
+  if (contentType.length > MAX_MEDIA_TYPE) return contentType
   return contentType.replace(/\s*;\s*boundary\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/gi, '')
 }
 
 /** The boundary parameter (RFC 2046: 1–70 characters), unquoted. */
 function boundaryOf(contentType: string): string | undefined {
+  if (contentType.length > MAX_MEDIA_TYPE) return undefined
   const match = /;\s*boundary\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(contentType)
   const value = match?.[1]?.replace(/\\(.)/g, '$1') ?? match?.[2]
   return value !== undefined && value.length >= 1 && value.length <= 70 ? value : undefined

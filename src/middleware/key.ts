@@ -1,6 +1,7 @@
 import type { Context } from 'hono'
 import { parseItem } from 'structured-headers'
 import { problemException } from './problem.js'
+import { trimOws } from '../shared/ows.js'
 
 /**
  * Longest key accepted, as Stripe does.
@@ -32,7 +33,7 @@ export type KeyError = 'empty' | 'too-long' | 'malformed'
 export function parseIdempotencyKey(header: string): { ok: true; key: string } | { ok: false; error: KeyError } {
   // Only HTTP's optional whitespace (SP, HTAB) is trimmed: String#trim would also drop NBSP, BOM, VT,
   // U+2028 or U+3000 and let `abc\u00a0` alias `abc`. Anything else outside printable ASCII is refused.
-  const raw = header.replace(/^[ \t]+|[ \t]+$/g, '')
+  const raw = trimOws(header)
   let key: string | undefined
   if (raw.startsWith('"')) {
     try {
