@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import type { RelayInput, StableAreaApi } from '../durable/types.js'
 import type { ForwardRequest } from '../origin-adapter/types.js'
-import { forwardRequest, MAX_RELAY_BODY_BYTES, principalOf, refuseUnsignable } from '../origin-adapter/forward.js'
+import { forwardRequest, MAX_RELAY_BODY_BYTES, MAX_RELAY_HEADER_BYTES, principalOf, refuseUnsignable } from '../origin-adapter/forward.js'
 import { relayPlanOf } from '../origin-adapter/registry.js'
 import { Admission } from './admission.js'
 import type { OnceConfig } from './config.js'
@@ -97,6 +97,14 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
       })
     }
     relay = { request: forwardRequest(c.req.raw, id.body, { allow: plan.forwardHeaders, principal: principalOf(c, id.scope) }), plan, key }
+    const headerBytes = relay.request.headers.reduce((n, [name, value]) => n + name.length + value.length + 4, relay.request.path.length)
+    if (headerBytes > MAX_RELAY_HEADER_BYTES) {
+      return problem('headers-too-large', {
+        detail: `A relayed request forwards at most ${MAX_RELAY_HEADER_BYTES} bytes of path and headers (this one ${headerBytes}), so that every origin's server takes it; send large values in the body.`,
+        instance,
+        idempotencyKey: key,
+      })
+    }
     const unsignable = plan.secret !== undefined ? refuseUnsignable(relay.request, instance, key) : undefined
     if (unsignable) return unsignable
   }

@@ -7,7 +7,7 @@ import { unsignableHeader } from '../shared/signature.js'
 import type { ForwardRequest } from './types.js'
 
 // Defined with the options (which the gateway's config reads without the sending code).
-export { MAX_RELAY_BODY_BYTES } from './options.js'
+export { MAX_RELAY_BODY_BYTES, MAX_RELAY_HEADER_BYTES } from './options.js'
 
 /**
  * How a request is forwarded: the route's header allow-list (`forwardHeaders`)

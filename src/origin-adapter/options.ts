@@ -95,6 +95,20 @@ export interface ProxyOptions {
  */
 export const MAX_RELAY_BODY_BYTES = 1024 * 1024
 
+/**
+ * Most bytes of the request line's path and the headers a relayed request
+ * forwards (names and values, 4 bytes more per line), before the edge's own
+ * signature and `Once-*` headers. An origin's HTTP server refuses more than it
+ * takes before any code runs (Node: 16 KiB in all; nginx: 8 KiB a line), with
+ * a 431 or 400 that is the same on every send: on an ordered route that one
+ * request would hold up its domain. So a larger one is refused with 431
+ * before anything is stored or sent.
+ *
+ * @example
+ * if (forwardedHeaderBytes(request) > MAX_RELAY_HEADER_BYTES) return problem('headers-too-large', …)
+ */
+export const MAX_RELAY_HEADER_BYTES = 8 * 1024
+
 /** Most origins one proxy() takes (the gateway's config is held to it too). */
 export const MAX_ORIGINS = 16
 /** `deadlineMs` when the options give none (the gateway checks a route's `timeoutMs` against it). */

@@ -74,6 +74,31 @@ export const UNMARKED = 'unmarked'
 /** Refusals that will not pass by themselves: the app threw on this request, or its body is over the receiver's limit. */
 const PERMANENT = new Set(['handler-failed', 'body-too-large'])
 
+/**
+ * What an HTTP server or proxy in front of the receiver answers for this
+ * request's own bytes, the same on every send: a malformed request (400),
+ * no length (411), a body, URL or header over its limit (413, 414, 431), a
+ * media type it refuses (415). Where every answer must be the receiver's,
+ * such an unmarked answer is a refusal for good (it counts towards poison),
+ * not a passing outage. A redirect, 401/403/404 or a 5xx says something
+ * about the route or the server, which may be fixed, and stays temporary.
+ */
+const REFUSED_BEFORE_THE_RECEIVER = new Set([400, 411, 413, 414, 415, 431])
+
+/**
+ * Whether an answer without `Once-Applied`, where the receiver's word was due,
+ * refuses the request itself for good (see {@link REFUSED_BEFORE_THE_RECEIVER}).
+ *
+ * @param status - the unmarked answer's status
+ * @returns true for 400, 411, 413, 414, 415 and 431
+ * @example
+ * refusedBeforeTheReceiver(431) // true: the headers are over the server's limit
+ * refusedBeforeTheReceiver(302) // false: a load balancer's redirect
+ */
+export function refusedBeforeTheReceiver(status: number): boolean {
+  return REFUSED_BEFORE_THE_RECEIVER.has(status)
+}
+
 /** The 5xx statuses that say "not now" (DESIGN §6's temporary answers, with 408 and 429): an app's other 5xx is its last word on the request. */
 const PASSING_5XX = new Set([502, 503, 504])
 
@@ -122,7 +147,7 @@ export function verdictOf(status: number, headers: AnswerHeaders, body?: Uint8Ar
   if (reason !== undefined && LEGACY_REFUSALS.has(reason)) return { kind: 'not-applied', reason, permanent: false }
   // Where every answer must be the receiver's (a signed write, a replica): one without its word came from something
   // on the way (a load balancer's redirect, a WAF page), which applied nothing.
-  if (receiverOnly) return { kind: 'not-applied', reason: UNMARKED, permanent: false }
+  if (receiverOnly) return { kind: 'not-applied', reason: UNMARKED, permanent: refusedBeforeTheReceiver(status) }
   return isFinalStatus(status) ? { kind: 'applied' } : { kind: 'not-applied', permanent: false }
 }
 

@@ -22,6 +22,7 @@ const PROBLEMS = {
   'key-malformed': [400, 'Idempotency-Key is malformed', false],
   'scope-missing': [400, 'The caller is not identified', false],
   'body-too-large': [413, 'Request body too large', false],
+  'headers-too-large': [431, 'Request headers too large to forward', false],
   'key-reused': [422, 'Idempotency-Key reused with a different request', false],
   'in-flight': [409, 'This request is still being applied', true],
   'stable-area-unavailable': [503, 'Idempotency store unavailable', true],

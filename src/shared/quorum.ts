@@ -1,4 +1,4 @@
-import { hasApplied, verdictOf } from './applied.js'
+import { hasApplied, refusedBeforeTheReceiver, verdictOf } from './applied.js'
 import { digestHex } from './digest.js'
 import type { AckQuorum, OriginReply, ReplicaAck } from './types.js'
 
@@ -51,7 +51,8 @@ export function readReplicaAnswer(origin: string, reply: OriginReply): ReplicaOu
   if (verdict.kind === 'gap') return { kind: 'gap', expected: verdict.expected }
   if (verdict.kind === 'applied') {
     if (verdict.answerGone) return { kind: 'pruned' }
-    if (!hasApplied(reply.headers)) return { kind: 'failed', permanent: false }
+    // Not the receiver's word: a server or proxy before it answered (a 431 for headers over its limit is so for good).
+    if (!hasApplied(reply.headers)) return { kind: 'failed', permanent: refusedBeforeTheReceiver(reply.status) }
     return { kind: 'applied', reply, ack: { origin, status: reply.status, digest: digestHex(reply.body) } }
   }
   if (verdict.reason === 'sequence-conflict') return { kind: 'conflict', detail: 'the replica applied another request in this slot' }

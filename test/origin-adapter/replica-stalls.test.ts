@@ -235,3 +235,44 @@ describe('S30-7: an app that returns (not throws) a 500 for one request, every t
     expect({ next: next.status, first: records[0]?.state }).toEqual({ next: 201, first: 'committed' })
   }, 30_000)
 })
+
+describe('S30-9: a request whose headers the replicas\' servers refuse before the receiver', () => {
+  it('is refused at the edge with 431 headers-too-large when over the forwarded budget: nothing logged or sent, the domain goes on', async () => {
+    const origins = await startOrigins(['eu', 'us'])
+    const deposit = bank(list(origins))
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    expect((await deposit(account, newKey(), 1)).status).toBe(201)
+    const res = await deposit(account, newKey(), 1, { 'x-pad': 'p'.repeat(20_000) })
+    expect(res.status).toBe(431)
+    expect(await res.json()).toMatchObject({ type: 'https://hono-once.dev/problems/headers-too-large', retryable: false })
+    // Just under the budget passes (the budget counts path and forwarded headers, not the edge's own).
+    expect((await deposit(account, newKey(), 1, { 'x-pad': 'p'.repeat(7_000) })).status).toBe(201)
+    expect((await deposit(account, newKey(), 1)).status).toBe(201)
+    expect((await stateOf(account))?.head).toBe(3)
+    expect((await origins[0]!.stats()).requests).toBe(3)
+  })
+
+  it('an unmarked 431 (or 400, 413, 414) every replica gives for one entry is a refusal for good: poison after the window, the domain goes on', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const origins = await startOrigins(['eu', 'us'])
+    // Servers with a smaller header limit than the edge's budget: their own 431, before the receiver (no Once-Applied).
+    wrapFetch(list(origins).map((o) => o.url), async (request, send) =>
+      request.headers.has('x-pad') && request.headers.get('once-noop') !== '?1' ? new Response('Request Header Fields Too Large', { status: 431 }) : send(),
+    )
+    const deposit = bank(list(origins), { poisonAfterMs: 0 })
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    expect((await deposit(account, newKey(), 1)).status).toBe(201)
+    const key = newKey()
+    expect((await deposit(account, key, 1, { 'x-pad': 'p'.repeat(5_000) })).status).toBe(502)
+    await alarmNow(account, 3)
+    const next = await deposit(account, newKey(), 1)
+    const state = await stateOf(account)
+    const retry = await deposit(account, key, 1, { 'x-pad': 'p'.repeat(5_000) })
+    warn.mockRestore()
+    error.mockRestore()
+    expect({ status: next.status, acked: state?.replicas.map((r) => r.acked) }).toEqual({ status: 201, acked: [3, 3] })
+    expect(retry.status).toBe(502)
+    expect(await retry.json()).toMatchObject({ type: 'https://hono-once.dev/problems/request-abandoned', retryable: false })
+  })
+})
