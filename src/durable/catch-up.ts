@@ -1,8 +1,9 @@
 import { problem } from '../shared/problem.js'
 import { replayFilter } from '../shared/reply.js'
-import { replyLost, tooLargeAnswer } from '../shared/applied.js'
+import { answerPruned, replyLost, tooLargeAnswer } from '../shared/applied.js'
 import { digestHex } from '../shared/digest.js'
 import { resolveSecret, sendAttempt } from '../shared/send.js'
+import { retryAfterOf } from '../shared/attempt.js'
 import { quorumOf, readReplicaAnswer } from '../shared/quorum.js'
 import type { OriginReply } from '../shared/types.js'
 import type { OrderedDomains } from './ordered.js'
@@ -199,7 +200,8 @@ async function feed(
       const sent = await send(host, plan, domain, replica, entry)
       if (!sent.ok) return ordered.deferReplica(domain, replica.name, Date.now())
       const outcome = readReplicaAnswer(replica.name, sent.reply)
-      if (outcome.kind === 'failed') return ordered.deferReplica(domain, replica.name, Date.now())
+      // A replica that asked to wait (a maintenance page's Retry-After) is not fed again before then.
+      if (outcome.kind === 'failed') return ordered.deferReplica(domain, replica.name, Date.now(), retryAfterOf(sent))
       if (outcome.kind === 'conflict') return ordered.setState(domain, replica.name, 'suspect', `sequence ${entry.sequence}: ${outcome.detail}`, Date.now())
       if (outcome.kind === 'gap') {
         if (outcome.expected >= entry.sequence) {
@@ -231,7 +233,7 @@ async function feed(
     if (rewind === undefined) {
       // One batch per run. Having reached the head it was given, it is active again, though writes admitted since
       // (a busy domain always has some) are not yet its: they come to it as to any active replica that missed one.
-      if (entries.at(-1)?.sequence === head) ordered.promoteReplica(domain, replica.name, head, Date.now())
+      if (entries.at(-1)?.sequence === head) ordered.promote(Date.now(), { domain, name: replica.name, head })
       return
     }
     from = rewind
@@ -266,10 +268,19 @@ async function completePending(host: CatchUpHost, p: Pending, replies: Replies):
   const got: { origin: string; reply: OriginReply; digest: string }[] = first ? [{ ...first, digest: digestHex(first.reply.body) }] : []
   let tried = 0
   let refused = 0
+  let gone = 0
   const ask = async (r: ReplicaView): Promise<void> => {
     tried++
     const sent = await send(host, plan, p.domain, r, entry)
     const outcome = sent.ok ? readReplicaAnswer(r.name, sent.reply) : undefined
+    if (outcome?.kind === 'pruned') {
+      // Applied there, its record since pruned (the request waited past the replica's retention): an acknowledgement
+      // without an answer to compare or commit.
+      ordered.advance(p.domain, r.name, p.sequence, Date.now())
+      answered.add(r.name)
+      gone++
+      return
+    }
     if (outcome?.kind !== 'applied') {
       // Only a refusal that will not pass by itself counts towards poison; a temporary or lost answer says nothing.
       if (outcome?.kind === 'failed' && outcome.permanent) refused++
@@ -313,6 +324,11 @@ async function completePending(host: CatchUpHost, p: Pending, replies: Replies):
   }
   if (chosen && answered.size >= need) {
     commit(storedFrom(chosen, plan.reply, p.sequence), chosen)
+    return
+  }
+  if (!chosen && gone > 0 && answered.size >= need) {
+    // A quorum applied it and no answer is left anywhere: the one final "applied, reply not kept".
+    commit(answerPruned(p.sequence))
     return
   }
   // A poison request (DESIGN §6): it is next in line at every replica in rotation, and every one of them refused it

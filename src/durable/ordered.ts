@@ -254,43 +254,27 @@ export class OrderedDomains {
   }
 
   /**
-   * Joining and lagging replicas that have every entry the alarm may feed them become `active` again: up to the
-   * head, or to just before the first entry a live Worker still holds (in a busy domain the head itself is always
-   * a little ahead). The entries they have not had come to them as to any active replica that missed one: a live
-   * write's gap fill, or the alarm's feed once their Workers are done.
+   * Joining and lagging replicas that have every entry the alarm may feed them (up to the head, or just before the
+   * first entry a live Worker holds) become `active` again; with `only`, the one the alarm fed up to `only.head`
+   * (what it might feed when its run began: writes admitted since, in a busy domain, do not keep it out). What
+   * they have not had comes to them as to any active replica that missed an entry: gap fill, or the alarm's feed.
    */
-  promote(now: number): void {
-    this.sql.exec(
-      `UPDATE replicas SET state = 'active', reason = NULL, updated_at = ?1
-       WHERE state IN ('joining', 'lagging') AND acked >= (SELECT ${feedable('?1')} FROM domains d WHERE d.domain = replicas.domain)`,
-      now,
-    )
-  }
-
-  /**
-   * One joining or lagging replica the alarm fed up to `head` (what it might feed when its run began) becomes
-   * `active`, as {@link promote} would have made it then: writes admitted during the run do not keep it out.
-   */
-  promoteReplica(domain: string, name: string, head: number, now: number): void {
-    this.sql.exec(
-      `UPDATE replicas SET state = 'active', reason = NULL, updated_at = ? WHERE domain = ? AND name = ? AND state IN ('joining', 'lagging') AND acked >= ?`,
-      now,
-      domain,
-      name,
-      head,
-    )
+  promote(now: number, only?: { domain: string; name: string; head: number }): void {
+    const which = only ? 'domain = ?2 AND name = ?3 AND acked >= ?4' : `acked >= (SELECT ${feedable('?1')} FROM domains d WHERE d.domain = replicas.domain)`
+    const params = only ? [only.domain, only.name, only.head] : []
+    this.sql.exec(`UPDATE replicas SET state = 'active', reason = NULL, updated_at = ?1 WHERE state IN ('joining', 'lagging') AND ${which}`, now, ...params)
   }
 
   /**
    * A catch-up attempt failed: back off before the next (from 2 s, doubling,
-   * at most 5 minutes). A failure is no progress: it leaves `updated_at`
+   * at most 5 minutes; at least the `Retry-After` the replica gave, in ms). A failure is no progress: it leaves `updated_at`
    * alone, so a dead replica ages past the log's retention and turns `stale`.
    */
-  deferReplica(domain: string, name: string, now: number): void {
+  deferReplica(domain: string, name: string, now: number, retryAfterMs = 0): void {
     const row = this.sql
       .exec<{ failures: number }>(`UPDATE replicas SET failures = failures + 1 WHERE domain = ? AND name = ? RETURNING failures`, domain, name)
       .toArray()[0]
-    const backoff = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(20, (row?.failures ?? 1) - 1))
+    const backoff = Math.max(retryAfterMs, Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(20, (row?.failures ?? 1) - 1)))
     this.sql.exec(
       `UPDATE replicas SET next_at = ?1, updated_at = CASE WHEN state = 'active' THEN ?2 ELSE updated_at END,
          state = CASE WHEN state = 'active' THEN 'lagging' ELSE state END WHERE domain = ?3 AND name = ?4`,

@@ -176,13 +176,25 @@ function receiverProblem(contentType: string | null, body: Uint8Array | undefine
  * replyLost(201, 'maxResponseBytes (1048576 bytes)') // { status: 502, … }
  */
 export function replyLost(status: number, limit: string): { status: number; headers: [string, string][]; body: Uint8Array } {
-  const problem = {
-    type: `${RECEIVER_PROBLEMS}reply-lost`,
-    title: 'The request took effect but its reply was not stored',
-    status: 502,
-    detail: `The origin applied the request and answered ${status}, but its answer was larger than ${limit}, so it was not kept. It will not run again.`,
-    retryable: false,
-  }
+  return lostReply(`The origin applied the request and answered ${status}, but its answer was larger than ${limit}, so it was not kept. It will not run again.`)
+}
+
+/**
+ * The {@link replyLost} committed for an ordered request a quorum of
+ * replicas applied but whose answer none keeps any more (each answered
+ * `sequence-pruned`: it waited past their records' retention).
+ *
+ * @param sequence - the request's sequence in its domain
+ * @returns status, headers and body, as an origin reply is kept
+ * @example
+ * answerPruned(7) // { status: 502, … reply-lost }
+ */
+export function answerPruned(sequence: number): { status: number; headers: [string, string][]; body: Uint8Array } {
+  return lostReply(`The replicas applied the request (sequence ${sequence}), but their record of its answer was pruned before it was committed here, so it is gone. It will not run again.`)
+}
+
+function lostReply(detail: string): { status: number; headers: [string, string][]; body: Uint8Array } {
+  const problem = { type: `${RECEIVER_PROBLEMS}reply-lost`, title: 'The request took effect but its reply was not stored', status: 502, detail, retryable: false }
   return {
     status: 502,
     headers: [

@@ -68,8 +68,13 @@ export function keepable(result: SendResult, maxResponseBytes: number, receiverO
  * How long an answer asked to wait before the request is sent to its origin
  * again (`Retry-After`, seconds or an HTTP-date, as the client reads it),
  * kept to what a wait may sensibly last; undefined when it asked nothing.
+ *
+ * @param result - an attempt's result
+ * @returns milliseconds, or undefined
+ * @example
+ * retryAfterOf({ ok: true, reply: { status: 429, headers: [['retry-after', '2']], body }, ms: 3 }) // 2000
  */
-function retryAfterOf(result: SendResult): number | undefined {
+export function retryAfterOf(result: SendResult): number | undefined {
   const value = result.ok ? result.reply.headers.find(([name]) => name === 'retry-after')?.[1] : undefined
   const ms = value === undefined ? undefined : retryAfterMs(value)
   return ms === undefined || ms > MAX_RETRY_AFTER_MS ? undefined : ms

@@ -160,12 +160,19 @@ export class OriginHealth {
     return (this.#notBefore.get(name) ?? 0) <= now && this.breakerOf(name).available(now)
   }
 
-  /** Claims `name` for an attempt (the half-open probe, if due). */
-  claim(name: string, now: number): boolean {
-    return (this.#notBefore.get(name) ?? 0) <= now && this.breakerOf(name).allow(now)
+  /**
+   * Claims `name` for an attempt (the half-open probe, if due).
+   *
+   * @param honourRetryAfter - false where the origin must be sent the request whatever it asked of other requests
+   *   (a replica: each write is its to apply, and the request honours the wait within its own deadline)
+   */
+  claim(name: string, now: number, honourRetryAfter = true): boolean {
+    return (!honourRetryAfter || (this.#notBefore.get(name) ?? 0) <= now) && this.breakerOf(name).allow(now)
   }
 
+  /** An attempt at `name` got an answer: it works, and whatever `Retry-After` it gave before is over. */
   succeeded(name: string, ms: number): void {
+    this.#notBefore.delete(name)
     this.breakerOf(name).success()
     this.latencyOf(name).add(ms)
     this.#budget.onSuccess(name)

@@ -1,5 +1,5 @@
 import { quorumOf, readReplicaAnswer, type ReplicaOutcome } from '../../shared/quorum.js'
-import { attempt, Connections, type EngineInput, failure } from '../../shared/attempt.js'
+import { attempt, Connections, type EngineInput, failure, retryAfterOf } from '../../shared/attempt.js'
 import type { AckQuorum, AttemptRecord, DispatchOutcome, LogEntry, OrderedSlot, Origin, OriginReply, ReplicaAck, ReplicaView } from '../types.js'
 
 /** What the Worker needs to replicate one ordered request. */
@@ -136,18 +136,27 @@ async function applyAt(input: ReplicateInput, replica: ReplicaView, log: Attempt
   const origin: Origin = { name: replica.name, url: replica.url }
   const signal = input.signal ?? new AbortController().signal
   let last: ReplicaOutcome = { kind: 'failed' }
+  let notBefore = 0
   for (let n = 0, fills = 0; n < input.maxAttempts && Date.now() < input.deadline && !signal.aborted; ) {
     if (n > 0) {
-      await pause(Math.min(1000, 50 * 2 ** n) * (0.5 + Math.random() / 2), input.deadline)
+      await pause(Math.max(Math.min(1000, 50 * 2 ** n) * (0.5 + Math.random() / 2), notBefore - Date.now()), input.deadline)
       if (!input.health.canRetry(origin.name)) break
     }
-    // An open breaker (or a pending Retry-After) sends nothing: the alarm takes the replica over.
-    if (!input.health.claim(origin.name, Date.now())) {
+    // An open breaker sends nothing: the alarm takes the replica over. A Retry-After it gave another request does
+    // not keep it from this one (each write is every replica's to apply; a maintenance page must not outlast the
+    // maintenance): this request honours only what the replica answered it.
+    if (!input.health.claim(origin.name, Date.now(), false)) {
       log.push({ origin: origin.name, attempt: input.firstAttempt + n, outcome: 'skipped', ms: 0 })
       break
     }
     const result = await attempt(input, origin, input.firstAttempt + n, log, signal)
     n++
+    const wait = retryAfterOf(result)
+    if (wait !== undefined) {
+      // It asked this request to wait (a 429's or 503's Retry-After): not before then; past the deadline, the alarm's.
+      notBefore = Date.now() + wait
+      if (notBefore >= input.deadline) break
+    }
     if (!result.ok) continue
     const outcome = readReplicaAnswer(replica.name, result.reply)
     if (outcome.kind === 'gap' && outcome.expected < input.slot.sequence) {
