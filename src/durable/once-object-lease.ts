@@ -85,7 +85,10 @@ const records = host.records()
     } catch (err) {
       // What Hono does not turn into an answer (a thrown non-Error), by the route or by middleware around it.
       const answered = answeredStatus(requestId)
-      if (answered !== undefined && isFinalStatus(answered)) return kept(answered, `the app then failed (${String(err).slice(0, 200)})`)
+      if (answered !== undefined && isFinalStatus(answered)) {
+        console.error(`hono-once: the OnceObject app failed on ${requestId} after its route answered ${answered}`, err)
+        return kept(answered, "the app then failed (its error is in the object's log)")
+      }
       release()
       return { kind: 'new', requestId, reply: appFailed(err, requestId, id.key, "its key is free for the retry (a lease route's writes are not rolled back)"), committed: false, expiresAt: Date.now() + policy.ttlMs }
     }

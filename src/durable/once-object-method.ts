@@ -81,7 +81,7 @@ export function runMethod(
     result = method.apply(target, request.args)
   } catch (err) {
     console.error(`hono-once: the OnceObject method ${name} threw; its writes are rolled back`, err)
-    throw new Rollback(failedReply(`The method ${name} threw: ${String(err)}. Nothing was applied.`, requestId, key))
+    throw new Rollback(failedReply(`The method ${name} threw (its error is in the object's log). Nothing was applied.`, requestId, key))
   }
   if (typeof (result as { then?: unknown } | null)?.then === 'function') {
     ;(result as Promise<unknown>).then(undefined, () => {})

@@ -209,7 +209,7 @@ export function lostReply(detail: string, requestId: string, key: string): Store
  */
 export function appFailed(err: unknown, requestId: string, key: string, outcome: string): StoredReply {
   console.error(`hono-once: the OnceObject app failed on ${requestId}`, err)
-  return failedReply(`The app failed: ${err instanceof Error ? err.message : String(err)}; ${outcome}.`, requestId, key)
+  return failedReply(`The app failed (its error is in the object's log); ${outcome}.`, requestId, key)
 }
 
 /** A problem of the shared catalogue as a stored reply; the key and request id are left out when '' (an ungated call). */

@@ -52,7 +52,7 @@ export async function identify(c: Context, config: OnceConfig, key: string): Pro
       return { ok: true, value: await f() }
     } catch (err) {
       console.error(`hono-once: the ${option} option threw`, err)
-      return { ok: false, response: misconfigured(`The ${option} option threw: ${err instanceof Error ? err.message : String(err)}`) }
+      return { ok: false, response: misconfigured(`The ${option} option threw (its error is in the Worker's log, not in answers: it may hold secrets).`) }
     }
   }
   const scope = await call('scope', () => config.scope(c))

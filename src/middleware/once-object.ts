@@ -223,7 +223,7 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
   const failed = (err: unknown, instance: string, key: string): Response => {
     if (err instanceof StubError) {
       console.error('hono-once: the stubOf function of onceObject() threw', err.cause)
-      return problem('misconfigured', { detail: `The stubOf function of onceObject() threw: ${String(err.cause)}`, instance })
+      return problem('misconfigured', { detail: "The stubOf function of onceObject() threw (its error is in the Worker's log, not in answers: it may hold secrets).", instance })
     }
     console.error('hono-once: the OnceObject call failed', err)
     // Over the runtime's limit for one RPC (the call option's arguments; a body is held under it): no retry can pass.

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { once, PROBLEM_BASE } from '../../src/index.js'
 import { SCHEMA_VERSION } from '../../src/durable/schema.js'
 import type { StableArea } from '../../src/durable/stable-area.js'
@@ -21,6 +21,19 @@ describe('a user function that throws (issue 7.9)', () => {
     expect(p).toMatchObject({ type: `${PROBLEM_BASE}misconfigured`, retryable: false })
     expect(p.detail).toContain(`The ${option} option threw`)
     expect(effects.size).toBe(0)
+  })
+
+  it("keeps the error's text out of the answer (it goes to the log): a connection string in it is no one's to read", async () => {
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const { post } = bank({ scope: () => { throw new Error('session lookup failed: redis://default:S3cret-Redis-Pass@cache.internal:6379') } })
+    const res = await post(newKey())
+    const logged = error.mock.calls.flat().map(String).join(' ')
+    error.mockRestore()
+    expect(res.status).toBe(500)
+    const text = await res.text()
+    expect(text).not.toContain('S3cret')
+    expect(text).not.toContain('redis://')
+    expect(logged).toContain('S3cret-Redis-Pass')
   })
 })
 
