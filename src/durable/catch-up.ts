@@ -7,6 +7,7 @@ import { retryAfterOf } from '../shared/attempt.js'
 import { quorumOf, readReplicaAnswer } from '../shared/quorum.js'
 import type { OriginReply } from '../shared/types.js'
 import type { OrderedDomains } from './ordered.js'
+import { Replies } from './feed-replies.js'
 import type { CommitRequest, CommitResult, DivergenceEvent, LogEntry, RelayPlan, ReplicaView, ReplyPolicy, StoredReply } from './types.js'
 
 /** What the catch-up needs from the object it runs in. */
@@ -114,24 +115,6 @@ export async function catchUpDomains(host: CatchUpHost): Promise<void> {
     .toArray()
   for (const p of pending) await completePending(host, p, replies)
   host.ordered.promote(Date.now())
-}
-
-/** Answer bytes one alarm run keeps for the pending requests it may finish (a feed's answers can be up to 8 MiB each). */
-const REPLIES_BYTES = 16 * 1024 * 1024
-
-/**
- * The first answer the feeds of one alarm run got for each entry, by domain and sequence, kept for
- * `completePending` (an answer in hand spares it a send) within {@link REPLIES_BYTES}: past it, it sends again.
- */
-class Replies extends Map<string, { origin: string; reply: OriginReply }> {
-  #bytes = 0
-
-  /** Keeps the first answer of an entry, while the run's budget lasts. */
-  keep(key: string, answer: { origin: string; reply: OriginReply }): void {
-    if (this.has(key) || this.#bytes + answer.reply.body.byteLength > REPLIES_BYTES) return
-    this.#bytes += answer.reply.body.byteLength
-    this.set(key, answer)
-  }
 }
 
 /** Per object (its ordered domains), the domain and replica pairs a feed is under way for. */

@@ -51,7 +51,7 @@ export class Relays {
    * trigger {@link RELAY_REQUEST_TRIGGER} then has nothing left to clear).
    */
   complete(lookup: string, sends: number): void {
-    this.sql.exec(`UPDATE relays SET state = 'completed', sends = max(sends, ?), headers = '[]', body = NULL WHERE lookup = ?`, sends, lookup)
+    this.sql.exec(`UPDATE relays SET state = 'completed', sends = max(sends, ?), headers = '[]', body = NULL, path = ${PATH_ONLY} WHERE lookup = ?`, sends, lookup)
   }
 
   /**
@@ -59,7 +59,7 @@ export class Relays {
    * again; the alarm leaves it. Its stored request goes in the same write.
    */
   release(lookup: string, sends: number | undefined): void {
-    this.sql.exec(`UPDATE relays SET state = 'released', sends = max(sends, ?), headers = '[]', body = NULL WHERE lookup = ?`, sends ?? 0, lookup)
+    this.sql.exec(`UPDATE relays SET state = 'released', sends = max(sends, ?), headers = '[]', body = NULL, path = ${PATH_ONLY} WHERE lookup = ?`, sends ?? 0, lookup)
   }
 
   /** Relays left `processing` by a Worker whose lease ran out, due for a resend now. */
@@ -163,23 +163,29 @@ export const RELAYS_SCHEMA = `CREATE TABLE IF NOT EXISTS relays (
    );
    CREATE INDEX IF NOT EXISTS relays_processing ON relays (state) WHERE state = 'processing';`
 
+/** SQL: a relay's `path` without its query (`?api_key=…`, `?access_token=…` carry credentials). */
+const PATH_ONLY = "CASE WHEN instr(path, '?') > 0 THEN substr(path, 1, instr(path, '?') - 1) ELSE path END"
+
 /**
- * The rule for what a relay keeps of its request (method and path stay, for
- * operators): the headers (forwarded credentials among them, when a route's
- * `forwardHeaders` lists them) and the body only while it is `processing`,
+ * The rule for what a relay keeps of its request (method and path without
+ * its query stay, for operators): the headers (forwarded credentials among
+ * them, when a route's `forwardHeaders` lists them), the query (an API key or
+ * access token may ride in it) and the body only while it is `processing`,
  * when the alarm may have to resend them. `complete` and `release` clear
  * them as they change the state; this trigger is the rule for any other
  * writer (it clears what a change of state past `processing` left behind);
- * schema step 10 adds it and clears the relays already past it.
+ * schema step 11 puts it in place of step 10's (which kept the query) and
+ * clears the relays already past it.
  *
  * @example
  * MIGRATIONS.push(RELAY_REQUEST_TRIGGER)
  */
 export const RELAY_REQUEST_TRIGGER = `
-  CREATE TRIGGER IF NOT EXISTS relays_keep_request_while_processing
+  DROP TRIGGER IF EXISTS relays_keep_request_while_processing;
+  CREATE TRIGGER relays_keep_request_while_processing
   AFTER UPDATE OF state ON relays
-  WHEN NEW.state <> 'processing' AND (NEW.headers <> '[]' OR NEW.body IS NOT NULL)
+  WHEN NEW.state <> 'processing' AND (NEW.headers <> '[]' OR NEW.body IS NOT NULL OR instr(NEW.path, '?') > 0)
   BEGIN
-    UPDATE relays SET headers = '[]', body = NULL WHERE lookup = NEW.lookup;
+    UPDATE relays SET headers = '[]', body = NULL, path = ${PATH_ONLY} WHERE lookup = NEW.lookup;
   END;
-  UPDATE relays SET headers = '[]', body = NULL WHERE state <> 'processing';`
+  UPDATE relays SET headers = '[]', body = NULL, path = ${PATH_ONLY} WHERE state <> 'processing';`

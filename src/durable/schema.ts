@@ -171,7 +171,16 @@ export const MIGRATIONS: readonly string[] = [
   // every new key's path. An admit that takes an existing record over (an UPDATE) is still counted by Counters.count.
   ADMIT_COUNT_TRIGGER,
   // 10: a relay keeps its request's headers and body only while it is processing (credentials a route forwards
-  // included): cleared when it completes or is released, and for the relays already past it.
+  // included): cleared when it completes or is released, and for the relays already past it. (Step 11 replaces its
+  // trigger; its own text stays as it was, as every step's does.)
+  `CREATE TRIGGER IF NOT EXISTS relays_keep_request_while_processing
+   AFTER UPDATE OF state ON relays
+   WHEN NEW.state <> 'processing' AND (NEW.headers <> '[]' OR NEW.body IS NOT NULL)
+   BEGIN
+     UPDATE relays SET headers = '[]', body = NULL WHERE lookup = NEW.lookup;
+   END;
+   UPDATE relays SET headers = '[]', body = NULL WHERE state <> 'processing';`,
+  // 11: … and its path's query (an API key or access token rides in one), likewise.
   RELAY_REQUEST_TRIGGER,
 ]
 

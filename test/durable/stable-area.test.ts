@@ -184,7 +184,7 @@ describe('storage stays bounded', () => {
     expect(await recordOf(key)).toMatchObject({ state: 'in_flight' })
   })
 
-  it('schema step 10 clears the request of every relay already past processing, and keeps it on the ones still processing', async () => {
+  it('schema steps 10 and 11 clear the request (its query too) of every relay already past processing, and keep it on the ones still processing', async () => {
     const key = newKey()
     await crashedWorker(key)
     const relays = await runInDurableObject(await stubFor(key), (_o: StableArea, s) => {
@@ -194,18 +194,19 @@ describe('storage stays bounded', () => {
       sql.exec("UPDATE meta SET v = 9 WHERE k = 'schema_version'")
       const row = (lookup: string, state: string) =>
         sql.exec(
-          `INSERT INTO relays (lookup, request_id, state, plan, method, path, headers, body, key, ttl_ms, created_at) VALUES (?, 'r', ?, '{}', 'POST', '/a', '[["authorization","Bearer T"]]', x'01', 'k', 1000, 0)`,
+          `INSERT INTO relays (lookup, request_id, state, plan, method, path, headers, body, key, ttl_ms, created_at) VALUES (?, 'r', ?, '{}', 'POST', '/a?token=T', '[["authorization","Bearer T"]]', x'01', 'k', 1000, 0)`,
           lookup,
           state,
         )
       row('old-released', 'released')
       row('old-processing', 'processing')
       migrate(s.storage)
-      return sql.exec("SELECT lookup, headers, body IS NULL AS gone FROM relays WHERE lookup LIKE 'old-%' ORDER BY lookup").toArray()
+      return sql.exec("SELECT lookup, path, headers, body IS NULL AS gone FROM relays WHERE lookup LIKE 'old-%' ORDER BY lookup").toArray()
     })
+    // Step 11 takes the query too (a credential may ride in it), from the relays past processing only.
     expect(relays).toEqual([
-      { lookup: 'old-processing', headers: '[["authorization","Bearer T"]]', gone: 0 },
-      { lookup: 'old-released', headers: '[]', gone: 1 },
+      { lookup: 'old-processing', path: '/a?token=T', headers: '[["authorization","Bearer T"]]', gone: 0 },
+      { lookup: 'old-released', path: '/a', headers: '[]', gone: 1 },
     ])
   })
 })

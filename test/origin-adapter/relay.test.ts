@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { runDurableObjectAlarm } from 'cloudflare:test'
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { dispatch, once, proxy, type ProxyOptions } from '../../src/index.js'
@@ -213,5 +213,29 @@ describe('relays: a Worker that dies mid-dispatch (seed 003, Figs. 14–18)', ()
     await runDurableObjectAlarm(await stubFor(key))
     expect(await recordOf(key)).toMatchObject({ state: 'committed', status: 201, request_id: admitted.requestId })
     expect((await live!.stats()).byRequestId[admitted.requestId]).toMatchObject({ applied: 1 })
+  })
+})
+
+describe('what a relay keeps once it is over (review s30, audit S30-2)', () => {
+  it("a completed relay keeps method and path, not the query: ?api_key=… is gone with the headers and body", async () => {
+    const [eu] = await startOrigins(['eu'])
+    const app = new Hono()
+    app.use('/accounts/*', once({ leaseMs: 3000, replayCache: false }))
+    app.post('/accounts/*', proxy({ origins: [{ name: 'eu', url: eu!.url }], strategy: 'failover', timeoutMs: 1000, deadlineMs: 3000 }))
+    const key = newKey()
+    const res = await app.request(
+      '/accounts/qa/deposits?api_key=SECRET-QUERY-KEY-123&x=1',
+      { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount: 100 }) },
+      env,
+    )
+    expect(res.status).toBe(201)
+    // The origin got the query: only what stays at rest loses it.
+    expect(Object.keys((await eu!.stats()).byRequestId)).toHaveLength(1)
+    const stub = await stubFor(key)
+    const row = await eventually(
+      () => runInDurableObject(stub, (_o, state) => state.storage.sql.exec<{ state: string; path: string; headers: string; body: ArrayBuffer | null }>('SELECT state, path, headers, body FROM relays WHERE key = ?', key).toArray()[0]),
+      (r) => r?.state === 'completed',
+    )
+    expect(row).toMatchObject({ path: '/accounts/qa/deposits', headers: '[]', body: null })
   })
 })
