@@ -1,4 +1,3 @@
-import { problem } from '../shared/problem.js'
 import { replayFilter } from '../shared/reply.js'
 import { answerPruned, replyLost, tooLargeAnswer } from '../shared/applied.js'
 import { digestHex } from '../shared/digest.js'
@@ -8,6 +7,7 @@ import { quorumOf, readReplicaAnswer } from '../shared/quorum.js'
 import type { OriginReply } from '../shared/types.js'
 import type { OrderedDomains } from './ordered.js'
 import { Replies } from './feed-replies.js'
+import { abandonedReply } from './abandon.js'
 import type { CommitRequest, CommitResult, DivergenceEvent, LogEntry, RelayPlan, ReplicaView, ReplyPolicy, StoredReply } from './types.js'
 
 /** What the catch-up needs from the object it runs in. */
@@ -322,13 +322,8 @@ async function completePending(host: CatchUpHost, p: Pending, replies: Replies):
   const everyoneRefused = headOfLine && tried === inRotation.length && refused === tried && !ordered.appliedAnywhere(p.domain, p.sequence)
   const poisonAfterMs = plan.poisonAfterMs ?? POISON_AFTER_MS
   if (everyoneRefused && now - ordered.refusedSince(p.domain, p.sequence, now) >= poisonAfterMs) {
-    const res = problem('request-abandoned', {
-      detail: `Every replica refused this request for good (sequence ${p.sequence} of ${p.domain}) for ${Math.round(poisonAfterMs / 1000)} s; it was abandoned and will not run. Send a new request with a new key.`,
-      instance: entry.request.path,
-      idempotencyKey: entry.key,
-      requestId: p.request_id,
-    })
-    const reply: StoredReply = { status: res.status, headers: [['content-type', 'application/problem+json']], body: new Uint8Array(await res.arrayBuffer()) }
+    const why = `Every replica refused this request for good (sequence ${p.sequence} of ${p.domain}) for ${Math.round(poisonAfterMs / 1000)} s; it was abandoned and will not run. Send a new request with a new key.`
+    const reply = await abandonedReply(entry, p.request_id, why)
     host.transact(() => {
       ordered.abandon(p.domain, p.sequence)
       commit(reply)

@@ -2,11 +2,12 @@ import { DurableObject } from 'cloudflare:workers'
 import { Relays } from './relays.js'
 import { Waiters } from '../shared/waiters.js'
 import { OrderedDomains } from './ordered.js'
-import { catchUpDomains } from './catch-up.js'
+import { type CatchUpHost, catchUpDomains } from './catch-up.js'
 import { Records } from './records.js'
 import { expireRecords, MIN_ALARM_GAP_MS, nextAlarm, RESENDS_PER_ALARM } from './alarm-plan.js'
 import { HealthBySet, resendRelay, type Resender } from './resend.js'
 import { migrate, MISCONFIGURED, startupFault } from './schema.js'
+import { abandonEntry, type AbandonResult } from './abandon.js'
 import { directoryWake } from './directory.js'
 import { spreadReplicaSets } from './directory-spread.js'
 import { adoptReplicaSets, DRAINED_BY_OPERATOR } from './replica-sets.js'
@@ -62,8 +63,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
       try {
         migrate(ctx.storage)
       } catch (err) {
-        // No SQLite, or a schema newer than the code: every call would fail alike, so callers get a 500 that says
-        // why. Anything else may pass: thrown, the runtime resets the object and the next call migrates again.
+        // Every call would fail alike (no SQLite, a newer schema): a 500 that says why; anything else is thrown (it may pass).
         const why = startupFault('StableArea', ctx.storage, err)
         if (why === undefined) throw err
         this.#misconfigured = why
@@ -93,12 +93,12 @@ export class StableArea extends DurableObject implements StableAreaApi {
       const { result, counted } = this.#records.admit(request)
       if (result.kind !== 'in_flight') {
         if (counted) this.#counters.admitted(Date.now())
-        else this.#count(result.kind)
+        else this.#counters.count(result.kind, Date.now())
         return result
       }
       const now = Date.now()
       if (now >= deadline) {
-        this.#count('in_flight')
+        this.#counters.count('in_flight', Date.now())
         return result
       }
       // Wake on commit/release, when the lease runs out, or at the deadline.
@@ -149,10 +149,8 @@ export class StableArea extends DurableObject implements StableAreaApi {
   }
 
   /**
-   * What this object has answered since it first counted: admits (new
-   * keys), replays, conflicts (409: still in flight) and mismatches (422).
-   * Kept in its storage, so a restart keeps them.
-   *
+   * What this object has answered since it first counted, kept in its storage: admits (new keys), replays,
+   * conflicts (409: still in flight) and mismatches (422).
    * @example
    * await stub.stats() // { admits: 120, replays: 31, conflicts: 2, mismatches: 1, since: 1795… }
    */
@@ -192,19 +190,9 @@ export class StableArea extends DurableObject implements StableAreaApi {
     return statuses
   }
 
-  #count(kind: AdmitResult['kind']): void {
-    this.#counters.count(kind, Date.now())
-  }
-
   /**
-   * Log entries `from`…`to` of an ordering domain, for a replica that
-   * answered `409` with `Once-Expected-Sequence` (DESIGN §6): the Worker
-   * sends them in order, then its own request again.
-   *
-   * @param domain - the ordering domain
-   * @param from - first sequence wanted
-   * @param to - last sequence wanted
-   * @returns the entries still kept, in order
+   * Log entries `from`…`to` (at most 1000) of an ordering domain, still kept, in order: for a replica that
+   * answered `409` with `Once-Expected-Sequence` (DESIGN §6), sent before the Worker's own request again.
    * @example
    * const missing = await stub.logEntries('acct-1', 5, 7)
    */
@@ -264,6 +252,19 @@ export class StableArea extends DurableObject implements StableAreaApi {
     this.#ordered.setState(domain, name, state === 'active' ? 'lagging' : state, state === 'draining' ? DRAINED_BY_OPERATOR : 'set by an operator', Date.now())
     await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS)
     return true
+  }
+
+  /**
+   * An operator's lever for a pending ordered request that holds up its domain and no rule ends (see
+   * {@link abandonEntry}): its slot becomes a no-op, its key's answer `request-abandoned`.
+   * @example
+   * await stub.abandon('acct-1', 42) // { abandoned: true, requestId: '01…' } or { abandoned: false, reason: '…' }
+   */
+  async abandon(domain: string, sequence: number): Promise<AbandonResult> {
+    this.#usable()
+    const result = await abandonEntry(this.#host(Date.now()), domain, sequence, Date.now())
+    if (result.abandoned) await this.#scheduleAlarm(Date.now() + MIN_ALARM_GAP_MS) // the replicas get the no-op
+    return result
   }
 
   /**
@@ -338,13 +339,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
       const host: Resender = { storage: this.ctx.storage, records: this.#records, relays: this.#relays, health: this.#health, env: this.env, waiters: this.#waiters }
       await Promise.all(this.#relays.due(now, RESENDS_PER_ALARM).map((due) => resendRelay(host, due)))
       // Ordering domains: feed lagging and joining replicas from the log, finish what dead Workers left.
-      const commit = (request: CommitRequest) => {
-        const result = this.#records.commit(request)
-        if (result.ok) this.#waiters.wake(request.lookup)
-        return result
-      }
-      const transact = <T>(fn: () => T): T => this.ctx.storage.transactionSync(fn)
-      await catchUpDomains({ ordered: this.#ordered, sql, env: this.env as unknown as Record<string, unknown>, commit, transact, now })
+      await catchUpDomains(this.#host(now))
       this.ctx.storage.transactionSync(() => this.#ordered.prune(Date.now()))
       await this.#counters.report(this.ctx, this.env, () => this.#ordered.status())
       await spreadReplicaSets(this.ctx, this.env) // the status object's directory: new replica sets to quiet domains
@@ -356,6 +351,16 @@ export class StableArea extends DurableObject implements StableAreaApi {
     const next = nextAlarm(sql, [this.#relays.nextWake(), this.#counters.nextWake(), this.#ordered.nextWake(at), directoryWake(sql)])
     // Never at a time already past: a row kept alive by a lease would make the alarm fire in a loop.
     if (next !== null) await this.#scheduleAlarm(Math.max(next, at + MIN_ALARM_GAP_MS))
+  }
+
+  /** The object's tables, its commit (which wakes the key's waiting duplicates) and one transaction: for the alarm's catch-up and an operator's abandon. */
+  #host(now: number): CatchUpHost {
+    const commit = (request: CommitRequest) => {
+      const result = this.#records.commit(request)
+      if (result.ok) this.#waiters.wake(request.lookup)
+      return result
+    }
+    return { ordered: this.#ordered, sql: this.ctx.storage.sql, env: this.env as unknown as Record<string, unknown>, commit, transact: (fn) => this.ctx.storage.transactionSync(fn), now }
   }
 
   get #relays(): Relays {

@@ -162,6 +162,8 @@ export interface StableAreaApi {
   domains(): Promise<DomainStatus[]>
   stats(): Promise<AdmitCounts>
   setReplica(domain: string, name: string, state: ReplicaState): Promise<boolean>
+  /** An operator abandons a pending ordered request that holds up its domain (abandon.ts). */
+  abandon(domain: string, sequence: number): Promise<{ abandoned: true; requestId: string } | { abandoned: false; reason: string }>
   /** The status object's directory tells a domain's object the origins its replica set now has (directory-spread.ts). */
   adoptReplicaSets(pushes: ReplicaSetPush[]): Promise<DomainStatus[]>
 }

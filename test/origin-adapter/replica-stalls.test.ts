@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { eventually, startOrigins } from '../farm.js'
 import { newKey } from '../helpers.js'
 import { bank, failingCommits, list, recordsOf, sql, stateOf, stubOf } from '../origin-adapter/domains.js'
+import type { StableAreaApi } from '../../src/durable/types.js'
 
 /**
  * What could hold up an ordering domain or keep a replica out of it for good (review s30): a replica's
@@ -279,5 +280,56 @@ describe('a request whose headers the replicas\' servers refuse before the recei
     expect({ status: next.status, acked: state?.replicas.map((r) => r.acked) }).toEqual({ status: 201, acked: [3, 3] })
     expect(retry.status).toBe(502)
     expect(await retry.json()).toMatchObject({ type: 'https://hono-once.dev/problems/request-abandoned', retryable: false })
+  })
+})
+
+describe('an operator abandons a request that holds up its domain (stub.abandon)', () => {
+  it('a WAF 403 at every replica (temporary: a route may be fixed) holds the domain up until an operator abandons the slot; then the domain goes on', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const origins = await startOrigins(['eu', 'us'])
+    // A WAF in front of every replica blocks this one request, before the receiver (no Once-Applied).
+    wrapFetch(list(origins).map((o) => o.url), async (request, send) =>
+      request.headers.get('x-note')?.includes('1=1') && request.headers.get('once-noop') !== '?1' ? new Response('Forbidden by WAF', { status: 403 }) : send(),
+    )
+    const deposit = bank(list(origins), { poisonAfterMs: 0 })
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const stub = stubOf(account) as unknown as StableAreaApi
+    expect((await deposit(account, newKey(), 1)).status).toBe(201)
+    const key = newKey()
+    const send = () => deposit(account, key, 1, { 'x-note': "' OR 1=1--" })
+    expect((await send()).status).toBe(502)
+    await alarmNow(account, 2)
+    // No rule ends it: the next write of the domain is held up behind it.
+    expect((await deposit(account, newKey(), 1)).status).toBe(502)
+    // While a Worker holds it (a retry sending it now): refused; a slot that is not pending: refused.
+    await sql(account, `UPDATE records SET lease_until = ${Date.now() + 60_000} WHERE sequence = 2`)
+    expect(await stub.abandon(account, 2)).toMatchObject({ abandoned: false, reason: expect.stringMatching(/a Worker is sending it/) })
+    expect(await stub.abandon(account, 1)).toMatchObject({ abandoned: false, reason: expect.stringMatching(/not pending/) })
+    await sql(account, `UPDATE records SET lease_until = ${Date.now() - 1} WHERE state = 'in_flight'`)
+    expect(await stub.abandon(account, 2)).toMatchObject({ abandoned: true })
+    await alarmNow(account, 2)
+    const next = await deposit(account, newKey(), 1)
+    const retry = await send()
+    warn.mockRestore()
+    error.mockRestore()
+    expect(next.status).toBe(201)
+    expect(retry.status).toBe(502)
+    expect(await retry.json()).toMatchObject({ type: 'https://hono-once.dev/problems/request-abandoned', retryable: false })
+  })
+
+  it('is refused for a slot a replica applied (that cannot be undone)', async () => {
+    const origins = await startOrigins(['eu', 'us'])
+    const control = failingCommits()
+    const deposit = bank(list(origins), { ackQuorum: 1 }, control.ns)
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
+    expect((await deposit(account, newKey(), 5)).status).toBe(201) // answered first; its commit fails
+    await eventually(() => stateOf(account), (s) => s?.replicas.some((r) => r.acked === 1) === true)
+    await sql(account, `UPDATE records SET lease_until = ${Date.now() - 1} WHERE state = 'in_flight'`)
+    const result = await (stubOf(account) as unknown as StableAreaApi).abandon(account, 1)
+    error.mockRestore()
+    control.heal()
+    expect(result).toMatchObject({ abandoned: false, reason: expect.stringMatching(/a replica applied it/) })
   })
 })
