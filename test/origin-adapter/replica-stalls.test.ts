@@ -333,3 +333,25 @@ describe('an operator abandons a request that holds up its domain (stub.abandon)
     expect(result).toMatchObject({ abandoned: false, reason: expect.stringMatching(/a replica applied it/) })
   })
 })
+
+describe('a live write to a replica far behind (restored from an old snapshot)', () => {
+  it('fills in at most 32 entries itself and leaves the rest to the alarm (the replica lags), not hundreds of sends in one invocation', async () => {
+    const origins = await startOrigins(['r1', 'r2'])
+    const deposit = bank(list(origins), { ackQuorum: 1 })
+    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
+    for (let i = 0; i < 40; i++) expect((await deposit(account, newKey(), 1)).status).toBe(201)
+    await eventually(() => stateOf(account), (s) => s?.replicas.every((r) => r.acked === 40) === true)
+    // r2 says it needs sequence 1 next, as a replica restored from an empty snapshot would.
+    let sends = 0
+    wrapFetch([origins[1]!.url], async (request, send) => {
+      sends++
+      const sequence = Number(request.headers.get('once-sequence'))
+      return sequence === 41 ? new Response(null, { status: 409, headers: { 'once-expected-sequence': '1', 'once-applied': '?0' } }) : send()
+    })
+    const res = await deposit(account, newKey(), 1)
+    const r2 = await eventually(() => stateOf(account), (s) => s?.replicas.find((r) => r.name === 'r2')?.state === 'lagging')
+    expect(res.status).toBe(201) // r1's
+    expect(sends).toBeLessThanOrEqual(3) // the write's own sends (maxAttempts 3), no fill of 40 entries
+    expect(r2?.replicas.find((r) => r.name === 'r2')?.state).toBe('lagging')
+  })
+})
