@@ -88,3 +88,22 @@ describe('an answer passed on though no origin applied the request', () => {
     expect(sends.filter((s) => s === 'eu')).toHaveLength(1)
   })
 })
+
+describe("an app that returns 500 (its own catch) for every request", () => {
+  it('each request goes on to the next origin (the 500 is about the request: not sent there again), and the origin\'s breaker opens: it is as unhealthy as one that does not answer', async () => {
+    const sends: string[] = []
+    const broken = new Hono()
+    broken.use('/accounts/*', onceReceiver({ store: memoryStore(), secrets }))
+    broken.post('/accounts/:id/deposits', (c) => (sends.push('eu'), c.json({ error: 'database unavailable' }, 500)))
+    const eu = { name: 'eu', fetcher: { fetch: (req: Request) => broken.fetch(req) } }
+    const group = originGroup({ origins: [eu, originApp('us', sends)], strategy: 'failover', secret: { env: 'TEST_SIGNING_SECRET' }, breaker: { failures: 3, cooldownMs: 60_000 } }, 'proxy()')
+    const app = new Hono()
+    app.use('/*', once({ replayCache: false }))
+    app.post('/*', proxyWith(group))
+    const statuses: number[] = []
+    for (let i = 0; i < 5; i++) statuses.push((await post(app, '/accounts/a/deposits')).status)
+    expect(statuses).toEqual([201, 201, 201, 201, 201])
+    expect(group.health.report(['eu', 'us']).map((h) => h.breaker)).toEqual(['open', 'closed'])
+    expect(sends.filter((s) => s === 'eu')).toHaveLength(3) // asked once per request until its breaker opened
+  })
+})
