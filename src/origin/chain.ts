@@ -41,7 +41,8 @@ export async function withinDeadline(chain: Promise<ChainResult>, ms: number): P
  *   (Hono's `timeout()` 504), and an answer that says itself nothing was applied (`Once-Applied: ?0`: a relayed
  *   upstream's refusal);
  * - **failed** (500 `handler-failed`, which the edge counts towards poison): any other throw, an `HTTPException`
- *   the app's error handler turned into a 5xx, and a handler that returned no response (a missing `return`).
+ *   the app's error handler turned into a 5xx, a handler that returned no response (a missing `return`), and a
+ *   final answer whose body fails while it is read (a stream that errors, a body already used).
  *
  * Hono's not-found 404 is an answer like any 404 the app gives: the same request finds no route the next time.
  */
@@ -63,7 +64,13 @@ export async function runChain(c: Context, next: Next): Promise<ChainResult> {
   if (!c.finalized) return { kind: 'failed', detail: 'The handler returned no response (a missing return?)' }
   if (parseApplied(c.res.headers.get(ONCE_HEADERS.applied)) === false) return { kind: 'passed' }
   if (!isFinalStatus(c.res.status)) return { kind: 'passed' }
-  return { kind: 'answer', reply: await readStoredReply(c.res, storedByReceiver), withoutWrites }
+  try {
+    return { kind: 'answer', reply: await readStoredReply(c.res, storedByReceiver), withoutWrites }
+  } catch (err) {
+    // The app's own answer broke off (a stream that errors, a body a middleware already read): the same request
+    // would break it again, so it is the handler's failure, not the store's.
+    return { kind: 'failed', detail: `The handler's answer (${c.res.status}) could not be read (${String(err).slice(0, 200)})` }
+  }
 }
 
 /** Hono's `HTTPException` (by its shape: an app may bundle another copy of Hono): an answer thrown, not a failure. */

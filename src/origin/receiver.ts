@@ -49,8 +49,9 @@ const advancedByStore = new WeakMap<object, Waiters>()
  *   the writes made before the throw; a 5xx, 408 or 429 (an
  *   `HTTPException`'s too) and an answer marked `Once-Applied: ?0` (a
  *   relayed upstream's refusal) roll everything back and are passed on as
- *   given; any other thrown error, or a handler that returns no response,
- *   rolls back and answers 500 `handler-failed`; a handler (with the reading
+ *   given; any other thrown error, a handler that returns no response, or a
+ *   final answer whose body fails while it is read, rolls back and answers
+ *   500 `handler-failed`; a handler (with the reading
  *   of its answer) past `maxRunMs` is given up: 504 `handler-timeout`;
  * - steps aside, after its own checks, when another `onceReceiver()` on the
  *   same store is already applying the request (mounted twice);
