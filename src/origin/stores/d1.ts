@@ -64,8 +64,10 @@ export interface D1Tx<DB extends D1DatabaseLike = D1DatabaseLike> {
  * another, unordered request can write the same rows meanwhile: write
  * relative updates (`balance = balance + ?`) or guarded ones (`WHERE balance >= ?`).
  * A D1 row holds at most 2 MB: a larger answer fails its batch (nothing is
- * applied), and so does a pushed statement that breaks a constraint; such a
- * request answers 500 `handler-failed` (it would fail the same way again). The tables are created on first use.
+ * applied), and so does a pushed statement that breaks a constraint or that
+ * D1 refuses as written (an SQL error, the wrong number of bound
+ * parameters, `BEGIN`/`SAVEPOINT`/`COMMIT`); such a request answers 500
+ * `handler-failed` (it would fail the same way again; see `refusedForGood`). The tables are created on first use.
  *
  * @param db - the D1 binding
  * @returns the store
