@@ -1,11 +1,9 @@
 import { decide } from '../decide.js'
 import { refusedForGood, WritesRefused } from '../refused.js'
 import { Mutex } from '../locks.js'
+import { transactionControl } from './transaction-control.js'
 import type { ApplyClaim, ApplyOutcome, ApplyWork, AppliedEntry, ReceiverStore } from '../types.js'
 import { insertParams, SCHEMA, SQL, toApplied, toNextMap, toRecord } from './sql.js'
-
-/** Statements that would end or split the receiver's transaction, refused through the handler's `tx`. */
-const TRANSACTION_CONTROL = /^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b/i
 
 /** SQLite's "another connection holds the write lock" (node:sqlite and better-sqlite3 say it alike). */
 const BUSY = /SQLITE_BUSY|database is locked/i
@@ -270,8 +268,12 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
  */
 function guarded<DB extends SqliteDatabaseLike>(db: DB, usable: () => boolean): DB {
   const check = (sql?: unknown) => {
-    if (typeof sql === 'string' && TRANSACTION_CONTROL.test(sql)) {
-      throw new Error("hono-once: a handler may not run BEGIN, COMMIT, ROLLBACK, SAVEPOINT or RELEASE: the receiver's transaction holds its writes and its record together")
+    // Anywhere in the text (a statement list, after a comment): one would end the receiver's transaction midway.
+    const control = typeof sql === 'string' ? transactionControl(sql) : undefined
+    if (control !== undefined) {
+      throw new Error(
+        `hono-once: a handler may not run BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT or RELEASE (found ${control}): the receiver's transaction holds its writes and its record together`,
+      )
     }
     if (!usable()) {
       throw new Error(
