@@ -12,7 +12,8 @@ import type { StoredReply } from './types.js'
 export type ChainResult =
   | { kind: 'answer'; reply: StoredReply; withoutWrites: boolean }
   | { kind: 'passed' }
-  | { kind: 'failed'; detail: string }
+  /** `detail` is for the client, in general terms; `error` (what was thrown) only for the origin's log. */
+  | { kind: 'failed'; detail: string; error?: unknown }
   | { kind: 'timed-out' }
 
 /**
@@ -51,13 +52,14 @@ export async function runChain(c: Context, next: Next): Promise<ChainResult> {
     await next()
   } catch (err) {
     // Not an Error (`throw 'x'`): Hono's error handler never saw it.
-    return { kind: 'failed', detail: `The handler threw (${String(err).slice(0, 200)})` }
+    return { kind: 'failed', detail: `The handler threw (${errorName(err)})`, error: err }
   }
   let withoutWrites = false
   if (c.error !== undefined) {
-    const error = c.error instanceof Error ? `${c.error.name}: ${c.error.message}` : String(c.error)
     const status = isHttpException(c.error) ? (c.error as unknown as { status: number }).status : undefined
-    if (status === undefined || (isFinalStatus(status) && !isFinalStatus(c.res.status))) return { kind: 'failed', detail: `The handler threw (${error.slice(0, 200)})` }
+    if (status === undefined || (isFinalStatus(status) && !isFinalStatus(c.res.status))) {
+      return { kind: 'failed', detail: `The handler threw (${errorName(c.error)})`, error: c.error }
+    }
     if (!isFinalStatus(status)) return { kind: 'passed' }
     withoutWrites = true
   }
@@ -69,8 +71,20 @@ export async function runChain(c: Context, next: Next): Promise<ChainResult> {
   } catch (err) {
     // The app's own answer broke off (a stream that errors, a body a middleware already read): the same request
     // would break it again, so it is the handler's failure, not the store's.
-    return { kind: 'failed', detail: `The handler's answer (${c.res.status}) could not be read (${String(err).slice(0, 200)})` }
+    return { kind: 'failed', detail: `The handler's answer (${c.res.status}) could not be read (${errorName(err)})`, error: err }
   }
+}
+
+/**
+ * What was thrown, in words safe to send: its class's name (`TypeError`), never its message, which may hold a
+ * connection string, SQL or a customer's data (the message goes to the origin's log).
+ */
+function errorName(err: unknown): string {
+  if (!(err instanceof Error)) {
+    const kind = err === null ? 'null' : typeof err
+    return `${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind}, not an Error`
+  }
+  return /^[A-Za-z_$][\w$]{0,63}$/.test(err.name) ? err.name : 'an Error'
 }
 
 /** Hono's `HTTPException` (by its shape: an app may bundle another copy of Hono): an answer thrown, not a failure. */

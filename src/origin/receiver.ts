@@ -137,8 +137,17 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
           }
         } catch (err) {
           if (err instanceof WritesRefused) {
-            // The same request would fail the same way every time: the handler's failure, not a passing outage.
-            return respond(c, problemAnswer('handler-failed', { detail: `The handler's writes were refused: ${err.message.slice(0, 200)}; nothing was applied.`, instance, requestId }))
+            // The same request would fail the same way every time: the handler's failure, not a passing outage. The
+            // database's words (tables, columns, values) stay in the origin's log.
+            console.error('hono-once: onceReceiver: the database refused the writes of request', requestId, err.cause)
+            return respond(
+              c,
+              problemAnswer('handler-failed', {
+                detail: "The database refused the handler's writes for good (a constraint, a size limit, a statement it cannot run); nothing was applied. The origin's log has the error.",
+                instance,
+                requestId,
+              }),
+            )
           }
           console.error('hono-once: onceReceiver could not apply request', requestId, err)
           return respond(
@@ -169,7 +178,10 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             }
             if (given?.kind === 'failed') {
               // The app threw, or gave no answer: nothing was applied, and the edge may count it towards poison (DESIGN §6).
-              return respond(c, problemAnswer('handler-failed', { detail: `${given.detail}; its writes were rolled back.`, instance, requestId }))
+              // What it threw goes to the origin's log, not to the client: Hono's own onError keeps it inside too.
+              if (given.error !== undefined) console.error('hono-once: onceReceiver: the handler failed on request', requestId, given.error)
+              const logged = given.error !== undefined ? " The origin's log has the error." : ''
+              return respond(c, problemAnswer('handler-failed', { detail: `${given.detail}; its writes were rolled back.${logged}`, instance, requestId }))
             }
             // A 5xx, 408 or 429 of the app (an HTTPException's too), an answer that says nothing was applied: passed
             // on as it was given, rolled back, to be tried again.
