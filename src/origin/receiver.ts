@@ -133,7 +133,10 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             // transaction of its own (the first rolled them back; the locks are still held).
             const thrown = given.reply
             outcome = await store.apply(claim, async () => thrown)
-            if (outcome.kind === 'applied') return respond(c, applied(stored(thrown), true))
+            if (outcome.kind === 'applied') {
+              if (domain !== undefined) advanced.wake(domain)
+              return respond(c, applied(stored(thrown), true))
+            }
           }
         } catch (err) {
           if (err instanceof WritesRefused) {
