@@ -7,6 +7,7 @@ import { ONCE_HEADERS, SAFE_METHODS as SAFE } from '../shared/wire.js'
 import { readOnceHeaders, type OnceRequestHeaders } from './headers.js'
 import { runChain, withinDeadline, type ChainResult } from './chain.js'
 import { KeyedLock } from './locks.js'
+import { applyingOuter, enterApply } from './nesting.js'
 import { WritesRefused } from './refused.js'
 import { validateReceiverOptions, type ReceiverOptions } from './options.js'
 import type { ApplyOutcome, ReceiverVariables, StoredReply } from './types.js'
@@ -18,8 +19,6 @@ const DEFAULT_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE']
 const EMPTY = new Uint8Array()
 /** What a `Once-Noop: ?1` slot answers, now and on every repeat. */
 const NOOP_REPLY: StoredReply = { status: 204, headers: [], body: new Uint8Array() }
-/** The store of the receiver that is applying a request, by its context: a receiver mounted inside it steps aside. */
-const outerStores = new WeakMap<Context, object>()
 /** Receivers sharing a store share its locks. */
 const locksByStore = new WeakMap<object, KeyedLock>()
 /** …and learn from each other when a domain moves on (waiting on the domain's name). */
@@ -54,7 +53,8 @@ const advancedByStore = new WeakMap<object, Waiters>()
  *   500 `handler-failed`; a handler (with the reading
  *   of its answer) past `maxRunMs` is given up: 504 `handler-timeout`;
  * - steps aside, after its own checks, when another `onceReceiver()` on the
- *   same store is already applying the request (mounted twice);
+ *   same store is already applying the request (mounted twice, or in an app
+ *   mounted under it with `app.mount()`): the handler gets the outer's `tx`;
  * - says on every answer to a deduped request whether it applied it:
  *   `Once-Applied: ?1` on a recorded or replayed answer (the no-op's 204 and
  *   `sequence-pruned` too), `?0` on every refusal and rollback.
@@ -121,9 +121,10 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
         try {
           outcome = await store.apply(claim, async (tx) => {
             if (noop) return NOOP_REPLY
-            c.set('receiver', { requestId, key: h.key, domain, sequence, attempt: h.attempt, principal, tx })
-            outerStores.set(c, store)
-            given = await withinDeadline(runChain(c, next), maxRunMs)
+            const receiver = { requestId, key: h.key, domain, sequence, attempt: h.attempt, principal, tx }
+            c.set('receiver', receiver)
+            const leave = enterApply(c, { store, receiver })
+            given = await withinDeadline(runChain(c, next).finally(leave), maxRunMs)
             if (given.kind !== 'answer' || given.withoutWrites) return undefined
             respond(c, applied(stored(given.reply), true))
             return given.reply
@@ -289,12 +290,14 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
       }
     }
     if (!deduped || h.kind !== 'ok') return next()
-    // Mounted twice on a route (app.use and the route, a sub-app's own): the outer one dedupes and orders, this one
-    // has checked what it was given to check (its secrets, its limits) and steps aside (it would wait for the outer
-    // one's lock and answer in-flight, which the outer would record). Two stores on one route cannot both hold it.
-    const outer = outerStores.get(c)
+    // Mounted twice on a route (app.use and the route, a sub-app's own, an app.mount()ed app): the outer one dedupes
+    // and orders, this one has checked what it was given to check (its secrets, its limits) and steps aside (it would
+    // wait for the outer one's lock and answer in-flight, which the outer would record), handing the handler the
+    // outer's transaction. Two stores on one route cannot both hold it.
+    const outer = applyingOuter(c, store)
     if (outer !== undefined) {
-      if (outer !== store) throw new Error('hono-once: two onceReceiver() with different stores run for one request; the handler can write through one transaction only')
+      if (outer.store !== store) throw new Error('hono-once: two onceReceiver() with different stores run for one request; the handler can write through one transaction only')
+      c.set('receiver', outer.receiver as ReceiverVariables<Tx>['receiver'])
       return next()
     }
     return applyOnce(c, next, h)
