@@ -7,6 +7,7 @@ import { ONCE_HEADERS, SAFE_METHODS as SAFE } from '../shared/wire.js'
 import { readOnceHeaders, type OnceRequestHeaders } from './headers.js'
 import { runChain, withinDeadline, type ChainResult } from './chain.js'
 import { KeyedLock } from './locks.js'
+import { KnownNext } from './known-next.js'
 import { applyingOuter, enterApply } from './nesting.js'
 import { WritesRefused } from './refused.js'
 import { validateReceiverOptions, type ReceiverOptions } from './options.js'
@@ -23,6 +24,8 @@ const NOOP_REPLY: StoredReply = { status: 204, headers: [], body: new Uint8Array
 const locksByStore = new WeakMap<object, KeyedLock>()
 /** …and learn from each other when a domain moves on (waiting on the domain's name). */
 const advancedByStore = new WeakMap<object, Waiters>()
+/** …and what they have seen of each domain's next sequence. */
+const knownByStore = new WeakMap<object, KnownNext>()
 
 /**
  * The origin's half of hono-once (DESIGN §6): Hono middleware for origin
@@ -40,7 +43,9 @@ const advancedByStore = new WeakMap<object, Waiters>()
  *   it, up to `waitMs`, else gets 409 `in-flight` with `Retry-After`;
  * - applies ordered requests (`Once-Domain` + `Once-Sequence`) one at a time,
  *   in sequence order per domain: a gap answers 409 with
- *   `Once-Expected-Sequence`, an old sequence its stored answer, and
+ *   `Once-Expected-Sequence`, an old sequence its stored answer (without
+ *   waiting for a later one of its domain that runs, once this process has
+ *   seen the domain past it), and
  *   `Once-Noop: ?1` records the slot without running the handler (204);
  * - records a final answer (2xx, 3xx, 4xx but 408 and 429) in the same
  *   transaction as the handler's writes through `c.var.receiver.tx`; a Hono
@@ -98,6 +103,14 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
   locksByStore.set(store, locks)
   const advanced = advancedByStore.get(store) ?? new Waiters()
   advancedByStore.set(store, advanced)
+  const known = knownByStore.get(store) ?? new KnownNext()
+  knownByStore.set(store, known)
+
+  /** `domain` has applied everything before `next`: its waiting requests go on. */
+  function moved(domain: string, next: number) {
+    known.raise(domain, next)
+    advanced.wake(domain)
+  }
 
   async function applyOnce(c: Context<{ Variables: ReceiverVariables<Tx> }>, next: Next, h: Extract<OnceRequestHeaders, { kind: 'ok' }>) {
     const instance = c.req.path
@@ -110,7 +123,9 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
     const applyInTurn = async (final = false): Promise<Response | undefined | 'wait'> => {
       let unlockDomain: (() => void) | undefined
       try {
-        if (domain !== undefined) {
+        // A sequence known to be applied never runs again: it takes no turn, so a repeat (a lost answer, a catch-up)
+        // gets its stored answer while a later request of its domain runs.
+        if (domain !== undefined && !known.behind(domain, sequence!)) {
           unlockDomain = await locks.acquire(`domain\n${domain}`, Math.max(0, waitMs - (Date.now() - started)))
           if (!unlockDomain) return busy(`Domain ${JSON.stringify(domain)} is still applying an earlier request; retry after the delay given.`)
         }
@@ -135,7 +150,7 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             const thrown = given.reply
             outcome = await store.apply(claim, async () => thrown)
             if (outcome.kind === 'applied') {
-              if (domain !== undefined) advanced.wake(domain)
+              if (domain !== undefined) moved(domain, sequence! + 1)
               return respond(c, applied(stored(thrown), true))
             }
           }
@@ -164,9 +179,15 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             }),
           )
         }
+        if (domain !== undefined) {
+          // What the outcome tells of the domain's next sequence.
+          if (outcome.kind === 'replay') known.raise(domain, sequence! + 1)
+          else if (outcome.kind === 'gap') known.raise(domain, outcome.expected)
+          else if (outcome.kind === 'pruned') known.raise(domain, outcome.next)
+        }
         switch (outcome.kind) {
           case 'applied':
-            if (domain !== undefined) advanced.wake(domain)
+            if (domain !== undefined) moved(domain, sequence! + 1)
             return noop ? respond(c, applied(stored(NOOP_REPLY), true)) : undefined
           case 'rolled-back':
             if (given?.kind === 'timed-out') {
