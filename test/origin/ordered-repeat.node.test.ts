@@ -30,7 +30,7 @@ async function domainBusyWithTwo() {
 }
 
 /** The answer, and how long it took. */
-const timed = async (answer: Promise<Response>) => {
+const timed = async (answer: Response | Promise<Response>) => {
   const started = Date.now()
   const res = await answer
   const type = res.headers.get('content-type')?.includes('problem') ? ((await res.clone().json()) as { type: string }).type : undefined
