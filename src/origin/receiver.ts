@@ -1,7 +1,6 @@
 import type { Context, MiddlewareHandler, Next } from 'hono'
 import { checkContentDigest } from '../shared/content-digest.js'
 import { parsePrincipal } from '../shared/principal.js'
-import { problem, type ProblemInit, type ReceiverProblem } from '../shared/problem.js'
 import { verifyRequest } from '../shared/signature.js'
 import { ONCE_HEADERS, SAFE_METHODS as SAFE } from '../shared/wire.js'
 import { readOnceHeaders, type OnceRequestHeaders } from './headers.js'
@@ -9,7 +8,7 @@ import { runChain, withinDeadline, type ChainResult } from './chain.js'
 import { KeyedLock } from './locks.js'
 import { KnownNext } from './known-next.js'
 import { applyingOuter, enterApply } from './nesting.js'
-import { WritesRefused } from './refused.js'
+import { applied, problemAnswer, storeFailure } from './answers.js'
 import { validateReceiverOptions, type ReceiverOptions } from './options.js'
 import type { ApplyOutcome, ReceiverVariables, StoredReply } from './types.js'
 import { readUpTo } from '../shared/read-limited.js'
@@ -155,29 +154,7 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             }
           }
         } catch (err) {
-          if (err instanceof WritesRefused) {
-            // The same request would fail the same way every time: the handler's failure, not a passing outage. The
-            // database's words (tables, columns, values) stay in the origin's log.
-            console.error('hono-once: onceReceiver: the database refused the writes of request', requestId, err.cause)
-            return respond(
-              c,
-              problemAnswer('handler-failed', {
-                detail: "The database refused the handler's writes for good (a constraint, a size limit, a statement it cannot run); nothing was applied. The origin's log has the error.",
-                instance,
-                requestId,
-              }),
-            )
-          }
-          console.error('hono-once: onceReceiver could not apply request', requestId, err)
-          return respond(
-            c,
-            problemAnswer('store-unavailable', {
-              detail: 'The request could not be recorded, so nothing was applied; retry with the same request id.',
-              instance,
-              requestId,
-              headers: { 'retry-after': '1' },
-            }),
-          )
+          return respond(c, storeFailure(err, instance, requestId))
         }
         if (domain !== undefined) {
           // What the outcome tells of the domain's next sequence.
@@ -358,28 +335,6 @@ function stored(reply: StoredReply): Response {
   // An answer the app encoded itself goes out as it is (on Workers, the runtime would encode it again).
   if (reply.encoded) copy.encoded = true
   return replayResponse(copy, false)
-}
-
-/**
- * A problem answer of the receiver, with `Once-Applied`: `?0`, nothing was
- * applied, but for `sequence-pruned` (applied, and its answer is gone): `?1`.
- */
-function problemAnswer(kind: ReceiverProblem, init: ProblemInit): Response {
-  return applied(problem(kind, init), kind === 'sequence-pruned')
-}
-
-/** The answer with `Once-Applied` set: `?1` applied (fresh or replayed), `?0` nothing applied. */
-function applied(res: Response, flag: boolean): Response {
-  const value = flag ? '?1' : '?0'
-  try {
-    res.headers.set(ONCE_HEADERS.applied, value)
-    return res
-  } catch {
-    // Immutable headers (a response from fetch): copy it.
-    const out = new Response(res.body, res)
-    out.headers.set(ONCE_HEADERS.applied, value)
-    return out
-  }
 }
 
 /** Sets the answer even after `next()` (Hono ignores a returned response once `c.res` is set), without merging the old headers. */

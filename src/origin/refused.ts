@@ -17,6 +17,23 @@ export class WritesRefused extends Error {
 }
 
 /**
+ * Thrown by a store's `apply` when a write the handler guarded changed no
+ * row when it ran (d1Store's `tx.pushGuarded`): another request changed what
+ * the handler read after it read it. Nothing was applied; the receiver
+ * answers 503 `store-unavailable` (retryable), so the request runs again and
+ * reads anew.
+ *
+ * @example
+ * throw new WriteConflict(err)
+ */
+export class WriteConflict extends Error {
+  constructor(override readonly cause: unknown) {
+    super('a guarded write changed no row: what the handler read was changed meanwhile')
+    this.name = 'WriteConflict'
+  }
+}
+
+/**
  * SQLite's primary result codes that come from the statements themselves (their text, their bound values, the rows
  * they would write), by number: the same statements meet them on every attempt. Every other code (BUSY, LOCKED,
  * IOERR, FULL, NOMEM, INTERRUPT, SCHEMA, READONLY, CORRUPT, …) is about the database's state at the time, and passes.
