@@ -35,7 +35,7 @@ const knownByStore = new WeakMap<object, KnownNext>()
  *   created over 60 s ahead, a `Once-*` header not covered, or no match);
  *   then reads the body up to `maxBodyBytes` (413 `body-too-large`) and
  *   checks it against `Content-Digest` (400 when missing or different);
- * - dedupes every request but GET, HEAD and OPTIONS that carries
+ * - dedupes every request but GET, HEAD, OPTIONS and TRACE that carries
  *   `Once-Request-Id`, whatever `methods` says: a repeat of an applied
  *   request gets the stored answer (status, headers, exact body) without
  *   running the handler; a repeat that arrives while the first runs waits for
@@ -73,7 +73,7 @@ const knownByStore = new WeakMap<object, KnownNext>()
  * `c.req.raw` for forwarding). The handler's answer is buffered to be stored.
  *
  * @param options - see {@link ReceiverOptions}; validated here, a bad one throws a TypeError naming it
- * @returns the middleware; the handler finds `c.var.receiver`
+ * @returns the middleware; the handler of a deduped request finds `c.var.receiver` (undefined on a request passed through)
  * @example
  * import { serve } from '@hono/node-server'
  * import { Hono } from 'hono'
@@ -85,7 +85,9 @@ const knownByStore = new WeakMap<object, KnownNext>()
  * const app = new Hono()
  * const secrets = { ONCE_SIGNING_SECRET: process.env.ONCE_SIGNING_SECRET! }
  * app.post('/accounts/:id/deposits', onceReceiver({ store: sqliteStore(db), secrets }), async (c) => {
- *   const { amount } = await c.req.json<{ amount: number }>()
+ *   // A malformed body is a final 400 (recorded), not a throw (500 handler-failed, which counts towards poison).
+ *   const amount = ((await c.req.json().catch(() => null)) as { amount?: unknown } | null)?.amount
+ *   if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) return c.json({ error: 'amount: expected an integer' }, 400)
  *   const row = c.var.receiver.tx
  *     .prepare('INSERT INTO accounts VALUES (?, ?) ON CONFLICT DO UPDATE SET balance = balance + excluded.balance RETURNING balance')
  *     .get(c.req.param('id'), amount) as { balance: number }

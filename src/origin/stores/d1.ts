@@ -109,7 +109,9 @@ const GUARD_MISSED = /once_guard_changed/
  * const app = new Hono<{ Variables: ReceiverVariables<D1Tx<D1Database>> }>()
  * app.use('/accounts/*', onceReceiver({ store: d1Store(env.DB), secrets: { ONCE_SIGNING_SECRET: env.ONCE_SIGNING_SECRET } }))
  * app.post('/accounts/:id/deposits', async (c) => {
- *   const { amount } = await c.req.json<{ amount: number }>()
+ *   // A malformed body is a final 400 (recorded), not a throw (500 handler-failed, which counts towards poison).
+ *   const amount = ((await c.req.json().catch(() => null)) as { amount?: unknown } | null)?.amount
+ *   if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) return c.json({ error: 'amount: expected an integer' }, 400)
  *   const { tx } = c.var.receiver
  *   tx.push(tx.db.prepare('INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT DO UPDATE SET balance = balance + excluded.balance').bind(c.req.param('id'), amount))
  *   return c.json({ ok: true }, 201)

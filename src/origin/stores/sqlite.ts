@@ -137,7 +137,9 @@ export interface SqliteStore<DB extends SqliteDatabaseLike> extends ReceiverStor
  * const db = new DatabaseSync('origin.db')
  * db.exec('CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, balance INTEGER NOT NULL)')
  * app.post('/accounts/:id/deposits', onceReceiver({ store: sqliteStore(db) }), async (c) => {
- *   const { amount } = await c.req.json<{ amount: number }>()
+ *   // A malformed body is a final 400 (recorded), not a throw (500 handler-failed, which counts towards poison).
+ *   const amount = ((await c.req.json().catch(() => null)) as { amount?: unknown } | null)?.amount
+ *   if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) return c.json({ error: 'amount: expected an integer' }, 400)
  *   c.var.receiver.tx.prepare('INSERT INTO accounts VALUES (?, ?) ON CONFLICT DO UPDATE SET balance = balance + excluded.balance').run(c.req.param('id'), amount)
  *   return c.json({ ok: true }, 201)
  * })
