@@ -12,7 +12,8 @@ import type { StoredReply } from './types.js'
 export type ChainResult =
   | { kind: 'answer'; reply: StoredReply; withoutWrites: boolean }
   | { kind: 'passed' }
-  | { kind: 'failed'; detail: string }
+  /** `detail` is for the client, in general terms; `error` (what was thrown) only for the origin's log. */
+  | { kind: 'failed'; detail: string; error?: unknown }
   | { kind: 'timed-out' }
 
 /**
@@ -41,7 +42,8 @@ export async function withinDeadline(chain: Promise<ChainResult>, ms: number): P
  *   (Hono's `timeout()` 504), and an answer that says itself nothing was applied (`Once-Applied: ?0`: a relayed
  *   upstream's refusal);
  * - **failed** (500 `handler-failed`, which the edge counts towards poison): any other throw, an `HTTPException`
- *   the app's error handler turned into a 5xx, and a handler that returned no response (a missing `return`).
+ *   the app's error handler turned into a 5xx, a handler that returned no response (a missing `return`), and a
+ *   final answer whose body fails while it is read (a stream that errors, a body already used).
  *
  * Hono's not-found 404 is an answer like any 404 the app gives: the same request finds no route the next time.
  */
@@ -50,20 +52,39 @@ export async function runChain(c: Context, next: Next): Promise<ChainResult> {
     await next()
   } catch (err) {
     // Not an Error (`throw 'x'`): Hono's error handler never saw it.
-    return { kind: 'failed', detail: `The handler threw (${String(err).slice(0, 200)})` }
+    return { kind: 'failed', detail: `The handler threw (${errorName(err)})`, error: err }
   }
   let withoutWrites = false
   if (c.error !== undefined) {
-    const error = c.error instanceof Error ? `${c.error.name}: ${c.error.message}` : String(c.error)
     const status = isHttpException(c.error) ? (c.error as unknown as { status: number }).status : undefined
-    if (status === undefined || (isFinalStatus(status) && !isFinalStatus(c.res.status))) return { kind: 'failed', detail: `The handler threw (${error.slice(0, 200)})` }
+    if (status === undefined || (isFinalStatus(status) && !isFinalStatus(c.res.status))) {
+      return { kind: 'failed', detail: `The handler threw (${errorName(c.error)})`, error: c.error }
+    }
     if (!isFinalStatus(status)) return { kind: 'passed' }
     withoutWrites = true
   }
   if (!c.finalized) return { kind: 'failed', detail: 'The handler returned no response (a missing return?)' }
   if (parseApplied(c.res.headers.get(ONCE_HEADERS.applied)) === false) return { kind: 'passed' }
   if (!isFinalStatus(c.res.status)) return { kind: 'passed' }
-  return { kind: 'answer', reply: await readStoredReply(c.res, storedByReceiver), withoutWrites }
+  try {
+    return { kind: 'answer', reply: await readStoredReply(c.res, storedByReceiver), withoutWrites }
+  } catch (err) {
+    // The app's own answer broke off (a stream that errors, a body a middleware already read): the same request
+    // would break it again, so it is the handler's failure, not the store's.
+    return { kind: 'failed', detail: `The handler's answer (${c.res.status}) could not be read (${errorName(err)})`, error: err }
+  }
+}
+
+/**
+ * What was thrown, in words safe to send: its class's name (`TypeError`), never its message, which may hold a
+ * connection string, SQL or a customer's data (the message goes to the origin's log).
+ */
+function errorName(err: unknown): string {
+  if (!(err instanceof Error)) {
+    const kind = err === null ? 'null' : typeof err
+    return `${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind}, not an Error`
+  }
+  return /^[A-Za-z_$][\w$]{0,63}$/.test(err.name) ? err.name : 'an Error'
 }
 
 /** Hono's `HTTPException` (by its shape: an app may bundle another copy of Hono): an answer thrown, not a failure. */

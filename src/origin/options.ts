@@ -31,7 +31,7 @@ export interface ReceiverOptions<Tx = unknown> {
   /**
    * Methods that require `Once-Request-Id` when `secrets` are set (401
    * `request-id-missing` without one). Whatever it lists, every request
-   * other than GET, HEAD and OPTIONS that carries `Once-Request-Id` is
+   * other than GET, HEAD, OPTIONS and TRACE that carries `Once-Request-Id` is
    * deduped (and ordered when it carries a domain and sequence). Default
    * POST, PUT, PATCH, DELETE.
    */

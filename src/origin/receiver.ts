@@ -1,13 +1,14 @@
 import type { Context, MiddlewareHandler, Next } from 'hono'
 import { checkContentDigest } from '../shared/content-digest.js'
 import { parsePrincipal } from '../shared/principal.js'
-import { problem, type ProblemInit, type ReceiverProblem } from '../shared/problem.js'
 import { verifyRequest } from '../shared/signature.js'
 import { ONCE_HEADERS, SAFE_METHODS as SAFE } from '../shared/wire.js'
 import { readOnceHeaders, type OnceRequestHeaders } from './headers.js'
 import { runChain, withinDeadline, type ChainResult } from './chain.js'
 import { KeyedLock } from './locks.js'
-import { WritesRefused } from './refused.js'
+import { KnownNext } from './known-next.js'
+import { applyingOuter, enterApply } from './nesting.js'
+import { applied, problemAnswer, storeFailure } from './answers.js'
 import { validateReceiverOptions, type ReceiverOptions } from './options.js'
 import type { ApplyOutcome, ReceiverVariables, StoredReply } from './types.js'
 import { readUpTo } from '../shared/read-limited.js'
@@ -18,12 +19,12 @@ const DEFAULT_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE']
 const EMPTY = new Uint8Array()
 /** What a `Once-Noop: ?1` slot answers, now and on every repeat. */
 const NOOP_REPLY: StoredReply = { status: 204, headers: [], body: new Uint8Array() }
-/** The store of the receiver that is applying a request, by its context: a receiver mounted inside it steps aside. */
-const outerStores = new WeakMap<Context, object>()
 /** Receivers sharing a store share its locks. */
 const locksByStore = new WeakMap<object, KeyedLock>()
 /** …and learn from each other when a domain moves on (waiting on the domain's name). */
 const advancedByStore = new WeakMap<object, Waiters>()
+/** …and what they have seen of each domain's next sequence. */
+const knownByStore = new WeakMap<object, KnownNext>()
 
 /**
  * The origin's half of hono-once (DESIGN §6): Hono middleware for origin
@@ -34,14 +35,16 @@ const advancedByStore = new WeakMap<object, Waiters>()
  *   created over 60 s ahead, a `Once-*` header not covered, or no match);
  *   then reads the body up to `maxBodyBytes` (413 `body-too-large`) and
  *   checks it against `Content-Digest` (400 when missing or different);
- * - dedupes every request but GET, HEAD and OPTIONS that carries
+ * - dedupes every request but GET, HEAD, OPTIONS and TRACE that carries
  *   `Once-Request-Id`, whatever `methods` says: a repeat of an applied
  *   request gets the stored answer (status, headers, exact body) without
  *   running the handler; a repeat that arrives while the first runs waits for
  *   it, up to `waitMs`, else gets 409 `in-flight` with `Retry-After`;
  * - applies ordered requests (`Once-Domain` + `Once-Sequence`) one at a time,
  *   in sequence order per domain: a gap answers 409 with
- *   `Once-Expected-Sequence`, an old sequence its stored answer, and
+ *   `Once-Expected-Sequence`, an old sequence its stored answer (without
+ *   waiting for a later one of its domain that runs, once this process has
+ *   seen the domain past it), and
  *   `Once-Noop: ?1` records the slot without running the handler (204);
  * - records a final answer (2xx, 3xx, 4xx but 408 and 429) in the same
  *   transaction as the handler's writes through `c.var.receiver.tx`; a Hono
@@ -49,11 +52,13 @@ const advancedByStore = new WeakMap<object, Waiters>()
  *   the writes made before the throw; a 5xx, 408 or 429 (an
  *   `HTTPException`'s too) and an answer marked `Once-Applied: ?0` (a
  *   relayed upstream's refusal) roll everything back and are passed on as
- *   given; any other thrown error, or a handler that returns no response,
- *   rolls back and answers 500 `handler-failed`; a handler (with the reading
+ *   given; any other thrown error, a handler that returns no response, or a
+ *   final answer whose body fails while it is read, rolls back and answers
+ *   500 `handler-failed`; a handler (with the reading
  *   of its answer) past `maxRunMs` is given up: 504 `handler-timeout`;
  * - steps aside, after its own checks, when another `onceReceiver()` on the
- *   same store is already applying the request (mounted twice);
+ *   same store is already applying the request (mounted twice, or in an app
+ *   mounted under it with `app.mount()`): the handler gets the outer's `tx`;
  * - says on every answer to a deduped request whether it applied it:
  *   `Once-Applied: ?1` on a recorded or replayed answer (the no-op's 204 and
  *   `sequence-pruned` too), `?0` on every refusal and rollback.
@@ -68,7 +73,7 @@ const advancedByStore = new WeakMap<object, Waiters>()
  * `c.req.raw` for forwarding). The handler's answer is buffered to be stored.
  *
  * @param options - see {@link ReceiverOptions}; validated here, a bad one throws a TypeError naming it
- * @returns the middleware; the handler finds `c.var.receiver`
+ * @returns the middleware; the handler of a deduped request finds `c.var.receiver` (undefined on a request passed through)
  * @example
  * import { serve } from '@hono/node-server'
  * import { Hono } from 'hono'
@@ -80,7 +85,9 @@ const advancedByStore = new WeakMap<object, Waiters>()
  * const app = new Hono()
  * const secrets = { ONCE_SIGNING_SECRET: process.env.ONCE_SIGNING_SECRET! }
  * app.post('/accounts/:id/deposits', onceReceiver({ store: sqliteStore(db), secrets }), async (c) => {
- *   const { amount } = await c.req.json<{ amount: number }>()
+ *   // A malformed body is a final 400 (recorded), not a throw (500 handler-failed, which counts towards poison).
+ *   const amount = ((await c.req.json().catch(() => null)) as { amount?: unknown } | null)?.amount
+ *   if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) return c.json({ error: 'amount: expected an integer' }, 400)
  *   const row = c.var.receiver.tx
  *     .prepare('INSERT INTO accounts VALUES (?, ?) ON CONFLICT DO UPDATE SET balance = balance + excluded.balance RETURNING balance')
  *     .get(c.req.param('id'), amount) as { balance: number }
@@ -97,6 +104,14 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
   locksByStore.set(store, locks)
   const advanced = advancedByStore.get(store) ?? new Waiters()
   advancedByStore.set(store, advanced)
+  const known = knownByStore.get(store) ?? new KnownNext()
+  knownByStore.set(store, known)
+
+  /** `domain` has applied everything before `next`: its waiting requests go on. */
+  function moved(domain: string, next: number) {
+    known.raise(domain, next)
+    advanced.wake(domain)
+  }
 
   async function applyOnce(c: Context<{ Variables: ReceiverVariables<Tx> }>, next: Next, h: Extract<OnceRequestHeaders, { kind: 'ok' }>) {
     const instance = c.req.path
@@ -109,7 +124,9 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
     const applyInTurn = async (final = false): Promise<Response | undefined | 'wait'> => {
       let unlockDomain: (() => void) | undefined
       try {
-        if (domain !== undefined) {
+        // A sequence known to be applied never runs again: it takes no turn, so a repeat (a lost answer, a catch-up)
+        // gets its stored answer while a later request of its domain runs.
+        if (domain !== undefined && !known.behind(domain, sequence!)) {
           unlockDomain = await locks.acquire(`domain\n${domain}`, Math.max(0, waitMs - (Date.now() - started)))
           if (!unlockDomain) return busy(`Domain ${JSON.stringify(domain)} is still applying an earlier request; retry after the delay given.`)
         }
@@ -120,9 +137,10 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
         try {
           outcome = await store.apply(claim, async (tx) => {
             if (noop) return NOOP_REPLY
-            c.set('receiver', { requestId, key: h.key, domain, sequence, attempt: h.attempt, principal, tx })
-            outerStores.set(c, store)
-            given = await withinDeadline(runChain(c, next), maxRunMs)
+            const receiver = { requestId, key: h.key, domain, sequence, attempt: h.attempt, principal, tx }
+            c.set('receiver', receiver)
+            const leave = enterApply(c, { store, receiver })
+            given = await withinDeadline(runChain(c, next).finally(leave), maxRunMs)
             if (given.kind !== 'answer' || given.withoutWrites) return undefined
             respond(c, applied(stored(given.reply), true))
             return given.reply
@@ -132,27 +150,23 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             // transaction of its own (the first rolled them back; the locks are still held).
             const thrown = given.reply
             outcome = await store.apply(claim, async () => thrown)
-            if (outcome.kind === 'applied') return respond(c, applied(stored(thrown), true))
+            if (outcome.kind === 'applied') {
+              if (domain !== undefined) moved(domain, sequence! + 1)
+              return respond(c, applied(stored(thrown), true))
+            }
           }
         } catch (err) {
-          if (err instanceof WritesRefused) {
-            // The same request would fail the same way every time: the handler's failure, not a passing outage.
-            return respond(c, problemAnswer('handler-failed', { detail: `The handler's writes were refused: ${err.message.slice(0, 200)}; nothing was applied.`, instance, requestId }))
-          }
-          console.error('hono-once: onceReceiver could not apply request', requestId, err)
-          return respond(
-            c,
-            problemAnswer('store-unavailable', {
-              detail: 'The request could not be recorded, so nothing was applied; retry with the same request id.',
-              instance,
-              requestId,
-              headers: { 'retry-after': '1' },
-            }),
-          )
+          return respond(c, storeFailure(err, instance, requestId))
+        }
+        if (domain !== undefined) {
+          // What the outcome tells of the domain's next sequence.
+          if (outcome.kind === 'replay') known.raise(domain, sequence! + 1)
+          else if (outcome.kind === 'gap') known.raise(domain, outcome.expected)
+          else if (outcome.kind === 'pruned') known.raise(domain, outcome.next)
         }
         switch (outcome.kind) {
           case 'applied':
-            if (domain !== undefined) advanced.wake(domain)
+            if (domain !== undefined) moved(domain, sequence! + 1)
             return noop ? respond(c, applied(stored(NOOP_REPLY), true)) : undefined
           case 'rolled-back':
             if (given?.kind === 'timed-out') {
@@ -168,7 +182,10 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             }
             if (given?.kind === 'failed') {
               // The app threw, or gave no answer: nothing was applied, and the edge may count it towards poison (DESIGN §6).
-              return respond(c, problemAnswer('handler-failed', { detail: `${given.detail}; its writes were rolled back.`, instance, requestId }))
+              // What it threw goes to the origin's log, not to the client: Hono's own onError keeps it inside too.
+              if (given.error !== undefined) console.error('hono-once: onceReceiver: the handler failed on request', requestId, given.error)
+              const logged = given.error !== undefined ? " The origin's log has the error." : ''
+              return respond(c, problemAnswer('handler-failed', { detail: `${given.detail}; its writes were rolled back.${logged}`, instance, requestId }))
             }
             // A 5xx, 408 or 429 of the app (an HTTPException's too), an answer that says nothing was applied: passed
             // on as it was given, rolled back, to be tried again.
@@ -273,12 +290,14 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
       }
     }
     if (!deduped || h.kind !== 'ok') return next()
-    // Mounted twice on a route (app.use and the route, a sub-app's own): the outer one dedupes and orders, this one
-    // has checked what it was given to check (its secrets, its limits) and steps aside (it would wait for the outer
-    // one's lock and answer in-flight, which the outer would record). Two stores on one route cannot both hold it.
-    const outer = outerStores.get(c)
+    // Mounted twice on a route (app.use and the route, a sub-app's own, an app.mount()ed app): the outer one dedupes
+    // and orders, this one has checked what it was given to check (its secrets, its limits) and steps aside (it would
+    // wait for the outer one's lock and answer in-flight, which the outer would record), handing the handler the
+    // outer's transaction. Two stores on one route cannot both hold it.
+    const outer = applyingOuter(c, store)
     if (outer !== undefined) {
-      if (outer !== store) throw new Error('hono-once: two onceReceiver() with different stores run for one request; the handler can write through one transaction only')
+      if (outer.store !== store) throw new Error('hono-once: two onceReceiver() with different stores run for one request; the handler can write through one transaction only')
+      c.set('receiver', outer.receiver as ReceiverVariables<Tx>['receiver'])
       return next()
     }
     return applyOnce(c, next, h)
@@ -318,28 +337,6 @@ function stored(reply: StoredReply): Response {
   // An answer the app encoded itself goes out as it is (on Workers, the runtime would encode it again).
   if (reply.encoded) copy.encoded = true
   return replayResponse(copy, false)
-}
-
-/**
- * A problem answer of the receiver, with `Once-Applied`: `?0`, nothing was
- * applied, but for `sequence-pruned` (applied, and its answer is gone): `?1`.
- */
-function problemAnswer(kind: ReceiverProblem, init: ProblemInit): Response {
-  return applied(problem(kind, init), kind === 'sequence-pruned')
-}
-
-/** The answer with `Once-Applied` set: `?1` applied (fresh or replayed), `?0` nothing applied. */
-function applied(res: Response, flag: boolean): Response {
-  const value = flag ? '?1' : '?0'
-  try {
-    res.headers.set(ONCE_HEADERS.applied, value)
-    return res
-  } catch {
-    // Immutable headers (a response from fetch): copy it.
-    const out = new Response(res.body, res)
-    out.headers.set(ONCE_HEADERS.applied, value)
-    return out
-  }
 }
 
 /** Sets the answer even after `next()` (Hono ignores a returned response once `c.res` is set), without merging the old headers. */

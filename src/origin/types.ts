@@ -134,7 +134,8 @@ export interface ReceiverStore<Tx = unknown> {
 }
 
 /**
- * What `onceReceiver()` puts on the context as `c.var.receiver` for a deduped request.
+ * What `onceReceiver()` puts on the context as `c.var.receiver` for a deduped request (only then: see
+ * {@link ReceiverVariables}).
  *
  * @example
  * app.post('/accounts/:id/deposits', (c) => {
@@ -167,6 +168,11 @@ export interface ReceiverContext<Tx = unknown> {
 /**
  * Context variables set by `onceReceiver()`; use as `new Hono<{ Variables: ReceiverVariables<SqliteTx> }>()`
  * to type `c.var.receiver.tx`.
+ *
+ * `receiver` is typed as always there, for the routes the receiver dedupes, but it is set only on a deduped
+ * request: on one the receiver passes through (GET, HEAD, OPTIONS, TRACE; without `secrets`, a request with no
+ * `Once-Request-Id`) it is undefined. A handler that also serves such requests checks `c.get('receiver')` first, and
+ * reads the caller of a read with `parsePrincipal(c.req.header('once-principal'))`.
  *
  * @example
  * const app = new Hono<{ Variables: ReceiverVariables<DatabaseSync> }>()

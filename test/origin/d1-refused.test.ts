@@ -43,3 +43,66 @@ describe('d1Store classifies a deterministic failure of the handler’s own stat
     }
   })
 })
+
+/*
+ * Review s30 (S10): the rest of F6's kind, found in workerd's D1; each failed (503 store-unavailable) before the
+ * rule went by the SQLite result code and D1's statement checks instead of a list of messages.
+ */
+describe('d1Store: a batch that fails on every attempt is the handler’s failure; a passing D1 error is not', () => {
+  /** An ordered app whose handler pushes `statement`, on `database` (the binding, or a wrapper over it). */
+  const appOn = (database: D1Database, statement: (tx: D1Tx<D1Database>) => D1PreparedStatement) => {
+    const app = new Hono<{ Variables: ReceiverVariables<D1Tx<D1Database>> }>()
+    app.post('/x', onceReceiver({ store: d1Store(database), gapWaitMs: 0 }), (c) => {
+      c.var.receiver.tx.push(statement(c.var.receiver.tx))
+      return c.json({ ok: true }, 201)
+    })
+    return app
+  }
+  /** Two attempts of sequence 1 of a fresh domain: each answer as `status type applied retryable`. */
+  const attempts = async (app: Hono<any>, n = 2) => {
+    const r = crypto.randomUUID()
+    const quiet = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const answers: string[] = []
+    for (let i = 0; i < n; i++) {
+      const res = await app.request('/x', { method: 'POST', headers: { [ONCE_HEADERS.requestId]: r, [ONCE_HEADERS.domain]: `d-${r}`, [ONCE_HEADERS.sequence]: '1' } })
+      const p = (await res.json()) as { type?: string; retryable?: boolean }
+      answers.push(`${res.status} ${p.type?.split('/').pop() ?? '-'} ${res.headers.get(ONCE_HEADERS.applied)} ${p.retryable ?? '-'}`)
+    }
+    quiet.mockRestore()
+    return answers
+  }
+
+  it.each<[string, (tx: D1Tx<D1Database>) => D1PreparedStatement]>([
+    ['a statement bound with too few parameters', (tx) => tx.db.prepare('INSERT INTO s27_accounts (id, balance) VALUES (?, ?)').bind('only-one')],
+    ['a statement bound with too many parameters', (tx) => tx.db.prepare('INSERT INTO s27_accounts (id, balance) VALUES (?, ?)').bind('a', 1, 2)],
+    ['a pushed SAVEPOINT', (tx) => tx.db.prepare('SAVEPOINT s1')],
+    ['a pushed BEGIN', (tx) => tx.db.prepare('BEGIN')],
+    ['a pushed COMMIT', (tx) => tx.db.prepare('COMMIT')],
+    ['a pushed RELEASE', (tx) => tx.db.prepare('RELEASE s1')],
+    ['a PRAGMA D1 does not allow', (tx) => tx.db.prepare('PRAGMA journal_mode = DELETE')],
+    ['a statement that is only a comment', (tx) => tx.db.prepare('-- nothing')],
+  ])('%s: 500 handler-failed ?0, not retryable, on every attempt', async (_, statement) => {
+    expect(await attempts(appOn(db, statement))).toEqual(Array(2).fill('500 handler-failed ?0 false'))
+  })
+
+  it('a D1 outage while the batch runs (network connection lost) stays 503 store-unavailable, and the next attempt applies', async () => {
+    let outage = 1
+    const flaky = new Proxy(db, {
+      get(t, p) {
+        const value = Reflect.get(t, p, t) as unknown
+        if (p === 'batch') {
+          return async (statements: D1PreparedStatement[]) => {
+            // The store's own snapshot reads are batches of selects: fail only the write batch.
+            if (statements.length > 3 && outage-- > 0) throw new Error('D1_ERROR: Network connection lost.')
+            return t.batch(statements)
+          }
+        }
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(t) : value
+      },
+    })
+    const app = appOn(flaky, (tx) => tx.db.prepare('INSERT INTO s27_accounts (id, balance) VALUES (?, 1)').bind(crypto.randomUUID()))
+    const answers = await attempts(app)
+    expect(answers[0]).toBe('503 store-unavailable ?0 true')
+    expect(answers[1]).toMatch(/^201 - \?1/)
+  })
+})

@@ -2,7 +2,7 @@ import { serve, type ServerType } from '@hono/node-server'
 import { Hono } from 'hono'
 import type { AddressInfo } from 'node:net'
 import { DatabaseSync } from 'node:sqlite'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { ONCE_HEADERS, onceReceiver, PROBLEM_BASE, sqliteStore, type ReceiverOptions, type ReceiverVariables, type SigningKey } from '../../src/origin/index.js'
 import { signedHeaders } from './sign.js'
 
@@ -531,10 +531,16 @@ describe('onceReceiver: Once-Applied on every answer (DESIGN §6)', () => {
   it('?0 with handler-failed (500) when the app threw; its writes are rolled back', async () => {
     const o = await startTestOrigin()
     const r = id()
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => {})
     const res = await o.post({ [ONCE_HEADERS.requestId]: r, 'x-mode': 'throw' })
     expect(res.status).toBe(500)
     expect(res.headers.get(ONCE_HEADERS.applied)).toBe('?0')
-    expect(await problemOf(res)).toMatchObject({ type: `${PROBLEM_BASE}handler-failed`, detail: expect.stringContaining('ledger exploded') })
+    // The detail says what happened in general terms; the message (it may hold secrets) is in the origin's log.
+    const p = await problemOf(res)
+    expect(p).toMatchObject({ type: `${PROBLEM_BASE}handler-failed`, detail: expect.stringContaining('The handler threw (Error)') })
+    expect(JSON.stringify(p)).not.toContain('ledger exploded')
+    expect(logged.mock.calls.some((args) => args.includes(r) && args.some((a) => a instanceof Error && a.message === 'ledger exploded'))).toBe(true)
+    logged.mockRestore()
     expect(o.effects(r)).toBe(0)
   })
 
@@ -666,9 +672,13 @@ describe('sqliteStore: bounded waits, and a transaction SQLite rolled back by it
       await store.exclusive((conn) => conn.prepare('SELECT 1').get())
       return c.json({ ok: true }, 201)
     })
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => {})
     const res = await post(a, 'r-1')
     expect(res.status).toBe(500)
-    expect(await problemOf(res)).toMatchObject({ type: `${PROBLEM_BASE}handler-failed`, detail: expect.stringContaining('exclusive()') })
+    expect(await problemOf(res)).toMatchObject({ type: `${PROBLEM_BASE}handler-failed` })
+    // What it threw is in the origin's log, not in the answer.
+    expect(logged.mock.calls.some((args) => args.some((a) => a instanceof Error && a.message.includes('exclusive()')))).toBe(true)
+    logged.mockRestore()
     // The store is free again.
     expect(await store.exclusive((conn) => conn.prepare('SELECT 1 AS one').get())).toEqual({ one: 1 })
     expect(await store.nextSequences()).toEqual({})

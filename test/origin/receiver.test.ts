@@ -23,10 +23,10 @@ function bank(options: { secrets?: Record<string, string> } = {}) {
     runs++
     const id = c.req.param('id')
     const { amount } = await c.req.json<{ amount: number }>()
-    const balance = (balances.get(id) ?? 0) + amount
-    c.var.receiver.tx.onCommit(() => balances.set(id, balance))
+    // Computed when it commits: deposits of other request ids run concurrently.
+    c.var.receiver.tx.onCommit(() => balances.set(id, (balances.get(id) ?? 0) + amount))
     if (c.req.header('x-fail')) return c.json({ error: 'later' }, 503)
-    return c.json({ id, balance }, 201)
+    return c.json({ id, deposited: amount }, 201)
   })
   app.post('/accounts/:id/forward', async (c) => new Response(c.req.raw.body, { status: 201 }))
   const post = (path: string, headers: Record<string, string>, body = '{"amount":5}') => app.request(path, { method: 'POST', headers, body })
@@ -85,8 +85,8 @@ describe('onceReceiver on Workers with memoryStore()', () => {
     const h = { [ONCE_HEADERS.requestId]: 'r-1' }
     expect((await b.post('/accounts/a/deposits', { ...h, 'x-fail': '1' })).status).toBe(503)
     expect(b.balances.get('a')).toBeUndefined()
-    expect(await (await b.post('/accounts/a/deposits', h)).json()).toEqual({ id: 'a', balance: 5 })
-    expect(await (await b.post('/accounts/a/deposits', h)).json()).toEqual({ id: 'a', balance: 5 })
+    expect(await (await b.post('/accounts/a/deposits', h)).json()).toEqual({ id: 'a', deposited: 5 })
+    expect(await (await b.post('/accounts/a/deposits', h)).json()).toEqual({ id: 'a', deposited: 5 })
     expect(b.balances.get('a')).toBe(5)
     expect(b.runs()).toBe(2)
   })

@@ -1,4 +1,4 @@
-import { refusedForGood, WritesRefused } from '../refused.js'
+import { refusedForGood, WriteConflict, WritesRefused } from '../refused.js'
 import { decide, type ClaimState } from '../decide.js'
 import type { ApplyClaim, ApplyOutcome, ApplyWork, AppliedEntry, ReceiverStore } from '../types.js'
 import { insertParams, SCHEMA, SQL, toApplied, toNextMap, toRecord } from './sql.js'
@@ -41,9 +41,36 @@ export interface D1DatabaseLike {
 export interface D1Tx<DB extends D1DatabaseLike = D1DatabaseLike> {
   /** The database, for reads. Writes made here directly are not part of the batch. */
   readonly db: DB
-  /** Adds write statements to the request's batch, in order. */
+  /**
+   * Adds write statements to the request's batch, in order. Their results are
+   * not checked: one that changes no row (an `UPDATE … WHERE balance >= ?`
+   * whose row another request changed since the handler read it) still
+   * commits with the answer. Use {@link D1Tx.pushGuarded} for a write the
+   * answer depends on.
+   */
   push(...statements: ReturnType<DB['prepare']>[]): void
+  /**
+   * Adds one write (`INSERT`, `UPDATE` or `DELETE`) that must change at least
+   * one row: if it changes none when the batch runs (what the handler read
+   * was changed by another request meanwhile), the whole batch rolls back and
+   * the request answers 503 `store-unavailable` (retryable): the edge sends it
+   * again, and the handler reads anew (and answers, say, 422). The handler
+   * must itself answer when its read already shows the write would match
+   * nothing: a guard that fails on every attempt is retried for ever.
+   *
+   * @example
+   * tx.pushGuarded(tx.db.prepare('UPDATE accounts SET balance = balance - ? WHERE id = ? AND balance >= ?').bind(amount, id, amount))
+   */
+  pushGuarded(statement: ReturnType<DB['prepare']>): void
 }
+
+/**
+ * Fails (CHECK `once_guard_changed`) when the statement before it in the batch changed no row; inserts nothing
+ * otherwise, so the table stays empty.
+ */
+const GUARD_TABLE = 'CREATE TABLE IF NOT EXISTS once_guards (changed INTEGER, CONSTRAINT once_guard_changed CHECK (changed > 0))'
+const GUARD = 'INSERT INTO once_guards (changed) SELECT changes() WHERE changes() = 0'
+const GUARD_MISSED = /once_guard_changed/
 
 /**
  * A receiver store on Cloudflare D1.
@@ -62,10 +89,15 @@ export interface D1Tx<DB extends D1DatabaseLike = D1DatabaseLike> {
  * than once concurrently (only one run's writes commit), so do external side
  * effects only after the answer; and it must not trust what it read if
  * another, unordered request can write the same rows meanwhile: write
- * relative updates (`balance = balance + ?`) or guarded ones (`WHERE balance >= ?`).
+ * relative updates (`balance = balance + ?`), and push a write whose answer
+ * depends on the read (`WHERE balance >= ?`) with `tx.pushGuarded`, which
+ * rolls the batch back when it changes no row (a plain `push` is not
+ * checked: the answer would be recorded though the write did nothing).
  * A D1 row holds at most 2 MB: a larger answer fails its batch (nothing is
- * applied), and so does a pushed statement that breaks a constraint; such a
- * request answers 500 `handler-failed` (it would fail the same way again). The tables are created on first use.
+ * applied), and so does a pushed statement that breaks a constraint or that
+ * D1 refuses as written (an SQL error, the wrong number of bound
+ * parameters, `BEGIN`/`SAVEPOINT`/`COMMIT`); such a request answers 500
+ * `handler-failed` (it would fail the same way again; see `refusedForGood`). The tables are created on first use.
  *
  * @param db - the D1 binding
  * @returns the store
@@ -77,7 +109,9 @@ export interface D1Tx<DB extends D1DatabaseLike = D1DatabaseLike> {
  * const app = new Hono<{ Variables: ReceiverVariables<D1Tx<D1Database>> }>()
  * app.use('/accounts/*', onceReceiver({ store: d1Store(env.DB), secrets: { ONCE_SIGNING_SECRET: env.ONCE_SIGNING_SECRET } }))
  * app.post('/accounts/:id/deposits', async (c) => {
- *   const { amount } = await c.req.json<{ amount: number }>()
+ *   // A malformed body is a final 400 (recorded), not a throw (500 handler-failed, which counts towards poison).
+ *   const amount = ((await c.req.json().catch(() => null)) as { amount?: unknown } | null)?.amount
+ *   if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) return c.json({ error: 'amount: expected an integer' }, 400)
  *   const { tx } = c.var.receiver
  *   tx.push(tx.db.prepare('INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT DO UPDATE SET balance = balance + excluded.balance').bind(c.req.param('id'), amount))
  *   return c.json({ ok: true }, 201)
@@ -86,7 +120,7 @@ export interface D1Tx<DB extends D1DatabaseLike = D1DatabaseLike> {
 export function d1Store<DB extends D1DatabaseLike>(db: DB): ReceiverStore<D1Tx<DB>> {
   let ready: Promise<unknown> | undefined
   const init = (): Promise<unknown> =>
-    (ready ??= db.batch(SCHEMA.map((s) => db.prepare(s))).catch((err: unknown) => {
+    (ready ??= db.batch([...SCHEMA, GUARD_TABLE].map((s) => db.prepare(s))).catch((err: unknown) => {
       ready = undefined
       throw err
     }))
@@ -115,7 +149,11 @@ export function d1Store<DB extends D1DatabaseLike>(db: DB): ReceiverStore<D1Tx<D
       const decision = decide(claim, await state(claim))
       if (decision.kind !== 'run') return decision
       const writes: D1StatementLike[] = []
-      const reply = await work({ db, push: (...statements) => void writes.push(...statements) })
+      const reply = await work({
+        db,
+        push: (...statements) => void writes.push(...statements),
+        pushGuarded: (statement) => void writes.push(statement, db.prepare(GUARD)),
+      })
       if (!reply) return { kind: 'rolled-back' }
       const now = Date.now()
       const batch =
@@ -135,7 +173,11 @@ export function d1Store<DB extends D1DatabaseLike>(db: DB): ReceiverStore<D1Tx<D
       } catch (err) {
         // Lost a race (a constraint failed)? Then answer what is stored now; otherwise it is a real failure.
         const after = decide(claim, await state(claim))
-        if (after.kind === 'run') throw refusedForGood(err) ? new WritesRefused(err) : err
+        if (after.kind === 'run') {
+          // A guarded write found its row changed: the handler's read was stale, and a new run reads anew.
+          if (GUARD_MISSED.test(String(err))) throw new WriteConflict(err)
+          throw refusedForGood(err) ? new WritesRefused(err) : err
+        }
         return after
       }
     },

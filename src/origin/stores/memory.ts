@@ -7,7 +7,7 @@ import type { ApplyClaim, ApplyOutcome, ApplyWork, AppliedEntry, ReceiverStore, 
  * back, so a test app can keep its state in plain maps and still be atomic.
  *
  * @example
- * c.var.receiver.tx.onCommit(() => balances.set(id, balance))
+ * c.var.receiver.tx.onCommit(() => balances.set(id, (balances.get(id) ?? 0) + amount))
  */
 export interface MemoryTx {
   /** Runs `effect` right after the record commits; never when the request rolls back. One that throws is logged: the request stays applied. */
@@ -24,6 +24,9 @@ export interface MemoryTx {
  * sequence still the next one, then records the answer, advances the domain
  * and runs the `onCommit` effects, with no `await` in between. A claim that
  * lost the race gets the decision it would get now, and its effects are dropped.
+ * Handlers of different request ids (outside one domain) run concurrently:
+ * compute what an effect writes inside the effect, from the state it finds
+ * then, never from a read the handler made before an `await`.
  *
  * @returns the store
  * @example
@@ -34,9 +37,11 @@ export interface MemoryTx {
  * const app = new Hono()
  * app.post('/accounts/:id/deposits', onceReceiver({ store: memoryStore() }), async (c) => {
  *   const id = c.req.param('id')
- *   const balance = (balances.get(id) ?? 0) + (await c.req.json<{ amount: number }>()).amount
- *   c.var.receiver.tx.onCommit(() => balances.set(id, balance))
- *   return c.json({ id, balance }, 201)
+ *   const amount = ((await c.req.json().catch(() => null)) as { amount?: unknown } | null)?.amount
+ *   if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) return c.json({ error: 'amount: expected an integer' }, 400)
+ *   // Computed when it commits: another deposit may commit while this one awaits.
+ *   c.var.receiver.tx.onCommit(() => balances.set(id, (balances.get(id) ?? 0) + amount))
+ *   return c.json({ id, deposited: amount }, 201)
  * })
  */
 export function memoryStore(): ReceiverStore<MemoryTx> {

@@ -1,11 +1,9 @@
 import { decide } from '../decide.js'
 import { refusedForGood, WritesRefused } from '../refused.js'
 import { Mutex } from '../locks.js'
+import { transactionControl } from './transaction-control.js'
 import type { ApplyClaim, ApplyOutcome, ApplyWork, AppliedEntry, ReceiverStore } from '../types.js'
 import { insertParams, SCHEMA, SQL, toApplied, toNextMap, toRecord } from './sql.js'
-
-/** Statements that would end or split the receiver's transaction, refused through the handler's `tx`. */
-const TRANSACTION_CONTROL = /^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b/i
 
 /** SQLite's "another connection holds the write lock" (node:sqlite and better-sqlite3 say it alike). */
 const BUSY = /SQLITE_BUSY|database is locked/i
@@ -45,7 +43,10 @@ export interface SqliteStatementLike {
 export interface SqliteDatabaseLike {
   exec(sql: string): unknown
   prepare(sql: string): SqliteStatementLike
-  /** node:sqlite: whether a transaction is open (SQLite may roll one back by itself, on a full disk or an I/O error). */
+  /**
+   * node:sqlite (Node >= 22.16 or >= 24): whether a transaction is open (SQLite may roll one back by itself, on a
+   * full disk or an I/O error). The store needs this or `inTransaction`: `sqliteStore()` throws without either.
+   */
   readonly isTransaction?: boolean
   /** better-sqlite3's name for the same. */
   readonly inTransaction?: boolean
@@ -97,8 +98,11 @@ export interface SqliteStore<DB extends SqliteDatabaseLike> extends ReceiverStor
 
 /**
  * A receiver store on a synchronous SQLite connection (node:sqlite
- * `DatabaseSync`, better-sqlite3). It creates its tables (`once_requests`,
- * `once_domains`) if they are missing.
+ * `DatabaseSync` on Node >= 22.16 or >= 24, better-sqlite3). It creates its
+ * tables (`once_requests`, `once_domains`) if they are missing. It needs the
+ * connection to say whether its transaction is open (node:sqlite's
+ * `isTransaction`, better-sqlite3's `inTransaction`) and throws a TypeError
+ * without: node:sqlite before 22.16 does not.
  *
  * Transaction model: each deduped request runs as `BEGIN IMMEDIATE`, the
  * checks, your handler (writing through `c.var.receiver.tx`, the same
@@ -133,7 +137,9 @@ export interface SqliteStore<DB extends SqliteDatabaseLike> extends ReceiverStor
  * const db = new DatabaseSync('origin.db')
  * db.exec('CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, balance INTEGER NOT NULL)')
  * app.post('/accounts/:id/deposits', onceReceiver({ store: sqliteStore(db) }), async (c) => {
- *   const { amount } = await c.req.json<{ amount: number }>()
+ *   // A malformed body is a final 400 (recorded), not a throw (500 handler-failed, which counts towards poison).
+ *   const amount = ((await c.req.json().catch(() => null)) as { amount?: unknown } | null)?.amount
+ *   if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) return c.json({ error: 'amount: expected an integer' }, 400)
  *   c.var.receiver.tx.prepare('INSERT INTO accounts VALUES (?, ?) ON CONFLICT DO UPDATE SET balance = balance + excluded.balance').run(c.req.param('id'), amount)
  *   return c.json({ ok: true }, 201)
  * })
@@ -142,6 +148,14 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
   const waitMs = options.waitMs ?? 5000
   if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > 10 * 60_000) {
     throw new TypeError(`hono-once: invalid sqliteStore() options: waitMs: expected an integer >= 0 and <= 600000, got ${String(options.waitMs)}`)
+  }
+  // Without it, a transaction SQLite rolled back by itself mid-handler goes unseen, and the rest of the request
+  // (its later writes, its record) commits on its own: a half-applied request recorded as applied.
+  const said = typeof db.isTransaction === 'boolean' ? 'isTransaction' : typeof db.inTransaction === 'boolean' ? 'inTransaction' : undefined
+  if (said === undefined) {
+    throw new TypeError(
+      "hono-once: sqliteStore() needs a connection that says whether its transaction is open: node:sqlite's DatabaseSync.isTransaction (Node >= 22.16 or >= 24), or a better-sqlite3 Database (inTransaction); this one has neither",
+    )
   }
   for (const statement of SCHEMA) db.exec(statement)
   const mutex = mutexes.get(db) ?? new Mutex()
@@ -188,8 +202,8 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
     }
   }
 
-  /** Whether the connection is inside a transaction; undefined for a driver that does not say. */
-  const inTransaction = (): boolean | undefined => db.isTransaction ?? db.inTransaction
+  /** Whether the connection is inside a transaction. */
+  const inTransaction = (): boolean => db[said] === true
   const turn = <T>(what: string, fn: () => T | Promise<T>): Promise<T> =>
     mutex.run(fn, waitMs, () => new Error(`hono-once: sqliteStore ${what} waited ${waitMs} ms for the connection (is store.exclusive() called from inside a receiver handler? use c.var.receiver.tx there)`))
 
@@ -207,7 +221,7 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
           // handler outlived the receiver: Hono's timeout(), a promise it did not await) or SQLite ended it by itself:
           // such a write would commit on its own, while the answer says nothing was applied.
           let open = true
-          const tx = guarded(db, () => open && inTransaction() !== false)
+          const tx = guarded(db, () => open && inTransaction())
           let reply: Awaited<ReturnType<ApplyWork<DB>>>
           try {
             reply = await work(tx)
@@ -216,7 +230,7 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
           }
           // SQLite ended the transaction itself mid-handler (whatever the handler made of its refused statements): the
           // store failed, not the app; what follows would run in autocommit and consume the slot without its writes.
-          if (inTransaction() === false) throw new Error('hono-once: SQLite rolled the receiver transaction back during the handler (disk full or I/O error?); nothing was recorded')
+          if (!inTransaction()) throw new Error('hono-once: SQLite rolled the receiver transaction back during the handler (disk full or I/O error?); nothing was recorded')
           if (!reply) {
             rollback()
             return { kind: 'rolled-back' }
@@ -256,8 +270,12 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
  */
 function guarded<DB extends SqliteDatabaseLike>(db: DB, usable: () => boolean): DB {
   const check = (sql?: unknown) => {
-    if (typeof sql === 'string' && TRANSACTION_CONTROL.test(sql)) {
-      throw new Error("hono-once: a handler may not run BEGIN, COMMIT, ROLLBACK, SAVEPOINT or RELEASE: the receiver's transaction holds its writes and its record together")
+    // Anywhere in the text (a statement list, after a comment): one would end the receiver's transaction midway.
+    const control = typeof sql === 'string' ? transactionControl(sql) : undefined
+    if (control !== undefined) {
+      throw new Error(
+        `hono-once: a handler may not run BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT or RELEASE (found ${control}): the receiver's transaction holds its writes and its record together`,
+      )
     }
     if (!usable()) {
       throw new Error(
