@@ -1,6 +1,7 @@
 import { Hono, type Context } from 'hono'
 import { once } from '../middleware/once.js'
 import type { OnceOptions } from '../middleware/options.js'
+import { defaultScope } from '../middleware/identity.js'
 import { problem } from '../shared/problem.js'
 import { originGroup, proxyWith } from '../origin-adapter/dispatch.js'
 import type { ProxyOptions } from '../origin-adapter/options.js'
@@ -73,16 +74,23 @@ function onceOptions(config: GatewayConfig, route: GatewayRoute): OnceOptions {
     ...(config.shards ? { shards: config.shards } : {}),
     ...(config.locationHint ? { locationHint: config.locationHint } : {}),
   }
-  const scope = scopeOf(keys.scope)
-  if (scope) options.scope = scope
-  // "none" is the one way to share keys across callers; a header scope whose header is missing is refused.
+  options.scope = scopeOf(keys.scope)
+  // "none" is the one way to share keys across callers. Every other scope is a function, so once() refuses its '' (a
+  // request without the header) with 400 scope-missing: the gateway runs no authentication, so a caller without
+  // Authorization is anonymous, and anonymous callers must not share one key space.
   if (keys.scope === 'none') options.unscoped = 'shared'
   if (route.domain) options.domain = domainReader(route.domain)
   return options
 }
 
-function scopeOf(scope: string | undefined): OnceOptions['scope'] {
-  if (!scope || scope === 'authorization') return undefined
+/**
+ * `authorization` (the default): the SHA-256 of the `Authorization` header, once()'s own default scope (the gateway
+ * runs no `jwt()`, so never a JWT principal: a refreshed token is a new scope), but given as a function so that a
+ * request without the header is refused, not shared. `header:<name>`: the header as the caller sent it (a claim the
+ * gateway does not verify). `none`: one key space.
+ */
+function scopeOf(scope: string | undefined): NonNullable<OnceOptions['scope']> {
+  if (!scope || scope === 'authorization') return async (c) => (await defaultScope(c)).scope
   if (scope === 'none') return () => ''
   const header = scope.slice('header:'.length)
   return (c) => c.req.header(header) ?? ''

@@ -1,7 +1,7 @@
 import * as z from 'zod/mini'
 import { DEFAULT_DEADLINE_MS, defaultStrategy, MAX_ORIGINS, MAX_RELAY_BODY_BYTES, originUrlOption } from '../origin-adapter/options.js'
 import { assertOptions } from '../shared/options.js'
-import { listedCredentials } from '../shared/credentials.js'
+import { credentialHeaderProblem } from './header-options.js'
 import { pathProblem } from './paths.js'
 import { SAFE_METHODS as SAFE } from '../shared/wire.js'
 
@@ -29,7 +29,7 @@ export interface GatewayRoute {
   /**
    * The ordering domain of a request (needs `replicate`): `param:<name>`
    * (a path parameter), `segment:<n>` (the n-th path segment, from 1) or
-   * `header:<name>`. A `param:` the path does not declare is refused at start-up.
+   * `header:<name>`. A `param:` the path does not declare, and a credential header, are refused at start-up.
    */
   domain?: string
   /** `replicate` writes only; on a route that has none it is refused, as every option the route's sends never read. */
@@ -60,9 +60,11 @@ export interface GatewayKeys {
   maxBodyBytes?: number
   maxReplyBytes?: number
   /**
-   * Who a key belongs to: `authorization` (the default: JWT principal or the
-   * Authorization header's hash), `header:<name>` (a request without that
-   * header is a 400 `scope-missing`), or `none` (every caller shares keys).
+   * Who a key belongs to: `authorization` (the default: the Authorization
+   * header's hash, so a refreshed token is a new scope), `header:<name>`
+   * (the header as sent, a claim the gateway does not verify), or `none`
+   * (every caller shares keys). Under the first two a keyed write without
+   * the header is a 400 `scope-missing`; a credential header is refused.
    */
   scope?: string
 }
@@ -152,16 +154,7 @@ const schema = z.strictObject({
         ),
       ),
       maxReplyBytes: int(1, 24 * 1024 * 1024),
-      scope: z.optional(
-        z.string().check(
-          z.regex(/^(authorization|none|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected authorization, none or header:<name>'),
-          // The scope is stored with every record and sent to origins: a credential header's value would be kept as it is.
-          z.refine(
-            (scope) => !scope.startsWith('header:') || listedCredentials([scope.slice('header:'.length)]).length === 0,
-            'a credential header (Authorization, Cookie, Proxy-Authorization) would be stored as it is: use authorization (its hash), or a header naming the tenant',
-          ),
-        ),
-      ),
+      scope: z.optional(z.string().check(z.regex(/^(authorization|none|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected authorization, none or header:<name>'))),
     }),
   ),
   shards: int(1, 4096),
@@ -194,7 +187,12 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
   assertOptions(schema, value, 'ONCE_CONFIG')
   const config = value as GatewayConfig
   const names = new Set(config.origins.map((o) => o.name))
+  // A header read as it is (scope, domain) is stored with every record or log entry and sent to every origin.
+  const scopeHeader = config.keys?.scope?.startsWith('header:') && credentialHeaderProblem('keys.scope', config.keys.scope.slice('header:'.length), 'authorization (its hash), or a header naming the tenant')
+  if (scopeHeader) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: ${scopeHeader}`)
   config.routes.forEach((route, i) => {
+    const domainHeader = route.domain?.startsWith('header:') && credentialHeaderProblem(`routes.${i}.domain`, route.domain.slice('header:'.length), 'param:<name> or segment:<n>, or a header naming the account')
+    if (domainHeader) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: ${domainHeader}`)
     const path = pathProblem(route.path)
     if (path) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.path: ${path}`)
     const methods = methodsOf(route)
@@ -226,10 +224,11 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
       throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.timeoutMs: expected at most deadlineMs (${which}): the deadline bounds every attempt, so a longer timeout is cut to it`)
     }
     const maxRunMs = config.keys?.maxRunMs ?? DEFAULT_MAX_RUN_MS
-    if (route.deadlineMs !== undefined && route.deadlineMs > maxRunMs && writesOf(route)) {
+    if (deadline > maxRunMs && writesOf(route)) {
       const which = config.keys?.maxRunMs === undefined ? `${maxRunMs}, the default` : `${maxRunMs}`
+      const given = route.deadlineMs === undefined ? ` (${deadline}, the default)` : ''
       throw new TypeError(
-        `hono-once: invalid ONCE_CONFIG options: routes.${i}.deadlineMs: expected at most keys.maxRunMs (${which}) on a route that takes writes: once() gives a write up at maxRunMs (a retryable 504), so a longer deadline is never reached; raise keys.maxRunMs too`,
+        `hono-once: invalid ONCE_CONFIG options: routes.${i}.deadlineMs${given}: expected at most keys.maxRunMs (${which}) on a route that takes writes: once() gives a write up at maxRunMs (a retryable 504), so a longer deadline is never reached; raise keys.maxRunMs, or lower deadlineMs`,
       )
     }
   })

@@ -22,7 +22,7 @@ function configFor(origins: FarmOrigin[]): GatewayConfig {
 const eu = [{ name: 'eu', url: 'https://eu.example' }]
 const oneRoute = (route: object, extra: object = {}) => ({ origins: eu, routes: [route], ...extra })
 const deposit = (config: GatewayConfig, account: string, key: string, amount = 100) =>
-  call(config, `/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) })
+  call(config, `/accounts/${account}/deposits`, { method: 'POST', headers: { authorization: 'Bearer caller-1', 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) })
 
 describe('the config-driven gateway', () => {
   it('serves the configured routes: replicated writes once per key, hedged reads', async () => {
