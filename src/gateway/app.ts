@@ -7,6 +7,7 @@ import { originGroup, proxyWith } from '../origin-adapter/dispatch.js'
 import type { ProxyOptions } from '../origin-adapter/options.js'
 import { DEFAULT_MAX_RUN_MS, methodsOf, type GatewayConfig, type GatewayKeys, type GatewayRoute } from './config.js'
 import { handOffIsolateCounts, statusRoutes } from './status.js'
+import { gatewayCors, withoutOriginCors } from './cors.js'
 import type { GatewayBindings, GatewayState } from './types.js'
 import { SAFE_METHODS as SAFE } from '../shared/wire.js'
 
@@ -27,6 +28,8 @@ export type { GatewayBindings, GatewayState } from './types.js'
 export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: GatewayBindings }>; state: GatewayState } {
   const app = new Hono<{ Bindings: GatewayBindings }>()
   const state: GatewayState = { config, groups: [] }
+  // In front of everything, once() included: a replay and the gateway's own problems carry the CORS headers too.
+  if (config.cors) app.use(gatewayCors(config.cors))
   app.use(handOffIsolateCounts())
   statusRoutes(app, state)
   config.routes.forEach((route, i) => {
@@ -42,7 +45,7 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
     }
     const group = originGroup(options, `ONCE_CONFIG routes.${i}`)
     state.groups.push({ route, group })
-    const handler = proxyWith(group)
+    const handler = config.cors ? withoutOriginCors(proxyWith(group)) : proxyWith(group)
     const unsafe = methods.filter((m) => !SAFE.has(m))
     const safe = methods.filter((m) => SAFE.has(m))
     if (unsafe.length > 0) app.on(unsafe, route.path, once(onceOptions(config, route)), handler)

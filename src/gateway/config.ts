@@ -2,6 +2,7 @@ import * as z from 'zod/mini'
 import { DEFAULT_DEADLINE_MS, defaultStrategy, MAX_ORIGINS, MAX_RELAY_BODY_BYTES, originUrlOption } from '../origin-adapter/options.js'
 import { assertOptions } from '../shared/options.js'
 import { credentialHeaderProblem } from './header-options.js'
+import { corsSchema, type GatewayCors } from './cors.js'
 import { pathProblem } from './paths.js'
 import { SAFE_METHODS as SAFE } from '../shared/wire.js'
 
@@ -100,6 +101,8 @@ export interface GatewayConfig {
   signing?: 'off' | { keyid?: string }
   /** Where new StableArea objects are placed (near the primary origin). */
   locationHint?: 'wnam' | 'enam' | 'sam' | 'weur' | 'eeur' | 'apac' | 'oc' | 'afr' | 'me'
+  /** Browsers on these origins may call the gateway: CORS headers on every answer, replays included; preflights answered. */
+  cors?: GatewayCors
 }
 
 /** `keys.maxRunMs` when the config gives none; the gateway passes it to once() (whose default it is too), and checks deadlines against it. */
@@ -160,6 +163,7 @@ const schema = z.strictObject({
   shards: int(1, 4096),
   signing: z.optional(z.union([z.literal('off'), z.strictObject({ keyid: z.optional(z.string().check(z.regex(/^[\x20-\x7e]{1,128}$/, 'expected 1–128 printable ASCII characters'))) })])),
   locationHint: z.optional(z.enum(['wnam', 'enam', 'sam', 'weur', 'eeur', 'apac', 'oc', 'afr', 'me'])),
+  cors: corsSchema,
 })
 
 /**
@@ -196,6 +200,9 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
     const path = pathProblem(route.path)
     if (path) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.path: ${path}`)
     const methods = methodsOf(route)
+    if (config.cors && methods.includes('OPTIONS')) {
+      throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.methods: with a cors block the gateway answers every OPTIONS request itself (the preflight), so a route's OPTIONS would never reach its origins: remove it`)
+    }
     if (methods.includes('HEAD') && !methods.includes('GET')) {
       throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.methods: HEAD is answered by the route's GET (Hono serves a HEAD request with the GET handler, without the body), so a route with HEAD and no GET never matches it: add GET`)
     }
