@@ -69,7 +69,7 @@ async function load(){
     const r=await fetch(location.pathname,{headers:{accept:'application/json',authorization:'Bearer '+token},credentials:'omit',cache:'no-store'});
     if(r.status===401){sessionStorage.removeItem(KEY);return ask('The status token was refused.')}
     if(r.ok){const s=await r.json();refreshMs=Math.max(1000,s.refreshMs||refreshMs);$('#problem').textContent=s.unavailable||'';render(s)}
-    else $('#problem').textContent='The status read failed: '+r.status;
+    else{const p=await r.json().catch(()=>null);$('#problem').textContent='The status read failed: '+r.status+(p&&typeof p.detail==='string'?' '+p.detail:'')}
   }catch(e){$('#problem').textContent='The status read failed: '+e}
   if(!document.hidden)timer=setTimeout(load,refreshMs);
 }

@@ -105,4 +105,12 @@ describe('the status page script', () => {
     expect(page.element('#login').hidden).toBe(false)
     expect(page.element('#problem').textContent).toMatch(/refused/)
   })
+
+  it("shows a failed read's problem detail (a missing binding, a status token too short to open the page)", async () => {
+    const detail = 'The ONCE_STATUS_TOKEN secret is shorter than 16 characters, so the status page stays closed.'
+    const page = browser('https://gw.example/__once/status#token=s3cret', () => ({ status: 500, body: { type: 'https://hono-once.dev/problems/misconfigured', detail } }))
+    page.run()
+    await settle()
+    expect(page.element('#problem').textContent).toBe(`The status read failed: 500 ${detail}`)
+  })
 })
