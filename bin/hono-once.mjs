@@ -79,7 +79,7 @@ new_sqlite_classes = ["StableArea"]
 
 [vars]
 # Origins, routes and key policy (JSON; every field: docs/gateway.md). Validated at the first request:
-# a bad field answers a 500 problem that names it.
+# a bad field answers a 500 problem, named in the Worker's log (wrangler tail) and to a caller with the status token.
 ONCE_CONFIG = '''
 {
   "origins": [

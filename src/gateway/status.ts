@@ -7,6 +7,7 @@ import { problem } from '../shared/problem.js'
 import type { Breaker, BreakerState } from '../shared/health.js'
 import type { GatewayBindings, GatewayState } from './types.js'
 import { statusPage } from './status-page.js'
+import { holdsStatusToken, MIN_STATUS_TOKEN_LENGTH } from './status-token.js'
 
 /** One origin as the status page shows it. */
 export interface OriginStatus {
@@ -58,9 +59,6 @@ export interface GatewayStatus {
 /** How often the page asks again: origins' health is live, the counts move at most every {@link REPORT_INTERVAL_MS}. */
 export const STATUS_REFRESH_MS = 5000
 
-/** The shortest `ONCE_STATUS_TOKEN` that opens the page: as for the signing secret. */
-export const MIN_STATUS_TOKEN_LENGTH = 16
-
 /** How many latencies an origin's `recentMs` holds. */
 const RECENT = 60
 
@@ -90,8 +88,7 @@ export function statusRoutes(app: Hono<{ Bindings: GatewayBindings }>, state: Ga
       console.error(`hono-once gateway: ${detail}`)
       return problem('misconfigured', { detail, instance: c.req.path })
     }
-    const bearer = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1]
-    if (!token || !bearer || !timingSafeEqual(bearer, token)) {
+    if (!holdsStatusToken(c.req.header('authorization'), token)) {
       const inQuery = c.req.query('token') !== undefined
       return problem('unauthorized', {
         detail: !token
@@ -236,13 +233,4 @@ function interleaved(windows: number[][], n: number): number[] {
 /** The breaker as the next request meets it: once an open breaker's cooldown is over, the next request probes. */
 function shownBreaker(b: Breaker, now: number): BreakerState {
   return b.state === 'open' && b.available(now) ? 'half-open' : b.state
-}
-
-/** Compares two strings without an early exit (the token must not leak through timing). */
-function timingSafeEqual(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a)
-  const y = new TextEncoder().encode(b)
-  let diff = x.length ^ y.length
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0)
-  return diff === 0
 }

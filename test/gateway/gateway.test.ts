@@ -98,11 +98,14 @@ describe('the config-driven gateway', () => {
     // Hono answers HEAD with a route's GET: a HEAD without GET is never matched.
     ['HEAD without GET', oneRoute({ path: '/a/*', methods: ['HEAD'] }), /routes\.0\.methods: HEAD is answered by the route's GET .* add GET/],
     ['HEAD without GET, with a write', oneRoute({ path: '/a/*', methods: ['HEAD', 'POST'] }), /routes\.0\.methods: HEAD is answered by the route's GET/],
-  ])('answers every request with a 500 problem naming the bad field: %s', async (_name, config, message) => {
-    const res = await call(config, '/accounts/x')
+  ])('answers every request with a 500 problem, naming the bad field to a caller with the status token: %s', async (_name, config, message) => {
+    const token = { ONCE_STATUS_TOKEN: 'status-token-for-tests' }
+    const res = await call(config, '/accounts/x', { headers: { authorization: 'Bearer status-token-for-tests' } }, token)
     expect(res.status).toBe(500)
     const p = await problemOf(res)
     expect(p.detail).toMatch(message)
+    const anyone = await problemOf(await call(config, '/accounts/x', {}, token))
+    expect(anyone).toMatchObject({ type: p.type, detail: expect.stringMatching(/^The gateway's configuration is invalid; the Worker's log says why/) })
     expect(JSON.stringify(p)).not.toMatch(/at .*\.ts:\d+/) // no stack trace
     expect(() => parseGatewayConfig(config)).toThrow(message)
   })

@@ -80,3 +80,27 @@ describe('the status page: states and configuration', () => {
     expect(res.status).toBe(200)
   })
 })
+
+describe('a bad config, told to whom', () => {
+  const dup = { origins: [{ name: 'eu', url: 'http://10.1.2.3:8080' }, { name: 'us', url: 'http://10.1.2.3:8080/' }], routes: [{ path: '/a/:id/*', strategy: 'replicate', domain: 'param:id' }] }
+  const send = (config: unknown, token: string | undefined, authorization?: string) =>
+    gateway.fetch!(
+      new Request('http://gateway.test/anything', authorization ? { headers: { authorization } } : {}) as Request<unknown, IncomingRequestCfProperties>,
+      { ONCE: env.ONCE, ONCE_CONFIG: typeof config === 'string' ? config : JSON.stringify(config), ...(token ? { ONCE_STATUS_TOKEN: token } : {}) } as never,
+      ctx,
+    )
+
+  it.each([
+    ['one URL for two replicas', dup, '10.1.2.3'],
+    ['a syntax error', '{"origins":[{"name":"eu","url":"http://10.9.9.9:8080"}],"routes":[{"path":"/*",}]}', 'not valid JSON'],
+  ])("%s: shows an unauthenticated caller, a wrong or a short token no part of the message; the status token all of it", async (_name, config, quoted) => {
+    for (const [token, authorization] of [[undefined, undefined], [TOKEN, undefined], [TOKEN, 'Bearer wrong-token-0123456789'], ['short', 'Bearer short']]) {
+      const res = await send(config, token, authorization)
+      expect(res.status).toBe(500)
+      const { detail } = await problemOf(res)
+      expect(detail).not.toContain(quoted)
+      expect(detail).toMatch(/configuration is invalid; the Worker's log says why/)
+    }
+    expect(String((await problemOf(await send(config, TOKEN, `Bearer ${TOKEN}`))).detail)).toContain(quoted)
+  })
+})
