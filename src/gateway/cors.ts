@@ -79,9 +79,12 @@ export function gatewayCors(options: GatewayCors): MiddlewareHandler {
 export function withoutOriginCors(handler: Handler): Handler {
   return async function withoutOriginCors(c, next) {
     const res = await handler(c, next)
-    if (!(res instanceof Response) || ![...res.headers.keys()].some((h) => h.startsWith('access-control-'))) return res
+    if (!(res instanceof Response)) return res
+    const names: string[] = []
+    res.headers.forEach((_value, name) => void (name.startsWith('access-control-') && names.push(name)))
+    if (names.length === 0) return res
     const out = new Response(res.body, res)
-    for (const name of [...out.headers.keys()]) if (name.startsWith('access-control-')) out.headers.delete(name)
+    for (const name of names) out.headers.delete(name)
     return out
   }
 }
