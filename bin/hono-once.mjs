@@ -63,7 +63,7 @@ export function wranglerToml(name) {
 #
 # Secrets to set before \`npx wrangler deploy\` (for \`wrangler dev\`, put them in .dev.vars):
 #   npx wrangler secret put ONCE_SIGNING_SECRET   # signs every forwarded request; give it to your origins: onceReceiver({ secrets: { ONCE_SIGNING_SECRET: … } })
-#   npx wrangler secret put ONCE_STATUS_TOKEN     # opens GET /__once/status (without it the page answers 401)
+#   npx wrangler secret put ONCE_STATUS_TOKEN     # opens GET /__once/status (without it the page answers 401; at least 16 characters)
 name = ${JSON.stringify(name)}
 main = "src/index.ts"
 compatibility_date = "2026-11-01"
@@ -87,6 +87,8 @@ new_sqlite_classes = ["StableArea"]
 `
 const TOML_CONFIG = `# Origins, routes and key policy (JSON; every field: docs/gateway.md). Validated at the first request:
 # a bad field answers a 500 problem, named in the Worker's log (wrangler tail) and to a caller with the status token.
+# Keys are kept per caller, by a hash of the Authorization header (keys.scope): a write without one is a 400
+# scope-missing. A browser app on another origin needs a "cors" block.
 ONCE_CONFIG = '''
 {
   "origins": [
