@@ -274,7 +274,8 @@ export function onceInfo(response: object): OnceInfo | undefined {
  * is final whatever its status (a `502 reply-lost`: applied, its answer
  * gone). Then the status: 409 in flight (its `Retry-After`, or the
  * problem type where a cross-origin browser hides the header), 429, 502,
- * 503, 504; then a problem saying `retryable: true`.
+ * 503, 504; then a problem saying `retryable: true`, unless it is a 422,
+ * which is final whatever it says.
  */
 async function retryReason(res: Response): Promise<RetryReason | undefined> {
   if (res.status < 400 || res.headers.get('idempotent-replayed') === 'true') return undefined
@@ -282,7 +283,8 @@ async function retryReason(res: Response): Promise<RetryReason | undefined> {
   const problem = res.headers.get('content-type')?.toLowerCase().startsWith('application/problem+json')
     ? ((await res.clone().json().catch(() => null)) as { type?: unknown; retryable?: unknown } | null)
     : null
-  if (problem?.retryable === false) return undefined
+  // A 422 is final whatever its problem says (docs/client.md: "never 422"): the same bytes get the same refusal.
+  if (problem?.retryable === false || res.status === 422) return undefined
   if (res.status === 409 && (res.headers.has('retry-after') || problem?.type === `${PROBLEM_BASE}in-flight`)) return 'in-flight'
   if ([429, 502, 503, 504].includes(res.status)) return 'status'
   if (problem?.retryable === true) return 'retryable-problem'
