@@ -6,8 +6,9 @@
  *
  * Plain JavaScript (no build step, Node >= 18); it writes files and nothing else.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
 const USAGE = `Usage: npx hono-once init [dir] [--name <worker name>] [--force]
@@ -62,24 +63,32 @@ export function wranglerToml(name) {
 #
 # Secrets to set before \`npx wrangler deploy\` (for \`wrangler dev\`, put them in .dev.vars):
 #   npx wrangler secret put ONCE_SIGNING_SECRET   # signs every forwarded request; give it to your origins: onceReceiver({ secrets: { ONCE_SIGNING_SECRET: … } })
-#   npx wrangler secret put ONCE_STATUS_TOKEN     # opens GET /__once/status (without it the page answers 401)
+#   npx wrangler secret put ONCE_STATUS_TOKEN     # opens GET /__once/status (without it the page answers 401; at least 16 characters)
 name = ${JSON.stringify(name)}
 main = "src/index.ts"
 compatibility_date = "2026-11-01"
 
-# The stable area: where each idempotency key's record and stored reply live (SQLite-backed Durable Object).
+${TOML_BINDING}
+${TOML_MIGRATION}
+[vars]
+${TOML_CONFIG}`
+}
+
+/** The gateway's parts of a wrangler.toml: the StableArea binding, its migration, and ONCE_CONFIG (under [vars]). */
+const TOML_BINDING = `# The stable area: where each idempotency key's record and stored reply live (SQLite-backed Durable Object).
 [[durable_objects.bindings]]
 name = "ONCE"
 class_name = "StableArea"
-
-# Creates the StableArea class. An app that already has migrations adds a new tag after its last one instead.
+`
+const TOML_MIGRATION = `# Creates the StableArea class. An app that already has migrations adds a new tag after its last one instead.
 [[migrations]]
 tag = "hono-once-v1"
 new_sqlite_classes = ["StableArea"]
-
-[vars]
-# Origins, routes and key policy (JSON; every field: docs/gateway.md). Validated at the first request:
-# a bad field answers a 500 problem that names it.
+`
+const TOML_CONFIG = `# Origins, routes and key policy (JSON; every field: docs/gateway.md). Validated at the first request:
+# a bad field answers a 500 problem, named in the Worker's log (wrangler tail) and to a caller with the status token.
+# Keys are kept per caller, by a hash of the Authorization header (keys.scope): a write without one is a 400
+# scope-missing. A browser app on another origin needs a "cors" block.
 ONCE_CONFIG = '''
 {
   "origins": [
@@ -94,6 +103,24 @@ ONCE_CONFIG = '''
 }
 '''
 `
+
+/**
+ * What a kept wrangler.toml lacks of what the gateway needs, as TOML to add: the binding, the migration, ONCE_CONFIG.
+ *
+ * @param {string} toml - the kept file's text
+ * @returns {string | undefined} the note to print, or undefined when it has them all
+ */
+export function missingFromToml(toml) {
+  const missing = []
+  if (!/class_name\s*=\s*["']StableArea["']/.test(toml)) missing.push(['StableArea binding', TOML_BINDING])
+  if (!/new_sqlite_classes\s*=\s*\[[^\]]*["']StableArea["']/.test(toml)) missing.push(['StableArea migration', TOML_MIGRATION])
+  if (!/^\s*ONCE_CONFIG\s*=/m.test(toml)) missing.push(['ONCE_CONFIG', `[vars]\n${TOML_CONFIG}`])
+  if (missing.length === 0) return undefined
+  return (
+    `note: the kept wrangler.toml has no ${missing.map(([what]) => what).join(', no ')}, which the gateway needs. Add them ` +
+    `(a migration after the file's last one, with a tag of its own; ONCE_CONFIG under the file's [vars] table if it has one, ` +
+    `else with this [vars] line at the end of the file):\n\n${missing.map(([, text]) => text).join('\n')}`
+  )
 }
 
 /**
@@ -166,6 +193,8 @@ function main(argv) {
   const { written, kept } = done
   for (const path of written) console.log(`wrote ${join(dir, path)}`)
   for (const path of kept) console.log(`kept ${join(dir, path)} (exists; --force overwrites it)`)
+  const toml = kept.includes('wrangler.toml') && missingFromToml(readFileSync(join(dir, 'wrangler.toml'), 'utf8'))
+  if (toml) console.log(toml)
   if (kept.includes('src/index.ts') && !readFileSync(join(dir, 'src/index.ts'), 'utf8').includes('hono-once/gateway')) {
     console.log(`note: the kept src/index.ts does not export the gateway; add: export { default, StableArea } from 'hono-once/gateway'`)
   }
@@ -180,6 +209,22 @@ Next:
   return 0
 }
 
-// Run only as the bin, not when imported (the tests import init()).
-const invoked = process.argv[1] ? resolve(process.argv[1]) : ''
-if (invoked === resolve(new URL(import.meta.url).pathname) || basename(invoked) === 'hono-once') process.exitCode = main(process.argv.slice(2))
+// Run only as the bin, not when imported (the tests import init()). Compared by real path: argv[1] is the
+// .bin/hono-once symlink under npx, a Windows path under npm's .cmd shim, and may hold spaces (a URL's pathname
+// would be percent-encoded).
+if (isMain(process.argv[1])) process.exitCode = main(process.argv.slice(2))
+
+/**
+ * Whether `invoked` (argv[1]) is this file.
+ *
+ * @param {string | undefined} invoked - the script node was asked to run
+ * @returns {boolean}
+ */
+function isMain(invoked) {
+  if (!invoked) return false
+  try {
+    return realpathSync(invoked) === realpathSync(fileURLToPath(import.meta.url))
+  } catch {
+    return false
+  }
+}

@@ -62,7 +62,8 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
   return async function onceFetch(input, init) {
     const deadline = Date.now() + deadlineMs
     const base = new Request(input, init)
-    const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined) ?? undefined
+    // As the Request constructor reads it: init's signal when given, `null` meaning none; else the input Request's.
+    const signal = init?.signal === null ? undefined : (init?.signal ?? (input instanceof Request ? input.signal : undefined))
     // fetch upper-cases only the six standard methods: 'patch' stays 'patch'.
     const method = base.method.toUpperCase()
     const headers = new Headers(base.headers)
@@ -79,11 +80,13 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
     }
     // Without a key, only an idempotent method may reach the server twice.
     const maxRetries = key !== undefined || IDEMPOTENT.has(method) ? retries : 0
-    const host = new URL(base.url).host
-    const aborted = (attempts: number) =>
-      new OnceFetchError(`${base.method} ${base.url} aborted after ${attempts} attempts`, 'aborted', attempts, key, { cause: signal?.reason })
+    const url = new URL(base.url)
+    const host = url.host
+    // Error messages are logged: the call's origin and path, never its query (`?access_token=…`) or fragment.
+    const call = `${base.method} ${url.origin}${url.pathname}`
+    const aborted = (attempts: number) => new OnceFetchError(`${call} aborted after ${attempts} attempts`, 'aborted', attempts, key, { cause: signal?.reason })
     const pastDeadline = (attempts: number, cause?: unknown) =>
-      new OnceFetchError(`${base.method} ${base.url}: deadline of ${deadlineMs} ms passed after ${attempts} attempts`, 'deadline', attempts, key, { cause })
+      new OnceFetchError(`${call}: deadline of ${deadlineMs} ms passed after ${attempts} attempts`, 'deadline', attempts, key, { cause })
     // Buffered once, so every attempt sends the same bytes; a body that stalls is held to the deadline and the caller's signal.
     let body: ArrayBuffer | undefined
     if (base.body) {
@@ -158,7 +161,7 @@ export function createOnceFetch(options: OnceFetchOptions = {}): OnceFetch {
           return response
         }
         const what = reason === 'timeout' ? `timed out after ${allowed} ms` : 'failed'
-        throw new OnceFetchError(`${base.method} ${base.url} ${what} (${attempt} attempts)`, reason === 'timeout' ? 'timeout' : 'network', attempt, key, { cause: error })
+        throw new OnceFetchError(`${call} ${what} (${attempt} attempts)`, reason === 'timeout' ? 'timeout' : 'network', attempt, key, { cause: error })
       }
       try {
         onRetry?.({ attempt, delayMs, reason: reason ?? 'network', key, ...(response ? { response } : { error }) })
@@ -240,7 +243,14 @@ const defaultFetch = createOnceFetch()
  * onceInfo(res) // { key: '0193…', attempts: 2, replayed: true }
  */
 export function onceFetch(input: string | URL | Request, init?: RequestInit, options?: OnceFetchOptions): Promise<Response> {
-  return (options ? createOnceFetch(options) : defaultFetch)(input, init)
+  let fetch: OnceFetch
+  try {
+    fetch = options ? createOnceFetch(options) : defaultFetch
+  } catch (err) {
+    // As fetch: every failure is a rejection, bad options included (createOnceFetch alone throws them at once).
+    return Promise.reject(err)
+  }
+  return fetch(input, init)
 }
 
 /**
@@ -264,7 +274,8 @@ export function onceInfo(response: object): OnceInfo | undefined {
  * is final whatever its status (a `502 reply-lost`: applied, its answer
  * gone). Then the status: 409 in flight (its `Retry-After`, or the
  * problem type where a cross-origin browser hides the header), 429, 502,
- * 503, 504; then a problem saying `retryable: true`.
+ * 503, 504; then a problem saying `retryable: true`, unless it is a 422,
+ * which is final whatever it says.
  */
 async function retryReason(res: Response): Promise<RetryReason | undefined> {
   if (res.status < 400 || res.headers.get('idempotent-replayed') === 'true') return undefined
@@ -272,7 +283,8 @@ async function retryReason(res: Response): Promise<RetryReason | undefined> {
   const problem = res.headers.get('content-type')?.toLowerCase().startsWith('application/problem+json')
     ? ((await res.clone().json().catch(() => null)) as { type?: unknown; retryable?: unknown } | null)
     : null
-  if (problem?.retryable === false) return undefined
+  // A 422 is final whatever its problem says (docs/client.md: "never 422"): the same bytes get the same refusal.
+  if (problem?.retryable === false || res.status === 422) return undefined
   if (res.status === 409 && (res.headers.has('retry-after') || problem?.type === `${PROBLEM_BASE}in-flight`)) return 'in-flight'
   if ([429, 502, 503, 504].includes(res.status)) return 'status'
   if (problem?.retryable === true) return 'retryable-problem'

@@ -1,11 +1,13 @@
 import { Hono, type Context } from 'hono'
 import { once } from '../middleware/once.js'
 import type { OnceOptions } from '../middleware/options.js'
+import { defaultScope } from '../middleware/identity.js'
 import { problem } from '../shared/problem.js'
 import { originGroup, proxyWith } from '../origin-adapter/dispatch.js'
 import type { ProxyOptions } from '../origin-adapter/options.js'
 import { DEFAULT_MAX_RUN_MS, methodsOf, type GatewayConfig, type GatewayKeys, type GatewayRoute } from './config.js'
 import { handOffIsolateCounts, statusRoutes } from './status.js'
+import { gatewayCors, withoutOriginCors } from './cors.js'
 import type { GatewayBindings, GatewayState } from './types.js'
 import { SAFE_METHODS as SAFE } from '../shared/wire.js'
 
@@ -26,6 +28,8 @@ export type { GatewayBindings, GatewayState } from './types.js'
 export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: GatewayBindings }>; state: GatewayState } {
   const app = new Hono<{ Bindings: GatewayBindings }>()
   const state: GatewayState = { config, groups: [] }
+  // In front of everything, once() included: a replay and the gateway's own problems carry the CORS headers too.
+  if (config.cors) app.use(gatewayCors(config.cors))
   app.use(handOffIsolateCounts())
   statusRoutes(app, state)
   config.routes.forEach((route, i) => {
@@ -41,7 +45,7 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
     }
     const group = originGroup(options, `ONCE_CONFIG routes.${i}`)
     state.groups.push({ route, group })
-    const handler = proxyWith(group)
+    const handler = config.cors ? withoutOriginCors(proxyWith(group)) : proxyWith(group)
     const unsafe = methods.filter((m) => !SAFE.has(m))
     const safe = methods.filter((m) => SAFE.has(m))
     if (unsafe.length > 0) app.on(unsafe, route.path, once(onceOptions(config, route)), handler)
@@ -73,16 +77,23 @@ function onceOptions(config: GatewayConfig, route: GatewayRoute): OnceOptions {
     ...(config.shards ? { shards: config.shards } : {}),
     ...(config.locationHint ? { locationHint: config.locationHint } : {}),
   }
-  const scope = scopeOf(keys.scope)
-  if (scope) options.scope = scope
-  // "none" is the one way to share keys across callers; a header scope whose header is missing is refused.
+  options.scope = scopeOf(keys.scope)
+  // "none" is the one way to share keys across callers. Every other scope is a function, so once() refuses its '' (a
+  // request without the header) with 400 scope-missing: the gateway runs no authentication, so a caller without
+  // Authorization is anonymous, and anonymous callers must not share one key space.
   if (keys.scope === 'none') options.unscoped = 'shared'
   if (route.domain) options.domain = domainReader(route.domain)
   return options
 }
 
-function scopeOf(scope: string | undefined): OnceOptions['scope'] {
-  if (!scope || scope === 'authorization') return undefined
+/**
+ * `authorization` (the default): the SHA-256 of the `Authorization` header, once()'s own default scope (the gateway
+ * runs no `jwt()`, so never a JWT principal: a refreshed token is a new scope), but given as a function so that a
+ * request without the header is refused, not shared. `header:<name>`: the header as the caller sent it (a claim the
+ * gateway does not verify). `none`: one key space.
+ */
+function scopeOf(scope: string | undefined): NonNullable<OnceOptions['scope']> {
+  if (!scope || scope === 'authorization') return async (c) => (await defaultScope(c)).scope
   if (scope === 'none') return () => ''
   const header = scope.slice('header:'.length)
   return (c) => c.req.header(header) ?? ''

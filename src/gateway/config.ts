@@ -1,7 +1,8 @@
 import * as z from 'zod/mini'
 import { DEFAULT_DEADLINE_MS, defaultStrategy, MAX_ORIGINS, MAX_RELAY_BODY_BYTES, originUrlOption } from '../origin-adapter/options.js'
 import { assertOptions } from '../shared/options.js'
-import { listedCredentials } from '../shared/credentials.js'
+import { credentialHeaderProblem } from './header-options.js'
+import { corsSchema, type GatewayCors } from './cors.js'
 import { pathProblem } from './paths.js'
 import { SAFE_METHODS as SAFE } from '../shared/wire.js'
 
@@ -29,7 +30,7 @@ export interface GatewayRoute {
   /**
    * The ordering domain of a request (needs `replicate`): `param:<name>`
    * (a path parameter), `segment:<n>` (the n-th path segment, from 1) or
-   * `header:<name>`. A `param:` the path does not declare is refused at start-up.
+   * `header:<name>`. A `param:` the path does not declare, and a credential header, are refused at start-up.
    */
   domain?: string
   /** `replicate` writes only; on a route that has none it is refused, as every option the route's sends never read. */
@@ -60,9 +61,11 @@ export interface GatewayKeys {
   maxBodyBytes?: number
   maxReplyBytes?: number
   /**
-   * Who a key belongs to: `authorization` (the default: JWT principal or the
-   * Authorization header's hash), `header:<name>` (a request without that
-   * header is a 400 `scope-missing`), or `none` (every caller shares keys).
+   * Who a key belongs to: `authorization` (the default: the Authorization
+   * header's hash, so a refreshed token is a new scope), `header:<name>`
+   * (the header as sent, a claim the gateway does not verify), or `none`
+   * (every caller shares keys). Under the first two a keyed write without
+   * the header is a 400 `scope-missing`; a credential header is refused.
    */
   scope?: string
 }
@@ -98,6 +101,8 @@ export interface GatewayConfig {
   signing?: 'off' | { keyid?: string }
   /** Where new StableArea objects are placed (near the primary origin). */
   locationHint?: 'wnam' | 'enam' | 'sam' | 'weur' | 'eeur' | 'apac' | 'oc' | 'afr' | 'me'
+  /** Browsers on these origins may call the gateway: CORS headers on every answer, replays included; preflights answered. */
+  cors?: GatewayCors
 }
 
 /** `keys.maxRunMs` when the config gives none; the gateway passes it to once() (whose default it is too), and checks deadlines against it. */
@@ -152,21 +157,13 @@ const schema = z.strictObject({
         ),
       ),
       maxReplyBytes: int(1, 24 * 1024 * 1024),
-      scope: z.optional(
-        z.string().check(
-          z.regex(/^(authorization|none|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected authorization, none or header:<name>'),
-          // The scope is stored with every record and sent to origins: a credential header's value would be kept as it is.
-          z.refine(
-            (scope) => !scope.startsWith('header:') || listedCredentials([scope.slice('header:'.length)]).length === 0,
-            'a credential header (Authorization, Cookie, Proxy-Authorization) would be stored as it is: use authorization (its hash), or a header naming the tenant',
-          ),
-        ),
-      ),
+      scope: z.optional(z.string().check(z.regex(/^(authorization|none|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected authorization, none or header:<name>'))),
     }),
   ),
   shards: int(1, 4096),
   signing: z.optional(z.union([z.literal('off'), z.strictObject({ keyid: z.optional(z.string().check(z.regex(/^[\x20-\x7e]{1,128}$/, 'expected 1–128 printable ASCII characters'))) })])),
   locationHint: z.optional(z.enum(['wnam', 'enam', 'sam', 'weur', 'eeur', 'apac', 'oc', 'afr', 'me'])),
+  cors: corsSchema,
 })
 
 /**
@@ -194,10 +191,18 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
   assertOptions(schema, value, 'ONCE_CONFIG')
   const config = value as GatewayConfig
   const names = new Set(config.origins.map((o) => o.name))
+  // A header read as it is (scope, domain) is stored with every record or log entry and sent to every origin.
+  const scopeHeader = config.keys?.scope?.startsWith('header:') && credentialHeaderProblem('keys.scope', config.keys.scope.slice('header:'.length), 'authorization (its hash), or a header naming the tenant')
+  if (scopeHeader) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: ${scopeHeader}`)
   config.routes.forEach((route, i) => {
+    const domainHeader = route.domain?.startsWith('header:') && credentialHeaderProblem(`routes.${i}.domain`, route.domain.slice('header:'.length), 'param:<name> or segment:<n>, or a header naming the account')
+    if (domainHeader) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: ${domainHeader}`)
     const path = pathProblem(route.path)
     if (path) throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.path: ${path}`)
     const methods = methodsOf(route)
+    if (config.cors && methods.includes('OPTIONS')) {
+      throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.methods: with a cors block the gateway answers every OPTIONS request itself (the preflight), so a route's OPTIONS would never reach its origins: remove it`)
+    }
     if (methods.includes('HEAD') && !methods.includes('GET')) {
       throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.methods: HEAD is answered by the route's GET (Hono serves a HEAD request with the GET handler, without the body), so a route with HEAD and no GET never matches it: add GET`)
     }
@@ -226,10 +231,11 @@ export function parseGatewayConfig(raw: unknown): GatewayConfig {
       throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes.${i}.timeoutMs: expected at most deadlineMs (${which}): the deadline bounds every attempt, so a longer timeout is cut to it`)
     }
     const maxRunMs = config.keys?.maxRunMs ?? DEFAULT_MAX_RUN_MS
-    if (route.deadlineMs !== undefined && route.deadlineMs > maxRunMs && writesOf(route)) {
+    if (deadline > maxRunMs && writesOf(route)) {
       const which = config.keys?.maxRunMs === undefined ? `${maxRunMs}, the default` : `${maxRunMs}`
+      const given = route.deadlineMs === undefined ? ` (${deadline}, the default)` : ''
       throw new TypeError(
-        `hono-once: invalid ONCE_CONFIG options: routes.${i}.deadlineMs: expected at most keys.maxRunMs (${which}) on a route that takes writes: once() gives a write up at maxRunMs (a retryable 504), so a longer deadline is never reached; raise keys.maxRunMs too`,
+        `hono-once: invalid ONCE_CONFIG options: routes.${i}.deadlineMs${given}: expected at most keys.maxRunMs (${which}) on a route that takes writes: once() gives a write up at maxRunMs (a retryable 504), so a longer deadline is never reached; raise keys.maxRunMs, or lower deadlineMs`,
       )
     }
   })

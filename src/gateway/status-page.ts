@@ -46,11 +46,13 @@ const KEY=${JSON.stringify(TOKEN_KEY)};
 const colors=['#1f77b4','#d62728','#2ca02c','#9467bd','#ff7f0e','#8c564b'];
 const esc=s=>String(s).replace(/[&<>"']/g,c=>'&#'+c.charCodeAt(0)+';');
 const $=s=>document.querySelector(s);
+const sendable=t=>/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(t);
+const unsendable='That token cannot be sent in a header (a line break, or a character outside printable ASCII): paste it again.';
 const given=/^#token=(.+)$/.exec(location.hash);
-if(given){sessionStorage.setItem(KEY,decodeURIComponent(given[1]));history.replaceState(null,'',location.pathname+location.search)}
+if(given){let t=given[1];try{t=decodeURIComponent(t)}catch{}sessionStorage.setItem(KEY,t.trim());history.replaceState(null,'',location.pathname+location.search)}
 let timer,refreshMs=5000;
 function ask(why){$('#login').hidden=false;$('#problem').textContent=why||''}
-$('#login').addEventListener('submit',e=>{e.preventDefault();const t=new FormData(e.target).get('token');if(t){sessionStorage.setItem(KEY,String(t));e.target.reset();$('#login').hidden=true;load()}});
+$('#login').addEventListener('submit',e=>{e.preventDefault();const t=String(new FormData(e.target).get('token')||'').trim();if(t){sessionStorage.setItem(KEY,t);e.target.reset();$('#login').hidden=true;load()}});
 function render(s){
   $('#origins tbody').innerHTML=s.origins.map(o=>'<tr data-origin="'+esc(o.name)+'"><td>'+esc(o.name)+'</td><td class="state '+esc(o.state)+'">'+esc(o.state)+'</td><td>'+esc(o.breaker)+'</td><td>'+esc(o.p50Ms??'–')+'</td><td>'+esc(o.p95Ms??'–')+'</td></tr>').join('');
   $('#domains tbody').innerHTML=s.domains.map(d=>'<tr><td>'+esc(d.domain)+'</td><td>'+esc(d.head)+'</td><td>'+d.replicas.map(r=>esc(r.name)+': <span class="'+esc(r.state)+'">'+esc(r.state)+'</span> '+esc(r.acked)+' / '+esc(r.lag)).join(', ')+'</td></tr>').join('');
@@ -65,11 +67,12 @@ async function load(){
   clearTimeout(timer);
   const token=sessionStorage.getItem(KEY);
   if(!token)return ask();
+  if(!sendable(token)){sessionStorage.removeItem(KEY);return ask(unsendable)}
   try{
     const r=await fetch(location.pathname,{headers:{accept:'application/json',authorization:'Bearer '+token},credentials:'omit',cache:'no-store'});
-    if(r.status===401){sessionStorage.removeItem(KEY);return ask('The status token was refused.')}
+    if(r.status===401){sessionStorage.removeItem(KEY);const p=await r.json().catch(()=>null);return ask('The status token was refused.'+(p&&typeof p.detail==='string'?' '+p.detail:''))}
     if(r.ok){const s=await r.json();refreshMs=Math.max(1000,s.refreshMs||refreshMs);$('#problem').textContent=s.unavailable||'';render(s)}
-    else $('#problem').textContent='The status read failed: '+r.status;
+    else{const p=await r.json().catch(()=>null);$('#problem').textContent='The status read failed: '+r.status+(p&&typeof p.detail==='string'?' '+p.detail:'')}
   }catch(e){$('#problem').textContent='The status read failed: '+e}
   if(!document.hidden)timer=setTimeout(load,refreshMs);
 }

@@ -7,6 +7,7 @@ import { problem } from '../shared/problem.js'
 import type { Breaker, BreakerState } from '../shared/health.js'
 import type { GatewayBindings, GatewayState } from './types.js'
 import { statusPage } from './status-page.js'
+import { holdsStatusToken, MIN_STATUS_TOKEN_LENGTH } from './status-token.js'
 
 /** One origin as the status page shows it. */
 export interface OriginStatus {
@@ -16,14 +17,17 @@ export interface OriginStatus {
    * What the next request meets: `down` (breaker open, cooling down),
    * `probing` (the cooldown is over: the next request probes it), else the
    * worst replica state over every domain (`stale`, `suspect`, `lagging`,
-   * `joining`, `draining`), else `up`.
+   * `joining`, `draining`), else `draining` for an origin the config drains, else `up`.
    */
   state: 'up' | 'down' | 'probing' | 'lagging' | 'joining' | 'suspect' | 'draining' | 'stale'
   /** The breaker as the next request meets it: an open breaker whose cooldown is over is `half-open`. */
   breaker: BreakerState
   p50Ms: number | null
   p95Ms: number | null
-  /** Recent latencies, oldest first, for the chart. */
+  /**
+   * Recent latencies for the chart, at most 60, oldest first within each route; an origin that serves several routes
+   * shows the latest of each, taken in turn (the windows keep no times). `p50Ms` and `p95Ms` are over all of them.
+   */
   recentMs: number[]
 }
 
@@ -55,6 +59,9 @@ export interface GatewayStatus {
 /** How often the page asks again: origins' health is live, the counts move at most every {@link REPORT_INTERVAL_MS}. */
 export const STATUS_REFRESH_MS = 5000
 
+/** How many latencies an origin's `recentMs` holds. */
+const RECENT = 60
+
 /**
  * Adds `GET /__once/status`. A browser (`Accept: text/html`) gets the page,
  * which holds no figures: it asks for the status token once, keeps it in
@@ -75,8 +82,13 @@ export function statusRoutes(app: Hono<{ Bindings: GatewayBindings }>, state: Ga
   app.get('/__once/status', async (c) => {
     if (prefersHtml(c)) return c.html(statusPage(), 200, { 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' })
     const token = c.env?.ONCE_STATUS_TOKEN
-    const bearer = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1]
-    if (!token || !bearer || !timingSafeEqual(bearer, token)) {
+    // As the signing secret: a short token is guessed in a few tries, and wrong guesses cost nothing.
+    if (token && token.length < MIN_STATUS_TOKEN_LENGTH) {
+      const detail = `The ONCE_STATUS_TOKEN secret is shorter than ${MIN_STATUS_TOKEN_LENGTH} characters, so the status page stays closed: give a random one (e.g. openssl rand -base64 32).`
+      console.error(`hono-once gateway: ${detail}`)
+      return problem('misconfigured', { detail, instance: c.req.path })
+    }
+    if (!holdsStatusToken(c.req.header('authorization'), token)) {
       const inQuery = c.req.query('token') !== undefined
       return problem('unauthorized', {
         detail: !token
@@ -85,6 +97,11 @@ export function statusRoutes(app: Hono<{ Bindings: GatewayBindings }>, state: Ga
         instance: c.req.path,
         headers: { 'www-authenticate': 'Bearer realm="hono-once status"' },
       })
+    }
+    const ns = c.env?.ONCE
+    if (!ns || typeof ns.idFromName !== 'function') {
+      // The same problem a write answers in this state (once()'s), not a bare 500 from the RPC below.
+      return problem('misconfigured', { detail: 'No StableArea namespace: bind the StableArea class as ONCE in wrangler.toml ([[durable_objects.bindings]] name = "ONCE", class_name = "StableArea").', instance: c.req.path })
     }
     return c.json(await gatherStatus(c, state), 200, { 'cache-control': 'no-store' })
   })
@@ -171,15 +188,17 @@ async function gatherStatus(c: Context<{ Bindings: GatewayBindings }>, state: Ga
     const groups = state.groups.filter((g) => g.group.options.origins.some((x) => x.name === o.name))
     const breakers = groups.map((g) => shownBreaker(g.group.health.breakerOf(o.name), now))
     const breaker: BreakerState = breakers.includes('open') ? 'open' : breakers.includes('half-open') ? 'half-open' : 'closed'
-    const recent = groups.flatMap((g) => g.group.health.latencyOf(o.name).recent(60)).slice(-60)
-    const sorted = [...recent].sort((a, b) => a - b)
+    // Every route's window: p50/p95 over all of them, so that one route's many fast reads cannot hide its slow writes.
+    const windows = groups.map((g) => g.group.health.latencyOf(o.name).recent(RECENT))
+    const sorted = windows.flat().sort((a, b) => a - b)
     const at = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : null)
     // An active replica merely behind (its acknowledgement on the way) is up; an unknown state ranks worst.
     const severity = (s: string) => (rank.includes(s as OriginStatus['state']) ? rank.indexOf(s as OriginStatus['state']) : rank.length)
     const states = Object.keys(snapshot?.replicas[o.name] ?? {}).filter((s) => s !== 'behind' && s !== 'active')
-    const worst = states.reduce<string>((w, s) => (severity(s) > severity(w) ? s : w), 'up') as OriginStatus['state']
+    // Drained in the config: out of rotation on every route, whatever a domain has reported yet.
+    const worst = states.reduce<string>((w, s) => (severity(s) > severity(w) ? s : w), o.drain ? 'draining' : 'up') as OriginStatus['state']
     const stateOf: OriginStatus['state'] = breaker === 'open' ? 'down' : breaker === 'half-open' ? 'probing' : worst
-    return { name: o.name, url: o.url, state: stateOf, breaker, p50Ms: at(50), p95Ms: at(95), recentMs: recent }
+    return { name: o.name, url: o.url, state: stateOf, breaker, p50Ms: at(50), p95Ms: at(95), recentMs: interleaved(windows, RECENT) }
   })
   return {
     origins,
@@ -195,16 +214,23 @@ async function gatherStatus(c: Context<{ Bindings: GatewayBindings }>, state: Ga
   }
 }
 
+/**
+ * The latest `n` latencies of several routes' windows (each oldest first), taken in turn from each window's newest
+ * end, so that every route shows (one route's window does not push the others out), and given oldest first. The
+ * windows keep no times, so across routes this is not an order in time.
+ */
+function interleaved(windows: number[][], n: number): number[] {
+  const out: number[] = []
+  const at = windows.map((w) => w.length)
+  while (out.length < n && at.some((i) => i > 0)) {
+    windows.forEach((w, k) => {
+      if (out.length < n && at[k]! > 0) out.push(w[--at[k]!]!)
+    })
+  }
+  return out.reverse()
+}
+
 /** The breaker as the next request meets it: once an open breaker's cooldown is over, the next request probes. */
 function shownBreaker(b: Breaker, now: number): BreakerState {
   return b.state === 'open' && b.available(now) ? 'half-open' : b.state
-}
-
-/** Compares two strings without an early exit (the token must not leak through timing). */
-function timingSafeEqual(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a)
-  const y = new TextEncoder().encode(b)
-  let diff = x.length ^ y.length
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0)
-  return diff === 0
 }

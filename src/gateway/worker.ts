@@ -2,6 +2,7 @@ import type { Hono } from 'hono'
 import { problem } from '../shared/problem.js'
 import { buildGateway, type GatewayBindings } from './app.js'
 import { parseGatewayConfig } from './config.js'
+import { holdsStatusToken } from './status-token.js'
 
 /** The gateway built for a config string: rebuilt only when the config changes (a new deploy). */
 let built: { raw: string; app: Hono<{ Bindings: GatewayBindings }> } | { raw: string; error: string } | undefined
@@ -11,7 +12,8 @@ let built: { raw: string; app: Hono<{ Bindings: GatewayBindings }> } | { raw: st
  * the `ONCE_CONFIG` var filled in gives a working exactly-once gateway in
  * front of regional origins, no code to write. The config is read and
  * validated at the first request; a bad one answers every request with a
- * 500 problem naming the bad field (and logs it), never a stack trace.
+ * 500 problem (naming the bad field to a caller with the status token) and
+ * logs the whole message, never a stack trace.
  *
  * @example
  * // wrangler.toml
@@ -32,7 +34,12 @@ export const gateway: ExportedHandler<GatewayBindings> = {
       }
     }
     if ('error' in built) {
-      return problem('misconfigured', { detail: `The gateway's configuration is invalid: ${built.error.replace(/^hono-once: /, '')}`, instance: new URL(request.url).pathname })
+      // The message may quote origin URLs and paths, which only the status token shows: everyone else is told where to look.
+      const full = holdsStatusToken(request.headers.get('authorization') ?? undefined, env.ONCE_STATUS_TOKEN)
+      const detail = full
+        ? `The gateway's configuration is invalid: ${built.error.replace(/^hono-once: /, '')}`
+        : "The gateway's configuration is invalid; the Worker's log says why (wrangler tail), as does this answer with the status token (Authorization: Bearer <ONCE_STATUS_TOKEN>)."
+      return problem('misconfigured', { detail, instance: new URL(request.url).pathname })
     }
     return built.app.fetch(request, env, ctx)
   },

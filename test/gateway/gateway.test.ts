@@ -22,7 +22,7 @@ function configFor(origins: FarmOrigin[]): GatewayConfig {
 const eu = [{ name: 'eu', url: 'https://eu.example' }]
 const oneRoute = (route: object, extra: object = {}) => ({ origins: eu, routes: [route], ...extra })
 const deposit = (config: GatewayConfig, account: string, key: string, amount = 100) =>
-  call(config, `/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) })
+  call(config, `/accounts/${account}/deposits`, { method: 'POST', headers: { authorization: 'Bearer caller-1', 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) })
 
 describe('the config-driven gateway', () => {
   it('serves the configured routes: replicated writes once per key, hedged reads', async () => {
@@ -52,6 +52,9 @@ describe('the config-driven gateway', () => {
     ['a credential header as the scope', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*' }], keys: { scope: 'header:Authorization' } }, /keys\.scope: a credential header .* would be stored as it is/],
     ['credentials in an origin URL (not sent; stored in relays, shown on the status page)', { origins: [{ name: 'eu', url: 'https://svc:hunter2@eu.example' }], routes: [{ path: '/*' }] }, /origins\.0\.url: expected no credentials in the URL/],
     ['a cookie as the scope', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*' }], keys: { scope: 'header:cookie' } }, /keys\.scope: a credential header/],
+    // once() gives a write up at keys.maxRunMs: the default deadline (8000) is checked as one written out is.
+    ['keys.maxRunMs below the default deadline of a write route', oneRoute({ path: '/a/*', methods: ['POST'] }, { keys: { maxRunMs: 2000 } }), /routes\.0\.deadlineMs \(8000, the default\): expected at most keys\.maxRunMs \(2000\)/],
+    ['a deadline above keys.maxRunMs', oneRoute({ path: '/a/*', methods: ['POST'], deadlineMs: 8000 }, { keys: { maxRunMs: 2000 } }), /routes\.0\.deadlineMs: expected at most keys\.maxRunMs \(2000\)/],
     ['a proxy credential as the scope', { origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/*' }], keys: { scope: 'header:PROXY-AUTHORIZATION' } }, /keys\.scope: a credential header/],
     [
       'two ordered routes to different origins (their domain names would share one log)',
@@ -95,11 +98,14 @@ describe('the config-driven gateway', () => {
     // Hono answers HEAD with a route's GET: a HEAD without GET is never matched.
     ['HEAD without GET', oneRoute({ path: '/a/*', methods: ['HEAD'] }), /routes\.0\.methods: HEAD is answered by the route's GET .* add GET/],
     ['HEAD without GET, with a write', oneRoute({ path: '/a/*', methods: ['HEAD', 'POST'] }), /routes\.0\.methods: HEAD is answered by the route's GET/],
-  ])('answers every request with a 500 problem naming the bad field: %s', async (_name, config, message) => {
-    const res = await call(config, '/accounts/x')
+  ])('answers every request with a 500 problem, naming the bad field to a caller with the status token: %s', async (_name, config, message) => {
+    const token = { ONCE_STATUS_TOKEN: 'status-token-for-tests' }
+    const res = await call(config, '/accounts/x', { headers: { authorization: 'Bearer status-token-for-tests' } }, token)
     expect(res.status).toBe(500)
     const p = await problemOf(res)
     expect(p.detail).toMatch(message)
+    const anyone = await problemOf(await call(config, '/accounts/x', {}, token))
+    expect(anyone).toMatchObject({ type: p.type, detail: expect.stringMatching(/^The gateway's configuration is invalid; the Worker's log says why/) })
     expect(JSON.stringify(p)).not.toMatch(/at .*\.ts:\d+/) // no stack trace
     expect(() => parseGatewayConfig(config)).toThrow(message)
   })
@@ -119,6 +125,8 @@ describe('the config-driven gateway', () => {
     ok(oneRoute({ path: '/a/*', timeoutMs: 20_000, deadlineMs: 25_000 }))
     ok(oneRoute({ path: '/a/*', methods: ['GET'], deadlineMs: 600_000 })) // a read runs outside once()
     ok(oneRoute({ path: '/a/*', deadlineMs: 60_000 }, { keys: { maxRunMs: 60_000 } }))
+    ok(oneRoute({ path: '/a/*', methods: ['POST'], deadlineMs: 2000, timeoutMs: 1000 }, { keys: { maxRunMs: 2000 } }))
+    ok(oneRoute({ path: '/a/*', methods: ['GET'] }, { keys: { maxRunMs: 2000 } })) // a read runs outside once()
     ok({ origins: Array.from({ length: 16 }, (_, n) => ({ name: `o${n}`, url: `https://o${n}.example` })), routes: [{ path: '/*' }] })
     ok(oneRoute({ path: '/*' }, { keys: { maxBodyBytes: 1024 * 1024 } }))
     for (const methods of [['GET'], ['GET', 'HEAD'], ['HEAD', 'GET', 'POST'], ['POST']]) ok(oneRoute({ path: '/a/*', methods }))

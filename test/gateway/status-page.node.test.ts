@@ -105,4 +105,45 @@ describe('the status page script', () => {
     expect(page.element('#login').hidden).toBe(false)
     expect(page.element('#problem').textContent).toMatch(/refused/)
   })
+
+  it("shows a failed read's problem detail (a missing binding, a status token too short to open the page)", async () => {
+    const detail = 'The ONCE_STATUS_TOKEN secret is shorter than 16 characters, so the status page stays closed.'
+    const page = browser('https://gw.example/__once/status#token=s3cret', () => ({ status: 500, body: { type: 'https://hono-once.dev/problems/misconfigured', detail } }))
+    page.run()
+    await settle()
+    expect(page.element('#problem').textContent).toBe(`The status read failed: 500 ${detail}`)
+  })
+
+  it("says why when the server's page is closed (no ONCE_STATUS_TOKEN set), and asks again", async () => {
+    const detail = 'The status page is closed: set the ONCE_STATUS_TOKEN secret to open it.'
+    const page = browser('https://gw.example/__once/status#token=s3cret-token-0123', () => ({ status: 401, body: { detail } }))
+    page.run()
+    await settle()
+    expect(page.element('#problem').textContent).toBe(`The status token was refused. ${detail}`)
+    expect(page.element('#login').hidden).toBe(false)
+  })
+
+  it('asks again for a token no header can carry (a pasted line break, a non-Latin-1 character), sending nothing', async () => {
+    for (const token of ['abc%0Adef', '%E2%82%AC-euro-token']) {
+      const page = browser(`https://gw.example/__once/status#token=${token}`, () => ({ status: 200, body: status }))
+      page.run()
+      await settle()
+      expect(page.requests).toEqual([])
+      expect(page.storage.has('hono-once-status-token')).toBe(false)
+      expect(page.element('#problem').textContent).toMatch(/cannot be sent in a header/)
+    }
+  })
+
+  it('takes a malformed fragment as it is, and trims a pasted token', async () => {
+    const page = browser('https://gw.example/__once/status#token=%E0-token', () => ({ status: 200, body: status }))
+    page.run()
+    await settle()
+    expect(page.requests.map((r) => r.headers.authorization)).toEqual(['Bearer %E0-token'])
+    const pasted = browser('https://gw.example/__once/status', () => ({ status: 200, body: status }))
+    pasted.run()
+    await settle()
+    pasted.element('#login').listeners.submit!({ preventDefault: () => {}, target: { token: '  s3cret\n', reset: () => {} } })
+    await settle()
+    expect(pasted.requests.map((r) => r.headers.authorization)).toEqual(['Bearer s3cret'])
+  })
 })

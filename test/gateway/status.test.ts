@@ -60,7 +60,7 @@ const writeConfig = (origins: { name: string; url: string }[], extra: Partial<Ga
 })
 
 const deposit = (call: ReturnType<typeof harness>['call'], account: string, key: string, amount = 100) =>
-  call(`/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) })
+  call(`/accounts/${account}/deposits`, { method: 'POST', headers: { authorization: 'Bearer caller-1', 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: JSON.stringify({ amount }) })
 
 /** Makes the object's report due now and runs its alarm (set far ahead first, so it does not fire by itself meanwhile). */
 async function reportNow(stub: DurableObjectStub<StableArea>) {

@@ -1,0 +1,28 @@
+/**
+ * The one rule for the gateway's options that read a request header as it is (`keys.scope: "header:<name>"`,
+ * `routes.N.domain: "header:<name>"`): the value is stored (records, the log, relays), sent to every origin and shown
+ * on the status page, so a header that carries a credential is refused at start-up.
+ */
+import { CREDENTIALS } from '../shared/credentials.js'
+
+/** Header names that carry a secret whatever the app: an API key, a token, a password, a session or a JWT. */
+const SECRET_NAME = /token|secret|passw|api-?key|jwt|session|csrf|xsrf/i
+
+/**
+ * Why the header `name` may not be read as it is by `option`, or undefined when it may.
+ *
+ * @param option - the option's path, for the message (`keys.scope`, `routes.0.domain`)
+ * @param name - the header's name
+ * @param instead - what to use instead, for the message
+ * @returns the message (without the `hono-once: invalid ONCE_CONFIG options:` prefix), or undefined
+ * @example
+ * credentialHeaderProblem('routes.0.domain', 'X-Api-Key', 'a header naming the account') // 'routes.0.domain: a credential header …'
+ */
+export function credentialHeaderProblem(option: string, name: string, instead: string): string | undefined {
+  const lower = name.toLowerCase()
+  if (!CREDENTIALS.has(lower) && !SECRET_NAME.test(lower)) return undefined
+  return (
+    `${option}: a credential header (${name}; refused: Authorization, Cookie, Proxy-Authorization and any name with token, secret, ` +
+    `password, api key, jwt, session or csrf) would be stored as it is, sent to every origin and shown on the status page: use ${instead}`
+  )
+}
