@@ -16,6 +16,7 @@ const KINDS: Record<ProblemKind, true> = {
   'key-malformed': true,
   'scope-missing': true,
   'body-too-large': true,
+  'headers-too-large': true,
   'key-reused': true,
   'in-flight': true,
   'stable-area-unavailable': true,

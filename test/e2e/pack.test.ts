@@ -183,7 +183,7 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
       const deposit = () =>
         fetch(`${dev!.url}/accounts/alice/deposits`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'idempotency-key': '"pack-1"' },
+          headers: { 'content-type': 'application/json', 'idempotency-key': '"pack-1"', authorization: 'Bearer pack-test' }, // the gateway scopes keys by caller
           body: JSON.stringify({ amount: 100 }),
           signal: AbortSignal.timeout(15_000),
         })

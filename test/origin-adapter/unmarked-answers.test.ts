@@ -95,7 +95,7 @@ describe("an app that returns 500 (its own catch) for every request", () => {
     const broken = new Hono()
     broken.use('/accounts/*', onceReceiver({ store: memoryStore(), secrets }))
     broken.post('/accounts/:id/deposits', (c) => (sends.push('eu'), c.json({ error: 'database unavailable' }, 500)))
-    const eu = { name: 'eu', fetcher: { fetch: (req: Request) => broken.fetch(req) } }
+    const eu = { name: 'eu', fetcher: { fetch: async (req: Request) => broken.fetch(req) } }
     const group = originGroup({ origins: [eu, originApp('us', sends)], strategy: 'failover', secret: { env: 'TEST_SIGNING_SECRET' }, breaker: { failures: 3, cooldownMs: 60_000 } }, 'proxy()')
     const app = new Hono()
     app.use('/*', once({ replayCache: false }))
