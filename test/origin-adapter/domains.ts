@@ -51,3 +51,23 @@ export function failingCommits() {
   return { ns, heal: () => void (failing = false), tries: () => tries }
 }
 
+
+/** The runtime's fetch, as it was before any test wrapped it. */
+export const realFetch = globalThis.fetch
+
+/** Puts the runtime's fetch back (call it in `afterEach` of a file that wraps it). */
+export function restoreFetch(): void {
+  globalThis.fetch = realFetch
+}
+
+/**
+ * Wraps fetch for requests to `urls` (not the origins' control routes), to give answers the farm cannot: a
+ * Retry-After, a pruned record, a WAF page, an app's returned 500.
+ */
+export function wrapFetch(urls: string[], wrap: (request: Request, send: () => Promise<Response>) => Promise<Response>): void {
+  globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = new Request(input, init)
+    if (!urls.some((u) => request.url.startsWith(u)) || new URL(request.url).pathname.startsWith('/__origin')) return realFetch(request)
+    return wrap(request, () => realFetch(request))
+  }) as typeof fetch
+}

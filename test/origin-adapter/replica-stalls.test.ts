@@ -2,7 +2,7 @@ import { runDurableObjectAlarm } from 'cloudflare:test'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { eventually, startOrigins } from '../farm.js'
 import { newKey } from '../helpers.js'
-import { bank, failingCommits, list, recordsOf, sql, stateOf, stubOf } from '../origin-adapter/domains.js'
+import { bank, failingCommits, list, recordsOf, restoreFetch, sql, stateOf, stubOf, wrapFetch } from './domains.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
 
 /**
@@ -12,19 +12,7 @@ import type { StableAreaApi } from '../../src/durable/types.js'
  * 36cd2ea, before its fix.
  */
 
-const realFetch = globalThis.fetch
-afterEach(() => {
-  globalThis.fetch = realFetch
-})
-
-/** Wraps fetch for requests to `urls` (not the origins' control routes). */
-function wrapFetch(urls: string[], wrap: (request: Request, send: () => Promise<Response>) => Promise<Response>): void {
-  globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
-    const request = new Request(input, init)
-    if (!urls.some((u) => request.url.startsWith(u)) || new URL(request.url).pathname.startsWith('/__origin')) return realFetch(request)
-    return wrap(request, () => realFetch(request))
-  }) as typeof fetch
-}
+afterEach(restoreFetch)
 
 /** Lets the alarm run now: no lease, no backoff. */
 async function alarmNow(account: string, runs = 3) {

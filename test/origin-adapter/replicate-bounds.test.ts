@@ -6,6 +6,7 @@ import { once, proxy, type ProxyOptions } from '../../src/index.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
 import { eventually, type FarmOrigin, startOrigins } from '../farm.js'
 import { newKey, problemOf } from '../helpers.js'
+import { realFetch, restoreFetch, wrapFetch } from './domains.js'
 
 const list = (origins: FarmOrigin[]) => origins.map(({ name, url }) => ({ name, url }))
 const stubOf = (domain: string) => env.ONCE.get(env.ONCE.idFromName(`once/domain/${domain}`))
@@ -27,19 +28,7 @@ const age = (stub: DurableObjectStub, statement: string) =>
     } catch {}
   })
 
-const realFetch = globalThis.fetch
-afterEach(() => {
-  globalThis.fetch = realFetch
-})
-
-/** Wraps fetch for requests to `urls` (not the origins' control routes). */
-function wrapFetch(urls: string[], wrap: (request: Request, send: () => Promise<Response>) => Promise<Response>): void {
-  globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
-    const request = new Request(input, init)
-    if (!urls.some((u) => request.url.startsWith(u)) || new URL(request.url).pathname.startsWith('/__origin')) return realFetch(request)
-    return wrap(request, () => realFetch(request))
-  }) as typeof fetch
-}
+afterEach(restoreFetch)
 
 describe('replicate: bounded attempts (issue 15.3)', () => {
   it('a replica answering 503 gets at most maxAttempts sends from the Worker, then the alarm backs off (2 s first)', async () => {
