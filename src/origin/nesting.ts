@@ -11,8 +11,12 @@ export interface Outer {
 const byContext = new WeakMap<Context, Outer>()
 /** …and by a mark on the request it hands on, for an app reached through a new Context (`app.mount()`, `subApp.fetch(c.req.raw)`). */
 const byMark = new Map<string, Outer>()
-/** The mark's header: a name of this process's own, so no other process (and no client) can set it to anything found here. */
-const MARK = `x-hono-once-applying-${crypto.randomUUID()}`
+/**
+ * The mark's header: a name of this process's own, so no other process (and no client) can set it to anything
+ * found here. Made on first use: a Worker may not generate random values in its global scope.
+ */
+let markName: string | undefined
+const MARK = (): string => (markName ??= `x-hono-once-applying-${crypto.randomUUID()}`)
 
 /**
  * Records that the receiver on `store` applies the request of `c`, and marks
@@ -26,7 +30,7 @@ export function enterApply(c: Context, outer: Outer): () => void {
   const mark = crypto.randomUUID()
   byMark.set(mark, outer)
   const headers = new Headers(c.req.raw.headers)
-  headers.set(MARK, mark)
+  headers.set(MARK(), mark)
   c.req.raw = new Request(c.req.raw, { headers })
   return () => void byMark.delete(mark)
 }
@@ -41,11 +45,11 @@ export function enterApply(c: Context, outer: Outer): () => void {
 export function applyingOuter(c: Context, store: object): Outer | undefined {
   const same = byContext.get(c)
   if (same !== undefined) return same
-  const mark = c.req.raw.headers.get(MARK)
+  const mark = c.req.raw.headers.get(MARK())
   const outer = mark === null ? undefined : byMark.get(mark)
   if (outer !== undefined && outer.store === store) {
     const headers = new Headers(c.req.raw.headers)
-    headers.delete(MARK)
+    headers.delete(MARK())
     c.req.raw = new Request(c.req.raw, { headers })
     byContext.set(c, outer)
     return outer
