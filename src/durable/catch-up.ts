@@ -2,7 +2,6 @@ import { replayFilter } from '../shared/reply.js'
 import { answerPruned, replyLost, tooLargeAnswer } from '../shared/applied.js'
 import { digestHex } from '../shared/digest.js'
 import { resolveSecret, sendAttempt } from '../shared/send.js'
-import { retryAfterOf } from '../shared/attempt.js'
 import { quorumOf, readReplicaAnswer } from '../shared/quorum.js'
 import type { OriginReply } from '../shared/types.js'
 import type { OrderedDomains } from './ordered.js'
@@ -183,8 +182,9 @@ async function feed(
       const sent = await send(host, plan, domain, replica, entry)
       if (!sent.ok) return ordered.deferReplica(domain, replica.name, Date.now())
       const outcome = readReplicaAnswer(replica.name, sent.reply)
-      // A replica that asked to wait (a maintenance page's Retry-After) is not fed again before then.
-      if (outcome.kind === 'failed') return ordered.deferReplica(domain, replica.name, Date.now(), retryAfterOf(sent))
+      // Its own backoff, not a Retry-After: a replica back from maintenance sooner than it said must not wait past the
+      // log's retention (and turn stale) or out of rotation that long.
+      if (outcome.kind === 'failed') return ordered.deferReplica(domain, replica.name, Date.now())
       if (outcome.kind === 'conflict') return ordered.setState(domain, replica.name, 'suspect', `sequence ${entry.sequence}: ${outcome.detail}`, Date.now())
       if (outcome.kind === 'gap') {
         if (outcome.expected >= entry.sequence) {

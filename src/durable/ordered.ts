@@ -267,14 +267,14 @@ export class OrderedDomains {
 
   /**
    * A catch-up attempt failed: back off before the next (from 2 s, doubling,
-   * at most 5 minutes; at least the `Retry-After` the replica gave, in ms). A failure is no progress: it leaves `updated_at`
+   * at most 5 minutes). A failure is no progress: it leaves `updated_at`
    * alone, so a dead replica ages past the log's retention and turns `stale`.
    */
-  deferReplica(domain: string, name: string, now: number, retryAfterMs = 0): void {
+  deferReplica(domain: string, name: string, now: number): void {
     const row = this.sql
       .exec<{ failures: number }>(`UPDATE replicas SET failures = failures + 1 WHERE domain = ? AND name = ? RETURNING failures`, domain, name)
       .toArray()[0]
-    const backoff = Math.max(retryAfterMs, Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(20, (row?.failures ?? 1) - 1)))
+    const backoff = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.min(20, (row?.failures ?? 1) - 1))
     this.sql.exec(
       `UPDATE replicas SET next_at = ?1, updated_at = CASE WHEN state = 'active' THEN ?2 ELSE updated_at END,
          state = CASE WHEN state = 'active' THEN 'lagging' ELSE state END WHERE domain = ?3 AND name = ?4`,

@@ -151,17 +151,17 @@ export const LOST_RACE = new DOMException('another origin answered first', 'Abor
 export const OVERTAKEN = new DOMException('an earlier attempt answered first', 'AbortError')
 
 /**
- * Whether a refusal is about the request, not the origin's health: one the
- * receiver calls permanent (the app throws on this request, its body is over
- * the limit), the receiver busy with this very request (`in-flight`), or an
- * answer without the receiver's mark where one was due (a path outside its
- * mount, a WAF page). The origin answered; it counts as answering. An app's
- * own 5xx (no receiver type) is permanent for the request but counts against
- * its origin: an app that answers every request 500 (its database down) is
- * as unhealthy as one that does not answer.
+ * Whether a refusal is about the request, not the origin's health: a
+ * permanent one (the app throws on this request or answers it a 500, its
+ * body is over the limit), the receiver busy with this very request
+ * (`in-flight`), or an answer without the receiver's mark where one was due
+ * (a path outside its mount, a WAF page). The origin answered; it counts as
+ * answering: one request an app cannot take must not open its origin's
+ * breaker for every other (an app down for every request is asked first and
+ * passed over, each request going on to the next origin).
  */
 function aboutTheRequest(verdict: Extract<AnswerVerdict, { kind: 'not-applied' }>): boolean {
-  return (verdict.permanent && verdict.reason !== undefined) || verdict.reason === 'in-flight' || verdict.reason === UNMARKED
+  return verdict.permanent || verdict.reason === 'in-flight' || verdict.reason === UNMARKED
 }
 
 /**

@@ -151,12 +151,6 @@ async function applyAt(input: ReplicateInput, replica: ReplicaView, log: Attempt
     }
     const result = await attempt(input, origin, input.firstAttempt + n, log, signal)
     n++
-    const wait = retryAfterOf(result)
-    if (wait !== undefined) {
-      // It asked this request to wait (a 429's or 503's Retry-After): not before then; past the deadline, the alarm's.
-      notBefore = Date.now() + wait
-      if (notBefore >= input.deadline) break
-    }
     if (!result.ok) continue
     const outcome = readReplicaAnswer(replica.name, result.reply)
     if (outcome.kind === 'gap' && outcome.expected < input.slot.sequence) {
@@ -168,6 +162,15 @@ async function applyAt(input: ReplicateInput, replica: ReplicaView, log: Attempt
     if (outcome.kind === 'gap') return { kind: 'conflict', detail: `it expects sequence ${outcome.expected}, past ${input.slot.sequence}` }
     if (outcome.kind !== 'failed') return outcome
     last = outcome
+    // A refusal for good comes again on every send: the alarm decides on it (poison), not more sends now.
+    if (outcome.permanent) break
+    const wait = retryAfterOf(result)
+    if (wait !== undefined) {
+      // It applied nothing and asked this request to wait (a 429's or 503's Retry-After): not before then; past the
+      // deadline, the alarm's.
+      notBefore = Date.now() + wait
+      if (notBefore >= input.deadline) break
+    }
   }
   return last
 }
