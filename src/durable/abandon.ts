@@ -1,11 +1,14 @@
 import { problem } from '../shared/problem.js'
+import { readReplicaAnswer } from '../shared/quorum.js'
 import type { OrderedDomains } from './ordered.js'
+import { sendEntry } from './replica-send.js'
 import type { CommitRequest, CommitResult, LogEntry, StoredReply } from './types.js'
 
-/** What abandoning a slot needs of the object: its log, its SQL, its commit, one transaction. */
+/** What abandoning a slot needs of the object: its log, its SQL, its env (the signing secret), its commit, one transaction. */
 export interface AbandonHost {
   ordered: OrderedDomains
   sql: SqlStorage
+  env: Record<string, unknown>
   /** Commits a record (the object's own commit, synchronous). */
   commit: (request: CommitRequest) => CommitResult
   /** Runs `fn` in one storage transaction. */
@@ -39,8 +42,9 @@ export async function abandonedReply(entry: LogEntry, requestId: string, detail:
  * An operator's lever for a request that holds up its domain and that no rule ends by itself (a WAF's 403 on
  * its body at every replica, an app that answers it 503 for ever): its slot becomes a no-op every replica
  * records without running anything, and its key's answer the final `request-abandoned` (502,
- * `retryable: false`), as for a poison request. Refused while a live Worker holds it (its lease), once any
- * replica applied it (that cannot be undone), and for a slot that is not pending.
+ * `retryable: false`), as for a poison request. Every replica of the domain is sent the request first and
+ * must answer that it did not apply it: refused while a live Worker holds it (its lease), when a replica
+ * applied it (that cannot be undone) or does not answer (it may have), and for a slot that is not pending.
  *
  * @param host - the object's tables and commit
  * @param domain - the ordering domain
@@ -63,6 +67,9 @@ export async function abandonEntry(host: AbandonHost, domain: string, sequence: 
   if (!entry || entry.state !== 'pending' || !record) return { abandoned: false, reason: `sequence ${sequence} of ${domain} is not pending` }
   if (record.lease_until > now) return { abandoned: false, reason: `a Worker is sending it until ${new Date(record.lease_until).toISOString()}: try again after that` }
   if (ordered.appliedAnywhere(domain, sequence)) return { abandoned: false, reason: 'a replica applied it, which cannot be undone: the alarm commits its answer' }
+  // What the object was told is not enough: an answer may have been lost on its way. Every replica is asked now.
+  const unknown = await askReplicas(host, domain, entry)
+  if (unknown) return { abandoned: false, reason: unknown }
   const reply = await abandonedReply(entry, entry.requestId, `An operator abandoned this request (sequence ${sequence} of ${domain}); it will not run. Send a new request with a new key.`)
   const token = crypto.randomUUID()
   const done = host.transact(() => {
@@ -75,4 +82,23 @@ export async function abandonEntry(host: AbandonHost, domain: string, sequence: 
   if (!done) return { abandoned: false, reason: 'its record changed meanwhile: look again' }
   console.error(`hono-once: an operator abandoned request ${entry.requestId} (${domain}#${sequence})`)
   return { abandoned: true, requestId: entry.requestId }
+}
+
+/**
+ * Sends the entry to every replica of the domain, whatever its state, and reads each answer: undefined when every
+ * one said it did not apply it (a refusal, or a gap before it), else why abandoning it is not safe.
+ */
+async function askReplicas(host: AbandonHost, domain: string, entry: LogEntry): Promise<string | undefined> {
+  const plan = host.ordered.plan(domain)
+  if (!plan) return `no plan is known for ${domain}`
+  for (const replica of host.ordered.replicas(domain)) {
+    const sent = await sendEntry(host.env, plan, domain, replica, entry)
+    if (!sent.ok) return `${replica.name} did not answer (${sent.reason}): it may have applied it; try again when every replica answers`
+    const outcome = readReplicaAnswer(replica.name, sent.reply)
+    if (outcome.kind === 'applied' || outcome.kind === 'pruned' || (outcome.kind === 'gap' && outcome.expected > entry.sequence)) {
+      return `${replica.name} applied it, which cannot be undone: the alarm commits its answer`
+    }
+    if (outcome.kind === 'conflict') return `${replica.name} answered a conflict (${outcome.detail}): repair it first`
+  }
+  return undefined
 }

@@ -1,11 +1,11 @@
 import { replayFilter } from '../shared/reply.js'
-import { answerPruned, replyLost, tooLargeAnswer } from '../shared/applied.js'
+import { answerPruned, replyLost } from '../shared/applied.js'
 import { digestHex } from '../shared/digest.js'
-import { resolveSecret, sendAttempt } from '../shared/send.js'
 import { quorumOf, readReplicaAnswer } from '../shared/quorum.js'
 import type { OriginReply } from '../shared/types.js'
 import type { OrderedDomains } from './ordered.js'
 import { Replies } from './feed-replies.js'
+import { sendEntry } from './replica-send.js'
 import { abandonedReply } from './abandon.js'
 import type { CommitRequest, CommitResult, DivergenceEvent, LogEntry, RelayPlan, ReplicaView, ReplyPolicy, StoredReply } from './types.js'
 
@@ -130,28 +130,6 @@ interface Pending extends Record<string, SqlStorageValue> {
   ttl_ms: number
 }
 
-async function send(host: CatchUpHost, plan: RelayPlan, domain: string, replica: { name: string; url: string }, entry: LogEntry) {
-  const secret = resolveSecret(plan.secret, host.env)
-  // A resend that cannot resolve its secret never goes out unsigned (DESIGN §6).
-  if (plan.secret !== undefined && secret === undefined) {
-    console.error(`hono-once: cannot resend ${entry.requestId}: its signing secret is not set in the object's environment`)
-    return { ok: false, reason: 'network', ms: 0 } as const
-  }
-  const result = await sendAttempt({
-    origin: replica,
-    request: entry.request,
-    wire: { requestId: entry.requestId, key: entry.key, domain, sequence: entry.sequence, noop: entry.noop },
-    attempt: 1,
-    secret,
-    timeoutMs: plan.timeoutMs,
-    maxResponseBytes: plan.maxResponseBytes,
-    signal: new AbortController().signal,
-  })
-  // An applied answer over the limit is still applied: the final reply-lost (the one rule, shared/applied.ts).
-  const lost = !result.ok && result.reason === 'too-large' && result.head ? tooLargeAnswer(result.head, plan.maxResponseBytes, true) : undefined
-  return lost ? ({ ok: true, reply: lost, ms: result.ms } as const) : result
-}
-
 /** Feeds one replica the entries it lacks, in order, one batch per alarm run, as far as it goes without a failure. */
 async function feed(
   host: CatchUpHost,
@@ -179,7 +157,7 @@ async function feed(
     for (const entry of entries) {
       // A push or a write may have removed it, or moved its name to another URL, while the batch was on its way.
       if (!ordered.feeds(domain, replica)) return
-      const sent = await send(host, plan, domain, replica, entry)
+      const sent = await sendEntry(host.env, plan, domain, replica, entry)
       if (!sent.ok) return ordered.deferReplica(domain, replica.name, Date.now())
       const outcome = readReplicaAnswer(replica.name, sent.reply)
       // Its own backoff, not a Retry-After: a replica back from maintenance sooner than it said must not wait past the
@@ -254,7 +232,7 @@ async function completePending(host: CatchUpHost, p: Pending, replies: Replies):
   let gone = 0
   const ask = async (r: ReplicaView): Promise<void> => {
     tried++
-    const sent = await send(host, plan, p.domain, r, entry)
+    const sent = await sendEntry(host.env, plan, p.domain, r, entry)
     const outcome = sent.ok ? readReplicaAnswer(r.name, sent.reply) : undefined
     if (outcome?.kind === 'pruned') {
       // Applied there, its record since pruned (the request waited past the replica's retention): an acknowledgement
