@@ -1,7 +1,7 @@
 import { findDivergences, referenceOf } from './divergence.js'
 import { noteWrittenPlan, replicaSetOf, syncReplicas } from './replica-sets.js'
 import { pruneLog } from './prune.js'
-import type { DivergenceEvent, DomainStatus, LogEntry, OrderedSlot, RelayInput, RelayPlan, ReplicaAck, ReplicaState, ReplicaView } from './types.js'
+import { type DivergenceEvent, type DomainStatus, type LogEntry, MAX_LIVE_FILL, type OrderedSlot, type RelayInput, type RelayPlan, type ReplicaAck, type ReplicaState, type ReplicaView } from './types.js'
 
 /**
  * SQL for the last sequence of domain `d` the alarm may send: the head, or
@@ -260,7 +260,10 @@ export class OrderedDomains {
    * they have not had comes to them as to any active replica that missed an entry: gap fill, or the alarm's feed.
    */
   promote(now: number, only?: { domain: string; name: string; head: number }): void {
-    const which = only ? 'domain = ?2 AND name = ?3 AND acked >= ?4' : `acked >= (SELECT ${feedable('?1')} FROM domains d WHERE d.domain = replicas.domain)`
+    // With `only`, no further behind than a live write fills in (MAX_LIVE_FILL): else the first write would fail there.
+    const which = only
+      ? `domain = ?2 AND name = ?3 AND acked >= ?4 AND (SELECT ${feedable('?1')} FROM domains d WHERE d.domain = ?2) - acked <= ${MAX_LIVE_FILL}`
+      : `acked >= (SELECT ${feedable('?1')} FROM domains d WHERE d.domain = replicas.domain)`
     const params = only ? [only.domain, only.name, only.head] : []
     this.sql.exec(`UPDATE replicas SET state = 'active', reason = NULL, updated_at = ?1 WHERE state IN ('joining', 'lagging') AND ${which}`, now, ...params)
   }

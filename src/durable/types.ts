@@ -229,6 +229,15 @@ export interface OrderedSlot {
   request?: ForwardRequest
 }
 
+/**
+ * Most entries a live write fills in at one replica before it sends its own (gap fill): a replica further behind
+ * is left to the alarm's batched feed, and is not made active while it is.
+ *
+ * @example
+ * if (sequence - expected > MAX_LIVE_FILL) return false // the alarm's to feed
+ */
+export const MAX_LIVE_FILL = 32
+
 /** A log entry, as sent to a replica that must catch up. */
 export interface LogEntry {
   sequence: number

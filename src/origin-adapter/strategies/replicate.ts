@@ -1,3 +1,4 @@
+import { MAX_LIVE_FILL } from '../../durable/types.js'
 import { quorumOf, readReplicaAnswer, type ReplicaOutcome } from '../../shared/quorum.js'
 import { attempt, Connections, type EngineInput, failure, retryAfterOf } from '../../shared/attempt.js'
 import type { AckQuorum, AttemptRecord, DispatchOutcome, LogEntry, OrderedSlot, Origin, OriginReply, ReplicaAck, ReplicaView } from '../types.js'
@@ -175,14 +176,9 @@ async function applyAt(input: ReplicateInput, replica: ReplicaView, log: Attempt
   return last
 }
 
-/**
- * Most entries a live write fills in at one replica: a replica further behind (restored from an old snapshot) is
- * left to the alarm's feed, which takes it in batches, rather than spend the invocation's subrequests here.
- */
-const MAX_LIVE_FILL = 32
-
 /** Sends log entries `from`…`sequence - 1` to a replica, in order, each read from the log just before it is sent. */
 async function fill(input: ReplicateInput, origin: Origin, from: number, log: AttemptRecord[], signal: AbortSignal, filled: FilledAck[]): Promise<boolean> {
+  // A replica further behind (restored from an old snapshot) is the alarm's to feed in batches, not this invocation's.
   if (input.slot.sequence - from > MAX_LIVE_FILL) return false
   for (let sequence = from; sequence < input.slot.sequence; sequence++) {
     // What the log says now: an entry abandoned meanwhile goes out as the no-op it has become.
