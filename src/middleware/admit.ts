@@ -97,7 +97,9 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
       })
     }
     relay = { request: forwardRequest(c.req.raw, id.body, { allow: plan.forwardHeaders, principal: principalOf(c, id.scope) }), plan, key }
-    const headerBytes = relay.request.headers.reduce((n, [name, value]) => n + name.length + value.length + 4, relay.request.path.length)
+    // The signature lists every header it covers once more (in Signature-Input): counted, so the edge's own stay small.
+    const perName = plan.secret !== undefined ? 2 : 1
+    const headerBytes = relay.request.headers.reduce((n, [name, value]) => n + perName * (name.length + 3) + value.length + 1, relay.request.path.length)
     if (headerBytes > MAX_RELAY_HEADER_BYTES) {
       return problem('headers-too-large', {
         detail: `A relayed request forwards at most ${MAX_RELAY_HEADER_BYTES} bytes of path and headers (this one ${headerBytes}), so that every origin's server takes it; send large values in the body.`,

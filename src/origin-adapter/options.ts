@@ -97,8 +97,9 @@ export const MAX_RELAY_BODY_BYTES = 1024 * 1024
 
 /**
  * Most bytes of the request line's path and the headers a relayed request
- * forwards (names and values, 4 bytes more per line), before the edge's own
- * signature and `Once-*` headers. An origin's HTTP server refuses more than it
+ * forwards (names and values, 4 bytes more per line; on a signed route each
+ * name again, as `Signature-Input` lists it), before the edge's own
+ * signature and `Once-*` headers (under 1 KiB). An origin's HTTP server refuses more than it
  * takes before any code runs (Node: 16 KiB in all; nginx: 8 KiB a line), with
  * a 431 or 400 that is the same on every send: on an ordered route that one
  * request would hold up its domain. So a larger one is refused with 431

@@ -76,21 +76,22 @@ const PERMANENT = new Set(['handler-failed', 'body-too-large'])
 
 /**
  * What an HTTP server or proxy in front of the receiver answers for this
- * request's own bytes, the same on every send: a malformed request (400),
- * no length (411), a body, URL or header over its limit (413, 414, 431), a
- * media type it refuses (415). Where every answer must be the receiver's,
- * such an unmarked answer is a refusal for good (it counts towards poison),
- * not a passing outage. A redirect, 401/403/404 or a 5xx says something
- * about the route or the server, which may be fixed, and stays temporary.
+ * request's own size, the same on every send: a body, URL or header over its
+ * limit (413, 414, 431). Where every answer must be the receiver's, such an
+ * unmarked answer is a refusal for good (it counts towards poison), not a
+ * passing outage. Anything else unmarked (a 400 or 415 a misconfigured
+ * proxy gives every request, a redirect, 401/403/404, a 5xx) says something
+ * about the route or the server, which may be fixed, and stays temporary:
+ * an outage must never abandon a good request.
  */
-const REFUSED_BEFORE_THE_RECEIVER = new Set([400, 411, 413, 414, 415, 431])
+const REFUSED_BEFORE_THE_RECEIVER = new Set([413, 414, 431])
 
 /**
  * Whether an answer without `Once-Applied`, where the receiver's word was due,
  * refuses the request itself for good (see {@link REFUSED_BEFORE_THE_RECEIVER}).
  *
  * @param status - the unmarked answer's status
- * @returns true for 400, 411, 413, 414, 415 and 431
+ * @returns true for 413, 414 and 431
  * @example
  * refusedBeforeTheReceiver(431) // true: the headers are over the server's limit
  * refusedBeforeTheReceiver(302) // false: a load balancer's redirect

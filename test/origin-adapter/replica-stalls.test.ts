@@ -245,7 +245,7 @@ describe('a request whose headers the replicas\' servers refuse before the recei
     expect((await origins[0]!.stats()).requests).toBe(3)
   })
 
-  it('an unmarked 431 (or 400, 413, 414) every replica gives for one entry is a refusal for good: poison after the window, the domain goes on', async () => {
+  it('an unmarked 431 (or 413, 414) every replica gives for one entry is a refusal for good: poison after the window, the domain goes on', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
     const origins = await startOrigins(['eu', 'us'])
