@@ -188,4 +188,5 @@ export const RELAY_REQUEST_TRIGGER = `
   BEGIN
     UPDATE relays SET headers = '[]', body = NULL, path = ${PATH_ONLY} WHERE lookup = NEW.lookup;
   END;
-  UPDATE relays SET headers = '[]', body = NULL, path = ${PATH_ONLY} WHERE state <> 'processing';`
+  UPDATE relays SET headers = '[]', body = NULL, path = ${PATH_ONLY}
+  WHERE state <> 'processing' AND (headers <> '[]' OR body IS NOT NULL OR instr(path, '?') > 0);`
