@@ -5,6 +5,29 @@ import type { ReceiverContext } from './types.js'
 export interface Outer {
   store: object
   receiver: ReceiverContext
+  /** The outer receiver verified the edge's signature (it has secrets). */
+  signed: boolean
+}
+
+/** The connection a store works on, when two store objects may share one (`sqliteStore(db)` twice): set by the stores. */
+const connectionOf = new WeakMap<object, object>()
+
+/**
+ * Notes that `store` works on `connection`, so receivers on two stores made on one connection count as one store
+ * (the handler writes through one transaction).
+ *
+ * @returns the store
+ * @example
+ * return onConnection(db, { apply, nextSequence, … })
+ */
+export function onConnection<S extends object>(connection: object, store: S): S {
+  connectionOf.set(store, connection)
+  return store
+}
+
+/** Whether two stores are one: the same object, or made on the same connection. */
+export function sameStore(a: object, b: object): boolean {
+  return (connectionOf.get(a) ?? a) === (connectionOf.get(b) ?? b)
 }
 
 /** The receiver applying a request, by its context (`app.use` and the route: one Context). */
@@ -47,7 +70,7 @@ export function applyingOuter(c: Context, store: object): Outer | undefined {
   if (same !== undefined) return same
   const mark = c.req.raw.headers.get(MARK())
   const outer = mark === null ? undefined : byMark.get(mark)
-  if (outer !== undefined && outer.store === store) {
+  if (outer !== undefined && sameStore(outer.store, store)) {
     const headers = new Headers(c.req.raw.headers)
     headers.delete(MARK())
     c.req.raw = new Request(c.req.raw, { headers })

@@ -7,7 +7,7 @@ import { readOnceHeaders, type OnceRequestHeaders } from './headers.js'
 import { runChain, withinDeadline, type ChainResult } from './chain.js'
 import { KeyedLock } from './locks.js'
 import { KnownNext } from './known-next.js'
-import { applyingOuter, enterApply } from './nesting.js'
+import { applyingOuter, enterApply, type Outer, sameStore } from './nesting.js'
 import { applied, problemAnswer, storeFailure } from './answers.js'
 import { validateReceiverOptions, type ReceiverOptions } from './options.js'
 import type { ApplyOutcome, ReceiverVariables, StoredReply } from './types.js'
@@ -139,7 +139,7 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
             if (noop) return NOOP_REPLY
             const receiver = { requestId, key: h.key, domain, sequence, attempt: h.attempt, principal, tx }
             c.set('receiver', receiver)
-            const leave = enterApply(c, { store, receiver })
+            const leave = enterApply(c, { store, receiver, signed })
             given = await withinDeadline(runChain(c, next).finally(leave), maxRunMs)
             if (given.kind !== 'answer' || given.withoutWrites) return undefined
             respond(c, applied(stored(given.reply), true))
@@ -241,6 +241,18 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
   }
 
   return async function onceReceiver(c, next) {
+    // Mounted twice on a route (app.use and the route, a sub-app's own, an app.mount()ed app): the outer one has
+    // verified, dedupes and orders; this one steps aside (it would wait for the outer's lock and answer in-flight,
+    // which the outer would record; a mounted app sees another path, which its signature does not cover), handing
+    // the handler the outer's transaction. Two stores on one route cannot both hold it.
+    // A signed inner one under an unsigned outer verifies first (below): it was mounted to require the signature.
+    const outer = applyingOuter(c, store)
+    const stepAside = (o: Outer) => {
+      if (!sameStore(o.store, store)) throw new Error('hono-once: two onceReceiver() with different stores run for one request; the handler can write through one transaction only')
+      c.set('receiver', o.receiver as ReceiverVariables<Tx>['receiver'])
+      return next()
+    }
+    if (outer !== undefined && (outer.signed || !signed)) return stepAside(outer)
     const instance = c.req.path
     const method = c.req.method.toUpperCase()
     const headers = c.req.raw.headers
@@ -290,16 +302,7 @@ export const onceReceiver = <Tx>(options: ReceiverOptions<Tx>): MiddlewareHandle
       }
     }
     if (!deduped || h.kind !== 'ok') return next()
-    // Mounted twice on a route (app.use and the route, a sub-app's own, an app.mount()ed app): the outer one dedupes
-    // and orders, this one has checked what it was given to check (its secrets, its limits) and steps aside (it would
-    // wait for the outer one's lock and answer in-flight, which the outer would record), handing the handler the
-    // outer's transaction. Two stores on one route cannot both hold it.
-    const outer = applyingOuter(c, store)
-    if (outer !== undefined) {
-      if (outer.store !== store) throw new Error('hono-once: two onceReceiver() with different stores run for one request; the handler can write through one transaction only')
-      c.set('receiver', outer.receiver as ReceiverVariables<Tx>['receiver'])
-      return next()
-    }
+    if (outer !== undefined) return stepAside(outer)
     return applyOnce(c, next, h)
   }
 }

@@ -1,4 +1,5 @@
 import { refusedForGood, WriteConflict, WritesRefused } from '../refused.js'
+import { onConnection } from '../nesting.js'
 import { decide, type ClaimState } from '../decide.js'
 import type { ApplyClaim, ApplyOutcome, ApplyWork, AppliedEntry, ReceiverStore } from '../types.js'
 import { insertParams, SCHEMA, SQL, toApplied, toNextMap, toRecord } from './sql.js'
@@ -143,7 +144,7 @@ export function d1Store<DB extends D1DatabaseLike>(db: DB): ReceiverStore<D1Tx<D
     return { record: row ? toRecord(row) : undefined, next: nextRow ? Number(nextRow.next_sequence) : 1, slotOwner: slotRow?.request_id }
   }
 
-  return {
+  return onConnection(db, {
     async apply(claim: ApplyClaim, work: ApplyWork<D1Tx<DB>>): Promise<ApplyOutcome> {
       await init()
       const decision = decide(claim, await state(claim))
@@ -199,5 +200,5 @@ export function d1Store<DB extends D1DatabaseLike>(db: DB): ReceiverStore<D1Tx<D
       await init()
       return (await db.prepare(SQL.prune).bind(appliedBefore).run()).meta.changes
     },
-  }
+  })
 }

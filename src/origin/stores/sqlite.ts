@@ -1,6 +1,7 @@
 import { decide } from '../decide.js'
 import { refusedForGood, WritesRefused } from '../refused.js'
 import { Mutex } from '../locks.js'
+import { onConnection } from '../nesting.js'
 import { transactionControl } from './transaction-control.js'
 import type { ApplyClaim, ApplyOutcome, ApplyWork, AppliedEntry, ReceiverStore } from '../types.js'
 import { insertParams, SCHEMA, SQL, toApplied, toNextMap, toRecord } from './sql.js'
@@ -207,7 +208,7 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
   const turn = <T>(what: string, fn: () => T | Promise<T>): Promise<T> =>
     mutex.run(fn, waitMs, () => new Error(`hono-once: sqliteStore ${what} waited ${waitMs} ms for the connection (is store.exclusive() called from inside a receiver handler? use c.var.receiver.tx there)`))
 
-  return {
+  return onConnection(db, {
     apply(claim: ApplyClaim, work: ApplyWork<DB>): Promise<ApplyOutcome> {
       return turn('apply', async () => {
         await begin()
@@ -261,7 +262,7 @@ export function sqliteStore<DB extends SqliteDatabaseLike>(db: DB, options: Sqli
       turn('applied', () => (domain === undefined ? stmt.selectApplied.all() : stmt.selectAppliedIn.all(domain)).map((r) => toApplied(r as Record<string, unknown>))),
     prune: (appliedBefore) => turn('prune', () => Number((stmt.prune.run(appliedBefore) as { changes?: number | bigint }).changes ?? 0)),
     exclusive: (fn) => turn('exclusive()', () => fn(db)),
-  }
+  })
 }
 
 /**
