@@ -18,6 +18,7 @@ export function transactionControl(sql: string): string | undefined {
   let words = 0 // words of the statement so far
   let first: string | undefined // the statement's first word
   let trigger: 'no' | 'header' | 'body' = 'no'
+  let second: string | undefined
   for (let i = 0; i < sql.length; ) {
     const ch = sql[i]!
     if (/\s/.test(ch)) i++
@@ -30,6 +31,7 @@ export function transactionControl(sql: string): string | undefined {
         trigger = 'no'
         words = 0
         first = undefined
+        second = undefined
       }
     } else if (ch === "'" || ch === '"' || ch === '`' || ch === '[') {
       i = quoteEnd(sql, i, ch === '[' ? ']' : ch)
@@ -45,11 +47,12 @@ export function transactionControl(sql: string): string | undefined {
         return word
       } else if (trigger === 'header' && word === 'BEGIN') {
         trigger = 'body'
-      } else if (word === 'TRIGGER' && first === 'CREATE' && words <= 2) {
-        // CREATE [TEMP] TRIGGER
+      } else if (word === 'TRIGGER' && first === 'CREATE' && (words === 1 || (words === 2 && (second === 'TEMP' || second === 'TEMPORARY')))) {
+        // CREATE [TEMP] TRIGGER, and only there: TRIGGER, BEGIN and END are legal names (CREATE TABLE trigger (begin INT))
         trigger = 'header'
       }
       if (words === 0) first = word
+      if (words === 1) second = word
       atStart = false
       words++
     } else {
