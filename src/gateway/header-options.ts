@@ -5,8 +5,12 @@
  */
 import { CREDENTIALS } from '../shared/credentials.js'
 
-/** Header names that carry a secret whatever the app: an API key, a token, a password, a session or a JWT. */
-const SECRET_NAME = /token|secret|passw|api-?key|jwt|session|csrf|xsrf/i
+/**
+ * Header names that carry a secret whatever the app: a token, a password, a session, a JWT, a signature, or any
+ * key (`X-Api-Key`, `api_key`, `X-Auth-Key`, `Ocp-Apim-Subscription-Key`, `X-Functions-Key`): a name that ends in
+ * "key" names one. `-` and `_` are alike in header names.
+ */
+const SECRET_NAME = /token|secret|passw|jwt|session|csrf|xsrf|signature|credential|key$/i
 
 /**
  * Why the header `name` may not be read as it is by `option`, or undefined when it may.
@@ -23,6 +27,6 @@ export function credentialHeaderProblem(option: string, name: string, instead: s
   if (!CREDENTIALS.has(lower) && !SECRET_NAME.test(lower)) return undefined
   return (
     `${option}: a credential header (${name}; refused: Authorization, Cookie, Proxy-Authorization and any name with token, secret, ` +
-    `password, api key, jwt, session or csrf) would be stored as it is, sent to every origin and shown on the status page: use ${instead}`
+    `password, jwt, session, csrf, signature or credential, or ending in key) would be stored as it is, sent to every origin and shown on the status page: use ${instead}`
   )
 }
