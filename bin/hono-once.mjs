@@ -107,10 +107,12 @@ ONCE_CONFIG = '''
 /**
  * What a kept wrangler.toml lacks of what the gateway needs, as TOML to add: the binding, the migration, ONCE_CONFIG.
  *
- * @param {string} toml - the kept file's text
+ * @param {string} text - the kept file's text
  * @returns {string | undefined} the note to print, or undefined when it has them all
  */
-export function missingFromToml(toml) {
+export function missingFromToml(text) {
+  // What is commented out is not there (a `#` outside a quoted string starts a TOML comment).
+  const toml = text.replace(/^([^'"#\n]*(?:(?:"[^"\n]*"|'[^'\n]*')[^'"#\n]*)*)#.*$/gm, '$1')
   const missing = []
   if (!/class_name\s*=\s*["']StableArea["']/.test(toml)) missing.push(['StableArea binding', TOML_BINDING])
   if (!/new_sqlite_classes\s*=\s*\[[^\]]*["']StableArea["']/.test(toml)) missing.push(['StableArea migration', TOML_MIGRATION])

@@ -56,3 +56,25 @@ describe('npx hono-once init: next to a wrangler.toml it keeps', () => {
     expect(missingFromToml(partial)).toMatch(/has no StableArea migration, which the gateway needs/)
   })
 })
+
+// A kept wrangler.toml whose binding and migration are only in comments (review s30b F4).
+
+describe('init next to a kept wrangler.toml: init hint and commented-out TOML', () => {
+  it('names the binding and the migration that exist only in comments', () => {
+    const toml = [
+      'name = "app"',
+      'main = "src/index.ts"',
+      '# [[durable_objects.bindings]]',
+      '# name = "ONCE"',
+      '# class_name = "StableArea"',
+      '# [[migrations]]',
+      '# tag = "v1"',
+      '# new_sqlite_classes = ["StableArea"]',
+      '[vars]',
+      "ONCE_CONFIG = '{}'",
+    ].join('\n')
+    const note = missingFromToml(toml) as string | undefined
+    expect(note).toMatch(/StableArea binding/)
+    expect(note).toMatch(/StableArea migration/)
+  })
+})
