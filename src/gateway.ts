@@ -16,4 +16,5 @@ export { StableArea } from './durable/stable-area.js'
 export { buildGateway, type GatewayBindings, type GatewayState } from './gateway/app.js'
 export { parseGatewayConfig, type GatewayConfig, type GatewayRoute, type GatewayOrigin, type GatewayKeys } from './gateway/config.js'
 export type { GatewayStatus, OriginStatus } from './gateway/status.js'
+export type { GatewayCors } from './gateway/cors.js'
 export default gateway
