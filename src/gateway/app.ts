@@ -2,6 +2,7 @@ import { Hono, type Context } from 'hono'
 import { once } from '../middleware/once.js'
 import type { OnceOptions } from '../middleware/options.js'
 import { defaultScope } from '../middleware/identity.js'
+import { warnBasicScope } from '../middleware/config.js'
 import { problem } from '../shared/problem.js'
 import { originGroup, proxyWith } from '../origin-adapter/dispatch.js'
 import type { ProxyOptions } from '../origin-adapter/options.js'
@@ -93,7 +94,13 @@ function onceOptions(config: GatewayConfig, route: GatewayRoute): OnceOptions {
  * gateway does not verify). `none`: one key space.
  */
 function scopeOf(scope: string | undefined): NonNullable<OnceOptions['scope']> {
-  if (!scope || scope === 'authorization') return async (c) => (await defaultScope(c)).scope
+  if (!scope || scope === 'authorization') {
+    return async (c) => {
+      const { scope: hashed, basic } = await defaultScope(c)
+      if (basic) warnBasicScope()
+      return hashed
+    }
+  }
   if (scope === 'none') return () => ''
   const header = scope.slice('header:'.length)
   return (c) => c.req.header(header) ?? ''

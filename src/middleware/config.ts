@@ -12,6 +12,23 @@ let warnedUnscoped = false
 /** Whether the Basic-credential warning was logged in this isolate. */
 let warnedBasic = false
 
+/**
+ * Logs, once per isolate, that a scope hashed from a `Basic` credential is a guessable secret at rest (the gateway's
+ * `"authorization"` scope calls it too).
+ *
+ * @example
+ * if ((await defaultScope(c)).basic) warnBasicScope()
+ */
+export function warnBasicScope(): void {
+  if (warnedBasic) return
+  warnedBasic = true
+  console.warn(
+    'hono-once: the default scope of a request with Basic credentials is the SHA-256 of user:password, which is kept in ' +
+      'the stable area (and sent to origins as Once-Principal): a guessed password can be checked against it offline. ' +
+      "Scope by the user your auth middleware verified instead, e.g. scope: (c) => c.get('user').id (behind the gateway: keys.scope \"header:…\").",
+  )
+}
+
 /** `once()`'s options with every default filled in, and what is derived from them once. */
 export interface OnceConfig {
   namespace: (c: Context) => Namespace | undefined
@@ -85,14 +102,7 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
       scope ??
       (async (c) => {
         const { scope: tenant, unscoped: fallback, basic } = await defaultScope(c)
-        if (basic && !warnedBasic) {
-          warnedBasic = true
-          console.warn(
-            'hono-once: the default scope of a request with Basic credentials is the SHA-256 of user:password, which is kept in ' +
-              'the stable area (and sent to origins as Once-Principal): a guessed password can be checked against it offline. ' +
-              'Scope by the user your auth middleware verified instead, e.g. scope: (c) => c.get(\'user\').id.',
-          )
-        }
+        if (basic) warnBasicScope()
         if (fallback && !warnedUnscoped && unscoped !== 'shared') {
           warnedUnscoped = true
           console.warn(

@@ -4,7 +4,7 @@
  * documented way to keep a key across a token refresh works.
  */
 import { env } from 'cloudflare:workers'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import gateway, { parseGatewayConfig } from '../../src/gateway.js'
 import { PROBLEM_BASE } from '../../src/shared/problem.js'
 import { startOrigins } from '../farm.js'
@@ -88,5 +88,20 @@ describe('the gateway: a header read as it is may not be a credential', () => {
   it.each(['X-Account', 'X-Tenant', 'x-authorization-tenant', 'Cf-Access-Authenticated-User-Email'])('accepts %s as the domain and as the scope', (name) => {
     expect(() => parseGatewayConfig(ordered(`header:${name}`))).not.toThrow()
     expect(() => parseGatewayConfig(scoped(`header:${name}`))).not.toThrow()
+  })
+})
+
+describe('the gateway: Basic credentials under the default scope', () => {
+  it('keeps Basic callers apart and warns (once) that their scope hashes user:password, a guessable secret at rest', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const { send } = await depositor()
+    const key = newKey()
+    const first = await send(key, { authorization: `Basic ${btoa('ann:pw1')}` })
+    const other = await send(key, { authorization: `Basic ${btoa('bob:pw2')}` })
+    await send(newKey(), { authorization: `Basic ${btoa('ann:pw1')}` })
+    const warned = warn.mock.calls.filter(([m]) => /Basic credentials/.test(String(m)))
+    warn.mockRestore()
+    expect([first.status, other.status, other.headers.get('idempotent-replayed')]).toEqual([201, 201, null])
+    expect(warned).toHaveLength(1)
   })
 })
