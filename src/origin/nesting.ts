@@ -43,8 +43,9 @@ const MARK = (): string => (markName ??= `x-hono-once-applying-${crypto.randomUU
 
 /**
  * Records that the receiver on `store` applies the request of `c`, and marks
- * the request (`c.req.raw` rebuilt with the mark) so a receiver inside an
- * app mounted under it finds it too.
+ * the request (in place, or `c.req.raw` rebuilt with the mark when its
+ * headers are immutable) so a receiver inside an app mounted under it finds
+ * it too.
  *
  * @returns leave: call it when the handler chain has settled (a late one still finds the outer, whose store refuses it)
  */
@@ -52,9 +53,15 @@ export function enterApply(c: Context, outer: Outer): () => void {
   byContext.set(c, outer)
   const mark = crypto.randomUUID()
   byMark.set(mark, outer)
-  const headers = new Headers(c.req.raw.headers)
-  headers.set(MARK(), mark)
-  c.req.raw = new Request(c.req.raw, { headers })
+  try {
+    // The request the receiver rebuilt around its buffered body has headers of its own: marked in place.
+    c.req.raw.headers.set(MARK(), mark)
+  } catch {
+    // A runtime's own request (immutable headers): rebuilt with the mark.
+    const headers = new Headers(c.req.raw.headers)
+    headers.set(MARK(), mark)
+    c.req.raw = new Request(c.req.raw, { headers })
+  }
   return () => void byMark.delete(mark)
 }
 
