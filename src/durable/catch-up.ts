@@ -6,18 +6,11 @@ import type { OriginReply } from '../shared/types.js'
 import type { OrderedDomains } from './ordered.js'
 import { Replies } from './feed-replies.js'
 import { sendEntry } from './replica-send.js'
-import { abandonedReply } from './abandon.js'
-import type { CommitRequest, CommitResult, DivergenceEvent, LogEntry, RelayPlan, ReplicaView, ReplyPolicy, StoredReply } from './types.js'
+import { type AbandonHost, abandonedReply } from './abandon.js'
+import type { DivergenceEvent, LogEntry, RelayPlan, ReplicaView, ReplyPolicy, StoredReply } from './types.js'
 
-/** What the catch-up needs from the object it runs in. */
-export interface CatchUpHost {
-  ordered: OrderedDomains
-  sql: SqlStorage
-  env: Record<string, unknown>
-  /** Commits a record (the object's own commit, synchronous). */
-  commit: (request: CommitRequest) => CommitResult
-  /** Runs `fn` in one storage transaction. */
-  transact: <T>(fn: () => T) => T
+/** What the catch-up needs from the object it runs in: what an abandon needs, and the time its run began. */
+export interface CatchUpHost extends AbandonHost {
   now: number
 }
 
