@@ -334,14 +334,6 @@ export class Records {
     }
   }
 
-  /** Stores the relay of a record `token` holds (in one transaction); returns when its lease ends, or null when `token` no longer holds it. */
-  relay(lookup: string, token: string, relay: RelayInput, now: number): number | null {
-    const row = this.row(lookup)
-    if (!row || row.token !== token || row.state !== 'in_flight') return null
-    this.#storage.transactionSync(() => this.#relays().start(lookup, row.request_id, relay, Math.max(0, row.expires_at - now), now))
-    return row.lease_until ?? now
-  }
-
 }
 
 /**

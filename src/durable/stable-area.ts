@@ -268,26 +268,6 @@ export class StableArea extends DurableObject implements StableAreaApi {
   }
 
   /**
-   * Makes the relay of an admitted request durable after the admit, for a
-   * handler that calls `dispatch()` itself (a route `once()` could not see
-   * as proxied). Only the lease holder may; costs one round trip that
-   * `proxy()` routes save by carrying the relay on the admit.
-   *
-   * @param lookup - lookup key
-   * @param token - lease token from `admit`
-   * @param relay - the request and how to reach its origins
-   * @returns false when `token` no longer holds the record
-   * @example
-   * await stub.relay(lookup, token, { request, plan, key })
-   */
-  async relay(lookup: string, token: string, relay: RelayInput): Promise<boolean> {
-    this.#usable()
-    const leaseUntil = this.#records.relay(lookup, token, relay, Date.now())
-    if (leaseUntil !== null) await this.#scheduleAlarm(leaseUntil)
-    return leaseUntil !== null
-  }
-
-  /**
    * Extends a lease still held by `token`, for a handler that runs longer
    * than `leaseMs`: a live Worker keeps its record, a dead one stops renewing.
    * A lease that ran out but was not taken over is still held: only another
@@ -321,11 +301,14 @@ export class StableArea extends DurableObject implements StableAreaApi {
   }
 
   /**
-   * Background work: deletes expired records with their chunks and sets the
-   * next alarm. Leases are not taken here: a lease that ran out stays with
-   * its holder until another attempt admits the key, so a slow but live
-   * handler whose renewal came late still commits. Idempotent, as alarms run
-   * at least once.
+   * Background work: deletes expired records with their chunks, resends
+   * relays and feeds replicas, and sets the next alarm. A plain record's
+   * lease that ran out stays with its holder until another attempt admits
+   * the key, so a slow but live handler whose renewal came late still
+   * commits; a relayed one is taken over once its lease ran out (its
+   * request is resent with a lease of the alarm's own, and a late commit of
+   * the Worker that held it is refused as `lease_lost`), as is an ordered
+   * one by the catch-up. Idempotent, as alarms run at least once.
    */
   override async alarm(): Promise<void> {
     if (this.#misconfigured) return

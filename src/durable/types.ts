@@ -154,7 +154,6 @@ export interface StableAreaApi {
   admit(request: AdmitRequest): Promise<AdmitResult>
   commit(request: CommitRequest): Promise<CommitResult>
   release(lookup: string, token: string, sends?: number): Promise<boolean>
-  relay(lookup: string, token: string, relay: RelayInput): Promise<boolean>
   renew(lookup: string, token: string, leaseMs: number): Promise<boolean>
   inspect(lookup: string): Promise<RecordInfo | null>
   logEntries(domain: string, from: number, to: number): Promise<LogEntry[]>

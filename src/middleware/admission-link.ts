@@ -1,7 +1,7 @@
 import type { DivergenceEvent } from '../origin-adapter/options.js'
 import type { OrderedLink, RelayLink } from '../origin-adapter/relay-link.js'
 import type { FilledAck } from '../origin-adapter/strategies/replicate.js'
-import type { ForwardRequest, LogEntry, OrderedSlot, RelayPlan, ReplicaAck } from '../origin-adapter/types.js'
+import type { ForwardRequest, LogEntry, OrderedSlot, ReplicaAck } from '../origin-adapter/types.js'
 import type { Admission } from './admission.js'
 import type { StoredRelay } from './admit.js'
 import type { StoredReply } from '../durable/types.js'
@@ -10,7 +10,7 @@ import { bufferedBody, storesAs } from '../shared/reply.js'
 /**
  * The {@link RelayLink} of one request admitted by `once()`: what
  * `proxy()`/`dispatch()` learn from, and report to, its {@link Admission}
- * (the relay it completes or records, the sends it stores with the commit,
+ * (the relay it completes, the sends it stores with the commit,
  * an ordered request's quorum and the later replicas' answers).
  *
  * @example
@@ -48,10 +48,6 @@ export class AdmissionLink implements RelayLink {
 
   storedFor(owner: object): boolean {
     return this.stored !== undefined && this.stored.owner === owner
-  }
-
-  async record(request: ForwardRequest, plan: RelayPlan): Promise<void> {
-    if (this.admission.relay === undefined || request !== this.request) await this.admission.recordRelay({ request, plan, key: this.key })
   }
 
   answered(res: Response): void {

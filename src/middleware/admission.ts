@@ -1,4 +1,4 @@
-import type { RelayInput, StableAreaApi, StoredReply } from '../durable/types.js'
+import type { StableAreaApi, StoredReply } from '../durable/types.js'
 import type { DivergenceEvent } from '../origin-adapter/options.js'
 import type { FilledAck } from '../origin-adapter/strategies/replicate.js'
 import type { LogEntry, OrderedSlot, ReplicaAck } from '../origin-adapter/types.js'
@@ -173,19 +173,6 @@ export class Admission {
         this.#stub = this.connect()
       }
     }
-  }
-
-  /**
-   * Stores the relay of this request after the admit (one more round trip),
-   * for `dispatch()` inside a handler.
-   *
-   * @throws OnceCommitError-like Error when the lease is gone
-   */
-  async recordRelay(relay: RelayInput): Promise<void> {
-    if (this.#lost || !(await this.#stub.relay(this.lookup, this.token, relay))) {
-      throw new Error(`hono-once: cannot store the relay of ${this.requestId}: its lease is gone`)
-    }
-    this.relay = { sends: this.relay?.sends ?? 0 }
   }
 
   async #commitOnce(request: Parameters<StableAreaApi['commit']>[0]): ReturnType<StableAreaApi['commit']> {

@@ -112,7 +112,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
   }
   if (id.domain !== undefined && plan?.strategy !== 'replicate') {
     return problem('misconfigured', {
-      detail: "An ordering domain (once({ domain })) needs proxy({ strategy: 'replicate' }) on the route: the domain's log is applied by its replicas.",
+      detail: "An ordering domain (once({ domain })) needs proxy({ strategy: 'replicate' }) as the handler right after once() on the route (nothing between them): the domain's log, which its replicas apply, holds the request as once() stores it.",
       instance,
     })
   }

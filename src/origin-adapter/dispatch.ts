@@ -120,8 +120,11 @@ const groups = new WeakMap<ProxyOptions, OriginGroup>()
  * Does what {@link proxy} does, inside your own handler: forwards `request`
  * (default: the incoming one) to the origins and returns their answer. Pass
  * the same options object every time: it holds the origins' health. Behind
- * `once()`, the relay is made durable with one extra round trip before the
- * first send (a `proxy()` route saves it by riding on the admit).
+ * `once()` it sends with the key's `Once-Request-Id` (a second dispatch in
+ * the handler with `<id>/2`, …), but nothing is stored for the alarm to
+ * resend: a Worker that dies in the handler leaves the key to the client's
+ * retry, which runs the handler again (the origins dedupe by the id). The
+ * handler's own answer is what `once()` stores.
  *
  * @param c - the request context
  * @param request - what to forward; default `c.req.raw`
@@ -183,9 +186,10 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
   // Signed, a header every signature must cover but none can carry would be refused by every origin, every time.
   const unsignable = secret && !stored ? refuseUnsignable(request, instance, link?.key) : undefined
   if (unsignable) return unsignable
-  const plan = group.plan(method)
-  // The request's first dispatch is the logical request (its relay is durable); a further one in the same handler
-  // is another request to the origins, so it gets its own id (`<id>/2`, …), which origins dedupe just as well.
+  // The request's first dispatch is the logical request (its id is the key's); a further one in the same handler is
+  // another request to the origins, so it gets its own id (`<id>/2`, …), which origins dedupe just as well. Only a
+  // proxy() right after once() sends a request stored for the alarm (see relayPlanOf): what a handler dispatches is
+  // its own business, which the alarm cannot finish for it, so a Worker that dies there leaves the key to the retry.
   const nth = link ? link.nextDispatch() : 1
   if (link?.order && nth === 1 && !stored) {
     // Its log entry, which replicas are fed from, is the request once() stored: another one would split the replicas.
@@ -194,7 +198,6 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
       instance,
     })
   }
-  if (link && nth === 1 && plan) await link.record(request, plan)
   const requestId = link ? (nth === 1 ? link.requestId : `${link.requestId}/${nth}`) : uuidv7()
 
   const now = Date.now()
@@ -259,10 +262,11 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
   // anywhere, and gives the key back.
   if (link && nth === 1 && stored && outcome.kind === 'answer') link.answered(res)
   if (link && nth === 1 && outcome.kind === 'failed' && outcome.refusal) link.passedOn(res)
-  // An applied answer is final whatever its status (a `reply-lost`, an origin's recorded 5xx): once() commits it,
-  // where its own rule would give the key back for a retry that the origins would only replay.
+  // proxy()'s applied answer is final whatever its status (a `reply-lost`, an origin's recorded 5xx): once() commits
+  // it, where its own rule would give the key back for a retry that the origins would only replay. Not a dispatch()'s
+  // (or a proxy()'s behind another middleware): the route's answer is the handler's, which once() stores by its rule.
   const once = c.get('once')
-  if (outcome.kind === 'answer' && nth === 1 && link && once && !isFinalStatus(outcome.reply.status)) {
+  if (outcome.kind === 'answer' && nth === 1 && stored && link && once && !isFinalStatus(outcome.reply.status)) {
     await once.commit(res.clone()).catch((err: unknown) => console.error(`hono-once: could not commit the applied answer of ${link.requestId}`, err))
   }
   return res

@@ -23,12 +23,18 @@ export function markProxy(handler: object, planFor: (method: string) => RelayPla
 }
 
 /**
- * The relay plan of the `proxy()` that will handle this request after the
- * current middleware, if Hono matched one (DESIGN §3: the relay rides on
- * the admit).
+ * The relay plan of the `proxy()` that handles this request right after
+ * the current middleware (DESIGN §3: the relay rides on the admit). Only
+ * the very next handler counts: a handler or middleware between `once()`
+ * and `proxy()` (an app's own route in front of a catch-all `proxy()`, an
+ * authorization check, a validator) may answer, refuse or change the
+ * request itself, so the request stored for the alarm to resend would be
+ * one the route may never have sent. Such a route is not relayed; a Worker
+ * that dies in it leaves the key to the client's retry, which runs the
+ * chain again (the origins dedupe by `Once-Request-Id`).
  *
  * @param c - the request context, inside a middleware
- * @returns the plan and the proxy's origin group (`owner`), or undefined when no proxy() handles the request
+ * @returns the plan and the proxy's origin group (`owner`), or undefined when the next handler is no proxy()
  * @example
  * const route = relayPlanOf(c) // in once(), before the admit
  */
@@ -36,13 +42,9 @@ export function relayPlanOf(c: Context): { plan: RelayPlan; owner: object } | un
   // `matchedRoutes` is deprecated in favour of hono/route, which the oldest hono supported lacks.
   if (!anyProxy) return undefined
   const req = c.req as unknown as { matchedRoutes?: { handler: object }[]; routeIndex?: number }
-  const routes = req.matchedRoutes
-  if (!routes) return undefined
-  for (let i = (req.routeIndex ?? 0) + 1; i < routes.length; i++) {
-    const marked = proxies.get(routes[i]!.handler)
-    if (!marked) continue
-    const plan = marked.planFor(c.req.method)
-    return plan && { plan, owner: marked.owner }
-  }
-  return undefined
+  const next = req.matchedRoutes?.[(req.routeIndex ?? 0) + 1]
+  const marked = next && proxies.get(next.handler)
+  if (!marked) return undefined
+  const plan = marked.planFor(c.req.method)
+  return plan && { plan, owner: marked.owner }
 }

@@ -1,20 +1,20 @@
 import type { Context } from 'hono'
 import type { DivergenceEvent } from './options.js'
 import type { FilledAck } from './strategies/replicate.js'
-import type { ForwardRequest, LogEntry, OrderedSlot, RelayPlan, ReplicaAck } from './types.js'
+import type { ForwardRequest, LogEntry, OrderedSlot, ReplicaAck } from './types.js'
 
 /**
  * What `once()` tells `proxy()`/`dispatch()` about the admitted request it
  * wraps, and what the dispatch reports back: the request's identity on the
- * wire, its relay (stored with the admit, or recorded by the first
- * dispatch), and for an ordered request its {@link OrderedLink}. Internal:
+ * wire, its relay (stored with the admit when `proxy()` is the route's next
+ * handler), and for an ordered request its {@link OrderedLink}. Internal:
  * the link between the middleware and the dispatch; `once()` implements it
  * over its admission (middleware/admission-link.ts).
  *
  * @example
  * const link = relayLinkOf(c)
  * const nth = link ? link.nextDispatch() : 1
- * if (link && nth === 1) await link.record(request, plan)
+ * const stored = link && nth === 1 && link.storedFor(group) ? link.request : undefined
  */
 export interface RelayLink {
   /** The logical request's id, the same on every attempt (`Once-Request-Id`). */
@@ -31,11 +31,6 @@ export interface RelayLink {
   nextDispatch(): number
   /** Whether the request stored with the admit is the one `owner` (a proxy's origin group) sends: its proxy() was the route's. */
   storedFor(owner: object): boolean
-  /**
-   * Makes the relay of the first dispatch durable: one more round trip, unless the admit already stored this very
-   * request (another request replaces what the admit stored, so a resend sends what was sent).
-   */
-  record(request: ForwardRequest, plan: RelayPlan): Promise<void>
   /** Marks `res` as the answer to the stored request, as `proxy()` returns it: once() may answer it before its commit. */
   answered(res: Response): void
   /** Marks `res` as an answer `proxy()` passes on though no origin applied the request: once() gives the key back. */
@@ -78,7 +73,7 @@ const links = new WeakMap<Context, RelayLink>()
  * @returns the link, or undefined outside `once()`
  * @example
  * const link = relayLinkOf(c)
- * if (link && link.nextDispatch() === 1) await link.record(request, plan)
+ * const requestId = link?.requestId ?? uuidv7()
  */
 export function relayLinkOf(c: Context): RelayLink | undefined {
   return links.get(c)

@@ -12,6 +12,7 @@ import { verifyRequest } from '../../src/shared/signature.js'
 import { checkContentDigest } from '../../src/shared/content-digest.js'
 import { expireLeases, newKey, problemOf, stubFor } from '../helpers.js'
 import { badOrigin, startOrigins } from '../farm.js'
+import { restoreFetch, wrapFetch } from '../origin-adapter/domains.js'
 import { memoryStore, onceReceiver } from '../../src/origin/index.js'
 import { testOrigin } from '../../src/testing.js'
 
@@ -192,6 +193,9 @@ describe('no client credentials at rest (issue 15.8)', () => {
       },
       env,
     )
+  /** once()'s default scope: the SHA-256 of the Authorization header, hex. */
+  const scopeOf = async (authorization: string) =>
+    [...new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(authorization)))].map((b) => b.toString(16).padStart(2, '0')).join('')
   const storedRelay = async (key: string, scope: string) =>
     runInDurableObject(await stubFor(key, scope), (_o, state) =>
       state.storage.sql.exec<{ headers: string; plan: string }>('SELECT headers, plan FROM relays WHERE lookup = ?', lookupKey(scope, key)).one(),
@@ -202,24 +206,27 @@ describe('no client credentials at rest (issue 15.8)', () => {
     let row: { headers: string; plan: string } | undefined
     const app = new Hono()
     app.use('/accounts/*', once({ replayCache: false }))
-    app.post(
-      '/accounts/*',
-      async (c, next) => {
-        // Read while the request is in flight: a completed relay drops its request anyway.
-        row = await storedRelay(c.var.once.key, c.var.once.scope)
-        return next()
-      },
-      proxy({ origins: [{ name: 'eu', url: origin!.url }], strategy: 'failover', secret }),
-    )
-    const res = await write(app, newKey())
+    app.post('/accounts/*', proxy({ origins: [{ name: 'eu', url: origin!.url }], strategy: 'failover', secret }))
+    const key = newKey()
+    // Read while the request is on its way to the origin: a completed relay drops its request anyway. (The relay
+    // rides on the admit only when proxy() is the next handler: no middleware between them to read it from.)
+    wrapFetch([origin!.url], async (_request, send) => {
+      row ??= await storedRelay(key, await scopeOf('Bearer secret-token'))
+      return send()
+    })
+    let res: Response
+    try {
+      res = await write(app, key)
+    } finally {
+      restoreFetch()
+    }
     expect(res.status).toBe(201)
     const headers = Object.fromEntries(JSON.parse(row!.headers) as [string, string][])
     expect(headers.authorization).toBeUndefined()
     expect(headers.cookie).toBeUndefined()
     expect(headers['x-tenant']).toBe('t-1')
     // The default scope is the Authorization header's hash: that, not the header, is what travels and is stored.
-    const hash = [...new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode('Bearer secret-token')))].map((b) => b.toString(16).padStart(2, '0')).join('')
-    expect(headers['once-principal']).toBe(`scope="${hash}"`)
+    expect(headers['once-principal']).toBe(`scope="${await scopeOf('Bearer secret-token')}"`)
     expect(row!.plan).toContain('"env":"TEST_SIGNING_SECRET"')
     expect(row!.plan).not.toContain(env.TEST_SIGNING_SECRET)
   })
