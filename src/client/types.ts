@@ -55,7 +55,7 @@ export interface OnceFetchOptions {
   /** Makes a key per logical call. Default: UUIDv7. A key the caller set in the headers wins. */
   generateKey?: () => string
   /**
-   * Retry throttling per host, or false for none. Default: one budget (10 tokens, 0.1 back per success) shared
+   * Retry throttling per host, or false for none. Default: one budget (10 tokens, 0.1 back per success, 0.5 per second) shared
    * by every once fetch in the process. A `409` with `Retry-After` (the original still in flight) is the server
    * asking to wait, not a failure: it takes no token and is retried even when the budget is low.
    */

@@ -10,6 +10,9 @@ import type { Waiters } from '../shared/waiters.js'
 /** Rounds of resends the alarm makes before it gives the key back to the client's retry. */
 const MAX_RESENDS = 5
 
+/** The longest `Retry-After` a resend round waits for before the next one. */
+const MAX_RETRY_AFTER_MS = 3_600_000
+
 /** The lease the alarm holds while resending: the plan's deadline plus this. */
 const RESEND_LEASE_MARGIN_MS = 5000
 
@@ -62,7 +65,10 @@ export interface Resender {
  * the Worker would), and commits the first final answer, so a client that
  * comes back later gets it as a replay. A round that gets none is retried
  * with backoff; after {@link MAX_RESENDS} rounds the key is released for
- * the client's retry.
+ * the client's retry. The next round waits at least as long as the origins
+ * asked (`Retry-After`, up to an hour). A refusal for good ends the resends
+ * only when no attempt of the round may have applied the request (see
+ * `refused`).
  *
  * @param host - the object's records, relays, origin health and env
  * @param due - the relay to resend
@@ -105,7 +111,9 @@ export async function resendRelay(host: Resender, due: DueRelay): Promise<void> 
     } else {
       // The key is free for a client retry meanwhile; the alarm tries again after a backoff.
       host.records.endLease(lookup, token, Date.now())
-      host.relays.defer(lookup, sends, Date.now() + Math.min(60_000, 2000 * 2 ** due.resends))
+      // Not before the origins asked (Retry-After: maintenance, overload), up to an hour; else a growing backoff.
+      const backoff = Math.min(60_000, 2000 * 2 ** due.resends)
+      host.relays.defer(lookup, sends, Date.now() + Math.max(backoff, Math.min(MAX_RETRY_AFTER_MS, outcome.retryAfterMs ?? 0)))
     }
   })
   host.waiters.wake(lookup)

@@ -110,7 +110,7 @@ async function attemptNow(input: EngineInput, origin: Origin, n: number, log: At
   const kept = keepable(result, input.maxResponseBytes, input.receiverOnly)
   const verdict = judge(kept, input.receiverOnly)
   const record: AttemptRecord = { origin: origin.name, attempt: n, outcome: result.ok ? result.reply.status : result.reason, ms: result.ms }
-  if (verdict?.kind === 'not-applied' && verdict.reason !== undefined && verdict.reason !== UNMARKED) record.reason = verdict.reason
+  if (verdict?.kind === 'not-applied' && verdict.reason !== undefined && (verdict.reason !== UNMARKED || isSuccess(kept))) record.reason = verdict.reason
   log.push(record)
   if (verdict?.kind === 'not-applied' && !aboutTheRequest(verdict)) {
     // A 503's Retry-After is the origin's (down for maintenance, overloaded): it is last in line for every request that
@@ -164,18 +164,35 @@ function aboutTheRequest(verdict: Extract<AnswerVerdict, { kind: 'not-applied' }
   return verdict.permanent || verdict.reason === 'in-flight' || verdict.reason === UNMARKED
 }
 
+/** Whether `result` is an answer with a 2xx or 3xx status. */
+function isSuccess(result: SendResult): boolean {
+  return result.ok && result.reply.status < 400
+}
+
+/** Attempt outcomes that say nothing of whether the origin applied the request: it may have. */
+const UNKNOWN: ReadonlySet<AttemptRecord['outcome']> = new Set(['timeout', 'network', 'aborted'])
+
 /**
  * The outcome of a request an origin refused for good: failed, with the
- * refusal to pass on (its own status and problem, `retryable: false`).
+ * refusal to pass on (its own status and problem, `retryable: false`), but
+ * only when no origin may have applied it. An attempt that ended without an
+ * answer (a timeout, a reset, an abort) may have applied it: then the
+ * client gets a retryable failure instead, and its retry (same key, same
+ * `Once-Request-Id`) learns from the origins what happened. "Nothing was
+ * applied, do not retry" is said only when it is known.
  *
  * @param log - the attempt log
  * @param origin - the origin that refused
  * @param refusal - its answer
+ * @param retryAt - when the origins that asked to wait are ready again (epoch ms), for the retryable failure
  * @returns the failed outcome
  * @example
  * return refused(log, origin, refusal)
  */
-export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginReply): DispatchOutcome {
+export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginReply, retryAt?: number): DispatchOutcome {
+  if (log.some((a) => UNKNOWN.has(a.outcome))) {
+    return failure(log, `${origin.name} refused the request for good (${refusal.status}), but an attempt that got no answer may have applied it; retry with the same key`, retryAt)
+  }
   return { kind: 'failed', status: 502, detail: `No origin applied the request; ${origin.name}'s answer is passed on (${outcomes(log)})`, attempts: log, refusal: { origin: origin.name, reply: refusal } }
 }
 
@@ -252,6 +269,9 @@ export function settle(asked: Waits, origin: Origin, result: SendResult, receive
   if (verdict?.kind === 'applied') return { applied: result.reply }
   if (verdict?.kind === 'not-applied' && (verdict.permanent || verdict.reason === UNMARKED)) {
     asked.set(origin.name, Number.POSITIVE_INFINITY)
+    // An unmarked 2xx or 3xx (a fallback page, a proxy's own success) applied nothing: passed on, it would tell the
+    // client its write succeeded. Another origin may apply it; if none does, the client gets a retryable failure.
+    if (isSuccess(result)) return undefined
     return { passed: result.reply }
   }
   const ms = retryAfterOf(result)
@@ -290,7 +310,9 @@ export function failure(log: AttemptRecord[], why: string, retryAt?: number): Di
   const timeouts = log.filter((a) => a.outcome === 'timeout').length
   const status = log.length === 0 || timeouts === log.length ? 504 : 502
   // A refused signature is a setup fault no retry mends by itself: say where to look, not only the status.
-  const hint = log.some((a) => a.reason !== undefined && SIGNATURE_REFUSALS.has(a.reason)) ? SIGNATURE_HINT : ''
+  const hint =
+    (log.some((a) => a.reason !== undefined && SIGNATURE_REFUSALS.has(a.reason)) ? SIGNATURE_HINT : '') +
+    (log.some((a) => a.reason === UNMARKED) ? UNMARKED_HINT : '')
   const outcome: DispatchOutcome = { kind: 'failed', status, detail: `${why}${log.length > 0 ? ` (${outcomes(log)})` : ''}${hint}`, attempts: log }
   if (retryAt !== undefined) outcome.retryAfterMs = Math.max(0, retryAt - Date.now())
   return outcome
@@ -331,6 +353,10 @@ export function outcomes(log: readonly AttemptRecord[]): string {
 const SIGNATURE_REFUSALS: ReadonlySet<string> = new Set(['signature-invalid', 'request-id-missing'])
 
 /** What a failure says when an origin refused the edge's signature. */
+/** What a failure says when an origin gave a success without the receiver's mark. */
+const UNMARKED_HINT =
+  ". A success without Once-Applied is no onceReceiver()'s answer (a fallback page, a proxy in between), so nothing is known to be applied: check that the origin serves this path behind onceReceiver()"
+
 const SIGNATURE_HINT =
   '. An origin refused the signature: give the edge and every origin the same signing secret under the same name (the keyid, e.g. ONCE_SIGNING_SECRET), and check that nothing between them rewrites the path or drops headers, and that their clocks agree within 60 s'
 

@@ -33,7 +33,7 @@ export async function failover(input: EngineInput): Promise<DispatchOutcome> {
       // The origins left asked to wait (Retry-After): wait for the first within the deadline, else say when.
       const at = firstReady(asked)
       if (at === undefined) break
-      if (at >= input.deadline) return last ? refused(log, last.origin, last.reply) : waitedOut(log, at)
+      if (at >= input.deadline) return last ? refused(log, last.origin, last.reply, at) : waitedOut(log, at)
       await pause(at - Date.now(), input.deadline)
       continue
     }
@@ -44,7 +44,7 @@ export async function failover(input: EngineInput): Promise<DispatchOutcome> {
     if (read && 'applied' in read) return { kind: 'answer', origin: origin.name, reply: read.applied, attempts: log }
     if (read) last = { origin, reply: read.passed }
   }
-  if (last) return refused(log, last.origin, last.reply)
+  if (last) return refused(log, last.origin, last.reply, firstReady(asked))
   // Attempts left but no origin to send them to: the retry tokens of every origin left are spent.
   const why = tried.length > 0 && tried.length < input.maxAttempts && !signal.aborted && Date.now() < input.deadline ? 'Retries are throttled: too many recent failures at every origin left' : 'No origin gave a final answer'
   return failure(log, why, firstReady(asked))

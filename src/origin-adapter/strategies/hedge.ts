@@ -83,9 +83,9 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
     // Nothing in flight: the origins left may have asked to wait (Retry-After); within the deadline, wait and go on.
     const at = firstReady(asked)
     if (at === undefined || !canLaunch()) break
-    if (at >= input.deadline) return last ? refused(log, last.origin, last.reply) : waitedOut(log, at)
+    if (at >= input.deadline) return last ? refused(log, last.origin, last.reply, at) : waitedOut(log, at)
     await new Promise((r) => setTimeout(r, at - Date.now()))
   }
-  if (last) return refused(log, last.origin, last.reply)
+  if (last) return refused(log, last.origin, last.reply, firstReady(asked))
   return failure(log, 'No origin gave a final answer', firstReady(asked))
 }
