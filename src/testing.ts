@@ -20,6 +20,7 @@ import type { StableArea } from './durable/stable-area.js'
 import type { AdmitResult, StableAreaApi } from './durable/types.js'
 import { fingerprint, type FingerprintOptions } from './middleware/fingerprint.js'
 import { lookupKey, shardName } from './middleware/identity.js'
+import { forgetEverywhere } from './middleware/reply-cache.js'
 
 export { testOrigin, type OriginFaults, type OriginHandler, type OriginFetcher, type TestOrigin } from './testing/origins.js'
 
@@ -181,7 +182,9 @@ export async function runAlarm(namespace: DurableObjectNamespace<StableArea>, ke
 }
 
 /**
- * Moves a key's record past its expiry, as if its TTL had gone by; the next alarm deletes it.
+ * Moves a key's record past its expiry, as if its TTL had gone by; the next alarm deletes it. The key's replies
+ * kept in this isolate's reply caches (`once()`'s `replayCache`, `onceObject()`'s) go too, as a real expiry ends
+ * them: a retry after it runs the handler again.
  *
  * @param namespace - the app's binding (`env.ONCE`)
  * @param key - the idempotency key
@@ -193,10 +196,13 @@ export async function runAlarm(namespace: DurableObjectNamespace<StableArea>, ke
  */
 export async function expireKey(namespace: DurableObjectNamespace<StableArea>, key: string, address: KeyAddress = {}): Promise<boolean> {
   const lookup = lookupKey(address.scope ?? '', key)
-  return runInDurableObject(await stableAreaOf(namespace, key, address), async (_object: StableArea, state) => {
-    const moved = state.storage.sql.exec('UPDATE records SET expires_at = ? WHERE lookup = ?', Date.now() - 1, lookup).rowsWritten > 0
+  const moved = await runInDurableObject(await stableAreaOf(namespace, key, address), async (_object: StableArea, state) => {
+    const changed = state.storage.sql.exec('UPDATE records SET expires_at = ? WHERE lookup = ?', Date.now() - 1, lookup).rowsWritten > 0
     // The alarm deletes expired records; make sure one is set.
-    if (moved && (await state.storage.getAlarm()) === null) await state.storage.setAlarm(Date.now())
-    return moved
+    if (changed && (await state.storage.getAlarm()) === null) await state.storage.setAlarm(Date.now())
+    return changed
   })
+  // Once the record has moved, so that a replay meanwhile leaves no cached copy behind.
+  forgetEverywhere(lookup)
+  return moved
 }

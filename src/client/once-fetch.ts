@@ -25,7 +25,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
  * in flight (`Retry-After`, or the in-flight problem type), 429, 502, 503,
  * 504 and problem+json answers with `retryable: true`; never a replay
  * (`Idempotent-Replayed: true`), a problem with `retryable: false` whatever
- * its status (a `502 reply-lost`), 422 or other final answers. A call
+ * its status (a `500 reply-lost`), 422 or other final answers. A call
  * without a key is retried only when its method is idempotent (GET, HEAD,
  * OPTIONS, TRACE, PUT, DELETE); other keyless calls get one attempt. Each
  * attempt keeps every request option the caller gave (credentials, mode,
@@ -271,7 +271,7 @@ export function onceInfo(response: object): OnceInfo | undefined {
  * Why an answer should be retried, or undefined when it is final. The
  * server's word comes first: a replay (`Idempotent-Replayed: true`) is the
  * stored answer and never changes, and a problem saying `retryable: false`
- * is final whatever its status (a `502 reply-lost`: applied, its answer
+ * is final whatever its status (a `500 reply-lost`: applied, its answer
  * gone). Then the status: 409 in flight (its `Retry-After`, or the
  * problem type where a cross-origin browser hides the header), 429, 502,
  * 503, 504; then a problem saying `retryable: true`, unless it is a 422,

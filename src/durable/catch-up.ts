@@ -1,5 +1,5 @@
 import { replayFilter } from '../shared/reply.js'
-import { answerPruned, replyLost } from '../shared/applied.js'
+import { aboutRequest, answerPruned, type ProblemAbout, replyLost } from '../shared/applied.js'
 import { digestHex } from '../shared/digest.js'
 import { quorumOf, readReplicaAnswer } from '../shared/quorum.js'
 import type { OriginReply } from '../shared/types.js'
@@ -277,12 +277,12 @@ async function completePending(host: CatchUpHost, p: Pending, replies: Replies):
     chosen = choose()
   }
   if (chosen && answered.size >= need) {
-    commit(storedFrom(chosen, plan.reply, p.sequence), chosen)
+    commit(storedFrom(chosen, plan.reply, p.sequence, aboutRequest(entry.request, entry)), chosen)
     return
   }
   if (!chosen && gone > 0 && answered.size >= need) {
     // A quorum applied it and no answer is left anywhere: the one final "applied, reply not kept".
-    commit(answerPruned(p.sequence))
+    commit(answerPruned(p.sequence, aboutRequest(entry.request, entry)))
     return
   }
   // A poison request (DESIGN §6): it is next in line at every replica in rotation, and every one of them refused it
@@ -339,14 +339,15 @@ function majorityAnswer(
  * @param answer - the origin and its reply
  * @param policy - the route's reply policy, stored with the relay plan
  * @param sequence - the request's sequence, for an ordered one
+ * @param about - the request's path, key and request id, for a `reply-lost`
  * @returns the reply to commit
  * @example
  * commit({ lookup, token, reply: storedFrom({ origin: 'eu', reply }, plan.reply), ttlMs })
  */
-export function storedFrom(answer: { origin: string; reply: OriginReply }, policy?: ReplyPolicy, sequence?: number): StoredReply {
+export function storedFrom(answer: { origin: string; reply: OriginReply }, policy?: ReplyPolicy, sequence?: number, about?: ProblemAbout): StoredReply {
   const allowed = replayFilter(policy?.replayHeaders && new Set(policy.replayHeaders))
   const { reply } = answer
-  const kept = policy && reply.body.byteLength > policy.maxReplyBytes ? replyLost(reply.status, `maxReplyBytes (${policy.maxReplyBytes} bytes)`) : reply
+  const kept = policy && reply.body.byteLength > policy.maxReplyBytes ? replyLost(reply.status, `maxReplyBytes (${policy.maxReplyBytes} bytes)`, about) : reply
   const headers: [string, string][] = kept.headers.filter(([name]) => allowed(name) && name !== 'once-applied')
   if (allowed('once-origin')) headers.push(['once-origin', answer.origin])
   if (sequence !== undefined && allowed('once-sequence')) headers.push(['once-sequence', String(sequence)])

@@ -1,4 +1,4 @@
-import { tooLargeAnswer } from '../shared/applied.js'
+import { aboutRequest, tooLargeAnswer } from '../shared/applied.js'
 import { resolveSecret, sendAttempt } from '../shared/send.js'
 import type { LogEntry, RelayPlan } from './types.js'
 
@@ -29,6 +29,6 @@ export async function sendEntry(env: Record<string, unknown>, plan: RelayPlan, d
     signal: new AbortController().signal,
   })
   // An applied answer over the limit is still applied: the final reply-lost (the one rule, shared/applied.ts).
-  const lost = !result.ok && result.reason === 'too-large' && result.head ? tooLargeAnswer(result.head, plan.maxResponseBytes, true) : undefined
+  const lost = !result.ok && result.reason === 'too-large' && result.head ? tooLargeAnswer(result.head, plan.maxResponseBytes, true, aboutRequest(entry.request, entry)) : undefined
   return lost ? ({ ok: true, reply: lost, ms: result.ms } as const) : result
 }

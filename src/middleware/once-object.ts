@@ -220,7 +220,7 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
       allow: config.allow && [...config.allow],
     })
 
-  const failed = (err: unknown, instance: string, key: string): Response => {
+  const failed = (err: unknown, instance: string, key: string, method?: string): Response => {
     if (err instanceof StubError) {
       console.error('hono-once: the stubOf function of onceObject() threw', err.cause)
       return problem('misconfigured', { detail: "The stubOf function of onceObject() threw (its error is in the Worker's log, not in answers: it may hold secrets).", instance })
@@ -249,7 +249,7 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
         instance,
       })
     }
-    return rpcProblem(err, instance, key)
+    return rpcProblem(err, instance, key, method)
   }
 
   const keyed = async (c: Context<E>, key: string): Promise<Response> => {
@@ -330,7 +330,7 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
       const answer = await call(c, connect(c), request)
       return fresh(answer.kind === 'plain' || answer.kind === 'new' ? answer.reply : NO_REPLY)
     } catch (err) {
-      return failed(err, c.req.path, '')
+      return failed(err, c.req.path, '', c.req.method)
     }
   }
 

@@ -17,6 +17,13 @@ export interface ReplyCacheOptions {
 }
 
 /**
+ * Every reply cache of this isolate, held weakly (a cache goes with the
+ * `once()` or `onceObject()` that made it), so `hono-once/testing`'s
+ * `expireKey()` can drop a key from all of them: see {@link forgetEverywhere}.
+ */
+const everyCache = new Set<WeakRef<ReplyCache>>()
+
+/**
  * A small LRU of committed replies. A committed reply never changes until it
  * expires, so a replay found here needs no round trip to the stable area
  * (DESIGN §4). In-flight and new keys are never cached.
@@ -36,6 +43,9 @@ export class ReplyCache {
   constructor({ maxEntries = 1000, maxBytes = 8 * 1024 * 1024 }: ReplyCacheOptions = {}) {
     this.#maxEntries = maxEntries
     this.#maxBytes = maxBytes
+    // The refs of caches already collected go here, so an app that makes a once() per request does not grow the set.
+    if (everyCache.size >= 64) for (const ref of everyCache) if (ref.deref() === undefined) everyCache.delete(ref)
+    everyCache.add(new WeakRef(this))
   }
 
   /** The live entry for `lookup`, refreshed as most recently used. */
@@ -74,6 +84,18 @@ export class ReplyCache {
     return this.#entries.size
   }
 
+  /**
+   * Drops every entry whose cache key `drop` picks.
+   *
+   * @param drop - picks by cache key
+   * @returns how many were dropped
+   */
+  forget(drop: (cacheKey: string) => boolean): number {
+    let dropped = 0
+    for (const [key, value] of this.#entries) if (drop(key)) (this.#delete(key, value.size), dropped++)
+    return dropped
+  }
+
   #delete(lookup: string, size: number): void {
     this.#entries.delete(lookup)
     this.#bytes -= size
@@ -105,4 +127,29 @@ function sizeOf(lookup: string, { reply, fingerprint, requestId }: CachedReply):
  */
 export function cacheKeyOf(id: { lookup: string; domain?: string | undefined }): string {
   return id.domain === undefined ? id.lookup : `${id.lookup}\n${id.domain}`
+}
+
+/**
+ * Drops a key's committed replies from every reply cache of this isolate:
+ * `once()`'s (cached under the lookup, or the lookup and the domain) and
+ * `onceObject()`'s (the object's id and the lookup). What the stable area
+ * holds is not touched; a later duplicate asks it again. For
+ * `hono-once/testing`'s `expireKey()`, which moves the record past its TTL,
+ * where a real expiry would have ended the cached copy with it. Dropping
+ * more than needed only costs a round trip.
+ *
+ * @param lookup - the key's lookup (`lookupKey(scope, key)`)
+ * @returns how many entries were dropped
+ * @example
+ * forgetEverywhere(lookupKey('', 'dep-1')) // 1
+ */
+export function forgetEverywhere(lookup: string): number {
+  const ofKey = (cacheKey: string) => cacheKey === lookup || cacheKey.startsWith(`${lookup}\n`) || cacheKey.endsWith(`\n${lookup}`)
+  let dropped = 0
+  for (const ref of everyCache) {
+    const cache = ref.deref()
+    if (cache === undefined) everyCache.delete(ref)
+    else dropped += cache.forget(ofKey)
+  }
+  return dropped
 }

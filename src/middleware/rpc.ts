@@ -55,20 +55,27 @@ export async function callWithRetry<T>(connect: () => StableAreaApi, call: (stub
   }
 }
 
+/** Methods whose second application has the effect of one (RFC 9110 §9.2.2): a keyless one may be sent again. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+
 /**
  * The answer a client gets when the stable area could not be used: a
  * non-retryable 500 for a misconfiguration (retrying cannot help), a 503
  * with a long jittered `Retry-After` for an overloaded object (so its
  * clients do not all come back at once), else a 503 with `Retry-After: 1`.
+ * A keyless request (`onceObject()` passing it on) may have taken effect
+ * and nothing tells a retry apart from a second request: its 503 says
+ * `retryable: false` and no `Retry-After`, unless its method is idempotent.
  *
  * @param err - what the RPC threw
  * @param instance - the request path
- * @param key - the idempotency key
+ * @param key - the idempotency key; '' for a keyless request
+ * @param method - the request's method, for a keyless request (none: read as a write)
  * @returns a problem+json response
  * @example
  * catch (err) { return rpcProblem(err, c.req.path, key) }
  */
-export function rpcProblem(err: unknown, instance: string, key: string): Response {
+export function rpcProblem(err: unknown, instance: string, key: string, method?: string): Response {
   const fault = rpcFault(err)
   if (fault === 'misconfigured') {
     return problem('misconfigured', {
@@ -77,6 +84,7 @@ export function rpcProblem(err: unknown, instance: string, key: string): Respons
     })
   }
   if (fault === 'overloaded') {
+    // The object refused the call before running it: nothing ran, with or without a key.
     return problem('stable-area-unavailable', {
       detail: key === '' ? 'The object is overloaded; retry later.' : 'The idempotency store is overloaded; retry later with the same key.',
       instance,
@@ -85,12 +93,19 @@ export function rpcProblem(err: unknown, instance: string, key: string): Respons
       headers: { 'retry-after': String(5 + Math.floor(Math.random() * 6)) },
     })
   }
+  if (key === '' && IDEMPOTENT.has(method?.toUpperCase() ?? '')) {
+    return problem('stable-area-unavailable', {
+      detail: `The object could not be reached. The request carried no Idempotency-Key and may have taken effect; ${method!.toUpperCase()} is idempotent, so a retry has the effect of one.`,
+      instance,
+      headers: { 'retry-after': '1' },
+    })
+  }
   if (key === '') {
-    // onceObject() passing on a request without a key: nothing tells a retry apart from a second request.
+    // onceObject() passing on a write without a key: nothing tells a retry apart from a second request.
     return problem('stable-area-unavailable', {
       detail: 'The object could not be reached. The request carried no Idempotency-Key: it may have taken effect, and a retry may apply it again.',
       instance,
-      headers: { 'retry-after': '1' },
+      retryable: false,
     })
   }
   return problem('stable-area-unavailable', {

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { PROBLEM_BASE, type ProblemInit, problemParts } from './problem.js'
+import type { ForwardRequest, WireIdentity } from './types.js'
 import { parseBoolean } from './wire.js'
 
 /**
@@ -64,9 +66,6 @@ export type AnswerVerdict =
 
 /** An answer's headers: a `Headers` object, or name/value pairs with lower-case names (as `OriginReply` keeps them). */
 export type AnswerHeaders = Headers | readonly (readonly [string, string])[]
-
-/** Base of the receiver's problem `type` URIs; only a full match is read as the receiver's own word. */
-const RECEIVER_PROBLEMS = 'https://hono-once.dev/problems/'
 
 /** The `reason` of an answer without `Once-Applied` where every answer must be the receiver's (`receiverOnly`). */
 export const UNMARKED = 'unmarked'
@@ -157,27 +156,46 @@ function receiverProblem(contentType: string | null, body: Uint8Array | undefine
   if (!body || body.byteLength === 0 || body.byteLength > 64 * 1024 || !contentType?.includes('problem+json')) return undefined
   try {
     const type = (JSON.parse(new TextDecoder().decode(body)) as { type?: unknown }).type
-    return typeof type === 'string' && type.startsWith(RECEIVER_PROBLEMS) ? type.slice(RECEIVER_PROBLEMS.length) : undefined
+    return typeof type === 'string' && type.startsWith(PROBLEM_BASE) ? type.slice(PROBLEM_BASE.length) : undefined
   } catch {
     return undefined
   }
 }
 
+/** What a problem is about, as far as the code building it knows: the request's path, key and request id. */
+export type ProblemAbout = Pick<ProblemInit, 'instance' | 'idempotencyKey' | 'requestId'>
+
+/**
+ * What a forwarded request's problem is about: its path without the query
+ * (`instance`, as `once()` names it), its key and its request id.
+ *
+ * @param request - the request as it travels to origins
+ * @param wire - its identity
+ * @returns the members for {@link replyLost} and its kin
+ * @example
+ * aboutRequest({ method: 'POST', path: '/deposits?x=1', headers: [], body }, { requestId: 'r-1', key: 'dep-1' }) // { instance: '/deposits', idempotencyKey: 'dep-1', requestId: 'r-1' }
+ */
+export function aboutRequest(request: Pick<ForwardRequest, 'path'>, wire: Pick<WireIdentity, 'requestId' | 'key'>): ProblemAbout {
+  return { instance: request.path.split('?')[0]!, ...(wire.key === undefined ? {} : { idempotencyKey: wire.key }), requestId: wire.requestId }
+}
+
 /**
  * The answer committed for a request an origin applied but whose answer
  * the edge could not keep (its body was over `maxResponseBytes`): the one
- * final problem `reply-lost` (502, `retryable: false`), marked
- * `Once-Applied: ?1` so every reader counts it as applied. Its body names
- * the limit, never the origin, so replicas that all answered too much agree.
+ * final problem `reply-lost` of the catalogue (`shared/problem.ts`: 500,
+ * `retryable: false`, as `once()` answers it), marked `Once-Applied: ?1` so
+ * every reader counts it as applied. Its body names the limit, never the
+ * origin, so replicas that all answered too much agree.
  *
  * @param status - the status of the answer that was too large
  * @param limit - the option and its value, e.g. `maxResponseBytes (1048576 bytes)`
+ * @param about - the request's path, key and request id, where known
  * @returns status, headers and body, as an origin reply is kept
  * @example
- * replyLost(201, 'maxResponseBytes (1048576 bytes)') // { status: 502, … }
+ * replyLost(201, 'maxResponseBytes (1048576 bytes)', { instance: '/deposits', idempotencyKey: 'dep-1', requestId }) // { status: 500, … }
  */
-export function replyLost(status: number, limit: string): { status: number; headers: [string, string][]; body: Uint8Array } {
-  return lostReply(`The origin applied the request and answered ${status}, but its answer was larger than ${limit}, so it was not kept. It will not run again.`)
+export function replyLost(status: number, limit: string, about: ProblemAbout = {}): { status: number; headers: [string, string][]; body: Uint8Array } {
+  return lostReply(`The origin applied the request and answered ${status}, but its answer was larger than ${limit}, so it was not kept. It will not run again.`, about)
 }
 
 /**
@@ -186,24 +204,19 @@ export function replyLost(status: number, limit: string): { status: number; head
  * `sequence-pruned`: it waited past their records' retention).
  *
  * @param sequence - the request's sequence in its domain
+ * @param about - the request's path, key and request id, where known
  * @returns status, headers and body, as an origin reply is kept
  * @example
- * answerPruned(7) // { status: 502, … reply-lost }
+ * answerPruned(7, aboutRequest(entry.request, entry)) // { status: 500, … reply-lost }
  */
-export function answerPruned(sequence: number): { status: number; headers: [string, string][]; body: Uint8Array } {
-  return lostReply(`The replicas applied the request (sequence ${sequence}), but their record of its answer was pruned before it was committed here, so it is gone. It will not run again.`)
+export function answerPruned(sequence: number, about: ProblemAbout = {}): { status: number; headers: [string, string][]; body: Uint8Array } {
+  return lostReply(`The replicas applied the request (sequence ${sequence}), but their record of its answer was pruned before it was committed here, so it is gone. It will not run again.`, about)
 }
 
-function lostReply(detail: string): { status: number; headers: [string, string][]; body: Uint8Array } {
-  const problem = { type: `${RECEIVER_PROBLEMS}reply-lost`, title: 'The request took effect but its reply was not stored', status: 502, detail, retryable: false }
-  return {
-    status: 502,
-    headers: [
-      ['content-type', 'application/problem+json'],
-      ['once-applied', '?1'],
-    ],
-    body: new TextEncoder().encode(JSON.stringify(problem)),
-  }
+/** The catalogue's `reply-lost` (its status, title and `retryable`), as bytes, marked applied. */
+function lostReply(detail: string, about: ProblemAbout): { status: number; headers: [string, string][]; body: Uint8Array } {
+  const parts = problemParts('reply-lost', { detail, ...about, headers: { 'once-applied': '?1' } })
+  return { status: parts.status, headers: Object.entries(parts.headers), body: new TextEncoder().encode(parts.body) }
 }
 
 /**
@@ -218,15 +231,21 @@ function lostReply(detail: string): { status: number; headers: [string, string][
  * @param head - status and headers of the answer that was too large
  * @param maxResponseBytes - the limit it went over
  * @param receiverOnly - read it as a replica's answer (see above)
+ * @param about - the request's path, key and request id, where known
  * @returns the reply to keep, or undefined
  * @example
- * tooLargeAnswer({ status: 201, headers: [] }, 1024) // a 502 reply-lost, applied
+ * tooLargeAnswer({ status: 201, headers: [] }, 1024) // a 500 reply-lost, applied
  * tooLargeAnswer({ status: 201, headers: [] }, 1024, true) // undefined: not the receiver's word
  */
-export function tooLargeAnswer(head: { status: number; headers: AnswerHeaders }, maxResponseBytes: number, receiverOnly = false): ReturnType<typeof replyLost> | undefined {
+export function tooLargeAnswer(
+  head: { status: number; headers: AnswerHeaders },
+  maxResponseBytes: number,
+  receiverOnly = false,
+  about: ProblemAbout = {},
+): ReturnType<typeof replyLost> | undefined {
   if (verdictOf(head.status, head.headers).kind !== 'applied') return undefined
   if (receiverOnly && !hasApplied(head.headers)) return undefined
-  return replyLost(head.status, `maxResponseBytes (${maxResponseBytes} bytes)`)
+  return replyLost(head.status, `maxResponseBytes (${maxResponseBytes} bytes)`, about)
 }
 
 /**

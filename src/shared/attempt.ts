@@ -1,5 +1,5 @@
 import { retryAfterMs } from './backoff.js'
-import { type AnswerVerdict, tooLargeAnswer, UNMARKED, verdictOf } from './applied.js'
+import { type AnswerVerdict, aboutRequest, type ProblemAbout, tooLargeAnswer, UNMARKED, verdictOf } from './applied.js'
 import type { OriginHealth } from './health.js'
 import { type SendResult, type SendSecret, sendAttempt } from './send.js'
 import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'
@@ -54,13 +54,14 @@ export function judge(result: SendResult, receiverOnly = false): AnswerVerdict |
  * @param result - one attempt's result
  * @param maxResponseBytes - the limit it went over
  * @param receiverOnly - a replica's answer (see `tooLargeAnswer`)
+ * @param about - the request's path, key and request id, for the problem
  * @returns the result to read
  * @example
- * const result = keepable(await sendAttempt(input), input.maxResponseBytes)
+ * const result = keepable(await sendAttempt(input), input.maxResponseBytes, false, aboutRequest(input.request, input.wire))
  */
-export function keepable(result: SendResult, maxResponseBytes: number, receiverOnly = false): SendResult {
+export function keepable(result: SendResult, maxResponseBytes: number, receiverOnly = false, about: ProblemAbout = {}): SendResult {
   if (result.ok || result.reason !== 'too-large' || !result.head) return result
-  const lost = tooLargeAnswer(result.head, maxResponseBytes, receiverOnly)
+  const lost = tooLargeAnswer(result.head, maxResponseBytes, receiverOnly, about)
   return lost ? { ok: true, reply: lost, ms: result.ms } : result
 }
 
@@ -107,7 +108,7 @@ async function attemptNow(input: EngineInput, origin: Origin, n: number, log: At
     maxResponseBytes: input.maxResponseBytes,
     signal,
   })
-  const kept = keepable(result, input.maxResponseBytes, input.receiverOnly)
+  const kept = keepable(result, input.maxResponseBytes, input.receiverOnly, aboutRequest(input.request, input.wire))
   const verdict = judge(kept, input.receiverOnly)
   const record: AttemptRecord = { origin: origin.name, attempt: n, outcome: result.ok ? result.reply.status : result.reason, ms: result.ms }
   if (verdict?.kind === 'not-applied' && verdict.reason !== undefined && (verdict.reason !== UNMARKED || isSuccess(kept))) record.reason = verdict.reason

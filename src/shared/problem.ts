@@ -99,6 +99,12 @@ export interface ProblemInit {
   requestId?: string | undefined
   /** For `sequence-gap`: the sequence the origin needs next (`expected_sequence`, and the `Once-Expected-Sequence` header). */
   expectedSequence?: number
+  /**
+   * This answer cannot keep the promise its type's `retryable: true` makes
+   * (nothing ran, a retry may pass): e.g. a keyless write that may have taken
+   * effect. Only ever narrows: a type that says `false` stays `false`.
+   */
+  retryable?: false
   /** Extra response headers, e.g. `Retry-After`. */
   headers?: Record<string, string>
 }
@@ -141,7 +147,7 @@ export function problemParts(kind: ProblemKind, init: ProblemInit): { status: nu
     status,
     detail: init.detail,
     ...(init.instance === undefined ? {} : { instance: init.instance }),
-    retryable,
+    retryable: init.retryable ?? retryable,
   }
   if (init.idempotencyKey !== undefined) body.idempotency_key = init.idempotencyKey
   if (init.requestId !== undefined) body.request_id = init.requestId

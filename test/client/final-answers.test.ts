@@ -29,7 +29,7 @@ const lostAfter = (app: Hono) => async (r: Request) => {
 }
 
 describe('an answer the server calls final is not asked for again', () => {
-  it('a 502 reply-lost (applied, its answer too large to keep; retryable: false) gets one attempt and takes nothing from the budget', async () => {
+  it('a 500 reply-lost (applied, its answer too large to keep; retryable: false) gets one attempt and takes nothing from the budget', async () => {
     const [eu] = await startOrigins(['eu'])
     const app = new Hono()
     app.use('/accounts/*', once({ replayCache: false }))
@@ -38,7 +38,7 @@ describe('an answer the server calls final is not asked for again', () => {
     const budget = new RetryBudget()
     const transport = vi.fn(async (r: Request) => app.fetch(r, env))
     const res = await onceFetch(`http://${host}/accounts/ann/deposits`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":100}' }, { fetch: transport, baseDelayMs: 1, budget })
-    expect(res.status).toBe(502)
+    expect(res.status).toBe(500)
     expect(await res.json()).toMatchObject({ retryable: false })
     expect(transport).toHaveBeenCalledTimes(1)
     expect(budget.canRetry(host)).toBe(true)

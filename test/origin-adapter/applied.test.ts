@@ -87,16 +87,17 @@ function edge(origins: { name: string; url: string }[], write: Partial<ProxyOpti
 }
 
 describe('an applied answer the edge cannot keep is reply-lost, final, and counts as applied', () => {
-  it('failover: an answer over maxResponseBytes is committed as a 502 reply-lost (retryable: false); the retry replays it; one send', async () => {
+  it('failover: an answer over maxResponseBytes is committed as the catalogue 500 reply-lost (retryable: false, with instance, key and request id); the retry replays it; one send', async () => {
     const [eu, us] = await startOrigins(['eu', 'us'])
     const deposit = edge(list([eu!, us!]), { maxResponseBytes: 8 })
     const key = newKey()
     const res = await deposit('ann', key)
-    expect(res.status).toBe(502)
+    expect(res.status).toBe(500)
     const p = await problemOf(res)
-    expect(p).toMatchObject({ type: expect.stringContaining('reply-lost'), retryable: false, detail: expect.stringContaining('maxResponseBytes') })
+    expect(p).toMatchObject({ type: expect.stringContaining('reply-lost'), status: 500, retryable: false, detail: expect.stringContaining('maxResponseBytes') })
+    expect(p).toMatchObject({ instance: '/accounts/ann/deposits', idempotency_key: key, request_id: expect.any(String) })
     const again = await deposit('ann', key)
-    expect(again.status).toBe(502)
+    expect(again.status).toBe(500)
     expect(again.headers.get('idempotent-replayed')).toBe('true')
     expect((await eu!.stats()).requests).toBe(1)
     expect((await us!.stats()).requests).toBe(0)
@@ -112,8 +113,8 @@ describe('an applied answer the edge cannot keep is reply-lost, final, and count
     const key = newKey()
     const send = () => app.request(`/accounts/${account}/deposits`, { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: '{"amount":5}' }, env)
     const res = await send()
-    expect(res.status).toBe(502)
-    expect(await problemOf(res)).toMatchObject({ type: expect.stringContaining('reply-lost'), retryable: false })
+    expect(res.status).toBe(500)
+    expect(await problemOf(res)).toMatchObject({ type: expect.stringContaining('reply-lost'), retryable: false, idempotency_key: key })
     const stub = env.ONCE.get(env.ONCE.idFromName(`once/domain/${account}`))
     const state = await eventually(
       async () => ((await (stub as unknown as StableAreaApi).domains())[0]),

@@ -153,8 +153,9 @@ describe('a pending ordered request every replica applied, whose records the rec
     error.mockRestore()
     // Today: completePending counts only 'applied' answers (catch-up.ts ask()), the Worker's replicate only 'applied' acks:
     // the record is in_flight for ever (log never pruned past it), and every retry of the key gets a retryable 502.
-    expect({ record: records[0]?.state, retry: retry.status }).toEqual({ record: 'committed', retry: 502 })
-    expect(await retry.json()).toMatchObject({ type: 'https://hono-once.dev/problems/reply-lost', retryable: false })
+    // Now: the catalogue's reply-lost (500, as every reply-lost; review s31 docs F1), about this request.
+    expect({ record: records[0]?.state, retry: retry.status }).toEqual({ record: 'committed', retry: 500 })
+    expect(await retry.json()).toMatchObject({ type: 'https://hono-once.dev/problems/reply-lost', retryable: false, instance: `/accounts/${account}/deposits`, idempotency_key: key })
   })
 })
 
