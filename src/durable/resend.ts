@@ -1,3 +1,4 @@
+import { aboutRequest } from '../shared/applied.js'
 import { failover } from '../shared/failover.js'
 import { OriginHealth } from '../shared/health.js'
 import { resolveSecret } from '../shared/send.js'
@@ -98,7 +99,7 @@ export async function resendRelay(host: Resender, due: DueRelay): Promise<void> 
   const sends = due.sends + outcome.attempts.length
   // An answer is applied by the one rule (failover returns no other): commit it, whatever its status.
   if (outcome.kind === 'answer') {
-    const committed = host.records.commit({ lookup, token, reply: storedFrom(outcome, plan.reply), ttlMs: due.ttlMs, relay: { sends } })
+    const committed = host.records.commit({ lookup, token, reply: storedFrom(outcome, plan.reply, undefined, aboutRequest(due.request, due)), ttlMs: due.ttlMs, relay: { sends } })
     if (committed.ok) host.waiters.wake(lookup)
     return
   }
