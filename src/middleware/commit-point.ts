@@ -7,7 +7,7 @@ import { OnceCommitError } from './errors.js'
 import type { Identity } from './identify.js'
 import { problem } from './problem.js'
 import { isFinalStatus } from '../shared/applied.js'
-import { captureReply, replayedByDefault, replayResponse, replyHead } from '../shared/reply.js'
+import { captureReply, replayedByDefault, replayResponse, replyHead, storesAs } from '../shared/reply.js'
 import { cacheKeyOf } from './reply-cache.js'
 import { answerWith, withCallerHeaders } from './caller-headers.js'
 import { nextTurn, waitUntilOf } from '../shared/background.js'
@@ -23,6 +23,9 @@ import type { CommitOptions } from './types.js'
 type Phase = 'running' | 'applied' | 'returned' | 'provisional' | 'final' | 'abandoned'
 
 let warnedArgs = false
+
+/** The `reply-lost` records stored in place of what could not be kept ({@link CommitPoint}'s placeholders). */
+const placeholders = new WeakSet<StoredReply>()
 
 /**
  * The roll-forward point of one admitted request (seed 003; DESIGN §3.6):
@@ -127,8 +130,14 @@ export class CommitPoint {
     if (this.#phase === 'abandoned') return
     const failed = !isFinalStatus(c.res.status) || this.appliedNothing(c.res)
     if (this.#phase === 'final') {
-      // Past the roll-forward point a failure answers with the committed reply.
-      if (failed && this.#reply && this.#reply.args === undefined) answerWith(c, replayResponse(this.#reply, false), this.caller)
+      // Past the roll-forward point the client gets what duplicates will: the committed reply, should the route answer
+      // otherwise (a failure, or another final answer after commit(res) or after proxy() committed an applied one).
+      // A reply-lost stored for what could not be kept is for duplicates only: the client still gets its final answer.
+      const reply = this.#reply
+      if (reply && reply.args === undefined && (failed || (!placeholders.has(reply) && !(await this.#answersAsCommitted(c, reply))))) {
+        if (!failed) console.warn(`hono-once: ${this.admission.requestId} answered ${c.res.status} after committing another reply (${reply.status}); the committed one is answered, as its duplicates get it`)
+        answerWith(c, replayResponse(reply, false), this.caller)
+      }
       return
     }
     if (this.#phase === 'running' && failed) return this.abandon()
@@ -179,6 +188,19 @@ export class CommitPoint {
       this.#phase = 'final'
     } catch (err) {
       this.#notStored(err)
+    }
+  }
+
+  /** Whether the route's answer stores as `reply` (status, stored headers, bytes); reads it, leaving `c.res` readable. */
+  async #answersAsCommitted(c: Context, reply: StoredReply): Promise<boolean> {
+    if (c.res.status !== reply.status) return false
+    try {
+      const { reply: answered, response } = await captureReply(c.res, this.config.replayed, this.config.maxReplyBytes)
+      c.res = undefined
+      c.res = response
+      return storesAs({ status: answered.status, headers: response.headers, body: answered.body }, reply, this.config.replayed)
+    } catch {
+      return false
     }
   }
 
@@ -318,7 +340,9 @@ export class CommitPoint {
   async #placeholder(detail: string): Promise<StoredReply> {
     const { instance, key } = this.id
     const res = problem('reply-lost', { detail, instance, idempotencyKey: key, requestId: this.admission.requestId })
-    return (await captureReply(res, replayedByDefault, Number.MAX_SAFE_INTEGER)).reply
+    const { reply } = await captureReply(res, replayedByDefault, Number.MAX_SAFE_INTEGER)
+    placeholders.add(reply)
+    return reply
   }
 }
 

@@ -108,7 +108,7 @@ export const proxy = (options: ProxyOptions): Handler => proxyWith(originGroup(o
  */
 export function proxyWith(group: OriginGroup): Handler {
   const handler: Handler = async function proxy(c) {
-    return forward(c, c.req.raw, group)
+    return forward(c, c.req.raw, group, 'proxy()')
   }
   markProxy(handler, group.plan, group)
   return handler
@@ -141,7 +141,7 @@ const groups = new WeakMap<ProxyOptions, OriginGroup>()
 export async function dispatch(c: Context, request: Request | undefined, options: ProxyOptions): Promise<Response> {
   let group = groups.get(options)
   if (!group) groups.set(options, (group = originGroup(options, 'dispatch()')))
-  return forward(c, request ?? c.req.raw, group)
+  return forward(c, request ?? c.req.raw, group, 'dispatch()')
 }
 
 /**
@@ -157,7 +157,7 @@ export function originGroupOf(options: ProxyOptions): OriginGroup | undefined {
   return groups.get(options)
 }
 
-async function forward(c: Context, req: Request, group: OriginGroup): Promise<Response> {
+async function forward(c: Context, req: Request, group: OriginGroup, by: 'proxy()' | 'dispatch()'): Promise<Response> {
   const { options, health } = group
   const method = req.method.toUpperCase()
   const strategy: Strategy = defaultStrategy(method, options.strategy)
@@ -263,10 +263,10 @@ async function forward(c: Context, req: Request, group: OriginGroup): Promise<Re
   if (link && nth === 1 && stored && outcome.kind === 'answer') link.answered(res)
   if (link && nth === 1 && outcome.kind === 'failed' && outcome.refusal) link.passedOn(res)
   // proxy()'s applied answer is final whatever its status (a `reply-lost`, an origin's recorded 5xx): once() commits
-  // it, where its own rule would give the key back for a retry that the origins would only replay. Not a dispatch()'s
-  // (or a proxy()'s behind another middleware): the route's answer is the handler's, which once() stores by its rule.
+  // it, where its own rule would give the key back for a retry that the origins would only replay. Not a dispatch()'s:
+  // the route's answer is the handler's, which once() stores by its rule.
   const once = c.get('once')
-  if (outcome.kind === 'answer' && nth === 1 && stored && link && once && !isFinalStatus(outcome.reply.status)) {
+  if (outcome.kind === 'answer' && nth === 1 && by === 'proxy()' && link && once && !isFinalStatus(outcome.reply.status)) {
     await once.commit(res.clone()).catch((err: unknown) => console.error(`hono-once: could not commit the applied answer of ${link.requestId}`, err))
   }
   return res
