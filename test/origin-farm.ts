@@ -17,7 +17,7 @@ import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createNetServer, type Server as NetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gzipSync } from 'node:zlib'
+import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib'
 import type { TestProject } from 'vitest/node'
 
 // The same declaration as in test/env.d.ts, which the Node program does not see.
@@ -34,6 +34,9 @@ const BAD_MODES = {
   'cut-body': 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"half":',
   /** Content-Length larger than the body, then close. */
   'short-length': 'HTTP/1.1 201 Created\r\ncontent-length: 50\r\n\r\n{"ok":true}',
+  deflate: '',
+  'deflate-raw': '',
+  'x-custom': '',
   /** A redirect to somewhere else (must not be followed). */
   redirect: 'HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:9/elsewhere\r\ncontent-length: 0\r\n\r\n',
   /** Not HTTP at all. */
@@ -94,6 +97,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
               const gz = gzipSync(Buffer.alloc(20 * 1024 * 1024, 0x61))
               socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-encoding: gzip\r\ncontent-length: ${gz.length}\r\n\r\n`)
               socket.end(gz)
+              return
+            }
+            // Review s31 (input): an answer in an encoding named by the origin (applied, as a receiver marks it).
+            if (mode === 'deflate' || mode === 'deflate-raw' || mode === 'x-custom') {
+              const body = mode === 'deflate' ? deflateSync(Buffer.from('{"ok":"deflated"}')) : mode === 'deflate-raw' ? deflateRawSync(Buffer.from('{"ok":"deflated"}')) : Buffer.from('{"ok":"custom"}')
+              const name = mode === 'x-custom' ? 'x-custom' : 'deflate'
+              socket.write(`HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-encoding: ${name}\r\nonce-applied: ?1\r\ncontent-length: ${body.length}\r\n\r\n`)
+              socket.end(body)
               return
             }
             if (mode === 'huge') {
