@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { once, onceObject, proxy } from '../../../src/index.js'
-import { memoryStore, onceReceiver } from '../../../src/origin/index.js'
-import { parseGatewayConfig } from '../../../src/gateway.js'
+import { once, onceObject, proxy } from '../../src/index.js'
+import { memoryStore, onceReceiver } from '../../src/origin/index.js'
+import { parseGatewayConfig } from '../../src/gateway.js'
 
 // Review s31 (input): a bad option fails at start-up naming it (DESIGN §8), but for NaN and ±Infinity (a
 // Number(env.X) of an unset or misspelled var; 1e999 in ONCE_CONFIG's JSON) the reason reads

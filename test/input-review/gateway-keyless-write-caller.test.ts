@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { buildGateway, parseGatewayConfig } from '../../../src/gateway.js'
+import { buildGateway, parseGatewayConfig } from '../../src/gateway.js'
 
 // Review s31 (input): DESIGN §6: a forwarded write carries no Authorization, Cookie or Proxy-Authorization "because
 // what is forwarded is stored ... the origin trusts the signature and reads the caller from Once-Principal". With

@@ -1,8 +1,8 @@
 import { env } from 'cloudflare:workers'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
-import { once, proxy } from '../../../src/index.js'
-import { badOrigin } from '../../farm.js'
+import { once, proxy } from '../../src/index.js'
+import { badOrigin } from '../farm.js'
 
 // Review s31 (input): an origin's answer in a Content-Encoding the runtime's fetch does not decode (deflate here;
 // workerd decodes gzip and br only) reaches the client and the stored record as the still-encoded bytes, with the

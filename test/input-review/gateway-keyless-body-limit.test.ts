@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { buildGateway, parseGatewayConfig } from '../../../src/gateway.js'
+import { buildGateway, parseGatewayConfig } from '../../src/gateway.js'
 
 // Review s31 (input): docs/gateway.md, keys.maxBodyBytes: "largest request body (413 above; at most 1 MiB ...)".
 // With keys.required false, a write without Idempotency-Key passes once() untouched (it reads no body), and proxy()

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { parseGatewayConfig } from '../../../src/gateway.js'
-import { proxy } from '../../../src/index.js'
+import { parseGatewayConfig } from '../../src/gateway.js'
+import { proxy } from '../../src/index.js'
 
 // Review s31 (input): the same option is refused by the gateway ("routes.0.timeoutMs: expected at most deadlineMs
 // (8000, the default): ... a longer timeout is cut to it") and by proxy() when deadlineMs is given, but proxy() with

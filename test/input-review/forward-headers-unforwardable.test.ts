@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
-import { once, proxy } from '../../../src/index.js'
+import { once, proxy } from '../../src/index.js'
 
 // Review s31 (input): proxy()'s forwardHeaders is an allow-list of request headers that go on to the origins. A name
 // the edge never forwards whatever the list says (Host, Content-Length, hop-by-hop ones, Cf-*, the wire contract's

@@ -2,8 +2,8 @@ import { env } from 'cloudflare:workers'
 import fc from 'fast-check'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
-import { once, proxy } from '../../../src/index.js'
-import { parsePrincipal, principalHeader, type Principal } from '../../../src/shared/principal.js'
+import { once, proxy } from '../../src/index.js'
+import { parsePrincipal, principalHeader, type Principal } from '../../src/shared/principal.js'
 
 // Review s31 (input): Once-Principal is how an origin tells callers apart (docs/origin.md: "the origin trusts the
 // signature and reads the caller from Once-Principal"). Two different callers must never arrive as one.

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import { Hono } from 'hono'
-import { buildGateway, parseGatewayConfig } from '../../../src/gateway.js'
+import { buildGateway, parseGatewayConfig } from '../../src/gateway.js'
 
 // Review s31 (input): the config check refuses routes that can never serve a request (a stray brace: "literal text
 // that no request path holds ... a route that never matches"; HEAD without GET) and options no send reads. Two
