@@ -23,8 +23,6 @@ const NOT_FORWARDED = new Set([
 ])
 
 
-/** Methods whose requests are not logical: never stored, so they may carry credentials. */
-
 /** Response headers dropped from an origin's answer: hop-by-hop, and the encoding `fetch` already undid. */
 const NOT_RETURNED = new Set([
   ...HOP_BY_HOP,
@@ -33,11 +31,29 @@ const NOT_RETURNED = new Set([
 ])
 
 /**
+ * Whether a request header is never forwarded, whatever `forwardHeaders`
+ * lists: hop-by-hop, `Host`, `Content-Length`, `Accept-Encoding`, `Cf-*`,
+ * and the wire contract's own (`Idempotency-Key`, `Once-*`,
+ * `Content-Digest`, `Signature*`), which the edge sets itself.
+ * `proxy()` refuses such a name in `forwardHeaders` at start-up.
+ *
+ * @param name - a header name, any case
+ * @returns true when no request ever carries it on to an origin
+ * @example
+ * neverForwarded('Host') // true
+ * neverForwarded('x-tenant') // false
+ */
+export function neverForwarded(name: string): boolean {
+  const lower = name.toLowerCase()
+  return NOT_FORWARDED.has(lower) || lower.startsWith('once-') || lower.startsWith('cf-')
+}
+
+/**
  * The headers of an incoming request that travel on to the origins. Never
  * hop-by-hop ones, `Host`, `Once-*`, `Cf-*`, the key, a digest or a
  * signature (the edge sets those). Without an allow-list, every other
  * header, except that a logical request (not GET, HEAD, OPTIONS) drops the
- * client's credentials (`Authorization`, `Cookie`, `Proxy-Authorization`):
+ * client's credentials (`Authorization`, `Cookie`; `Proxy-Authorization` is hop-by-hop):
  * it is stored and resent later, and the origin reads the caller from
  * `Once-Principal`. With an allow-list, only `Content-Type` and the listed
  * headers (credentials too, when listed).
@@ -54,7 +70,7 @@ export function forwardHeaders(headers: Headers, method: string, allow?: readonl
   const listed = allow && new Set(allow.map((name) => name.toLowerCase()))
   const logical = !SAFE.has(method.toUpperCase())
   headers.forEach((value, name) => {
-    if (NOT_FORWARDED.has(name) || name.startsWith('once-') || name.startsWith('cf-')) return
+    if (neverForwarded(name)) return
     if (listed ? name !== 'content-type' && !listed.has(name) : logical && CREDENTIALS.has(name)) return
     out.push([name, value])
   })
