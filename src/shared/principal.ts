@@ -8,7 +8,8 @@
  * @module
  */
 import { DisplayString, isInnerList, parseDictionary, type Dictionary } from 'structured-headers'
-import { digestHex } from './digest.js'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
 
 /**
  * Who made a request: the issuer and subject of a verified JWT, or the
@@ -39,7 +40,7 @@ const encoder = new TextEncoder()
  */
 function wireValue(value: string): string {
   if (value.length <= MAX_VALUE && !value.startsWith(HASHED) && !LONE_SURROGATE.test(value)) return value
-  return HASHED + digestHex(LONE_SURROGATE.test(value) ? wtf8(value) : encoder.encode(value))
+  return HASHED + bytesToHex(sha256(LONE_SURROGATE.test(value) ? wtf8(value) : encoder.encode(value)))
 }
 
 /** UTF-8 that encodes a lone surrogate as the three bytes of its code point (WTF-8) instead of U+FFFD: one to one over every JS string. */
