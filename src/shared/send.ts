@@ -23,12 +23,19 @@ const NOT_FORWARDED = new Set([
 ])
 
 
-/** Response headers dropped from an origin's answer: hop-by-hop, and the encoding `fetch` already undid. */
+/**
+ * Response headers dropped from an origin's answer: hop-by-hop, the length
+ * (of bytes as they came), and `Content-Encoding`, which {@link decodeAnswer}
+ * puts back when the bytes are still in it.
+ */
 const NOT_RETURNED = new Set([
   ...HOP_BY_HOP,
   'content-encoding',
   'content-length',
 ])
+
+/** The codings `fetch` decodes by itself on Workers: one `gzip` or `br`, alone. Any other value arrives as it was sent. */
+const RUNTIME_DECODED = new Set(['gzip', 'br'])
 
 /**
  * Whether a request header is never forwarded, whatever `forwardHeaders`
@@ -208,7 +215,8 @@ export async function sendAttempt(input: SendInput): Promise<SendResult> {
     res.headers.forEach((value, name) => {
       if (!NOT_RETURNED.has(name)) headers.push([name, value])
     })
-    const body = await Promise.race([readLimited(res, maxResponseBytes, controller.signal), aborted])
+    const read = await Promise.race([readLimited(res, maxResponseBytes, controller.signal), aborted])
+    const body = read === 'too-large' ? read : await Promise.race([decodeAnswer(res.headers.get('content-encoding'), read, headers, maxResponseBytes, controller.signal), aborted])
     if (body === 'too-large') {
       controller.abort()
       return { ...failure('too-large'), head: { status: res.status, headers } }
@@ -241,10 +249,54 @@ async function buildRequest(input: SendInput, key: SigningKey | undefined, signa
     headers.set(ONCE_HEADERS.signatureInput, signed.signatureInput)
     headers.set(ONCE_HEADERS.signature, signed.signature)
   }
-  return new Request(url, { method: request.method, headers, body: hasBody ? request.body : null, redirect: 'manual', signal })
+  return new Request(url, { method: request.method, headers, body: hasBody ? (request.body as Uint8Array<ArrayBuffer>) : null, redirect: 'manual', signal })
 }
 
 const EMPTY = new Uint8Array()
+
+/**
+ * An answer's body as it means, whatever `Content-Encoding` it came in, so a
+ * stored reply is never encoded bytes without the header that says so.
+ * `fetch` decodes a lone `gzip` or `br` itself; the codings it leaves (`deflate`,
+ * `x-gzip`, a list such as `deflate, gzip`) are decoded here, the last applied
+ * first, `deflate` as zlib or, when the bytes are not zlib, raw deflate (some
+ * servers send that). A list holding a coding no runtime here decodes
+ * (`compress`, `zstd`, a private one) is kept as it came: the bytes with their
+ * `Content-Encoding` put back in `headers`. Bytes that do not decode throw, as a
+ * body cut short does: the attempt failed.
+ *
+ * @param encoding - the answer's `Content-Encoding`, or null
+ * @param bytes - the body as read
+ * @param headers - the answer's headers as returned; `Content-Encoding` is appended when kept
+ * @param max - the largest decoded body accepted
+ * @param signal - stops the decoding
+ * @returns the body, or 'too-large' when decoded it passes `max`
+ */
+async function decodeAnswer(encoding: string | null, bytes: Uint8Array, headers: [string, string][], max: number, signal: AbortSignal): Promise<Uint8Array | 'too-large'> {
+  const codings = (encoding ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity')
+  if (codings.length === 0 || (codings.length === 1 && RUNTIME_DECODED.has(codings[0]!))) return bytes
+  if (!codings.every((c) => c === 'gzip' || c === 'x-gzip' || c === 'deflate')) {
+    headers.push(['content-encoding', encoding!])
+    return bytes
+  }
+  let body = bytes
+  for (const coding of codings.reverse()) {
+    const format = coding === 'deflate' ? (isZlib(body) ? 'deflate' : 'deflate-raw') : 'gzip'
+    const reader = new Blob([body as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream(format)).getReader()
+    const decoded = await readUpTo(reader, max, signal)
+    if (!decoded) {
+      await reader.cancel().catch(() => {})
+      return 'too-large'
+    }
+    body = decoded
+  }
+  return body
+}
+
+/** Whether bytes open with a zlib header (RFC 1950: method 8, and the check bits), as `deflate` means; else they are raw deflate. */
+function isZlib(bytes: Uint8Array): boolean {
+  return bytes.byteLength >= 2 && (bytes[0]! & 0x0f) === 8 && (bytes[0]! >> 4) <= 7 && ((bytes[0]! << 8) | bytes[1]!) % 31 === 0
+}
 
 /** Reads a response body up to `max` bytes; past it, stops and says so. */
 async function readLimited(res: Response, max: number, signal: AbortSignal): Promise<Uint8Array | 'too-large'> {
