@@ -285,9 +285,10 @@ function shadowedRoute(routes: GatewayRoute[]): string | undefined {
 }
 
 /**
- * Whether every request path `later` matches, `earlier` matches too. Told for sure only: the same pattern; an
- * `earlier` of literal segments, plain parameters (one segment each) and a final `*` (any number of segments, none
- * too) over a `later` without regexes or optional parameters; or `earlier` `<literals>/*` over any path under those literals.
+ * Whether every request path `later` matches, `earlier` matches too, and comes to it first, in every Hono the peer
+ * range takes (4.6 on). Told for sure only: the same pattern; `earlier` `<literals>/*` over those literals or any path
+ * under them; an `earlier` of literal segments and plain parameters (one segment each) over a `later` as long, without
+ * regexes, optional parameters or wildcards, that has the same literal where `earlier` has one.
  * Anything else (regexes, optional parameters) is taken as reachable.
  */
 function covers(earlier: string, later: string): boolean {
@@ -299,8 +300,9 @@ function covers(earlier: string, later: string): boolean {
   if (/[{}?]/.test(earlier) || /[{}?]/.test(later)) return false
   const [e, l] = [earlier.split('/').slice(1), later.split('/').slice(1)]
   for (const [k, segment] of e.entries()) {
-    // `*` last: no segment or any number of them (Hono's `/a/*` matches `/a` too), so whatever the later has from here.
-    if (segment === '*') return k === e.length - 1
+    // A `*` after a parameter: hono 4.6 (the oldest the peer range takes) does not keep first-match order there (`/:p/*`
+    // then `/:q/a`: `/x/a` goes to the second), so no claim; a `*` after literals only is the prefix case above.
+    if (segment === '*') return false
     const other = l[k]
     if (other === undefined || other === '' || other === '*' || (!segment.startsWith(':') && segment !== other)) return false
   }

@@ -58,7 +58,6 @@ describe('a gateway route no request can reach is refused at start-up, naming it
     ['the same pattern, parameters renamed', [{ path: '/a/:id', methods: ['GET'] }, { path: '/a/:key', methods: ['GET'] }], /routes\.1: no request ever reaches it/],
     ['a catch-all before a narrower route', [{ path: '/*' }, { path: '/accounts/*', methods: ['POST'] }], /routes\.1: no request ever reaches it: .* routes\.0, which comes first \("\/\*"/],
     ['a wildcard before its own prefix', [{ path: '/accounts/*', methods: ['GET'] }, { path: '/accounts', methods: ['GET'] }], /routes\.1: no request/],
-    ['a parameter and a wildcard before the parameter alone', [{ path: '/a/:p/*', methods: ['GET'] }, { path: '/a/:q', methods: ['GET'] }], /routes\.1: no request/],
     ['a wildcard before a parameter under it', [{ path: '/accounts/*', methods: ['GET'] }, { path: '/accounts/:id', methods: ['GET'] }], /routes\.1: no request/],
     ['a parameter before a literal in its place', [{ path: '/a/:id', methods: ['POST'] }, { path: '/a/b', methods: ['POST'] }], /routes\.1: no request/],
     ['a regex route under an earlier wildcard', [{ path: '/a/*', methods: ['GET'] }, { path: '/a/:id{[0-9]+}', methods: ['GET'] }], /routes\.1: no request/],
@@ -76,44 +75,64 @@ describe('a gateway route no request can reach is refused at start-up, naming it
     ['a literal before a parameter', [{ path: '/a/b', methods: ['GET'] }, { path: '/a/:id', methods: ['GET'] }]],
     ['a longer path than a parameter takes', [{ path: '/a/:id', methods: ['GET'] }, { path: '/a/:id/b', methods: ['GET'] }]],
     ['an optional parameter after a wildcard-free route', [{ path: '/a/:id', methods: ['GET'] }, { path: '/a/:id?', methods: ['GET'] }]],
+    // After a parameter, a wildcard does not keep first-match order in hono 4.6 (the oldest the peer range takes): there
+    // the later route gets /a/x (hono 4.13 sends it to the first), so it is not refused.
+    ['a parameter and a wildcard before the parameter alone', [{ path: '/a/:p/*', methods: ['GET'] }, { path: '/a/:q', methods: ['GET'] }]],
+    ['a parameter and a wildcard before a literal under them', [{ path: '/:p/*', methods: ['POST'] }, { path: '/:q/a', methods: ['POST'] }]],
     ['a regex narrower than the parameter after it', [{ path: '/a/:id{[0-9]+}', methods: ['GET'] }, { path: '/a/:id', methods: ['GET'] }]],
   ])('accepted: %s', (_name, routes) => {
     expect(parse(routes)).not.toThrow()
   })
 
-  it('any list of routes: accepted, each route gets a request the earlier ones do not take; refused, the route named is taken', async () => {
-    // Paths of literal segments from a small pool, plain parameters and a final wildcard; requests fill parameters and
-    // the wildcard with values no literal is, so one of them reaches the route unless earlier routes take all it matches.
-    const segment = fc.constantFrom('a', 'b', ':p', ':q')
-    const path = fc.tuple(fc.array(segment, { minLength: 0, maxLength: 3 }), fc.boolean()).map(([segs, star]) => `/${[...segs, ...(star || segs.length === 0 ? ['*'] : [])].join('/')}`)
-    const route = fc.record({ path, methods: fc.subarray(['GET', 'POST', 'PUT'] as const, { minLength: 1 }) })
-    // The wildcard takes any number of segments, none too: each depth is tried, so a fixed-length earlier route cannot hide it.
-    const fills = (p: string) => [null, '', 'v2', 'v2/v3', 'v2/v3/v4', 'v2/v3/v4/v5'].map((tail) => p.replace(/:[a-z]+/g, 'v1').replace(tail === null ? /\/?\*$/ : '*', tail ?? '') || '/')
+  // Paths of literal segments from a small pool, plain parameters and a final wildcard; requests fill parameters and
+  // the wildcard with values no literal is, at every depth, so one of them reaches a route unless earlier routes take
+  // every path it matches. Routed by the Hono under test (the hono-min project: 4.6, the oldest the peer range takes).
+  const segment = fc.constantFrom('a', 'b', ':p', ':q')
+  const path = fc.tuple(fc.array(segment, { minLength: 0, maxLength: 3 }), fc.boolean()).map(([segs, star]) => `/${[...segs, ...(star || segs.length === 0 ? ['*'] : [])].join('/')}`)
+  const route = fc.record({ path, methods: fc.subarray(['GET', 'POST', 'PUT'] as const, { minLength: 1 }) })
+  const fills = (p: string) => [null, '', 'v2', 'v2/v3', 'v2/v3/v4', 'v2/v3/v4/v5'].map((tail) => p.replace(/:[a-z]+/g, 'v1').replace(tail === null ? /\/?\*$/ : '*', tail ?? '') || '/')
+  const refusal = (routes: unknown[]) => {
+    try {
+      parse(routes)()
+      return undefined
+    } catch (err) {
+      return (err as Error).message
+    }
+  }
+  async function reaches(routes: { path: string; methods: readonly string[] }[], k: number, method: string): Promise<boolean> {
+    const app = new Hono()
+    routes.forEach((r, n) => app.on([...r.methods], r.path, (c) => c.text(String(n))))
+    for (const url of fills(routes[k]!.path)) if ((await (await app.request(url, { method })).text()) === String(k)) return true
+    return false
+  }
+
+  it('any list of routes: a route refused is one whose requests (the methods named) never reach it', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(route, { minLength: 1, maxLength: 4 }), async (routes) => {
-        const app = new Hono()
-        routes.forEach((r, k) => app.on([...r.methods], r.path, (c) => c.text(String(k))))
-        const reaches = async (k: number, method: string) => {
-          for (const url of fills(routes[k]!.path)) if ((await (await app.request(url, { method })).text()) === String(k)) return true
-          return false
-        }
-        let refused: string | undefined
-        try {
-          parse(routes)()
-        } catch (err) {
-          refused = (err as Error).message
-        }
-        if (refused === undefined) {
-          for (const [k, r] of routes.entries()) for (const m of r.methods) expect(await reaches(k, m), `${m} ${r.path} (routes.${k}) of ${JSON.stringify(routes)}`).toBe(true)
-          return
-        }
+        const refused = refusal(routes)
+        if (refused === undefined) return
         const named = /routes\.(\d+)(\.methods)?: (?:no request ever reaches it|its ([A-Z, ]+) requests)/.exec(refused)
         expect(named, refused).not.toBeNull()
         const k = Number(named![1])
         const taken = named![3] ? named![3].split(', ') : routes[k]!.methods
-        for (const m of taken) expect(await reaches(k, m), `${m} routes.${k}: ${refused}`).toBe(false)
+        for (const m of taken) expect(await reaches(routes, k, m), `${m} routes.${k}: ${refused}`).toBe(false)
       }),
       { numRuns: 300 },
+    )
+  })
+
+  it('any accepted list of routes, and a later copy of one of them (parameters renamed, some of its methods): the copy is refused, naming it', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(route, { minLength: 1, maxLength: 3 }), fc.nat(), fc.nat(), async (routes, pick, drop) => {
+        fc.pre(refusal(routes) === undefined)
+        const original = routes[pick % routes.length]!
+        const methods = original.methods.filter((_, n) => original.methods.length === 1 || n !== drop % original.methods.length)
+        const copy = { path: original.path.replace(/:p\b/g, ':renamed'), methods }
+        const all = [...routes, copy]
+        expect(refusal(all)).toMatch(new RegExp(`routes\\.${routes.length}: no request ever reaches it`))
+        for (const m of methods) expect(await reaches(all, routes.length, m)).toBe(false)
+      }),
+      { numRuns: 200 },
     )
   })
 })
