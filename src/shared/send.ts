@@ -279,6 +279,8 @@ async function decodeAnswer(encoding: string | null, bytes: Uint8Array, headers:
     headers.push(['content-encoding', encoding!])
     return bytes
   }
+  // No bytes (a 204, a HEAD's answer) decode to none, whatever the header says of the representation.
+  if (bytes.byteLength === 0) return bytes
   let body = bytes
   for (const coding of codings.reverse()) {
     const format = coding === 'deflate' ? (isZlib(body) ? 'deflate' : 'deflate-raw') : 'gzip'

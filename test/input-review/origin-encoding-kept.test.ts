@@ -69,6 +69,16 @@ describe("an origin's answer in an encoding the runtime did not decode", () => {
     expect(((await res.json()) as { type: string }).type).toMatch(/origin-failed/)
   })
 
+  it('an answer without bytes (a 204, the answer to a HEAD) is passed on whatever Content-Encoding it names', async () => {
+    const origin = { name: 'o', fetcher: { fetch: async (req: Request) => new Response(null, { status: req.method === 'HEAD' ? 200 : 204, headers: { 'once-applied': '?1', 'content-encoding': 'deflate' } }) } }
+    const app = new Hono()
+    app.post('/t', once({ unscoped: 'shared' }), proxy({ origins: [origin] }))
+    app.get('/t', proxy({ origins: [origin] }))
+    for (const res of await twice(app)) expect(res.status).toBe(204)
+    const head = await app.request('/t', { method: 'HEAD' }, env)
+    expect(head.status).toBe(200)
+  })
+
   it('any body in any coding from a service binding: the client reads the same body, first and replayed', async () => {
     const encode = async (bytes: Uint8Array, format: 'deflate' | 'deflate-raw' | 'gzip') => new Uint8Array(await new Response(new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream(format))).arrayBuffer())
     // Lone gzip and br are the runtime's to decode on a binding's answer (a plain object fetcher here would skip that).
