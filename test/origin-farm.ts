@@ -37,6 +37,8 @@ const ENCODED: Record<string, () => [string, Buffer]> = {
   'x-custom': () => ['x-custom', Buffer.from('{"ok":"custom"}')],
   gzip: () => ['gzip', gzipSync(Buffer.from('{"ok":"gzip"}'))],
   'x-gzip': () => ['x-gzip', gzipSync(Buffer.from('{"ok":"x-gzip"}'))],
+  // Codings are case-insensitive (RFC 9110 §8.4.1): the runtime decodes this one as it does gzip.
+  'gzip-upper': () => ['GZIP', gzipSync(Buffer.from('{"ok":"gzip-upper"}'))],
   br: () => ['br', brotliCompressSync(Buffer.from('{"ok":"br"}'))],
   // Two codings, deflate applied first: decoded gzip then deflate.
   'deflate-gzip': () => ['deflate, gzip', gzipSync(deflateSync(Buffer.from('{"ok":"deflate-gzip"}')))],
@@ -55,6 +57,7 @@ const BAD_MODES = {
   'x-custom': '',
   gzip: '',
   'x-gzip': '',
+  'gzip-upper': '',
   br: '',
   'deflate-gzip': '',
   'bad-deflate': '',

@@ -34,7 +34,7 @@ const NOT_RETURNED = new Set([
   'content-length',
 ])
 
-/** The codings `fetch` decodes by itself on Workers: one `gzip` or `br`, alone. Any other value arrives as it was sent. */
+/** The `Content-Encoding` values `fetch` decodes by itself on Workers: `gzip` or `br`, exactly. Any other value (`GZIP` too) arrives as it was sent. */
 const RUNTIME_DECODED = new Set(['gzip', 'br'])
 
 /**
@@ -257,8 +257,8 @@ const EMPTY = new Uint8Array()
 /**
  * An answer's body as it means, whatever `Content-Encoding` it came in, so a
  * stored reply is never encoded bytes without the header that says so.
- * `fetch` decodes a lone `gzip` or `br` itself; the codings it leaves (`deflate`,
- * `x-gzip`, a list such as `deflate, gzip`) are decoded here, the last applied
+ * `fetch` decodes a lone `gzip` or `br` itself (in lower case); the codings it
+ * leaves (`deflate`, `x-gzip`, `GZIP`, a list such as `deflate, gzip`) are decoded here, the last applied
  * first, `deflate` as zlib or, when the bytes are not zlib, raw deflate (some
  * servers send that). A list holding a coding no runtime here decodes
  * (`compress`, `zstd`, a private one) is kept as it came: the bytes with their
@@ -274,7 +274,8 @@ const EMPTY = new Uint8Array()
  */
 async function decodeAnswer(encoding: string | null, bytes: Uint8Array, headers: [string, string][], max: number, signal: AbortSignal): Promise<Uint8Array | 'too-large'> {
   const codings = (encoding ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity')
-  if (codings.length === 0 || (codings.length === 1 && RUNTIME_DECODED.has(codings[0]!))) return bytes
+  // The runtime's test is exact: `GZIP` or `x-gzip` arrive as they were sent.
+  if (codings.length === 0 || RUNTIME_DECODED.has(encoding!)) return bytes
   if (!codings.every((c) => c === 'gzip' || c === 'x-gzip' || c === 'deflate')) {
     headers.push(['content-encoding', encoding!])
     return bytes
