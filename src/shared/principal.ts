@@ -21,8 +21,11 @@ import { bytesToHex } from '@noble/hashes/utils.js'
 export type Principal = { iss?: string | undefined; sub: string } | { scope: string }
 
 const PRINTABLE = /^[\x20-\x7e]*$/
-/** Longest value carried as it is: a principal names someone, it is not a payload. */
-const MAX_VALUE = 1024
+/**
+ * Longest value carried as it is, in bytes as it travels (a non-ASCII character takes 6 to 12): a principal names
+ * someone, it is not a payload, and the edge's own headers must leave the forwarded ones room within an origin's limit.
+ */
+const MAX_VALUE_BYTES = 1024
 /** What a value sent as its hash starts with; a value that starts with it is sent hashed too, so the two never meet. */
 const HASHED = 'sha-256:'
 /** A surrogate that is not half of a pair: no UTF-8 (nor Display String) holds it. */
@@ -30,17 +33,21 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 const encoder = new TextEncoder()
 
 /**
- * A principal's value as it travels, one to one: the value itself when it
- * is at most {@link MAX_VALUE} UTF-16 code units of well-formed Unicode and
- * does not start with `sha-256:`; else `sha-256:` and the hex SHA-256 of its
- * UTF-8 bytes (a lone surrogate as its three WTF-8 bytes, so two ill-formed
- * values never hash alike). Never cut: two callers whose values differ past
- * the limit, or only in a lone surrogate, stay two at the origin.
- * (`wireValue('t'.repeat(2000))` is `'sha-256:'` and 64 hex digits.)
+ * A principal's value as it travels (the sf-string or Display String of one
+ * member), one to one: the value itself when it is well-formed Unicode, does
+ * not start with `sha-256:` and takes at most {@link MAX_VALUE_BYTES} bytes so
+ * written; else `sha-256:` and the hex SHA-256 of its UTF-8 bytes (a lone
+ * surrogate as its three WTF-8 bytes, so two ill-formed values never hash
+ * alike). Never cut: two callers whose values differ past the limit, or only
+ * in a lone surrogate, stay two at the origin.
  */
-function wireValue(value: string): string {
-  if (value.length <= MAX_VALUE && !value.startsWith(HASHED) && !LONE_SURROGATE.test(value)) return value
-  return HASHED + bytesToHex(sha256(LONE_SURROGATE.test(value) ? wtf8(value) : encoder.encode(value)))
+function item(value: string): string {
+  // Written, a value takes at least its length and two quotes: a longer one is not written whole to find that out.
+  if (value.length <= MAX_VALUE_BYTES && !value.startsWith(HASHED) && !LONE_SURROGATE.test(value)) {
+    const written = serialized(value)
+    if (written.length <= MAX_VALUE_BYTES) return written
+  }
+  return serialized(HASHED + bytesToHex(sha256(LONE_SURROGATE.test(value) ? wtf8(value) : encoder.encode(value))))
 }
 
 /** UTF-8 that encodes a lone surrogate as the three bytes of its code point (WTF-8) instead of U+FFFD: one to one over every JS string. */
@@ -58,7 +65,7 @@ function wtf8(value: string): Uint8Array {
 
 /**
  * The `Once-Principal` header value of a principal. Each value travels as
- * {@link wireValue} gives it: as it is, or past 1024 code units (or not
+ * {@link item} writes it: as it is, or past 1024 bytes so written (or not
  * well-formed, or starting with `sha-256:`) as `sha-256:<hex>`, so distinct
  * principals always give distinct headers.
  *
@@ -79,14 +86,13 @@ export function principalHeader(principal: Principal): string {
 }
 
 /**
- * One member's value: an sf-string when printable ASCII, else a Display
+ * A well-formed value as an sf-string when printable ASCII, else a Display
  * String (RFC 9651 §4.1.11). Written here, not by `structured-headers` 2.1,
  * whose serializer writes a byte below 0x10 as one hex digit (`%9` for a tab),
  * which its parser refuses and which runs into the next character (`"\ta"`
  * becomes `%9a`, one byte).
  */
-function item(raw: string): string {
-  const value = wireValue(raw)
+function serialized(value: string): string {
   if (PRINTABLE.test(value)) return `"${value.replace(/[\\"]/g, '\\$&')}"`
   let out = '%"'
   for (const byte of encoder.encode(value)) {

@@ -31,12 +31,14 @@ describe('Once-Principal keeps different callers apart', () => {
     expect(seen[0]).not.toBe(seen[1])
   })
 
-  it('a value up to 1024 code units of well-formed text travels as it is; at 1025, or ill-formed, or starting with the marker, hashed', () => {
+  it('a well-formed value written in at most 1024 bytes travels as it is; a longer one, an ill-formed one, or one starting with the marker, hashed', () => {
     // Control characters too: a byte below 0x10 is written with two hex digits ("\t" as %09, not %9).
-    for (const value of ['tenant-42', 'a\tb', '\u0000', '\ta', '\u007f', '%', 's'.repeat(1024), 'é'.repeat(1024), '😀'.repeat(512), 'x sha-256:y', 'SHA-256:abc']) {
+    // At the limit: 1022 characters and two quotes; 511 escaped quotes; 170 × %c3%a9 and %"…"; 85 × %f0%9f%98%80.
+    for (const value of ['tenant-42', 'a\tb', '\u0000', '\ta', '\u007f', '%', 's'.repeat(1022), '"'.repeat(511), 'é'.repeat(170), '😀'.repeat(85), 'x sha-256:y', 'SHA-256:abc']) {
       expect(parsePrincipal(principalHeader({ scope: value }))).toEqual({ scope: value })
+      expect(principalHeader({ scope: value }).length).toBeLessThanOrEqual('scope='.length + 1024)
     }
-    for (const value of ['s'.repeat(1025), '\ud800', '\udc00', 'a\ud83d', `sha-256:${'0'.repeat(64)}`, 'sha-256:']) {
+    for (const value of ['s'.repeat(1023), '"'.repeat(512), 'é'.repeat(171), '😀'.repeat(86), 's'.repeat(100_000), '\ud800', '\udc00', 'a\ud83d', `sha-256:${'0'.repeat(64)}`, 'sha-256:']) {
       const sent = parsePrincipal(principalHeader({ scope: value }))
       expect(sent, JSON.stringify(value.slice(0, 12))).toEqual({ scope: expect.stringMatching(/^sha-256:[0-9a-f]{64}$/) })
       expect(parsePrincipal(principalHeader({ sub: value, iss: value }))).toEqual({ iss: (sent as { scope: string }).scope, sub: (sent as { scope: string }).scope })
@@ -52,6 +54,8 @@ describe('Once-Principal keeps different callers apart', () => {
       fc.string({ unit: 'binary', maxLength: 40 }),
       fc.string({ unit: fc.constantFrom('a', 'é', '\ud800', '\udc00', '\ud83d\ude00', '"', '%', '\\'), maxLength: 12 }),
       fc.string({ minLength: 1020, maxLength: 1030, unit: fc.constantFrom('s', 't', '\ud800', 'é') }),
+      fc.string({ minLength: 1016, maxLength: 1026, unit: fc.constantFrom('s', 't', '"') }),
+      fc.string({ minLength: 165, maxLength: 175, unit: fc.constantFrom('é', 'ê', 's') }),
       fc.string({ maxLength: 70, unit: fc.constantFrom('0', 'f', 'a') }).map((h) => `sha-256:${h}`),
     )
     const principal: fc.Arbitrary<Principal> = fc.oneof(
@@ -60,7 +64,10 @@ describe('Once-Principal keeps different callers apart', () => {
     )
     const sameAs = (a: Principal, b: Principal) =>
       'scope' in a ? 'scope' in b && a.scope === b.scope : !('scope' in b) && a.sub === b.sub && (a.iss ?? '') === (b.iss ?? '')
-    const plain = (v: string | undefined) => v === undefined || (v.length <= 1024 && !v.startsWith('sha-256:') && !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(v))
+    // Sent as it is: well-formed, not the marker, and written (RFC 9651: sf-string or Display String) in 1024 bytes at most.
+    const written = (v: string) =>
+      /^[\x20-\x7e]*$/.test(v) ? 2 + v.length + (v.match(/["\\]/g)?.length ?? 0) : 3 + [...new TextEncoder().encode(v)].reduce((n, b) => n + (b === 0x25 || b === 0x22 || b < 0x20 || b > 0x7e ? 3 : 1), 0)
+    const plain = (v: string | undefined) => v === undefined || (!v.startsWith('sha-256:') && !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(v) && written(v) <= 1024)
     fc.assert(
       fc.property(principal, principal, (a, b) => {
         const [ha, hb] = [principalHeader(a), principalHeader(b)]
