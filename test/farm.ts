@@ -64,7 +64,7 @@ export async function startOrigins(names: string[], options: { latencyMs?: numbe
 }
 
 /** A raw TCP origin that answers every request in one broken way. */
-export async function badOrigin(mode: 'cut-body' | 'short-length' | 'redirect' | 'garbage' | 'bad-headers' | 'huge' | 'hang' | 'gzip-bomb'): Promise<string> {
+export async function badOrigin(mode: 'cut-body' | 'short-length' | 'redirect' | 'garbage' | 'bad-headers' | 'huge' | 'hang' | 'gzip-bomb' | 'deflate' | 'deflate-raw' | 'x-custom' | 'gzip' | 'x-gzip' | 'gzip-upper' | 'br' | 'deflate-gzip' | 'bad-deflate'): Promise<string> {
   return (await call<{ url: string }>('/bad', { mode })).url
 }
 

@@ -17,7 +17,7 @@ import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createNetServer, type Server as NetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gzipSync } from 'node:zlib'
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib'
 import type { TestProject } from 'vitest/node'
 
 // The same declaration as in test/env.d.ts, which the Node program does not see.
@@ -29,11 +29,38 @@ declare module 'vitest' {
 import { startOrigin, type RunningOrigin } from '../examples/origin/server.js'
 
 /** Broken answers a bad origin can give, one per connection. */
+/** The encoded-answer modes: the Content-Encoding named and the bytes sent (each decodes to {"ok":"<mode>"}, but x-custom and bad-deflate). */
+const ENCODED: Record<string, () => [string, Buffer]> = {
+  deflate: () => ['deflate', deflateSync(Buffer.from('{"ok":"deflated"}'))],
+  // Raw deflate under the name deflate: what some servers send (RFC 9110 says zlib).
+  'deflate-raw': () => ['deflate', deflateRawSync(Buffer.from('{"ok":"deflated"}'))],
+  'x-custom': () => ['x-custom', Buffer.from('{"ok":"custom"}')],
+  gzip: () => ['gzip', gzipSync(Buffer.from('{"ok":"gzip"}'))],
+  'x-gzip': () => ['x-gzip', gzipSync(Buffer.from('{"ok":"x-gzip"}'))],
+  // Codings are case-insensitive (RFC 9110 §8.4.1): the runtime decodes this one as it does gzip.
+  'gzip-upper': () => ['GZIP', gzipSync(Buffer.from('{"ok":"gzip-upper"}'))],
+  br: () => ['br', brotliCompressSync(Buffer.from('{"ok":"br"}'))],
+  // Two codings, deflate applied first: decoded gzip then deflate.
+  'deflate-gzip': () => ['deflate, gzip', gzipSync(deflateSync(Buffer.from('{"ok":"deflate-gzip"}')))],
+  // Named deflate, but neither zlib nor raw deflate.
+  'bad-deflate': () => ['deflate', Buffer.from('{"ok":"not deflated"}')],
+}
+
 const BAD_MODES = {
   /** Headers, then half the promised body, then the connection closes. */
   'cut-body': 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"half":',
   /** Content-Length larger than the body, then close. */
   'short-length': 'HTTP/1.1 201 Created\r\ncontent-length: 50\r\n\r\n{"ok":true}',
+  /** An applied 201 whose body is `{"ok":"…"}` in the named Content-Encoding (built below; see ENCODED). */
+  deflate: '',
+  'deflate-raw': '',
+  'x-custom': '',
+  gzip: '',
+  'x-gzip': '',
+  'gzip-upper': '',
+  br: '',
+  'deflate-gzip': '',
+  'bad-deflate': '',
   /** A redirect to somewhere else (must not be followed). */
   redirect: 'HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:9/elsewhere\r\ncontent-length: 0\r\n\r\n',
   /** Not HTTP at all. */
@@ -88,12 +115,22 @@ export default async function setup(project: TestProject): Promise<() => Promise
         if (!(mode in BAD_MODES)) return send(400, { error: `mode must be one of ${Object.keys(BAD_MODES).join(', ')}` })
         const server = createNetServer((socket) => {
           socket.on('error', () => {})
-          socket.once('data', () => {
+          socket.once('data', (head: Buffer) => {
             if (mode === 'hang') return
             if (mode === 'gzip-bomb') {
               const gz = gzipSync(Buffer.alloc(20 * 1024 * 1024, 0x61))
               socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-encoding: gzip\r\ncontent-length: ${gz.length}\r\n\r\n`)
               socket.end(gz)
+              return
+            }
+            // Review s31 (input): an answer in an encoding named by the origin (applied, as a receiver marks it), with
+            // the Accept-Encoding it was asked with in x-seen-accept-encoding.
+            const encoded = ENCODED[mode as keyof typeof ENCODED]
+            if (encoded) {
+              const [name, body] = encoded()
+              const seen = /^accept-encoding:[ \t]*(.*?)[ \t]*$/im.exec(String(head))?.[1] ?? ''
+              socket.write(`HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-encoding: ${name}\r\nonce-applied: ?1\r\nx-seen-accept-encoding: ${seen}\r\ncontent-length: ${body.length}\r\n\r\n`)
+              socket.end(body)
               return
             }
             if (mode === 'huge') {

@@ -1,11 +1,12 @@
-import { Hono, type Context } from 'hono'
+import { Hono, type Context, type MiddlewareHandler } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
 import { once } from '../middleware/once.js'
 import type { OnceOptions } from '../middleware/options.js'
 import { defaultScope } from '../middleware/identity.js'
 import { warnBasicScope } from '../middleware/config.js'
 import { problem } from '../shared/problem.js'
 import { originGroup, proxyWith } from '../origin-adapter/dispatch.js'
-import type { ProxyOptions } from '../origin-adapter/options.js'
+import { MAX_RELAY_BODY_BYTES, type ProxyOptions } from '../origin-adapter/options.js'
 import { DEFAULT_MAX_RUN_MS, methodsOf, type GatewayConfig, type GatewayKeys, type GatewayRoute } from './config.js'
 import { handOffIsolateCounts, statusRoutes } from './status.js'
 import { gatewayCors, withoutOriginCors } from './cors.js'
@@ -49,7 +50,8 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
     const handler = config.cors ? withoutOriginCors(proxyWith(group)) : proxyWith(group)
     const unsafe = methods.filter((m) => !SAFE.has(m))
     const safe = methods.filter((m) => SAFE.has(m))
-    if (unsafe.length > 0) app.on(unsafe, route.path, once(onceOptions(config, route)), handler)
+    if (unsafe.length > 0 && config.keys?.required === false) app.on(unsafe, route.path, keylessBodyLimit(config.keys.maxBodyBytes ?? MAX_RELAY_BODY_BYTES), once(onceOptions(config, route)), handler)
+    else if (unsafe.length > 0) app.on(unsafe, route.path, once(onceOptions(config, route)), handler)
     if (safe.length > 0) app.on(safe, route.path, handler)
   })
   app.notFound((c) => problemNotFound(c))
@@ -61,6 +63,22 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
     throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes: Hono cannot compile the routes (${err instanceof Error ? err.message : String(err)})`)
   }
   return { app, state }
+}
+
+/**
+ * `keys.maxBodyBytes` for a write without `Idempotency-Key` (`keys.required: false`): once() passes it on unread, and
+ * proxy() would buffer its whole body, so Hono's `bodyLimit` holds it to the limit a keyed write meets in once(),
+ * chunked bodies included, with the same 413 `body-too-large` problem. A keyed write is left to once().
+ */
+function keylessBodyLimit(maxBytes: number): MiddlewareHandler {
+  const limit = bodyLimit({
+    maxSize: maxBytes,
+    onError: (c) => problem('body-too-large', { detail: `The request body is larger than ${maxBytes} bytes.`, instance: c.req.path }),
+  })
+  return async function keylessBodyLimit(c, next) {
+    if (c.req.header('idempotency-key') !== undefined) return next()
+    return limit(c, next)
+  }
 }
 
 function pick<T extends object, K extends keyof T>(from: T, keys: K[]): Partial<Pick<T, K>> {

@@ -4,9 +4,11 @@ import { Hono } from 'hono'
  * Why Hono cannot serve a route path, or undefined when it can. Hono
  * compiles its router at the first request, so a path it cannot compile
  * would throw at every request (the status page too); and it reads a brace
- * only as a parameter's regex (`:name{regex}`), so any other brace is
- * literal text that no request path holds unencoded: a route that never
- * matches. Both are refused at start-up instead.
+ * only as a parameter's regex (`:name{regex}`) and a `?` only as an
+ * optional parameter's mark (`:name?`), so any other brace, `?` or `#` is
+ * literal text that no request path holds (the query and the fragment are
+ * not part of it, and `%3F`/`%23` are not decoded for matching): a route
+ * that never matches. All are refused at start-up instead.
  *
  * @param path - a route's path pattern
  * @returns why it is refused, or undefined
@@ -15,7 +17,28 @@ import { Hono } from 'hono'
  * pathProblem('/accounts/{id}') // 'a "{" opens only a parameter's regex …'
  */
 export function pathProblem(path: string): string | undefined {
-  return uncompiled(path) ?? strayBrace(path)
+  return uncompiled(path) ?? strayBrace(path) ?? strayDelimiter(path)
+}
+
+/** A `#`, or a `?` that does not end a parameter's segment (`:name?`, `:name{regex}?`), outside a parameter's regex. */
+function strayDelimiter(path: string): string | undefined {
+  for (let i = 0; i < path.length; i++) {
+    const ch = path[i]
+    if (ch === '{') {
+      // strayBrace has vouched for every brace: this one opens a regex, skipped whole (its `?` and `#` are the regex's).
+      i = regexEnd(path, i + 1)
+      if (i < 0) return undefined
+    } else if (ch === '#') {
+      return `a "#" starts a URL's fragment, which is never sent: no request path holds one (nor is %23 decoded for matching), so the route would never match`
+    } else if (ch === '?') {
+      const segment = path.slice(path.lastIndexOf('/', i) + 1, i)
+      const optional = /^:[^/:{}?#]+(\{.*\})?$/.test(segment) && (i + 1 === path.length || path[i + 1] === '/')
+      if (!optional) {
+        return `a "?" only makes a parameter optional (:name?); here Hono reads it as literal text, which no request path holds (the query string is not part of the path, nor is %3F decoded for matching), so the route would never match: give the path without a query`
+      }
+    }
+  }
+  return undefined
 }
 
 /** The router's own error: the path on a router of its own, compiled by a first match (as the gateway's is at the first request). */

@@ -1,5 +1,6 @@
 import * as z from 'zod/mini'
 import { assertOptions, functionOption, optionsError } from '../shared/options.js'
+import { neverForwarded } from '../shared/send.js'
 import type { AckQuorum, BreakerOptions, Origin, SecretOption, Strategy } from './types.js'
 import type { DivergenceEvent } from '../durable/types.js'
 
@@ -42,7 +43,7 @@ export interface ProxyOptions {
   origins: Origin[]
   /** How requests are spread (DESIGN §5). Default: `'hedge'` for GET/HEAD, `'failover'` for the rest. */
   strategy?: Strategy
-  /** Timeout of one attempt at one origin. Default 3000. */
+  /** Timeout of one attempt at one origin; at most `deadlineMs` (given or default), else refused. Default 3000. */
   timeoutMs?: number
   /** Time for the whole request, every attempt included; keep it below your clients' timeout. Default 8000. */
   deadlineMs?: number
@@ -62,10 +63,12 @@ export interface ProxyOptions {
    * Allow-list of request headers forwarded to the origins (besides
    * `Content-Type` and the wire contract's own). Default: every end-to-end
    * header, except that a state-changing request drops the client's
-   * `Authorization`, `Cookie` and `Proxy-Authorization` (it is stored and
-   * resent; origins read the caller from `Once-Principal`). List a
-   * credential here to forward it anyway. The signature covers every
-   * forwarded header.
+   * `Authorization` and `Cookie` (it is stored and resent; origins read the
+   * caller from `Once-Principal`). List a credential here to forward it
+   * anyway. A name never forwarded whatever this says (hop-by-hop,
+   * `Host`, `Content-Length`, `Accept-Encoding`, `Cf-*`, `Idempotency-Key`,
+   * `Once-*`, `Content-Digest`, `Signature*`) is refused. The signature
+   * covers every forwarded header.
    */
   forwardHeaders?: string[]
   /** Largest origin answer read; larger is a 502. Default 8 MiB. */
@@ -193,8 +196,18 @@ export function validateProxyOptions(options: unknown, where: string): void {
       byUrl.set(url, origin.name)
     }
   }
-  if (o.deadlineMs !== undefined && o.timeoutMs !== undefined && o.timeoutMs > o.deadlineMs) {
-    throw new TypeError(`hono-once: invalid ${where} options: timeoutMs: expected at most deadlineMs (${o.deadlineMs})`)
+  // The deadline bounds every attempt, the default one too: a longer timeout would be cut to it (as the gateway refuses).
+  const deadline = o.deadlineMs ?? DEFAULT_DEADLINE_MS
+  if (o.timeoutMs !== undefined && o.timeoutMs > deadline) {
+    const which = o.deadlineMs === undefined ? `${deadline}, the default` : `${deadline}`
+    throw optionsError(where, [`timeoutMs: expected at most deadlineMs (${which}): the deadline bounds every attempt, so a longer timeout is cut to it; raise deadlineMs, or lower timeoutMs`])
+  }
+  // A listed name the edge never forwards would be ignored: the operator who lists Host believes it is sent.
+  const ignored = (o.forwardHeaders ?? []).filter(neverForwarded)
+  if (ignored.length > 0) {
+    throw optionsError(where, [
+      `forwardHeaders: ${ignored.join(', ')} ${ignored.length === 1 ? 'is' : 'are'} never forwarded, whatever this list says (hop-by-hop headers, Host, Content-Length, Accept-Encoding and Cf-* describe the client's connection; Idempotency-Key, Once-*, Content-Digest, Signature and Signature-Input are the edge's own): remove ${ignored.length === 1 ? 'it' : 'them'}`,
+    ])
   }
 }
 

@@ -63,8 +63,15 @@ function problemsOf(issue: $ZodIssue, parent: PropertyKey[]): string[] {
 /** English messages for the checks option schemas use; a message given in the schema wins. */
 const message: $ZodErrorMap = (issue) => {
   switch (issue.code) {
-    case 'invalid_type':
-      return `expected ${issue.expected === 'int' ? 'an integer' : issue.expected}, got ${issue.input === null ? 'null' : Array.isArray(issue.input) ? 'array' : typeof issue.input}`
+    case 'invalid_type': {
+      const input: unknown = issue.input
+      // NaN and ±Infinity are of type "number" too: say what they are (a Number(env.X) of an unset var is NaN).
+      if (typeof input === 'number' && (issue.expected === 'number' || issue.expected === 'int')) {
+        if (!Number.isFinite(input)) return `expected a finite number, got ${String(input)}`
+        return `expected an integer, got ${input}`
+      }
+      return `expected ${issue.expected === 'int' ? 'an integer' : issue.expected}, got ${input === null ? 'null' : Array.isArray(input) ? 'array' : typeof input}`
+    }
     case 'invalid_value':
       return `expected ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}`
     case 'too_small':

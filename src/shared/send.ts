@@ -23,21 +23,44 @@ const NOT_FORWARDED = new Set([
 ])
 
 
-/** Methods whose requests are not logical: never stored, so they may carry credentials. */
-
-/** Response headers dropped from an origin's answer: hop-by-hop, and the encoding `fetch` already undid. */
+/**
+ * Response headers dropped from an origin's answer: hop-by-hop, the length
+ * (of bytes as they came), and `Content-Encoding`, which {@link decodeAnswer}
+ * puts back when the bytes are still in it.
+ */
 const NOT_RETURNED = new Set([
   ...HOP_BY_HOP,
   'content-encoding',
   'content-length',
 ])
 
+/** The `Content-Encoding` values `fetch` decodes by itself on Workers: `gzip` or `br`, exactly. Any other value (`GZIP` too) arrives as it was sent. */
+const RUNTIME_DECODED = new Set(['gzip', 'br'])
+
+/**
+ * Whether a request header is never forwarded, whatever `forwardHeaders`
+ * lists: hop-by-hop, `Host`, `Content-Length`, `Accept-Encoding`, `Cf-*`,
+ * and the wire contract's own (`Idempotency-Key`, `Once-*`,
+ * `Content-Digest`, `Signature*`), which the edge sets itself.
+ * `proxy()` refuses such a name in `forwardHeaders` at start-up.
+ *
+ * @param name - a header name, any case
+ * @returns true when no request ever carries it on to an origin
+ * @example
+ * neverForwarded('Host') // true
+ * neverForwarded('x-tenant') // false
+ */
+export function neverForwarded(name: string): boolean {
+  const lower = name.toLowerCase()
+  return NOT_FORWARDED.has(lower) || lower.startsWith('once-') || lower.startsWith('cf-')
+}
+
 /**
  * The headers of an incoming request that travel on to the origins. Never
  * hop-by-hop ones, `Host`, `Once-*`, `Cf-*`, the key, a digest or a
  * signature (the edge sets those). Without an allow-list, every other
  * header, except that a logical request (not GET, HEAD, OPTIONS) drops the
- * client's credentials (`Authorization`, `Cookie`, `Proxy-Authorization`):
+ * client's credentials (`Authorization`, `Cookie`; `Proxy-Authorization` is hop-by-hop):
  * it is stored and resent later, and the origin reads the caller from
  * `Once-Principal`. With an allow-list, only `Content-Type` and the listed
  * headers (credentials too, when listed).
@@ -54,7 +77,7 @@ export function forwardHeaders(headers: Headers, method: string, allow?: readonl
   const listed = allow && new Set(allow.map((name) => name.toLowerCase()))
   const logical = !SAFE.has(method.toUpperCase())
   headers.forEach((value, name) => {
-    if (NOT_FORWARDED.has(name) || name.startsWith('once-') || name.startsWith('cf-')) return
+    if (neverForwarded(name)) return
     if (listed ? name !== 'content-type' && !listed.has(name) : logical && CREDENTIALS.has(name)) return
     out.push([name, value])
   })
@@ -192,7 +215,8 @@ export async function sendAttempt(input: SendInput): Promise<SendResult> {
     res.headers.forEach((value, name) => {
       if (!NOT_RETURNED.has(name)) headers.push([name, value])
     })
-    const body = await Promise.race([readLimited(res, maxResponseBytes, controller.signal), aborted])
+    const read = await Promise.race([readLimited(res, maxResponseBytes, controller.signal), aborted])
+    const body = read === 'too-large' ? read : await Promise.race([decodeAnswer(res.headers.get('content-encoding'), read, headers, maxResponseBytes, controller.signal), aborted])
     if (body === 'too-large') {
       controller.abort()
       return { ...failure('too-large'), head: { status: res.status, headers } }
@@ -225,10 +249,57 @@ async function buildRequest(input: SendInput, key: SigningKey | undefined, signa
     headers.set(ONCE_HEADERS.signatureInput, signed.signatureInput)
     headers.set(ONCE_HEADERS.signature, signed.signature)
   }
-  return new Request(url, { method: request.method, headers, body: hasBody ? request.body : null, redirect: 'manual', signal })
+  return new Request(url, { method: request.method, headers, body: hasBody ? (request.body as Uint8Array<ArrayBuffer>) : null, redirect: 'manual', signal })
 }
 
 const EMPTY = new Uint8Array()
+
+/**
+ * An answer's body as it means, whatever `Content-Encoding` it came in, so a
+ * stored reply is never encoded bytes without the header that says so.
+ * `fetch` decodes a lone `gzip` or `br` itself (in lower case); the codings it
+ * leaves (`deflate`, `x-gzip`, `GZIP`, a list such as `deflate, gzip`) are decoded here, the last applied
+ * first, `deflate` as zlib or, when the bytes are not zlib, raw deflate (some
+ * servers send that). A list holding a coding no runtime here decodes
+ * (`compress`, `zstd`, a private one) is kept as it came: the bytes with their
+ * `Content-Encoding` put back in `headers`. Bytes that do not decode throw, as a
+ * body cut short does: the attempt failed.
+ *
+ * @param encoding - the answer's `Content-Encoding`, or null
+ * @param bytes - the body as read
+ * @param headers - the answer's headers as returned; `Content-Encoding` is appended when kept
+ * @param max - the largest decoded body accepted
+ * @param signal - stops the decoding
+ * @returns the body, or 'too-large' when decoded it passes `max`
+ */
+async function decodeAnswer(encoding: string | null, bytes: Uint8Array, headers: [string, string][], max: number, signal: AbortSignal): Promise<Uint8Array | 'too-large'> {
+  const codings = (encoding ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity')
+  // The runtime's test is exact: `GZIP` or `x-gzip` arrive as they were sent.
+  if (codings.length === 0 || RUNTIME_DECODED.has(encoding!)) return bytes
+  if (!codings.every((c) => c === 'gzip' || c === 'x-gzip' || c === 'deflate')) {
+    headers.push(['content-encoding', encoding!])
+    return bytes
+  }
+  // No bytes (a 204, a HEAD's answer) decode to none, whatever the header says of the representation.
+  if (bytes.byteLength === 0) return bytes
+  let body = bytes
+  for (const coding of codings.reverse()) {
+    const format = coding === 'deflate' ? (isZlib(body) ? 'deflate' : 'deflate-raw') : 'gzip'
+    const reader = new Blob([body as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream(format)).getReader()
+    const decoded = await readUpTo(reader, max, signal)
+    if (!decoded) {
+      await reader.cancel().catch(() => {})
+      return 'too-large'
+    }
+    body = decoded
+  }
+  return body
+}
+
+/** Whether bytes open with a zlib header (RFC 1950: method 8, and the check bits), as `deflate` means; else they are raw deflate. */
+function isZlib(bytes: Uint8Array): boolean {
+  return bytes.byteLength >= 2 && (bytes[0]! & 0x0f) === 8 && (bytes[0]! >> 4) <= 7 && ((bytes[0]! << 8) | bytes[1]!) % 31 === 0
+}
 
 /** Reads a response body up to `max` bytes; past it, stops and says so. */
 async function readLimited(res: Response, max: number, signal: AbortSignal): Promise<Uint8Array | 'too-large'> {

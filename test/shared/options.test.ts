@@ -37,7 +37,7 @@ describe('assertOptions', () => {
 
   it('names a bad value by its full path, in English even with zod/mini', () => {
     expect(messageOf({ ttlSeconds: 0 })).toBe('hono-once: invalid once() options: ttlSeconds: expected a number > 0')
-    expect(messageOf({ ttlSeconds: 1.5 })).toBe('hono-once: invalid once() options: ttlSeconds: expected an integer, got number')
+    expect(messageOf({ ttlSeconds: 1.5 })).toBe('hono-once: invalid once() options: ttlSeconds: expected an integer, got 1.5')
     expect(messageOf({ limits: { maxEntries: 0 } })).toBe('hono-once: invalid once() options: limits.maxEntries: expected a number >= 1')
     expect(messageOf({ replayCache: { maxEntries: 'x' } })).toBe('hono-once: invalid once() options: replayCache.maxEntries: expected number, got string')
     expect(messageOf({ fingerprint: 3 })).toBe('hono-once: invalid once() options: fingerprint: expected a function, or expected object, got number')
