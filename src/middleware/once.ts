@@ -6,6 +6,7 @@ import { identify } from './identify.js'
 import { readKey } from './key.js'
 import type { OnceOptions } from './options.js'
 import { run } from './run.js'
+import { setCallerScope } from '../origin-adapter/forward.js'
 import type { OnceVariables } from './types.js'
 
 
@@ -46,8 +47,25 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
     // A second once() on the same request (app.use plus a route's own) steps aside: the first one owns it.
     if (!config.gated.has(c.req.method) || c.get('once') !== undefined) return next()
     const key = readKey(c, config)
-    if (key === undefined) return next()
+    if (key === undefined) {
+      await noteCallerScope(c, config)
+      return next()
+    }
     return handleKeyed(c, next, config, key)
+  }
+}
+
+/**
+ * A keyless request (`required: false`) still says who made it to the origins `proxy()` forwards it to
+ * (`Once-Principal`), as a keyed one does. A scope option that throws or answers no string notes nothing here: the
+ * keyed requests it fails on say so (500 `misconfigured`).
+ */
+async function noteCallerScope(c: Context, config: OnceConfig): Promise<void> {
+  try {
+    const scope: unknown = await config.scope(c)
+    if (typeof scope === 'string') setCallerScope(c, scope)
+  } catch {
+    // Said by every keyed request of the route.
   }
 }
 

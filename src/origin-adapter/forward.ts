@@ -55,7 +55,8 @@ interface JwtClaims {
  * fallback); undefined for an unscoped request.
  *
  * @param c - the request context
- * @param scope - the scope `once()` keyed the request under ('' or undefined: none)
+ * @param scope - the scope `once()` keyed the request under ('' or undefined: the one {@link setCallerScope} noted
+ *   for a keyless request, if any)
  * @returns the principal, or undefined
  * @example
  * principalOf(c, 'tenant-42') // { scope: 'tenant-42' } (no JWT on the context)
@@ -65,7 +66,25 @@ export function principalOf(c: Context, scope: string | undefined): Principal | 
   if (jwt && typeof jwt === 'object' && typeof jwt.sub === 'string' && jwt.sub !== '') {
     return { iss: typeof jwt.iss === 'string' ? jwt.iss : undefined, sub: jwt.sub }
   }
-  return scope ? { scope } : undefined
+  const caller = scope || callerScopes.get(c)
+  return caller ? { scope: caller } : undefined
+}
+
+const callerScopes = new WeakMap<Context, string>()
+
+/**
+ * Notes the caller's scope of a request `once()` passes on without a key
+ * (`required: false`), so that what `proxy()`/`dispatch()` forward says
+ * who made it (`Once-Principal`), as for a keyed request: a forwarded write
+ * carries no `Authorization`, and its origin reads the caller from there.
+ *
+ * @param c - the request context
+ * @param scope - the scope once()'s `scope` option gives the request ('' notes nothing)
+ * @example
+ * setCallerScope(c, await config.scope(c))
+ */
+export function setCallerScope(c: Context, scope: string): void {
+  if (scope !== '') callerScopes.set(c, scope)
 }
 
 /**
