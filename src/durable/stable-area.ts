@@ -268,6 +268,18 @@ export class StableArea extends DurableObject implements StableAreaApi {
   }
 
   /**
+   * Accepts and stores nothing: Workers of the previous release call it for
+   * a `dispatch()` behind `once()` while a rollout runs, and a `dispatch()`
+   * stores no relay any more (the alarm cannot finish a handler for it).
+   * Kept one release so those Workers do not fail; not in `StableAreaApi`.
+   *
+   * @returns true: the caller goes on sending, as it would have
+   */
+  async relay(_lookup: string, _token: string, _relay: unknown): Promise<boolean> {
+    return true
+  }
+
+  /**
    * Extends a lease still held by `token`, for a handler that runs longer
    * than `leaseMs`: a live Worker keeps its record, a dead one stops renewing.
    * A lease that ran out but was not taken over is still held: only another

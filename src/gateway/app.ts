@@ -47,7 +47,7 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
     }
     const group = originGroup(options, `ONCE_CONFIG routes.${i}`)
     state.groups.push({ route, group })
-    const handler = config.cors ? withoutOriginCors(proxyWith(group)) : proxyWith(group)
+    const handler = config.cors ? proxyWith(group, withoutOriginCors) : proxyWith(group)
     const unsafe = methods.filter((m) => !SAFE.has(m))
     const safe = methods.filter((m) => SAFE.has(m))
     if (unsafe.length > 0 && config.keys?.required === false) app.on(unsafe, route.path, keylessBodyLimit(config.keys.maxBodyBytes ?? MAX_RELAY_BODY_BYTES), once(onceOptions(config, route)), handler)

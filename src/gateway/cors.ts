@@ -74,7 +74,7 @@ export function gatewayCors(options: GatewayCors): MiddlewareHandler {
  * @param handler - the route's `proxy()` handler
  * @returns the handler
  * @example
- * app.post('/a/*', once(), withoutOriginCors(proxyWith(group)))
+ * app.post('/a/*', once(), proxyWith(group, withoutOriginCors))
  */
 export function withoutOriginCors(handler: Handler): Handler {
   return async function withoutOriginCors(c, next) {

@@ -45,12 +45,13 @@ export interface Admitted {
  * @param c - the request context
  * @param config - resolved options
  * @param id - the request's identity
+ * @param self - the once() middleware running (the route's handler that proxy() must follow for a relay)
  * @returns the admission to run under, or the answer for the client (replay or problem)
  * @example
- * const admitted = await admit(c, config, id)
+ * const admitted = await admit(c, config, id, onceMiddleware)
  * if (admitted instanceof Response) return admitted
  */
-export async function admit(c: Context, config: OnceConfig, id: Identity): Promise<Admitted | Response> {
+export async function admit(c: Context, config: OnceConfig, id: Identity, self: object): Promise<Admitted | Response> {
   const { key, lookup, fingerprint, instance } = id
   const mismatch = (requestId: string): Response =>
     problem('key-reused', {
@@ -80,7 +81,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity): Promi
   // Typed by its RPC surface: the generated stub type is too deep for the checker.
   const connect = (): StableAreaApi => id.ns.get(objectId, options) as unknown as StableAreaApi
   // A route that proxy() handles: the request is stored with the admit, so a dead Worker's relay is resent.
-  const route = relayPlanOf(c)
+  const route = relayPlanOf(c, self)
   const routePlan = route?.plan
   // The route's reply policy travels with the relay: a reply the alarm commits is kept as this Worker would keep it.
   const plan = routePlan && {

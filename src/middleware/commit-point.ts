@@ -7,7 +7,7 @@ import { OnceCommitError } from './errors.js'
 import type { Identity } from './identify.js'
 import { problem } from './problem.js'
 import { isFinalStatus } from '../shared/applied.js'
-import { captureReply, replayedByDefault, replayResponse, replyHead, storesAs } from '../shared/reply.js'
+import { captureReply, replayedByDefault, replayResponse, replyHead } from '../shared/reply.js'
 import { cacheKeyOf } from './reply-cache.js'
 import { answerWith, withCallerHeaders } from './caller-headers.js'
 import { nextTurn, waitUntilOf } from '../shared/background.js'
@@ -131,10 +131,12 @@ export class CommitPoint {
     const failed = !isFinalStatus(c.res.status) || this.appliedNothing(c.res)
     if (this.#phase === 'final') {
       // Past the roll-forward point the client gets what duplicates will: the committed reply, should the route answer
-      // otherwise (a failure, or another final answer after commit(res) or after proxy() committed an applied one).
-      // A reply-lost stored for what could not be kept is for duplicates only: the client still gets its final answer.
+      // with a failure, or with another status (after commit(res), or after proxy() committed an applied answer). Only
+      // the status is compared: the body may be a stream that never ends, and middleware inside once() may add headers
+      // to the answer after the commit. A reply-lost stored for what could not be kept is for duplicates only: the
+      // client still gets its final answer.
       const reply = this.#reply
-      if (reply && reply.args === undefined && (failed || (!placeholders.has(reply) && !(await this.#answersAsCommitted(c, reply))))) {
+      if (reply && reply.args === undefined && (failed || (!placeholders.has(reply) && c.res.status !== reply.status))) {
         if (!failed) console.warn(`hono-once: ${this.admission.requestId} answered ${c.res.status} after committing another reply (${reply.status}); the committed one is answered, as its duplicates get it`)
         answerWith(c, replayResponse(reply, false), this.caller)
       }
@@ -188,19 +190,6 @@ export class CommitPoint {
       this.#phase = 'final'
     } catch (err) {
       this.#notStored(err)
-    }
-  }
-
-  /** Whether the route's answer stores as `reply` (status, stored headers, bytes); reads it, leaving `c.res` readable. */
-  async #answersAsCommitted(c: Context, reply: StoredReply): Promise<boolean> {
-    if (c.res.status !== reply.status) return false
-    try {
-      const { reply: answered, response } = await captureReply(c.res, this.config.replayed, this.config.maxReplyBytes)
-      c.res = undefined
-      c.res = response
-      return storesAs({ status: answered.status, headers: response.headers, body: answered.body }, reply, this.config.replayed)
-    } catch {
-      return false
     }
   }
 

@@ -43,7 +43,7 @@ import type { OnceVariables } from './types.js'
  */
 export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: OnceVariables }> => {
   const config = resolveConfig(options)
-  return async function once(c, next) {
+  const middleware: MiddlewareHandler<{ Variables: OnceVariables }> = async function once(c, next) {
     // A second once() on the same request (app.use plus a route's own) steps aside: the first one owns it.
     if (!config.gated.has(c.req.method) || c.get('once') !== undefined) return next()
     const key = readKey(c, config)
@@ -51,8 +51,9 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
       await noteCallerScope(c, config)
       return next()
     }
-    return handleKeyed(c, next, config, key)
+    return handleKeyed(c, next, config, key, middleware)
   }
+  return middleware
 }
 
 /**
@@ -69,10 +70,10 @@ async function noteCallerScope(c: Context, config: OnceConfig): Promise<void> {
   }
 }
 
-async function handleKeyed(c: Context, next: Next, config: OnceConfig, key: string): Promise<Response | undefined> {
+async function handleKeyed(c: Context, next: Next, config: OnceConfig, key: string, self: object): Promise<Response | undefined> {
   const id = await identify(c, config, key)
   if (id instanceof Response) return answerWith(c, id, callerHeaders(c))
-  const admitted = await admit(c, config, id)
+  const admitted = await admit(c, config, id, self)
   if (admitted instanceof Response) return answerWith(c, admitted, callerHeaders(c))
   return run(c, next, config, id, admitted)
 }

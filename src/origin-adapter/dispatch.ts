@@ -101,15 +101,17 @@ export const proxy = (options: ProxyOptions): Handler => proxyWith(originGroup(o
  * builds one per route, and reads its health for the status page).
  *
  * @param group - from {@link originGroup}
+ * @param wrap - wraps the handler in one that passes its answer on (it may drop headers, never change the request):
+ *   the wrapper is what once() sees as the route's next handler, so it is marked as the proxy() it wraps
  * @returns the handler
  * @example
  * const group = originGroup(options, 'routes.0')
  * app.post('/x/*', once(), proxyWith(group))
  */
-export function proxyWith(group: OriginGroup): Handler {
-  const handler: Handler = async function proxy(c) {
+export function proxyWith(group: OriginGroup, wrap: (handler: Handler) => Handler = (handler) => handler): Handler {
+  const handler = wrap(async function proxy(c) {
     return forward(c, c.req.raw, group, 'proxy()')
-  }
+  })
   markProxy(handler, group.plan, group)
   return handler
 }

@@ -31,20 +31,52 @@ export function markProxy(handler: object, planFor: (method: string) => RelayPla
  * request itself, so the request stored for the alarm to resend would be
  * one the route may never have sent. Such a route is not relayed; a Worker
  * that dies in it leaves the key to the client's retry, which runs the
- * chain again (the origins dedupe by `Once-Request-Id`).
+ * chain again (the origins dedupe by `Once-Request-Id`). The middleware
+ * asking must be the route's handler itself, too: one composed with others
+ * into a single handler (`hono/combine`'s `every(once(), authz)`) cannot see
+ * what runs after it inside that handler, so it relays nothing.
  *
  * @param c - the request context, inside a middleware
+ * @param self - the middleware asking (the function Hono was given)
  * @returns the plan and the proxy's origin group (`owner`), or undefined when the next handler is no proxy()
  * @example
- * const route = relayPlanOf(c) // in once(), before the admit
+ * const route = relayPlanOf(c, onceMiddleware) // in once(), before the admit
  */
-export function relayPlanOf(c: Context): { plan: RelayPlan; owner: object } | undefined {
+export function relayPlanOf(c: Context, self: object): { plan: RelayPlan; owner: object } | undefined {
   // `matchedRoutes` is deprecated in favour of hono/route, which the oldest hono supported lacks.
   if (!anyProxy) return undefined
   const req = c.req as unknown as { matchedRoutes?: { handler: object }[]; routeIndex?: number }
-  const next = req.matchedRoutes?.[(req.routeIndex ?? 0) + 1]
-  const marked = next && proxies.get(next.handler)
+  const index = req.routeIndex ?? 0
+  const current = req.matchedRoutes?.[index]
+  if (!current || unwrapped(current.handler) !== self) return undefined
+  const next = req.matchedRoutes?.[index + 1]
+  const marked = next && proxies.get(unwrapped(next.handler))
   if (!marked) return undefined
   const plan = marked.planFor(c.req.method)
   return plan && { plan, owner: marked.owner }
+}
+
+/**
+ * The handler Hono wrapped: a sub-app mounted with `app.route()` that has
+ * its own `onError` has each of its handlers wrapped in one that applies it,
+ * and points to the original under `COMPOSED_HANDLER` (a string key in
+ * today's hono, a symbol described `composedHandler` in 4.6).
+ */
+function unwrapped(handler: object): object {
+  for (let h = handler, depth = 0; depth < 8; depth++) {
+    const inner = composedOf(h)
+    if (inner === undefined) return h
+    h = inner
+  }
+  return handler
+}
+
+function composedOf(handler: object): object | undefined {
+  const byName = (handler as Record<string, unknown>).__COMPOSED_HANDLER
+  if (typeof byName === 'function') return byName
+  for (const symbol of Object.getOwnPropertySymbols(handler)) {
+    const value = (handler as Record<symbol, unknown>)[symbol]
+    if (symbol.description === 'composedHandler' && typeof value === 'function') return value
+  }
+  return undefined
 }

@@ -170,7 +170,11 @@ function isSuccess(result: SendResult): boolean {
   return result.ok && result.reply.status < 400
 }
 
-/** Attempt outcomes that say nothing of whether the origin applied the request: it may have. */
+/**
+ * Attempt outcomes that say nothing of whether the origin applied the request: it may have. So may an origin
+ * that answered `in-flight` (it is applying this very request: a client's retry while the first attempt's origin is
+ * still at it).
+ */
 const UNKNOWN: ReadonlySet<AttemptRecord['outcome']> = new Set(['timeout', 'network', 'aborted'])
 
 /**
@@ -179,8 +183,9 @@ const UNKNOWN: ReadonlySet<AttemptRecord['outcome']> = new Set(['timeout', 'netw
  * only when no origin may have applied it. An attempt that ended without an
  * answer (a timeout, a reset, an abort) may have applied it: then the
  * client gets a retryable failure instead, and its retry (same key, same
- * `Once-Request-Id`) learns from the origins what happened. "Nothing was
- * applied, do not retry" is said only when it is known.
+ * `Once-Request-Id`) learns from the origins what happened; so may an
+ * origin busy with this very request (`in-flight`). "Nothing was applied,
+ * do not retry" is said only when it is known.
  *
  * @param log - the attempt log
  * @param origin - the origin that refused
@@ -191,7 +196,7 @@ const UNKNOWN: ReadonlySet<AttemptRecord['outcome']> = new Set(['timeout', 'netw
  * return refused(log, origin, refusal)
  */
 export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginReply, retryAt?: number): DispatchOutcome {
-  if (log.some((a) => UNKNOWN.has(a.outcome))) {
+  if (log.some((a) => UNKNOWN.has(a.outcome) || a.reason === 'in-flight')) {
     return failure(log, `${origin.name} refused the request for good (${refusal.status}), but an attempt that got no answer may have applied it; retry with the same key`, retryAt)
   }
   return { kind: 'failed', status: 502, detail: `No origin applied the request; ${origin.name}'s answer is passed on (${outcomes(log)})`, attempts: log, refusal: { origin: origin.name, reply: refusal } }
@@ -293,6 +298,24 @@ export function firstReady(asked: Waits): number | undefined {
   const now = Date.now()
   const waits = [...asked.values()].filter((at) => at > now && Number.isFinite(at))
   return waits.length > 0 ? Math.min(...waits) : undefined
+}
+
+/**
+ * When to come back, for a request that ends without an answer: the first
+ * time an origin asked for (`Retry-After`), but only when every origin of
+ * the group asked to wait or would answer the same. While another origin
+ * only failed (a reset, a timeout), the request may go to it at once, and
+ * one origin's hour of maintenance is no reason to wait an hour.
+ *
+ * @param origins - the group
+ * @param asked - what the origins asked this request
+ * @returns epoch ms, or undefined
+ * @example
+ * return failure(log, 'No origin gave a final answer', comeBackAt(input.origins, asked))
+ */
+export function comeBackAt(origins: readonly Origin[], asked: Waits): number | undefined {
+  const now = Date.now()
+  return origins.every((o) => (asked.get(o.name) ?? 0) > now) ? firstReady(asked) : undefined
 }
 
 /**

@@ -1,4 +1,4 @@
-import { attempt, type EngineInput, failure, firstReady, nextOrigin, refused, settle, type Waits, waitedOut } from './attempt.js'
+import { attempt, comeBackAt, type EngineInput, failure, firstReady, nextOrigin, refused, settle, type Waits, waitedOut } from './attempt.js'
 import type { AttemptRecord, DispatchOutcome, Origin, OriginReply } from './types.js'
 
 /**
@@ -44,10 +44,10 @@ export async function failover(input: EngineInput): Promise<DispatchOutcome> {
     if (read && 'applied' in read) return { kind: 'answer', origin: origin.name, reply: read.applied, attempts: log }
     if (read) last = { origin, reply: read.passed }
   }
-  if (last) return refused(log, last.origin, last.reply, firstReady(asked))
+  if (last) return refused(log, last.origin, last.reply, comeBackAt(input.origins, asked))
   // Attempts left but no origin to send them to: the retry tokens of every origin left are spent.
   const why = tried.length > 0 && tried.length < input.maxAttempts && !signal.aborted && Date.now() < input.deadline ? 'Retries are throttled: too many recent failures at every origin left' : 'No origin gave a final answer'
-  return failure(log, why, firstReady(asked))
+  return failure(log, why, comeBackAt(input.origins, asked))
 }
 
 function pause(ms: number, deadline: number): Promise<void> {

@@ -1,4 +1,4 @@
-import { attempt, type EngineInput, failure, firstReady, LOST_RACE, nextOrigin, OVERTAKEN, refused, settle, type Waits, waitedOut } from '../../shared/attempt.js'
+import { attempt, comeBackAt, type EngineInput, failure, firstReady, LOST_RACE, nextOrigin, OVERTAKEN, refused, settle, type Waits, waitedOut } from '../../shared/attempt.js'
 import type { SendResult } from '../../shared/send.js'
 import type { AttemptRecord, DispatchOutcome, Origin, OriginReply } from '../types.js'
 
@@ -86,6 +86,6 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
     if (at >= input.deadline) return last ? refused(log, last.origin, last.reply, at) : waitedOut(log, at)
     await new Promise((r) => setTimeout(r, at - Date.now()))
   }
-  if (last) return refused(log, last.origin, last.reply, firstReady(asked))
-  return failure(log, 'No origin gave a final answer', firstReady(asked))
+  if (last) return refused(log, last.origin, last.reply, comeBackAt(input.origins, asked))
+  return failure(log, 'No origin gave a final answer', comeBackAt(input.origins, asked))
 }
