@@ -1,4 +1,5 @@
-import { attempt, comeBackAt, type EngineInput, failure, firstReady, nextOrigin, refused, settle, type Waits, waitedOut } from './attempt.js'
+import { attempt, comeBackAt, type EngineInput, firstReady, nextOrigin, settle, type Waits } from './attempt.js'
+import { failure, refused, waitedOut } from './outcome.js'
 import type { AttemptRecord, DispatchOutcome, Origin, OriginReply } from './types.js'
 
 /**

@@ -1,4 +1,5 @@
-import { attempt, comeBackAt, type EngineInput, failure, firstReady, LOST_RACE, nextOrigin, OVERTAKEN, refused, settle, type Waits, waitedOut } from '../../shared/attempt.js'
+import { attempt, comeBackAt, type EngineInput, firstReady, LOST_RACE, nextOrigin, OVERTAKEN, settle, type Waits } from '../../shared/attempt.js'
+import { failure, refused, waitedOut } from '../../shared/outcome.js'
 import type { SendResult } from '../../shared/send.js'
 import type { AttemptRecord, DispatchOutcome, Origin, OriginReply } from '../types.js'
 

@@ -1,6 +1,7 @@
 import { MAX_LIVE_FILL } from '../../durable/types.js'
 import { quorumOf, readReplicaAnswer, type ReplicaOutcome } from '../../shared/quorum.js'
-import { attempt, Connections, type EngineInput, failure, retryAfterOf } from '../../shared/attempt.js'
+import { attempt, Connections, type EngineInput, retryAfterOf } from '../../shared/attempt.js'
+import { failure } from '../../shared/outcome.js'
 import type { AckQuorum, AttemptRecord, DispatchOutcome, LogEntry, OrderedSlot, Origin, OriginReply, ReplicaAck, ReplicaView } from '../types.js'
 
 /** What the Worker needs to replicate one ordered request. */

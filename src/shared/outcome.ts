@@ -1,0 +1,101 @@
+import type { AttemptRecord, DispatchOutcome, Origin, OriginReply } from './types.js'
+import { UNMARKED } from './applied.js'
+
+/**
+ * Attempt outcomes that say nothing of whether the origin applied the request: it may have. So may an origin
+ * that answered `in-flight` (it is applying this very request: a client's retry while the first attempt's origin is
+ * still at it).
+ */
+const UNKNOWN: ReadonlySet<AttemptRecord['outcome']> = new Set(['timeout', 'network', 'aborted'])
+
+/**
+ * The outcome of a request an origin refused for good: failed, with the
+ * refusal to pass on (its own status and problem, `retryable: false`), but
+ * only when no origin may have applied it. An attempt that ended without an
+ * answer (a timeout, a reset, an abort) may have applied it: then the
+ * client gets a retryable failure instead, and its retry (same key, same
+ * `Once-Request-Id`) learns from the origins what happened; so may an
+ * origin busy with this very request (`in-flight`). "Nothing was applied,
+ * do not retry" is said only when it is known.
+ *
+ * @param log - the attempt log
+ * @param origin - the origin that refused
+ * @param refusal - its answer
+ * @param retryAt - when the origins that asked to wait are ready again (epoch ms), for the retryable failure
+ * @returns the failed outcome
+ * @example
+ * return refused(log, origin, refusal)
+ */
+export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginReply, retryAt?: number): DispatchOutcome {
+  if (log.some((a) => UNKNOWN.has(a.outcome) || a.reason === 'in-flight')) {
+    return failure(log, `${origin.name} refused the request for good (${refusal.status}), but an attempt that got no answer may have applied it; retry with the same key`, retryAt)
+  }
+  return { kind: 'failed', status: 502, detail: `No origin applied the request; ${origin.name}'s answer is passed on (${outcomes(log)})`, attempts: log, refusal: { origin: origin.name, reply: refusal } }
+}
+
+/**
+ * The failure a client sees when no attempt got a final answer: 504 when
+ * every attempt timed out, else 502. The `detail` stays short: each origin
+ * once, with its number of sends and the last outcome.
+ *
+ * @param log - the attempt log
+ * @param why - the first sentence
+ * @param retryAt - when the origins asked the request to come back (`Retry-After`), if they did
+ * @returns the failed outcome
+ * @example
+ * failure(log, 'No origin gave a final answer') // detail: 'No origin gave a final answer (eu: 503 ×3; us: timeout)'
+ */
+export function failure(log: AttemptRecord[], why: string, retryAt?: number): DispatchOutcome {
+  const timeouts = log.filter((a) => a.outcome === 'timeout').length
+  const status = log.length === 0 || timeouts === log.length ? 504 : 502
+  // A refused signature is a setup fault no retry mends by itself: say where to look, not only the status.
+  const hint =
+    (log.some((a) => a.reason !== undefined && SIGNATURE_REFUSALS.has(a.reason)) ? SIGNATURE_HINT : '') +
+    (log.some((a) => a.reason === UNMARKED) ? UNMARKED_HINT : '')
+  const outcome: DispatchOutcome = { kind: 'failed', status, detail: `${why}${log.length > 0 ? ` (${outcomes(log)})` : ''}${hint}`, attempts: log }
+  if (retryAt !== undefined) outcome.retryAfterMs = Math.max(0, retryAt - Date.now())
+  return outcome
+}
+
+/**
+ * The failure when every origin asked to wait (`Retry-After`) past what is
+ * left of the deadline: the client is told the earliest one.
+ *
+ * @param log - the attempt log
+ * @param at - the earliest time an origin may be sent the request again
+ * @returns the failed outcome, with `retryAfterMs`
+ * @example
+ * return waitedOut(log, at)
+ */
+export function waitedOut(log: AttemptRecord[], at: number): DispatchOutcome {
+  return failure(log, 'Every origin asked to wait (Retry-After) past the deadline', at)
+}
+
+/**
+ * Each origin of an attempt log once, with the last outcome and the number
+ * of sends: `eu: 503 ×3; us: timeout`.
+ *
+ * @param log - attempts, in the order they ended
+ * @returns the summary
+ * @example
+ * outcomes([{ origin: 'eu', attempt: 1, outcome: 503, ms: 3 }]) // 'eu: 503'
+ */
+export function outcomes(log: readonly AttemptRecord[]): string {
+  const by = new Map<string, { last: AttemptRecord; sends: number }>()
+  for (const a of log) by.set(a.origin, { last: a, sends: (by.get(a.origin)?.sends ?? 0) + 1 })
+  return [...by]
+    .map(([origin, { last, sends }]) => `${origin}: ${last.outcome}${last.reason === undefined ? '' : ` ${last.reason}`}${sends > 1 ? ` ×${sends}` : ''}`)
+    .join('; ')
+}
+
+/** The receiver's refusals of a request's signature or its missing request id (DESIGN §6): the edge's setup, not the origin's health. */
+const SIGNATURE_REFUSALS: ReadonlySet<string> = new Set(['signature-invalid', 'request-id-missing'])
+
+/** What a failure says when an origin refused the edge's signature. */
+/** What a failure says when an origin gave a success without the receiver's mark. */
+const UNMARKED_HINT =
+  ". A success without Once-Applied is no onceReceiver()'s answer (a fallback page, a proxy in between), so nothing is known to be applied: check that the origin serves this path behind onceReceiver()"
+
+const SIGNATURE_HINT =
+  '. An origin refused the signature: give the edge and every origin the same signing secret under the same name (the keyid, e.g. ONCE_SIGNING_SECRET), and check that nothing between them rewrites the path or drops headers, and that their clocks agree within 60 s'
+
