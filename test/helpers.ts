@@ -130,3 +130,33 @@ export const readsBodyFirst =
     await (c.req[read] as () => Promise<unknown>).call(c.req)
     await next()
   }
+
+/**
+ * The stable area as a Worker that dies after its admit sees it: renewals never answered (its lease runs out, as a
+ * dead Worker's does), everything else real. Pass it as once()'s `namespace`, park the handler, then expire the
+ * lease and run the alarm.
+ */
+export function diesAfterAdmit(): typeof env.ONCE {
+  return {
+    idFromName: (name: string) => env.ONCE.idFromName(name),
+    get: (id: DurableObjectId) =>
+      new Proxy(env.ONCE.get(id) as unknown as StableAreaApi, {
+        get: (target, prop) => (prop === 'renew' ? () => new Promise(() => {}) : Reflect.get(target, prop)),
+      }),
+  } as unknown as typeof env.ONCE
+}
+
+/**
+ * The relay rows of `key` while its request is in flight (an origin holding it): polled until one is stored, up to
+ * a second. What the alarm could resend should the Worker die now.
+ */
+export async function relayRowsWhileInFlight(key: string, scope = ''): Promise<unknown[]> {
+  const rows = async () =>
+    runInDurableObject(await stubFor(key, scope), (_o, state) => state.storage.sql.exec('SELECT state FROM relays WHERE lookup = ?', lookupKey(scope, key)).toArray())
+  let found: unknown[] = []
+  for (let i = 0; i < 100 && found.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 10))
+    found = await rows()
+  }
+  return found
+}

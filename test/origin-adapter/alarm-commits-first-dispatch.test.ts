@@ -11,23 +11,7 @@ import { describe, expect, it } from 'vitest'
 import { dispatch, once, type ProxyOptions } from '../../src/index.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
 import { startOrigins } from '../farm.js'
-import { expireLeases, newKey, recordOf, stubFor } from '../helpers.js'
-
-/** The stable area as a Worker that dies sees it: renewals never sent (its lease runs out), everything else real. */
-function diesAfterAdmit(): typeof env.ONCE {
-  return {
-    idFromName: (name: string) => env.ONCE.idFromName(name),
-    get: (id: DurableObjectId) => {
-      const real = env.ONCE.get(id) as unknown as StableAreaApi
-      return new Proxy(real, {
-        get(target, prop) {
-          if (prop === 'renew') return () => new Promise(() => {})
-          return Reflect.get(target, prop)
-        },
-      })
-    },
-  } as unknown as typeof env.ONCE
-}
+import { diesAfterAdmit, expireLeases, newKey, recordOf, stubFor } from '../helpers.js'
 
 describe('alarm resend of a handler that dispatch()es two requests', () => {
   it('a Worker dying between the two legs: the retry must not be told 201 with the second leg never applied', async () => {

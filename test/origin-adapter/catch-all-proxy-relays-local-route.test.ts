@@ -1,29 +1,19 @@
 /**
- * Review s31 (proxy), finding P3: once() stores a relay with the admit whenever a proxy() is among Hono's matched
- * handlers after it (registry.ts relayPlanOf skips the handlers before it), even when an app's own handler
- * registered first answers the route (docs/dispatch.md: "a handler of your own (even on a path a catch-all proxy()
- * also matches)"). If the Worker dies in that local handler, the alarm sends the request to the catch-all's
- * origins, which apply it, and commits their answer: an effect the route never asked for, on top of the local one.
+ * The alarm never sends a request the route would not have sent (review s31 P3, D2): once() stores the request with
+ * the admit only when it is the route's handler itself and proxy() the next one. Not when an app's own handler in
+ * front of a catch-all proxy() answers, an authorization middleware between them has not let it through yet, or one
+ * is composed with once() into a single handler (hono/combine): a Worker that dies there leaves the key to the
+ * client's retry, and those routes are not held to a relay's limits either.
  */
 import { env } from 'cloudflare:workers'
 import { runDurableObjectAlarm } from 'cloudflare:test'
 import { Hono } from 'hono'
+import { every } from 'hono/combine'
 import { describe, expect, it } from 'vitest'
 import { once, proxy } from '../../src/index.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
 import { startOrigins } from '../farm.js'
-import { expireLeases, newKey, recordOf, stubFor } from '../helpers.js'
-
-/** The stable area as a Worker that dies sees it: renewals never sent (its lease runs out), everything else real. */
-function diesAfterAdmit(): typeof env.ONCE {
-  return {
-    idFromName: (name: string) => env.ONCE.idFromName(name),
-    get: (id: DurableObjectId) =>
-      new Proxy(env.ONCE.get(id) as unknown as StableAreaApi, {
-        get: (target, prop) => (prop === 'renew' ? () => new Promise(() => {}) : Reflect.get(target, prop)),
-      }),
-  } as unknown as typeof env.ONCE
-}
+import { diesAfterAdmit, expireLeases, newKey, recordOf, stubFor } from '../helpers.js'
 
 describe('a local handler in front of a catch-all proxy()', () => {
   it('a Worker that dies in the local handler: the alarm must not send the request to the origins', async () => {
@@ -98,6 +88,35 @@ describe('a local handler in front of a catch-all proxy()', () => {
     await runDurableObjectAlarm(await stubFor(key))
     const stats = await eu!.stats()
     console.log('origin after the alarm (authz never passed):', stats.requests, 'requests, balances', JSON.stringify(stats.balances))
+    expect(stats.balances).toEqual({})
+  })
+})
+
+describe('an authorization check composed with once() by hono/combine every()', () => {
+  it('a Worker that dies in the check: the alarm must not send what the check never let through', async () => {
+    const [eu] = await startOrigins(['eu'])
+    let checking!: () => void
+    const reached = new Promise<void>((r) => (checking = r))
+    const authz = async (c: { req: { param: (n: string) => string } }, next: () => Promise<void>) => {
+      checking()
+      await new Promise(() => {}) // the isolate is evicted while the check is out
+      if (c.req.param('id') !== 'mine') return new Response('not your account', { status: 403 })
+      await next()
+    }
+    const app = new Hono()
+    app.post(
+      '/accounts/:id/deposits',
+      every(once({ namespace: diesAfterAdmit, leaseMs: 3000, maxRunMs: 3_600_000, replayCache: false }), authz as never),
+      proxy({ origins: [{ name: 'eu', url: eu!.url }], strategy: 'failover', timeoutMs: 1000, deadlineMs: 3000 }),
+    )
+    const key = newKey()
+    void app.request('/accounts/someone-else/deposits', { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: '{"amount":100}' }, env)
+    await reached
+    await expireLeases(key)
+    await runDurableObjectAlarm(await stubFor(key))
+    const stats = await eu!.stats()
+    const record = await recordOf(key)
+    console.log('origin after the alarm (authz never passed):', stats.requests, 'requests, balances', JSON.stringify(stats.balances), '; record:', record?.state, record?.status)
     expect(stats.balances).toEqual({})
   })
 })

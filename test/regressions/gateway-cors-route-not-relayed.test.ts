@@ -1,15 +1,13 @@
 /**
- * Review s31 (diff), D3: with a `cors` block the gateway wraps each route's proxy() in withoutOriginCors()
- * (src/gateway/app.ts), an unmarked handler, so relayPlanOf() sees no proxy() after once(): the route is not relayed.
- * Before this session dispatch()'s link.record() stored the relay one round trip later; that is gone, so a CORS
- * gateway's writes lose the alarm's resend (docs/gateway.md: "every gateway write is relayed"), and an ordered
- * route (replicate + domain) answers every write with 500 misconfigured.
+ * The gateway's CORS wrapper around proxy() is seen as proxy() (review s31 D3): with a `cors` block each route's
+ * proxy() is wrapped (withoutOriginCors), and once() took the wrapper for a handler of its own: the route's writes
+ * lost the alarm's resend, and an ordered route (replicate + domain) answered every write 500 misconfigured.
  */
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import gateway from '../../src/gateway.js'
 import { startOrigins } from '../farm.js'
-import { newKey } from '../helpers.js'
+import { newKey, relayRowsWhileInFlight } from '../helpers.js'
 
 const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext
 const SHOP = 'https://shop.example'
@@ -38,10 +36,6 @@ describe('the gateway with a cors block', () => {
   }
 })
 
-import { runInDurableObject } from 'cloudflare:test'
-import { lookupKey } from '../../src/middleware/identity.js'
-import { stubFor } from '../helpers.js'
-
 describe('the gateway with a cors block: what the alarm could resend', () => {
   for (const cors of [undefined, { origins: [SHOP] }]) {
     it(`a write in flight has its relay stored (${cors ? 'with' : 'without'} cors)`, async () => {
@@ -60,15 +54,7 @@ describe('the gateway with a cors block: what the alarm could resend', () => {
         headers: { origin: SHOP, authorization: 'Bearer t', 'content-type': 'application/json', 'idempotency-key': `"${key}"` },
         body: '{"amount":100}',
       })
-      const relays = async () =>
-        runInDurableObject((await stubFor(key)) as never, (_o: unknown, state: DurableObjectState) =>
-          state.storage.sql.exec('SELECT state FROM relays WHERE lookup = ?', lookupKey('', key)).toArray(),
-        )
-      let rows: unknown[] = []
-      for (let i = 0; i < 100 && rows.length === 0; i++) {
-        await new Promise((r) => setTimeout(r, 10))
-        rows = await relays()
-      }
+      const rows = await relayRowsWhileInFlight(key)
       await eu!.faults({ hang: false })
       await (await pending).body?.cancel()
       console.log(cors ? 'with cors:' : 'without cors:', 'relay rows while in flight:', JSON.stringify(rows))

@@ -1,16 +1,14 @@
 /**
- * Review s31 (diff), D4: relayPlanOf() knows proxy() only by handler identity (registry.ts proxies WeakMap). Hono's
- * app.route(path, sub) wraps every handler of a sub-app that has its own onError (hono-base.ts route():
- * `handler[COMPOSED_HANDLER] = r.handler`), so once() in such a sub-app sees no proxy() next: the route is not
- * relayed (no alarm resend; since this session no later record() either), and an ordered route answers every write
- * 500 misconfigured, although proxy() is the handler right after once(), as the misconfigured detail asks.
+ * proxy() in a sub-app with its own onError is seen as proxy() (review s31 D4): Hono's app.route() wraps every
+ * handler of such a sub-app (`COMPOSED_HANDLER`), and once() took the wrapper for a handler of its own: no relay,
+ * and an ordered route answered every write 500 misconfigured.
  */
 import { env } from 'cloudflare:workers'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { once, proxy } from '../../src/index.js'
 import { startOrigins } from '../farm.js'
-import { newKey } from '../helpers.js'
+import { newKey, relayRowsWhileInFlight } from '../helpers.js'
 
 describe('once() and proxy() in a sub-app mounted with app.route()', () => {
   for (const onError of [false, true]) {
@@ -34,10 +32,6 @@ describe('once() and proxy() in a sub-app mounted with app.route()', () => {
   }
 })
 
-import { runInDurableObject } from 'cloudflare:test'
-import { lookupKey } from '../../src/middleware/identity.js'
-import { stubFor } from '../helpers.js'
-
 describe('once() and proxy() in a sub-app with its own onError: what the alarm could resend', () => {
   for (const onError of [false, true]) {
     it(`a write in flight has its relay stored (sub-app ${onError ? 'with' : 'without'} onError)`, async () => {
@@ -50,13 +44,7 @@ describe('once() and proxy() in a sub-app with its own onError: what the alarm c
       await eu!.faults({ hang: true })
       const key = newKey()
       const pending = app.request('/accounts/a/deposits', { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: '{"amount":100}' }, env)
-      const relays = async () =>
-        runInDurableObject((await stubFor(key)) as never, (_o: unknown, state: DurableObjectState) => state.storage.sql.exec('SELECT state FROM relays WHERE lookup = ?', lookupKey('', key)).toArray())
-      let rows: unknown[] = []
-      for (let i = 0; i < 100 && rows.length === 0; i++) {
-        await new Promise((r) => setTimeout(r, 10))
-        rows = await relays()
-      }
+      const rows = await relayRowsWhileInFlight(key)
       await eu!.faults({ hang: false })
       await (await pending).body?.cancel()
       console.log(onError ? 'with onError:' : 'without onError:', 'relay rows while in flight:', JSON.stringify(rows))
