@@ -37,6 +37,8 @@ export interface OnceConfig {
   gated: ReadonlySet<string>
   required: boolean
   scope: (c: Context) => string | Promise<string>
+  /** The scope of a keyless request's caller, for `Once-Principal` only: `scope`, without its warnings. */
+  callerScope: (c: Context) => string | Promise<string>
   /** A `scope` function's `''` is refused (400 scope-missing): the user gave one and did not ask for sharing. */
   refuseUnscoped: boolean
   domain: ((c: Context) => string | Promise<string>) | undefined
@@ -113,6 +115,8 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
         }
         return tenant
       }),
+    // A keyless request's caller, for Once-Principal only: the same scope, without the warnings about shared keys.
+    callerScope: scope ?? (async (c) => (await defaultScope(c)).scope),
     refuseUnscoped: scope !== undefined && unscoped !== 'shared',
     domain,
     fingerprint:

@@ -48,26 +48,14 @@ export const once = (options: OnceOptions = {}): MiddlewareHandler<{ Variables: 
     if (!config.gated.has(c.req.method) || c.get('once') !== undefined) return next()
     const key = readKey(c, config)
     if (key === undefined) {
-      await noteCallerScope(c, config)
+      // A keyless request still says who made it to the origins proxy() forwards it to (Once-Principal), as a keyed
+      // one does; asked only then, once its body is read (a scope option may read it too).
+      setCallerScope(c, async () => config.callerScope(c))
       return next()
     }
     return handleKeyed(c, next, config, key, middleware)
   }
   return middleware
-}
-
-/**
- * A keyless request (`required: false`) still says who made it to the origins `proxy()` forwards it to
- * (`Once-Principal`), as a keyed one does. A scope option that throws or answers no string notes nothing here: the
- * keyed requests it fails on say so (500 `misconfigured`).
- */
-async function noteCallerScope(c: Context, config: OnceConfig): Promise<void> {
-  try {
-    const scope: unknown = await config.scope(c)
-    if (typeof scope === 'string') setCallerScope(c, scope)
-  } catch {
-    // Said by every keyed request of the route.
-  }
 }
 
 async function handleKeyed(c: Context, next: Next, config: OnceConfig, key: string, self: object): Promise<Response | undefined> {

@@ -7,7 +7,7 @@ import { inBackground } from '../shared/background.js'
 import { isFinalStatus } from '../shared/applied.js'
 import { ONCE_HEADERS, SAFE_METHODS as SAFE } from '../shared/wire.js'
 import { Connections, type EngineInput } from '../shared/attempt.js'
-import { forwardRequest, principalOf, refuseUnsignable } from './forward.js'
+import { callerScopeOf, forwardRequest, principalOf, refuseUnsignable } from './forward.js'
 import { resolveSecret } from '../shared/send.js'
 import { OriginHealth } from '../shared/health.js'
 import { DEFAULT_DEADLINE_MS, defaultStrategy, type ProxyOptions, validateProxyOptions } from './options.js'
@@ -179,12 +179,13 @@ async function forward(c: Context, req: Request, group: OriginGroup, by: 'proxy(
   // Behind once() on a proxy() route the request was read and stored with the admit: this proxy() sends those very bytes.
   const storedRequest = link && req === c.req.raw && link.storedFor(group) ? link.request : undefined
   const stored = storedRequest !== undefined
-  const request =
-    storedRequest ??
-    forwardRequest(req, SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer()), {
-      allow: options.forwardHeaders,
-      principal: principalOf(c, c.get('once')?.scope),
-    })
+  let request = storedRequest
+  if (!request) {
+    const body = SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer())
+    // After the body is read: a keyless write's scope option may read it too (the tenant in the JSON).
+    const scope = c.get('once')?.scope ?? (SAFE.has(method) ? undefined : await callerScopeOf(c))
+    request = forwardRequest(req, body, { allow: options.forwardHeaders, principal: principalOf(c, scope) })
+  }
   // Signed, a header every signature must cover but none can carry would be refused by every origin, every time.
   const unsignable = secret && !stored ? refuseUnsignable(request, instance, link?.key) : undefined
   if (unsignable) return unsignable

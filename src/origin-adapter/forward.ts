@@ -55,8 +55,8 @@ interface JwtClaims {
  * fallback); undefined for an unscoped request.
  *
  * @param c - the request context
- * @param scope - the scope `once()` keyed the request under ('' or undefined: the one {@link setCallerScope} noted
- *   for a keyless request, if any)
+ * @param scope - the scope `once()` keyed the request under, or a keyless request's (see {@link callerScopeOf}); ''
+ *   or undefined: none
  * @returns the principal, or undefined
  * @example
  * principalOf(c, 'tenant-42') // { scope: 'tenant-42' } (no JWT on the context)
@@ -66,25 +66,47 @@ export function principalOf(c: Context, scope: string | undefined): Principal | 
   if (jwt && typeof jwt === 'object' && typeof jwt.sub === 'string' && jwt.sub !== '') {
     return { iss: typeof jwt.iss === 'string' ? jwt.iss : undefined, sub: jwt.sub }
   }
-  const caller = scope || callerScopes.get(c)
-  return caller ? { scope: caller } : undefined
+  return scope ? { scope } : undefined
 }
 
-const callerScopes = new WeakMap<Context, string>()
+const callerScopes = new WeakMap<Context, () => Promise<string>>()
 
 /**
- * Notes the caller's scope of a request `once()` passes on without a key
- * (`required: false`), so that what `proxy()`/`dispatch()` forward says
- * who made it (`Once-Principal`), as for a keyed request: a forwarded write
- * carries no `Authorization`, and its origin reads the caller from there.
+ * Notes how to find the caller's scope of a request `once()` passes on
+ * without a key (`required: false`), so that what `proxy()`/`dispatch()`
+ * forward says who made it (`Once-Principal`), as for a keyed request: a
+ * forwarded write carries no `Authorization`, and its origin reads the
+ * caller from there. Asked only when a write is forwarded, after its body
+ * was read (a scope option may read it too); the first `once()` on the
+ * request notes it, as the first one keys a keyed request.
  *
  * @param c - the request context
- * @param scope - the scope once()'s `scope` option gives the request ('' notes nothing)
+ * @param scope - gives the scope once()'s `scope` option gives the request ('' for none)
  * @example
- * setCallerScope(c, await config.scope(c))
+ * setCallerScope(c, () => config.callerScope(c))
  */
-export function setCallerScope(c: Context, scope: string): void {
-  if (scope !== '') callerScopes.set(c, scope)
+export function setCallerScope(c: Context, scope: () => Promise<string>): void {
+  if (!callerScopes.has(c)) callerScopes.set(c, scope)
+}
+
+/**
+ * The caller's scope {@link setCallerScope} noted for a keyless request, if
+ * any; undefined when none was noted, the option gives '' or no string, or throws.
+ *
+ * @param c - the request context
+ * @returns the scope, or undefined
+ * @example
+ * principalOf(c, c.get('once')?.scope ?? (await callerScopeOf(c)))
+ */
+export async function callerScopeOf(c: Context): Promise<string | undefined> {
+  const scope = callerScopes.get(c)
+  if (!scope) return undefined
+  try {
+    const value: unknown = await scope()
+    return typeof value === 'string' && value !== '' ? value : undefined
+  } catch {
+    return undefined // the keyed requests of the route say so (500 misconfigured)
+  }
 }
 
 /**

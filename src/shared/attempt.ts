@@ -1,6 +1,7 @@
 import { retryAfterMs } from './backoff.js'
 import { type AnswerVerdict, aboutRequest, type ProblemAbout, tooLargeAnswer, UNMARKED, verdictOf } from './applied.js'
 import type { OriginHealth } from './health.js'
+import { SAFE_METHODS } from './wire.js'
 import { type SendResult, type SendSecret, sendAttempt } from './send.js'
 import type { AttemptRecord, DispatchOutcome, ForwardRequest, Origin, OriginReply, WireIdentity } from './types.js'
 
@@ -108,7 +109,8 @@ async function attemptNow(input: EngineInput, origin: Origin, n: number, log: At
     maxResponseBytes: input.maxResponseBytes,
     signal,
   })
-  const kept = keepable(result, input.maxResponseBytes, input.receiverOnly, aboutRequest(input.request, input.wire))
+  // A read applies nothing: its answer over the limit is a failed attempt, never `reply-lost` ("it took effect").
+  const kept = SAFE_METHODS.has(input.request.method.toUpperCase()) ? result : keepable(result, input.maxResponseBytes, input.receiverOnly, aboutRequest(input.request, input.wire))
   const verdict = judge(kept, input.receiverOnly)
   const record: AttemptRecord = { origin: origin.name, attempt: n, outcome: result.ok ? result.reply.status : result.reason, ms: result.ms }
   if (verdict?.kind === 'not-applied' && verdict.reason !== undefined && (verdict.reason !== UNMARKED || isSuccess(kept))) record.reason = verdict.reason

@@ -34,7 +34,8 @@ export async function failover(input: EngineInput): Promise<DispatchOutcome> {
       // The origins left asked to wait (Retry-After): wait for the first within the deadline, else say when.
       const at = firstReady(asked)
       if (at === undefined) break
-      if (at >= input.deadline) return last ? refused(log, last.origin, last.reply, at) : waitedOut(log, at)
+      // Past the deadline: say when to come back only when every origin asked to wait (one may just be throttled).
+      if (at >= input.deadline) return last ? refused(log, last.origin, last.reply, comeBackAt(input.origins, asked)) : comeBackAt(input.origins, asked) === undefined ? failure(log, 'No origin gave a final answer', undefined) : waitedOut(log, at)
       await pause(at - Date.now(), input.deadline)
       continue
     }

@@ -28,7 +28,7 @@ const UNKNOWN: ReadonlySet<AttemptRecord['outcome']> = new Set(['timeout', 'netw
  */
 export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginReply, retryAt?: number): DispatchOutcome {
   if (log.some((a) => UNKNOWN.has(a.outcome) || a.reason === 'in-flight')) {
-    return failure(log, `${origin.name} refused the request for good (${refusal.status}), but an attempt that got no answer may have applied it; retry with the same key`, retryAt)
+    return failure(log, `${origin.name} refused the request for good (${refusal.status}), but an attempt that got no answer, or an origin still applying it, may have applied it; retry with the same key`, retryAt)
   }
   return { kind: 'failed', status: 502, detail: `No origin applied the request; ${origin.name}'s answer is passed on (${outcomes(log)})`, attempts: log, refusal: { origin: origin.name, reply: refusal } }
 }
@@ -91,11 +91,11 @@ export function outcomes(log: readonly AttemptRecord[]): string {
 /** The receiver's refusals of a request's signature or its missing request id (DESIGN §6): the edge's setup, not the origin's health. */
 const SIGNATURE_REFUSALS: ReadonlySet<string> = new Set(['signature-invalid', 'request-id-missing'])
 
-/** What a failure says when an origin refused the edge's signature. */
 /** What a failure says when an origin gave a success without the receiver's mark. */
 const UNMARKED_HINT =
   ". A success without Once-Applied is no onceReceiver()'s answer (a fallback page, a proxy in between), so nothing is known to be applied: check that the origin serves this path behind onceReceiver()"
 
+/** What a failure says when an origin refused the edge's signature. */
 const SIGNATURE_HINT =
   '. An origin refused the signature: give the edge and every origin the same signing secret under the same name (the keyid, e.g. ONCE_SIGNING_SECRET), and check that nothing between them rewrites the path or drops headers, and that their clocks agree within 60 s'
 

@@ -194,7 +194,9 @@ describe('proxy(): bad origins', () => {
     const reads = new Hono()
     reads.get('/*', proxy({ origins: [{ name: 'eu', url }], strategy: 'hedge', maxResponseBytes: 1024 * 1024, maxAttempts: 1 }))
     const read = await reads.request('/report', {}, env)
-    expect(read.status).toBe(500) // the one reply-lost (its 200 is final, its body too large to keep): 500 as the catalogue gives it
+    // A read applies nothing: its answer over the limit is a failed attempt (502), not reply-lost ("it took effect").
+    expect(read.status).toBe(502)
+    expect((await problemOf(read.clone())).type).toMatch(/origin-failed$/)
     expect((await read.arrayBuffer()).byteLength).toBeLessThan(64 * 1024)
     const writes = new Hono()
     writes.use('/*', once({ replayCache: false }))

@@ -84,7 +84,8 @@ export async function hedge(input: EngineInput): Promise<DispatchOutcome> {
     // Nothing in flight: the origins left may have asked to wait (Retry-After); within the deadline, wait and go on.
     const at = firstReady(asked)
     if (at === undefined || !canLaunch()) break
-    if (at >= input.deadline) return last ? refused(log, last.origin, last.reply, at) : waitedOut(log, at)
+    // Past the deadline: say when to come back only when every origin asked to wait (one may just be throttled).
+    if (at >= input.deadline) return last ? refused(log, last.origin, last.reply, comeBackAt(input.origins, asked)) : comeBackAt(input.origins, asked) === undefined ? failure(log, 'No origin gave a final answer', undefined) : waitedOut(log, at)
     await new Promise((r) => setTimeout(r, at - Date.now()))
   }
   if (last) return refused(log, last.origin, last.reply, comeBackAt(input.origins, asked))
