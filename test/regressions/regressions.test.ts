@@ -1,0 +1,21 @@
+/**
+ * Regressions found by the reviews of session 31 (the unordered proxy()/dispatch() path, its alarm, and the fixes): one file per finding, collected here so the suite pays one runtime start for them, not one each.
+ */
+import './alarm-commits-first-dispatch.cases.js'
+import './alarm-retry-after.cases.js'
+import './catch-all-proxy-relays-local-route.cases.js'
+import './commit-then-decorated.cases.js'
+import './commit-then-stream.cases.js'
+import './dispatch-commits-behind-handler.cases.js'
+import './gateway-cors-route-not-relayed.cases.js'
+import './idle-origin-retry-tokens.cases.js'
+import './keyless-principal-two-once.cases.js'
+import './keyless-scope-reads-body.cases.js'
+import './keyless-write-unscoped-warning.cases.js'
+import './previous-release-relay-rpc.cases.js'
+import './refusal-over-in-flight.cases.js'
+import './refusal-over-unknown.cases.js'
+import './relay-route-shapes.cases.js'
+import './sub-app-onerror-proxy-unseen.cases.js'
+import './throttled-origin-retry-after.cases.js'
+import './unmarked-success-passed-on.cases.js'
