@@ -1,18 +1,41 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin'
 import { defineConfig } from 'vitest/config'
 
+/** Workers test files that need a runtime of their own (see the `workers-fresh` project). */
+const FRESH_RUNTIME = [
+  'test/shared/edge-signing.test.ts',
+  'test/middleware/{scope,scope-policy}.test.ts',
+  'test/gateway/{scope,gateway,status,status-read,counters,origin-names}.test.ts',
+  'test/durable/{stable-area,replica-join,colliding-domains,directory,directory-pushes}.test.ts',
+  'test/architecture/schema.test.ts',
+]
+
 export default defineConfig({
   test: {
     projects: [
       {
-        // Unit and integration tests inside workerd, with real Durable Objects.
+        // Unit and integration tests inside workerd, with real Durable Objects. The files share one runtime per
+        // vitest worker (isolate: false; a workerd start per file cost the suite about four minutes), so each
+        // test makes its own keys, domains and objects (newKey(), crypto.randomUUID()).
         plugins: [cloudflareTest({ wrangler: { configPath: './test/wrangler.toml' } })],
         test: {
           name: 'workers',
+          isolate: false,
           // Real origin servers on loopback that the tests start over HTTP.
           globalSetup: ['./test/origin-farm.ts'],
           include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-          exclude: ['test/e2e/**', '**/*.node.test.ts'],
+          exclude: ['test/e2e/**', '**/*.node.test.ts', ...FRESH_RUNTIME],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        // Tests of what is once per isolate or per Worker (a warning given once, the status object every
+        // stable area reports to): each file in a runtime of its own.
+        plugins: [cloudflareTest({ wrangler: { configPath: './test/wrangler.toml' } })],
+        test: {
+          name: 'workers-fresh',
+          globalSetup: ['./test/origin-farm.ts'],
+          include: FRESH_RUNTIME,
           testTimeout: 30_000,
         },
       },

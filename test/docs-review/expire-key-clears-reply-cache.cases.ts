@@ -43,12 +43,14 @@ describe('expireKey() ends the cached copy of the key too, as a real TTL does', 
     const reply = { status: 201, headers: [] as [string, string][], body: new Uint8Array() }
     const entry = { fingerprint: 'f', requestId: 'r', reply, expiresAt: Date.now() + 60_000 }
     const [a, b] = [new ReplyCache(), new ReplyCache()]
-    const lookup = lookupKey('', 'dep-1')
+    // A key of its own: the caches of the other test files in this runtime are "everywhere" too.
+    const key = `dep-${crypto.randomUUID()}`
+    const lookup = lookupKey('', key)
     a.set(lookup, entry)
     a.set(`${lookup}\nacct-1`, entry)
     b.set(`object-id\n${lookup}`, entry)
-    a.set(lookupKey('', 'dep-10'), entry)
-    b.set(lookupKey('tenant', 'dep-1'), entry)
+    a.set(lookupKey('', `${key}0`), entry)
+    b.set(lookupKey('tenant', key), entry)
     expect(forgetEverywhere(lookup)).toBe(3)
     expect([a.size, b.size]).toEqual([1, 1])
   })
