@@ -1,3 +1,4 @@
+import { mayStillApply, verdictOf } from '../shared/applied.js'
 import { problem } from '../shared/problem.js'
 import { readReplicaAnswer } from '../shared/quorum.js'
 import type { OrderedDomains } from './ordered.js'
@@ -44,7 +45,8 @@ export async function abandonedReply(entry: LogEntry, requestId: string, detail:
  * records without running anything, and its key's answer the final `request-abandoned` (502,
  * `retryable: false`), as for a poison request. Every replica of the domain is sent the request first and
  * must answer that it did not apply it: refused while a live Worker holds it (its lease), when a replica
- * applied it (that cannot be undone) or does not answer (it may have), and for a slot that is not pending.
+ * applied it (that cannot be undone), does not answer, or answers without ruling it out (`in-flight`, a proxy's 5xx
+ * page: it may have, or may yet), and for a slot that is not pending.
  *
  * @param host - the object's tables and commit
  * @param domain - the ordering domain
@@ -99,6 +101,14 @@ async function askReplicas(host: AbandonHost, domain: string, entry: LogEntry): 
       return `${replica.name} applied it, which cannot be undone: the alarm commits its answer`
     }
     if (outcome.kind === 'conflict') return `${replica.name} answered a conflict (${outcome.detail}): repair it first`
+    if (outcome.kind === 'gap') continue // it has not reached the slot yet
+    // Only the receiver's word rules it out: not `in-flight` (another send of it is being applied there now), not a
+    // proxy's 5xx page in front of it (the receiver may go on and apply it).
+    const { status, headers, body } = sent.reply
+    const verdict = verdictOf(status, headers, body, true)
+    if (verdict.kind !== 'not-applied' || mayStillApply(verdict.reason, status)) {
+      return `${replica.name} answered ${status}${verdict.kind === 'not-applied' && verdict.reason ? ` (${verdict.reason})` : ''}, which does not say it did not apply it: it may be applying it; try again later`
+    }
   }
   return undefined
 }

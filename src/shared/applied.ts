@@ -70,6 +70,34 @@ export type AnswerHeaders = Headers | readonly (readonly [string, string])[]
 /** The `reason` of an answer without `Once-Applied` where every answer must be the receiver's (`receiverOnly`). */
 export const UNMARKED = 'unmarked'
 
+/** The receiver's reason for a request another send of which it is applying right now: it may yet take effect there. */
+export const STILL_APPLYING = 'in-flight'
+
+/**
+ * Whether a "not applied" answer may still be followed by the request
+ * taking effect at that origin, so that no one may say "it was not
+ * applied": the receiver busy with this very request ({@link STILL_APPLYING}:
+ * another send of it is being applied there now), or an answer without the
+ * receiver's mark where its word was due ({@link UNMARKED}) with a status a
+ * proxy gives after passing a request on (5xx: a load balancer's 504 while
+ * the receiver goes on; 408). An unmarked 3xx or 4xx (a redirect, a WAF's
+ * 403, a 413 for the request's size) came from something that did not pass
+ * it on. Everything else not applied is the receiver's own word. Read by
+ * every place that tells a client or an operator "nothing was applied".
+ *
+ * @param reason - the verdict's `reason` (or an attempt's)
+ * @param status - the answer's status
+ * @returns true when the request may still have been, or be, applied
+ * @example
+ * mayStillApply('in-flight', 409) // true
+ * mayStillApply(UNMARKED, 504) // true
+ * mayStillApply(UNMARKED, 403) // false: a WAF's page
+ * mayStillApply('handler-failed', 500) // false
+ */
+export function mayStillApply(reason: string | undefined, status: number): boolean {
+  return reason === STILL_APPLYING || (reason === UNMARKED && (status >= 500 || status === 408))
+}
+
 /** Refusals that will not pass by themselves: the app threw on this request, or its body is over the receiver's limit. */
 const PERMANENT = new Set(['handler-failed', 'body-too-large'])
 

@@ -1,5 +1,5 @@
 import { retryAfterMs } from './backoff.js'
-import { type AnswerVerdict, aboutRequest, type ProblemAbout, tooLargeAnswer, UNMARKED, verdictOf } from './applied.js'
+import { type AnswerVerdict, aboutRequest, type ProblemAbout, STILL_APPLYING, tooLargeAnswer, UNMARKED, verdictOf } from './applied.js'
 import type { OriginHealth } from './health.js'
 import { SAFE_METHODS } from './wire.js'
 import { type SendResult, type SendSecret, sendAttempt } from './send.js'
@@ -164,7 +164,7 @@ export const OVERTAKEN = new DOMException('an earlier attempt answered first', '
  * passed over, each request going on to the next origin).
  */
 function aboutTheRequest(verdict: Extract<AnswerVerdict, { kind: 'not-applied' }>): boolean {
-  return verdict.permanent || verdict.reason === 'in-flight' || verdict.reason === UNMARKED
+  return verdict.permanent || verdict.reason === STILL_APPLYING || verdict.reason === UNMARKED
 }
 
 /** Whether `result` is an answer with a 2xx or 3xx status. */

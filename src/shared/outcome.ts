@@ -1,12 +1,13 @@
 import type { AttemptRecord, DispatchOutcome, Origin, OriginReply } from './types.js'
-import { UNMARKED } from './applied.js'
+import { mayStillApply, UNMARKED } from './applied.js'
 
-/**
- * Attempt outcomes that say nothing of whether the origin applied the request: it may have. So may an origin
- * that answered `in-flight` (it is applying this very request: a client's retry while the first attempt's origin is
- * still at it).
- */
+/** Attempt outcomes without an answer: they say nothing of whether the origin applied the request, so it may have. */
 const UNKNOWN: ReadonlySet<AttemptRecord['outcome']> = new Set(['timeout', 'network', 'aborted'])
+
+/** Whether an attempt may have applied the request: it got no answer, or one that does not rule it out ({@link mayStillApply}). */
+function mayHaveApplied(a: AttemptRecord): boolean {
+  return UNKNOWN.has(a.outcome) || (typeof a.outcome === 'number' && mayStillApply(a.reason, a.outcome))
+}
 
 /**
  * The outcome of a request an origin refused for good: failed, with the
@@ -15,7 +16,8 @@ const UNKNOWN: ReadonlySet<AttemptRecord['outcome']> = new Set(['timeout', 'netw
  * answer (a timeout, a reset, an abort) may have applied it: then the
  * client gets a retryable failure instead, and its retry (same key, same
  * `Once-Request-Id`) learns from the origins what happened; so may an
- * origin busy with this very request (`in-flight`). "Nothing was applied,
+ * origin busy with this very request (`in-flight`), and one whose answer
+ * is a proxy's 5xx page without the receiver's mark. "Nothing was applied,
  * do not retry" is said only when it is known.
  *
  * @param log - the attempt log
@@ -27,8 +29,8 @@ const UNKNOWN: ReadonlySet<AttemptRecord['outcome']> = new Set(['timeout', 'netw
  * return refused(log, origin, refusal)
  */
 export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginReply, retryAt?: number): DispatchOutcome {
-  if (log.some((a) => UNKNOWN.has(a.outcome) || a.reason === 'in-flight')) {
-    return failure(log, `${origin.name} refused the request for good (${refusal.status}), but an attempt that got no answer, or an origin still applying it, may have applied it; retry with the same key`, retryAt)
+  if (log.some(mayHaveApplied)) {
+    return failure(log, `${origin.name} refused the request for good (${refusal.status}), but an attempt that got no answer, or an origin still applying it (or a proxy's error page in front of it), may have applied it; retry with the same key`, retryAt)
   }
   return { kind: 'failed', status: 502, detail: `No origin applied the request; ${origin.name}'s answer is passed on (${outcomes(log)})`, attempts: log, refusal: { origin: origin.name, reply: refusal } }
 }
