@@ -147,9 +147,13 @@ async function feed(
   for (let rewinds = 0; rewinds < 3; rewinds++) {
     const entries = ordered.entries(domain, from, Math.min(head, from + FEED_BATCH - 1), FEED_BATCH_BYTES)
     let rewind: number | undefined
-    for (const entry of entries) {
+    for (const read of entries) {
       // A push or a write may have removed it, or moved its name to another URL, while the batch was on its way.
       if (!ordered.feeds(domain, replica)) return
+      // And the entry itself may have changed: an operator's abandon (or the poison rule) makes it a no-op, which is
+      // what must be sent from then on. Read afresh before each send, as a live gap fill does.
+      const entry = ordered.entry(domain, read.sequence)
+      if (!entry) return
       const sent = await sendEntry(host.env, plan, domain, replica, entry)
       if (!sent.ok) return ordered.deferReplica(domain, replica.name, Date.now())
       const outcome = readReplicaAnswer(replica.name, sent.reply)
