@@ -3,14 +3,7 @@
  * `routes.N.domain: "header:<name>"`): the value is stored (records, the log, relays), sent to every origin and shown
  * on the status page, so a header that carries a credential is refused at start-up.
  */
-import { CREDENTIALS } from '../shared/credentials.js'
-
-/**
- * Header names that carry a secret whatever the app: a token, a password, a session, a JWT, a signature, or any
- * key (`X-Api-Key`, `api_key`, `X-Auth-Key`, `Ocp-Apim-Subscription-Key`, `X-Functions-Key`): a name that ends in
- * "key" names one. `-` and `_` are alike in header names.
- */
-const SECRET_NAME = /token|secret|passw|jwt|session|csrf|xsrf|signature|credential|key$/i
+import { CREDENTIAL_CLASS, isCredentialHeader } from '../shared/credentials.js'
 
 /**
  * Why the header `name` may not be read as it is by `option`, or undefined when it may.
@@ -23,10 +16,6 @@ const SECRET_NAME = /token|secret|passw|jwt|session|csrf|xsrf|signature|credenti
  * credentialHeaderProblem('routes.0.domain', 'X-Api-Key', 'a header naming the account') // 'routes.0.domain: a credential header …'
  */
 export function credentialHeaderProblem(option: string, name: string, instead: string): string | undefined {
-  const lower = name.toLowerCase()
-  if (!CREDENTIALS.has(lower) && !SECRET_NAME.test(lower)) return undefined
-  return (
-    `${option}: a credential header (${name}; refused: Authorization, Cookie, Proxy-Authorization and any name with token, secret, ` +
-    `password, jwt, session, csrf, signature or credential, or ending in key) would be stored as it is, sent to every origin and shown on the status page: use ${instead}`
-  )
+  if (!isCredentialHeader(name)) return undefined
+  return `${option}: a credential header (${name}; refused: ${CREDENTIAL_CLASS}) would be stored as it is, sent to every origin and shown on the status page: use ${instead}`
 }

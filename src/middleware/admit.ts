@@ -11,7 +11,7 @@ import { shardName } from './identity.js'
 import { inFlight, problem } from './problem.js'
 import { cacheKeyOf } from './reply-cache.js'
 import { callWithRetry, rpcProblem } from './rpc.js'
-import { listedCredentials } from '../shared/credentials.js'
+import { CREDENTIAL_CLASS, listedCredentials } from '../shared/credentials.js'
 
 /**
  * What this isolate answered without a round trip, for a status page: the
@@ -97,7 +97,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity, self: 
         idempotencyKey: key,
       })
     }
-    relay = { request: forwardRequest(c.req.raw, id.body, { allow: plan.forwardHeaders, principal: principalOf(c, id.scope) }), plan, key }
+    relay = { request: forwardRequest(c.req.raw, id.body, { allow: plan.forwardHeaders, principal: principalOf(c, id.scope), logged: id.domain !== undefined }), plan, key }
     // The signature lists every header it covers once more (in Signature-Input): counted, so the edge's own stay small.
     const perName = plan.secret !== undefined ? 2 : 1
     const headerBytes = relay.request.headers.reduce((n, [name, value]) => n + perName * (name.length + 3) + value.length + 1, relay.request.path.length)
@@ -121,7 +121,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity, self: 
   if (credentials.length > 0) {
     // A relay forgets its request when it ends; a domain's log keeps it for replicas that catch up, days maybe.
     return problem('misconfigured', {
-      detail: `An ordered route keeps each request in its domain's log for replicas that catch up (for the log's retention), so proxy()'s forwardHeaders may not list a credential there (${credentials.join(', ')}): the replicas read the caller from Once-Principal.`,
+      detail: `An ordered route keeps each request in its domain's log for replicas that catch up (for the log's retention), so proxy()'s forwardHeaders may not list a credential there (${credentials.join(', ')}; refused: ${CREDENTIAL_CLASS}): the replicas read the caller from Once-Principal.`,
       instance,
     })
   }

@@ -19,6 +19,8 @@ export { MAX_RELAY_BODY_BYTES, MAX_RELAY_HEADER_BYTES } from './options.js'
 export interface ForwardOptions {
   allow?: readonly string[] | undefined
   principal?: Principal | undefined
+  /** The request is kept in an ordering domain's log: without `allow`, no credential header at all is forwarded (see `forwardHeaders`). */
+  logged?: boolean
 }
 
 /**
@@ -37,7 +39,7 @@ export interface ForwardOptions {
 export function forwardRequest(req: Request, body: Uint8Array, options: ForwardOptions = {}): ForwardRequest {
   const url = new URL(req.url)
   const method = req.method.toUpperCase()
-  const headers = forwardHeaders(req.headers, method, options.allow)
+  const headers = forwardHeaders(req.headers, method, options.allow, options.logged)
   if (options.principal) headers.push([ONCE_HEADERS.principal.toLowerCase(), principalHeader(options.principal)])
   return { method, path: url.pathname + url.search, headers, body }
 }

@@ -1,6 +1,6 @@
 import { contentDigest } from './content-digest.js'
 import { HOP_BY_HOP } from './headers.js'
-import { CREDENTIALS } from './credentials.js'
+import { CREDENTIALS, isCredentialHeader } from './credentials.js'
 import { MIN_SECRET_LENGTH, signRequest, type SigningKey } from './signature.js'
 import { readUpTo } from './read-limited.js'
 import { ONCE_HEADERS, SAFE_METHODS as SAFE } from './wire.js'
@@ -62,23 +62,27 @@ export function neverForwarded(name: string): boolean {
  * header, except that a logical request (not GET, HEAD, OPTIONS) drops the
  * client's credentials (`Authorization`, `Cookie`; `Proxy-Authorization` is hop-by-hop):
  * it is stored and resent later, and the origin reads the caller from
- * `Once-Principal`. With an allow-list, only `Content-Type` and the listed
- * headers (credentials too, when listed).
+ * `Once-Principal`; a request kept in a domain's log (`logged`, for days
+ * maybe) drops every credential header (`isCredentialHeader`: `X-Api-Key`
+ * too). With an allow-list, only `Content-Type` and the listed headers
+ * (credentials too, when listed; an ordered route refuses that at its admit).
  *
  * @param headers - the client's request headers
  * @param method - the request's method
  * @param allow - the route's `forwardHeaders`, lower-case, when it has one
+ * @param logged - the request is kept in an ordering domain's log
  * @returns name/value pairs
  * @example
  * forwardHeaders(c.req.raw.headers, 'POST') // [['content-type', 'application/json'], …], no authorization
  */
-export function forwardHeaders(headers: Headers, method: string, allow?: readonly string[]): [string, string][] {
+export function forwardHeaders(headers: Headers, method: string, allow?: readonly string[], logged = false): [string, string][] {
   const out: [string, string][] = []
   const listed = allow && new Set(allow.map((name) => name.toLowerCase()))
   const logical = !SAFE.has(method.toUpperCase())
+  const credential = logged ? isCredentialHeader : (name: string) => CREDENTIALS.has(name)
   headers.forEach((value, name) => {
     if (neverForwarded(name)) return
-    if (listed ? name !== 'content-type' && !listed.has(name) : logical && CREDENTIALS.has(name)) return
+    if (listed ? name !== 'content-type' && !listed.has(name) : logical && credential(name)) return
     out.push([name, value])
   })
   return out

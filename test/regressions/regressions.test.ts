@@ -1,17 +1,20 @@
 /**
- * Regressions found by the reviews of session 31 (the unordered proxy()/dispatch() path, its alarm, and the fixes): one file per finding, collected here so the suite pays one runtime start for them, not one each.
+ * Regressions found by the reviews of sessions 31 (the unordered proxy()/dispatch() path, its alarm, and the fixes) and 32 (ordered replication): one file per finding, collected here so the suite pays one runtime start for them, not one each.
  */
+import './abandon-in-flight-replica.cases.js'
 import './alarm-commits-first-dispatch.cases.js'
 import './alarm-retry-after.cases.js'
 import './catch-all-proxy-relays-local-route.cases.js'
 import './commit-then-decorated.cases.js'
 import './commit-then-stream.cases.js'
 import './dispatch-commits-behind-handler.cases.js'
+import './feed-sends-abandoned-entry.cases.js'
 import './gateway-cors-route-not-relayed.cases.js'
 import './idle-origin-retry-tokens.cases.js'
 import './keyless-principal-two-once.cases.js'
 import './keyless-scope-reads-body.cases.js'
 import './keyless-write-unscoped-warning.cases.js'
+import './ordered-log-credentials.cases.js'
 import './previous-release-relay-rpc.cases.js'
 import './refusal-over-in-flight.cases.js'
 import './refusal-over-unknown.cases.js'
