@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import type { RelayInput, StableAreaApi } from '../durable/types.js'
 import type { ForwardRequest } from '../origin-adapter/types.js'
-import { forwardRequest, MAX_RELAY_BODY_BYTES, MAX_RELAY_HEADER_BYTES, principalOf, refuseUnsignable } from '../origin-adapter/forward.js'
+import { forwardRequest, MAX_RELAY_BODY_BYTES, MAX_RELAY_HEADER_BYTES, principalOf, refuseUnsignable, secretProblem } from '../origin-adapter/forward.js'
 import { relayPlanOf } from '../origin-adapter/registry.js'
 import { Admission } from './admission.js'
 import type { OnceConfig } from './config.js'
@@ -110,6 +110,10 @@ export async function admit(c: Context, config: OnceConfig, id: Identity, self: 
     }
     const unsignable = plan.secret !== undefined ? refuseUnsignable(relay.request, instance, key) : undefined
     if (unsignable) return unsignable
+    // What proxy() would refuse after the admit is refused before it: an ordered slot, once admitted, is never taken
+    // back, so a "nothing ran" answer must come before anything is stored.
+    const unusableSecret = secretProblem(plan.secret, c.env, instance)
+    if (unusableSecret) return unusableSecret
   }
   if (id.domain !== undefined && plan?.strategy !== 'replicate') {
     return problem('misconfigured', {

@@ -7,7 +7,7 @@ import { inBackground } from '../shared/background.js'
 import { isFinalStatus } from '../shared/applied.js'
 import { ONCE_HEADERS, SAFE_METHODS as SAFE } from '../shared/wire.js'
 import { Connections, type EngineInput } from '../shared/attempt.js'
-import { callerScopeOf, forwardRequest, principalOf, refuseUnsignable } from './forward.js'
+import { callerScopeOf, forwardRequest, missingSecret, principalOf, refuseUnsignable } from './forward.js'
 import { resolveSecret } from '../shared/send.js'
 import { OriginHealth } from '../shared/health.js'
 import { DEFAULT_DEADLINE_MS, defaultStrategy, type ProxyOptions, validateProxyOptions } from './options.js'
@@ -173,9 +173,7 @@ async function forward(c: Context, req: Request, group: OriginGroup, by: 'proxy(
   }
   // Resolved per request from the env, never stored; a named secret that is not set is refused, never sent unsigned.
   const secret = resolveSecret(options.secret, c.env)
-  if (secret && 'missing' in secret) {
-    return problem('misconfigured', { detail: `The proxy's signing secret env.${secret.missing} ${secret.why} (for wrangler dev, in .dev.vars; for a deployed Worker, wrangler secret put ${secret.missing}).`, instance })
-  }
+  if (secret && 'missing' in secret) return missingSecret(secret, instance)
   // Behind once() on a proxy() route the request was read and stored with the admit: this proxy() sends those very bytes.
   const storedRequest = link && req === c.req.raw && link.storedFor(group) ? link.request : undefined
   const stored = storedRequest !== undefined

@@ -1,7 +1,8 @@
 import type { Context } from 'hono'
 import { type Principal, principalHeader } from '../shared/principal.js'
 import { ONCE_HEADERS, SAFE_METHODS } from '../shared/wire.js'
-import { forwardHeaders } from '../shared/send.js'
+import { forwardHeaders, resolveSecret } from '../shared/send.js'
+import type { SecretOption } from '../shared/types.js'
 import { problem } from '../shared/problem.js'
 import { unsignableHeader } from '../shared/signature.js'
 import type { ForwardRequest } from './types.js'
@@ -42,6 +43,42 @@ export function forwardRequest(req: Request, body: Uint8Array, options: ForwardO
   const headers = forwardHeaders(req.headers, method, options.allow, options.logged)
   if (options.principal) headers.push([ONCE_HEADERS.principal.toLowerCase(), principalHeader(options.principal)])
   return { method, path: url.pathname + url.search, headers, body }
+}
+
+/**
+ * The `500 misconfigured` answer for a route whose named signing secret is
+ * not usable in `env` (unset, or too short), or undefined when it is (or the
+ * route is unsigned). Checked by `once()` before a relayed request is stored
+ * (an ordered one could never be taken back) and by `proxy()` before it sends:
+ * nothing is ever sent unsigned.
+ *
+ * @param secret - the route's `secret` option
+ * @param env - the Worker's env
+ * @param instance - the request's path, for the problem
+ * @returns the problem, or undefined
+ * @example
+ * const refused = secretProblem({ env: 'ONCE_SIGNING_SECRET' }, c.env, c.req.path)
+ * if (refused) return refused
+ */
+export function secretProblem(secret: SecretOption | undefined, env: unknown, instance: string): Response | undefined {
+  const resolved = resolveSecret(secret, env)
+  return resolved && 'missing' in resolved ? missingSecret(resolved, instance) : undefined
+}
+
+/**
+ * The `500 misconfigured` answer for a signing secret {@link resolveSecret} found missing.
+ *
+ * @param resolved - the missing secret's name and why
+ * @param instance - the request's path
+ * @returns the problem
+ * @example
+ * if (secret && 'missing' in secret) return missingSecret(secret, c.req.path)
+ */
+export function missingSecret(resolved: { missing: string; why: string }, instance: string): Response {
+  return problem('misconfigured', {
+    detail: `The proxy's signing secret env.${resolved.missing} ${resolved.why} (for wrangler dev, in .dev.vars; for a deployed Worker, wrangler secret put ${resolved.missing}).`,
+    instance,
+  })
 }
 
 /** The claims of a JWT verified by Hono's `jwt()` or `jwk()` middleware, as far as a principal needs them. */
