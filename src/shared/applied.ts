@@ -52,7 +52,7 @@ export function parseApplied(value: string | null): boolean | undefined {
  *   an app's own 5xx passed on `?0` other than 502, 503 and 504): the only
  *   answers that count towards poison;
  * - `gap`: the origin needs earlier sequences first (409 with
- *   `Once-Expected-Sequence`, whatever `Once-Applied` says).
+ *   `Once-Expected-Sequence`, unless `Once-Applied: ?1`).
  * A timeout or a lost answer is none of these: it is unknown, and the
  * request is sent again with the same id.
  *
@@ -139,8 +139,8 @@ const LEGACY_REFUSALS = new Set(['signature-invalid', 'request-id-missing', 'bad
 
 /**
  * The one rule (DESIGN §6): reads an origin's answer and says whether the
- * request was applied. In this order: `409` with `Once-Expected-Sequence` is
- * a gap; `Once-Applied` decides when present; a receiver problem says which
+ * request was applied. In this order: `Once-Applied: ?1` is applied; `409`
+ * with `Once-Expected-Sequence` is a gap; `Once-Applied` decides when present; a receiver problem says which
  * refusal it is (and `sequence-pruned` is "applied, answer gone"); without
  * the header the status decides: final (applied) unless 5xx, 408 or 429.
  *
@@ -161,11 +161,12 @@ export function verdictOf(status: number, headers: AnswerHeaders, body?: Uint8Ar
     for (const [n, v] of headers) if (n.toLowerCase() === name) return v
     return null
   }
-  if (status === 409) {
+  const applied = parseApplied(get('once-applied'))
+  // `?1` is final whatever else the answer says (an app's own 409 may carry any header); the receiver's gap says `?0`.
+  if (status === 409 && applied !== true) {
     const expected = get('once-expected-sequence')?.trim()
     if (expected !== undefined && /^[0-9]{1,15}$/.test(expected)) return { kind: 'gap', expected: Number(expected) }
   }
-  const applied = parseApplied(get('once-applied'))
   const reason = receiverProblem(get('content-type'), body)
   if (reason === 'sequence-pruned' && applied !== false) return { kind: 'applied', answerGone: true }
   if (applied === true) return { kind: 'applied' }

@@ -16,7 +16,7 @@ const problem = (type: string, status: number) => new TextEncoder().encode(JSON.
 const PJ: [string, string] = ['content-type', 'application/problem+json']
 
 describe('the one rule: was it applied? (DESIGN §6)', () => {
-  it('Once-Applied decides when present; a gap is a gap whatever it says', () => {
+  it('Once-Applied decides when present; a gap is a gap unless it says applied (an app 409 may carry any header)', () => {
     expect(verdictOf(403, [['once-applied', '?1']])).toEqual({ kind: 'applied' })
     expect(verdictOf(503, [['once-applied', '?1']])).toEqual({ kind: 'applied' })
     expect(verdictOf(201, [['once-applied', '?0']])).toMatchObject({ kind: 'not-applied', permanent: false })
@@ -24,6 +24,7 @@ describe('the one rule: was it applied? (DESIGN §6)', () => {
     expect(verdictOf(413, [['once-applied', '?0'], PJ], problem('https://hono-once.dev/problems/body-too-large', 413))).toMatchObject({ permanent: true })
     expect(verdictOf(503, [['once-applied', '?0'], PJ], problem('https://hono-once.dev/problems/store-unavailable', 503))).toMatchObject({ permanent: false })
     expect(verdictOf(409, [['once-applied', '?0'], ['once-expected-sequence', '4']])).toEqual({ kind: 'gap', expected: 4 })
+    expect(verdictOf(409, [['once-applied', '?1'], ['once-expected-sequence', '4']])).toEqual({ kind: 'applied' })
     expect(verdictOf(409, [['once-applied', '?1'], PJ], problem('https://hono-once.dev/problems/sequence-pruned', 409))).toEqual({ kind: 'applied', answerGone: true })
   })
 
@@ -66,8 +67,10 @@ describe('the one rule: was it applied? (DESIGN §6)', () => {
 
   it('property: a header that says applied always wins, and a status alone decides exactly as once() does', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 100, max: 599 }), fc.constantFrom<string | null>('?1', '?0', null, 'yes'), (status, flag) => {
+      fc.property(fc.integer({ min: 100, max: 599 }), fc.constantFrom<string | null>('?1', '?0', null, 'yes'), fc.boolean(), (status, flag, expects) => {
         const headers: [string, string][] = flag === null ? [] : [['once-applied', flag]]
+        if (expects) headers.push(['once-expected-sequence', '7'])
+        if (status === 409 && expects && flag !== '?1') return verdictOf(status, headers).kind === 'gap'
         const v = verdictOf(status, headers)
         if (flag === '?1') return v.kind === 'applied'
         if (flag === '?0') return v.kind === 'not-applied'
