@@ -12,6 +12,9 @@ const FRESH_RUNTIME = [
 
 export default defineConfig({
   test: {
+    // Vitest's default is one worker less than the cores: on a 2-core machine, one file at a time. The workerd and Node
+    // tests wait on loopback servers more than they compute, so two at a time (the e2e project runs after them, alone).
+    maxWorkers: 2,
     projects: [
       {
         // Unit and integration tests inside workerd, with real Durable Objects. The files share one runtime per
@@ -55,7 +58,16 @@ export default defineConfig({
       },
       {
         // End-to-end: `wrangler dev` processes on loopback, killed and restarted.
-        test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], environment: 'node', testTimeout: 120_000, hookTimeout: 60_000, fileParallelism: false },
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
+          // One file at a time, after the other projects: its faults are timed, and it starts wrangler dev processes.
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
       },
     ],
   },
