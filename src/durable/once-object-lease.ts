@@ -8,7 +8,7 @@ import { isFinalStatus } from '../shared/applied.js'
 import type { Waiters } from '../shared/waiters.js'
 import type { OnceRecords, OnceRow } from './once-object-records.js'
 import { appFailed, lostReply, readReply } from './once-object-reply.js'
-import { answeredStatus, forgetAnswer } from './once-object-route.js'
+import { answeredStatus, expectAnswer, forgetAnswer } from './once-object-route.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity } from './once-object-types.js'
 import type { StoredReply } from './types.js'
 
@@ -26,8 +26,8 @@ export interface LeaseHost {
   /** Lookups whose lease route runs in this instance, with the run's token. */
   running: Map<string, string>
   waiters: Waiters
-  /** The request the object's app gets for the forwarded one. */
-  request: (call: OnceCall, requestId: string, signal: AbortSignal) => Request
+  /** The request the object's app gets for the forwarded one, with the run's token for `onceRoute()`. */
+  request: (call: OnceCall, requestId: string, token: string, signal: AbortSignal) => Request
   /** Runs the object's app on it. */
   fetch: (request: Request) => Promise<Response> | Response
 }
@@ -50,7 +50,7 @@ export interface LeaseHost {
  * return runLeased(this.#lease, call, id, seen)
  */
 export async function runLeased(host: LeaseHost, call: OnceCall, id: OnceCallIdentity, free: Free): Promise<OnceAnswer> {
-const records = host.records()
+  const records = host.records()
   const { lookup } = id
   const { policy } = call
   const { requestId } = free
@@ -76,15 +76,16 @@ const records = host.records()
     commit(lost, expiresAt)
     return { kind: 'new', requestId, reply: lost, committed: true, expiresAt }
   }
-  forgetAnswer(requestId) // an earlier attempt's, in this isolate
+  // This attempt's slot: an earlier attempt of the key, abandoned but still running, has its own token.
+  expectAnswer(token)
   try {
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), policy.maxRunMs)))
     let res: Response | 'timeout'
     try {
-      res = await Promise.race([host.fetch(host.request(call, requestId, abandoned.signal)), timeout])
+      res = await Promise.race([host.fetch(host.request(call, requestId, token, abandoned.signal)), timeout])
     } catch (err) {
       // What Hono does not turn into an answer (a thrown non-Error), by the route or by middleware around it.
-      const answered = answeredStatus(requestId)
+      const answered = answeredStatus(token)
       if (answered !== undefined && isFinalStatus(answered)) {
         console.error(`hono-once: the OnceObject app failed on ${requestId} after its route answered ${answered}`, err)
         return kept(answered, "the app then failed (its error is in the object's log)")
@@ -93,7 +94,7 @@ const records = host.records()
       return { kind: 'new', requestId, reply: appFailed(err, requestId, id.key, "its key is free for the retry (a lease route's writes are not rolled back)"), committed: false, expiresAt: Date.now() + policy.ttlMs }
     }
     // The route's own answer, when onceRoute() saw it: middleware around the route may have answered another since.
-    const answered = answeredStatus(requestId)
+    const answered = answeredStatus(token)
     if (answered !== undefined && isFinalStatus(answered) && (res === 'timeout' || !isFinalStatus(res.status))) {
       // It took effect; then middleware around it ran long, or failed (a 500 of Hono's): never released.
       return kept(answered, res === 'timeout' ? `the app did not finish within maxRunMs (${policy.maxRunMs} ms)` : `the app then answered ${res.status}`)
@@ -127,7 +128,7 @@ const records = host.records()
     return { kind: 'new', requestId, reply: read.answer, committed: true, expiresAt }
   } finally {
     if (timer !== undefined) clearTimeout(timer)
-    forgetAnswer(requestId)
+    forgetAnswer(token)
     if (host.running.get(lookup) === token) host.running.delete(lookup)
     host.waiters.wake(lookup)
   }

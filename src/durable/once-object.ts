@@ -4,7 +4,7 @@ import { OnceRecords, type OnceRow } from './once-object-records.js'
 import { findMethod, type ObjectMethod, runMethod } from './once-object-method.js'
 import { BufferedRequest } from './buffered-request.js'
 import { appFailed, readReply, Rollback } from './once-object-reply.js'
-import { leaseDeclared } from './once-object-route.js'
+import { LEASE_RUN_HEADER, leaseDeclared } from './once-object-route.js'
 import { type Free, type LeaseHost, runLeased } from './once-object-lease.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceMethodRequest, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
 import type { StoredReply } from './types.js'
@@ -85,7 +85,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     records: () => this.#records,
     running: this.#running,
     waiters: this.#waiters,
-    request: (call, requestId, signal) => this.#request(call, requestId, signal),
+    request: (call, requestId, token, signal) => this.#request(call, requestId, signal, token),
     fetch: (request) => this.#serve(request),
   }
   readonly #executionCtx: ExecutionContext
@@ -245,10 +245,11 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
    * @returns the app's response
    */
   override async fetch(request: Request): Promise<Response> {
-    // Once-Request-Id is the object's word: a caller's own never reaches the app.
-    if (request.headers.has('once-request-id')) {
+    // Once-Request-Id and a lease run's token are the object's word: a caller's own never reach the app.
+    if (request.headers.has('once-request-id') || request.headers.has(LEASE_RUN_HEADER)) {
       const headers = new Headers(request.headers)
       headers.delete('once-request-id')
+      headers.delete(LEASE_RUN_HEADER)
       request = new Request(request, { headers })
     }
     return this.#serve(request)
@@ -338,11 +339,16 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     return this.#app().fetch(request, this.env, this.#executionCtx)
   }
 
-  /** The request the app gets for a forwarded one (see {@link #fetch}), with `signal` when given. */
-  #request(call: OnceCall, requestId: string | undefined, signal?: AbortSignal): Request {
+  /**
+   * The request the app gets for a forwarded one (see {@link #fetch}), with `signal` when given, and the token of a
+   * lease route's run (for `onceRoute()`) when given: both headers are the object's, never the client's.
+   */
+  #request(call: OnceCall, requestId: string | undefined, signal?: AbortSignal, token?: string): Request {
     const headers = new Headers(call.headers)
     if (requestId !== undefined) headers.set('once-request-id', requestId)
     else headers.delete('once-request-id')
+    if (token !== undefined) headers.set(LEASE_RUN_HEADER, token)
+    else headers.delete(LEASE_RUN_HEADER)
     const bodyless = call.method === 'GET' || call.method === 'HEAD'
     return bodyless
       ? new Request(call.url, signal ? { method: call.method, headers, signal } : { method: call.method, headers })
