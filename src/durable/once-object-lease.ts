@@ -7,7 +7,7 @@
 import { isFinalStatus } from '../shared/applied.js'
 import type { Waiters } from '../shared/waiters.js'
 import type { OnceRecords, OnceRow } from './once-object-records.js'
-import { appFailed, lostReply, readReply } from './once-object-reply.js'
+import { appFailed, lostReply, readReply, sendableStatus, WRITES } from './once-object-reply.js'
 import { answeredStatus, expectAnswer, forgetAnswer } from './once-object-route.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity } from './once-object-types.js'
 import type { StoredReply } from './types.js'
@@ -91,7 +91,7 @@ export async function runLeased(host: LeaseHost, call: OnceCall, id: OnceCallIde
         return kept(answered, "the app then failed (its error is in the object's log)")
       }
       release()
-      return { kind: 'new', requestId, reply: appFailed(err, requestId, id.key, "its key is free for the retry (a lease route's writes are not rolled back)"), committed: false, expiresAt: Date.now() + policy.ttlMs }
+      return { kind: 'new', requestId, reply: appFailed(err, requestId, id.key, WRITES.lease), committed: false, expiresAt: Date.now() + policy.ttlMs }
     }
     // The route's own answer, when onceRoute() saw it: middleware around the route may have answered another since.
     const answered = answeredStatus(token)
@@ -105,18 +105,19 @@ export async function runLeased(host: LeaseHost, call: OnceCall, id: OnceCallIde
       abandoned.abort(new Error(`hono-once: the handler ran past maxRunMs (${policy.maxRunMs} ms); its key is released and a retry may run it again`))
       return { kind: 'timed_out', requestId }
     }
-    if (!isFinalStatus(res.status)) {
-      // Nothing final: the key is given back, whatever the reply's body does (read within maxRunMs, else dropped).
+    if (!isFinalStatus(res.status) || !sendableStatus(res.status)) {
+      // Nothing final, or nothing any reply can carry (a 101): the key is given back, whatever the reply's body does
+      // (read within maxRunMs, else dropped).
       release()
       const bare = { status: res.status, headers: [] as [string, string][], body: new Uint8Array() }
-      const read = await Promise.race([readReply(res, policy, requestId, id.key).catch(() => undefined), timeout])
+      const read = await Promise.race([readReply(res, policy, requestId, id.key, WRITES.lease).catch(() => undefined), timeout])
       if (read === 'timeout') void res.body?.cancel().catch(() => {})
       return { kind: 'new', requestId, reply: read === 'timeout' || read === undefined ? bare : read.answer, committed: false, expiresAt: Date.now() + policy.ttlMs }
     }
     // A final status: it took effect. From here nothing releases the key; what cannot be read is reply-lost.
     let read: Awaited<ReturnType<typeof readReply>> | 'timeout' | 'broken'
     try {
-      read = await Promise.race([readReply(res, policy, requestId, id.key), timeout])
+      read = await Promise.race([readReply(res, policy, requestId, id.key, WRITES.lease), timeout])
     } catch (err) {
       console.error(`hono-once: the reply of ${requestId} broke off; duplicates get reply-lost`, err)
       read = 'broken'

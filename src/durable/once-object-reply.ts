@@ -20,25 +20,59 @@ export class Rollback extends Error {
 }
 
 /**
+ * What became of an app's writes when its answer is not committed, by how it ran: the end of the detail of a
+ * `handler-failed` problem (whose title claims nothing about writes: each path says its own).
+ *
+ * @example
+ * appFailed(err, requestId, key, WRITES.rolledBack)
+ */
+export const WRITES = {
+  /** A keyed request of a transaction route. */
+  rolledBack: 'Its writes were rolled back: nothing was applied',
+  /** A keyed request of a lease route: released for a retry. */
+  lease: "What it wrote before stays (a lease route's writes are not rolled back), and its key is released: a request with the same key runs the route again",
+  /** A request without a key (or one the edge does not gate), run without a transaction or a record. */
+  keyless: 'What it wrote before stays (a request without a key runs outside a transaction), and nothing records the request',
+} as const
+
+/**
+ * Whether a reply with `status` can be sent at all: a `Response` takes 200–599 (a 101 needs its WebSocket, which
+ * no RPC carries). The one rule for every reply an {@link OnceObject} answers, commits or replays.
+ *
+ * @param status - the reply's status
+ * @returns true for an integer 200–599
+ * @example
+ * if (!sendableStatus(res.status)) … // refused: never committed, never passed on
+ */
+export function sendableStatus(status: number): boolean {
+  return Number.isInteger(status) && status >= 200 && status <= 599
+}
+
+/**
  * Reads an app's response into the reply the client gets now (every header)
  * and the reply that is stored for duplicates (the headers the policy lets
  * through; a body over `maxReplyBytes` replaced by a `reply-lost` problem
- * that says the request took effect).
+ * that says the request took effect). An answer no reply can carry (a 101
+ * WebSocket upgrade: see {@link sendableStatus}) is a `handler-failed`
+ * problem, not final: it is never committed, and its socket is closed.
  *
  * @param res - the app's response
  * @param policy - the edge's rules for stored replies
  * @param requestId - the logical request's id, for the `reply-lost` problem
  * @param key - the idempotency key, for the `reply-lost` problem
+ * @param writes - what becomes of the app's writes when its answer is refused, for the client
  * @returns both forms
  * @example
- * const { answer, stored } = await readReply(await app.fetch(req), policy, requestId, key)
+ * const { answer, stored } = await readReply(await app.fetch(req), policy, requestId, key, 'its writes were rolled back')
  */
 export async function readReply(
   res: Response,
   policy: OnceCallPolicy,
   requestId: string,
   key: string,
+  writes: string,
 ): Promise<{ answer: StoredReply; stored: StoredReply; final: boolean }> {
+  if (!sendableStatus(res.status)) return unsendable(res, requestId, key, writes)
   // The one reader the edge uses too (the bytes, and whether they are already encoded). The client at hand gets
   // every header; only the stored form is filtered.
   // Read no further than one RPC can carry: a larger answer cannot go back, and is never held whole.
@@ -48,6 +82,29 @@ export async function readReply(
   const answer = over ? read.head : read
   const allowed = replayFilter(policy.allow && new Set(policy.allow))
   return storedForms(answer, answer.headers.filter(([name]) => allowed(name)), policy, requestId, key, over)
+}
+
+/** The refusal of an app's answer that no reply can carry (see {@link readReply}); its body and socket are let go. */
+function unsendable(res: Response, requestId: string, key: string, writes: string): { answer: StoredReply; stored: StoredReply; final: boolean } {
+  void res.body?.cancel().catch(() => {})
+  const socket = (res as { webSocket?: WebSocket | null }).webSocket
+  if (socket) {
+    try {
+      // Accepted here only to be closed: its other end, in the app, hears that nobody holds it.
+      socket.accept()
+      socket.close(1011, 'onceObject() cannot carry a WebSocket')
+    } catch {
+      // Already accepted or closed by the app: nothing to let go.
+    }
+  }
+  const upgrade = res.status === 101 ? ' (a WebSocket upgrade)' : ''
+  console.error(`hono-once: the OnceObject app answered ${res.status}${upgrade}, which onceObject() cannot pass on; ${writes}`)
+  const refused = failedReply(
+    `The app answered ${res.status}${upgrade}, which onceObject() cannot pass on: the answer travels back in one RPC, which carries no WebSocket (serve the object's WebSockets through its stub's fetch()). ${writes}.`,
+    requestId,
+    key,
+  )
+  return { answer: refused, stored: refused, final: false }
 }
 
 /**
@@ -202,14 +259,14 @@ export function lostReply(detail: string, requestId: string, key: string): Store
  * @param err - what was thrown
  * @param requestId - the logical request's id
  * @param key - the idempotency key
- * @param outcome - what became of the app's writes, for the client
+ * @param outcome - what became of the app's writes, for the client: one of {@link WRITES}
  * @returns the reply
  * @example
- * throw new Rollback(appFailed(err, requestId, key, 'its writes were rolled back; nothing was applied'))
+ * throw new Rollback(appFailed(err, requestId, key, WRITES.rolledBack))
  */
 export function appFailed(err: unknown, requestId: string, key: string, outcome: string): StoredReply {
   console.error(`hono-once: the OnceObject app failed on ${requestId}`, err)
-  return failedReply(`The app failed (its error is in the object's log); ${outcome}.`, requestId, key)
+  return failedReply(`The app failed (its error is in the object's log). ${outcome}.`, requestId, key)
 }
 
 /** A problem of the shared catalogue as a stored reply; the key and request id are left out when '' (an ungated call). */

@@ -3,7 +3,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { OnceRecords, type OnceRow } from './once-object-records.js'
 import { findMethod, type ObjectMethod, runMethod } from './once-object-method.js'
 import { BufferedRequest } from './buffered-request.js'
-import { appFailed, readReply, Rollback } from './once-object-reply.js'
+import { appFailed, readReply, Rollback, WRITES } from './once-object-reply.js'
 import { LEASE_RUN_HEADER, leaseDeclared } from './once-object-route.js'
 import { type Free, type LeaseHost, runLeased } from './once-object-lease.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceMethodRequest, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
@@ -136,13 +136,15 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     const now = Date.now()
     this.#records.sweep(now)
     const id = call.identity
+    // A class without an app is misconfigured on every path, before anything runs: not the app's failure.
+    const app = this.#app()
     if (!id) {
       try {
         const res = await this.#fetch(call, undefined)
-        return { kind: 'plain', reply: (await readReply(res, { ...call.policy, maxReplyBytes: Number.MAX_SAFE_INTEGER }, '', '')).answer }
+        return { kind: 'plain', reply: (await readReply(res, { ...call.policy, maxReplyBytes: Number.MAX_SAFE_INTEGER }, '', '', WRITES.keyless)).answer }
       } catch (err) {
         // The app's failure (a thrown non-Error, a body that broke off), not the object's: nothing records the request.
-        return { kind: 'plain', reply: appFailed(err, '', '', 'nothing records this request (it had no key)') }
+        return { kind: 'plain', reply: appFailed(err, '', '', WRITES.keyless) }
       }
     }
     const deadline = now + call.policy.waitMs
@@ -150,7 +152,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       const seen = this.#classify(id, Date.now())
       if (seen.kind === 'free') {
         // Decided on the path the app routes by, however the client spelled it.
-        return leaseDeclared(this.#app(), () => new Request(call.url, { method: call.method, headers: call.headers }), this.env) ? runLeased(this.#lease, call, id, seen) : this.#runAtomic(call, id, seen)
+        return leaseDeclared(app, () => new Request(call.url, { method: call.method, headers: call.headers }), this.env) ? runLeased(this.#lease, call, id, seen) : this.#runAtomic(call, id, seen)
       }
       if (seen.kind !== 'in_flight') return seen
       const left = deadline - Date.now()
@@ -285,10 +287,10 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
         free = seen
         let read: Awaited<ReturnType<typeof readReply>>
         try {
-          read = await readReply(await this.#fetch(call, seen.requestId), call.policy, seen.requestId, id.key)
+          read = await readReply(await this.#fetch(call, seen.requestId), call.policy, seen.requestId, id.key, WRITES.rolledBack)
         } catch (err) {
           // A thrown non-Error (Hono answers the rest), a body that broke off: rolled back, nothing applied.
-          throw new Rollback(appFailed(err, seen.requestId, id.key, 'its writes were rolled back; nothing was applied'))
+          throw new Rollback(appFailed(err, seen.requestId, id.key, WRITES.rolledBack))
         }
         const { answer, stored, final } = read
         if (!final) throw new Rollback(answer)
