@@ -131,9 +131,21 @@ export class OnceReply {
 }
 
 /**
+ * A method's result refused by hono-once's own rule (see {@link methodReply}): its message is hono-once's words
+ * only, and completes "The method … returned …" in the client's detail. Anything else thrown while a result is read
+ * is the user's code (a `toJSON`, a getter, a proxy) and stays in the log.
+ *
+ * @example
+ * if (err instanceof NoReply) detail = `The method ${name} returned ${err.message}.`
+ */
+export class NoReply extends TypeError {}
+
+/**
  * A method's result as a reply, and its stored form (see {@link readReply}).
  * Everything a `Response` would refuse is refused here, inside the method's
  * transaction, so that no reply is committed that the edge cannot send.
+ * Reading the result runs user code (`toJSON`, getters): what it throws
+ * propagates as it is, for the caller to log, never to answer.
  *
  * @param result - what the method returned
  * @param status - the status of a plain value's reply (the edge's `call` option says it)
@@ -141,9 +153,9 @@ export class OnceReply {
  * @param requestId - the logical request's id
  * @param key - the idempotency key ('' for an ungated call)
  * @returns both forms
- * @throws TypeError whose message completes "The method … returned …": a result that is not JSON (a BigInt, a
- *   cycle, a function), a `Response`, an `OnceReply` whose status is not an integer 200–599 or whose headers no
- *   `Headers` takes
+ * @throws NoReply whose message completes "The method … returned …": a result that is not JSON (a BigInt, a
+ *   cycle, a function, a `toJSON` or getter that threw: that error is logged here), a `Response`, an `OnceReply`
+ *   whose status is not an integer 200–599 or whose headers no `Headers` takes
  * @example
  * const { answer, stored } = methodReply({ balance: 300 }, 201, policy, requestId, 'dep-1')
  */
@@ -154,34 +166,41 @@ export function methodReply(
   requestId: string,
   key: string,
 ): { answer: StoredReply; stored: StoredReply; final: boolean } {
-  if (result instanceof Response) throw new TypeError('a Response, which a method call cannot send: return a JSON value, or an OnceReply for a status or headers of its own')
+  if (result instanceof Response) throw new NoReply('a Response, which a method call cannot send: return a JSON value, or an OnceReply for a status or headers of its own')
   const own = result instanceof OnceReply ? result : undefined
-  if (own && !(Number.isInteger(own.status) && own.status >= 200 && own.status <= 599)) {
-    throw new TypeError(`an OnceReply with status ${typeof own.status === 'string' ? JSON.stringify(own.status) : String(own.status)}: a reply's status is an integer 200–599`)
+  // Each member read once: a getter may answer differently the second time.
+  const replyStatus: unknown = own ? own.status : status
+  if (!(typeof replyStatus === 'number' && sendableStatus(replyStatus))) {
+    const shown = typeof replyStatus === 'number' ? String(replyStatus) : typeof replyStatus === 'string' ? JSON.stringify(replyStatus) : `of type ${typeof replyStatus}`
+    throw new NoReply(`an OnceReply with status ${shown}: a reply's status is an integer 200–599`)
   }
-  const headers = own ? headersOf(own) : []
+  const headers = own ? headersOf(own.headers) : []
   if (!headers.some(([name]) => name === 'content-type')) headers.push(['content-type', 'application/json'])
   const value = own ? own.body : result
   let json: string | undefined
   try {
     json = JSON.stringify(value === undefined ? null : value)
   } catch (err) {
-    throw new TypeError(`a value that is not JSON: ${String(err)}`)
+    // The runtime's word (a BigInt, a cycle) or the user's (a toJSON or a getter that threw): only the log has it.
+    console.error('hono-once: an OnceObject method returned a value that is not JSON', err)
+    throw new NoReply("a value that is not JSON (a BigInt, a cycle, or a toJSON or getter that threw: the error is in the object's log)")
   }
   // A function or a symbol is no JSON value either: JSON.stringify gives it no text at all.
-  if (json === undefined) throw new TypeError(`a value that is not JSON: a ${typeof value}`)
+  if (json === undefined) throw new NoReply(`a value that is not JSON: a ${typeof value}`)
   const body = encoder.encode(json)
   const allowed = replayFilter(policy.allow && new Set(policy.allow))
-  return storedForms({ status: own ? own.status : status, headers, body }, headers.filter(([name]) => allowed(name)), policy, requestId, key, body.byteLength > MAX_RPC_BODY_BYTES)
+  return storedForms({ status: replyStatus, headers, body }, headers.filter(([name]) => allowed(name)), policy, requestId, key, body.byteLength > MAX_RPC_BODY_BYTES)
 }
 
-/** An OnceReply's headers as `Headers` would send them (names lower-case, values as strings), or a TypeError for one it refuses. */
-function headersOf(reply: OnceReply): [string, string][] {
+/** An OnceReply's headers as `Headers` would send them (names lower-case, values as strings), or a NoReply for one it refuses. */
+function headersOf(given: Readonly<Record<string, string>>): [string, string][] {
   const headers = new Headers()
   try {
-    for (const [name, value] of Object.entries(reply.headers)) headers.append(name, value)
+    for (const [name, value] of Object.entries(given)) headers.append(name, value)
   } catch (err) {
-    throw new TypeError(`an OnceReply whose headers cannot be sent: ${String(err)}`)
+    // A name or value Headers refuses, or a getter or toString of the user's that threw: only the log has it.
+    console.error('hono-once: an OnceObject method returned an OnceReply whose headers cannot be sent', err)
+    throw new NoReply("an OnceReply whose headers cannot be sent (a name or value a Headers refuses: the error is in the object's log)")
   }
   return [...headers]
 }
@@ -230,7 +249,7 @@ function storedForms(
  * @param key - the idempotency key ('' for an ungated call)
  * @returns the reply
  * @example
- * failedReply('The method deposit threw: Error: ledger exploded', requestId, 'dep-1')
+ * failedReply("The method deposit threw (its error is in the object's log). Nothing was applied.", requestId, 'dep-1')
  */
 export function failedReply(detail: string, requestId: string, key: string): StoredReply {
   return problemReply('handler-failed', detail, requestId, key)
