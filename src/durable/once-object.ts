@@ -226,12 +226,14 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
 
   /**
    * The state of the record of `lookup` (scope and key, as `onceObject()`
-   * combines them), for operators and tests.
+   * combines them). In tests, `objectRecord(stub, key, { scope })` from
+   * `hono-once/testing` builds the lookup and calls it.
    *
    * @param lookup - the record's lookup key
    * @returns its state, or null when there is none or it expired
    * @example
-   * await stub.onceRecord(lookupKey('', 'dep-1')) // { state: 'committed', status: 201, … }
+   * import { objectRecord } from 'hono-once/testing'
+   * await objectRecord(stub, 'dep-1') // { state: 'committed', status: 201, … }
    */
   async onceRecord(lookup: string): Promise<OnceRecordInfo | null> {
     const row = this.#records.get(lookup)
