@@ -56,8 +56,9 @@ export type OnceMethodCall<T> = [OnceMethodName<T>] extends [never]
  * body).
  *
  * @example
+ * // A malformed body is parsed without a throw (a throw here is Hono's 500): the method refuses it, a final 400.
  * app.post('/accounts/:id/deposits', onceObject(account, {
- *   call: async (c) => ({ method: 'deposit', args: [(await c.req.json<{ amount: number }>()).amount], status: 201 }),
+ *   call: async (c) => ({ method: 'deposit', args: [((await c.req.json().catch(() => null)) as { amount?: unknown } | null)?.amount], status: 201 }),
  * }))
  */
 export type OnceObjectOptions<E extends Env = Env, T = OnceObject<unknown>> = OnceObjectOnceOptions & {
