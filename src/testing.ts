@@ -1,5 +1,5 @@
 /**
- * `hono-once/testing`: helpers for testing your own app's `once()` and `proxy()` routes in workerd with
+ * `hono-once/testing`: helpers for testing your own app's `once()`, `proxy()` and `onceObject()` routes in workerd with
  * `@cloudflare/vitest-plugin` (Miniflare). Dev-time only: it imports `cloudflare:test`, so it runs inside the
  * vitest pool and never in a deployed Worker; nothing in `hono-once`, `hono-once/gateway` or the other entries
  * imports it. Guide: docs/testing.md, "Testing your app".
@@ -18,6 +18,7 @@ import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import type { RecordRow } from './durable/records.js'
 import type { StableArea } from './durable/stable-area.js'
 import type { AdmitResult, StableAreaApi } from './durable/types.js'
+import type { OnceRecordInfo } from './durable/once-object-types.js'
 import { fingerprint, type FingerprintOptions } from './middleware/fingerprint.js'
 import { lookupKey, shardName } from './middleware/identity.js'
 import { forgetEverywhere } from './middleware/reply-cache.js'
@@ -205,4 +206,25 @@ export async function expireKey(namespace: DurableObjectNamespace<StableArea>, k
   // Once the record has moved, so that a replay meanwhile leaves no cached copy behind.
   forgetEverywhere(lookup)
   return moved
+}
+
+/**
+ * Reads the record of `key` in an `OnceObject` (see `onceObject()`): `stub.onceRecord()` with the lookup built
+ * from the key and its scope as `onceObject()` builds it.
+ *
+ * @param stub - the stub of the object that holds the key (the one the app's `stubOf` returns for the request)
+ * @param key - the idempotency key, without the quotes of the header
+ * @param address - the key's scope as the app's `onceObject()` computed it (default `''`: no `Authorization`, no
+ *   JWT, or a `scope` of your own that returned `''` with `unscoped: 'shared'`)
+ * @returns the record's state, request id, attempt, expiry and status, or null when there is none or it expired
+ * @example
+ * const record = await objectRecord(env.ACCOUNT.get(env.ACCOUNT.idFromName('alice')), 'dep-1')
+ * expect(record).toMatchObject({ state: 'committed', status: 201 })
+ */
+export async function objectRecord(
+  stub: { onceRecord(lookup: string): Promise<unknown> },
+  key: string,
+  address: Pick<KeyAddress, 'scope'> = {},
+): Promise<OnceRecordInfo | null> {
+  return (await stub.onceRecord(lookupKey(address.scope ?? '', key))) as OnceRecordInfo | null
 }

@@ -7,8 +7,8 @@
 import { isFinalStatus } from '../shared/applied.js'
 import type { Waiters } from '../shared/waiters.js'
 import type { OnceRecords, OnceRow } from './once-object-records.js'
-import { appFailed, lostReply, readReply } from './once-object-reply.js'
-import { answeredStatus, forgetAnswer } from './once-object-route.js'
+import { appFailed, lostReply, readReply, sendableStatus, WRITES } from './once-object-reply.js'
+import { answeredStatus, expectAnswer, forgetAnswer } from './once-object-route.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity } from './once-object-types.js'
 import type { StoredReply } from './types.js'
 
@@ -26,8 +26,8 @@ export interface LeaseHost {
   /** Lookups whose lease route runs in this instance, with the run's token. */
   running: Map<string, string>
   waiters: Waiters
-  /** The request the object's app gets for the forwarded one. */
-  request: (call: OnceCall, requestId: string, signal: AbortSignal) => Request
+  /** The request the object's app gets for the forwarded one, with the run's token for `onceRoute()`. */
+  request: (call: OnceCall, requestId: string, token: string, signal: AbortSignal) => Request
   /** Runs the object's app on it. */
   fetch: (request: Request) => Promise<Response> | Response
 }
@@ -50,7 +50,7 @@ export interface LeaseHost {
  * return runLeased(this.#lease, call, id, seen)
  */
 export async function runLeased(host: LeaseHost, call: OnceCall, id: OnceCallIdentity, free: Free): Promise<OnceAnswer> {
-const records = host.records()
+  const records = host.records()
   const { lookup } = id
   const { policy } = call
   const { requestId } = free
@@ -76,24 +76,25 @@ const records = host.records()
     commit(lost, expiresAt)
     return { kind: 'new', requestId, reply: lost, committed: true, expiresAt }
   }
-  forgetAnswer(requestId) // an earlier attempt's, in this isolate
+  // This attempt's slot: an earlier attempt of the key, abandoned but still running, has its own token.
+  expectAnswer(token)
   try {
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), policy.maxRunMs)))
     let res: Response | 'timeout'
     try {
-      res = await Promise.race([host.fetch(host.request(call, requestId, abandoned.signal)), timeout])
+      res = await Promise.race([host.fetch(host.request(call, requestId, token, abandoned.signal)), timeout])
     } catch (err) {
       // What Hono does not turn into an answer (a thrown non-Error), by the route or by middleware around it.
-      const answered = answeredStatus(requestId)
+      const answered = answeredStatus(token)
       if (answered !== undefined && isFinalStatus(answered)) {
         console.error(`hono-once: the OnceObject app failed on ${requestId} after its route answered ${answered}`, err)
         return kept(answered, "the app then failed (its error is in the object's log)")
       }
       release()
-      return { kind: 'new', requestId, reply: appFailed(err, requestId, id.key, "its key is free for the retry (a lease route's writes are not rolled back)"), committed: false, expiresAt: Date.now() + policy.ttlMs }
+      return { kind: 'new', requestId, reply: appFailed(err, requestId, id.key, WRITES.lease), committed: false, expiresAt: Date.now() + policy.ttlMs }
     }
     // The route's own answer, when onceRoute() saw it: middleware around the route may have answered another since.
-    const answered = answeredStatus(requestId)
+    const answered = answeredStatus(token)
     if (answered !== undefined && isFinalStatus(answered) && (res === 'timeout' || !isFinalStatus(res.status))) {
       // It took effect; then middleware around it ran long, or failed (a 500 of Hono's): never released.
       return kept(answered, res === 'timeout' ? `the app did not finish within maxRunMs (${policy.maxRunMs} ms)` : `the app then answered ${res.status}`)
@@ -104,18 +105,19 @@ const records = host.records()
       abandoned.abort(new Error(`hono-once: the handler ran past maxRunMs (${policy.maxRunMs} ms); its key is released and a retry may run it again`))
       return { kind: 'timed_out', requestId }
     }
-    if (!isFinalStatus(res.status)) {
-      // Nothing final: the key is given back, whatever the reply's body does (read within maxRunMs, else dropped).
+    if (!isFinalStatus(res.status) || !sendableStatus(res.status)) {
+      // Nothing final, or nothing any reply can carry (a 101): the key is given back, whatever the reply's body does
+      // (read within maxRunMs, else dropped).
       release()
       const bare = { status: res.status, headers: [] as [string, string][], body: new Uint8Array() }
-      const read = await Promise.race([readReply(res, policy, requestId, id.key).catch(() => undefined), timeout])
+      const read = await Promise.race([readReply(res, policy, requestId, id.key, WRITES.lease).catch(() => undefined), timeout])
       if (read === 'timeout') void res.body?.cancel().catch(() => {})
       return { kind: 'new', requestId, reply: read === 'timeout' || read === undefined ? bare : read.answer, committed: false, expiresAt: Date.now() + policy.ttlMs }
     }
     // A final status: it took effect. From here nothing releases the key; what cannot be read is reply-lost.
     let read: Awaited<ReturnType<typeof readReply>> | 'timeout' | 'broken'
     try {
-      read = await Promise.race([readReply(res, policy, requestId, id.key), timeout])
+      read = await Promise.race([readReply(res, policy, requestId, id.key, WRITES.lease), timeout])
     } catch (err) {
       console.error(`hono-once: the reply of ${requestId} broke off; duplicates get reply-lost`, err)
       read = 'broken'
@@ -127,7 +129,7 @@ const records = host.records()
     return { kind: 'new', requestId, reply: read.answer, committed: true, expiresAt }
   } finally {
     if (timer !== undefined) clearTimeout(timer)
-    forgetAnswer(requestId)
+    forgetAnswer(token)
     if (host.running.get(lookup) === token) host.running.delete(lookup)
     host.waiters.wake(lookup)
   }

@@ -3,7 +3,7 @@
  * which methods a call may name, and running one inside the caller's
  * `transactionSync()`.
  */
-import { failedReply, methodReply, Rollback } from './once-object-reply.js'
+import { failedReply, methodReply, NoReply, Rollback } from './once-object-reply.js'
 import type { OnceMethodRequest } from './once-object-types.js'
 import { MISCONFIGURED } from './schema.js'
 
@@ -83,22 +83,29 @@ export function runMethod(
     console.error(`hono-once: the OnceObject method ${name} threw; its writes are rolled back`, err)
     throw new Rollback(failedReply(`The method ${name} threw (its error is in the object's log). Nothing was applied.`, requestId, key))
   }
-  if (typeof (result as { then?: unknown } | null)?.then === 'function') {
-    ;(result as Promise<unknown>).then(undefined, () => {})
-    console.error(`hono-once: the OnceObject method ${name} returned a promise; a method call runs in one synchronous transaction`)
-    throw new Rollback(
-      failedReply(
-        `The method ${name} returned a promise: a method call runs synchronously in one transaction. Make it synchronous, or serve it through the object's app (with onceRoute({ lease: true }) if it calls out). Its writes before its first await were rolled back; what it does after that runs outside the transaction and its record.`,
-        requestId,
-        key,
-      ),
-    )
-  }
+  // Reading the result runs user code too (a `then` or other getter, a `toJSON`, a proxy's traps): what it throws is
+  // logged, never answered, as the method's own throw is.
   let reply: ReturnType<typeof methodReply>
   try {
+    if (typeof (result as { then?: unknown } | null)?.then === 'function') {
+      ;(result as Promise<unknown>).then(undefined, () => {})
+      console.error(`hono-once: the OnceObject method ${name} returned a promise; a method call runs in one synchronous transaction`)
+      throw new Rollback(
+        failedReply(
+          `The method ${name} returned a promise: a method call runs synchronously in one transaction. Make it synchronous, or serve it through the object's app (with onceRoute({ lease: true }) if it calls out). Its writes before its first await were rolled back; what it does after that runs outside the transaction and its record.`,
+          requestId,
+          key,
+        ),
+      )
+    }
     reply = methodReply(result, request.status, request.policy, requestId, key)
   } catch (err) {
-    throw new Rollback(failedReply(`The method ${name} returned ${err instanceof Error ? err.message : String(err)}. Nothing was applied.`, requestId, key))
+    if (err instanceof Rollback) throw err
+    if (err instanceof NoReply) throw new Rollback(failedReply(`The method ${name} returned ${err.message}. Nothing was applied.`, requestId, key))
+    console.error(`hono-once: reading what the OnceObject method ${name} returned threw; its writes are rolled back`, err)
+    throw new Rollback(
+      failedReply(`The method ${name} returned a value that could not be read (a getter, a toJSON or a proxy of it threw: the error is in the object's log). Nothing was applied.`, requestId, key),
+    )
   }
   if (!reply.final) throw new Rollback(reply.answer)
   return reply

@@ -20,25 +20,59 @@ export class Rollback extends Error {
 }
 
 /**
+ * What became of an app's writes when its answer is not committed, by how it ran: the end of the detail of a
+ * `handler-failed` problem (whose title claims nothing about writes: each path says its own).
+ *
+ * @example
+ * appFailed(err, requestId, key, WRITES.rolledBack)
+ */
+export const WRITES = {
+  /** A keyed request of a transaction route. */
+  rolledBack: 'Its writes were rolled back: nothing was applied',
+  /** A keyed request of a lease route: released for a retry. */
+  lease: "What it wrote before stays (a lease route's writes are not rolled back), and its key is released: a request with the same key runs the route again",
+  /** A request without a key (or one the edge does not gate), run without a transaction or a record. */
+  keyless: 'What it wrote before stays (a request without a key runs outside a transaction), and nothing records the request',
+} as const
+
+/**
+ * Whether a reply with `status` can be sent at all: a `Response` takes 200–599 (a 101 needs its WebSocket, which
+ * no RPC carries). The one rule for every reply an {@link OnceObject} answers, commits or replays.
+ *
+ * @param status - the reply's status
+ * @returns true for an integer 200–599
+ * @example
+ * if (!sendableStatus(res.status)) … // refused: never committed, never passed on
+ */
+export function sendableStatus(status: number): boolean {
+  return Number.isInteger(status) && status >= 200 && status <= 599
+}
+
+/**
  * Reads an app's response into the reply the client gets now (every header)
  * and the reply that is stored for duplicates (the headers the policy lets
  * through; a body over `maxReplyBytes` replaced by a `reply-lost` problem
- * that says the request took effect).
+ * that says the request took effect). An answer no reply can carry (a 101
+ * WebSocket upgrade: see {@link sendableStatus}) is a `handler-failed`
+ * problem, not final: it is never committed, and its socket is closed.
  *
  * @param res - the app's response
  * @param policy - the edge's rules for stored replies
  * @param requestId - the logical request's id, for the `reply-lost` problem
  * @param key - the idempotency key, for the `reply-lost` problem
+ * @param writes - what becomes of the app's writes when its answer is refused, for the client
  * @returns both forms
  * @example
- * const { answer, stored } = await readReply(await app.fetch(req), policy, requestId, key)
+ * const { answer, stored } = await readReply(await app.fetch(req), policy, requestId, key, 'its writes were rolled back')
  */
 export async function readReply(
   res: Response,
   policy: OnceCallPolicy,
   requestId: string,
   key: string,
+  writes: string,
 ): Promise<{ answer: StoredReply; stored: StoredReply; final: boolean }> {
+  if (!sendableStatus(res.status)) return unsendable(res, requestId, key, writes)
   // The one reader the edge uses too (the bytes, and whether they are already encoded). The client at hand gets
   // every header; only the stored form is filtered.
   // Read no further than one RPC can carry: a larger answer cannot go back, and is never held whole.
@@ -48,6 +82,29 @@ export async function readReply(
   const answer = over ? read.head : read
   const allowed = replayFilter(policy.allow && new Set(policy.allow))
   return storedForms(answer, answer.headers.filter(([name]) => allowed(name)), policy, requestId, key, over)
+}
+
+/** The refusal of an app's answer that no reply can carry (see {@link readReply}); its body and socket are let go. */
+function unsendable(res: Response, requestId: string, key: string, writes: string): { answer: StoredReply; stored: StoredReply; final: boolean } {
+  void res.body?.cancel().catch(() => {})
+  const socket = (res as { webSocket?: WebSocket | null }).webSocket
+  if (socket) {
+    try {
+      // Accepted here only to be closed: its other end, in the app, hears that nobody holds it.
+      socket.accept()
+      socket.close(1011, 'onceObject() cannot carry a WebSocket')
+    } catch {
+      // Already accepted or closed by the app: nothing to let go.
+    }
+  }
+  const upgrade = res.status === 101 ? ' (a WebSocket upgrade)' : ''
+  console.error(`hono-once: the OnceObject app answered ${res.status}${upgrade}, which onceObject() cannot pass on; ${writes}`)
+  const refused = failedReply(
+    `The app answered ${res.status}${upgrade}, which onceObject() cannot pass on: the answer travels back in one RPC, which carries no WebSocket (serve the object's WebSockets through its stub's fetch()). ${writes}.`,
+    requestId,
+    key,
+  )
+  return { answer: refused, stored: refused, final: false }
 }
 
 /**
@@ -74,9 +131,21 @@ export class OnceReply {
 }
 
 /**
+ * A method's result refused by hono-once's own rule (see {@link methodReply}): its message is hono-once's words
+ * only, and completes "The method … returned …" in the client's detail. Anything else thrown while a result is read
+ * is the user's code (a `toJSON`, a getter, a proxy) and stays in the log.
+ *
+ * @example
+ * if (err instanceof NoReply) detail = `The method ${name} returned ${err.message}.`
+ */
+export class NoReply extends TypeError {}
+
+/**
  * A method's result as a reply, and its stored form (see {@link readReply}).
  * Everything a `Response` would refuse is refused here, inside the method's
  * transaction, so that no reply is committed that the edge cannot send.
+ * Reading the result runs user code (`toJSON`, getters): what it throws
+ * propagates as it is, for the caller to log, never to answer.
  *
  * @param result - what the method returned
  * @param status - the status of a plain value's reply (the edge's `call` option says it)
@@ -84,9 +153,9 @@ export class OnceReply {
  * @param requestId - the logical request's id
  * @param key - the idempotency key ('' for an ungated call)
  * @returns both forms
- * @throws TypeError whose message completes "The method … returned …": a result that is not JSON (a BigInt, a
- *   cycle, a function), a `Response`, an `OnceReply` whose status is not an integer 200–599 or whose headers no
- *   `Headers` takes
+ * @throws NoReply whose message completes "The method … returned …": a result that is not JSON (a BigInt, a
+ *   cycle, a function, a `toJSON` or getter that threw: that error is logged here), a `Response`, an `OnceReply`
+ *   whose status is not an integer 200–599 or whose headers no `Headers` takes
  * @example
  * const { answer, stored } = methodReply({ balance: 300 }, 201, policy, requestId, 'dep-1')
  */
@@ -97,34 +166,41 @@ export function methodReply(
   requestId: string,
   key: string,
 ): { answer: StoredReply; stored: StoredReply; final: boolean } {
-  if (result instanceof Response) throw new TypeError('a Response, which a method call cannot send: return a JSON value, or an OnceReply for a status or headers of its own')
+  if (result instanceof Response) throw new NoReply('a Response, which a method call cannot send: return a JSON value, or an OnceReply for a status or headers of its own')
   const own = result instanceof OnceReply ? result : undefined
-  if (own && !(Number.isInteger(own.status) && own.status >= 200 && own.status <= 599)) {
-    throw new TypeError(`an OnceReply with status ${typeof own.status === 'string' ? JSON.stringify(own.status) : String(own.status)}: a reply's status is an integer 200–599`)
+  // Each member read once: a getter may answer differently the second time.
+  const replyStatus: unknown = own ? own.status : status
+  if (!(typeof replyStatus === 'number' && sendableStatus(replyStatus))) {
+    const shown = typeof replyStatus === 'number' ? String(replyStatus) : typeof replyStatus === 'string' ? JSON.stringify(replyStatus) : `of type ${typeof replyStatus}`
+    throw new NoReply(`an OnceReply with status ${shown}: a reply's status is an integer 200–599`)
   }
-  const headers = own ? headersOf(own) : []
+  const headers = own ? headersOf(own.headers) : []
   if (!headers.some(([name]) => name === 'content-type')) headers.push(['content-type', 'application/json'])
   const value = own ? own.body : result
   let json: string | undefined
   try {
     json = JSON.stringify(value === undefined ? null : value)
   } catch (err) {
-    throw new TypeError(`a value that is not JSON: ${String(err)}`)
+    // The runtime's word (a BigInt, a cycle) or the user's (a toJSON or a getter that threw): only the log has it.
+    console.error('hono-once: an OnceObject method returned a value that is not JSON', err)
+    throw new NoReply("a value that is not JSON (a BigInt, a cycle, or a toJSON or getter that threw: the error is in the object's log)")
   }
   // A function or a symbol is no JSON value either: JSON.stringify gives it no text at all.
-  if (json === undefined) throw new TypeError(`a value that is not JSON: a ${typeof value}`)
+  if (json === undefined) throw new NoReply(`a value that is not JSON: a ${typeof value}`)
   const body = encoder.encode(json)
   const allowed = replayFilter(policy.allow && new Set(policy.allow))
-  return storedForms({ status: own ? own.status : status, headers, body }, headers.filter(([name]) => allowed(name)), policy, requestId, key, body.byteLength > MAX_RPC_BODY_BYTES)
+  return storedForms({ status: replyStatus, headers, body }, headers.filter(([name]) => allowed(name)), policy, requestId, key, body.byteLength > MAX_RPC_BODY_BYTES)
 }
 
-/** An OnceReply's headers as `Headers` would send them (names lower-case, values as strings), or a TypeError for one it refuses. */
-function headersOf(reply: OnceReply): [string, string][] {
+/** An OnceReply's headers as `Headers` would send them (names lower-case, values as strings), or a NoReply for one it refuses. */
+function headersOf(given: Readonly<Record<string, string>>): [string, string][] {
   const headers = new Headers()
   try {
-    for (const [name, value] of Object.entries(reply.headers)) headers.append(name, value)
+    for (const [name, value] of Object.entries(given)) headers.append(name, value)
   } catch (err) {
-    throw new TypeError(`an OnceReply whose headers cannot be sent: ${String(err)}`)
+    // A name or value Headers refuses, or a getter or toString of the user's that threw: only the log has it.
+    console.error('hono-once: an OnceObject method returned an OnceReply whose headers cannot be sent', err)
+    throw new NoReply("an OnceReply whose headers cannot be sent (a name or value a Headers refuses: the error is in the object's log)")
   }
   return [...headers]
 }
@@ -173,7 +249,7 @@ function storedForms(
  * @param key - the idempotency key ('' for an ungated call)
  * @returns the reply
  * @example
- * failedReply('The method deposit threw: Error: ledger exploded', requestId, 'dep-1')
+ * failedReply("The method deposit threw (its error is in the object's log). Nothing was applied.", requestId, 'dep-1')
  */
 export function failedReply(detail: string, requestId: string, key: string): StoredReply {
   return problemReply('handler-failed', detail, requestId, key)
@@ -202,14 +278,14 @@ export function lostReply(detail: string, requestId: string, key: string): Store
  * @param err - what was thrown
  * @param requestId - the logical request's id
  * @param key - the idempotency key
- * @param outcome - what became of the app's writes, for the client
+ * @param outcome - what became of the app's writes, for the client: one of {@link WRITES}
  * @returns the reply
  * @example
- * throw new Rollback(appFailed(err, requestId, key, 'its writes were rolled back; nothing was applied'))
+ * throw new Rollback(appFailed(err, requestId, key, WRITES.rolledBack))
  */
 export function appFailed(err: unknown, requestId: string, key: string, outcome: string): StoredReply {
   console.error(`hono-once: the OnceObject app failed on ${requestId}`, err)
-  return failedReply(`The app failed (its error is in the object's log); ${outcome}.`, requestId, key)
+  return failedReply(`The app failed (its error is in the object's log). ${outcome}.`, requestId, key)
 }
 
 /** A problem of the shared catalogue as a stored reply; the key and request id are left out when '' (an ungated call). */

@@ -38,9 +38,10 @@ export function onceRoute(options: OnceRouteOptions = {}): MiddlewareHandler {
   const marker: MiddlewareHandler = async function onceRoute(c, next) {
     await next()
     // The route's answer, for the lease's run: middleware around the route may still run long, or fail, after it.
-    // By the request id the object set (a header survives a middleware that gives the route another request).
-    const requestId = c.req.header('once-request-id')
-    if (lease && requestId !== undefined && c.finalized) answered.set(requestId, c.res.status)
+    // By the token of the run (a header survives a middleware that gives the route another request), and only while
+    // that run waits for it: an attempt abandoned at maxRunMs that answers later writes nowhere, and leaves nothing.
+    const token = c.req.header(LEASE_RUN_HEADER)
+    if (lease && token !== undefined && c.finalized && answered.has(token)) answered.set(token, c.res.status)
   }
   if (lease) {
     leaseMarkers.add(marker)
@@ -49,31 +50,66 @@ export function onceRoute(options: OnceRouteOptions = {}): MiddlewareHandler {
   return marker
 }
 
-/** The status a lease route answered, by the request id the object gave its run (see {@link answeredStatus}). */
-const answered = new Map<string, number>()
+/**
+ * The request header that carries a lease run's token from the object to {@link onceRoute}: one per attempt (every
+ * attempt of a key shares its `Once-Request-Id`). The object's word: set on the request of a lease run, removed from
+ * every other request its app gets, a client's included.
+ */
+export const LEASE_RUN_HEADER = 'once-lease-run'
+
+/**
+ * What the lease route of each running attempt answered, by the attempt's token: undefined until its route
+ * answered. Only runs that are waiting have an entry (see {@link expectAnswer}).
+ */
+const answered = new Map<string, number | undefined>()
+
+/**
+ * Opens the slot of one attempt of a lease route, before its app runs: only an attempt with an open slot has its
+ * answer noted.
+ *
+ * @param token - the run's token, unique to the attempt (sent in {@link LEASE_RUN_HEADER})
+ * @example
+ * expectAnswer(token)
+ * try { … } finally { forgetAnswer(token) }
+ */
+export function expectAnswer(token: string): void {
+  answered.set(token, undefined)
+}
 
 /**
  * The status the lease route of a run answered, once its handler (and what
  * runs after `onceRoute()` on the route) returned; undefined before.
  *
- * @param requestId - the run's request id (`Once-Request-Id`, set by the object)
+ * @param token - the run's token
  * @returns the answer's status, or undefined
  * @example
- * if (isFinalStatus(answeredStatus(requestId) ?? 500)) … // took effect, though the app's middleware still runs
+ * if (isFinalStatus(answeredStatus(token) ?? 500)) … // took effect, though the app's middleware still runs
  */
-export function answeredStatus(requestId: string): number | undefined {
-  return answered.get(requestId)
+export function answeredStatus(token: string): number | undefined {
+  return answered.get(token)
 }
 
 /**
- * Forgets what a run answered: before it starts (an earlier attempt's) and once it ended.
+ * Closes the slot of a run, once it ended: what its route answers after that is not kept.
  *
- * @param requestId - the run's request id
+ * @param token - the run's token
  * @example
- * forgetAnswer(requestId)
+ * forgetAnswer(token)
  */
-export function forgetAnswer(requestId: string): void {
-  answered.delete(requestId)
+export function forgetAnswer(token: string): void {
+  answered.delete(token)
+}
+
+/**
+ * How many runs wait for their route's answer now: one per lease route running in this isolate, none left behind
+ * by one that ended.
+ *
+ * @returns the number of open slots
+ * @example
+ * expect(answerSlots()).toBe(before)
+ */
+export function answerSlots(): number {
+  return answered.size
 }
 
 /** Hono's router and its path of a request, as far as finding a request's handlers needs them. */

@@ -3,8 +3,8 @@ import { v7 as uuidv7 } from 'uuid'
 import { OnceRecords, type OnceRow } from './once-object-records.js'
 import { findMethod, type ObjectMethod, runMethod } from './once-object-method.js'
 import { BufferedRequest } from './buffered-request.js'
-import { appFailed, readReply, Rollback } from './once-object-reply.js'
-import { leaseDeclared } from './once-object-route.js'
+import { appFailed, readReply, Rollback, WRITES } from './once-object-reply.js'
+import { LEASE_RUN_HEADER, leaseDeclared } from './once-object-route.js'
 import { type Free, type LeaseHost, runLeased } from './once-object-lease.js'
 import type { OnceAnswer, OnceCall, OnceCallIdentity, OnceMethodRequest, OnceObjectApi, OnceRecordInfo } from './once-object-types.js'
 import type { StoredReply } from './types.js'
@@ -85,7 +85,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     records: () => this.#records,
     running: this.#running,
     waiters: this.#waiters,
-    request: (call, requestId, signal) => this.#request(call, requestId, signal),
+    request: (call, requestId, token, signal) => this.#request(call, requestId, signal, token),
     fetch: (request) => this.#serve(request),
   }
   readonly #executionCtx: ExecutionContext
@@ -136,13 +136,15 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     const now = Date.now()
     this.#records.sweep(now)
     const id = call.identity
+    // A class without an app is misconfigured on every path, before anything runs: not the app's failure.
+    const app = this.#app()
     if (!id) {
       try {
         const res = await this.#fetch(call, undefined)
-        return { kind: 'plain', reply: (await readReply(res, { ...call.policy, maxReplyBytes: Number.MAX_SAFE_INTEGER }, '', '')).answer }
+        return { kind: 'plain', reply: (await readReply(res, { ...call.policy, maxReplyBytes: Number.MAX_SAFE_INTEGER }, '', '', WRITES.keyless)).answer }
       } catch (err) {
         // The app's failure (a thrown non-Error, a body that broke off), not the object's: nothing records the request.
-        return { kind: 'plain', reply: appFailed(err, '', '', 'nothing records this request (it had no key)') }
+        return { kind: 'plain', reply: appFailed(err, '', '', WRITES.keyless) }
       }
     }
     const deadline = now + call.policy.waitMs
@@ -150,7 +152,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       const seen = this.#classify(id, Date.now())
       if (seen.kind === 'free') {
         // Decided on the path the app routes by, however the client spelled it.
-        return leaseDeclared(this.#app(), () => new Request(call.url, { method: call.method, headers: call.headers }), this.env) ? runLeased(this.#lease, call, id, seen) : this.#runAtomic(call, id, seen)
+        return leaseDeclared(app, () => new Request(call.url, { method: call.method, headers: call.headers }), this.env) ? runLeased(this.#lease, call, id, seen) : this.#runAtomic(call, id, seen)
       }
       if (seen.kind !== 'in_flight') return seen
       const left = deadline - Date.now()
@@ -224,12 +226,14 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
 
   /**
    * The state of the record of `lookup` (scope and key, as `onceObject()`
-   * combines them), for operators and tests.
+   * combines them). In tests, `objectRecord(stub, key, { scope })` from
+   * `hono-once/testing` builds the lookup and calls it.
    *
    * @param lookup - the record's lookup key
    * @returns its state, or null when there is none or it expired
    * @example
-   * await stub.onceRecord(lookupKey('', 'dep-1')) // { state: 'committed', status: 201, … }
+   * import { objectRecord } from 'hono-once/testing'
+   * await objectRecord(stub, 'dep-1') // { state: 'committed', status: 201, … }
    */
   async onceRecord(lookup: string): Promise<OnceRecordInfo | null> {
     const row = this.#records.get(lookup)
@@ -245,10 +249,11 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
    * @returns the app's response
    */
   override async fetch(request: Request): Promise<Response> {
-    // Once-Request-Id is the object's word: a caller's own never reaches the app.
-    if (request.headers.has('once-request-id')) {
+    // Once-Request-Id and a lease run's token are the object's word: a caller's own never reach the app.
+    if (request.headers.has('once-request-id') || request.headers.has(LEASE_RUN_HEADER)) {
       const headers = new Headers(request.headers)
       headers.delete('once-request-id')
+      headers.delete(LEASE_RUN_HEADER)
       request = new Request(request, { headers })
     }
     return this.#serve(request)
@@ -284,10 +289,10 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
         free = seen
         let read: Awaited<ReturnType<typeof readReply>>
         try {
-          read = await readReply(await this.#fetch(call, seen.requestId), call.policy, seen.requestId, id.key)
+          read = await readReply(await this.#fetch(call, seen.requestId), call.policy, seen.requestId, id.key, WRITES.rolledBack)
         } catch (err) {
           // A thrown non-Error (Hono answers the rest), a body that broke off: rolled back, nothing applied.
-          throw new Rollback(appFailed(err, seen.requestId, id.key, 'its writes were rolled back; nothing was applied'))
+          throw new Rollback(appFailed(err, seen.requestId, id.key, WRITES.rolledBack))
         }
         const { answer, stored, final } = read
         if (!final) throw new Rollback(answer)
@@ -338,11 +343,16 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
     return this.#app().fetch(request, this.env, this.#executionCtx)
   }
 
-  /** The request the app gets for a forwarded one (see {@link #fetch}), with `signal` when given. */
-  #request(call: OnceCall, requestId: string | undefined, signal?: AbortSignal): Request {
+  /**
+   * The request the app gets for a forwarded one (see {@link #fetch}), with `signal` when given, and the token of a
+   * lease route's run (for `onceRoute()`) when given: both headers are the object's, never the client's.
+   */
+  #request(call: OnceCall, requestId: string | undefined, signal?: AbortSignal, token?: string): Request {
     const headers = new Headers(call.headers)
     if (requestId !== undefined) headers.set('once-request-id', requestId)
     else headers.delete('once-request-id')
+    if (token !== undefined) headers.set(LEASE_RUN_HEADER, token)
+    else headers.delete(LEASE_RUN_HEADER)
     const bodyless = call.method === 'GET' || call.method === 'HEAD'
     return bodyless
       ? new Request(call.url, signal ? { method: call.method, headers, signal } : { method: call.method, headers })

@@ -3,6 +3,7 @@ import type { OnceObject } from '../durable/once-object.js'
 import type { OnceAnswer, OnceCall, OnceCallPolicy, OnceMethodRequest, OnceObjectApi } from '../durable/once-object-types.js'
 import { MAX_RPC_BODY_BYTES, type StoredReply } from '../durable/types.js'
 import { MISCONFIGURED } from '../durable/schema.js'
+import { sendableStatus } from '../durable/once-object-reply.js'
 import { optionsError } from '../shared/options.js'
 import { resolveConfig } from './config.js'
 import { readBody } from './body.js'
@@ -55,8 +56,9 @@ export type OnceMethodCall<T> = [OnceMethodName<T>] extends [never]
  * body).
  *
  * @example
+ * // A malformed body is parsed without a throw (a throw here is Hono's 500): the method refuses it, a final 400.
  * app.post('/accounts/:id/deposits', onceObject(account, {
- *   call: async (c) => ({ method: 'deposit', args: [(await c.req.json<{ amount: number }>()).amount], status: 201 }),
+ *   call: async (c) => ({ method: 'deposit', args: [((await c.req.json().catch(() => null)) as { amount?: unknown } | null)?.amount], status: 201 }),
  * }))
  */
 export type OnceObjectOptions<E extends Env = Env, T = OnceObject<unknown>> = OnceObjectOnceOptions & {
@@ -272,7 +274,7 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
         requestId,
       })
     const hit = cache?.get(lookup, Date.now())
-    if (hit) return hit.fingerprint === fingerprint ? replayResponse(hit.reply) : mismatch(hit.requestId)
+    if (hit) return hit.fingerprint === fingerprint ? sent(hit.reply, true, instance) : mismatch(hit.requestId)
 
     const request = await requestOf(c, id.body, { key, lookup: id.lookup, fingerprint })
     if (request instanceof Response) return request
@@ -288,11 +290,11 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
         if (answer.committed && answer.reply.body.byteLength <= config.maxReplyBytes) {
           cache?.set(lookup, { fingerprint, requestId: answer.requestId, reply: kept(answer.reply, config.allow), expiresAt: answer.expiresAt })
         }
-        return fresh(answer.reply)
+        return sent(answer.reply, false, instance)
       }
       case 'replay':
         cache?.set(lookup, { fingerprint, requestId: answer.requestId, reply: answer.reply, expiresAt: answer.expiresAt })
-        return replayResponse(answer.reply)
+        return sent(answer.reply, true, instance)
       case 'mismatch':
         return mismatch(answer.requestId)
       case 'in_flight':
@@ -306,7 +308,7 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
           headers: { 'retry-after': '1' },
         })
       case 'plain':
-        return fresh(answer.reply)
+        return sent(answer.reply, false, instance)
     }
   }
 
@@ -326,12 +328,14 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
     }
     const request = await requestOf(c, body, undefined)
     if (request instanceof Response) return request
+    let answer: OnceAnswer
     try {
-      const answer = await call(c, connect(c), request)
-      return fresh(answer.kind === 'plain' || answer.kind === 'new' ? answer.reply : NO_REPLY)
+      answer = await call(c, connect(c), request)
     } catch (err) {
       return failed(err, c.req.path, '', c.req.method)
     }
+    // Outside the call's try: the object was reached, and what this middleware builds of its answer is no RPC fault.
+    return sent(answer.kind === 'plain' || answer.kind === 'new' ? answer.reply : NO_REPLY, false, c.req.path)
   }
 
   return async function onceObject(c) {
@@ -368,9 +372,18 @@ const TOO_LARGE_FOR_RPC = /RPC arguments or return values are limited/i
 
 const NO_REPLY: StoredReply = { status: 500, headers: [], body: new Uint8Array() }
 
-/** The first answer of a request: the reply as the app gave it, without the replay mark. */
-function fresh(reply: StoredReply): Response {
-  return replayResponse(reply, false)
+/**
+ * A reply of the object as the client gets it: the first answer as the app gave it, or a replay (marked
+ * `Idempotent-Replayed: true`). One that no `Response` can carry (a 101, kept by an object of an older release) is
+ * a `handler-failed` problem, never a crash.
+ */
+function sent(reply: StoredReply, replayed: boolean, instance: string): Response {
+  if (sendableStatus(reply.status)) return replayResponse(reply, replayed)
+  console.error(`hono-once: the OnceObject answered status ${reply.status}, which no Response can carry`)
+  return problem('handler-failed', {
+    detail: `The object answered ${reply.status}, which onceObject() cannot pass on (a WebSocket does not travel in its RPC: serve the object's WebSockets through its stub's fetch()). What the request wrote may stay.`,
+    instance,
+  })
 }
 
 /** The reply as duplicates get it: only the headers the replay rules keep (the object stored the same). */

@@ -37,7 +37,9 @@ const PROBLEMS = {
   'header-unsignable': [400, 'A request header cannot be signed for the origins', false],
   unauthorized: [401, 'A valid bearer token is needed', false],
   'bad-request': [400, 'Malformed request to the receiver', false],
-  'handler-failed': [500, 'The handler threw; nothing was applied', false],
+  // Claims nothing about writes: each answer's detail says what became of them (rolled back by the receiver, a
+  // transaction route or a method call; kept by an OnceObject lease route or a request without a key).
+  'handler-failed': [500, 'The handler failed', false],
   'signature-invalid': [401, 'The signature is missing or invalid', false],
   'request-id-missing': [401, 'Once-Request-Id is missing', false],
   'sequence-gap': [409, 'Earlier sequence numbers are missing', true],
