@@ -24,7 +24,7 @@ export function warnBasicScope(): void {
   warnedBasic = true
   console.warn(
     'hono-once: the default scope of a request with Basic credentials is the SHA-256 of user:password, which is kept in ' +
-      'the stable area (and sent to origins as Once-Principal): a guessed password can be checked against it offline. ' +
+      "the key's record (the stable area's, or an OnceObject's) and sent to origins as Once-Principal: a guessed password can be checked against it offline. " +
       "Scope by the user your auth middleware verified instead, e.g. scope: (c) => c.get('user').id (behind the gateway: keys.scope \"header:…\").",
   )
 }
