@@ -296,8 +296,11 @@ async function completePending(host: CatchUpHost, p: Pending, replies: Replies):
   const headOfLine = inRotation.length > 0 && inRotation.every((r) => r.acked === p.sequence - 1)
   const everyoneRefused = headOfLine && tried === inRotation.length && refused === tried && !ordered.appliedAnywhere(p.domain, p.sequence)
   const poisonAfterMs = plan.poisonAfterMs ?? POISON_AFTER_MS
-  if (everyoneRefused && now - ordered.refusedSince(p.domain, p.sequence, now) >= poisonAfterMs) {
-    const why = `Every replica refused this request for good (sequence ${p.sequence} of ${p.domain}) for ${Math.round(poisonAfterMs / 1000)} s; it was abandoned and will not run. Send a new request with a new key.`
+  // Counted only on a round everyone refused (its first sets the start); the rounds back off, so the wait is the time
+  // since that start as it went (10 to 15 minutes by default), which the message states, not poisonAfterMs.
+  const since = everyoneRefused ? ordered.refusedSince(p.domain, p.sequence, now) : now
+  if (everyoneRefused && now - since >= poisonAfterMs) {
+    const why = `Every replica refused this request for good (sequence ${p.sequence} of ${p.domain}) for ${Math.round((now - since) / 1000)} s, since ${new Date(since).toISOString()}; it was abandoned and will not run. Send a new request with a new key.`
     const reply = await abandonedReply(entry, p.request_id, why)
     host.transact(() => {
       ordered.abandon(p.domain, p.sequence)

@@ -1,6 +1,7 @@
 import { findDivergences, referenceOf } from './divergence.js'
 import { noteWrittenPlan, replicaSetOf, syncReplicas } from './replica-sets.js'
 import { pruneLog } from './prune.js'
+import { missesOf } from '../shared/outcome.js'
 import { type DivergenceEvent, type DomainStatus, type LogEntry, MAX_LIVE_FILL, type OrderedSlot, type RelayInput, type RelayPlan, type ReplicaAck, type ReplicaState, type ReplicaView } from './types.js'
 
 /**
@@ -149,10 +150,11 @@ export class OrderedDomains {
         ack.origin,
       )
     }
-    for (const name of failed) {
+    // A replica that answered says what (refused for good, a conflict), else it gave none (missedBy, shared/outcome.ts).
+    for (const [name, why] of missesOf(failed)) {
       this.sql.exec(
         `UPDATE replicas SET state = 'lagging', reason = ?, updated_at = ? WHERE domain = ? AND name = ? AND state = 'active' AND acked < ?`,
-        `no answer to sequence ${sequence}`,
+        why ?? `no answer to sequence ${sequence}`,
         now,
         domain,
         name,

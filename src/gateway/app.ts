@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit'
 import { once } from '../middleware/once.js'
 import type { OnceOptions } from '../middleware/options.js'
 import { defaultScope } from '../middleware/identity.js'
+import { scopeReading } from '../middleware/identify.js'
 import { warnBasicScope } from '../middleware/config.js'
 import { problem } from '../shared/problem.js'
 import { originGroup, proxyWith } from '../origin-adapter/dispatch.js'
@@ -113,15 +114,17 @@ function onceOptions(config: GatewayConfig, route: GatewayRoute): OnceOptions {
  */
 function scopeOf(scope: string | undefined): NonNullable<OnceOptions['scope']> {
   if (!scope || scope === 'authorization') {
-    return async (c) => {
+    const hashed = async (c: Context) => {
       const { scope: hashed, basic } = await defaultScope(c)
       if (basic) warnBasicScope()
       return hashed
     }
+    // A request refused for its empty scope (400 scope-missing) is told what to send.
+    return scopeReading(hashed, 'Authorization header (the gateway\'s keys.scope "authorization")')
   }
   if (scope === 'none') return () => ''
   const header = scope.slice('header:'.length)
-  return (c) => c.req.header(header) ?? ''
+  return scopeReading((c: Context) => c.req.header(header) ?? '', `${header} header (the gateway's keys.scope "header:${header}")`)
 }
 
 /** `param:id` → the path parameter; `segment:2` → the second path segment; `header:X-Account` → the header. */

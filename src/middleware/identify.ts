@@ -8,6 +8,25 @@ import type { Namespace } from './rpc.js'
 /** What an ordering domain may be called: it travels in the `Once-Domain` header. */
 const DOMAIN = /^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$/
 
+/** What the caller sends that a scope function reads, by function: 400 `scope-missing` names it. */
+const SCOPE_SOURCES = new WeakMap<object, string>()
+
+/**
+ * Tells {@link identify} what `scope` reads from a request (the `Authorization` header), so that a request it finds
+ * without it (the scope is `''`, refused with 400 `scope-missing`) is told what to send. The gateway names its
+ * `keys.scope`; a scope function no one described gets a general sentence.
+ *
+ * @param scope - the scope function
+ * @param source - what it reads, after "The request has no": `X-Tenant header`
+ * @returns `scope` itself
+ * @example
+ * once({ scope: scopeReading((c) => c.req.header('X-Tenant') ?? '', 'X-Tenant header') })
+ */
+export function scopeReading<F extends (c: Context) => string | Promise<string>>(scope: F, source: string): F {
+  SCOPE_SOURCES.set(scope, source)
+  return scope
+}
+
 /** Who is asking for what: the request's identity in the stable area (DESIGN §3 steps 2–3). */
 export interface Identity {
   /** The client's idempotency key. */
@@ -60,8 +79,11 @@ export async function identify(c: Context, config: OnceConfig, key: string): Pro
   if (typeof scope.value !== 'string') return misconfigured(`The scope option must return a string, not ${typeof scope.value}.`)
   // A scope function that cannot tell who is asking must not put every such caller in one shared scope.
   if (scope.value === '' && config.refuseUnscoped) {
+    const source = SCOPE_SOURCES.get(config.scope)
     return problem('scope-missing', {
-      detail: "The request does not say who is asking (the scope is empty), so its key cannot be kept apart from other callers'.",
+      detail: source
+        ? `The request has no ${source}, which tells its caller apart from others (each caller has keys of its own): send it.`
+        : "The request does not say who is asking (the app's scope option found no caller in it), so its key cannot be kept apart from other callers'. Send the credentials the app identifies its callers by.",
       instance,
       idempotencyKey: key,
     })

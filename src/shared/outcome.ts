@@ -43,18 +43,21 @@ export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginRep
  * @param log - the attempt log
  * @param why - the first sentence
  * @param retryAt - when the origins asked the request to come back (`Retry-After`), if they did
+ * @param fills - the sends in `log` that were not of this request but of earlier entries of its ordering domain (gap
+ *   fill), by sequence: summed up apart, as what the request waits behind
  * @returns the failed outcome
  * @example
  * failure(log, 'No origin gave a final answer') // detail: 'No origin gave a final answer (eu: 503 ×3; us: timeout)'
  */
-export function failure(log: AttemptRecord[], why: string, retryAt?: number): DispatchOutcome {
+export function failure(log: AttemptRecord[], why: string, retryAt?: number, fills?: ReadonlyMap<AttemptRecord, number>): DispatchOutcome {
   const timeouts = log.filter((a) => a.outcome === 'timeout').length
   const status = log.length === 0 || timeouts === log.length ? 504 : 502
   // A refused signature is a setup fault no retry mends by itself: say where to look, not only the status.
   const hint =
     (log.some((a) => a.reason !== undefined && SIGNATURE_REFUSALS.has(a.reason)) ? SIGNATURE_HINT : '') +
     (log.some((a) => a.reason === UNMARKED) ? UNMARKED_HINT : '')
-  const outcome: DispatchOutcome = { kind: 'failed', status, detail: `${why}${log.length > 0 ? ` (${outcomes(log)})` : ''}${hint}`, attempts: log }
+  const own = fills ? log.filter((a) => !fills.has(a)) : log
+  const outcome: DispatchOutcome = { kind: 'failed', status, detail: `${why}${own.length > 0 ? ` (${outcomes(own)})` : ''}${behind(fills)}${hint}`, attempts: log }
   if (retryAt !== undefined) outcome.retryAfterMs = Math.max(0, retryAt - Date.now())
   return outcome
 }
@@ -71,6 +74,48 @@ export function failure(log: AttemptRecord[], why: string, retryAt?: number): Di
  */
 export function waitedOut(log: AttemptRecord[], at: number): DispatchOutcome {
   return failure(log, 'Every origin asked to wait (Retry-After) past the deadline', at)
+}
+
+/** What gap fill met, sequence by sequence: `. It waits behind sequence 4 of its domain, …`; '' when it sent none. */
+function behind(fills: ReadonlyMap<AttemptRecord, number> | undefined): string {
+  if (!fills || fills.size === 0) return ''
+  const sequences = [...new Set(fills.values())].sort((a, b) => a - b)
+  const each = sequences.map((s) => `sequence ${s} (${outcomes([...fills].filter(([, n]) => n === s).map(([a]) => a))})`)
+  return `. The replicas were first sent the earlier request${sequences.length > 1 ? 's' : ''} of its domain it waits behind (gap fill): ${each.join(', ')}; it goes through once ${sequences.length > 1 ? 'those are' : 'that one is'} applied, or abandoned (poison, or an operator's abandon): retry with the same key`
+}
+
+/**
+ * A replica that did not apply an ordered request, as the Worker reports it to the domain's object: its name, and
+ * with what it answered (`refused sequence 4 for good (500 handler-failed)`) its name again followed by a space and
+ * that text. The bare name is what an object of an earlier release reads ("no answer"); it finds no replica by the
+ * other (a name has no space), which only a later one reads ({@link missesOf}).
+ *
+ * @param name - the replica
+ * @param why - what it answered, if it did
+ * @returns the entries for the `failed` list
+ * @example
+ * missedBy('eu', 'refused sequence 4 for good (500 handler-failed)') // ['eu', 'eu refused sequence 4 for good (500 handler-failed)']
+ */
+export function missedBy(name: string, why?: string): string[] {
+  return why === undefined ? [name] : [name, `${name} ${why}`]
+}
+
+/**
+ * Reads a `failed` list ({@link missedBy}): replica name → what it answered (undefined: no answer).
+ *
+ * @param failed - bare names, and names followed by a space and what they answered
+ * @returns each replica once
+ * @example
+ * missesOf(['eu', 'eu refused sequence 4 for good (500 handler-failed)', 'us']) // Map { 'eu' → 'refused …', 'us' → undefined }
+ */
+export function missesOf(failed: readonly string[]): Map<string, string | undefined> {
+  const out = new Map<string, string | undefined>()
+  for (const entry of failed) {
+    const at = entry.indexOf(' ')
+    const name = at === -1 ? entry : entry.slice(0, at)
+    out.set(name, at === -1 ? out.get(name) : entry.slice(at + 1))
+  }
+  return out
 }
 
 /**

@@ -1,7 +1,7 @@
 import { MAX_LIVE_FILL } from '../../durable/types.js'
 import { quorumOf, readReplicaAnswer, type ReplicaOutcome } from '../../shared/quorum.js'
 import { attempt, Connections, type EngineInput, retryAfterOf } from '../../shared/attempt.js'
-import { failure } from '../../shared/outcome.js'
+import { failure, missedBy } from '../../shared/outcome.js'
 import type { AckQuorum, AttemptRecord, DispatchOutcome, LogEntry, OrderedSlot, Origin, OriginReply, ReplicaAck, ReplicaView } from '../types.js'
 
 /** What the Worker needs to replicate one ordered request. */
@@ -28,6 +28,8 @@ export interface ReplicateResult {
    * Every replica's outcome, once all are in (or the deadline passed): the
    * quorum's answers again, and the rest; `filled` are the answers to the
    * earlier entries gap fill delivered, to be compared like any other.
+   * `failed` and `conflicts` name each replica, and, for one that answered,
+   * say what it answered too ({@link missedBy}): the status page's `reason`.
    */
   rest: Promise<{ acks: ReplicaAck[]; failed: string[]; conflicts: string[]; filled: FilledAck[] }>
 }
@@ -82,9 +84,11 @@ export async function replicate(ordered: ReplicateInput): Promise<ReplicateResul
   const quorum = new Promise<void>((r) => (resolveQuorum = r))
   const failed: string[] = []
   const conflicts: string[] = []
+  // The sends of earlier log entries (gap fill), by the sequence each delivered: they are not this request's.
+  const fills = new Map<AttemptRecord, number>()
 
   const tasks = targets.map(async (replica) => {
-    const outcome: ReplicaOutcome = await applyAt(input, replica, log, filled).catch((err: unknown) => {
+    const outcome: ReplicaOutcome = await applyAt(input, replica, log, filled, fills).catch((err: unknown) => {
       console.error(`hono-once: replicating to ${replica.name} failed`, err)
       return { kind: 'failed' } as const
     })
@@ -92,8 +96,8 @@ export async function replicate(ordered: ReplicateInput): Promise<ReplicateResul
       acks.push(outcome.ack)
       replies.set(outcome.ack.origin, outcome.reply)
       if (!chosen && acks.length >= need) chosen = majorityOf(acks, agree, replies)
-    } else if (outcome.kind === 'conflict') conflicts.push(replica.name)
-    else if (outcome.kind !== 'pruned') failed.push(replica.name)
+    } else if (outcome.kind === 'conflict') conflicts.push(...missedBy(replica.name, `conflict at sequence ${slot.sequence}: ${outcome.detail}`))
+    else if (outcome.kind !== 'pruned') failed.push(...missedBy(replica.name, refusalOf(replica.name, outcome, log, fills, slot.sequence)))
     settled++
     if (chosen || settled === targets.length) resolveQuorum()
   })
@@ -111,7 +115,7 @@ export async function replicate(ordered: ReplicateInput): Promise<ReplicateResul
       : quorumAcks.length >= need
       ? `The ${quorumAcks.length} replica answers disagree: none was given by ${agree} replicas`
       : `Only ${quorumAcks.length} of the ${need} replica answers needed came in time`
-  return { outcome: failure(log, why), acks: quorumAcks, rest }
+  return { outcome: failure(log, why, undefined, fills), acks: quorumAcks, rest }
 }
 
 /** The first answer that `agree` replicas gave alike (same status and body digest), if any. */
@@ -134,12 +138,12 @@ function sendTargets(replicas: ReplicaView[]): ReplicaView[] {
  * from the log: at most `maxAttempts` sends of this request, each through
  * the replica's breaker, every retry through the replica's retry budget.
  */
-async function applyAt(input: ReplicateInput, replica: ReplicaView, log: AttemptRecord[], filled: FilledAck[]): Promise<ReplicaOutcome> {
+async function applyAt(input: ReplicateInput, replica: ReplicaView, log: AttemptRecord[], filled: FilledAck[], fills: Map<AttemptRecord, number>): Promise<ReplicaOutcome> {
   const origin: Origin = { name: replica.name, url: replica.url }
   const signal = input.signal ?? new AbortController().signal
   let last: ReplicaOutcome = { kind: 'failed' }
   let notBefore = 0
-  for (let n = 0, fills = 0; n < input.maxAttempts && Date.now() < input.deadline && !signal.aborted; ) {
+  for (let n = 0, rounds = 0; n < input.maxAttempts && Date.now() < input.deadline && !signal.aborted; ) {
     if (n > 0) {
       await pause(Math.max(Math.min(1000, 50 * 2 ** n) * (0.5 + Math.random() / 2), notBefore - Date.now()), input.deadline)
       if (!input.health.canRetry(origin.name)) break
@@ -158,7 +162,9 @@ async function applyAt(input: ReplicateInput, replica: ReplicaView, log: Attempt
     if (outcome.kind === 'gap' && outcome.expected < input.slot.sequence) {
       // A gap answer applied nothing: it does not count as a send of this request.
       n--
-      if (++fills > 2 || !(await fill(input, origin, outcome.expected, log, signal, filled))) return { kind: 'failed' }
+      if (++rounds > 2) return { kind: 'failed' }
+      const stuck = await fill(input, origin, outcome.expected, log, signal, filled, fills)
+      if (stuck) return stuck
       continue
     }
     if (outcome.kind === 'gap') return { kind: 'conflict', detail: `it expects sequence ${outcome.expected}, past ${input.slot.sequence}` }
@@ -177,26 +183,54 @@ async function applyAt(input: ReplicateInput, replica: ReplicaView, log: Attempt
   return last
 }
 
-/** Sends log entries `from`…`sequence - 1` to a replica, in order, each read from the log just before it is sent. */
-async function fill(input: ReplicateInput, origin: Origin, from: number, log: AttemptRecord[], signal: AbortSignal, filled: FilledAck[]): Promise<boolean> {
+/**
+ * Sends log entries `from`…`sequence - 1` to a replica, in order, each read from the log just before it is sent (its
+ * sends marked in `fills`). Returns nothing when all were applied, else the failure that stopped it: a refusal of an
+ * earlier entry for good is the replica's refusal of that one, which this request waits behind.
+ */
+async function fill(
+  input: ReplicateInput,
+  origin: Origin,
+  from: number,
+  log: AttemptRecord[],
+  signal: AbortSignal,
+  filled: FilledAck[],
+  fills: Map<AttemptRecord, number>,
+): Promise<ReplicaOutcome | undefined> {
+  const failed: ReplicaOutcome = { kind: 'failed' }
   // A replica further behind (restored from an old snapshot) is the alarm's to feed in batches, not this invocation's.
-  if (input.slot.sequence - from > MAX_LIVE_FILL) return false
+  if (input.slot.sequence - from > MAX_LIVE_FILL) return failed
   for (let sequence = from; sequence < input.slot.sequence; sequence++) {
     // What the log says now: an entry abandoned meanwhile goes out as the no-op it has become.
     const [entry] = await input.entries(sequence, sequence)
-    if (!entry || entry.sequence !== sequence) return false // pruned from the log: the alarm marks it suspect
+    if (!entry || entry.sequence !== sequence) return failed // pruned from the log: the alarm marks it suspect
     const one: EngineInput = {
       ...input,
       request: entry.request,
       wire: { requestId: entry.requestId, key: entry.key, domain: input.slot.domain, sequence: entry.sequence, noop: entry.noop },
     }
+    const before = log.length
     const result = await attempt(one, origin, 1, log, signal)
-    if (!result.ok) return false
+    for (const record of log.slice(before)) fills.set(record, sequence)
+    if (!result.ok) return failed
     const outcome = readReplicaAnswer(origin.name, result.reply)
     if (outcome.kind === 'applied') filled.push({ sequence, requestId: entry.requestId, ack: outcome.ack })
-    else if (outcome.kind !== 'pruned') return false
+    else if (outcome.kind !== 'pruned') return outcome.kind === 'failed' ? outcome : failed
   }
-  return true
+  return undefined
+}
+
+/**
+ * What a replica that did not apply the request answered, for the status page: `refused sequence 4 for good (500
+ * handler-failed)` (4 may be an earlier entry, sent as gap fill), `did not apply sequence 5 yet (503 …)`; undefined
+ * when it gave no answer (a timeout, a reset, an open breaker: the object says "no answer").
+ */
+function refusalOf(name: string, outcome: ReplicaOutcome, log: AttemptRecord[], fills: Map<AttemptRecord, number>, sequence: number): string | undefined {
+  const last = log.findLast((a) => a.origin === name)
+  if (!last || typeof last.outcome !== 'number') return undefined
+  const what = `sequence ${fills.get(last) ?? sequence}${fills.has(last) ? ` (gap fill before ${sequence})` : ''}`
+  const answer = `${last.outcome}${last.reason === undefined ? '' : ` ${last.reason}`}`
+  return outcome.kind === 'failed' && outcome.permanent ? `refused ${what} for good (${answer})` : `did not apply ${what} (${answer})`
 }
 
 function pause(ms: number, deadline: number): Promise<void> {
