@@ -26,37 +26,21 @@ const refused = () =>
     headers: { 'content-type': 'application/problem+json', 'once-applied': '?0' },
   })
 
-describe('abandon while a replica is applying the request (409 in-flight)', () => {
-  it('is refused: an in-flight answer may be followed by the run committing it', async () => {
-    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
-    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
-    const [a, b] = await startOrigins(['a', 'b'])
-    let probing = false
-    wrapFetch([a!.url, b!.url], async (request, send) => {
-      if (request.headers.get('once-sequence') !== '2') return send()
-      if (request.url.startsWith(b!.url) || !probing) return refused()
-      // a: the slow run holding the id lock commits; the probe, waiting on that lock past waitMs, is told in-flight.
-      await (await send()).arrayBuffer()
-      return new Response(JSON.stringify({ type: 'https://hono-once.dev/problems/in-flight', status: 409, title: 'In flight', retryable: true }), {
+/** What a replica's probe gets while the run that holds its id lock commits the request behind it. */
+const probeAnswers: [string, () => Response][] = [
+  [
+    'a 409 in-flight (the probe waited on the id lock past waitMs)',
+    () =>
+      new Response(JSON.stringify({ type: 'https://hono-once.dev/problems/in-flight', status: 409, title: 'In flight', retryable: true }), {
         status: 409,
         headers: { 'content-type': 'application/problem+json', 'once-applied': '?0', 'retry-after': '1' },
-      })
-    })
-    const deposit = bank(list([a!, b!]), { ackQuorum: 1, maxAttempts: 1 })
-    const account = `acct-${crypto.randomUUID().slice(0, 8)}`
-    expect((await deposit(account, newKey(), 1)).status).toBe(201)
-    await eventually(() => stateOf(account), (s) => s?.replicas.every((r) => r.acked === 1) === true)
-    await deposit(account, newKey(), 5) // both refuse 2 for now: the head is stuck
-    await sql(account, `UPDATE records SET lease_until = ${Date.now() - 1} WHERE state = 'in_flight'`)
-    probing = true
-    const result = await (stubOf(account) as unknown as StableAreaApi).abandon(account, 2)
-    const applied = (await a!.stats()).applied.filter((x) => x.domain === account).map((x) => `${x.sequence}${x.noop ? ' noop' : ''}`)
-    warn.mockRestore()
-    error.mockRestore()
-    expect(applied).toEqual(['1', '2']) // a applied the deposit of 5
-    expect(result).toMatchObject({ abandoned: false })
-  })
-  it('is refused: a load balancer\'s 504 page (no Once-Applied) in front of a replica still applying it says nothing either', async () => {
+      }),
+  ],
+  ["a load balancer's 504 page (no Once-Applied) in front of it", () => new Response('<html>504 Gateway Time-out</html>', { status: 504, headers: { 'content-type': 'text/html' } })],
+]
+
+describe('abandon while a replica is applying the request', () => {
+  it.each(probeAnswers)('is refused when the replica answers %s: the run may commit it', async (_, probeAnswer) => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
     const [a, b] = await startOrigins(['a', 'b'])
@@ -64,9 +48,9 @@ describe('abandon while a replica is applying the request (409 in-flight)', () =
     wrapFetch([a!.url, b!.url], async (request, send) => {
       if (request.headers.get('once-sequence') !== '2') return send()
       if (request.url.startsWith(b!.url) || !probing) return refused()
-      // a: its load balancer gave up on the probe (504, its own page) while the receiver behind it applied it.
+      // a: the request reaches the receiver and is applied; the probe's answer says nothing of it.
       await (await send()).arrayBuffer()
-      return new Response('<html>504 Gateway Time-out</html>', { status: 504, headers: { 'content-type': 'text/html' } })
+      return probeAnswer()
     })
     const deposit = bank(list([a!, b!]), { ackQuorum: 1, maxAttempts: 1 })
     const account = `acct-${crypto.randomUUID().slice(0, 8)}`
