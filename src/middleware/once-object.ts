@@ -14,7 +14,7 @@ import type { OnceOptions } from './options.js'
 import { validateOptions } from './options.js'
 import { inFlight, problem, problemException } from './problem.js'
 import { replayFilter, replayResponse } from '../shared/reply.js'
-import { rpcFault, rpcProblem, type Namespace } from './rpc.js'
+import { misconfiguredWhy, rpcFault, rpcProblem, type Namespace } from './rpc.js'
 
 /**
  * The methods an `OnceObject` subclass `T` declares itself, which a method
@@ -247,7 +247,7 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
     if (text.includes(MISCONFIGURED)) return problem('misconfigured', { detail: text.slice(text.indexOf(MISCONFIGURED) + MISCONFIGURED.length).trim(), instance })
     if (rpcFault(err) === 'misconfigured') {
       return problem('misconfigured', {
-        detail: `The object onceObject() calls cannot be used: ${String(err).replace(/^Error: /, '')}. stubOf must return the stub of a class that extends OnceObject, declared under new_sqlite_classes.`,
+        detail: `The object onceObject() calls cannot be used: ${misconfiguredWhy(err)}. stubOf must return the stub of a class that extends OnceObject, declared under new_sqlite_classes.`,
         instance,
       })
     }

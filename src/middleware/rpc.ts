@@ -35,6 +35,23 @@ export function rpcFault(err: unknown): RpcFault {
 }
 
 /**
+ * Why a Durable Object call failed for good ({@link rpcFault} `misconfigured`), in words a client may read: only
+ * hono-once's own (`hono-once misconfigured: …`, the object's) or a fixed sentence; anything else may be the text
+ * of a user class's error (its constructor's), which goes to the Worker's log instead.
+ *
+ * @param err - what the stub call threw
+ * @returns the reason, without a final period
+ * @example
+ * misconfiguredWhy(new Error('hono-once misconfigured: Account has no app')) // 'Account has no app'
+ */
+export function misconfiguredWhy(err: unknown): string {
+  const text = String(err)
+  if (text.includes(MISCONFIGURED)) return text.slice(text.indexOf(MISCONFIGURED) + MISCONFIGURED.length).trim().replace(/\.$/, '')
+  console.error('hono-once: a Durable Object binding cannot be used', err)
+  return NO_SQLITE.test(text) ? 'its class has no SQLite storage' : "its class is not the one expected (the runtime's error is in the Worker's log)"
+}
+
+/**
  * Calls the stable area once, and once more through a fresh stub when the
  * runtime says the failure is retryable (a reset object breaks the stubs
  * that pointed at it). Overload and misconfiguration are never retried here.
@@ -79,7 +96,7 @@ export function rpcProblem(err: unknown, instance: string, key: string, method?:
   const fault = rpcFault(err)
   if (fault === 'misconfigured') {
     return problem('misconfigured', {
-      detail: `The StableArea binding cannot be used: ${String(err).replace(/^Error: /, '')}. Bind the StableArea class (declared under new_sqlite_classes) as ONCE, or pass the namespace option.`,
+      detail: `The StableArea binding cannot be used: ${misconfiguredWhy(err)}. Bind the StableArea class (declared under new_sqlite_classes) as ONCE, or pass the namespace option.`,
       instance,
     })
   }
