@@ -110,10 +110,20 @@ export async function admit(c: Context, config: OnceConfig, id: Identity, self: 
     }
     const unsignable = plan.secret !== undefined ? refuseUnsignable(relay.request, instance, key) : undefined
     if (unsignable) return unsignable
-    // What proxy() would refuse after the admit is refused before it: an ordered slot, once admitted, is never taken
-    // back, so a "nothing ran" answer must come before anything is stored.
+    // What proxy() would refuse after the admit is refused before it for a new key: an ordered slot, once admitted,
+    // is never taken back, so a "nothing ran" answer must come before anything is stored. A key the object already
+    // has is answered as usual (a replay needs no secret; proxy() answers a retry of a sent request itself).
     const unusableSecret = secretProblem(plan.secret, c.env, instance)
-    if (unusableSecret) return unusableSecret
+    if (unusableSecret) {
+      let known
+      try {
+        known = await callWithRetry(connect, (stub) => stub.inspect(lookup))
+      } catch (err) {
+        console.error('hono-once: inspect failed', err)
+        return rpcProblem(err, instance, key)
+      }
+      if (!known || known.expiresAt <= Date.now()) return unusableSecret
+    }
   }
   if (id.domain !== undefined && plan?.strategy !== 'replicate') {
     return problem('misconfigured', {

@@ -66,19 +66,25 @@ export function secretProblem(secret: SecretOption | undefined, env: unknown, in
 }
 
 /**
- * The `500 misconfigured` answer for a signing secret {@link resolveSecret} found missing.
+ * The answer for a signing secret {@link resolveSecret} found missing:
+ * `500 misconfigured` ("nothing ran", `retryable: false`) when nothing of
+ * the request was ever sent or kept to be sent; when an earlier attempt of
+ * its key was sent, or its ordering domain's log holds it (the alarm sends
+ * it once the secret is set), `502 origin-failed`, `retryable: true`: it may
+ * have taken effect, or will, so the client retries with the same key
+ * rather than send it again under another.
  *
  * @param resolved - the missing secret's name and why
  * @param instance - the request's path
+ * @param pending - the key, and why the request may run, when it may
  * @returns the problem
  * @example
  * if (secret && 'missing' in secret) return missingSecret(secret, c.req.path)
  */
-export function missingSecret(resolved: { missing: string; why: string }, instance: string): Response {
-  return problem('misconfigured', {
-    detail: `The proxy's signing secret env.${resolved.missing} ${resolved.why} (for wrangler dev, in .dev.vars; for a deployed Worker, wrangler secret put ${resolved.missing}).`,
-    instance,
-  })
+export function missingSecret(resolved: { missing: string; why: string }, instance: string, pending?: { key: string; why: string }): Response {
+  const secret = `The proxy's signing secret env.${resolved.missing} ${resolved.why} (for wrangler dev, in .dev.vars; for a deployed Worker, wrangler secret put ${resolved.missing})`
+  if (!pending) return problem('misconfigured', { detail: `${secret}.`, instance })
+  return problem('origin-failed', { detail: `${secret}, so this attempt sent nothing; but ${pending.why}: retry with the same key once the secret is set.`, instance, idempotencyKey: pending.key })
 }
 
 /** The claims of a JWT verified by Hono's `jwt()` or `jwk()` middleware, as far as a principal needs them. */
