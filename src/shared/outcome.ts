@@ -49,7 +49,7 @@ export function refused(log: AttemptRecord[], origin: Origin, refusal: OriginRep
  * @example
  * failure(log, 'No origin gave a final answer') // detail: 'No origin gave a final answer (eu: 503 ×3; us: timeout)'
  */
-export function failure(log: AttemptRecord[], why: string, retryAt?: number, fills?: ReadonlyMap<AttemptRecord, number>): DispatchOutcome {
+export function failure(log: AttemptRecord[], why: string, retryAt?: number, fills?: GapFills): DispatchOutcome {
   const timeouts = log.filter((a) => a.outcome === 'timeout').length
   const status = log.length === 0 || timeouts === log.length ? 504 : 502
   // A refused signature is a setup fault no retry mends by itself: say where to look, not only the status.
@@ -76,12 +76,30 @@ export function waitedOut(log: AttemptRecord[], at: number): DispatchOutcome {
   return failure(log, 'Every origin asked to wait (Retry-After) past the deadline', at)
 }
 
-/** What gap fill met, sequence by sequence: `. It waits behind sequence 4 of its domain, …`; '' when it sent none. */
-function behind(fills: ReadonlyMap<AttemptRecord, number> | undefined): string {
+/**
+ * The sends of an ordered request's attempt log that were gap fill (earlier entries of its domain sent first), each
+ * with the sequence it delivered and whether that replica applied it.
+ *
+ * @example
+ * const fills: GapFills = new Map([[record, { sequence: 4, applied: false }]])
+ */
+export type GapFills = ReadonlyMap<AttemptRecord, { sequence: number; applied: boolean }>
+
+/**
+ * What gap fill met, sequence by sequence (`. The replicas were first sent … sequence 4 (eu: 500 handler-failed)`),
+ * and, when a replica did not apply one, that the request waits behind it; '' when it sent none.
+ */
+function behind(fills: GapFills | undefined): string {
   if (!fills || fills.size === 0) return ''
-  const sequences = [...new Set(fills.values())].sort((a, b) => a - b)
-  const each = sequences.map((s) => `sequence ${s} (${outcomes([...fills].filter(([, n]) => n === s).map(([a]) => a))})`)
-  return `. The replicas were first sent the earlier request${sequences.length > 1 ? 's' : ''} of its domain it waits behind (gap fill): ${each.join(', ')}; it goes through once ${sequences.length > 1 ? 'those are' : 'that one is'} applied, or abandoned (poison, or an operator's abandon): retry with the same key`
+  const sends = [...fills]
+  const sequences = [...new Set(sends.map(([, f]) => f.sequence))].sort((a, b) => a - b)
+  const each = sequences.map((s) => `sequence ${s} (${outcomes(sends.filter(([, f]) => f.sequence === s).map(([a]) => a))})`)
+  // Waited behind: an entry a replica's last fill send of it did not apply.
+  const last = new Map<string, { sequence: number; applied: boolean }>()
+  for (const [a, f] of sends) last.set(`${a.origin}\n${f.sequence}`, f)
+  const stuck = [...new Set([...last.values()].filter((f) => !f.applied).map((f) => f.sequence))].sort((a, b) => a - b)
+  const wait = stuck.length === 0 ? '' : `; it waits behind sequence ${stuck.join(', ')}, and goes through once ${stuck.length > 1 ? 'those are' : 'that one is'} applied, or abandoned (poison, or an operator's abandon): retry with the same key`
+  return `. The replicas were first sent the earlier request${sequences.length > 1 ? 's' : ''} of its domain (gap fill): ${each.join(', ')}${wait}`
 }
 
 /**

@@ -58,7 +58,7 @@ describe('a request every replica refuses for good, and the writes of its domain
     const [own, fill] = detail.split('. The replicas were first sent')
     expect(own).not.toMatch(/handler-failed/)
     expect(own).toMatch(/\(eu: 409; us: 409\)$/)
-    expect(fill).toMatch(/earlier request of its domain it waits behind \(gap fill\): sequence 2 \(eu: 500 handler-failed; us: 500 handler-failed\)/)
+    expect(fill).toMatch(/earlier request of its domain \(gap fill\): sequence 2 \(eu: 500 handler-failed; us: 500 handler-failed\); it waits behind sequence 2, and goes through once that one is applied/)
     // The status page still names the refusal, not the held write.
     expect((await stateOf(account))?.replicas.map((r) => r.reason)).toEqual(['refused sequence 2 for good (500 handler-failed)', 'refused sequence 2 for good (500 handler-failed)'])
 

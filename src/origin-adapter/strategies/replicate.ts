@@ -85,7 +85,7 @@ export async function replicate(ordered: ReplicateInput): Promise<ReplicateResul
   const failed: string[] = []
   const conflicts: string[] = []
   // The sends of earlier log entries (gap fill), by the sequence each delivered: they are not this request's.
-  const fills = new Map<AttemptRecord, number>()
+  const fills = new Map<AttemptRecord, { sequence: number; applied: boolean }>()
 
   const tasks = targets.map(async (replica) => {
     const outcome: ReplicaOutcome = await applyAt(input, replica, log, filled, fills).catch((err: unknown) => {
@@ -138,7 +138,7 @@ function sendTargets(replicas: ReplicaView[]): ReplicaView[] {
  * from the log: at most `maxAttempts` sends of this request, each through
  * the replica's breaker, every retry through the replica's retry budget.
  */
-async function applyAt(input: ReplicateInput, replica: ReplicaView, log: AttemptRecord[], filled: FilledAck[], fills: Map<AttemptRecord, number>): Promise<ReplicaOutcome> {
+async function applyAt(input: ReplicateInput, replica: ReplicaView, log: AttemptRecord[], filled: FilledAck[], fills: Map<AttemptRecord, { sequence: number; applied: boolean }>): Promise<ReplicaOutcome> {
   const origin: Origin = { name: replica.name, url: replica.url }
   const signal = input.signal ?? new AbortController().signal
   let last: ReplicaOutcome = { kind: 'failed' }
@@ -195,7 +195,7 @@ async function fill(
   log: AttemptRecord[],
   signal: AbortSignal,
   filled: FilledAck[],
-  fills: Map<AttemptRecord, number>,
+  fills: Map<AttemptRecord, { sequence: number; applied: boolean }>,
 ): Promise<ReplicaOutcome | undefined> {
   const failed: ReplicaOutcome = { kind: 'failed' }
   // A replica further behind (restored from an old snapshot) is the alarm's to feed in batches, not this invocation's.
@@ -209,11 +209,16 @@ async function fill(
       request: entry.request,
       wire: { requestId: entry.requestId, key: entry.key, domain: input.slot.domain, sequence: entry.sequence, noop: entry.noop },
     }
-    const before = log.length
-    const result = await attempt(one, origin, 1, log, signal)
-    for (const record of log.slice(before)) fills.set(record, sequence)
-    if (!result.ok) return failed
-    const outcome = readReplicaAnswer(origin.name, result.reply)
+    // Its own log first: the other replicas' tasks push to the shared one meanwhile.
+    const mine: AttemptRecord[] = []
+    const result = await attempt(one, origin, 1, mine, signal)
+    const outcome = result.ok ? readReplicaAnswer(origin.name, result.reply) : undefined
+    const applied = outcome?.kind === 'applied' || outcome?.kind === 'pruned'
+    for (const record of mine) {
+      log.push(record)
+      fills.set(record, { sequence, applied })
+    }
+    if (!outcome) return failed
     if (outcome.kind === 'applied') filled.push({ sequence, requestId: entry.requestId, ack: outcome.ack })
     else if (outcome.kind !== 'pruned') return outcome.kind === 'failed' ? outcome : failed
   }
@@ -225,10 +230,10 @@ async function fill(
  * handler-failed)` (4 may be an earlier entry, sent as gap fill), `did not apply sequence 5 yet (503 …)`; undefined
  * when it gave no answer (a timeout, a reset, an open breaker: the object says "no answer").
  */
-function refusalOf(name: string, outcome: ReplicaOutcome, log: AttemptRecord[], fills: Map<AttemptRecord, number>, sequence: number): string | undefined {
+function refusalOf(name: string, outcome: ReplicaOutcome, log: AttemptRecord[], fills: Map<AttemptRecord, { sequence: number; applied: boolean }>, sequence: number): string | undefined {
   const last = log.findLast((a) => a.origin === name)
   if (!last || typeof last.outcome !== 'number') return undefined
-  const what = `sequence ${fills.get(last) ?? sequence}${fills.has(last) ? ` (gap fill before ${sequence})` : ''}`
+  const what = `sequence ${fills.get(last)?.sequence ?? sequence}${fills.has(last) ? ` (gap fill before ${sequence})` : ''}`
   const answer = `${last.outcome}${last.reason === undefined ? '' : ` ${last.reason}`}`
   return outcome.kind === 'failed' && outcome.permanent ? `refused ${what} for good (${answer})` : `did not apply ${what} (${answer})`
 }
