@@ -2,6 +2,7 @@ import { env } from 'cloudflare:workers'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { buildGateway, parseGatewayConfig } from '../../src/gateway.js'
+import { ownOrigin } from './own-origin.js'
 
 // Review s31 (input), finding 1: docs/gateway.md, keys.maxBodyBytes: "largest request body (413 above ...)". With
 // keys.required false, a write without Idempotency-Key passed once() untouched and proxy() read its whole body into
@@ -12,7 +13,7 @@ const MAX = 1024
 
 function gateway() {
   const config = parseGatewayConfig({
-    origins: [{ name: 'eu', url: 'https://eu.example' }],
+    origins: [{ name: 'eu', url: 'https://eu.keyless-limit.test' }],
     routes: [{ path: '/uploads/*', methods: ['POST', 'PUT'], strategy: 'failover' }],
     keys: { required: false, maxBodyBytes: MAX },
     signing: 'off',
@@ -24,10 +25,10 @@ function gateway() {
 async function withOrigin<T>(body: (received: Uint8Array[]) => Promise<T>): Promise<T> {
   const received: Uint8Array[] = []
   const realFetch = globalThis.fetch
-  globalThis.fetch = (async (req: Request) => {
+  globalThis.fetch = ownOrigin(realFetch, async (req) => {
     received.push(new Uint8Array(await req.arrayBuffer()))
     return new Response('stored', { status: 201 })
-  }) as typeof fetch
+  })
   try {
     return await body(received)
   } finally {

@@ -1,16 +1,17 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import { buildGateway, parseGatewayConfig } from '../../src/gateway.js'
+import { ownOrigin } from './own-origin.js'
 
 // Review s31 (input) finding 4: DESIGN §6: a forwarded write carries no Authorization or Cookie; the origin reads the
 // caller from Once-Principal. A keyless write (keys.required false) used to reach the origin with neither: once()
 // computed no scope for it. once() now notes the scope of a keyless write for proxy() (setCallerScope).
 describe('a keyless write through the gateway still says who made it', () => {
   it('carries the Once-Principal its keyed twin carries (or the caller\'s Authorization)', async () => {
-    const { app } = buildGateway(parseGatewayConfig({ origins: [{ name: 'eu', url: 'https://eu.example' }], routes: [{ path: '/h/*', strategy: 'failover' }], keys: { required: false }, signing: 'off' }))
+    const { app } = buildGateway(parseGatewayConfig({ origins: [{ name: 'eu', url: 'https://eu.keyless-caller.test' }], routes: [{ path: '/h/*', strategy: 'failover' }], keys: { required: false }, signing: 'off' }))
     const sent: Headers[] = []
     const realFetch = globalThis.fetch
-    globalThis.fetch = (async (req: Request) => (sent.push(req.headers), new Response('ok', { status: 201 }))) as typeof fetch
+    globalThis.fetch = ownOrigin(realFetch, (req) => (sent.push(req.headers), new Response('ok', { status: 201 })))
     try {
       for (const key of [`"${crypto.randomUUID()}"`, undefined]) {
         const res = await app.request('/h/x', { method: 'POST', headers: { authorization: 'Bearer caller-1', ...(key ? { 'idempotency-key': key } : {}) }, body: 'x' }, { ONCE: env.ONCE })
@@ -32,11 +33,11 @@ describe('a keyless write through once({ required: false }) + proxy()', () => {
     const { once, proxy } = await import('../../src/index.js')
     const sent: Headers[] = []
     const realFetch = globalThis.fetch
-    globalThis.fetch = (async (req: Request) => (sent.push(req.headers), new Response('ok', { status: 201 }))) as typeof fetch
+    globalThis.fetch = ownOrigin(realFetch, (req) => (sent.push(req.headers), new Response('ok', { status: 201 })))
     try {
       for (const scope of [() => 'tenant-7', (): string => { throw new Error('no tenant') }]) {
         const app = new Hono()
-        app.post('/h/*', once({ required: false, scope }), proxy({ origins: [{ name: 'eu', url: 'https://eu.example' }], strategy: 'failover' }))
+        app.post('/h/*', once({ required: false, scope }), proxy({ origins: [{ name: 'eu', url: 'https://eu.keyless-caller.test' }], strategy: 'failover' }))
         expect((await app.request('/h/x', { method: 'POST', body: 'x' }, { ONCE: env.ONCE })).status).toBe(201)
       }
     } finally {

@@ -3,13 +3,14 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Hono } from 'hono'
 import { buildGateway, parseGatewayConfig } from '../../src/gateway.js'
+import { ownOrigin } from './own-origin.js'
 
 // Review s31 (input), finding 5: the config check refused routes that can never serve a request (a stray brace: "literal
 // text that no request path holds ... a route that never matches"; HEAD without GET) and options no send reads, but two
 // neighbours of that rule got through and the operator found out in production: a path with "?" or "#" outside a
 // :param?, and a route an earlier one fully serves ("first match wins"). Both are refused at start-up, naming the route.
-const eu = { name: 'eu', url: 'https://eu.example' }
-const us = { name: 'us', url: 'https://us.example' }
+const eu = { name: 'eu', url: 'https://eu.unreachable-routes.test' }
+const us = { name: 'us', url: 'https://us.unreachable-routes.test' }
 const parse = (routes: unknown[]) => () => parseGatewayConfig({ origins: [eu, us], routes, signing: 'off' })
 
 describe('a gateway route no request can reach is refused at start-up, naming it', () => {
@@ -40,17 +41,17 @@ describe('a gateway route no request can reach is refused at start-up, naming it
     const { app } = buildGateway({ ...(JSON.parse(JSON.stringify(config)) as ReturnType<typeof parseGatewayConfig>) })
     const sent: string[] = []
     const realFetch = globalThis.fetch
-    globalThis.fetch = (async (req: Request) => {
+    globalThis.fetch = ownOrigin(realFetch, (req) => {
       sent.push(new URL(req.url).host)
       return new Response('ok', { status: 201 })
-    }) as typeof fetch
+    })
     try {
       const res = await app.request('/accounts/a', { method: 'POST', headers: { authorization: 'Bearer c', 'idempotency-key': `"${crypto.randomUUID()}"` }, body: 'x' }, { ONCE: env.ONCE })
       expect(res.status).toBe(201)
     } finally {
       globalThis.fetch = realFetch
     }
-    expect(sent).toEqual(['eu.example'])
+    expect(sent).toEqual(['eu.unreachable-routes.test'])
     expect(() => parseGatewayConfig(config)).toThrow(/routes\.1: no request ever reaches it: its POST requests on "\/accounts\/\*" all match routes\.0/)
   })
 

@@ -62,15 +62,21 @@ describe('relayPlanOf over route shapes', () => {
         return new Response('{"ok":true}', { status: 201, headers: { 'content-type': 'application/json', 'once-applied': '?1' } })
       }) as typeof fetch
       const origin = { name: 'eu', url: 'http://hang.example' }
-      const app = build(() => once({ replayCache: false }), () => proxy({ origins: [origin], strategy: 'failover', timeoutMs: 1000, deadlineMs: 3000 }))
-      const key = newKey()
-      const pending = app.request('/v1/accounts/a/deposits', { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: '{"amount":100}' }, env)
-      const rows = await relayRowsWhileInFlight(key)
-      release!()
-      const res = await pending
-      globalThis.fetch = realFetch
-      await res.body?.cancel()
-      console.log(`${name}: ${res.status}; relay rows while in flight: ${JSON.stringify(rows)}`)
+      let rows: unknown
+      try {
+        const app = build(() => once({ replayCache: false }), () => proxy({ origins: [origin], strategy: 'failover', timeoutMs: 1000, deadlineMs: 3000 }))
+        const key = newKey()
+        const pending = app.request('/v1/accounts/a/deposits', { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: '{"amount":100}' }, env)
+        rows = await relayRowsWhileInFlight(key)
+        release!()
+        const res = await pending
+        await res.body?.cancel()
+        console.log(`${name}: ${res.status}; relay rows while in flight: ${JSON.stringify(rows)}`)
+      } finally {
+        // The files of the workers project share a runtime: a fetch left patched would answer every later file.
+        release!()
+        globalThis.fetch = realFetch
+      }
       expect(rows).toEqual([{ state: 'processing' }])
     })
   }
