@@ -127,6 +127,7 @@ export class Counters {
    * @param now - ms since epoch
    */
   count(kind: AdmitResult['kind'], now: number): void {
+    if (kind === 'unknown') return
     const name: CountName = kind === 'new' ? 'admits' : kind === 'replay' ? 'replays' : kind === 'in_flight' ? 'conflicts' : 'mismatches'
     this.#unsaved.set(name, (this.#unsaved.get(name) ?? 0) + 1)
     if (kind === 'new') this.#flush(now)

@@ -92,7 +92,9 @@ export class Records {
     const { relay, domain } = request
     if (domain !== undefined && !relay) throw new Error('hono-once: an ordered admit needs the relay plan of its replicas')
     let order: OrderedSlot | undefined
-    const fresh = relay
+    const fresh = request.onlyKnown
+      ? false
+      : relay
       ? this.#storage.transactionSync(() => {
           if (!insert()) return false
           if (domain === undefined) this.#relays().start(lookup, requestId, relay, ttlMs, now)
@@ -130,6 +132,8 @@ export class Records {
     if (live && row.state === 'in_flight' && leased) {
       return { kind: 'in_flight', requestId: row.request_id, retryAfterMs: (row.lease_until ?? now) - now }
     }
+    // Nothing new for a request that cannot be sent: a key without a live record (or an ordered one without its slot).
+    if (request.onlyKnown && (!live || (domain !== undefined && (row.sequence === null || row.domain !== domain)))) return { kind: 'unknown' }
 
     // Free: never seen, expired, released, or its lease ran out. A retry of
     // the same request keeps its request id; a key whose record expired starts afresh.

@@ -55,9 +55,17 @@ export interface AdmitRequest {
    * applied by the replicas the relay plan names).
    */
   domain?: string
+  /**
+   * Answer only a key the object has a live record of (replay, in flight,
+   * mismatch, or a retry taking it over, its slot kept): a key without one
+   * gets `unknown`, and nothing is written. `once()` asks so when the route's
+   * signing secret is unusable, so that no new record, relay or log entry is
+   * ever stored for a request that cannot be sent.
+   */
+  onlyKnown?: boolean
 }
 
-/** Answer of {@link StableAreaApi.admit}: exactly one of four outcomes (DESIGN §3.4). */
+/** Answer of {@link StableAreaApi.admit}: one of four outcomes (DESIGN §3.4), or `unknown` for an `onlyKnown` admit of a new key. */
 export type AdmitResult =
   | {
       kind: 'new'
@@ -76,6 +84,7 @@ export type AdmitResult =
   | { kind: 'replay'; requestId: string; reply: StoredReply; expiresAt: number }
   | { kind: 'in_flight'; requestId: string; retryAfterMs: number }
   | { kind: 'mismatch'; requestId: string }
+  | { kind: 'unknown' }
 
 /** Input of {@link StableAreaApi.commit}. */
 export interface CommitRequest {

@@ -89,6 +89,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity, self: 
     reply: { maxReplyBytes: config.maxReplyBytes, ...(config.allow ? { replayHeaders: [...config.allow] } : {}) },
   }
   let relay: RelayInput | undefined
+  let unusableSecret: Response | undefined
   if (plan) {
     if (id.body.byteLength > MAX_RELAY_BODY_BYTES) {
       return problem('body-too-large', {
@@ -110,20 +111,10 @@ export async function admit(c: Context, config: OnceConfig, id: Identity, self: 
     }
     const unsignable = plan.secret !== undefined ? refuseUnsignable(relay.request, instance, key) : undefined
     if (unsignable) return unsignable
-    // What proxy() would refuse after the admit is refused before it for a new key: an ordered slot, once admitted,
-    // is never taken back, so a "nothing ran" answer must come before anything is stored. A key the object already
-    // has is answered as usual (a replay needs no secret; proxy() answers a retry of a sent request itself).
-    const unusableSecret = secretProblem(plan.secret, c.env, instance)
-    if (unusableSecret) {
-      let known
-      try {
-        known = await callWithRetry(connect, (stub) => stub.inspect(lookup))
-      } catch (err) {
-        console.error('hono-once: inspect failed', err)
-        return rpcProblem(err, instance, key)
-      }
-      if (!known || known.expiresAt <= Date.now()) return unusableSecret
-    }
+    // What proxy() would refuse after the admit is refused for a new key in it: an ordered slot, once admitted, is
+    // never taken back, so a "nothing ran" answer must come before anything is stored. A key the object already has is
+    // answered as usual (a replay needs no secret; proxy() answers a retry of a sent request itself).
+    unusableSecret = secretProblem(plan.secret, c.env, instance)
   }
   if (id.domain !== undefined && plan?.strategy !== 'replicate') {
     return problem('misconfigured', {
@@ -150,6 +141,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity, self: 
         waitMs: config.waitMs,
         ...(relay ? { relay } : {}),
         ...(id.domain !== undefined ? { domain: id.domain } : {}),
+        ...(unusableSecret ? { onlyKnown: true } : {}),
       }),
     )
   } catch (err) {
@@ -165,6 +157,9 @@ export async function admit(c: Context, config: OnceConfig, id: Identity, self: 
       return answerDuplicate(c, config, id, admitted.reply, admitted.requestId)
     case 'in_flight':
       return inFlight(instance, key, admitted.requestId)
+    case 'unknown':
+      // Only an onlyKnown admit answers so: nothing was stored for this key.
+      return unusableSecret ?? problem('misconfigured', { detail: 'The stable area answered an admit it was not asked for.', instance })
     case 'new':
       return {
         admission: new Admission(connect, lookup, admitted.token, admitted.requestId, config.leaseMs, admitted.sends, admitted.order),

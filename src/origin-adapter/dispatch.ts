@@ -176,7 +176,7 @@ async function forward(c: Context, req: Request, group: OriginGroup, by: 'proxy(
   if (secret && 'missing' in secret) {
     // A key whose earlier attempt was sent, or whose domain's log holds it, is not "nothing ran".
     const earlier = link !== undefined && (link.sends > 0 || (c.get('once')?.attempt ?? 1) > 1)
-    const why = link?.order ? "its ordering domain's log holds it, and it is sent from there once the secret is set" : earlier ? 'an earlier attempt of this key may have sent it, and an origin applied it' : undefined
+    const why = link?.order ? "its ordering domain's log holds it, and it is sent from there once the secret is set" : earlier ? 'an earlier attempt of this key may have sent it, and an origin may have applied it' : undefined
     return missingSecret(secret, instance, link && why ? { key: link.key, why } : undefined)
   }
   // Behind once() on a proxy() route the request was read and stored with the admit: this proxy() sends those very bytes.

@@ -25,7 +25,7 @@ function gateway() {
 async function withOrigin<T>(body: (received: Uint8Array[]) => Promise<T>): Promise<T> {
   const received: Uint8Array[] = []
   const realFetch = globalThis.fetch
-  globalThis.fetch = ownOrigin(realFetch, async (req) => {
+  globalThis.fetch = ownOrigin(realFetch, 'keyless-limit', async (req) => {
     received.push(new Uint8Array(await req.arrayBuffer()))
     return new Response('stored', { status: 201 })
   })

@@ -11,7 +11,7 @@ describe('a keyless write through the gateway still says who made it', () => {
     const { app } = buildGateway(parseGatewayConfig({ origins: [{ name: 'eu', url: 'https://eu.keyless-caller.test' }], routes: [{ path: '/h/*', strategy: 'failover' }], keys: { required: false }, signing: 'off' }))
     const sent: Headers[] = []
     const realFetch = globalThis.fetch
-    globalThis.fetch = ownOrigin(realFetch, (req) => (sent.push(req.headers), new Response('ok', { status: 201 })))
+    globalThis.fetch = ownOrigin(realFetch, 'keyless-caller', (req) => (sent.push(req.headers), new Response('ok', { status: 201 })))
     try {
       for (const key of [`"${crypto.randomUUID()}"`, undefined]) {
         const res = await app.request('/h/x', { method: 'POST', headers: { authorization: 'Bearer caller-1', ...(key ? { 'idempotency-key': key } : {}) }, body: 'x' }, { ONCE: env.ONCE })
@@ -33,7 +33,7 @@ describe('a keyless write through once({ required: false }) + proxy()', () => {
     const { once, proxy } = await import('../../src/index.js')
     const sent: Headers[] = []
     const realFetch = globalThis.fetch
-    globalThis.fetch = ownOrigin(realFetch, (req) => (sent.push(req.headers), new Response('ok', { status: 201 })))
+    globalThis.fetch = ownOrigin(realFetch, 'keyless-caller', (req) => (sent.push(req.headers), new Response('ok', { status: 201 })))
     try {
       for (const scope of [() => 'tenant-7', (): string => { throw new Error('no tenant') }]) {
         const app = new Hono()

@@ -41,7 +41,7 @@ describe('a gateway route no request can reach is refused at start-up, naming it
     const { app } = buildGateway({ ...(JSON.parse(JSON.stringify(config)) as ReturnType<typeof parseGatewayConfig>) })
     const sent: string[] = []
     const realFetch = globalThis.fetch
-    globalThis.fetch = ownOrigin(realFetch, (req) => {
+    globalThis.fetch = ownOrigin(realFetch, 'unreachable-routes', (req) => {
       sent.push(new URL(req.url).host)
       return new Response('ok', { status: 201 })
     })
