@@ -7,33 +7,17 @@ import { env } from 'cloudflare:workers'
 import { runInDurableObject } from 'cloudflare:test'
 import { Hono } from 'hono'
 import { describe, expect, it, vi } from 'vitest'
-import gateway from '../../src/gateway.js'
 import { startOrigins } from '../farm.js'
 import { newKey } from '../helpers.js'
+import { gatewayDeposit } from './signing-secret.js'
 import { once, proxy } from '../../src/index.js'
 import { list, stubOf } from '../origin-adapter/domains.js'
-
-const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext
 
 describe('a write answered 500 misconfigured (missing signing secret) on a replicate route', () => {
   it('is never applied afterwards ("nothing ran", docs/errors.md)', async () => {
     const [eu, us] = await startOrigins(['eu', 'us'])
-    const config = JSON.stringify({
-      origins: [eu!, us!].map(({ name, url }) => ({ name, url })),
-      routes: [{ path: '/accounts/:id/*', methods: ['POST'], strategy: 'replicate', domain: 'param:id', timeoutMs: 1000, deadlineMs: 3000 }],
-      keys: { leaseMs: 3000 },
-    })
     const account = `acct-${crypto.randomUUID().slice(0, 8)}`
-    const deposit = (key: string, secret: string | undefined) =>
-      gateway.fetch!(
-        new Request(`http://gateway.test/accounts/${account}/deposits`, {
-          method: 'POST',
-          headers: { authorization: 'Bearer caller-1', 'idempotency-key': `"${key}"`, 'content-type': 'application/json' },
-          body: '{"amount":5}',
-        }) as Request<unknown, IncomingRequestCfProperties>,
-        { ONCE: env.ONCE, ONCE_CONFIG: config, ...(secret === undefined ? {} : { ONCE_SIGNING_SECRET: secret }) },
-        ctx,
-      )
+    const deposit = gatewayDeposit([eu!, us!], account)
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
     try {
       // The operator has not set the secret yet: the answer says nothing ran and not to retry.

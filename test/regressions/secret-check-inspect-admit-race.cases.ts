@@ -12,6 +12,7 @@ import type { StableAreaApi } from '../../src/durable/types.js'
 import { once, proxy } from '../../src/index.js'
 import { startOrigins } from '../farm.js'
 import { newKey } from '../helpers.js'
+import { depositUnder } from './signing-secret.js'
 import { list, stateOf } from '../origin-adapter/domains.js'
 
 describe('a retry of a committed ordered key that expires between inspect and admit, secret unset', () => {
@@ -38,12 +39,7 @@ describe('a retry of a committed ordered key that expires between inspect and ad
     app.post('/accounts/*', proxy({ origins: list(origins), strategy: 'replicate', secret: { env: 'TEST_SIGNING_SECRET' }, timeoutMs: 1000, deadlineMs: 2000 }))
     const key = newKey()
     const account = `acct-${crypto.randomUUID().slice(0, 8)}`
-    const send = (withSecret: boolean) =>
-      app.request(
-        `/accounts/${account}/deposits`,
-        { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: '{"amount":5}' },
-        { ONCE: env.ONCE, ...(withSecret ? { TEST_SIGNING_SECRET: env.TEST_SIGNING_SECRET } : {}) },
-      )
+    const send = depositUnder(app, account, key)
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
     try {

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { once, proxy } from '../../src/index.js'
 import { startOrigins } from '../farm.js'
 import { newKey } from '../helpers.js'
+import { depositUnder } from './signing-secret.js'
 import { list, restoreFetch, wrapFetch } from '../origin-adapter/domains.js'
 
 afterEach(restoreFetch)
@@ -61,12 +62,7 @@ describe('a retry while the signing secret is unset, of a key whose live record 
     app.post('/accounts/*', proxy({ origins: list([eu!]), strategy: 'failover', secret, maxAttempts: 1, timeoutMs: 4000, deadlineMs: 4000 }))
     const key = newKey()
     const account = `acct-${crypto.randomUUID().slice(0, 8)}`
-    const send = (withSecret: boolean) =>
-      app.request(
-        `/accounts/${account}/deposits`,
-        { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: '{"amount":5}' },
-        { ONCE: env.ONCE, ...(withSecret ? { TEST_SIGNING_SECRET: env.TEST_SIGNING_SECRET } : {}) },
-      )
+    const send = depositUnder(app, account, key)
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
     try {
       const first = send(true)

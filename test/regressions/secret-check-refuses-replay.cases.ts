@@ -7,13 +7,11 @@
 import { env } from 'cloudflare:workers'
 import { Hono } from 'hono'
 import { describe, expect, it, vi } from 'vitest'
-import gateway from '../../src/gateway.js'
 import { once, proxy } from '../../src/index.js'
 import { startOrigins } from '../farm.js'
 import { newKey } from '../helpers.js'
+import { depositUnder, gatewayDeposit } from './signing-secret.js'
 import { list } from '../origin-adapter/domains.js'
-
-const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext
 
 describe('a retry of an applied, committed key while the signing secret is unset', () => {
   it('a failover proxy() route: the retry gets the recorded 201, not 500 misconfigured ("nothing ran")', async () => {
@@ -23,12 +21,7 @@ describe('a retry of an applied, committed key while the signing secret is unset
     app.post('/accounts/*', proxy({ origins: list([eu!]), strategy: 'failover', secret: { env: 'TEST_SIGNING_SECRET' }, timeoutMs: 1000, deadlineMs: 3000 }))
     const key = newKey()
     const account = `acct-${crypto.randomUUID().slice(0, 8)}`
-    const send = (withSecret: boolean) =>
-      app.request(
-        `/accounts/${account}/deposits`,
-        { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: '{"amount":5}' },
-        { ONCE: env.ONCE, ...(withSecret ? { TEST_SIGNING_SECRET: env.TEST_SIGNING_SECRET } : {}) },
-      )
+    const send = depositUnder(app, account, key)
     expect((await send(true)).status).toBe(201)
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
     const retry = await send(false)
@@ -40,23 +33,10 @@ describe('a retry of an applied, committed key while the signing secret is unset
 
   it('a gateway replicate route: the retry gets the recorded 201, not 500 misconfigured ("nothing ran")', async () => {
     const [eu, us] = await startOrigins(['eu', 'us'])
-    const config = JSON.stringify({
-      origins: [eu!, us!].map(({ name, url }) => ({ name, url })),
-      routes: [{ path: '/accounts/:id/*', methods: ['POST'], strategy: 'replicate', domain: 'param:id', timeoutMs: 1000, deadlineMs: 3000 }],
-      keys: { leaseMs: 3000 },
-    })
     const account = `acct-${crypto.randomUUID().slice(0, 8)}`
     const key = newKey()
-    const deposit = (secret: string | undefined) =>
-      gateway.fetch!(
-        new Request(`http://gateway.test/accounts/${account}/deposits`, {
-          method: 'POST',
-          headers: { authorization: 'Bearer caller-1', 'idempotency-key': `"${key}"`, 'content-type': 'application/json' },
-          body: '{"amount":5}',
-        }) as Request<unknown, IncomingRequestCfProperties>,
-        { ONCE: env.ONCE, ONCE_CONFIG: config, ...(secret === undefined ? {} : { ONCE_SIGNING_SECRET: secret }) },
-        ctx,
-      )
+    const send = gatewayDeposit([eu!, us!], account)
+    const deposit = (secret: string | undefined) => send(key, secret)
     expect((await deposit(env.TEST_SIGNING_SECRET)).status).toBe(201)
     const error = vi.spyOn(console, 'error').mockImplementation(() => {})
     const retry = await deposit(undefined)
