@@ -81,7 +81,7 @@ export class StableArea extends DurableObject implements StableAreaApi {
    * the next caller, with the same request id.
    *
    * @param request - lookup key, fingerprint and timing
-   * @returns one of the four admission outcomes
+   * @returns one of the four admission outcomes (or `unknown` for an `onlyKnown` admit of a key it has no live record of)
    * @example
    * const r = await stub.admit({ lookup, fingerprint, leaseMs: 30_000, ttlMs: 86_400_000, waitMs: 0 })
    * if (r.kind === 'new') { ... run, then stub.commit({ lookup, token: r.token, reply, ttlMs }) }

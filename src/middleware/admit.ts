@@ -111,9 +111,9 @@ export async function admit(c: Context, config: OnceConfig, id: Identity, self: 
     }
     const unsignable = plan.secret !== undefined ? refuseUnsignable(relay.request, instance, key) : undefined
     if (unsignable) return unsignable
-    // What proxy() would refuse after the admit is refused for a new key in it: an ordered slot, once admitted, is
-    // never taken back, so a "nothing ran" answer must come before anything is stored. A key the object already has is
-    // answered as usual (a replay needs no secret; proxy() answers a retry of a sent request itself).
+    // A secret proxy() cannot sign with: the admit stores nothing for a new key (onlyKnown), since an ordered slot is
+    // never taken back and "nothing ran" must stay true; a key the object has is answered as usual (a replay needs no
+    // secret; proxy() answers a retry of a sent request itself).
     unusableSecret = secretProblem(plan.secret, c.env, instance)
   }
   if (id.domain !== undefined && plan?.strategy !== 'replicate') {

@@ -48,9 +48,9 @@ export function forwardRequest(req: Request, body: Uint8Array, options: ForwardO
 /**
  * The `500 misconfigured` answer for a route whose named signing secret is
  * not usable in `env` (unset, or too short), or undefined when it is (or the
- * route is unsigned). Checked by `once()` before a relayed request is stored
- * (an ordered one could never be taken back) and by `proxy()` before it sends:
- * nothing is ever sent unsigned.
+ * route is unsigned). Checked by `once()` before it admits a relayed request
+ * (then the admit stores nothing for a new key: an ordered one could never be
+ * taken back) and by `proxy()` before it sends: nothing is ever sent unsigned.
  *
  * @param secret - the route's `secret` option
  * @param env - the Worker's env
