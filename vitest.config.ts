@@ -48,7 +48,7 @@ export default defineConfig({
         resolve: { alias: [{ find: /^hono(\/.*)?$/, replacement: 'hono-min$1' }] },
         test: {
           name: 'hono-min',
-          include: ['test/middleware/{once,commit,lease,scope,misconfig,replay-headers,roll-forward,key-policy,fingerprint,form-read-before}.test.ts', 'test/origin/{receiver,d1-store}.test.ts', 'test/once-object/{contract,bank}.test.ts'],
+          include: ['test/middleware/{once,answer-first,commit,lease,scope,misconfig,replay-headers,roll-forward,key-policy,fingerprint,form-read-before}.test.ts', 'test/origin/{receiver,d1-store}.test.ts', 'test/once-object/{contract,bank}.test.ts'],
           testTimeout: 30_000,
         },
       },

@@ -1,8 +1,10 @@
 /**
  * The Worker `npm run bench` measures (bench/run.ts starts it under `wrangler dev`).
  *
- * - `POST /plain`, `/floor`, `/once`, `/once-nocache`: the same small handler
- *   bare, behind two bare durable writes (the floor), and behind `once()`.
+ * - `POST /plain`, `/floor`, `/once`, `/once-nocache`, `/once-commit-first`: the
+ *   same small handler bare, behind two bare durable writes (the floor), and
+ *   behind `once()` (answering first, its default; without its reply cache; and
+ *   with `answerFirst: false`, which commits before it answers, as the floor).
  * - `POST /rpc/:id/deposits`, `/once-rpc/…`, `/obj/…`, `/obj-nocache/…`
  *   (section 7): a deposit into a `BenchAccount` object, as a plain RPC, as
  *   `once()` around the RPC, and through `onceObject()`.
@@ -86,6 +88,7 @@ app.post('/floor', async (c) => {
 })
 app.post('/once', once(), (c) => handler(c))
 app.post('/once-nocache', once({ replayCache: false }), (c) => handler(c))
+app.post('/once-commit-first', once({ answerFirst: false }), (c) => handler(c))
 
 // ---- section 7: state in a Durable Object ------------------------------------
 

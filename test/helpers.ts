@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { runInDurableObject } from 'cloudflare:test'
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test'
 import { Hono, type MiddlewareHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { once, type OnceOptions } from '../src/index.js'
@@ -18,8 +18,24 @@ export type Mode = 'ok' | 'fail' | 'throw' | 'bad-request'
  * A Hono app whose `POST /deposits` applies a non-idempotent effect (a
  * counter per key) behind `once()`. `effects` is the assertion that matters:
  * how many times each key's deposit really happened.
+ *
+ * With `context`, each request runs with an execution context, as on Workers: a final reply is then answered
+ * before its commit lands (`answerFirst`), and `settled()` waits for what the requests left in the background.
  */
-export function bank(options: OnceOptions = {}) {
+export function bank(options: OnceOptions = {}, { context = false }: { context?: boolean } = {}) {
+  const contexts = new Set<ExecutionContext>()
+  const contextFor = () => {
+    if (!context) return undefined
+    const ctx = createExecutionContext()
+    contexts.add(ctx)
+    return ctx
+  }
+  /** Waits for the background work (commits after answers) of every request sent so far. */
+  const settled = async () => {
+    const all = [...contexts]
+    contexts.clear()
+    await Promise.all(all.map((ctx) => waitOnExecutionContext(ctx)))
+  }
   const effects = new Map<string, number>()
   const gates = new Map<string, Promise<void>>()
   const app = new Hono()
@@ -59,8 +75,9 @@ export function bank(options: OnceOptions = {}) {
         body: JSON.stringify(body),
       },
       env,
+      contextFor(),
     )
-  return { app, effects, hold, post }
+  return { app, effects, hold, post, settled }
 }
 
 /** The stub of the object that owns `key` (default scope, no Authorization, one shard). */

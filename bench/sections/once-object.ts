@@ -2,13 +2,13 @@
  * Section 7 (issue 19): state that lives in a Durable Object. A deposit into
  * one account object as a plain RPC (the floor: no idempotency, arguments
  * parsed at the edge), as `once()` around a handler that makes that RPC
- * (today's way: admit, the call, commit), and through `onceObject()` (one
+ * (today's way: admit, the call, commit, which follows the answer), and through `onceObject()` (one
  * RPC, the record in the deposit's own transaction; through the object's
  * Hono app, and as a method call with the `call` option), new key and replay.
  */
 import type { BenchContext, SectionResult } from '../lib/context.js'
 import { timed } from '../lib/http.js'
-import { pairedRounds, roundMedians, roundPercentiles } from '../lib/paired.js'
+import { pairedRounds, roundMedians, roundPercentiles, SETTLE_MS } from '../lib/paired.js'
 import { fmtRatio, median, ms, pairedRatio, table, verdict } from '../lib/stats.js'
 
 const BODY = '{"amount":100}'
@@ -27,7 +27,7 @@ export async function onceObjectSection(ctx: BenchContext): Promise<SectionResul
     { name: 'onceObject(), replay (isolate cache)', send: () => post(`/obj/${acct}/deposits`, `replay-${run}`) },
     { name: 'onceObject(), replay (from the object)', send: () => post(`/obj-nocache/${acct}/deposits`, `replay-nc-${run}`) },
   ]
-  const samples = await pairedRounds({ label: '7 state in a Durable Object', variants, rounds: settings.rounds, perRound: settings.perRound, warmup: 100 })
+  const samples = await pairedRounds({ label: '7 state in a Durable Object', variants, rounds: settings.rounds, perRound: settings.perRound, warmup: 100, settleMs: SETTLE_MS })
   const med = samples.map(roundMedians)
   const p99 = samples.map((s) => roundPercentiles(s, 99))
   const m = med.map(median)
@@ -39,7 +39,7 @@ export async function onceObjectSection(ctx: BenchContext): Promise<SectionResul
   const cachedVsPlain = pairedRatio(med[CACHED]!, med[PLAIN]!)
   const objectVsRpc = pairedRatio(med[OBJECT]!, med[RPC]!)
   const markdown = [
-    `A deposit (one SELECT, one INSERT) into one \`OnceObject\` account, POST over one kept-alive loopback connection; ${settings.rounds} rounds × ${settings.perRound} requests per variant, interleaved.`,
+    `A deposit (one SELECT, one INSERT) into one \`OnceObject\` account, POST over one kept-alive loopback connection; ${settings.rounds} rounds × ${settings.perRound} requests per variant, interleaved. \`once()\` around the RPC answers first and commits right after (its default, \`answerFirst\`), so every request of every variant is followed by a ${SETTLE_MS} ms pause: no variant pays for another's background work.`,
     '',
     ...table(
       ['variant', 'median ms', 'p99 ms', '× plain RPC'],
@@ -51,7 +51,7 @@ export async function onceObjectSection(ctx: BenchContext): Promise<SectionResul
       [
         ['onceObject() method call (the call option) new key ÷ plain RPC', fmtRatio(callVsRpc), '≤ 1.10'],
         ["onceObject() new key through the object's Hono app ÷ plain RPC", fmtRatio(newVsRpc), '≤ 1.10'],
-        ["once() around the RPC (today's way) ÷ plain RPC", fmtRatio(onceVsRpc), '(three round trips)'],
+        ["once() around the RPC (today's way) ÷ plain RPC", fmtRatio(onceVsRpc), '(three round trips, two before the answer)'],
         ["onceObject() new key ÷ today's way", fmtRatio(newVsOnce), '≈ 0.6'],
         ['onceObject() replay (isolate cache) ÷ plain Hono', fmtRatio(cachedVsPlain), '≤ 1.05'],
         ['onceObject() replay (from the object) ÷ plain RPC', fmtRatio(objectVsRpc), '(one round trip)'],

@@ -73,6 +73,8 @@ export class CommitPoint {
    * @param appliedNothing - whether the route's answer is one `proxy()` passed on though no origin applied the
    *   request (an origin's refusal, an answer that never reached its receiver): the key is given back, whatever
    *   its status, as for any answer that applied nothing
+   * @param resent - whether the object keeps the request to send it again should its commit never land (a
+   *   `proxy()` relay, an ordered log entry): what a final reply that was not stored comes to
    */
   constructor(
     private readonly config: OnceConfig,
@@ -82,6 +84,7 @@ export class CommitPoint {
     private readonly caller: Headers,
     private readonly answersFirst: (reply: StoredReply) => boolean = () => false,
     private readonly appliedNothing: (res: Response) => boolean = () => false,
+    private readonly resent = false,
   ) {}
 
   /**
@@ -115,16 +118,23 @@ export class CommitPoint {
    * final commit that fails is logged: the client still gets its answer,
    * which was not stored, so a retry after the lease may run the handler again.
    *
-   * When the route ends with `proxy()`'s own answer (as stored: status,
-   * replayed headers, bytes unchanged) to the request stored with the admit
-   * (its relay, or its log entry in an ordering domain), and the runtime
-   * gives a `waitUntil`, the final reply is answered first and committed in the background: one durable round trip
-   * on the client's path instead of two. Nothing is lost by it: the origins
-   * keep the answer under the request id (their dedupe record, written with
-   * the effect), and if the commit never lands the stable area's alarm sends
-   * the stored request again when the lease ends and commits the answer the
-   * origins replay. Duplicates meanwhile wait for the commit (`waitMs`), as
-   * for any request still in flight. Every other answer waits for its commit.
+   * With `answerFirst` (the default) and a runtime that gives a `waitUntil`,
+   * a final reply the handler returned is answered first and committed in
+   * the background: one durable round trip on the client's path instead of
+   * two. Nothing is lost by it that committing first would keep:
+   * - a handler of the app's own (the object keeps no request to resend): a
+   *   Worker that dies before the commit lands leaves the record running, as
+   *   one that dies before it answers; its client, though, holds the answer;
+   * - `proxy()`'s own answer (as stored: status, replayed headers, bytes
+   *   unchanged) to the request stored with the admit (its relay, or its log
+   *   entry in an ordering domain): the origins keep the answer under the
+   *   request id, and if the commit never lands the stable area's alarm sends
+   *   the stored request again when the lease ends and commits the answer the
+   *   origins replay.
+   * Any other answer on a route whose request the object keeps waits for its
+   * commit (what the alarm would commit is not what the client got).
+   * Duplicates meanwhile wait for the commit (`waitMs`), as for any request
+   * still in flight.
    */
   async finish(c: Context): Promise<void> {
     if (this.#phase === 'abandoned') return
@@ -165,7 +175,7 @@ export class CommitPoint {
     const { reply, response } = captured
     c.res = undefined
     c.res = response
-    // Only proxy()'s answer as the origins keep it (nothing stored changed on the way), and only with a waitUntil.
+    // A handler's own reply, or proxy()'s answer as the origins keep it (nothing stored changed on the way); only with a waitUntil.
     const waitUntil = this.#phase === 'returned' && this.answersFirst(reply) ? waitUntilOf(c) : undefined
     if (waitUntil) {
       this.#phase = 'final'
@@ -195,7 +205,7 @@ export class CommitPoint {
 
   /** Logs a final reply that was not stored, and what happens next. */
   #notStored(err: unknown): void {
-    const after = this.committingAfterAnswer ? "the alarm sends it again and commits the origins' answer once its lease ends" : 'a retry may run the handler again once its lease ends'
+    const after = this.resent ? "the alarm sends it again and commits the origins' answer once its lease ends" : 'a retry may run the handler again once its lease ends'
     console.error(`hono-once: the reply of ${this.id.key} (request ${this.admission.requestId}) was not stored; ${after}`, err)
   }
 

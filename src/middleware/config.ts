@@ -48,6 +48,8 @@ export interface OnceConfig {
   maxRunMs: number
   /** How long a duplicate waits in the object; 0 in reject mode. */
   waitMs: number
+  /** A final reply may be answered before its commit lands (see `OnceOptions.answerFirst`). */
+  answerFirst: boolean
   maxBodyBytes: number
   maxReplyBytes: number
   /** Lower-case header allow-list for replays, or undefined for the default deny-list. */
@@ -86,6 +88,7 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     maxRunMs = 30_000,
     inFlight = 'wait',
     waitMs = 5_000,
+    answerFirst = true,
     maxBodyBytes = 1024 * 1024,
     maxReplyBytes = 8 * 1024 * 1024,
     replayHeaders,
@@ -127,6 +130,7 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     leaseMs,
     maxRunMs,
     waitMs: inFlight === 'wait' ? waitMs : 0,
+    answerFirst,
     maxBodyBytes,
     maxReplyBytes,
     allow,

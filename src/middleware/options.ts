@@ -71,6 +71,17 @@ export interface OnceOptions {
   inFlight?: 'wait' | 'reject'
   /** Longest wait in 'wait' mode before a 409; keep it below your clients' timeout. Default 5000. */
   waitMs?: number
+  /**
+   * Whether a final reply is answered as soon as it is read, its commit
+   * following in the background (`waitUntil`): one durable round trip on the
+   * client's path instead of two. Only where nothing is lost by it: a route
+   * whose request the object does not keep for resending (a handler of your
+   * own, no `proxy()` relay), or `proxy()`'s own answer to the request it
+   * keeps. A duplicate arriving before the commit lands waits for it
+   * (`'wait'`) or gets 409 (`'reject'`). `false`: every answer waits for its
+   * commit, so a client holding an answer knows it is stored. Default true.
+   */
+  answerFirst?: boolean
   /** Largest request body; larger is a 413. Default 1 MiB. */
   maxBodyBytes?: number
   /** Largest reply body stored for replay. Default 8 MiB. */
@@ -111,6 +122,7 @@ const schema = z.strictObject({
   maxRunMs: int(100, 60 * 60_000),
   inFlight: z.optional(z.enum(['wait', 'reject'])),
   waitMs: int(0, 5 * 60_000),
+  answerFirst: z.optional(z.boolean()),
   maxBodyBytes: int(1, 100 * 1024 * 1024),
   maxReplyBytes: int(1, 24 * 1024 * 1024),
   replayHeaders: z.optional(headerNames),

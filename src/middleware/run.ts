@@ -33,14 +33,17 @@ export async function run(c: Context, next: Next, config: OnceConfig, id: Identi
   // is no answer of the handler's (see timedOut).
   const caller = callerHeaders(c)
   const before = c.finalized ? c.res : undefined
-  // proxy()'s answer to the request stored with the admit is answered first, then committed (CommitPoint.finish).
+  // A final reply is answered first, then committed (CommitPoint.finish), where nothing is lost by it: the object keeps
+  // no request of this one to resend (a handler of the app's own), or the reply is proxy()'s answer to the one it keeps.
+  const resent = admission.relay !== undefined || admission.order !== undefined
   const point = new CommitPoint(
     config,
     id,
     admission,
     caller,
-    (reply) => link.isStoredRequestAnswer(reply, config.replayed),
+    (reply) => config.answerFirst && (!resent || link.isStoredRequestAnswer(reply, config.replayed)),
     (res) => link.appliedNothing(res),
+    resent,
   )
   c.set('once', {
     key: id.key,

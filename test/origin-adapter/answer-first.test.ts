@@ -8,6 +8,7 @@ import { dispatch, once, proxy, type ProxyOptions } from '../../src/index.js'
 import type { StableAreaApi } from '../../src/durable/types.js'
 import { lookupKey } from '../../src/middleware/identity.js'
 import { type FarmOrigin, startOrigins } from '../farm.js'
+import { commitsUnderControl, type CommitMode, watch } from '../commits-under-control.js'
 import { expireLeases, newKey, recordOf, stubFor, until } from '../helpers.js'
 
 /**
@@ -20,59 +21,10 @@ import { expireLeases, newKey, recordOf, stubFor, until } from '../helpers.js'
 
 const body = JSON.stringify({ amount: 100 })
 
-type CommitMode = 'pass' | 'hold' | 'drop'
-
-/** The stable area with its commits under the test's control: passed, held until `open()`, or dropped with the renewals (the Worker died). */
-function commitsUnderControl() {
-  let mode: CommitMode = 'pass'
-  let open = () => {}
-  let gate = Promise.resolve()
-  let calls = 0
-  let renewals = 0
-  const ns = {
-    idFromName: (name: string) => env.ONCE.idFromName(name),
-    get: (id: DurableObjectId) => {
-      const real = env.ONCE.get(id) as unknown as StableAreaApi
-      const chosen = mode // each request's stub is made at its admit: its commit follows the mode of that moment
-      return new Proxy(real, {
-        get(target, prop) {
-          // A Worker that died renews nothing either (a live one renews its lease until the commit lands).
-          if (prop === 'renew') {
-            if (chosen === 'drop') return () => new Promise(() => {})
-            return (...a: Parameters<StableAreaApi['renew']>) => (renewals++, real.renew(...a))
-          }
-          if (prop !== 'commit') return Reflect.get(target, prop)
-          return async (r: Parameters<StableAreaApi['commit']>[0]) => {
-            calls++
-            if (chosen === 'drop') return new Promise(() => {}) // never sent, never answered
-            await gate
-            return real.commit(r)
-          }
-        },
-      })
-    },
-  } as unknown as typeof env.ONCE
-  return {
-    ns,
-    set(next: CommitMode) {
-      mode = next
-      if (next === 'hold') gate = new Promise((r) => (open = r))
-    },
-    open: () => open(),
-    calls: () => calls,
-    renewals: () => renewals,
-    /** Bounded wait until the commit was sent (it goes out in the turn after the answer). */
-    async sent(n = 1) {
-      for (let i = 0; i < 500 && calls < n; i++) await scheduler.wait(2)
-      expect(calls).toBe(n)
-    },
-  }
-}
-
-function edge(origins: FarmOrigin[], ns: typeof env.ONCE) {
+function edge(origins: FarmOrigin[], ns: typeof env.ONCE, answerFirst = true) {
   const options: ProxyOptions = { origins: origins.map(({ name, url }) => ({ name, url })), strategy: 'failover', timeoutMs: 1000, deadlineMs: 3000 }
   const app = new Hono()
-  app.use('*', once({ namespace: () => ns, leaseMs: 3000, replayCache: false }))
+  app.use('*', once({ namespace: () => ns, leaseMs: 3000, replayCache: false, answerFirst }))
   app.post('/accounts/:id/deposits', proxy(options))
   app.delete('/accounts/:id', proxy(options)) // closing an account: 204, no body
   // Routes where a proxy() is matched (a catch-all registered last), but the answer is not its answer to the stored request:
@@ -96,7 +48,7 @@ function edge(origins: FarmOrigin[], ns: typeof env.ONCE) {
   const ordered = new Hono()
   ordered.post(
     '/accounts/:id/deposits',
-    once({ namespace: () => ns, leaseMs: 3000, replayCache: false, domain: (c) => `af-${c.req.param('id') ?? ''}` }),
+    once({ namespace: () => ns, leaseMs: 3000, replayCache: false, answerFirst, domain: (c) => `af-${c.req.param('id') ?? ''}` }),
     proxy({ ...options, strategy: 'replicate' }),
   )
   /** A deposit with an execution context (as on Workers), or without one (`app.fetch(req, env)` alone). */
@@ -129,16 +81,6 @@ const domainRecord = async (domain: string) =>
 
 /** The headers a replay carries from the first answer (not the date, its timing, nor the replay marker). */
 const kept = (headers: Headers) => [...headers].filter(([name]) => !['date', 'server-timing', 'idempotent-replayed'].includes(name))
-
-/** Tracks whether `p` has settled. */
-function watch(p: Promise<unknown>): { settled: () => boolean } {
-  let done = false
-  p.then(
-    () => (done = true),
-    () => (done = true),
-  )
-  return { settled: () => done }
-}
 
 describe('proxy() routes answer first, then commit (one durable round trip on the client path)', () => {
   it('the client has the answer while the commit is held; a duplicate waits for it and replays the same bytes', async () => {
@@ -254,18 +196,46 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
     await until(key, (info) => info?.state === 'committed')
   })
 
-  it("routes whose answer is not proxy()'s answer to the stored request commit before they answer, though a proxy() is matched", async () => {
+  // What the object does not keep to resend, it cannot lose by answering first: a Worker that dies before the commit
+  // lands leaves the record running, as one that dies before it answers does (the client, though, has its answer).
+  const unkept: [string, number][] = [
+    ['local', 201], // a handler of the app's own
+    ['checked', 400], // a check between once() and proxy() that answers itself
+    ['wrapped', 404], // proxy()'s answer (the origin has no such path), rewritten by a middleware between once() and proxy()
+    ['tagged', 404], // proxy()'s answer with a stored header added in place
+    ['dispatched', 201], // dispatch() of another request in a handler
+  ]
+
+  it('routes whose request the object does not keep (no relay stored with the admit) answer first too, though a proxy() is matched', async () => {
     const [eu] = await startOrigins(['eu'])
-    const routes: [string, number][] = [
-      ['/other/af4/local', 201], // a handler of the app's own
-      ['/other/af4/checked', 400], // a check between once() and proxy() that answers itself
-      ['/other/af4/wrapped', 404], // proxy()'s answer (the origin has no such path), rewritten by a middleware
-      ['/other/af4/tagged', 404], // proxy()'s answer with a stored header added in place
-      ['/other/af4/dispatched', 201], // dispatch() of another request in a handler
-    ]
-    for (const [path, status] of routes) {
+    for (const [route, status] of unkept) {
       const control = commitsUnderControl()
       const { post } = edge([eu!], control.ns)
+      const key = newKey()
+      control.set('hold')
+      const pending = post(`/other/af4/${route}`, key)
+      const watched = watch(Promise.resolve(pending))
+      await control.sent()
+      for (let i = 0; i < 100 && !watched.settled(); i++) await scheduler.wait(5)
+      expect(watched.settled(), route).toBe(true) // answered while its commit is held
+      expect((await pending).status, route).toBe(status)
+      expect(await recordOf(key), route).toMatchObject({ state: 'in_flight' })
+      const duplicate = post(`/other/af4/${route}`, key)
+      await until(key, (info) => (info?.waiters ?? 0) >= 1)
+      control.open()
+      const replay = await duplicate
+      expect([replay.status, replay.headers.get('idempotent-replayed')], route).toEqual([status, 'true'])
+      expect(await recordOf(key), route).toMatchObject({ state: 'committed', status })
+    }
+    // The request dispatch() sent is the relay stored for a resend, not the one the admit stored for the matched proxy().
+    expect((await eu!.stats()).balances).toEqual({ af4: 100 })
+  })
+
+  it('with answerFirst: false every route commits before it answers: proxy(), an ordered write and a handler of its own', async () => {
+    const [eu] = await startOrigins(['eu'])
+    for (const path of ['/accounts/af11/deposits', '/ordered/accounts/af11/deposits', ...unkept.map(([route]) => `/other/af11/${route}`)]) {
+      const control = commitsUnderControl()
+      const { post } = edge([eu!], control.ns, false)
       const key = newKey()
       control.set('hold')
       const pending = post(path, key)
@@ -275,11 +245,9 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
       await scheduler.wait(20)
       expect(watched.settled(), path).toBe(false)
       control.open()
-      expect((await pending).status, path).toBe(status)
-      expect(await recordOf(key)).toMatchObject({ state: 'committed' })
+      expect((await pending).status, path).toBeLessThan(500)
+      if (!path.startsWith('/ordered/')) expect(await recordOf(key), path).toMatchObject({ state: 'committed' })
     }
-    // The request dispatch() sent is the relay stored for a resend, not the one the admit stored for the matched proxy().
-    expect((await eu!.stats()).balances).toEqual({ af4: 100 })
   })
 
   it("headers outer middleware set for the caller (cors(), requestId()) are not stored: proxy()'s answer still goes first", async () => {
