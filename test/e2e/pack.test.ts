@@ -293,6 +293,12 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
         join(dir, 'test/deposit.test.ts'),
         `${test}\n\nimport { applied } from '../src/index'\nit('applied the deposit once', () => expect(applied.get('alice')).toBe(100))\n`,
       )
+      // The page's second test (a request with an execution context is answered before its commit lands), on another account.
+      const stored = block((c) => c.includes("it('stores the reply right after answering'"), 'the answer-first test')
+      const deposit =
+        "const deposit = (key: string) => new Request('http://bank.test/accounts/bob/deposits', { method: 'POST', " +
+        "headers: { 'content-type': 'application/json', 'idempotency-key': `\"${key}\"` }, body: JSON.stringify({ amount: 5 }) })"
+      writeFileSync(join(dir, 'test/stored.test.ts'), `${stored}\nimport app from '../src/index'\n${deposit}\n`)
       // The user's app: a deposit route behind once(), counting its effects.
       writeFileSync(
         join(dir, 'src/index.ts'),
@@ -312,16 +318,16 @@ describe('the npm package, packed and installed in a scratch folder as a user wo
       )
     })
 
-    it('its test runs and passes (the deposit applied once across a simulated crash)', async () => {
+    it('its tests run and pass (the deposit applied once across a simulated crash; the reply stored right after the answer)', async () => {
       const childEnv = { ...Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('VITEST'))), NO_COLOR: '1' }
-      const result = await run(process.execPath, [join(root, 'node_modules/vitest/vitest.mjs'), 'run', 'test/deposit.test.ts'], {
+      const result = await run(process.execPath, [join(root, 'node_modules/vitest/vitest.mjs'), 'run', 'test/deposit.test.ts', 'test/stored.test.ts'], {
         cwd: dir,
         env: childEnv,
         timeout: 180_000,
         maxBuffer: 16 * 1024 * 1024,
       }).catch((e: { stdout: string; stderr: string }) => e)
       const output = (result.stdout + result.stderr).replace(/\x1b\[[0-9;]*m/g, '')
-      expect(output, output).toMatch(/Tests\s+\S*2 passed/)
+      expect(output, output).toMatch(/Tests\s+\S*3 passed/)
       expect(output).not.toMatch(/failed/)
     }, 200_000)
   })
