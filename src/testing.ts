@@ -123,6 +123,33 @@ export async function keyRecord(namespace: DurableObjectNamespace<StableArea>, k
 }
 
 /**
+ * Waits until `key` is no longer running under a live lease, and reads its record then: after a request that was
+ * answered before its commit landed (docs/once.md, "Answer first, then commit"), as every request with an execution
+ * context is (`SELF.fetch(req)`, `app.request(req, undefined, env, ctx)`), the commit follows within milliseconds. Polls
+ * every 10 ms, up to `timeoutMs`.
+ *
+ * @param namespace - the app's binding (`env.ONCE`)
+ * @param key - the idempotency key
+ * @param options - scope and shards; `timeoutMs` (default 5000)
+ * @returns the record (`committed`, `released`, or running under a lease that ran out: a Worker that died), or null when the object has none
+ * @throws Error naming the key when it is still running under a live lease after `timeoutMs`
+ * @example
+ * const res = await SELF.fetch(deposit('dep-1'))
+ * expect(await settledRecord(env.ONCE, 'dep-1')).toMatchObject({ state: 'committed', reply: { status: 201 } })
+ */
+export async function settledRecord(namespace: DurableObjectNamespace<StableArea>, key: string, options: KeyAddress & { timeoutMs?: number } = {}): Promise<KeyRecord | null> {
+  const deadline = Date.now() + (options.timeoutMs ?? 5000)
+  for (;;) {
+    const record = await keyRecord(namespace, key, options)
+    // Running: in flight, or committed provisionally (its final reply still to come), under a lease that lives.
+    const running = (record?.state === 'in_flight' || record?.provisional === true) && (record.leaseUntil ?? 0) > Date.now()
+    if (!running) return record
+    if (Date.now() >= deadline) throw new Error(`hono-once/testing: the key ${JSON.stringify(key)} is still running (attempt ${record.attempt}) after ${options.timeoutMs ?? 5000} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+/**
  * Ends the running attempt's lease now, as if `leaseMs` had gone by since its Worker died: the next retry
  * takes the key over (attempt + 1, same request id). Use it after {@link crashedWorker}.
  *

@@ -139,12 +139,16 @@ export class Records {
     // the same request keeps its request id; a key whose record expired starts afresh.
     const id = live ? row.request_id : requestId
     const attempt = live ? row.attempt + 1 : 1
-    let sends = 0
+    let sends: number | undefined
     this.#storage.transactionSync(() => {
       if (relay && domain === undefined) {
         // An expired record's relay belonged to another logical request: start afresh.
         if (!live) this.#sql.exec('DELETE FROM relays WHERE lookup = ?', lookup)
         sends = this.#relays().start(lookup, id, relay, ttlMs, now)
+      } else if (live && domain === undefined) {
+        // An earlier attempt's relay the alarm would still resend (a route that relayed then, not now: a deploy in
+        // between): this attempt is told, so that it commits before it answers and its commit completes the relay.
+        sends = this.#relays().pending(lookup)
       }
       if (row && row.chunks > 0) this.deleteChunks(lookup)
       this.#sql.exec(
@@ -174,8 +178,8 @@ export class Records {
       }
     })
     this.#schedule(relay ? leaseUntil : expiresAt)
-    if (!relay) return { kind: 'new', requestId: id, token, attempt, leaseUntil }
-    return { kind: 'new', requestId: id, token, attempt, leaseUntil, sends, ...(order ? { order } : {}) }
+    if (!relay) return { kind: 'new', requestId: id, token, attempt, leaseUntil, ...(sends !== undefined ? { sends } : {}) }
+    return { kind: 'new', requestId: id, token, attempt, leaseUntil, sends: sends ?? 0, ...(order ? { order } : {}) }
   }
 
   /** Gives a new ordered request its slot: the domain's next sequence, in the log, on its record. */

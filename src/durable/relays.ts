@@ -47,6 +47,14 @@ export class Relays {
   }
 
   /**
+   * The sends of the key's relay while it is still `processing` (an earlier attempt's, which the alarm would
+   * resend), or undefined when it has none.
+   */
+  pending(lookup: string): number | undefined {
+    return this.sql.exec<{ sends: number }>("SELECT sends FROM relays WHERE lookup = ? AND state = 'processing'", lookup).toArray()[0]?.sends
+  }
+
+  /**
    * Marks the relay completed (its reply is committed) and drops its stored request, in the same write (the
    * trigger {@link RELAY_REQUEST_TRIGGER} then has nothing left to clear).
    */

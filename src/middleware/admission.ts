@@ -4,6 +4,12 @@ import type { FilledAck } from '../origin-adapter/strategies/replicate.js'
 import type { LogEntry, OrderedSlot, ReplicaAck } from '../origin-adapter/types.js'
 import { rpcFault } from './rpc.js'
 
+/**
+ * How long past `maxRunMs` a final commit on its way keeps its lease renewed (ms): the runtime's budget for work
+ * after the answer (`waitUntil`, about 30 s on Workers).
+ */
+export const COMMIT_RENEW_MS = 30_000
+
 /** Why a reply was not durably stored: another attempt holds the key, or the stable area could not be reached. */
 export type CommitFailure = 'lease_lost' | 'unavailable'
 
@@ -80,7 +86,12 @@ export class Admission {
     if (!this.#controller.signal.aborted) this.#controller.abort(reason)
   }
 
-  /** Starts renewing the lease every `leaseMs / 3` until {@link stopRenewing}. */
+  /**
+   * Starts renewing the lease every `leaseMs / 3` until {@link stopRenewing}. `maxRunMs` bounds the handler (and
+   * the reading of its reply): past it {@link expired} resolves and renewal stops, unless a final commit is on
+   * its way. That one keeps the lease renewed until it lands or fails (the request took effect: a retry must not
+   * take the key over from a live Worker), for at most {@link COMMIT_RENEW_MS} past the deadline.
+   */
   startRenewing(maxRunMs = Number.POSITIVE_INFINITY): void {
     this.#renewing = true
     this.#runDeadline = Date.now() + maxRunMs
@@ -103,11 +114,23 @@ export class Admission {
   #schedule(): void {
     if (!this.#renewing) return
     const untilDeadline = this.#runDeadline - Date.now()
+    if (this.#committing && !this.#committed) {
+      // A final commit on its way: renewed past the run deadline until it settles, within a bound.
+      if (untilDeadline + COMMIT_RENEW_MS > 0) this.#timer = setTimeout(() => void this.#renew(), this.leaseMs / 3)
+      else console.error(`hono-once: the commit of ${this.requestId} has not landed ${COMMIT_RENEW_MS} ms past maxRunMs; its lease is no longer renewed, and a retry may take the key over`)
+      return
+    }
     if (untilDeadline <= this.leaseMs / 3) {
-      this.#timer = setTimeout(() => this.#expire(), Math.max(0, untilDeadline))
+      this.#timer = setTimeout(() => this.#deadline(), Math.max(0, untilDeadline))
       return
     }
     this.#timer = setTimeout(() => void this.#renew(), this.leaseMs / 3)
+  }
+
+  /** The run deadline passed: the handler is presumed dead, unless a final commit was sent meanwhile (see #schedule). */
+  #deadline(): void {
+    if (this.#committing && !this.#committed) return void this.#renew()
+    this.#expire()
   }
 
   async #renew(): Promise<void> {

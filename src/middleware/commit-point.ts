@@ -67,9 +67,10 @@ export class CommitPoint {
    * @param id - the request's identity
    * @param admission - its admission
    * @param caller - the headers the caller's middleware set before the handler ran
-   * @param answersFirst - whether a final reply, as stored, is `proxy()`'s answer to the request stored with the
-   *   admit (its relay, or an ordered request's log entry), unchanged: the client gets it while the commit lands
-   *   in the background (see {@link finish})
+   * @param answersFirst - whether a final reply, as stored, may be answered before its commit lands (see
+   *   {@link finish}): with `answerFirst`, on a route whose request the object keeps to resend only when it is
+   *   `proxy()`'s answer to that request (its relay, or an ordered request's log entry), unchanged; on any other
+   *   route always
    * @param appliedNothing - whether the route's answer is one `proxy()` passed on though no origin applied the
    *   request (an origin's refusal, an answer that never reached its receiver): the key is given back, whatever
    *   its status, as for any answer that applied nothing
@@ -181,8 +182,8 @@ export class CommitPoint {
       this.#phase = 'final'
       this.committingAfterAnswer = true
       // Sent in the next turn, once the answer is in the runtime's hands: where the object shares this thread (as under
-      // `wrangler dev`), its synchronous SQLite commit would otherwise hold the answer back. The lease is renewed, and
-      // an ordered write's comparison waits, until the commit lands or fails.
+      // `wrangler dev`), its synchronous SQLite commit would otherwise hold the answer back. The lease is renewed (past
+      // maxRunMs too: Admission.startRenewing), and an ordered write's comparison waits, until the commit lands or fails.
       waitUntil(
         nextTurn()
           .then(() => this.#store(reply, false))

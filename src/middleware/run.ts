@@ -10,10 +10,12 @@ import { answerWith, callerHeaders } from './caller-headers.js'
 /**
  * Steps 3–5 of a keyed request: runs the handler under the lease, reads its
  * reply and commits it (DESIGN §3.5–6). The lease is renewed from admission
- * until the commit has landed, so reading a slowly streamed reply is covered
- * too; all of it is bounded by `maxRunMs`, past which the handler is presumed
- * dead: its `c.var.once.signal` aborts, the key is freed and the client gets
- * a retryable 504.
+ * until the commit has landed. The handler and the reading of its reply are
+ * bounded by `maxRunMs`, past which the handler is presumed dead: its
+ * `c.var.once.signal` aborts, the key is freed and the client gets a
+ * retryable 504 (or, past the roll-forward point, `reply-lost`). A final
+ * commit already on its way is not cut short by it: its lease stays renewed
+ * until it lands (Admission.startRenewing).
  *
  * @param c - the request context
  * @param next - the rest of the chain (the handler)

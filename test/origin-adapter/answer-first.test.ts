@@ -250,6 +250,24 @@ describe('proxy() routes answer first, then commit (one durable round trip on th
     }
   })
 
+  it("a relayed route whose stored reply is not proxy()'s answer (a reply over maxReplyBytes, kept as reply-lost) commits before it answers", async () => {
+    const { eu, control, key } = await scene('hold')
+    const app = new Hono()
+    app.post('/accounts/:id/deposits', once({ namespace: () => control.ns, leaseMs: 3000, replayCache: false, maxReplyBytes: 8 }), proxy({ origins: [{ name: 'eu', url: eu.url }], strategy: 'failover' }))
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const init = { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body }
+    const pending = Promise.resolve(app.request('/accounts/af12/deposits', init, env, createExecutionContext()))
+    const watched = watch(pending)
+    await control.sent()
+    await scheduler.wait(20)
+    // What the alarm would commit (the origin's answer) is not what is stored: the answer waits for its commit.
+    expect(watched.settled()).toBe(false)
+    control.open()
+    expect((await pending).status).toBe(201) // the client gets the reply itself; duplicates get reply-lost
+    expect(await recordOf(key)).toMatchObject({ state: 'committed', status: 500 })
+    warn.mockRestore()
+  })
+
   it("headers outer middleware set for the caller (cors(), requestId()) are not stored: proxy()'s answer still goes first", async () => {
     const { eu, control, key } = await scene('hold')
     const app = new Hono()

@@ -1,5 +1,5 @@
 /**
- * Regressions found by the reviews of sessions 31 (the unordered proxy()/dispatch() path, its alarm, and the fixes) and 32 (ordered replication): one file per finding, collected here so the suite pays one runtime start for them, not one each.
+ * Regressions found by the reviews of sessions 31 (the unordered proxy()/dispatch() path, its alarm, and the fixes), 32 (ordered replication) and 33 (answer first): one file per finding, collected here so the suite pays one runtime start for them, not one each.
  */
 import './abandon-in-flight-replica.cases.js'
 import './alarm-commits-first-dispatch.cases.js'
@@ -20,6 +20,7 @@ import './keyless-principal-two-once.cases.js'
 import './keyless-scope-reads-body.cases.js'
 import './keyless-write-unscoped-warning.cases.js'
 import './lease-abandoned-attempt-answer.cases.js'
+import './lease-past-maxrunms.cases.js'
 import './method-result-error-text-in-detail.cases.js'
 import './object-basic-scope-documented.cases.js'
 import './once-record-lookup-unreachable.cases.js'
@@ -34,6 +35,7 @@ import './scope-missing-names-the-header.cases.js'
 import './secret-check-inspect-admit-race.cases.js'
 import './secret-check-record-past-ttl.cases.js'
 import './secret-check-refuses-replay.cases.js'
+import './stale-relay-answered-first.cases.js'
 import './sub-app-onerror-proxy-unseen.cases.js'
 import './throttled-origin-retry-after.cases.js'
 import './unmarked-success-passed-on.cases.js'

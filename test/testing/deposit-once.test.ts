@@ -5,12 +5,13 @@
  * origin that goes down, gets slow and loses an answer after applying.
  */
 import { env } from 'cloudflare:workers'
+import { SELF } from 'cloudflare:test'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import app from '../../examples/bank/worker.js'
 import { memoryStore, onceReceiver } from '../../src/origin/index.js'
 import { once, proxy } from '../../src/index.js'
-import { crashedWorker, endLease, expireKey, keyRecord, runAlarm, testOrigin } from '../../src/testing.js'
+import { crashedWorker, endLease, expireKey, keyRecord, runAlarm, settledRecord, testOrigin } from '../../src/testing.js'
 
 const deposit = (account: string, key: string, amount = 100) =>
   new Request(`http://bank.test/accounts/${account}/deposits`, {
@@ -21,6 +22,19 @@ const deposit = (account: string, key: string, amount = 100) =>
 const balance = async (account: string) => ((await (await app.request(`/accounts/${account}`, {}, env)).json()) as { balance: number }).balance
 
 describe('testing your app with hono-once/testing', () => {
+  it('settledRecord: through SELF.fetch (answered before its commit lands) the record is read once the commit landed', async () => {
+    const account = `self-${crypto.randomUUID()}`
+    const key = `dep-${crypto.randomUUID()}`
+    const res = await SELF.fetch(deposit(account, key, 5))
+    expect(res.status).toBe(201)
+    expect(await settledRecord(env.ONCE, key)).toMatchObject({ state: 'committed', attempt: 1, reply: { status: 201 } })
+    // A key still running under a live lease is named after the timeout.
+    await crashedWorker(env.ONCE, `${key}-stuck`, deposit(account, `${key}-stuck`))
+    await expect(settledRecord(env.ONCE, `${key}-stuck`, { timeoutMs: 50 })).rejects.toThrow(/still running \(attempt 1\) after 50 ms/)
+    await endLease(env.ONCE, `${key}-stuck`)
+    expect(await settledRecord(env.ONCE, `${key}-stuck`)).toMatchObject({ state: 'in_flight', attempt: 1 }) // a Worker that died
+  })
+
   it('the deposit applies once across a Worker that died mid-handler', async () => {
     const account = `alice-${crypto.randomUUID()}`
     const key = `dep-${crypto.randomUUID()}`
