@@ -21,6 +21,7 @@ export async function throughputSection(ctx: BenchContext): Promise<SectionResul
     { name: 'plain Hono handler', path: '/plain', keyed: false },
     { name: 'floor: handler + 2 durable DO writes (one object)', path: '/floor', keyed: true },
     { name: 'once(), new key (one object, shards: 1)', path: '/once', keyed: true },
+    { name: 'diagnostic: once({ answerFirst: false }), new key', path: '/once-commit-first', keyed: true },
   ]
   let seq = 0
   /**
@@ -71,7 +72,7 @@ export async function throughputSection(ctx: BenchContext): Promise<SectionResul
         p99[k]!.push(percentile(a.lat, 99))
       })
     }
-    const [PLAIN, FLOOR, ONCE] = [0, 1, 2]
+    const [PLAIN, FLOOR, ONCE, COMMIT_FIRST] = [0, 1, 2, 3]
     const rate = rates.map(median)
     const onceVsFloor = pairedRatio(rates[ONCE]!, rates[FLOOR]!)
     const perKeyMs = 1000 / rate[ONCE]!
@@ -90,6 +91,7 @@ export async function throughputSection(ctx: BenchContext): Promise<SectionResul
         ['ratio (per round, median of rounds)', 'value', 'target'],
         [
           ['once() new keys/s ÷ floor requests/s', fmtRatio(onceVsFloor), '(1.0 = no cost beyond the two writes)'],
+          ['diagnostic: once({ answerFirst: false }) new keys/s ÷ floor requests/s', fmtRatio(pairedRatio(rates[COMMIT_FIRST]!, rates[FLOOR]!)), ''],
           ['plain requests/s ÷ floor requests/s', fmtRatio(pairedRatio(rates[PLAIN]!, rates[FLOOR]!)), '(the Worker alone)'],
         ],
       ),
