@@ -91,7 +91,7 @@ function pick<T extends object, K extends keyof T>(from: T, keys: K[]): Partial<
 function onceOptions(config: GatewayConfig, route: GatewayRoute): OnceOptions {
   const keys: GatewayKeys = config.keys ?? {}
   const options: OnceOptions = {
-    ...pick(keys, ['required', 'ttlSeconds', 'leaseMs', 'waitMs', 'inFlight', 'maxBodyBytes', 'maxReplyBytes']),
+    ...pick(keys, ['required', 'ttlSeconds', 'leaseMs', 'waitMs', 'inFlight', 'answerFirst', 'maxBodyBytes', 'maxReplyBytes']),
     // The gateway's own default, which its config checks route deadlines against.
     maxRunMs: keys.maxRunMs ?? DEFAULT_MAX_RUN_MS,
     ...(config.shards ? { shards: config.shards } : {}),

@@ -57,6 +57,12 @@ export interface GatewayKeys {
   maxRunMs?: number
   waitMs?: number
   inFlight?: 'wait' | 'reject'
+  /**
+   * Default true: a write is answered with its origin's reply as soon as that is in, and committed right after
+   * (the object keeps the request, so the alarm resends it should the commit never land). `false`: committed
+   * before the client gets it (one more durable round trip on the client's path). See once()'s `answerFirst`.
+   */
+  answerFirst?: boolean
   /** At most 1 MiB (the default): every gateway write is a relay, whose body is capped there. */
   maxBodyBytes?: number
   maxReplyBytes?: number
@@ -148,6 +154,7 @@ const schema = z.strictObject({
       maxRunMs: int(100, 60 * 60_000),
       waitMs: int(0, 5 * 60_000),
       inFlight: z.optional(z.enum(['wait', 'reject'])),
+      answerFirst: z.optional(z.boolean()),
       // Every gateway write is a relay, stored before it is sent: its body is capped there whatever this says.
       maxBodyBytes: z.optional(
         z.number().check(

@@ -4,6 +4,7 @@ import gateway, { buildGateway, parseGatewayConfig } from '../../src/gateway.js'
 import type { GatewayConfig } from '../../src/gateway/config.js'
 import { type FarmOrigin, startOrigins } from '../farm.js'
 import { newKey, problemOf } from '../helpers.js'
+import { commitsUnderControl, watch } from '../commits-under-control.js'
 
 const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext
 const call = (config: unknown, path: string, init: RequestInit = {}, extra: Record<string, string> = {}) =>
@@ -97,6 +98,7 @@ describe('the config-driven gateway', () => {
     ['keys.maxBodyBytes above the relay limit', oneRoute({ path: '/*' }, { keys: { maxBodyBytes: 4 * 1024 * 1024 } }), /keys\.maxBodyBytes: expected at most 1048576 bytes/],
     // Hono answers HEAD with a route's GET: a HEAD without GET is never matched.
     ['HEAD without GET', oneRoute({ path: '/a/*', methods: ['HEAD'] }), /routes\.0\.methods: HEAD is answered by the route's GET .* add GET/],
+    ['keys.answerFirst not a boolean', oneRoute({ path: '/*' }, { keys: { answerFirst: 'yes' } }), /keys\.answerFirst: .*expected boolean/],
     ['HEAD without GET, with a write', oneRoute({ path: '/a/*', methods: ['HEAD', 'POST'] }), /routes\.0\.methods: HEAD is answered by the route's GET/],
   ])('answers every request with a 500 problem, naming the bad field to a caller with the status token: %s', async (_name, config, message) => {
     const token = { ONCE_STATUS_TOKEN: 'status-token-for-tests' }
@@ -129,6 +131,7 @@ describe('the config-driven gateway', () => {
     ok(oneRoute({ path: '/a/*', methods: ['GET'] }, { keys: { maxRunMs: 2000 } })) // a read runs outside once()
     ok({ origins: Array.from({ length: 16 }, (_, n) => ({ name: `o${n}`, url: `https://o${n}.example` })), routes: [{ path: '/*' }] })
     ok(oneRoute({ path: '/*' }, { keys: { maxBodyBytes: 1024 * 1024 } }))
+    for (const answerFirst of [true, false]) ok(oneRoute({ path: '/a/:id/*', methods: ['POST'], strategy: 'replicate', domain: 'param:id' }, { keys: { answerFirst } }))
     for (const methods of [['GET'], ['GET', 'HEAD'], ['HEAD', 'GET', 'POST'], ['POST']]) ok(oneRoute({ path: '/a/*', methods }))
   })
 
@@ -149,6 +152,34 @@ describe('the config-driven gateway', () => {
     expect(head.headers.get('once-origin')).toBe('eu')
     const write = await call(config, `/accounts/acct-${crypto.randomUUID().slice(0, 8)}/deposits`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":5}' })
     expect(write.status).toBe(201)
+  })
+
+  it('keys.answerFirst: a write is answered before its commit lands by default, and after it with false', async () => {
+    const [origin] = await startOrigins(['eu'])
+    for (const answerFirst of [undefined, true, false]) {
+      const config = { origins: [{ name: 'eu', url: origin!.url }], routes: [{ path: '/accounts/*', methods: ['POST'] }], keys: answerFirst === undefined ? {} : { answerFirst } }
+      const control = commitsUnderControl()
+      control.set('hold')
+      const account = `af-${crypto.randomUUID().slice(0, 8)}`
+      const init = { method: 'POST', headers: { authorization: 'Bearer caller-1', 'idempotency-key': `"${newKey()}"`, 'content-type': 'application/json' }, body: '{"amount":7}' }
+      const env_ = { ONCE: control.ns, ONCE_SIGNING_SECRET: env.TEST_SIGNING_SECRET, ONCE_CONFIG: JSON.stringify(config) }
+      const pending = Promise.resolve(gateway.fetch!(new Request(`http://gateway.test/accounts/${account}/deposits`, init) as Request<unknown, IncomingRequestCfProperties>, env_, ctx))
+      const watched = watch(pending)
+      if (answerFirst === false) {
+        await control.sent()
+        // The commit is held: an answer that does not wait for it would arrive within a few turns (it must not).
+        await scheduler.wait(20)
+        expect(watched.settled()).toBe(false)
+        control.open()
+        expect((await pending).status).toBe(201)
+      } else {
+        // Answered while its commit is held; the commit goes out right after.
+        expect((await pending).status, String(answerFirst)).toBe(201)
+        await control.sent()
+        control.open()
+      }
+      expect((await origin!.stats()).balances[account]).toBe(7)
+    }
   })
 
   it('accepts a tenant header, authorization and none as the scope', () => {
