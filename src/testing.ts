@@ -124,9 +124,10 @@ export async function keyRecord(namespace: DurableObjectNamespace<StableArea>, k
 
 /**
  * Waits until `key` is no longer running under a live lease, and reads its record then: after a request that was
- * answered before its commit landed (docs/once.md, "Answer first, then commit"), as every request with an execution
- * context is (`SELF.fetch(req)`, `app.request(req, undefined, env, ctx)`), the commit follows within milliseconds. Polls
- * every 10 ms, up to `timeoutMs`.
+ * answered before its commit landed (docs/once.md, "Answer first, then commit": with `answerFirst`, the default,
+ * a request with an execution context such as `SELF.fetch(req)` or `app.request(req, undefined, env, ctx)` whose
+ * reply may go first), the commit follows within milliseconds. Polls every 10 ms, up to `timeoutMs`. A key the
+ * object does not hold (a wrong `scope` or `shards`, or never sent) is null at once: it is not waited for.
  *
  * @param namespace - the app's binding (`env.ONCE`)
  * @param key - the idempotency key

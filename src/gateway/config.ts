@@ -57,11 +57,7 @@ export interface GatewayKeys {
   maxRunMs?: number
   waitMs?: number
   inFlight?: 'wait' | 'reject'
-  /**
-   * Default true: a write is answered with its origin's reply as soon as that is in, and committed right after
-   * (the object keeps the request, so the alarm resends it should the commit never land). `false`: committed
-   * before the client gets it (one more durable round trip on the client's path). See once()'s `answerFirst`.
-   */
+  /** Default true: answer with the origin's reply, commit right after (once()'s `answerFirst`); false: commit first. */
   answerFirst?: boolean
   /** At most 1 MiB (the default): every gateway write is a relay, whose body is capped there. */
   maxBodyBytes?: number

@@ -5,8 +5,9 @@ import type { LogEntry, OrderedSlot, ReplicaAck } from '../origin-adapter/types.
 import { rpcFault } from './rpc.js'
 
 /**
- * How long past `maxRunMs` a final commit on its way keeps its lease renewed (ms): the runtime's budget for work
- * after the answer (`waitUntil`, about 30 s on Workers).
+ * How long a final commit on its way keeps its lease renewed past the run deadline (ms; counted from the moment
+ * `maxRunMs` ends, not from the answer): the runtime's budget for work after the answer (`waitUntil`, about 30 s
+ * on Workers).
  */
 export const COMMIT_RENEW_MS = 30_000
 
@@ -113,6 +114,7 @@ export class Admission {
 
   #schedule(): void {
     if (!this.#renewing) return
+    if (this.#timer !== undefined) clearTimeout(this.#timer) // one timer at a time (#rearm may have set one meanwhile)
     const untilDeadline = this.#runDeadline - Date.now()
     if (this.#committing && !this.#committed) {
       // A final commit on its way: renewed past the run deadline until it settles, within a bound.
@@ -158,11 +160,27 @@ export class Admission {
   #lose(): void {
     // A renewal that raced a final commit of this lease (sent, its answer maybe not back yet: the record is committed,
     // so the renewal matches nothing): not a takeover. Should the commit find the lease gone, it says so itself.
-    if (this.#committed || this.#committing) return
+    if (this.#committed || this.#committing) return this.#rearm()
     this.#lost = true
     this.stopRenewing()
     console.warn(`hono-once: the lease of ${this.requestId} was taken over by another attempt; this attempt's reply will not be stored`)
     this.abort(new DOMException('hono-once: the lease on this idempotency key was lost', 'AbortError'))
+  }
+
+  /**
+   * Renewing is over (this lease's final commit landed, or a renewal found the record no longer held while that commit
+   * was on its way), but the run deadline still stands: a handler that committed its reply and then hangs is timed
+   * out at `maxRunMs` all the same (at once if that has passed).
+   */
+  #rearm(): void {
+    if (!this.#renewing) return
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, this.#runDeadline - Date.now()))
+  }
+
+  /** A final commit is about to be sent (in the next turn, after the answer): from now on it keeps the lease (see #schedule). */
+  committingSoon(): void {
+    this.#committing = true
   }
 
   /**
@@ -203,6 +221,7 @@ export class Admission {
     const result = await this.#stub.commit(request)
     if (result.ok && !request.provisional) {
       this.#committed = true
+      this.#rearm()
       this.#settle(result.divergences ?? [])
     }
     return result

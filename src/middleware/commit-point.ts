@@ -181,6 +181,7 @@ export class CommitPoint {
     if (waitUntil) {
       this.#phase = 'final'
       this.committingAfterAnswer = true
+      this.admission.committingSoon()
       // Sent in the next turn, once the answer is in the runtime's hands: where the object shares this thread (as under
       // `wrangler dev`), its synchronous SQLite commit would otherwise hold the answer back. The lease is renewed (past
       // maxRunMs too: Admission.startRenewing), and an ordered write's comparison waits, until the commit lands or fails.
