@@ -1,5 +1,4 @@
-import { Hono, type Context, type MiddlewareHandler } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
+import { Hono, type Context } from 'hono'
 import { once } from '../middleware/once.js'
 import type { OnceOptions } from '../middleware/options.js'
 import { defaultScope } from '../middleware/identity.js'
@@ -44,6 +43,8 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
       ...(strategy ? { strategy } : {}),
       // Signed unless the config says "off": an unset secret is then a 500 naming it, never an unsigned send.
       ...(config.signing === 'off' ? {} : { secret: { env: 'ONCE_SIGNING_SECRET', keyid: config.signing?.keyid ?? 'ONCE_SIGNING_SECRET' } }),
+      // A keyless write (keys.required false) passes once() unread: proxy() holds its body to the same limit and 413.
+      maxBodyBytes: config.keys?.maxBodyBytes ?? MAX_RELAY_BODY_BYTES,
       ...pick(route, ['ackQuorum', 'timeoutMs', 'deadlineMs', 'hedgeAfterMs', 'maxAttempts', 'maxResponseBytes', 'breaker', 'logRetentionMs']),
     }
     const group = originGroup(options, `ONCE_CONFIG routes.${i}`)
@@ -51,8 +52,7 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
     const handler = config.cors ? proxyWith(group, withoutOriginCors) : proxyWith(group)
     const unsafe = methods.filter((m) => !SAFE.has(m))
     const safe = methods.filter((m) => SAFE.has(m))
-    if (unsafe.length > 0 && config.keys?.required === false) app.on(unsafe, route.path, keylessBodyLimit(config.keys.maxBodyBytes ?? MAX_RELAY_BODY_BYTES), once(onceOptions(config, route)), handler)
-    else if (unsafe.length > 0) app.on(unsafe, route.path, once(onceOptions(config, route)), handler)
+    if (unsafe.length > 0) app.on(unsafe, route.path, once(onceOptions(config, route)), handler)
     if (safe.length > 0) app.on(safe, route.path, handler)
   })
   app.notFound((c) => problemNotFound(c))
@@ -64,22 +64,6 @@ export function buildGateway(config: GatewayConfig): { app: Hono<{ Bindings: Gat
     throw new TypeError(`hono-once: invalid ONCE_CONFIG options: routes: Hono cannot compile the routes (${err instanceof Error ? err.message : String(err)})`)
   }
   return { app, state }
-}
-
-/**
- * `keys.maxBodyBytes` for a write without `Idempotency-Key` (`keys.required: false`): once() passes it on unread, and
- * proxy() would buffer its whole body, so Hono's `bodyLimit` holds it to the limit a keyed write meets in once(),
- * chunked bodies included, with the same 413 `body-too-large` problem. A keyed write is left to once().
- */
-function keylessBodyLimit(maxBytes: number): MiddlewareHandler {
-  const limit = bodyLimit({
-    maxSize: maxBytes,
-    onError: (c) => problem('body-too-large', { detail: `The request body is larger than ${maxBytes} bytes.`, instance: c.req.path }),
-  })
-  return async function keylessBodyLimit(c, next) {
-    if (c.req.header('idempotency-key') !== undefined) return next()
-    return limit(c, next)
-  }
 }
 
 function pick<T extends object, K extends keyof T>(from: T, keys: K[]): Partial<Pick<T, K>> {

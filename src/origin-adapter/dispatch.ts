@@ -7,7 +7,7 @@ import { inBackground } from '../shared/background.js'
 import { isFinalStatus } from '../shared/applied.js'
 import { ONCE_HEADERS, SAFE_METHODS as SAFE } from '../shared/wire.js'
 import { Connections, type EngineInput } from '../shared/attempt.js'
-import { callerScopeOf, forwardRequest, missingSecret, principalOf, refuseUnsignable } from './forward.js'
+import { callerScopeOf, forwardRequest, MAX_RELAY_BODY_BYTES, missingSecret, principalOf, readForwardBody, refuseUnsignable } from './forward.js'
 import { resolveSecret } from '../shared/send.js'
 import { OriginHealth } from '../shared/health.js'
 import { DEFAULT_DEADLINE_MS, defaultStrategy, type ProxyOptions, validateProxyOptions } from './options.js'
@@ -184,7 +184,12 @@ async function forward(c: Context, req: Request, group: OriginGroup, by: 'proxy(
   const stored = storedRequest !== undefined
   let request = storedRequest
   if (!request) {
-    const body = SAFE.has(method) || !req.body ? new Uint8Array() : new Uint8Array(await req.clone().arrayBuffer())
+    const body = SAFE.has(method) || !req.body ? new Uint8Array() : await readForwardBody(c, req, options.maxBodyBytes ?? MAX_RELAY_BODY_BYTES)
+    if (body === 'too-large') {
+      const res = problem('body-too-large', { detail: `The request body is larger than ${options.maxBodyBytes ?? MAX_RELAY_BODY_BYTES} bytes.`, instance })
+      link?.passedOn(res) // nothing was sent: behind once(), a 4xx that gives the key back, not one stored for replay
+      return res
+    }
     // After the body is read: a keyless write's scope option may read it too (the tenant in the JSON).
     const scope = c.get('once')?.scope ?? (SAFE.has(method) ? undefined : await callerScopeOf(c))
     request = forwardRequest(req, body, { allow: options.forwardHeaders, principal: principalOf(c, scope) })

@@ -5,6 +5,8 @@ import { forwardHeaders, resolveSecret } from '../shared/send.js'
 import type { SecretOption } from '../shared/types.js'
 import { problem } from '../shared/problem.js'
 import { unsignableHeader } from '../shared/signature.js'
+import { readUpTo } from '../shared/read-limited.js'
+import { readRequestBody } from '../shared/request-body.js'
 import type { ForwardRequest } from './types.js'
 
 // Defined with the options (which the gateway's config reads without the sending code).
@@ -43,6 +45,30 @@ export function forwardRequest(req: Request, body: Uint8Array, options: ForwardO
   const headers = forwardHeaders(req.headers, method, options.allow, options.logged)
   if (options.principal) headers.push([ONCE_HEADERS.principal.toLowerCase(), principalHeader(options.principal)])
   return { method, path: url.pathname + url.search, headers, body }
+}
+
+/**
+ * The body of a request `proxy()`/`dispatch()` sends, at most `maxBytes`: the
+ * incoming request's as once() reads it (bounded, a 413 only once the client
+ * has sent it, left readable for whoever reads it next), or that of a request
+ * the app made, read from a clone (the app's own stays readable).
+ *
+ * @param c - the request context
+ * @param req - what to send: `c.req.raw`, or a request the app made
+ * @param maxBytes - the largest body sent, in bytes
+ * @returns the bytes, or `'too-large'`
+ * @example
+ * const body = await readForwardBody(c, c.req.raw, 1024 * 1024)
+ * if (body === 'too-large') return problem('body-too-large', { detail: 'Over 1 MiB.', instance: c.req.path })
+ */
+export async function readForwardBody(c: Context, req: Request, maxBytes: number): Promise<Uint8Array | 'too-large'> {
+  if (req === c.req.raw) return readRequestBody(c, maxBytes)
+  const reader = req.clone().body?.getReader()
+  if (!reader) return new Uint8Array()
+  const body = await readUpTo(reader, maxBytes)
+  if (body) return body
+  await reader.cancel().catch(() => {})
+  return 'too-large'
 }
 
 /**

@@ -73,6 +73,11 @@ export interface ProxyOptions {
   forwardHeaders?: string[]
   /** Largest origin answer read; larger is a 502. Default 8 MiB. */
   maxResponseBytes?: number
+  /**
+   * Largest request body read and sent (bytes): a larger one is a 413 `body-too-large`, answered once the client has
+   * sent it, and nothing is sent. Default 1 MiB; at most 100 MiB. Behind `once()` its own `maxBodyBytes` is met first.
+   */
+  maxBodyBytes?: number
   /** Per-origin circuit breaker. Default `{ failures: 5, cooldownMs: 10000 }`. */
   breaker?: BreakerOptions
   /** `replicate`: replica answers the client waits for. Default 1. */
@@ -146,6 +151,7 @@ const schema = z.strictObject({
   secret: z.optional(secretSchema),
   forwardHeaders: z.optional(z.array(z.string().check(z.regex(HEADER_NAME, 'expected a header name'))).check(z.maxLength(64))),
   maxResponseBytes: int(1, 64 * 1024 * 1024),
+  maxBodyBytes: int(1, 100 * 1024 * 1024),
   breaker: z.optional(z.strictObject({ failures: int(1, 1000), cooldownMs: int(1, 3_600_000) })),
   ackQuorum: z.optional(z.union([z.literal(1), z.literal('majority'), z.literal('all')])),
   onDivergence: z.optional(functionOption),

@@ -7,7 +7,7 @@ import { ownOrigin } from './own-origin.js'
 // Review s31 (input), finding 1: docs/gateway.md, keys.maxBodyBytes: "largest request body (413 above ...)". With
 // keys.required false, a write without Idempotency-Key passed once() untouched and proxy() read its whole body into
 // memory with no limit (bounded only by Cloudflare's request limit, past a Worker's 128 MB once cloned and copied).
-// Now the gateway holds a keyless write to keys.maxBodyBytes with Hono's bodyLimit (Content-Length and chunked bodies),
+// Now the gateway holds a keyless write to keys.maxBodyBytes through proxy()'s own maxBodyBytes (Content-Length and chunked bodies),
 // answering the 413 problem a keyed write gets from once().
 const MAX = 1024
 

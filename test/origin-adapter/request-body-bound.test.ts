@@ -1,0 +1,109 @@
+import { env } from 'cloudflare:workers'
+import { Hono } from 'hono'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { dispatch, once, proxy, type ProxyOptions } from '../../src/index.js'
+import { type FarmOrigin, startOrigins } from '../farm.js'
+import { newKey, problemOf } from '../helpers.js'
+
+// proxy() and dispatch() read the body they send whole (it is signed, and sent again on failover). Without once() in
+// front, nothing bounded it: a keyless write's body was read into memory whatever its size. The kind: every reader of a
+// request body in the library holds it to a limit and answers 413 body-too-large after the client has sent it. Here
+// the one reader once() and onceReceiver() use is proxy()'s too, with its own maxBodyBytes (default 1 MiB).
+const MAX = 1024
+
+const list = (origins: FarmOrigin[]) => origins.map(({ name, url }) => ({ name, url }))
+
+/** A body sent chunked: a stream, no Content-Length. */
+function chunked(bytes: Uint8Array, chunk: number): ReadableStream<Uint8Array> {
+  let at = 0
+  return new ReadableStream({
+    pull(controller) {
+      if (at >= bytes.byteLength) return controller.close()
+      controller.enqueue(bytes.slice(at, (at += chunk)))
+    },
+  })
+}
+
+/** A deposit of 1 whose JSON is exactly `size` bytes (at least 32). */
+function deposit(size: number): Uint8Array {
+  const head = '{"amount":1,"pad":"'
+  return new TextEncoder().encode(`${head}${'x'.repeat(size - head.length - 2)}"}`)
+}
+
+function send(app: Hono, size: number, framing: 'length' | 'chunked', chunk = 100) {
+  const bytes = deposit(size)
+  const body = framing === 'length' ? bytes : chunked(bytes, chunk)
+  const init = { method: 'POST', headers: { 'content-type': 'application/json' }, body, ...(framing === 'chunked' ? { duplex: 'half' } : {}) }
+  return app.request('/accounts/zed/deposits', init as RequestInit, env)
+}
+
+describe('proxy()/dispatch() without once(): the body sent is bounded by maxBodyBytes', () => {
+  it('a declared or chunked body over maxBodyBytes is a 413 body-too-large and nothing reaches the origin; within it, the origin gets it', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const app = new Hono().post('/accounts/*', proxy({ origins: list([eu!]), strategy: 'failover', maxBodyBytes: MAX }))
+    for (const framing of ['length', 'chunked'] as const) {
+      const over = await send(app, MAX + 1, framing)
+      expect(over.status).toBe(413)
+      expect(await problemOf(over)).toMatchObject({ type: expect.stringMatching(/body-too-large$/), status: 413, detail: `The request body is larger than ${MAX} bytes.` })
+    }
+    expect((await eu!.stats()).requests).toBe(0)
+    for (const framing of ['length', 'chunked'] as const) expect((await send(app, MAX, framing)).status).toBe(201)
+    expect((await eu!.stats()).requests).toBe(2)
+  })
+
+  it('any body around the limit, either framing, any chunk size: 413 exactly when it is over, and only then', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const app = new Hono().post('/accounts/*', proxy({ origins: list([eu!]), strategy: 'failover', maxBodyBytes: MAX }))
+    let sent = 0
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 32, max: 3 * MAX }), fc.constantFrom('length', 'chunked'), fc.integer({ min: 1, max: 1100 }), async (size, framing, chunk) => {
+        const res = await send(app, size, framing as 'length' | 'chunked', chunk)
+        if (size > MAX) expect(res.status).toBe(413)
+        else {
+          expect(res.status).toBe(201)
+          sent++
+        }
+        await res.body?.cancel()
+      }),
+      { numRuns: 40 },
+    )
+    expect((await eu!.stats()).requests).toBe(sent)
+  })
+
+  it('the default is 1 MiB; a request the app made for dispatch() is held to it as well, and stays readable', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const options: ProxyOptions = { origins: list([eu!]), strategy: 'failover' }
+    const app = new Hono().post('/accounts/*', async (c) => {
+      const made = new Request(c.req.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: deposit(Number(c.req.query('size'))) })
+      const res = await dispatch(c, made, options)
+      return res.status === 413 ? new Response(`${res.status} ${(await made.arrayBuffer()).byteLength}`, { status: 413 }) : res
+    })
+    const over = await app.request(`/accounts/zed/deposits?size=${1024 * 1024 + 1}`, { method: 'POST' }, env)
+    expect(over.status).toBe(413)
+    expect(await over.text()).toBe(`413 ${1024 * 1024 + 1}`)
+    expect((await eu!.stats()).requests).toBe(0)
+    expect((await app.request(`/accounts/zed/deposits?size=${1024 * 1024}`, { method: 'POST' }, env)).status).toBe(201)
+  })
+
+  it('behind once(), a body too large for dispatch() gives the key back (nothing was sent): a retry runs again, not a stored 413', async () => {
+    const [eu] = await startOrigins(['eu'])
+    const options: ProxyOptions = { origins: list([eu!]), strategy: 'failover', maxBodyBytes: MAX }
+    let runs = 0
+    const app = new Hono().post('/accounts/*', once({ replayCache: false }), async (c) => {
+      runs++
+      return dispatch(c, new Request(c.req.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: deposit(MAX + 1) }), options)
+    })
+    const key = newKey()
+    const post = () => app.request('/accounts/zed/deposits', { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: '{}' }, env)
+    const first = await post()
+    expect(first.status).toBe(413)
+    const again = await post()
+    expect({ status: again.status, replayed: again.headers.get('idempotent-replayed'), runs }).toEqual({ status: 413, replayed: null, runs: 2 })
+    expect((await eu!.stats()).requests).toBe(0)
+  })
+
+  it.each([0, -1, 1.5, 100 * 1024 * 1024 + 1, '1024'])('maxBodyBytes %s is refused when the route is set up, naming the option', (bad) => {
+    expect(() => proxy({ origins: [{ name: 'eu', url: 'https://eu.example' }], maxBodyBytes: bad as number })).toThrow(/maxBodyBytes/)
+  })
+})
