@@ -7,9 +7,12 @@ import type { StableAreaApi } from '../src/durable/types.js'
  * watch on whether an answer has arrived.
  */
 
-export type CommitMode = 'pass' | 'hold' | 'drop'
+export type CommitMode = 'pass' | 'hold' | 'late' | 'drop'
 
-/** The stable area with its commits under the test's control: passed, held until `open()`, or dropped with the renewals (the Worker died). */
+/**
+ * The stable area with its commits under the test's control: passed, held until `open()` (`hold`: not sent yet; `late`:
+ * landed, its answer held), or dropped with the renewals (the Worker died).
+ */
 export function commitsUnderControl() {
   let mode: CommitMode = 'pass'
   let open = () => {}
@@ -32,6 +35,11 @@ export function commitsUnderControl() {
           return async (r: Parameters<StableAreaApi['commit']>[0]) => {
             calls++
             if (chosen === 'drop') return new Promise(() => {}) // never sent, never answered
+            if (chosen === 'late') {
+              const landed = await real.commit(r)
+              await gate
+              return landed
+            }
             await gate
             return real.commit(r)
           }
@@ -43,7 +51,7 @@ export function commitsUnderControl() {
     ns,
     set(next: CommitMode) {
       mode = next
-      if (next === 'hold') gate = new Promise((r) => (open = r))
+      if (next === 'hold' || next === 'late') gate = new Promise((r) => (open = r))
     },
     open: () => open(),
     calls: () => calls,

@@ -22,7 +22,7 @@ export type CommitFailure = 'lease_lost' | 'unavailable'
  * Renewal runs every `leaseMs / 3` and checks its answer. A failed call
  * reconnects (a reset object breaks the stubs that pointed at it) and
  * retries while the lease lasts; a `false` means another attempt took the
- * key over: renewal stops, {@link signal} aborts, and {@link lost} stays
+ * key over: renewal stops (the run deadline stands), {@link signal} aborts, and {@link lost} stays
  * true so the commit path knows its reply cannot be stored.
  *
  * @example
@@ -119,7 +119,10 @@ export class Admission {
     if (this.#committing && !this.#committed) {
       // A final commit on its way: renewed past the run deadline until it settles, within a bound.
       if (untilDeadline + COMMIT_RENEW_MS > 0) this.#timer = setTimeout(() => void this.#renew(), this.leaseMs / 3)
-      else console.error(`hono-once: the commit of ${this.requestId} has not landed ${COMMIT_RENEW_MS} ms past maxRunMs; its lease is no longer renewed, and a retry may take the key over`)
+      else {
+        console.error(`hono-once: the commit of ${this.requestId} has not landed ${COMMIT_RENEW_MS} ms past maxRunMs; its lease is no longer renewed, and a retry may take the key over`)
+        this.#expire() // and a client still waiting for it is answered
+      }
       return
     }
     if (untilDeadline <= this.leaseMs / 3) {
@@ -162,20 +165,29 @@ export class Admission {
     // so the renewal matches nothing): not a takeover. Should the commit find the lease gone, it says so itself.
     if (this.#committed || this.#committing) return this.#rearm()
     this.#lost = true
-    this.stopRenewing()
+    // No more renewals, but the run deadline stands: a handler that ignores its aborted signal is still timed out.
+    this.#rearm()
     console.warn(`hono-once: the lease of ${this.requestId} was taken over by another attempt; this attempt's reply will not be stored`)
     this.abort(new DOMException('hono-once: the lease on this idempotency key was lost', 'AbortError'))
   }
 
   /**
-   * Renewing is over (this lease's final commit landed, or a renewal found the record no longer held while that commit
-   * was on its way), but the run deadline still stands: a handler that committed its reply and then hangs is timed
-   * out at `maxRunMs` all the same (at once if that has passed).
+   * Renewing is over (this lease's final commit landed, a renewal found the record no longer held while that commit was
+   * on its way, or another attempt took the key over), but the run deadline still stands: a handler that committed its
+   * reply and then hangs, or ignores its aborted signal, is timed out at `maxRunMs` all the same (at once if that has
+   * passed). Not while a final commit is still on its way (it may have landed, its answer not back yet): the handler
+   * answered in time, and waiting for its commit is not running past the deadline. That is looked at again every
+   * `leaseMs / 3`, for at most {@link COMMIT_RENEW_MS} past the deadline, as renewal is.
    */
   #rearm(): void {
     if (!this.#renewing) return
     if (this.#timer !== undefined) clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => this.#expire(), Math.max(0, this.#runDeadline - Date.now()))
+    const untilDeadline = this.#runDeadline - Date.now()
+    if (this.#committing && !this.#committed && untilDeadline + COMMIT_RENEW_MS > 0) {
+      this.#timer = setTimeout(() => this.#rearm(), this.leaseMs / 3)
+      return
+    }
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, untilDeadline))
   }
 
   /** A final commit is about to be sent (in the next turn, after the answer): from now on it keeps the lease (see #schedule). */

@@ -4,6 +4,7 @@ import { describe, expect, it, vi } from 'vitest'
 import { once, type OnceOptions } from '../../src/index.js'
 import { commitsUnderControl, watch } from '../commits-under-control.js'
 import { newKey } from '../helpers.js'
+import { endLease } from '../../src/testing.js'
 
 /**
  * Review s34 (answer first) #1: once a final commit of the lease had landed, the next renewal found the record
@@ -55,6 +56,67 @@ describe('a handler that commits its reply, then hangs, is timed out at maxRunMs
     control.open()
     const answer = await within(answering, 4000)
     expect({ answer, aborted: aborted.length }).toEqual({ answer: { status: 201, body: { accepted: true } }, aborted: 1 })
+    warn.mockRestore()
+  })
+})
+
+/**
+ * Review s35 of 24bb4ae. #1: a renewal that found the record committed while the commit's answer was still on its way
+ * (answerFirst false, or no execution context) re-armed the bare run deadline, at once when it had passed: a handler
+ * that answered in time was timed out, its signal aborted and its answer replaced by the stored replay (its
+ * Set-Cookie gone). #2 (older): a renewal that found the key taken over stopped renewing and armed nothing, so a
+ * handler that ignores its aborted signal was never timed out and its client never answered.
+ */
+describe('the run deadline after renewal ends (review s35)', () => {
+  it('a commit that landed, its answer slow past maxRunMs: the handler that answered in time is not timed out', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const control = commitsUnderControl()
+    const app = new Hono()
+    const aborted: unknown[] = []
+    app.post('/jobs', once({ namespace: () => control.ns, replayCache: false, answerFirst: false, leaseMs: 1000, maxRunMs: 300 }), (c) => {
+      c.var.once.signal.addEventListener('abort', () => aborted.push(c.var.once.signal.reason))
+      c.header('set-cookie', 'session=first-caller')
+      return c.json({ accepted: true }, 201)
+    })
+    control.set('late')
+    const answering = Promise.resolve(app.request('/jobs', { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"`, 'content-type': 'application/json' }, body: '{}' }, env))
+    await control.sent()
+    // Past maxRunMs and past a renewal (every ~333 ms), which finds the record committed: the commit landed.
+    for (let i = 0; i < 100 && control.renewals() < 1; i++) await scheduler.wait(20)
+    await scheduler.wait(200) // time for a deadline re-armed by it to fire (at once: maxRunMs has passed)
+    control.open()
+    const res = await answering
+    const timedOut = warn.mock.calls.some(([m]) => String(m).includes('ran past maxRunMs'))
+    expect({ status: res.status, cookie: res.headers.get('set-cookie'), body: await res.json(), aborted, timedOut }).toEqual({
+      status: 201,
+      cookie: 'session=first-caller',
+      body: { accepted: true },
+      aborted: [],
+      timedOut: false,
+    })
+    warn.mockRestore()
+  })
+
+  it('a handler whose key was taken over, and that ignores its aborted signal, is still timed out at maxRunMs: its client gets a retryable 504', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const app = new Hono()
+    let runs = 0
+    const aborted: unknown[] = []
+    app.post('/jobs', once({ replayCache: false, leaseMs: 1000, maxRunMs: 1500 }), async (c) => {
+      if (++runs > 1) return c.json({ run: runs }, 201)
+      c.var.once.signal.addEventListener('abort', () => aborted.push(c.var.once.signal.reason))
+      await new Promise(() => {}) // hangs, deaf to its signal
+      return c.text('never', 500)
+    })
+    const key = newKey()
+    const post = () => Promise.resolve(app.request('/jobs', { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: '{}' }, env))
+    const first = post()
+    for (let i = 0; i < 100 && runs === 0; i++) await scheduler.wait(5)
+    expect(await endLease(env.ONCE, key)).toBe(true)
+    const second = await post() // takes the key over: attempt 2 runs
+    expect({ status: second.status, body: await second.json() }).toEqual({ status: 201, body: { run: 2 } })
+    const answer = await within(first, 4000)
+    expect({ status: answer.status, retryable: (answer.body as { retryable?: boolean } | undefined)?.retryable, aborted: aborted.length }).toEqual({ status: 504, retryable: true, aborted: 1 })
     warn.mockRestore()
   })
 })
