@@ -177,3 +177,14 @@ export async function relayRowsWhileInFlight(key: string, scope = ''): Promise<u
   }
   return found
 }
+
+/** `bytes` as a body sent chunked (a stream, no Content-Length), `chunk` bytes at a time; send it with `duplex: 'half'`. */
+export function chunked(bytes: Uint8Array, chunk: number): ReadableStream<Uint8Array> {
+  let at = 0
+  return new ReadableStream({
+    pull(controller) {
+      if (at >= bytes.byteLength) return controller.close()
+      controller.enqueue(bytes.slice(at, (at += chunk)))
+    },
+  })
+}

@@ -3,6 +3,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { buildGateway, parseGatewayConfig } from '../../src/gateway.js'
 import { ownOrigin } from './own-origin.js'
+import { chunked } from '../helpers.js'
 
 // Review s31 (input), finding 1: docs/gateway.md, keys.maxBodyBytes: "largest request body (413 above ...)". With
 // keys.required false, a write without Idempotency-Key passed once() untouched and proxy() read its whole body into
@@ -34,17 +35,6 @@ async function withOrigin<T>(body: (received: Uint8Array[]) => Promise<T>): Prom
   } finally {
     globalThis.fetch = realFetch
   }
-}
-
-/** A body sent chunked: a stream, no Content-Length. */
-function chunked(bytes: Uint8Array, chunk: number): ReadableStream<Uint8Array> {
-  let at = 0
-  return new ReadableStream({
-    pull(controller) {
-      if (at >= bytes.byteLength) return controller.close()
-      controller.enqueue(bytes.slice(at, (at += chunk)))
-    },
-  })
 }
 
 describe('the gateway holds a keyless write to keys.maxBodyBytes too', () => {

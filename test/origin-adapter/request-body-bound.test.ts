@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { dispatch, once, proxy, type ProxyOptions } from '../../src/index.js'
 import { type FarmOrigin, startOrigins } from '../farm.js'
-import { newKey, problemOf } from '../helpers.js'
+import { chunked, newKey, problemOf } from '../helpers.js'
 
 // proxy() and dispatch() read the body they send whole (it is signed, and sent again on failover). Without once() in
 // front, nothing bounded it: a keyless write's body was read into memory whatever its size. The kind: every reader of a
@@ -13,17 +13,6 @@ import { newKey, problemOf } from '../helpers.js'
 const MAX = 1024
 
 const list = (origins: FarmOrigin[]) => origins.map(({ name, url }) => ({ name, url }))
-
-/** A body sent chunked: a stream, no Content-Length. */
-function chunked(bytes: Uint8Array, chunk: number): ReadableStream<Uint8Array> {
-  let at = 0
-  return new ReadableStream({
-    pull(controller) {
-      if (at >= bytes.byteLength) return controller.close()
-      controller.enqueue(bytes.slice(at, (at += chunk)))
-    },
-  })
-}
 
 /** A deposit of 1 whose JSON is exactly `size` bytes (at least 32). */
 function deposit(size: number): Uint8Array {
