@@ -46,6 +46,10 @@ export class AdmissionLink implements RelayLink {
     return ++this.#dispatches
   }
 
+  get dispatches(): number {
+    return this.#dispatches
+  }
+
   storedFor(owner: object): boolean {
     return this.stored !== undefined && this.stored.owner === owner
   }

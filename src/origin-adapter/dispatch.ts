@@ -184,15 +184,24 @@ async function forward(c: Context, req: Request, group: OriginGroup, by: 'proxy(
   const stored = storedRequest !== undefined
   let request = storedRequest
   if (!request) {
-    const body = SAFE.has(method) || !req.body ? new Uint8Array() : await readForwardBody(c, req, options.maxBodyBytes ?? MAX_RELAY_BODY_BYTES)
+    // The client's request behind once() was read, and held to once()'s maxBodyBytes, at its admit: its bytes as
+    // once() left them (a form read before once() is encoded once, with the Content-Type of that encoding). Any other
+    // body (no once() in front: a keyless write, a route without keys; a request the app made) is read here, bounded.
+    const raw = req === c.req.raw
+    const readByOnce = raw && c.get('once') !== undefined
+    const maxBytes = options.maxBodyBytes ?? MAX_RELAY_BODY_BYTES
+    const body = SAFE.has(method) || !req.body ? new Uint8Array() : readByOnce ? new Uint8Array(await req.clone().arrayBuffer()) : await readForwardBody(c, req, maxBytes)
     if (body === 'too-large') {
-      const res = problem('body-too-large', { detail: `The request body is larger than ${options.maxBodyBytes ?? MAX_RELAY_BODY_BYTES} bytes.`, instance })
-      link?.passedOn(res) // nothing was sent: behind once(), a 4xx that gives the key back, not one stored for replay
+      const res = problem('body-too-large', { detail: `The request body is larger than ${maxBytes} bytes.`, instance })
+      // Nothing was sent: behind once(), a 4xx that gives the key back rather than one stored for replay; unless an
+      // earlier dispatch of this request went out (it may have been applied: the key is kept).
+      if (link?.dispatches === 0) link.passedOn(res)
       return res
     }
     // After the body is read: a keyless write's scope option may read it too (the tenant in the JSON).
     const scope = c.get('once')?.scope ?? (SAFE.has(method) ? undefined : await callerScopeOf(c))
-    request = forwardRequest(req, body, { allow: options.forwardHeaders, principal: principalOf(c, scope) })
+    // The client's request as the reader left it (a form read before, encoded again, carries its new Content-Type).
+    request = forwardRequest(raw ? c.req.raw : req, body, { allow: options.forwardHeaders, principal: principalOf(c, scope) })
   }
   // Signed, a header every signature must cover but none can carry would be refused by every origin, every time.
   const unsignable = secret && !stored ? refuseUnsignable(request, instance, link?.key) : undefined

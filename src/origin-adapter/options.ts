@@ -74,8 +74,10 @@ export interface ProxyOptions {
   /** Largest origin answer read; larger is a 502. Default 8 MiB. */
   maxResponseBytes?: number
   /**
-   * Largest request body read and sent (bytes): a larger one is a 413 `body-too-large`, answered once the client has
-   * sent it, and nothing is sent. Default 1 MiB; at most 100 MiB. Behind `once()` its own `maxBodyBytes` is met first.
+   * Largest request body this reads itself and sends (bytes): a write no `once()` read (keyless, or no `once()` in
+   * front) or a request the app made for `dispatch()`. A larger one is a 413 `body-too-large`, answered once the client
+   * has sent it, and nothing is sent. Default 1 MiB; at most 100 MiB. A keyed write behind `once()` is held to
+   * `once()`'s `maxBodyBytes` instead (it read the body).
    */
   maxBodyBytes?: number
   /** Per-origin circuit breaker. Default `{ failures: 5, cooldownMs: 10000 }`. */

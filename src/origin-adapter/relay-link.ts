@@ -29,6 +29,8 @@ export interface RelayLink {
   readonly order: OrderedLink | undefined
   /** Numbers this request's dispatches: 1 is the logical request itself; a further one gets its own request id. */
   nextDispatch(): number
+  /** How many dispatches this request has made so far (0 before its first). */
+  readonly dispatches: number
   /** Whether the request stored with the admit is the one `owner` (a proxy's origin group) sends: its proxy() was the route's. */
   storedFor(owner: object): boolean
   /** Marks `res` as the answer to the stored request, as `proxy()` returns it: once() may answer it before its commit. */

@@ -15,8 +15,9 @@ const DRAIN_MS = 5_000
  * readable for the handler (`c.req.json()`, `c.req.raw`). A body over the
  * limit is `'too-large'` (for the caller's 413 `body-too-large`), whether
  * its size was declared (`Content-Length`) or only found out while reading
- * (chunked). `once()`, `onceObject()`, `proxy()`/`dispatch()` and
- * `onceReceiver()` all read a request body through it.
+ * (chunked). `once()`, `onceObject()` and `proxy()`/`dispatch()` (a body
+ * once() did not read) read a request body through it; `onceReceiver()`, at
+ * the origin, has its own (it cancels the rest instead of draining it).
  *
  * The 413 waits until the client has sent its body, which is read and
  * thrown away (bounded: 64 MiB, 5 s). Answering while the client is still

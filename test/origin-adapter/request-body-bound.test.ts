@@ -96,3 +96,82 @@ describe('proxy()/dispatch() without once(): the body sent is bounded by maxBody
     expect(() => proxy({ origins: [{ name: 'eu', url: 'https://eu.example' }], maxBodyBytes: bad as number })).toThrow(/maxBodyBytes/)
   })
 })
+
+/** An origin behind a service binding (a route once() does not relay): records the size of each body it is sent. */
+function bound() {
+  const seen: number[] = []
+  const forms: unknown[] = []
+  const origin = {
+    name: 'svc',
+    fetcher: {
+      fetch: async (req: Request) => {
+        const type = req.headers.get('content-type') ?? ''
+        const bytes = await req.arrayBuffer()
+        seen.push(bytes.byteLength)
+        if (type.startsWith('multipart/')) forms.push(await new Response(bytes, { headers: { 'content-type': type } }).formData().then((f) => f.get('name'), (err: unknown) => String(err)))
+        return new Response('{"ok":true}', { status: 201, headers: { 'content-type': 'application/json' } })
+      },
+    },
+  }
+  return { seen, forms, origin }
+}
+
+// Review s36 of 22cfd9d: proxy()'s bound read bodies once() had already read and bounded (a 2 MiB keyed write on a
+// route with once({ maxBodyBytes: 4 MiB }) got proxy()'s 1 MiB 413), encoded a form read before once() a second time
+// under the first encoding's Content-Type, and gave the key back after an earlier dispatch() of the request was sent.
+describe('proxy()/dispatch() behind once() (review s36)', () => {
+  it("a keyed write once() read is held to once()'s maxBodyBytes, not proxy()'s", async () => {
+    const { seen, origin } = bound()
+    const app = new Hono().post('/accounts/*', once({ maxBodyBytes: 4 * 1024 * 1024, replayCache: false }), proxy({ origins: [origin], strategy: 'failover' }))
+    const res = await app.request('/accounts/zed/deposits', { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"` }, body: new Uint8Array(2 * 1024 * 1024) }, env)
+    expect({ status: res.status, seen }).toEqual({ status: 201, seen: [2 * 1024 * 1024] })
+  })
+
+  it.each(['keyed', 'keyless'] as const)('a form read before once() reaches the origin whole, its Content-Type naming its boundary (%s)', async (kind) => {
+    const { forms, origin } = bound()
+    const app = new Hono().post(
+      '/upload',
+      async (c, next) => {
+        await c.req.formData() // the app's own check of the form, first
+        await next()
+      },
+      once({ replayCache: false, required: false }),
+      proxy({ origins: [origin], strategy: 'failover' }),
+    )
+    const form = new FormData()
+    form.set('name', 'zed')
+    const res = await app.request('/upload', { method: 'POST', headers: kind === 'keyed' ? { 'idempotency-key': `"${newKey()}"` } : {}, body: form }, env)
+    expect({ status: res.status, forms }).toEqual({ status: 201, forms: ['zed'] })
+  })
+
+  it('a too-large dispatch() after an earlier one was sent keeps the key: the retry replays, the origin applied once', async () => {
+    const { seen, origin } = bound()
+    const options: ProxyOptions = { origins: [origin], strategy: 'failover', maxBodyBytes: MAX }
+    let runs = 0
+    const app = new Hono().post('/accounts/*', once({ replayCache: false }), async (c) => {
+      runs++
+      const first = await dispatch(c, new Request(c.req.url, { method: 'POST', body: 'charge' }), options)
+      if (first.status !== 201) return first
+      return dispatch(c, new Request(c.req.url, { method: 'POST', body: new Uint8Array(MAX + 1) }), options)
+    })
+    const key = newKey()
+    const post = () => app.request('/accounts/zed/deposits', { method: 'POST', headers: { 'idempotency-key': `"${key}"` }, body: '{}' }, env)
+    expect((await post()).status).toBe(413)
+    const again = await post()
+    expect({ status: again.status, replayed: again.headers.get('idempotent-replayed'), runs, sent: seen.length }).toEqual({ status: 413, replayed: 'true', runs: 1, sent: 1 })
+  })
+
+  it.each(['length', 'chunked'] as const)('a handler reads the body after dispatch(c) sent it (%s, no once())', async (framing) => {
+    const { seen, origin } = bound()
+    const app = new Hono().post('/accounts/*', async (c) => {
+      const res = await dispatch(c, undefined, { origins: [origin], strategy: 'failover' })
+      return c.json({ status: res.status, json: await c.req.json(), raw: await c.req.raw.text() })
+    })
+    const text = JSON.stringify({ amount: 5 })
+    const bytes = new TextEncoder().encode(text)
+    const init = { method: 'POST', headers: { 'content-type': 'application/json' }, body: framing === 'length' ? bytes : chunked(bytes, 4), ...(framing === 'chunked' ? { duplex: 'half' } : {}) }
+    const res = await app.request('/accounts/zed/deposits', init as RequestInit, env)
+    expect(await res.json()).toEqual({ status: 201, json: { amount: 5 }, raw: text })
+    expect(seen).toEqual([bytes.byteLength])
+  })
+})
