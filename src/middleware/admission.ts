@@ -190,6 +190,11 @@ export class Admission {
     this.#timer = setTimeout(() => this.#expire(), Math.max(0, untilDeadline))
   }
 
+  /** A final commit of this lease was sent and has neither landed nor failed yet. */
+  get commitInFlight(): boolean {
+    return this.#committing && !this.#committed
+  }
+
   /** A final commit is about to be sent (in the next turn, after the answer): from now on it keeps the lease (see #schedule). */
   committingSoon(): void {
     this.#committing = true

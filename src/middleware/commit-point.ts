@@ -239,6 +239,13 @@ export class CommitPoint {
     this.#answered = true
     // The handler answered and something after it (a middleware after once(), the reply's stream) ran long.
     if (this.#phase === 'running' && answered && isFinalStatus(answered.status) && !this.appliedNothing(answered)) this.#phase = 'returned'
+    // Its final reply's commit is still on its way, 30 s past maxRunMs (Admission's bound): no second commit is queued
+    // behind it (reply-lost would wait as long); the client gets that reply, as a client answered first does.
+    const pending = this.#pending
+    if (pending && pending.args === undefined && this.admission.commitInFlight && (this.#phase === 'returned' || this.#phase === 'applied')) {
+      console.error(`hono-once: the reply of ${this.admission.requestId} is answered before its commit, which has not landed; a retry may run the handler again if it never does`)
+      return answered && this.#phase === 'returned' ? answered : withCallerHeaders(replayResponse(pending, false), this.caller)
+    }
     if (this.#phase === 'applied' || this.#phase === 'returned' || this.#phase === 'provisional') {
       await this.#keepApplied(`its handler did not finish within ${this.config.maxRunMs} ms`)
     }
