@@ -4,6 +4,7 @@ import { fingerprint as defaultFingerprint } from './fingerprint.js'
 import { defaultScope } from './identity.js'
 import { type LocationHint, type OnceOptions, validateOptions } from './options.js'
 import { replayFilter } from '../shared/reply.js'
+import { heldRequest } from '../shared/request-body.js'
 import { ReplyCache } from './reply-cache.js'
 import type { Namespace } from './rpc.js'
 
@@ -125,7 +126,11 @@ export function resolveConfig(options: OnceOptions): OnceConfig {
     fingerprint:
       typeof fingerprint === 'function'
         ? fingerprint
-        : (c, body) => defaultFingerprint({ method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body }, fingerprint),
+        : (c, body) => {
+            // The request as it came (method, URL, headers): a replay never makes the handler's copy of it.
+            const sent = heldRequest(c)
+            return defaultFingerprint({ method: sent.method, url: sent.url, headers: sent.headers, body }, fingerprint)
+          },
     ttlMs: ttlSeconds * 1000,
     leaseMs,
     maxRunMs,

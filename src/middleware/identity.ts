@@ -1,5 +1,6 @@
 import type { Context } from 'hono'
 import { sha256Hex } from '../shared/digest.js'
+import { heldRequest } from '../shared/request-body.js'
 
 /**
  * The record's lookup key: scope and idempotency key, length-prefixed so no
@@ -67,7 +68,8 @@ export async function defaultScope(c: Context): Promise<{ scope: string; unscope
     const iss = typeof jwt.iss === 'string' ? jwt.iss : ''
     return { scope: `jwt:${await sha256Hex(`${iss.length}:${iss}:${jwt.sub}`)}`, unscoped: false, basic: false }
   }
-  const authorization = c.req.header('authorization')
+  // The request as it came: reading its headers does not make the handler's copy of it (request-body.ts).
+  const authorization = heldRequest(c).headers.get('authorization')
   if (authorization) return { scope: await sha256Hex(authorization), unscoped: false, basic: BASIC.test(authorization) }
   return { scope: '', unscoped: true, basic: false }
 }

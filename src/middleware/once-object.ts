@@ -7,6 +7,7 @@ import { sendableStatus } from '../durable/once-object-reply.js'
 import { optionsError } from '../shared/options.js'
 import { resolveConfig } from './config.js'
 import { readBody } from './body.js'
+import { heldRequest } from '../shared/request-body.js'
 import { answerWith, callerHeaders } from './caller-headers.js'
 import { identify } from './identify.js'
 import { readKey } from './key.js'
@@ -195,7 +196,9 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
   const requestOf = async (c: Context<E>, body: Uint8Array, identity: OnceCall['identity']): Promise<OnceCall | OnceMethodRequest | Response> => {
     const policy = policyOf()
     if (!methodOf) {
-      const request: OnceCall = { method: c.req.method, url: c.req.url, headers: [...c.req.raw.headers], body, policy }
+      // The request as it came: the edge's handler never runs here, so its copy of the request is never made.
+      const sent = heldRequest(c)
+      const request: OnceCall = { method: sent.method, url: sent.url, headers: [...sent.headers], body, policy }
       if (identity) request.identity = identity
       return request
     }

@@ -95,18 +95,60 @@ function storeBody(c: Context, body: Uint8Array<ArrayBuffer>, cached = false, co
     headers ??= new Headers(c.req.raw.headers)
     headers.set('content-length', String(body.byteLength))
   }
-  c.req.raw = new Request(c.req.raw, headers ? { body, headers } : { body })
+  const sent = c.req.raw
+  if (headers) c.req.raw = new Request(sent, { body, headers })
+  else lazyRaw(c, sent, body)
   const cache = c.req.bodyCache as Record<string, unknown>
   if (!cached) cache.arrayBuffer = Promise.resolve(body.buffer as ArrayBuffer)
   lazyEntry(cache, 'text', () => decoder.decode(body))
   // With the request's Content-Type: hono 4.6 makes FormData of the cached bytes without it, which fails. Read
   // when asked for, not on every request.
-  const raw = c.req.raw
+  const type = (headers ?? sent.headers).get('content-type')
   lazyEntry(cache, 'formData', () => {
-    const type = raw.headers.get('content-type')
     return new Response(body, type === null ? {} : { headers: { 'content-type': type } }).formData()
   })
   return body
+}
+
+/**
+ * The request as it came, for its method, URL and headers, without making
+ * the fresh `c.req.raw` that {@link readRequestBody} leaves for the handler:
+ * that one is made when first asked for (a replay never runs the handler, so
+ * it never pays for a `Request` copy). Its body may be spent; its headers
+ * are the fresh one's.
+ *
+ * @param c - the request context
+ * @returns the request whose method, URL and headers `c.req.raw` has
+ * @example
+ * const authorization = heldRequest(c).headers.get('authorization')
+ */
+export function heldRequest(c: Context): Request {
+  return HELD.get(c.req) ?? c.req.raw
+}
+
+/** The request as sent, by the `c.req` whose fresh `raw` is not made yet (see {@link heldRequest}). */
+const HELD = new WeakMap<object, Request>()
+
+/**
+ * Makes `c.req.raw` the request with `body` again when first read, for code
+ * that forwards it or reads it directly: until then {@link heldRequest}
+ * answers for its method, URL and headers (the same). Hono's `raw` is a
+ * plain field; a value assigned to it replaces this.
+ */
+function lazyRaw(c: Context, sent: Request, body: Uint8Array<ArrayBuffer>): void {
+  const req = c.req
+  const settle = (raw: Request): Request => {
+    HELD.delete(req)
+    Object.defineProperty(req, 'raw', { value: raw, writable: true, enumerable: true, configurable: true })
+    return raw
+  }
+  HELD.set(req, sent)
+  Object.defineProperty(req, 'raw', {
+    configurable: true,
+    enumerable: true,
+    get: () => settle(new Request(sent, { body })),
+    set: settle,
+  })
 }
 
 /**
