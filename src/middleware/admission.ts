@@ -11,6 +11,24 @@ import { rpcFault } from './rpc.js'
  */
 export const COMMIT_RENEW_MS = 30_000
 
+/** The bound in force: {@link COMMIT_RENEW_MS}, unless a test shortened it ({@link shortenCommitBound}). */
+let commitRenewMs = COMMIT_RENEW_MS
+
+/**
+ * For tests: sets the bound of {@link COMMIT_RENEW_MS} to `ms` for this isolate (a test of what happens at the bound
+ * need not wait 30 s), and returns the function that sets it back. Not part of the package's entries.
+ *
+ * @param ms - the bound, in ms
+ * @returns restore
+ * @example
+ * const restore = shortenCommitBound(500)
+ * try { … } finally { restore() }
+ */
+export function shortenCommitBound(ms: number): () => void {
+  commitRenewMs = ms
+  return () => void (commitRenewMs = COMMIT_RENEW_MS)
+}
+
 /** Why a reply was not durably stored: another attempt holds the key, or the stable area could not be reached. */
 export type CommitFailure = 'lease_lost' | 'unavailable'
 
@@ -118,9 +136,9 @@ export class Admission {
     const untilDeadline = this.#runDeadline - Date.now()
     if (this.#committing && !this.#committed) {
       // A final commit on its way: renewed past the run deadline until it settles, within a bound.
-      if (untilDeadline + COMMIT_RENEW_MS > 0) this.#timer = setTimeout(() => void this.#renew(), this.leaseMs / 3)
+      if (untilDeadline + commitRenewMs > 0) this.#timer = setTimeout(() => void this.#renew(), this.leaseMs / 3)
       else {
-        console.error(`hono-once: the commit of ${this.requestId} has not landed ${COMMIT_RENEW_MS} ms past maxRunMs; its lease is no longer renewed, and a retry may take the key over`)
+        console.error(`hono-once: the commit of ${this.requestId} has not landed ${commitRenewMs} ms past maxRunMs; its lease is no longer renewed, and a retry may take the key over`)
         this.#expire() // and a client still waiting for it is answered
       }
       return
@@ -183,7 +201,7 @@ export class Admission {
     if (!this.#renewing) return
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     const untilDeadline = this.#runDeadline - Date.now()
-    if (this.#committing && !this.#committed && untilDeadline + COMMIT_RENEW_MS > 0) {
+    if (this.#committing && !this.#committed && untilDeadline + commitRenewMs > 0) {
       this.#timer = setTimeout(() => this.#rearm(), this.leaseMs / 3)
       return
     }

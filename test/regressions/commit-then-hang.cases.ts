@@ -5,6 +5,7 @@ import { once, type OnceOptions } from '../../src/index.js'
 import { commitsUnderControl, watch } from '../commits-under-control.js'
 import { newKey } from '../helpers.js'
 import { endLease } from '../../src/testing.js'
+import { shortenCommitBound } from '../../src/middleware/admission.js'
 
 /**
  * Review s34 (answer first) #1: once a final commit of the lease had landed, the next renewal found the record
@@ -118,5 +119,41 @@ describe('the run deadline after renewal ends (review s35)', () => {
     const answer = await within(first, 4000)
     expect({ status: answer.status, retryable: (answer.body as { retryable?: boolean } | undefined)?.retryable, aborted: aborted.length }).toEqual({ status: 504, retryable: true, aborted: 1 })
     warn.mockRestore()
+  })
+})
+
+/**
+ * Review s36 #4: a commit that neither lands nor fails keeps its lease renewed for COMMIT_RENEW_MS past maxRunMs (30 s,
+ * shortened here to 900 ms); at that bound a client still waiting for it (answerFirst: false) gets its handler's own
+ * reply, once, and the log says the commit has not landed. It hung before (a reply-lost commit queued behind the stuck one).
+ */
+describe('a commit that never lands, at the bound past maxRunMs', () => {
+  it("answers the waiting client with its handler's own reply, not before the bound, and logs why", async () => {
+    const restore = shortenCommitBound(900)
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const control = commitsUnderControl()
+    try {
+      const app = new Hono()
+      app.post('/jobs', once({ namespace: () => control.ns, replayCache: false, answerFirst: false, leaseMs: 1000, maxRunMs: 300 }), (c) => {
+        c.header('set-cookie', 'session=first-caller')
+        return c.json({ accepted: true }, 201)
+      })
+      control.set('hold')
+      const answering = Promise.resolve(app.request('/jobs', { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"`, 'content-type': 'application/json' }, body: '{}' }, env))
+      const seen = watch(answering)
+      await control.sent()
+      await scheduler.wait(600) // past maxRunMs (300 ms), within the bound (300 + 900 ms): still waiting for the commit
+      const waitingAtHalf = !seen.settled()
+      const res = await within(answering, 4000)
+      const logged = error.mock.calls.some(([m]) => String(m).includes('has not landed 900 ms past maxRunMs'))
+      expect({ waitingAtHalf, res, logged, commits: control.calls() }).toEqual({ waitingAtHalf: true, res: { status: 201, body: { accepted: true } }, logged: true, commits: 1 })
+      expect((await answering).headers.get('set-cookie')).toBe('session=first-caller')
+    } finally {
+      control.open()
+      restore()
+      error.mockRestore()
+      warn.mockRestore()
+    }
   })
 })
