@@ -12,6 +12,7 @@ import { inFlight, problem } from './problem.js'
 import { cacheKeyOf } from './reply-cache.js'
 import { callWithRetry, rpcProblem } from './rpc.js'
 import { CREDENTIAL_CLASS, listedCredentials } from '../shared/credentials.js'
+import { heldRequest } from '../shared/request-body.js'
 
 /**
  * What this isolate answered without a round trip, for a status page: the
@@ -98,7 +99,7 @@ export async function admit(c: Context, config: OnceConfig, id: Identity, self: 
         idempotencyKey: key,
       })
     }
-    relay = { request: forwardRequest(c.req.raw, id.body, { allow: plan.forwardHeaders, principal: principalOf(c, id.scope), logged: id.domain !== undefined }), plan, key }
+    relay = { request: forwardRequest(heldRequest(c), id.body, { allow: plan.forwardHeaders, principal: principalOf(c, id.scope), logged: id.domain !== undefined }), plan, key }
     // The signature lists every header it covers once more (in Signature-Input): counted, so the edge's own stay small.
     const perName = plan.secret !== undefined ? 2 : 1
     const headerBytes = relay.request.headers.reduce((n, [name, value]) => n + perName * (name.length + 3) + value.length + 1, relay.request.path.length)

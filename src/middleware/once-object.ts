@@ -196,7 +196,7 @@ export function onceObject<E extends Env, T extends OnceObject<unknown>>(
   const requestOf = async (c: Context<E>, body: Uint8Array, identity: OnceCall['identity']): Promise<OnceCall | OnceMethodRequest | Response> => {
     const policy = policyOf()
     if (!methodOf) {
-      // The request as it came: the edge's handler never runs here, so its copy of the request is never made.
+      // The request as it came: no edge handler runs after this, so nothing here makes the handler's copy of it.
       const sent = heldRequest(c)
       const request: OnceCall = { method: sent.method, url: sent.url, headers: [...sent.headers], body, policy }
       if (identity) request.identity = identity

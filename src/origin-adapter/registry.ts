@@ -1,5 +1,6 @@
 import type { Context } from 'hono'
 import type { RelayPlan } from './types.js'
+import { heldRequest } from '../shared/request-body.js'
 
 /** Handlers made by `proxy()`, with the relay plan for a method (undefined: nothing to relay) and their origin group. */
 const proxies = new WeakMap<object, { planFor: (method: string) => RelayPlan | undefined; owner: object }>()
@@ -52,7 +53,7 @@ export function relayPlanOf(c: Context, self: object): { plan: RelayPlan; owner:
   const next = req.matchedRoutes?.[index + 1]
   const marked = next && proxies.get(unwrapped(next.handler))
   if (!marked) return undefined
-  const plan = marked.planFor(c.req.method)
+  const plan = marked.planFor(heldRequest(c).method)
   return plan && { plan, owner: marked.owner }
 }
 

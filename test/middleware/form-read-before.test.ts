@@ -81,6 +81,23 @@ describe('a form read behind once()', () => {
   })
 })
 
+describe("a form whose Content-Type the handler sets on c.req.raw", () => {
+  // A beacon (navigator.sendBeacon(url, 'a=1')) sends a form as text/plain; the handler says what it is before reading.
+  // The form is parsed with the type the request has when it is read (review s37: it took the type once() saw).
+  it.each(['formData', 'parseBody'] as const)('is parsed by c.req.%s() with that type', async (read) => {
+    const app = new Hono<{ Bindings: Cloudflare.Env }>()
+    app.onError((err, c) => c.text(`onError: ${String(err)}`, 500))
+    app.post('/beacons', once({ unscoped: 'shared' }), async (c) => {
+      c.req.raw.headers.set('content-type', 'application/x-www-form-urlencoded')
+      const fields = read === 'formData' ? Object.fromEntries(await c.req.formData()) : await c.req.parseBody()
+      return c.json(fields, 201)
+    })
+    const res = await app.request('/beacons', { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"`, 'content-type': 'text/plain' }, body: 'a=1&b=two' }, env)
+    expect(await res.text()).toBe(JSON.stringify({ a: '1', b: 'two' }))
+    expect(res.status).toBe(201)
+  })
+})
+
 describe('a form read before once() and encoded again', () => {
   it('goes on with a Content-Length that matches its new bytes', async () => {
     const app = new Hono<{ Bindings: Cloudflare.Env }>()
