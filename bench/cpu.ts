@@ -13,35 +13,19 @@
  * and the per-block ratios of `once()` ÷ the two-write floor and of the
  * method call ÷ the plain RPC, for CPU and for wall time.
  *
- * Knobs: BENCH_VARIANTS (default "floor,once,rpc,call"; also "plain", "obj").
+ * Knobs: BENCH_VARIANTS (default "floor,once,rpc,call"; also "plain", "obj", "replay": bench/lib/diagnostic.ts).
  */
-import { readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { startWranglerDev } from '../scripts/wrangler-dev.js'
-import { keepAlive, timed } from './lib/http.js'
+import { readdirSync, readFileSync } from 'node:fs'
+import { startDiagnostic } from './lib/diagnostic.js'
 import { median, table } from './lib/stats.js'
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 8)
 const perRound = Number(process.env.BENCH_REQUESTS ?? 300)
 const names = (process.env.BENCH_VARIANTS ?? 'floor,once,rpc,call').split(',').map((s) => s.trim())
 
-const persistTo = mkdtempSync(join(tmpdir(), 'hono-once-cpu-'))
-const dev = await startWranglerDev({ config: 'bench/wrangler.toml', persistTo })
-const base = new URL(dev.url)
-const agent = keepAlive(1)
-const run = Date.now().toString(36)
-const post = (path: string, key?: string) =>
-  timed(base, agent, { method: 'POST', path, body: '{"amount":100}', headers: { 'idempotency-key': key === undefined ? undefined : `"${key}"` }, expect: 201 })
-const variants: Record<string, (i: number, round: number) => Promise<number>> = {
-  plain: () => post('/plain'),
-  floor: (i, r) => post('/floor', `f-${run}-${r}-${i}`),
-  once: (i, r) => post('/once', `o-${run}-${r}-${i}`),
-  rpc: () => post(`/rpc/acct-${run}/deposits`),
-  call: (i, r) => post(`/call/acct-${run}/deposits`, `c-${run}-${r}-${i}`),
-  obj: (i, r) => post(`/obj/acct-${run}/deposits`, `n-${run}-${r}-${i}`),
-}
-for (const n of names) if (!variants[n]) throw new Error(`BENCH_VARIANTS: unknown variant ${n} (${Object.keys(variants).join(', ')})`)
+const bench = await startDiagnostic('cpu')
+const variants = Object.fromEntries(names.map((n) => [n, bench.variant(n, 'BENCH_VARIANTS')]))
+const dev = bench.dev
 
 /** The processes under `pid`, with a short label each. */
 function tree(pid: number): { pid: number; label: string }[] {
@@ -92,9 +76,7 @@ try {
     process.stderr.write(`\rround ${round + 1}/${rounds}`)
   }
 } finally {
-  agent.destroy()
-  await dev.stop()
-  rmSync(persistTo, { recursive: true, force: true })
+  await bench.stop()
 }
 const total = (n: string) => cpu.get(n)![0]!.map((_, r) => cpu.get(n)!.reduce((s, per) => s + per[r]!, 0))
 console.log(`\n\n${rounds} blocks × ${perRound} requests per variant; CPU ms per request (median of blocks), by process\n`)

@@ -1,48 +1,31 @@
 /**
  * `npm run bench:profile`: where the Worker's JavaScript time goes for one
- * variant of bench/cpu.ts (a diagnostic). Starts `wrangler dev` with
+ * variant (a diagnostic; the variants are bench/lib/diagnostic.ts's). Starts `wrangler dev` with
  * bench/wrangler.toml, takes a V8 CPU profile of the workerd that runs the
  * Worker and its objects (its inspector) over BENCH_REQUESTS requests, and
  * prints the functions with the most self time, and the most total time.
  *
- * Knobs: BENCH_VARIANT (default "obj"; see bench/cpu.ts), BENCH_REQUESTS (default 1000), BENCH_TOP (default 40),
- * BENCH_PROFILE_OUT (write the .cpuprofile there, for DevTools).
+ * Knobs: BENCH_VARIANT (default "obj"), BENCH_REQUESTS (default 1000), BENCH_TOP (default 40),
+ * BENCH_PROFILE_OUT (write the .cpuprofile there, for DevTools, and the bundle its line numbers refer to beside it,
+ * as `<file>.worker.js`), BENCH_INSPECTOR_PORT (default 9229, wrangler's).
  */
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { copyFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startWranglerDev } from '../scripts/wrangler-dev.js'
-import { keepAlive, timed } from './lib/http.js'
+import { startDiagnostic } from './lib/diagnostic.js'
 import { table } from './lib/stats.js'
 
 const variant = process.env.BENCH_VARIANT ?? 'obj'
 const requests = Number(process.env.BENCH_REQUESTS ?? 1000)
 const top = Number(process.env.BENCH_TOP ?? 40)
 
-const persistTo = mkdtempSync(join(tmpdir(), 'hono-once-profile-'))
-const dev = await startWranglerDev({ config: 'bench/wrangler.toml', persistTo })
-const base = new URL(dev.url)
-const agent = keepAlive(1)
-const run = Date.now().toString(36)
-const post = (path: string, key?: string) =>
-  timed(base, agent, { method: 'POST', path, body: '{"amount":100}', headers: { 'idempotency-key': key === undefined ? undefined : `"${key}"` }, expect: 201 })
-const variants: Record<string, (i: number) => Promise<number>> = {
-  plain: () => post('/plain'),
-  floor: (i) => post('/floor', `f-${run}-${i}`),
-  once: (i) => post('/once', `o-${run}-${i}`),
-  rpc: () => post(`/rpc/acct-${run}/deposits`),
-  call: (i) => post(`/call/acct-${run}/deposits`, `c-${run}-${i}`),
-  obj: (i) => post(`/obj/acct-${run}/deposits`, `n-${run}-${i}`),
-  replay: () => post(`/obj/acct-${run}/deposits`, `r-${run}`),
-}
-const send = variants[variant]
-if (!send) throw new Error(`BENCH_VARIANT: unknown variant ${variant} (${Object.keys(variants).join(', ')})`)
+const bench = await startDiagnostic('profile')
+const send = bench.variant(variant, 'BENCH_VARIANT')
 
 interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 interface Profile { nodes: Node[]; samples: number[]; timeDeltas: number[] }
 
 try {
-  for (let i = 0; i < 200; i++) await send(-1 - i)
+  for (let i = 0; i < 200; i++) await send(i, -1)
   // wrangler's inspector proxy (default port 9229) forwards to the workerd that runs the Worker.
   const targets = (await (await fetch(`http://127.0.0.1:${process.env.BENCH_INSPECTOR_PORT ?? 9229}/json/list`)).json()) as { webSocketDebuggerUrl: string }[]
   // The proxy accepts only connections that say their Origin (undici's WebSocket takes headers).
@@ -51,7 +34,6 @@ try {
   let id = 0
   const pending = new Map<number, (v: unknown) => void>()
   ws.onmessage = (e) => {
-    if (process.env.BENCH_DEBUG) console.error('cdp <', typeof e.data, String(e.data).slice(0, 200))
     const msg = JSON.parse(String(e.data)) as { id?: number; result?: unknown }
     if (msg.id !== undefined) pending.get(msg.id)?.(msg.result)
   }
@@ -64,7 +46,7 @@ try {
   await cdp('Profiler.setSamplingInterval', { interval: 50 })
   await cdp('Profiler.start')
   const started = performance.now()
-  for (let i = 0; i < requests; i++) await send(i)
+  for (let i = 0; i < requests; i++) await send(i, 0)
   const wall = (performance.now() - started) / requests
   const { profile } = (await cdp('Profiler.stop')) as { profile: Profile }
   ws.close()
@@ -104,7 +86,5 @@ try {
   console.log('')
   console.log(table(['total', 'ms per request'], rows(totalBy)).join('\n'))
 } finally {
-  agent.destroy()
-  await dev.stop()
-  rmSync(persistTo, { recursive: true, force: true })
+  await bench.stop()
 }

@@ -102,9 +102,9 @@ function storeBody(c: Context, body: Uint8Array<ArrayBuffer>, cached = false, co
   if (!cached) cache.arrayBuffer = Promise.resolve(body.buffer as ArrayBuffer)
   lazyEntry(cache, 'text', () => decoder.decode(body))
   // With the request's Content-Type: hono 4.6 makes FormData of the cached bytes without it, which fails. Read
-  // when asked for, not on every request.
+  // when asked for, not on every request, with the type the request has then (a handler may have set it: a
+  // beacon's text/plain form).
   lazyEntry(cache, 'formData', () => {
-    // Read when asked for: a handler may have set the request's Content-Type meanwhile (a beacon's text/plain form).
     const type = heldRequest(c).headers.get('content-type')
     return new Response(body, type === null ? {} : { headers: { 'content-type': type } }).formData()
   })
