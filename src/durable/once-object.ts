@@ -152,7 +152,7 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
       const seen = this.#classify(id, Date.now())
       if (seen.kind === 'free') {
         // Decided on the path the app routes by, however the client spelled it.
-        return leaseDeclared(app, () => new Request(call.url, { method: call.method, headers: call.headers }), this.env) ? runLeased(this.#lease, call, id, seen) : this.#runAtomic(call, id, seen)
+        return leaseDeclared(app, () => new Request(call.url, { method: call.method, headers: call.headers }), this.env) ? runLeased(this.#lease, call, id, seen) : this.#runAtomic(call, id)
       }
       if (seen.kind !== 'in_flight') return seen
       const left = deadline - Date.now()
@@ -272,19 +272,15 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
   }
 
   /**
-   * Runs the app and writes the record in one storage transaction: both commit, or neither does.
-   *
-   * @param looked - what the record said just before; used only when the transaction starts in this same
-   *   synchronous step (nothing can have run in between), else the record is read again inside it
+   * Runs the app and writes the record in one storage transaction: both commit, or neither does. The record is
+   * read again inside it: the runtime starts the transaction's callback later than this call (a critical section
+   * entered from a promise continuation), so another request may have run since the first look.
    */
-  async #runAtomic(call: OnceCall, id: OnceCallIdentity, looked: Free): Promise<OnceAnswer> {
+  async #runAtomic(call: OnceCall, id: OnceCallIdentity): Promise<OnceAnswer> {
     let free: Free | undefined
-    let stillSynchronous: Free | undefined = looked
     try {
-      const running = this.ctx.storage.transaction(async (): Promise<OnceAnswer> => {
-        // Another request may have run between the first look and this critical section: look again, unless the
-        // runtime entered it in the same synchronous step as the first look.
-        const seen = stillSynchronous ?? this.#classify(id, Date.now())
+      return await this.ctx.storage.transaction(async (): Promise<OnceAnswer> => {
+        const seen = this.#classify(id, Date.now())
         if (seen.kind !== 'free') return seen
         free = seen
         let read: Awaited<ReturnType<typeof readReply>>
@@ -300,8 +296,6 @@ export abstract class OnceObject<Env = Cloudflare.Env> extends DurableObject<Env
         this.#records.commit(id.lookup, seen.row, id.fingerprint, seen.requestId, seen.attempt, stored, expiresAt)
         return { kind: 'new', requestId: seen.requestId, reply: answer, committed: true, expiresAt }
       })
-      stillSynchronous = undefined
-      return await running
     } catch (err) {
       if (!(err instanceof Rollback) || !free) throw err
       return this.#rolledBack(call.policy, id, free, err.answer)
