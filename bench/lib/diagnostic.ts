@@ -17,10 +17,10 @@ export type DiagnosticVariant = (i: number, round: number) => Promise<number>
  * plain, floor, once (section 1); rpc, call, obj, replay (section 7).
  *
  * @param label - names the temporary store directory
- * @returns the variants by name, the `wrangler dev` process, and `stop()`
+ * @returns the `wrangler dev` process, the variant of a name, and `stop()`
  * @example
  * const bench = await startDiagnostic('cpu')
- * try { await bench.variants.obj!(0, 0) } finally { await bench.stop() }
+ * try { await bench.variant('obj', 'BENCH_VARIANT')(0, 0) } finally { await bench.stop() }
  */
 export async function startDiagnostic(label: string) {
   const persistTo = mkdtempSync(join(tmpdir(), `hono-once-${label}-`))
@@ -41,7 +41,6 @@ export async function startDiagnostic(label: string) {
   }
   return {
     dev,
-    variants,
     /** The variant called `name`; throws naming the knob and the choices when there is none. */
     variant(name: string, knob: string): DiagnosticVariant {
       const v = variants[name]

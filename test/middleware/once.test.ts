@@ -321,7 +321,7 @@ describe('the request the handler sees', () => {
   // once() makes the handler's c.req.raw when it is first read (a replay never runs the handler): whichever way the
   // handler reads it, and in whatever order, it is the request as sent.
   it('gives the handler the request as sent through c.req.raw, whatever it reads first (property)', async () => {
-    const reads = ['stream', 'text', 'headers-then-text', 'assign-then-read', 'same-object'] as const
+    const reads = ['stream', 'bytes', 'headers-then-bytes', 'assign-then-read', 'same-object'] as const
     await fc.assert(
       fc.asyncProperty(
         fc.uint8Array({ minLength: 1, maxLength: 2048 }),
@@ -331,21 +331,20 @@ describe('the request the handler sees', () => {
           const app = new Hono()
           app.post('/seen', once(), async (c) => {
             let raw = c.req.raw
-            if (read === 'headers-then-text') expect(c.req.raw.headers.get('x-extra')).toBe(extra)
+            if (read === 'headers-then-bytes') expect(c.req.raw.headers.get('x-extra')).toBe(extra)
             if (read === 'assign-then-read') {
               c.req.raw = new Request(c.req.raw, { headers: { 'x-extra': extra, 'x-assigned': '1' } })
               expect(c.req.raw.headers.get('x-assigned')).toBe('1')
               raw = c.req.raw
             }
             if (read === 'same-object') expect(c.req.raw).toBe(raw)
-            const body = read === 'stream' ? new Uint8Array(await new Response(raw.body).arrayBuffer()) : new TextEncoder().encode(await raw.text())
-            return c.json({ method: raw.method, url: raw.url, extra: raw.headers.get('x-extra'), length: body.byteLength, same: read === 'stream' ? body.every((b, i) => b === bytes[i]) : true }, 201)
+            const body = new Uint8Array(read === 'stream' ? await new Response(raw.body).arrayBuffer() : await raw.arrayBuffer())
+            return c.json({ method: raw.method, url: raw.url, extra: raw.headers.get('x-extra'), length: body.byteLength, same: body.every((b, i) => b === bytes[i]) }, 201)
           })
           const res = await app.request('/seen?q=1', { method: 'POST', headers: { 'idempotency-key': newKey(), 'x-extra': extra }, body: bytes }, env)
           expect(res.status).toBe(201)
           const seen = (await res.json()) as { method: string; url: string; extra: string; length: number; same: boolean }
-          expect(seen).toMatchObject({ method: 'POST', url: 'http://localhost/seen?q=1', extra, same: true })
-          if (read === 'stream') expect(seen.length).toBe(bytes.byteLength)
+          expect(seen).toEqual({ method: 'POST', url: 'http://localhost/seen?q=1', extra, length: bytes.byteLength, same: true })
         },
       ),
       { numRuns: 40 },
