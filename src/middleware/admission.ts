@@ -201,9 +201,12 @@ export class Admission {
     if (!this.#renewing) return
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     const untilDeadline = this.#runDeadline - Date.now()
-    if (this.#committing && !this.#committed && untilDeadline + commitRenewMs > 0) {
-      this.#timer = setTimeout(() => this.#rearm(), this.leaseMs / 3)
-      return
+    if (this.#committing && !this.#committed) {
+      if (untilDeadline + commitRenewMs > 0) {
+        this.#timer = setTimeout(() => this.#rearm(), this.leaseMs / 3)
+        return
+      }
+      console.error(`hono-once: the commit of ${this.requestId} has not been answered ${commitRenewMs} ms past maxRunMs; it is no longer waited for (a client still waiting is answered)`)
     }
     this.#timer = setTimeout(() => this.#expire(), Math.max(0, untilDeadline))
   }

@@ -96,8 +96,11 @@ function storeBody(c: Context, body: Uint8Array<ArrayBuffer>, cached = false, co
     headers.set('content-length', String(body.byteLength))
   }
   const sent = c.req.raw
-  if (headers) c.req.raw = new Request(sent, { body, headers })
-  else lazyRaw(c, sent, body)
+  // A GET or HEAD carries no body (no Request with one can be made): it stays as it is.
+  if (sent.method !== 'GET' && sent.method !== 'HEAD') {
+    if (headers) c.req.raw = new Request(sent, { body, headers })
+    else lazyRaw(c, sent, body)
+  }
   const cache = c.req.bodyCache as Record<string, unknown>
   if (!cached) cache.arrayBuffer = Promise.resolve(body.buffer as ArrayBuffer)
   lazyEntry(cache, 'text', () => decoder.decode(body))

@@ -318,6 +318,37 @@ describe('the request the handler sees', () => {
     expect(await res.json()).toEqual({ raw: '{"a":1}', parsed: { a: 1 } })
   })
 
+  it('gives the handler the request the app assigned to c.req.raw before anything read it', async () => {
+    const app = new Hono()
+    app.post('/seen', once(), async (c) => {
+      c.req.raw = new Request('http://localhost/other', { method: 'PUT', headers: { 'x-a': '1' }, body: 'replaced' })
+      return c.json({ method: c.req.method, url: c.req.url, a: c.req.header('x-a'), body: await c.req.raw.text() }, 201)
+    })
+    const res = await app.request('/seen', { method: 'POST', headers: { 'idempotency-key': newKey() }, body: 'sent' }, env)
+    expect(await res.json()).toEqual({ method: 'PUT', url: 'http://localhost/other', a: '1', body: 'replaced' })
+  })
+
+  // Review s37b: a body logger before a gated GET left once() a body to give back, and no GET can carry one.
+  it('runs a gated GET once per key when middleware before once() read its (empty) body', async () => {
+    let effects = 0
+    const app = new Hono()
+    app.use(async (c, next) => {
+      await c.req.text()
+      await next()
+    })
+    app.get('/report', once({ methods: ['GET', 'POST'] }), (c) => {
+      effects++
+      return c.json({ q: c.req.query('q'), method: c.req.raw.method }, 200)
+    })
+    const key = newKey()
+    const answers: unknown[] = []
+    for (let i = 0; i < 2; i++) {
+      const res = await app.request('/report?q=1', { headers: { 'idempotency-key': key } }, env)
+      answers.push({ status: res.status, body: await res.json() })
+    }
+    expect({ answers, effects }).toEqual({ answers: [{ status: 200, body: { q: '1', method: 'GET' } }, { status: 200, body: { q: '1', method: 'GET' } }], effects: 1 })
+  })
+
   // once() makes the handler's c.req.raw when it is first read (a replay never runs the handler): whichever way the
   // handler reads it, and in whatever order, it is the request as sent.
   it('gives the handler the request as sent through c.req.raw, whatever it reads first (property)', async () => {

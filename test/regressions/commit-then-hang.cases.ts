@@ -156,4 +156,29 @@ describe('a commit that never lands, at the bound past maxRunMs', () => {
       warn.mockRestore()
     }
   })
+
+  // Review s37b: the same bound where renewal has ended (a renewal found the record committed, the commit's answer held).
+  it('gives up on a commit that landed but is never answered, at the bound, with a log line', async () => {
+    const restore = shortenCommitBound(900)
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const control = commitsUnderControl()
+    try {
+      const { post } = committingThenHanging({ namespace: () => control.ns, replayCache: false, leaseMs: 1000, maxRunMs: 300 })
+      control.set('late') // lands; its answer is held: a renewal finds the record committed
+      const answering = post(newKey())
+      const seen = watch(answering)
+      await control.sent()
+      await scheduler.wait(600) // past maxRunMs (300 ms), within the bound (300 + 900 ms)
+      const waitingAtHalf = !seen.settled()
+      const res = await within(answering, 4000)
+      const logged = error.mock.calls.some(([m]) => String(m).includes('has not been answered 900 ms past maxRunMs'))
+      expect({ waitingAtHalf, res, logged, renewed: control.renewals() > 0 }).toEqual({ waitingAtHalf: true, res: { status: 201, body: { accepted: true } }, logged: true, renewed: true })
+    } finally {
+      control.open()
+      restore()
+      error.mockRestore()
+      warn.mockRestore()
+    }
+  })
 })
