@@ -127,58 +127,60 @@ describe('the run deadline after renewal ends (review s35)', () => {
  * shortened here to 900 ms); at that bound a client still waiting for it (answerFirst: false) gets its handler's own
  * reply, once, and the log says the commit has not landed. It hung before (a reply-lost commit queued behind the stuck one).
  */
+/**
+ * With the bound shortened to 900 ms: one request whose commit `mode` holds (`hold`: never sent on; `late`: landed, its
+ * answer held), and what its client saw 600 ms after the commit went out (past maxRunMs, within the bound) and by 4 s.
+ */
+async function atTheBound(mode: 'hold' | 'late', routeOf: (control: ReturnType<typeof commitsUnderControl>) => (key: string) => Promise<Response>, logLine: string) {
+  const restore = shortenCommitBound(900)
+  const error = vi.spyOn(console, 'error').mockImplementation(() => {})
+  const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+  const control = commitsUnderControl()
+  try {
+    const post = routeOf(control)
+    control.set(mode)
+    const answering = post(newKey())
+    const seen = watch(answering)
+    await control.sent()
+    await scheduler.wait(600) // past maxRunMs (300 ms), within the bound (300 + 900 ms): still waiting for the commit
+    const waitingAtHalf = !seen.settled()
+    const res = await within(answering, 4000)
+    const logged = error.mock.calls.some(([m]) => String(m).includes(logLine))
+    return { waitingAtHalf, res, logged, commits: control.calls(), renewed: control.renewals() > 0, answering }
+  } finally {
+    control.open()
+    restore()
+    error.mockRestore()
+    warn.mockRestore()
+  }
+}
+
 describe('a commit that never lands, at the bound past maxRunMs', () => {
   it("answers the waiting client with its handler's own reply, not before the bound, and logs why", async () => {
-    const restore = shortenCommitBound(900)
-    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
-    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
-    const control = commitsUnderControl()
-    try {
-      const app = new Hono()
-      app.post('/jobs', once({ namespace: () => control.ns, replayCache: false, answerFirst: false, leaseMs: 1000, maxRunMs: 300 }), (c) => {
-        c.header('set-cookie', 'session=first-caller')
-        return c.json({ accepted: true }, 201)
-      })
-      control.set('hold')
-      const answering = Promise.resolve(app.request('/jobs', { method: 'POST', headers: { 'idempotency-key': `"${newKey()}"`, 'content-type': 'application/json' }, body: '{}' }, env))
-      const seen = watch(answering)
-      await control.sent()
-      await scheduler.wait(600) // past maxRunMs (300 ms), within the bound (300 + 900 ms): still waiting for the commit
-      const waitingAtHalf = !seen.settled()
-      const res = await within(answering, 4000)
-      const logged = error.mock.calls.some(([m]) => String(m).includes('has not landed 900 ms past maxRunMs'))
-      expect({ waitingAtHalf, res, logged, commits: control.calls() }).toEqual({ waitingAtHalf: true, res: { status: 201, body: { accepted: true } }, logged: true, commits: 1 })
-      expect((await answering).headers.get('set-cookie')).toBe('session=first-caller')
-    } finally {
-      control.open()
-      restore()
-      error.mockRestore()
-      warn.mockRestore()
-    }
+    const seen = await atTheBound(
+      'hold',
+      (control) => {
+        const app = new Hono()
+        app.post('/jobs', once({ namespace: () => control.ns, replayCache: false, answerFirst: false, leaseMs: 1000, maxRunMs: 300 }), (c) => {
+          c.header('set-cookie', 'session=first-caller')
+          return c.json({ accepted: true }, 201)
+        })
+        return (key) => Promise.resolve(app.request('/jobs', { method: 'POST', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' }, body: '{}' }, env))
+      },
+      'has not landed 900 ms past maxRunMs',
+    )
+    const { waitingAtHalf, res, logged, commits } = seen
+    expect({ waitingAtHalf, res, logged, commits }).toEqual({ waitingAtHalf: true, res: { status: 201, body: { accepted: true } }, logged: true, commits: 1 })
+    expect((await seen.answering).headers.get('set-cookie')).toBe('session=first-caller')
   })
 
   // Review s37b: the same bound where renewal has ended (a renewal found the record committed, the commit's answer held).
   it('gives up on a commit that landed but is never answered, at the bound, with a log line', async () => {
-    const restore = shortenCommitBound(900)
-    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
-    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
-    const control = commitsUnderControl()
-    try {
-      const { post } = committingThenHanging({ namespace: () => control.ns, replayCache: false, leaseMs: 1000, maxRunMs: 300 })
-      control.set('late') // lands; its answer is held: a renewal finds the record committed
-      const answering = post(newKey())
-      const seen = watch(answering)
-      await control.sent()
-      await scheduler.wait(600) // past maxRunMs (300 ms), within the bound (300 + 900 ms)
-      const waitingAtHalf = !seen.settled()
-      const res = await within(answering, 4000)
-      const logged = error.mock.calls.some(([m]) => String(m).includes('has not been answered 900 ms past maxRunMs'))
-      expect({ waitingAtHalf, res, logged, renewed: control.renewals() > 0 }).toEqual({ waitingAtHalf: true, res: { status: 201, body: { accepted: true } }, logged: true, renewed: true })
-    } finally {
-      control.open()
-      restore()
-      error.mockRestore()
-      warn.mockRestore()
-    }
+    const { waitingAtHalf, res, logged, renewed } = await atTheBound(
+      'late',
+      (control) => committingThenHanging({ namespace: () => control.ns, replayCache: false, leaseMs: 1000, maxRunMs: 300 }).post,
+      'has not been answered 900 ms past maxRunMs',
+    )
+    expect({ waitingAtHalf, res, logged, renewed }).toEqual({ waitingAtHalf: true, res: { status: 201, body: { accepted: true } }, logged: true, renewed: true })
   })
 })
